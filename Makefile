@@ -1,0 +1,73 @@
+# kmem front end: CMake does the building, ctest runs the tests.
+#
+#   make            release build (everything `make install` installs)
+#   make run        build, then run the main job (kmem-demo) with statistics
+#   make test       the whole suite: release (gcc) + valgrind, ASan+UBSan
+#                   (clang), TSan on the threaded tests (gcc)
+#   make install PREFIX=/abs/path
+#   make bench      benchmarks (numbers, not tests)
+#   make soak       long randomized runs
+#   make format / make format-check
+PREFIX ?= /usr/local
+JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE  ?= cmake
+B      := build
+
+.PHONY: all deps release run test test-release test-asan test-tsan \
+	install bench soak format format-check clean
+
+all: release
+
+deps:
+	@sh scripts/deps.sh
+
+release: deps
+	@$(CMAKE) -S . -B $(B)/release -DCMAKE_BUILD_TYPE=Release \
+	    -DCMAKE_C_COMPILER=gcc -DCMAKE_CXX_COMPILER=g++ \
+	    -DKMEM_VALGRIND_TESTS=ON >/dev/null
+	@$(CMAKE) --build $(B)/release -j $(JOBS)
+
+run: release
+	./$(B)/release/kmem-demo
+
+test: test-release test-asan test-tsan
+	@echo "kmem: all test builds passed"
+
+test-release: release
+	@sh tools/check-prim.sh
+	cd $(B)/release && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+test-asan: deps
+	@$(CMAKE) -S . -B $(B)/asan -DCMAKE_BUILD_TYPE=Debug \
+	    -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+	    -DKMEM_SANITIZE=asan -DKMEM_TEST_SCALE=0.25 >/dev/null
+	@$(CMAKE) --build $(B)/asan -j $(JOBS)
+	cd $(B)/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    ctest --output-on-failure -j $(JOBS) --timeout 900
+
+test-tsan: deps
+	@$(CMAKE) -S . -B $(B)/tsan -DCMAKE_BUILD_TYPE=Debug \
+	    -DCMAKE_C_COMPILER=gcc -DCMAKE_CXX_COMPILER=g++ \
+	    -DKMEM_SANITIZE=tsan -DKMEM_TEST_SCALE=0.25 >/dev/null
+	@$(CMAKE) --build $(B)/tsan -j $(JOBS)
+	cd $(B)/tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	    ctest --output-on-failure -j $(JOBS) -L threads --timeout 900
+
+install: release
+	$(CMAKE) --install $(B)/release --prefix $(PREFIX)
+
+bench: release
+	./$(B)/release/bench_vmem
+
+soak: release
+	KMEM_TEST_SCALE=50 ./$(B)/release/t_unit_vmem_model
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(B)

@@ -1,0 +1,28 @@
+#!/bin/sh
+# Install what building and testing kmem needs, if it is missing.
+# Debian/Ubuntu: apt-get (as root, or through sudo).  Prints nothing when
+# everything is already there.
+set -e
+need=""
+have() { command -v "$1" >/dev/null 2>&1; }
+have cmake || need="$need cmake"
+have make || need="$need make"
+have gcc || need="$need gcc"
+have g++ || need="$need g++"
+have clang || need="$need clang"
+have valgrind || need="$need valgrind"
+have clang-format || need="$need clang-format"
+have pkg-config || need="$need pkg-config"
+# clang's sanitizer runtimes live in libclang-rt-*-dev on Debian 12.
+if have clang; then
+	rt=$(clang -print-file-name=libclang_rt.asan-x86_64.a 2>/dev/null || true)
+	[ -n "$rt" ] && [ -f "$rt" ] || need="$need libclang-rt-dev"
+fi
+[ -z "$need" ] && exit 0
+echo "kmem: installing:$need" >&2
+if [ "$(id -u)" = 0 ]; then SUDO=; elif have sudo; then SUDO=sudo; else
+	echo "kmem: need root (or sudo) to install:$need" >&2; exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends $need

@@ -1,0 +1,128 @@
+/*
+ * internal.h -- helpers shared by every layer: branch hints, alignment
+ * and overflow arithmetic, the allocation-free formatter, the one error
+ * funnel, and the run-time options.
+ */
+#ifndef KMEM_INTERNAL_H
+#define KMEM_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define kmem_likely(x)	  __builtin_expect(!!(x), 1)
+#define kmem_unlikely(x)  __builtin_expect(!!(x), 0)
+#define KMEM_NOINLINE	  __attribute__((noinline))
+#define KMEM_COLD	  __attribute__((cold))
+#define KMEM_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define KMEM_CACHELINE	  64
+
+#define KMEM_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+static inline bool
+kmem_powerof2(uintmax_t x)
+{
+	return x != 0 && (x & (x - 1)) == 0;
+}
+
+/* Round x down/up to a multiple of the power of two a (a != 0). */
+static inline uintptr_t
+kmem_align_down(uintptr_t x, uintptr_t a)
+{
+	return x & ~(a - 1);
+}
+
+static inline uintptr_t
+kmem_align_up(uintptr_t x, uintptr_t a)
+{
+	return (x + a - 1) & ~(a - 1);
+}
+
+/* *out = x rounded up to the power of two a; false if that overflows. */
+static inline bool
+kmem_align_up_ok(uintptr_t x, uintptr_t a, uintptr_t *out)
+{
+	uintptr_t r;
+
+	if (__builtin_add_overflow(x, a - 1, &r))
+		return false;
+	*out = r & ~(a - 1);
+	return true;
+}
+
+/* floor(log2(x)) for x != 0. */
+static inline unsigned
+kmem_ilog2(uintmax_t x)
+{
+	return (unsigned)(sizeof(unsigned long long) * 8 - 1 -
+	    (unsigned)__builtin_clzll((unsigned long long)x));
+}
+
+/* ---- the allocation-free formatter (error.c) ---- */
+
+/*
+ * A vsnprintf for the conversions kmem's messages use: %s %c %d %i %u %x
+ * %X %p %% with the "l", "ll", "z", "j", "t" length modifiers, the "#",
+ * "-" and "0" flags and a field width.  Always NUL-terminates (if n > 0)
+ * and returns the length it would have written.  Never allocates.
+ */
+int kmem_vsnprintf(char *buf, size_t n, const char *fmt, va_list ap);
+int kmem_snprintf(char *buf, size_t n, const char *fmt, ...) KMEM_PRINTF(3, 4);
+/* Format and write to stderr (truncated at 1 KiB). */
+void kmem_eprintf(const char *fmt, ...) KMEM_PRINTF(1, 2);
+
+/* ---- the error funnel (error.c) ---- */
+
+/*
+ * Every error kmem detects ends here: one line on stderr, "kmem: " then
+ * the message, which names the call, the addresses, the sizes and the
+ * arena or cache; then abort().  Never allocates.
+ */
+_Noreturn void kmem_panic(const char *fmt, ...) KMEM_PRINTF(1, 2) KMEM_COLD;
+/* A warning: the same line with "kmem: warning: ", and no abort. */
+void kmem_warn(const char *fmt, ...) KMEM_PRINTF(1, 2) KMEM_COLD;
+
+#define KMEM_VERIFY(cond)                                                      \
+	do {                                                                   \
+		if (kmem_unlikely(!(cond)))                                    \
+			kmem_panic("%s:%d: %s: assertion \"%s\" failed",       \
+			    __FILE__, __LINE__, __func__, #cond);              \
+	} while (0)
+
+#ifdef KMEM_DEBUG_ASSERT
+#define KMEM_ASSERT(cond) KMEM_VERIFY(cond)
+#else
+#define KMEM_ASSERT(cond) ((void)0)
+#endif
+
+/* ---- options (options.c) ---- */
+
+/*
+ * Resolved run-time options.  Filled once from KMEM_OPTIONS by
+ * kmem_options_init(); read-only afterwards.  One row of the table in
+ * options.c per field.
+ */
+struct kmem_options {
+	bool verbose;		    /* print resolved options at start-up */
+	uint64_t fault_nth;	    /* fail the Nth memory call (tests) */
+	uint64_t fault_from;	    /* fail every memory call from the Nth */
+	size_t vmem_min_import;	    /* default minimum import, bytes */
+	size_t vmem_sleep_retry_ms; /* VM_SLEEP retry period on OS refusal */
+};
+
+extern struct kmem_options kmem_opts;
+
+/* Parse KMEM_OPTIONS once (idempotent, thread-safe). */
+void kmem_options_init(void);
+/*
+ * Parse "text" (key=value,... form) into kmem_opts; "var" names the
+ * source in warnings.  Returns the number of items rejected.  For tests.
+ */
+int kmem_options_parse(const char *var, const char *text);
+/* Reset kmem_opts to the table defaults.  For tests. */
+void kmem_options_reset(void);
+/* Print every option with its value and description. */
+void kmem_options_print(void);
+
+#endif /* KMEM_INTERNAL_H */

@@ -1,0 +1,127 @@
+/*
+ * prim.h -- the platform contract: every operating-system service kmem
+ * uses, and nothing else.  Implemented once, in src/prim/linux.c.  No
+ * other file calls mmap, munmap, madvise, mprotect, getenv, write,
+ * sched_getcpu or pthread_atfork (tools/check-prim.sh enforces this).
+ *
+ * Conventions:
+ *  - Functions that can fail return 0 or a positive errno value (ENOMEM,
+ *    EINVAL) and never set errno; out-parameters are written only on
+ *    success.
+ *  - "page" is the OS page, kmem_prim_page_size(); page-run addresses and
+ *    sizes must be multiples of it (checked: EINVAL).
+ *  - Nothing here allocates through kmem or libc malloc, so every function
+ *    is safe to call from inside the allocator, with arena locks held.
+ *
+ * Fault injection: the calls that obtain memory (kmem_prim_reserve,
+ * kmem_prim_commit, kmem_prim_alloc) are counted; a test selects "fail the
+ * Nth such call" or "fail every call from the Nth on" with
+ * kmem_prim_fault_set() or KMEM_OPTIONS=fault_nth=N / fault_from=N.  The
+ * check is one predictable branch on a path that makes a system call.
+ */
+#ifndef KMEM_INTERNAL_PRIM_H
+#define KMEM_INTERNAL_PRIM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- host description ---- */
+
+/* OS page size in bytes, a power of two; cached after the first call. */
+size_t kmem_prim_page_size(void);
+/* Number of configured CPUs, >= 1. */
+unsigned kmem_prim_ncpu(void);
+/*
+ * Index of the CPU this thread is running on now, < kmem_prim_ncpu(): from
+ * the rseq area glibc registers (one load), else sched_getcpu(), else a
+ * hash of the thread id.  A hint: the thread may migrate at once.
+ */
+unsigned kmem_prim_cpu_current(void);
+/* Which source kmem_prim_cpu_current() uses: "rseq", "getcpu", "hash". */
+const char *kmem_prim_cpu_source(void);
+
+/* ---- page runs ---- */
+
+/*
+ * Reserve address space for "size" bytes aligned to "align" (a power of
+ * two, 0 = page); not accessible until committed.  ENOMEM, EINVAL.
+ */
+int kmem_prim_reserve(size_t size, size_t align, void **out);
+/* Make [addr, addr+size) of a reservation readable and writable (zeroed). */
+int kmem_prim_commit(void *addr, size_t size);
+/* Reserve and commit in one step: readable, writable and zeroed. */
+int kmem_prim_alloc(size_t size, size_t align, void **out);
+/*
+ * Give the physical pages back; the range stays mapped and reads as zero
+ * afterwards (MADV_DONTNEED on private anonymous memory).
+ */
+int kmem_prim_purge(void *addr, size_t size);
+/* Make the range inaccessible again but keep the reservation. */
+int kmem_prim_decommit(void *addr, size_t size);
+/* Return the range to the OS (it may be part of a larger run). */
+int kmem_prim_release(void *addr, size_t size);
+
+/* ---- fault injection (tests) ---- */
+
+/*
+ * nth == 0: off.  Otherwise the nth memory-obtaining call from now on
+ * fails with ENOMEM; with "from_on", that call and every later one fail.
+ * Resets the call counter.
+ */
+void kmem_prim_fault_set(uint64_t nth, bool from_on);
+/* Memory-obtaining calls made since the last kmem_prim_fault_set(). */
+uint64_t kmem_prim_fault_calls(void);
+
+/* ---- locks ---- */
+
+typedef struct kmem_mutex {
+	pthread_mutex_t m;
+} kmem_mutex_t;
+typedef struct kmem_cond {
+	pthread_cond_t c;
+} kmem_cond_t;
+#define KMEM_MUTEX_INITIALIZER                                                 \
+	{                                                                      \
+		PTHREAD_MUTEX_INITIALIZER                                      \
+	}
+
+void kmem_mutex_init(kmem_mutex_t *mtx);
+void kmem_mutex_destroy(kmem_mutex_t *mtx);
+void kmem_mutex_enter(kmem_mutex_t *mtx);
+bool kmem_mutex_tryenter(kmem_mutex_t *mtx);
+void kmem_mutex_exit(kmem_mutex_t *mtx);
+
+/* Condition variables use the monotonic clock. */
+void kmem_cond_init(kmem_cond_t *cv);
+void kmem_cond_destroy(kmem_cond_t *cv);
+void kmem_cond_wait(kmem_cond_t *cv, kmem_mutex_t *mtx);
+/* Wait at most "ns" nanoseconds; false on timeout. */
+bool kmem_cond_timedwait(kmem_cond_t *cv, kmem_mutex_t *mtx, uint64_t ns);
+void kmem_cond_broadcast(kmem_cond_t *cv);
+
+/* ---- time ---- */
+
+/* Monotonic clock in nanoseconds. */
+uint64_t kmem_prim_clock_ns(void);
+/* Sleep for about "ns" nanoseconds. */
+void kmem_prim_sleep_ns(uint64_t ns);
+
+/* ---- process ---- */
+
+/*
+ * Value of environment variable "name" or NULL, read from the environment
+ * block without allocating.  The pointer stays valid until the
+ * environment is changed.
+ */
+const char *kmem_prim_getenv(const char *name);
+/* Write all of buf to standard error (retrying short writes). */
+void kmem_prim_write_stderr(const char *buf, size_t len);
+/* Register fork handlers (pthread_atfork).  0 or ENOMEM. */
+int kmem_prim_atfork(
+    void (*prepare)(void), void (*parent)(void), void (*child)(void));
+/* Abort the process (SIGABRT), never returns. */
+_Noreturn void kmem_prim_abort(void);
+
+#endif /* KMEM_INTERNAL_PRIM_H */

@@ -1,0 +1,281 @@
+/*
+ * options.c -- run-time options: KMEM_OPTIONS=key=value,key=value,...
+ *
+ * One declarative table (opt_table) lists every option: its name, type,
+ * the field of struct kmem_options it sets, its default and a one-line
+ * description.  Parsing, defaults, printing and the warnings all walk the
+ * table; adding an option is adding a row and a field.
+ *
+ * Syntax: items separated by commas; "key=value", or "key" alone for a
+ * boolean set to true.  Booleans take 1/0, true/false, yes/no, on/off.
+ * Sizes take a decimal or 0x number with an optional K, M or G suffix
+ * (powers of 1024).  An unknown key or a malformed value is reported with
+ * a warning that names the variable and the item; the item is ignored and
+ * the rest still apply.
+ *
+ * Allocation: none.  The environment is read through kmem_prim_getenv and
+ * parsed in place, so options can be read from inside the allocator
+ * before anything is set up.
+ *
+ * Locking: kmem_options_init() runs the parse once under a static mutex and
+ * publishes completion with a release store; afterwards kmem_opts is
+ * read-only.  The test entry points (parse, reset) are for single-threaded
+ * tests.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "internal/internal.h"
+#include "internal/prim.h"
+
+struct kmem_options kmem_opts;
+
+enum opt_type { OPT_BOOL, OPT_U64, OPT_SIZE };
+
+struct opt_row {
+	const char *name;
+	enum opt_type type;
+	size_t offset; /* into struct kmem_options */
+	uint64_t dflt;
+	const char *desc;
+};
+
+#define OPT(field, type, dflt, desc)                                           \
+	{                                                                      \
+#field, type, offsetof(struct kmem_options, field), dflt, desc \
+	}
+
+static const struct opt_row opt_table[] = {
+    OPT(verbose, OPT_BOOL, 0, "print the resolved options at start-up"),
+    OPT(fault_nth, OPT_U64, 0,
+	"tests: fail the Nth OS memory request (0 = off)"),
+    OPT(fault_from, OPT_U64, 0,
+	"tests: fail every OS memory request from the Nth on (0 = off)"),
+    /*
+     * 0: an importing arena imports what the request needs (NetBSD);
+     * kmem_vmem_set_min_import() overrides it per arena.
+     */
+    OPT(vmem_min_import, OPT_SIZE, 0,
+	"default minimum vmem import size, bytes"),
+    /*
+     * How long a VM_SLEEP request that the backing store refused waits
+     * before retrying, if no free wakes it first.  10 ms: long enough not
+     * to spin, short enough that memory freed elsewhere (not through this
+     * arena) is noticed promptly.
+     */
+    OPT(vmem_sleep_retry_ms, OPT_U64, 10,
+	"VM_SLEEP retry period after an import failure, ms"),
+};
+
+static void
+opt_store(const struct opt_row *row, uint64_t v)
+{
+	char *field = (char *)&kmem_opts + row->offset;
+
+	switch (row->type) {
+	case OPT_BOOL:
+		*(bool *)field = v != 0;
+		break;
+	case OPT_U64:
+		*(uint64_t *)field = v;
+		break;
+	case OPT_SIZE:
+		*(size_t *)field = (size_t)v;
+		break;
+	}
+}
+
+static uint64_t
+opt_load(const struct opt_row *row)
+{
+	const char *field = (const char *)&kmem_opts + row->offset;
+
+	switch (row->type) {
+	case OPT_BOOL:
+		return *(const bool *)field;
+	case OPT_U64:
+		return *(const uint64_t *)field;
+	case OPT_SIZE:
+		return *(const size_t *)field;
+	}
+	return 0;
+}
+
+void
+kmem_options_reset(void)
+{
+	size_t i;
+
+	for (i = 0; i < KMEM_ARRAY_SIZE(opt_table); i++)
+		opt_store(&opt_table[i], opt_table[i].dflt);
+}
+
+static bool
+opt_word(const char *s, size_t n, const char *w)
+{
+	return strlen(w) == n && strncmp(s, w, n) == 0;
+}
+
+/* Parse a number with an optional K/M/G suffix; false if malformed. */
+static bool
+opt_number(const char *s, size_t n, bool suffix_ok, uint64_t *out)
+{
+	uint64_t v = 0, base = 10, mul = 1, d;
+	size_t i = 0;
+
+	if (n >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		base = 16;
+		i = 2;
+	}
+	if (suffix_ok && n > i) {
+		switch (s[n - 1]) {
+		case 'k':
+		case 'K':
+			mul = 1ull << 10;
+			break;
+		case 'm':
+		case 'M':
+			mul = 1ull << 20;
+			break;
+		case 'g':
+		case 'G':
+			mul = 1ull << 30;
+			break;
+		default:
+			break;
+		}
+		if (mul != 1)
+			n--;
+	}
+	if (i >= n)
+		return false;
+	for (; i < n; i++) {
+		char c = s[i];
+
+		if (c >= '0' && c <= '9')
+			d = (uint64_t)(c - '0');
+		else if (base == 16 && c >= 'a' && c <= 'f')
+			d = (uint64_t)(c - 'a' + 10);
+		else if (base == 16 && c >= 'A' && c <= 'F')
+			d = (uint64_t)(c - 'A' + 10);
+		else
+			return false;
+		if (__builtin_mul_overflow(v, base, &v) ||
+		    __builtin_add_overflow(v, d, &v))
+			return false;
+	}
+	if (__builtin_mul_overflow(v, mul, &v))
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool
+opt_value(const struct opt_row *row, const char *val, size_t n, bool has_val,
+    uint64_t *out)
+{
+	if (row->type == OPT_BOOL) {
+		if (!has_val || opt_word(val, n, "1") ||
+		    opt_word(val, n, "true") || opt_word(val, n, "yes") ||
+		    opt_word(val, n, "on")) {
+			*out = 1;
+			return true;
+		}
+		if (opt_word(val, n, "0") || opt_word(val, n, "false") ||
+		    opt_word(val, n, "no") || opt_word(val, n, "off")) {
+			*out = 0;
+			return true;
+		}
+		return false;
+	}
+	return has_val && opt_number(val, n, row->type == OPT_SIZE, out);
+}
+
+int
+kmem_options_parse(const char *var, const char *text)
+{
+	const char *item = text, *end, *eq;
+	int bad = 0;
+	size_t i;
+
+	if (text == NULL)
+		return 0;
+	for (; *item != '\0'; item = *end != '\0' ? end + 1 : end) {
+		const struct opt_row *row = NULL;
+		size_t klen, ilen;
+		uint64_t v;
+
+		end = strchr(item, ',');
+		if (end == NULL)
+			end = item + strlen(item);
+		ilen = (size_t)(end - item);
+		if (ilen == 0)
+			continue;
+		eq = memchr(item, '=', ilen);
+		klen = eq != NULL ? (size_t)(eq - item) : ilen;
+		for (i = 0; i < KMEM_ARRAY_SIZE(opt_table); i++) {
+			if (opt_word(item, klen, opt_table[i].name)) {
+				row = &opt_table[i];
+				break;
+			}
+		}
+		if (row == NULL) {
+			kmem_warn("%s: unknown option \"%.*s\" ignored", var,
+			    (int)ilen, item);
+			bad++;
+			continue;
+		}
+		if (!opt_value(row, eq != NULL ? eq + 1 : NULL,
+			eq != NULL ? (size_t)(end - eq - 1) : 0, eq != NULL,
+			&v)) {
+			kmem_warn("%s: bad value in \"%.*s\" ignored", var,
+			    (int)ilen, item);
+			bad++;
+			continue;
+		}
+		opt_store(row, v);
+	}
+	return bad;
+}
+
+void
+kmem_options_print(void)
+{
+	size_t i;
+
+	kmem_eprintf("kmem: options (KMEM_OPTIONS), cpu id from %s:\n",
+	    kmem_prim_cpu_source());
+	for (i = 0; i < KMEM_ARRAY_SIZE(opt_table); i++) {
+		kmem_eprintf("kmem:   %-20s %-12llu %s\n", opt_table[i].name,
+		    (unsigned long long)opt_load(&opt_table[i]),
+		    opt_table[i].desc);
+	}
+}
+
+static atomic_bool opt_done;
+static kmem_mutex_t opt_lock = KMEM_MUTEX_INITIALIZER;
+
+void
+kmem_options_init(void)
+{
+	if (kmem_likely(atomic_load_explicit(&opt_done, memory_order_acquire)))
+		return;
+	kmem_mutex_enter(&opt_lock);
+	if (!atomic_load_explicit(&opt_done, memory_order_relaxed)) {
+		kmem_options_reset();
+		kmem_options_parse(
+		    "KMEM_OPTIONS", kmem_prim_getenv("KMEM_OPTIONS"));
+		if (kmem_opts.fault_from != 0)
+			kmem_prim_fault_set(kmem_opts.fault_from, true);
+		else if (kmem_opts.fault_nth != 0)
+			kmem_prim_fault_set(kmem_opts.fault_nth, false);
+		if (kmem_opts.verbose)
+			kmem_options_print();
+		atomic_store_explicit(&opt_done, true, memory_order_release);
+	}
+	kmem_mutex_exit(&opt_lock);
+}

@@ -1,0 +1,469 @@
+/*
+ * prim/linux.c -- the platform layer for Linux: the one file that talks to
+ * the operating system (contract: src/internal/prim.h).
+ *
+ * Data structures.  A few process-wide values cached on first use (page
+ * size, CPU count, the rseq offset) and the fault-injection state (a call
+ * counter and the armed call number, both atomics).
+ *
+ * Memory.  Page runs are anonymous private mappings.  kmem_prim_reserve
+ * maps PROT_NONE with MAP_NORESERVE; commit mprotects to read/write (the
+ * kernel supplies zero pages on first touch); purge is MADV_DONTNEED, which
+ * on private anonymous memory frees the pages and makes the range read as
+ * zero; decommit is mmap(MAP_FIXED, PROT_NONE) over the range, which frees
+ * the pages and the commit charge; release is munmap.  An aligned run is
+ * got by over-mapping by "align" bytes and unmapping the two ends.
+ *
+ * Current CPU.  glibc >= 2.35 registers an rseq area for every thread and
+ * exports its offset from the thread pointer (__rseq_offset, __rseq_size);
+ * the kernel keeps rseq->cpu_id current, so the CPU is one load.  The
+ * symbols are weak so that the library still loads on an older glibc; when
+ * rseq is unavailable (older glibc, or GLIBC_TUNABLES=glibc.pthread.rseq=0)
+ * we fall back to sched_getcpu(), and if that fails, to a hash of the
+ * thread's address.
+ *
+ * Locking.  None of its own: the fault counter is atomic; caches of
+ * constant values are written idempotently (racing writers store the same
+ * value) through relaxed atomics.
+ *
+ * Failure policy.  Every function that can fail returns an errno value
+ * (ENOMEM for the OS refusing memory, EINVAL for a contract violation) and
+ * leaves its out-parameters untouched.  Lock and condition-variable errors
+ * are programming errors and abort.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal/internal.h"
+#include "internal/prim.h"
+
+/* ---- host description ---- */
+
+static _Atomic size_t prim_pagesize;
+static _Atomic unsigned prim_ncpu;
+
+size_t
+kmem_prim_page_size(void)
+{
+	size_t ps = atomic_load_explicit(&prim_pagesize, memory_order_relaxed);
+
+	if (kmem_unlikely(ps == 0)) {
+		long r = sysconf(_SC_PAGESIZE);
+
+		ps = (r > 0 && kmem_powerof2((uintmax_t)r)) ? (size_t)r : 4096;
+		atomic_store_explicit(&prim_pagesize, ps, memory_order_relaxed);
+	}
+	return ps;
+}
+
+unsigned
+kmem_prim_ncpu(void)
+{
+	unsigned n = atomic_load_explicit(&prim_ncpu, memory_order_relaxed);
+
+	if (kmem_unlikely(n == 0)) {
+		long r = sysconf(_SC_NPROCESSORS_CONF);
+
+		n = (r > 0 && r < 65536) ? (unsigned)r : 1;
+		atomic_store_explicit(&prim_ncpu, n, memory_order_relaxed);
+	}
+	return n;
+}
+
+/* glibc's rseq registration (2.35+); weak so older glibcs still link. */
+extern const ptrdiff_t __rseq_offset __attribute__((weak));
+extern const unsigned int __rseq_size __attribute__((weak));
+
+/* struct rseq's second word is cpu_id (linux/rseq.h, ABI-stable). */
+#define PRIM_RSEQ_CPU_ID_OFFSET 4
+
+static inline void *
+prim_thread_pointer(void)
+{
+#if defined(__x86_64__)
+	void *tp;
+
+	__asm__("mov %%fs:0, %0" : "=r"(tp));
+	return tp;
+#else
+	return __builtin_thread_pointer();
+#endif
+}
+
+enum { PRIM_CPU_UNKNOWN, PRIM_CPU_RSEQ, PRIM_CPU_GETCPU, PRIM_CPU_HASH };
+static _Atomic int prim_cpu_src;
+
+static int
+prim_cpu_source_probe(void)
+{
+	int src = atomic_load_explicit(&prim_cpu_src, memory_order_relaxed);
+
+	if (kmem_likely(src != PRIM_CPU_UNKNOWN))
+		return src;
+	if (&__rseq_size != NULL && &__rseq_offset != NULL &&
+	    __rseq_size >= 8 &&
+	    *(volatile int32_t *)((char *)prim_thread_pointer() +
+		__rseq_offset + PRIM_RSEQ_CPU_ID_OFFSET) >= 0)
+		src = PRIM_CPU_RSEQ;
+	else if (sched_getcpu() >= 0)
+		src = PRIM_CPU_GETCPU;
+	else
+		src = PRIM_CPU_HASH;
+	atomic_store_explicit(&prim_cpu_src, src, memory_order_relaxed);
+	return src;
+}
+
+static unsigned
+prim_cpu_hash(void)
+{
+	static __thread char marker;
+	uintptr_t x = (uintptr_t)&marker;
+
+	x ^= x >> 17;
+	x *= 0x9e3779b97f4a7c15ull;
+	return (unsigned)(x >> 40);
+}
+
+unsigned
+kmem_prim_cpu_current(void)
+{
+	int32_t cpu;
+
+	switch (prim_cpu_source_probe()) {
+	case PRIM_CPU_RSEQ:
+		cpu = *(volatile int32_t *)((char *)prim_thread_pointer() +
+		    __rseq_offset + PRIM_RSEQ_CPU_ID_OFFSET);
+		if (kmem_likely(cpu >= 0))
+			return (unsigned)cpu % kmem_prim_ncpu();
+		break;
+	case PRIM_CPU_GETCPU:
+		cpu = sched_getcpu();
+		if (cpu >= 0)
+			return (unsigned)cpu % kmem_prim_ncpu();
+		break;
+	default:
+		break;
+	}
+	return prim_cpu_hash() % kmem_prim_ncpu();
+}
+
+const char *
+kmem_prim_cpu_source(void)
+{
+	switch (prim_cpu_source_probe()) {
+	case PRIM_CPU_RSEQ:
+		return "rseq";
+	case PRIM_CPU_GETCPU:
+		return "getcpu";
+	default:
+		return "hash";
+	}
+}
+
+/* ---- fault injection ---- */
+
+static _Atomic uint64_t prim_fault_nth; /* 0 = off */
+static _Atomic bool prim_fault_from_on;
+static _Atomic uint64_t prim_fault_count; /* calls since the last set */
+
+void
+kmem_prim_fault_set(uint64_t nth, bool from_on)
+{
+	atomic_store(&prim_fault_count, 0);
+	atomic_store(&prim_fault_from_on, from_on);
+	atomic_store(&prim_fault_nth, nth);
+}
+
+uint64_t
+kmem_prim_fault_calls(void)
+{
+	return atomic_load(&prim_fault_count);
+}
+
+/* True if this memory-obtaining call is to fail. */
+static inline bool
+prim_fault(void)
+{
+	uint64_t nth, n;
+
+	n = atomic_fetch_add_explicit(
+		&prim_fault_count, 1, memory_order_relaxed) +
+	    1;
+	nth = atomic_load_explicit(&prim_fault_nth, memory_order_relaxed);
+	if (kmem_likely(nth == 0))
+		return false;
+	if (n == nth)
+		return true;
+	return n > nth &&
+	    atomic_load_explicit(&prim_fault_from_on, memory_order_relaxed);
+}
+
+/* ---- page runs ---- */
+
+static inline bool
+prim_page_aligned(const void *addr, size_t size)
+{
+	size_t ps = kmem_prim_page_size();
+
+	return size != 0 && ((uintptr_t)addr & (ps - 1)) == 0 &&
+	    (size & (ps - 1)) == 0;
+}
+
+static int
+prim_map(size_t size, size_t align, int prot, int flags, void **out)
+{
+	size_t ps = kmem_prim_page_size();
+	size_t span;
+	char *p, *a;
+
+	if (size == 0 || (size & (ps - 1)) != 0 ||
+	    (align != 0 && !kmem_powerof2(align)))
+		return EINVAL;
+	if (prim_fault())
+		return ENOMEM;
+	flags |= MAP_PRIVATE | MAP_ANONYMOUS;
+	if (align <= ps) {
+		p = mmap(NULL, size, prot, flags, -1, 0);
+		if (p == MAP_FAILED)
+			return ENOMEM;
+		*out = p;
+		return 0;
+	}
+	/* Over-map, then trim to an aligned run. */
+	if (__builtin_add_overflow(size, align - ps, &span))
+		return ENOMEM;
+	p = mmap(NULL, span, prot, flags, -1, 0);
+	if (p == MAP_FAILED)
+		return ENOMEM;
+	a = (char *)kmem_align_up((uintptr_t)p, align);
+	if (a != p)
+		munmap(p, (size_t)(a - p));
+	if (a + size != p + span)
+		munmap(a + size, (size_t)(p + span - (a + size)));
+	*out = a;
+	return 0;
+}
+
+int
+kmem_prim_reserve(size_t size, size_t align, void **out)
+{
+	return prim_map(size, align, PROT_NONE, MAP_NORESERVE, out);
+}
+
+int
+kmem_prim_alloc(size_t size, size_t align, void **out)
+{
+	return prim_map(size, align, PROT_READ | PROT_WRITE, 0, out);
+}
+
+int
+kmem_prim_commit(void *addr, size_t size)
+{
+	if (!prim_page_aligned(addr, size))
+		return EINVAL;
+	if (prim_fault())
+		return ENOMEM;
+	if (mprotect(addr, size, PROT_READ | PROT_WRITE) != 0)
+		return errno == EINVAL ? EINVAL : ENOMEM;
+	return 0;
+}
+
+int
+kmem_prim_purge(void *addr, size_t size)
+{
+	if (!prim_page_aligned(addr, size))
+		return EINVAL;
+	if (madvise(addr, size, MADV_DONTNEED) != 0)
+		return EINVAL;
+	return 0;
+}
+
+int
+kmem_prim_decommit(void *addr, size_t size)
+{
+	void *p;
+
+	if (!prim_page_aligned(addr, size))
+		return EINVAL;
+	p = mmap(addr, size, PROT_NONE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+	return p == MAP_FAILED ? ENOMEM : 0;
+}
+
+int
+kmem_prim_release(void *addr, size_t size)
+{
+	if (!prim_page_aligned(addr, size))
+		return EINVAL;
+	return munmap(addr, size) == 0 ? 0 : EINVAL;
+}
+
+/* ---- locks ---- */
+
+static void
+prim_lock_check(int err, const char *what)
+{
+	if (kmem_unlikely(err != 0))
+		kmem_panic("%s failed: error %d", what, err);
+}
+
+void
+kmem_mutex_init(kmem_mutex_t *mtx)
+{
+	prim_lock_check(
+	    pthread_mutex_init(&mtx->m, NULL), "pthread_mutex_init");
+}
+
+void
+kmem_mutex_destroy(kmem_mutex_t *mtx)
+{
+	prim_lock_check(
+	    pthread_mutex_destroy(&mtx->m), "pthread_mutex_destroy");
+}
+
+void
+kmem_mutex_enter(kmem_mutex_t *mtx)
+{
+	prim_lock_check(pthread_mutex_lock(&mtx->m), "pthread_mutex_lock");
+}
+
+bool
+kmem_mutex_tryenter(kmem_mutex_t *mtx)
+{
+	return pthread_mutex_trylock(&mtx->m) == 0;
+}
+
+void
+kmem_mutex_exit(kmem_mutex_t *mtx)
+{
+	prim_lock_check(pthread_mutex_unlock(&mtx->m), "pthread_mutex_unlock");
+}
+
+void
+kmem_cond_init(kmem_cond_t *cv)
+{
+	pthread_condattr_t attr;
+
+	prim_lock_check(pthread_condattr_init(&attr), "pthread_condattr_init");
+	prim_lock_check(pthread_condattr_setclock(&attr, CLOCK_MONOTONIC),
+	    "pthread_condattr_setclock");
+	prim_lock_check(pthread_cond_init(&cv->c, &attr), "pthread_cond_init");
+	pthread_condattr_destroy(&attr);
+}
+
+void
+kmem_cond_destroy(kmem_cond_t *cv)
+{
+	prim_lock_check(pthread_cond_destroy(&cv->c), "pthread_cond_destroy");
+}
+
+void
+kmem_cond_wait(kmem_cond_t *cv, kmem_mutex_t *mtx)
+{
+	prim_lock_check(
+	    pthread_cond_wait(&cv->c, &mtx->m), "pthread_cond_wait");
+}
+
+bool
+kmem_cond_timedwait(kmem_cond_t *cv, kmem_mutex_t *mtx, uint64_t ns)
+{
+	struct timespec ts;
+	uint64_t t = kmem_prim_clock_ns() + ns;
+	int err;
+
+	ts.tv_sec = (time_t)(t / 1000000000u);
+	ts.tv_nsec = (long)(t % 1000000000u);
+	err = pthread_cond_timedwait(&cv->c, &mtx->m, &ts);
+	if (err == ETIMEDOUT)
+		return false;
+	prim_lock_check(err, "pthread_cond_timedwait");
+	return true;
+}
+
+void
+kmem_cond_broadcast(kmem_cond_t *cv)
+{
+	prim_lock_check(
+	    pthread_cond_broadcast(&cv->c), "pthread_cond_broadcast");
+}
+
+/* ---- time ---- */
+
+uint64_t
+kmem_prim_clock_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void
+kmem_prim_sleep_ns(uint64_t ns)
+{
+	struct timespec ts;
+
+	ts.tv_sec = (time_t)(ns / 1000000000u);
+	ts.tv_nsec = (long)(ns % 1000000000u);
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		continue;
+}
+
+/* ---- process ---- */
+
+extern char **environ;
+
+const char *
+kmem_prim_getenv(const char *name)
+{
+	size_t len = strlen(name);
+	char **e;
+
+	if (environ == NULL)
+		return NULL;
+	for (e = environ; *e != NULL; e++) {
+		if (strncmp(*e, name, len) == 0 && (*e)[len] == '=')
+			return *e + len + 1;
+	}
+	return NULL;
+}
+
+void
+kmem_prim_write_stderr(const char *buf, size_t len)
+{
+	int saved = errno;
+	ssize_t r;
+
+	while (len > 0) {
+		r = write(STDERR_FILENO, buf, len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		buf += r;
+		len -= (size_t)r;
+	}
+	errno = saved;
+}
+
+int
+kmem_prim_atfork(
+    void (*prepare)(void), void (*parent)(void), void (*child)(void))
+{
+	return pthread_atfork(prepare, parent, child) == 0 ? 0 : ENOMEM;
+}
+
+_Noreturn void
+kmem_prim_abort(void)
+{
+	abort();
+}

@@ -1,0 +1,1538 @@
+/*
+ * vmem.c -- the vmem(9) resource allocator: arenas of integer ranges.
+ *
+ * 1. Concepts (Bonwick & Adams 2001; NetBSD subr_vmem.c).  An arena
+ *    manages a set of integer ranges ("spans") in units of a power-of-two
+ *    quantum.  Spans are either static (the initial span of vmem_create and
+ *    every vmem_add; never given back) or imported from a source through
+ *    the arena's import function (given back through the release function
+ *    as soon as they are wholly free).  Inside a span the arena hands out
+ *    segments; the integers need not be memory (quantum-1 ID arenas are a
+ *    first-class use), so all metadata lives outside the managed range.
+ *
+ * 2. Data structures.
+ *    - Boundary tag (bt_t): one per span marker and per segment, with
+ *      start, size, type (SPAN, STATIC, FREE, BUSY) and flags.
+ *    - Segment list: every tag in address order, circular, with the
+ *      arena's vm_seg0 as sentinel.  A span marker is followed by the
+ *      segments that tile its span.
+ *    - Span list: the span markers alone, in address order, linked through
+ *      bt_fnext/bt_fprev, also circular on vm_seg0 (span markers are never
+ *      on a freelist or in the hash, so those links are free for this).
+ *      Used for vmem_add's overlap check and for ordered insertion.
+ *    - Freelists: free segment of q quanta is on list ilog2(q) (so list n
+ *      holds [2^n, 2^(n+1)) quanta), doubly linked, LIFO.  vm_freemap has
+ *      bit n set iff list n is non-empty: instant fit is a mask and a
+ *      count-trailing-zeros, constant time (illumos's vm_freemap).
+ *    - Busy hash: busy segments by start address, chained through
+ *      bt_fnext, power-of-two buckets.  It grows when the busy count passes
+ *      2x the bucket count and shrinks when it falls under 1/8 of it,
+ *      synchronously on alloc and free (no timer: NetBSD resizes on a 10 s
+ *      callout, illumos on a 15 s one).  vm_hash0 is the embedded initial
+ *      table, so small arenas never allocate one.  A resize that cannot
+ *      get memory keeps the old table: only speed suffers.
+ *    - Rotor (VM_NEXTFIT): vm_rotor is the tag of the last next-fit
+ *      allocation and vm_rotor_next the address after it.  The search
+ *      starts there, looking only at addresses >= vm_rotor_next in the
+ *      first tag, and wraps around.  When the rotor's tag is merged away
+ *      or released, vm_rotor moves to the tag that absorbed it.
+ *    - Tag supply: tags come from a process-wide supply of their own, not
+ *      from any allocator: 64 KiB chunks mapped through prim, plus a
+ *      static reserve of BT_RESERVE tags used only when the OS refuses.
+ *      Each arena keeps a private cache of up to BT_MAXFREE tags and tops
+ *      it up before it needs them, so the allocation code proper never
+ *      fails for want of a tag and never recurses into vmem.
+ *
+ * 3. Invariants (checked by the model test after random operations).
+ *    - Segment list in strictly increasing address order; the segments
+ *      after a span marker tile exactly [span start, span end].
+ *    - No two FREE segments are adjacent within a span (coalescing).
+ *    - A FREE segment of q quanta is on freelist ilog2(q); freemap bit n
+ *      iff list n is non-empty; vm_nfree counts FREE segments.
+ *    - Every BUSY segment is in the hash; vm_nbusy counts them;
+ *      vm_inuse is the sum of their sizes; vm_total the sum of all span
+ *      sizes; vm_imported the sum of imported span sizes.
+ *    - An imported span never exists wholly free while the arena lock is
+ *      released (when it has a release function).
+ *    Ends of ranges are kept inclusive (start + size - 1) in every
+ *    comparison, so spans ending at VMEM_ADDR_MAX never overflow.
+ *
+ * 4. Locking.  One mutex per arena protects everything in it; vm_cv (with
+ *    it) is where VM_SLEEP requests wait, broadcast by every free, add and
+ *    span release when there are waiters.  Import and release functions
+ *    are called with the arena lock dropped.  Lock order:
+ *        vmem_list_lock  ->  arena vm_lock  ->  bt_supply_lock
+ *    The source arena's lock is never held together with the child's.
+ *
+ * 5. Failure policy.  See docs/vmem-contract.md and vmem(3): contradictory
+ *    arguments, bad frees and wrong sizes abort through kmem_panic with a
+ *    line naming the call, arena, address and sizes; a request that cannot
+ *    be met fails with exactly ENOMEM under VM_NOSLEEP and waits under
+ *    VM_SLEEP.  When the OS refuses memory for tags, VM_SLEEP retries every
+ *    vmem_sleep_retry_ms and gives up (abort) after BT_SLEEP_TRIES.
+ *
+ * 6. Quantum caches.  qcache_max is recorded (clipped to 16 quanta, as
+ *    NetBSD's VMEM_QCACHE_IDX_MAX) and allocations at or under it are
+ *    marked BT_F_QCACHE, so vmem_alloc/vmem_free vs vmem_xalloc/vmem_xfree
+ *    pairing is enforced now; they are served from the freelists until
+ *    pool_cache exists to back them.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <kmem/vmem.h>
+
+#include "internal/internal.h"
+#include "internal/prim.h"
+
+/* ---- constants ---- */
+
+/* Freelists: one per power of two of quanta, as many as bits in a size. */
+#define VMEM_MAXORDER (int)(sizeof(vmem_size_t) * 8)
+/* NetBSD's VMEM_QCACHE_IDX_MAX: quantum caches up to 16 quanta. */
+#define VMEM_QCACHE_IDX_MAX 16
+#define VMEM_NAME_MAX	    32
+/* Embedded initial hash: 16 buckets, enough for small arenas. */
+#define VMEM_HASH_INIT 16
+/* Tag types (NetBSD's values). */
+#define BT_TYPE_SENTINEL 0
+#define BT_TYPE_SPAN	 1
+#define BT_TYPE_STATIC	 2
+#define BT_TYPE_FREE	 3
+#define BT_TYPE_BUSY	 4
+/* Tag flags. */
+#define BT_F_QCACHE 0x01 /* vmem_alloc'd at a quantum-cache size */
+/*
+ * Tags an allocation needs at most: a left and a right remainder (NetBSD
+ * reserves two); an import's span needs two more (marker + segment).
+ */
+#define BT_NEED_ALLOC 2
+#define BT_NEED_SPAN  2
+/* Per-arena tag cache: refill in batches, keep at most BT_MAXFREE (NetBSD). */
+#define BT_BATCH   16
+#define BT_MAXFREE 64
+/* Static reserve, used only when the OS refuses a chunk (NetBSD: 200). */
+#define BT_RESERVE 512
+#define BT_CHUNK   (64 * 1024)
+/* VM_SLEEP gives up on tag memory after this many retry periods. */
+#define BT_SLEEP_TRIES 1000
+
+typedef struct vmem_btag bt_t;
+struct vmem_btag {
+	bt_t *bt_snext; /* segment list, address order */
+	bt_t *bt_sprev;
+	bt_t *bt_fnext; /* FREE: freelist; BUSY: hash chain; span: span list */
+	bt_t *bt_fprev;
+	vmem_addr_t bt_start;
+	vmem_size_t bt_size;
+	uint8_t bt_type;
+	uint8_t bt_flags;
+};
+
+struct vmem {
+	kmem_mutex_t vm_lock;
+	kmem_cond_t vm_cv;
+	unsigned vm_nwaiters;
+	char vm_name[VMEM_NAME_MAX];
+	vm_flag_t vm_flags;
+	vmem_size_t vm_quantum_mask;
+	unsigned vm_quantum_shift;
+	vmem_size_t vm_qcache_max;
+	vmem_size_t vm_min_import;
+	vmem_import_t *vm_importfn;
+	vmem_ximport_t *vm_ximportfn;
+	vmem_release_t *vm_releasefn;
+	vmem_t *vm_source;
+
+	bt_t vm_seg0;	     /* segment and span list sentinel */
+	uint64_t vm_freemap; /* bit n: vm_freelist[n] non-empty */
+	bt_t *vm_freelist[VMEM_MAXORDER];
+	bt_t **vm_hashlist;
+	size_t vm_hashmask; /* buckets - 1 */
+	bt_t *vm_hash0[VMEM_HASH_INIT];
+	bt_t *vm_rotor;
+	vmem_addr_t vm_rotor_next;
+
+	bt_t *vm_btfree; /* private tag cache */
+	unsigned vm_nbtfree;
+
+	vmem_size_t vm_inuse;
+	vmem_size_t vm_total;
+	vmem_size_t vm_imported;
+	uint64_t vm_nbusy, vm_nfree;
+	uint64_t vm_nalloc, vm_nfreed, vm_nfail, vm_nwait;
+	uint64_t vm_nimport, vm_nrelease;
+
+	vmem_t *vm_next; /* global arena list */
+	vmem_t **vm_pprev;
+	size_t vm_mapsize; /* bytes mapped for this struct */
+};
+
+static kmem_mutex_t vmem_list_lock = KMEM_MUTEX_INITIALIZER;
+static vmem_t *vmem_list;
+
+/* ---- the boundary-tag supply ---- */
+
+static kmem_mutex_t bt_supply_lock = KMEM_MUTEX_INITIALIZER;
+static bt_t *bt_supply;	      /* tags from chunks */
+static bt_t *bt_reserve_list; /* tags from bt_reserve_store */
+static bool bt_reserve_ready;
+static bt_t bt_reserve_store[BT_RESERVE];
+
+static bool
+bt_is_reserve(const bt_t *bt)
+{
+	return bt >= bt_reserve_store && bt < bt_reserve_store + BT_RESERVE;
+}
+
+/* Take one tag from the supply; NULL if the OS refuses and the reserve is dry.
+ */
+static bt_t *
+bt_supply_pop(void)
+{
+	bt_t *bt;
+	void *chunk;
+	size_t i, n;
+
+	if (!bt_reserve_ready) {
+		for (i = 0; i < BT_RESERVE; i++) {
+			bt_reserve_store[i].bt_fnext = bt_reserve_list;
+			bt_reserve_list = &bt_reserve_store[i];
+		}
+		bt_reserve_ready = true;
+	}
+	if (bt_supply == NULL && kmem_prim_alloc(BT_CHUNK, 0, &chunk) == 0) {
+		n = BT_CHUNK / sizeof(bt_t);
+		for (i = 0; i < n; i++) {
+			bt = (bt_t *)chunk + i;
+			bt->bt_fnext = bt_supply;
+			bt_supply = bt;
+		}
+	}
+	if ((bt = bt_supply) != NULL)
+		bt_supply = bt->bt_fnext;
+	else if ((bt = bt_reserve_list) != NULL)
+		bt_reserve_list = bt->bt_fnext;
+	return bt;
+}
+
+static void
+bt_supply_push(bt_t *bt)
+{
+	if (bt_is_reserve(bt)) {
+		bt->bt_fnext = bt_reserve_list;
+		bt_reserve_list = bt;
+	} else {
+		bt->bt_fnext = bt_supply;
+		bt_supply = bt;
+	}
+}
+
+/* Make sure the arena's cache holds at least "need" tags.  Lock held. */
+static int
+bt_refill(vmem_t *vm, unsigned need)
+{
+	bt_t *bt;
+
+	if (kmem_likely(vm->vm_nbtfree >= need))
+		return 0;
+	kmem_mutex_enter(&bt_supply_lock);
+	while (vm->vm_nbtfree < need + BT_BATCH) {
+		if ((bt = bt_supply_pop()) == NULL)
+			break;
+		bt->bt_fnext = vm->vm_btfree;
+		vm->vm_btfree = bt;
+		vm->vm_nbtfree++;
+	}
+	kmem_mutex_exit(&bt_supply_lock);
+	return vm->vm_nbtfree >= need ? 0 : ENOMEM;
+}
+
+/* Take a tag from the arena's cache; the caller refilled it first. */
+static bt_t *
+bt_get(vmem_t *vm)
+{
+	bt_t *bt = vm->vm_btfree;
+
+	KMEM_VERIFY(bt != NULL);
+	vm->vm_btfree = bt->bt_fnext;
+	vm->vm_nbtfree--;
+	bt->bt_flags = 0;
+	return bt;
+}
+
+/* Return the cache's tags above "keep" to the supply.  Lock held. */
+static void
+bt_trim(vmem_t *vm, unsigned keep)
+{
+	bt_t *bt;
+
+	if (vm->vm_nbtfree <= keep)
+		return;
+	kmem_mutex_enter(&bt_supply_lock);
+	while (vm->vm_nbtfree > keep) {
+		bt = vm->vm_btfree;
+		vm->vm_btfree = bt->bt_fnext;
+		vm->vm_nbtfree--;
+		bt_supply_push(bt);
+	}
+	kmem_mutex_exit(&bt_supply_lock);
+}
+
+static void
+bt_put(vmem_t *vm, bt_t *bt)
+{
+	bt->bt_type = BT_TYPE_SENTINEL;
+	bt->bt_fnext = vm->vm_btfree;
+	vm->vm_btfree = bt;
+	if (++vm->vm_nbtfree > BT_MAXFREE)
+		bt_trim(vm, BT_MAXFREE / 2);
+}
+
+/* ---- small helpers ---- */
+
+static inline vmem_addr_t
+bt_end(const bt_t *bt)
+{
+	return bt->bt_start + bt->bt_size - 1;
+}
+
+static inline vmem_size_t
+vmem_roundup(const vmem_t *vm, vmem_size_t size)
+{
+	return (size + vm->vm_quantum_mask) & ~vm->vm_quantum_mask;
+}
+
+static inline unsigned
+vmem_order(const vmem_t *vm, vmem_size_t size)
+{
+	return kmem_ilog2(size >> vm->vm_quantum_shift);
+}
+
+static const char *
+bt_type_name(const bt_t *bt)
+{
+	static const char *const names[] = {
+	    "SENTINEL", "SPAN", "STATIC", "FREE", "BUSY"};
+
+	return bt->bt_type < KMEM_ARRAY_SIZE(names) ? names[bt->bt_type] : "?";
+}
+
+/* ---- segment list ---- */
+
+static void
+seg_insert_after(bt_t *prev, bt_t *bt)
+{
+	bt->bt_sprev = prev;
+	bt->bt_snext = prev->bt_snext;
+	prev->bt_snext->bt_sprev = bt;
+	prev->bt_snext = bt;
+}
+
+/* Unlink bt; if it was the rotor, the rotor moves to "heir". */
+static void
+seg_remove(vmem_t *vm, bt_t *bt, bt_t *heir)
+{
+	bt->bt_sprev->bt_snext = bt->bt_snext;
+	bt->bt_snext->bt_sprev = bt->bt_sprev;
+	if (vm->vm_rotor == bt)
+		vm->vm_rotor = heir;
+}
+
+/* ---- freelists ---- */
+
+static void
+freelist_insert(vmem_t *vm, bt_t *bt)
+{
+	unsigned n = vmem_order(vm, bt->bt_size);
+
+	bt->bt_type = BT_TYPE_FREE;
+	bt->bt_fprev = NULL;
+	bt->bt_fnext = vm->vm_freelist[n];
+	if (bt->bt_fnext != NULL)
+		bt->bt_fnext->bt_fprev = bt;
+	vm->vm_freelist[n] = bt;
+	vm->vm_freemap |= (uint64_t)1 << n;
+	vm->vm_nfree++;
+}
+
+static void
+freelist_remove(vmem_t *vm, bt_t *bt)
+{
+	unsigned n = vmem_order(vm, bt->bt_size);
+
+	if (bt->bt_fprev != NULL)
+		bt->bt_fprev->bt_fnext = bt->bt_fnext;
+	else
+		vm->vm_freelist[n] = bt->bt_fnext;
+	if (bt->bt_fnext != NULL)
+		bt->bt_fnext->bt_fprev = bt->bt_fprev;
+	if (vm->vm_freelist[n] == NULL)
+		vm->vm_freemap &= ~((uint64_t)1 << n);
+	vm->vm_nfree--;
+}
+
+/* ---- busy hash ---- */
+
+static inline size_t
+hash_index(const vmem_t *vm, vmem_addr_t addr)
+{
+	uint64_t h = (uint64_t)addr * 0x9e3779b97f4a7c15ull;
+
+	return (size_t)(h ^ (h >> 31)) & vm->vm_hashmask;
+}
+
+/* Rebuild the hash with "size" buckets; keeps the old one on failure. */
+static void
+hash_resize(vmem_t *vm, size_t size)
+{
+	size_t ps = kmem_prim_page_size();
+	size_t oldsize = vm->vm_hashmask + 1, i, bytes;
+	bt_t **old = vm->vm_hashlist, **new, *bt, *next;
+	void *mem;
+
+	if (size == VMEM_HASH_INIT) {
+		new = vm->vm_hash0;
+	} else {
+		bytes = kmem_align_up(size * sizeof(bt_t *), ps);
+		if (kmem_prim_alloc(bytes, 0, &mem) != 0)
+			return;
+		new = mem;
+	}
+	memset(new, 0, size * sizeof(bt_t *));
+	vm->vm_hashlist = new;
+	vm->vm_hashmask = size - 1;
+	for (i = 0; i < oldsize; i++) {
+		for (bt = old[i]; bt != NULL; bt = next) {
+			size_t h = hash_index(vm, bt->bt_start);
+
+			next = bt->bt_fnext;
+			bt->bt_fnext = new[h];
+			new[h] = bt;
+		}
+	}
+	if (old != vm->vm_hash0) {
+		kmem_prim_release(
+		    old, kmem_align_up(oldsize * sizeof(bt_t *), ps));
+	}
+}
+
+static size_t
+hash_size_for(uint64_t nbusy)
+{
+	size_t s = VMEM_HASH_INIT;
+
+	while (s < nbusy && s < ((size_t)1 << 40))
+		s <<= 1;
+	return s;
+}
+
+static void
+hash_insert(vmem_t *vm, bt_t *bt)
+{
+	size_t h = hash_index(vm, bt->bt_start);
+
+	bt->bt_type = BT_TYPE_BUSY;
+	bt->bt_fnext = vm->vm_hashlist[h];
+	vm->vm_hashlist[h] = bt;
+	vm->vm_nbusy++;
+	vm->vm_inuse += bt->bt_size;
+	if (kmem_unlikely(vm->vm_nbusy > 2 * (uint64_t)(vm->vm_hashmask + 1)))
+		hash_resize(vm, hash_size_for(vm->vm_nbusy));
+}
+
+/* Find and unlink the busy tag starting at addr; NULL if none. */
+static bt_t *
+hash_remove(vmem_t *vm, vmem_addr_t addr)
+{
+	bt_t **pp = &vm->vm_hashlist[hash_index(vm, addr)], *bt;
+	size_t size = vm->vm_hashmask + 1;
+
+	for (; (bt = *pp) != NULL; pp = &bt->bt_fnext) {
+		if (bt->bt_start == addr)
+			break;
+	}
+	if (bt == NULL)
+		return NULL;
+	*pp = bt->bt_fnext;
+	vm->vm_nbusy--;
+	vm->vm_inuse -= bt->bt_size;
+	if (kmem_unlikely(size > VMEM_HASH_INIT && vm->vm_nbusy < size / 8))
+		hash_resize(vm, hash_size_for(vm->vm_nbusy * 2));
+	return bt;
+}
+
+static bt_t *
+hash_lookup(const vmem_t *vm, vmem_addr_t addr)
+{
+	bt_t *bt = vm->vm_hashlist[hash_index(vm, addr)];
+
+	while (bt != NULL && bt->bt_start != addr)
+		bt = bt->bt_fnext;
+	return bt;
+}
+
+/* ---- fitting ---- */
+
+struct vmem_req {
+	vmem_size_t size; /* rounded to the quantum */
+	vmem_size_t align;
+	vmem_size_t phase;
+	vmem_size_t nocross;
+	vmem_addr_t minaddr;
+	vmem_addr_t maxaddr;
+	bool constrained; /* anything beyond size */
+};
+
+/*
+ * Where in free segment bt (restricted to addresses >= floor) the request
+ * fits: the lowest suitable address.  False if nowhere.
+ */
+static bool
+vmem_fit(const bt_t *bt, const struct vmem_req *r, vmem_addr_t floor,
+    vmem_addr_t *addrp)
+{
+	vmem_addr_t start = bt->bt_start, end = bt_end(bt), x, last, b;
+
+	if (start < r->minaddr)
+		start = r->minaddr;
+	if (start < floor)
+		start = floor;
+	if (end > r->maxaddr)
+		end = r->maxaddr;
+	if (start > end)
+		return false;
+	x = kmem_align_down(start, r->align) + r->phase;
+	if (x < start && __builtin_add_overflow(x, r->align, &x))
+		return false;
+	if (x > end || end - x < r->size - 1)
+		return false;
+	if (r->nocross != 0) {
+		last = x + r->size - 1;
+		if (((x ^ last) & ~(r->nocross - 1)) != 0) {
+			/*
+			 * Only possible when nocross >= align (argument
+			 * checks guarantee [phase, phase+size) does not
+			 * cross): the next boundary is aligned, so boundary
+			 * + phase is the next candidate and does not cross.
+			 */
+			b = kmem_align_down(x, r->nocross);
+			if (__builtin_add_overflow(b, r->nocross, &b) ||
+			    __builtin_add_overflow(b, r->phase, &x))
+				return false;
+			if (x > end || end - x < r->size - 1)
+				return false;
+		}
+	}
+	*addrp = x;
+	return true;
+}
+
+/* Smallest free segment that fits, searching lists from "order" up. */
+static bt_t *
+vmem_find_best(
+    vmem_t *vm, const struct vmem_req *r, unsigned order, vmem_addr_t *addrp)
+{
+	uint64_t map = vm->vm_freemap & (~(uint64_t)0 << order);
+	bt_t *bt, *best;
+	vmem_addr_t a;
+
+	while (map != 0) {
+		unsigned n = (unsigned)__builtin_ctzll(map);
+
+		map &= map - 1;
+		best = NULL;
+		for (bt = vm->vm_freelist[n]; bt != NULL; bt = bt->bt_fnext) {
+			if (bt->bt_size < r->size ||
+			    (best != NULL && bt->bt_size >= best->bt_size))
+				continue;
+			if (vmem_fit(bt, r, 0, &a)) {
+				best = bt;
+				*addrp = a;
+				if (bt->bt_size == r->size)
+					break;
+			}
+		}
+		/* Every segment on a higher list is larger than any here. */
+		if (best != NULL)
+			return best;
+	}
+	return NULL;
+}
+
+/*
+ * Instant fit: the head of the first non-empty list whose every member is
+ * large enough (list n+1, or n when the size is exactly 2^n quanta).  An
+ * unconstrained request is then met in constant time; a constrained one
+ * looks at each such head in turn.  Falls back to best fit, which also
+ * covers fits that only exist in the request's own list.
+ */
+static bt_t *
+vmem_find_instant(vmem_t *vm, const struct vmem_req *r, vmem_addr_t *addrp)
+{
+	unsigned order = vmem_order(vm, r->size);
+	unsigned first =
+	    order + !kmem_powerof2(r->size >> vm->vm_quantum_shift);
+	uint64_t map =
+	    first < 64 ? vm->vm_freemap & (~(uint64_t)0 << first) : 0;
+	bt_t *bt;
+
+	while (map != 0) {
+		bt = vm->vm_freelist[__builtin_ctzll(map)];
+		if (!r->constrained) {
+			*addrp = bt->bt_start;
+			return bt;
+		}
+		if (vmem_fit(bt, r, 0, addrp))
+			return bt;
+		map &= map - 1;
+	}
+	return vmem_find_best(vm, r, order, addrp);
+}
+
+/*
+ * Next fit: the first free segment at or after the rotor that fits,
+ * wrapping around once; in the rotor's own tag only addresses at or after
+ * the end of the previous next-fit allocation count on the first pass.
+ */
+static bt_t *
+vmem_find_next(vmem_t *vm, const struct vmem_req *r, vmem_addr_t *addrp)
+{
+	bt_t *start = vm->vm_rotor != NULL ? vm->vm_rotor : &vm->vm_seg0;
+	bt_t *bt = start;
+
+	if (bt->bt_type == BT_TYPE_FREE &&
+	    vmem_fit(bt, r, vm->vm_rotor_next, addrp))
+		return bt;
+	for (bt = bt->bt_snext;; bt = bt->bt_snext) {
+		if (bt->bt_type == BT_TYPE_FREE && bt->bt_size >= r->size &&
+		    vmem_fit(bt, r, 0, addrp))
+			return bt;
+		if (bt == start)
+			return NULL;
+	}
+}
+
+/*
+ * Turn [addr, addr+size) of free segment bt into a busy segment; the
+ * remainders on either side stay free.  The cache holds BT_NEED_ALLOC tags.
+ */
+static bt_t *
+vmem_carve(vmem_t *vm, bt_t *bt, vmem_addr_t addr, vmem_size_t size)
+{
+	bt_t *rem;
+
+	freelist_remove(vm, bt);
+	if (addr > bt->bt_start) {
+		rem = bt_get(vm);
+		rem->bt_start = bt->bt_start;
+		rem->bt_size = addr - bt->bt_start;
+		seg_insert_after(bt->bt_sprev, rem);
+		freelist_insert(vm, rem);
+		bt->bt_start = addr;
+		bt->bt_size -= rem->bt_size;
+	}
+	if (bt->bt_size > size) {
+		rem = bt_get(vm);
+		rem->bt_start = addr + size;
+		rem->bt_size = bt->bt_size - size;
+		seg_insert_after(bt, rem);
+		freelist_insert(vm, rem);
+		bt->bt_size = size;
+	}
+	bt->bt_flags = 0;
+	hash_insert(vm, bt);
+	return bt;
+}
+
+/* ---- spans ---- */
+
+/* Insert a span marker and its one free segment, in address order. */
+static bt_t *
+vmem_span_add(vmem_t *vm, vmem_addr_t addr, vmem_size_t size, int type)
+{
+	bt_t *span = bt_get(vm), *seg = bt_get(vm), *next;
+
+	span->bt_start = seg->bt_start = addr;
+	span->bt_size = seg->bt_size = size;
+	span->bt_type = (uint8_t)type;
+	/* The first span after ours, on the span list. */
+	for (next = vm->vm_seg0.bt_fnext; next != &vm->vm_seg0;
+	     next = next->bt_fnext) {
+		if (next->bt_start > addr)
+			break;
+	}
+	span->bt_fnext = next;
+	span->bt_fprev = next->bt_fprev;
+	next->bt_fprev->bt_fnext = span;
+	next->bt_fprev = span;
+	seg_insert_after(next->bt_sprev, span);
+	seg_insert_after(span, seg);
+	freelist_insert(vm, seg);
+	vm->vm_total += size;
+	if (type == BT_TYPE_SPAN)
+		vm->vm_imported += size;
+	return span;
+}
+
+static bool
+vmem_span_wholly_free(const bt_t *span)
+{
+	const bt_t *seg = span->bt_snext;
+
+	return span->bt_type == BT_TYPE_SPAN && seg->bt_type == BT_TYPE_FREE &&
+	    seg->bt_size == span->bt_size;
+}
+
+/*
+ * Remove wholly free imported span "span" and give it back to the source.
+ * Drops the arena lock (release runs unlocked) and does not retake it.
+ */
+static void
+vmem_span_release(vmem_t *vm, bt_t *span)
+{
+	bt_t *seg = span->bt_snext, *heir = span->bt_sprev;
+	vmem_addr_t addr = span->bt_start;
+	vmem_size_t size = span->bt_size;
+
+	freelist_remove(vm, seg);
+	seg_remove(vm, seg, heir);
+	seg_remove(vm, span, heir);
+	span->bt_fprev->bt_fnext = span->bt_fnext;
+	span->bt_fnext->bt_fprev = span->bt_fprev;
+	bt_put(vm, seg);
+	bt_put(vm, span);
+	vm->vm_total -= size;
+	vm->vm_imported -= size;
+	vm->vm_nrelease++;
+	if (vm->vm_nwaiters != 0)
+		kmem_cond_broadcast(&vm->vm_cv);
+	kmem_mutex_exit(&vm->vm_lock);
+	vm->vm_releasefn(vm->vm_source, addr, size);
+}
+
+/* ---- argument checks ---- */
+
+#define VM_SLEEPMASK (VM_SLEEP | VM_NOSLEEP)
+#define VM_FITMASK   (VM_INSTANTFIT | VM_BESTFIT | VM_NEXTFIT)
+
+static void
+vmem_check_flags(
+    const vmem_t *vm, const char *fn, vmem_size_t size, vm_flag_t flags)
+{
+	vm_flag_t fit = flags & VM_FITMASK;
+
+	if ((flags & VM_SLEEPMASK) != VM_SLEEP &&
+	    (flags & VM_SLEEPMASK) != VM_NOSLEEP)
+		kmem_panic("%s(arena '%s', size %#zx, flags %#x): need exactly "
+			   "one of VM_SLEEP and VM_NOSLEEP",
+		    fn, vm->vm_name, size, flags);
+	if (fit & (fit - 1))
+		kmem_panic("%s(arena '%s', size %#zx, flags %#x): more than "
+			   "one fit policy",
+		    fn, vm->vm_name, size, flags);
+	if (size == 0)
+		kmem_panic("%s(arena '%s', size 0, flags %#x): size 0", fn,
+		    vm->vm_name, flags);
+}
+
+/* Validate and normalise an xalloc request; aborts on contradictions. */
+static void
+vmem_req_init(const vmem_t *vm, const char *fn, struct vmem_req *r,
+    vmem_size_t size, vmem_size_t align, vmem_size_t phase, vmem_size_t nocross,
+    vmem_addr_t minaddr, vmem_addr_t maxaddr)
+{
+	vmem_size_t q = vm->vm_quantum_mask + 1;
+
+#define VMEM_XPANIC(...)                                                       \
+	kmem_panic("%s(arena '%s', size %#zx, align %#zx, phase %#zx, "        \
+		   "nocross %#zx, min %#zx, max %#zx): " __VA_ARGS__)
+#define VMEM_XARGS                                                             \
+	fn, vm->vm_name, size, align, phase, nocross, (size_t)minaddr,         \
+	    (size_t)maxaddr
+	if (align == 0)
+		align = q;
+	if (!kmem_powerof2(align))
+		VMEM_XPANIC(
+		    "align %#zx is not a power of two", VMEM_XARGS, align);
+	if (align & (q - 1))
+		VMEM_XPANIC("align %#zx is not a multiple of the quantum %#zx",
+		    VMEM_XARGS, align, q);
+	if (phase >= align || (phase & (q - 1)) != 0)
+		VMEM_XPANIC("phase %#zx must be a quantum multiple below "
+			    "align %#zx",
+		    VMEM_XARGS, phase, align);
+	if (nocross != 0 && !kmem_powerof2(nocross))
+		VMEM_XPANIC(
+		    "nocross %#zx is not a power of two", VMEM_XARGS, nocross);
+	if (minaddr > maxaddr)
+		VMEM_XPANIC("minaddr %#zx > maxaddr %#zx", VMEM_XARGS,
+		    (size_t)minaddr, (size_t)maxaddr);
+	if (size > vm->vm_quantum_mask + 1 &&
+	    size - 1 > VMEM_ADDR_MAX - vm->vm_quantum_mask)
+		VMEM_XPANIC(
+		    "size does not fit in the address space", VMEM_XARGS);
+	r->size = vmem_roundup(vm, size);
+	if (r->size - 1 > maxaddr - minaddr)
+		VMEM_XPANIC("size %#zx does not fit in [minaddr, maxaddr]",
+		    VMEM_XARGS, r->size);
+	if (nocross != 0 && nocross < r->size)
+		VMEM_XPANIC(
+		    "nocross %#zx < size %#zx", VMEM_XARGS, nocross, r->size);
+	if (nocross != 0 &&
+	    ((phase ^ (phase + r->size - 1)) & ~(nocross - 1)) != 0)
+		VMEM_XPANIC("[phase, phase+size) crosses nocross", VMEM_XARGS);
+#undef VMEM_XPANIC
+#undef VMEM_XARGS
+	r->align = align;
+	r->phase = phase;
+	r->nocross = nocross;
+	r->minaddr = minaddr;
+	r->maxaddr = maxaddr;
+	r->constrained = align != q || phase != 0 || nocross != 0 ||
+	    minaddr != VMEM_ADDR_MIN || maxaddr != VMEM_ADDR_MAX;
+}
+
+/* ---- import ---- */
+
+/*
+ * Import a span that can hold request r; called and returns with the
+ * arena lock held, drops it around the import function.  *spanp is the new
+ * span's marker.  0 or ENOMEM.
+ */
+static int
+vmem_import(vmem_t *vm, const struct vmem_req *r, vm_flag_t flags, bt_t **spanp)
+{
+	vmem_size_t q = vm->vm_quantum_mask + 1, size = r->size, extra = 0;
+	vmem_size_t actual;
+	vmem_addr_t addr;
+	vm_flag_t iflags = (flags & VM_SLEEPMASK) | VM_INSTANTFIT;
+	bool direct = false;
+	int err;
+
+	if (vm->vm_importfn == NULL && vm->vm_ximportfn == NULL)
+		return ENOMEM;
+	if (r->constrained && vm->vm_importfn == vmem_alloc) {
+		/*
+		 * The source is a vmem arena: ask it for the constraint with
+		 * vmem_xalloc.  The span goes back through vmem_free, so it
+		 * must be larger than the source's quantum caches (the pairing
+		 * rule): raise it past qcache_max if need be.
+		 */
+		const vmem_t *src = vm->vm_source;
+		vmem_size_t sq = src->vm_quantum_mask + 1;
+
+		size = vmem_roundup(src, size);
+		if (size <= src->vm_qcache_max)
+			size = src->vm_qcache_max + sq;
+		direct = (r->align & (sq - 1)) == 0 &&
+		    (r->phase & (sq - 1)) == 0 &&
+		    (r->nocross == 0 || r->nocross >= size) &&
+		    size - 1 <= r->maxaddr - r->minaddr;
+		if (!direct) {
+			size = r->size;
+		} else if (size < vm->vm_min_import &&
+		    (r->nocross == 0 || vm->vm_min_import <= r->nocross) &&
+		    vm->vm_min_import - 1 <= r->maxaddr - r->minaddr) {
+			size = vmem_roundup(src, vm->vm_min_import);
+		}
+	}
+	if (!direct) {
+		/* Room for a fitting range wherever the span lands. */
+		if (r->nocross != 0)
+			extra =
+			    (r->nocross > r->align ? r->nocross : r->align) +
+			    r->phase - q;
+		else if (r->align > q || r->phase != 0)
+			extra = r->align + r->phase - q;
+		if (__builtin_add_overflow(size, extra, &size))
+			return ENOMEM;
+		if (vm->vm_flags & VM_LARGEIMPORT) {
+			if (__builtin_mul_overflow(size, 16, &size))
+				size = r->size + extra;
+		}
+		if (size < vm->vm_min_import)
+			size = vm->vm_min_import;
+		if (!kmem_align_up_ok(size, q, &size))
+			return ENOMEM;
+	}
+	kmem_mutex_exit(&vm->vm_lock);
+	actual = size;
+	if (direct) {
+		err = vmem_xalloc(vm->vm_source, size, r->align, r->phase,
+		    r->nocross, r->minaddr, r->maxaddr, iflags, &addr);
+	} else if (vm->vm_ximportfn != NULL) {
+		err = vm->vm_ximportfn(
+		    vm->vm_source, size, &actual, iflags, &addr);
+		if (err == 0 && actual < size)
+			kmem_panic(
+			    "vmem_import(arena '%s', size %#zx): ximport "
+			    "reported %#zx, less than requested",
+			    vm->vm_name, size, actual);
+		actual &= ~vm->vm_quantum_mask;
+	} else {
+		err = vm->vm_importfn(vm->vm_source, size, iflags, &addr);
+	}
+	kmem_mutex_enter(&vm->vm_lock);
+	if (err != 0)
+		return ENOMEM;
+	if ((addr & vm->vm_quantum_mask) != 0 ||
+	    actual - 1 > VMEM_ADDR_MAX - addr)
+		kmem_panic(
+		    "vmem_import(arena '%s', size %#zx): import returned "
+		    "bad span [%#zx, +%#zx)",
+		    vm->vm_name, size, (size_t)addr, actual);
+	if (bt_refill(vm, BT_NEED_SPAN + BT_NEED_ALLOC) != 0) {
+		kmem_mutex_exit(&vm->vm_lock);
+		if (vm->vm_releasefn != NULL)
+			vm->vm_releasefn(vm->vm_source, addr, actual);
+		kmem_mutex_enter(&vm->vm_lock);
+		return ENOMEM;
+	}
+	*spanp = vmem_span_add(vm, addr, actual, BT_TYPE_SPAN);
+	vm->vm_nimport++;
+	return 0;
+}
+
+/* ---- allocation ---- */
+
+static bt_t *
+vmem_find(
+    vmem_t *vm, const struct vmem_req *r, vm_flag_t flags, vmem_addr_t *addrp)
+{
+	if (flags & VM_BESTFIT)
+		return vmem_find_best(vm, r, vmem_order(vm, r->size), addrp);
+	if (flags & VM_NEXTFIT)
+		return vmem_find_next(vm, r, addrp);
+	return vmem_find_instant(vm, r, addrp);
+}
+
+/* Sleep until a free, add or release (or, if timed, the retry period). */
+static void
+vmem_wait(vmem_t *vm, bool timed)
+{
+	vm->vm_nwait++;
+	vm->vm_nwaiters++;
+	if (timed)
+		kmem_cond_timedwait(&vm->vm_cv, &vm->vm_lock,
+		    kmem_opts.vmem_sleep_retry_ms * 1000000u);
+	else
+		kmem_cond_wait(&vm->vm_cv, &vm->vm_lock);
+	vm->vm_nwaiters--;
+}
+
+static int
+vmem_xalloc_req(vmem_t *vm, const char *fn, const struct vmem_req *r,
+    vm_flag_t flags, uint8_t btflags, vmem_addr_t *addrp)
+{
+	bt_t *bt, *span = NULL;
+	vmem_addr_t addr;
+	unsigned tries = 0;
+	bool imported;
+
+	kmem_mutex_enter(&vm->vm_lock);
+	for (;;) {
+		if (bt_refill(vm, BT_NEED_ALLOC) != 0) {
+			if (flags & VM_NOSLEEP)
+				break;
+			if (++tries > BT_SLEEP_TRIES)
+				kmem_panic(
+				    "%s(arena '%s', size %#zx): no memory "
+				    "for boundary tags",
+				    fn, vm->vm_name, r->size);
+			vmem_wait(vm, true);
+			continue;
+		}
+		bt = vmem_find(vm, r, flags, &addr);
+		imported = false;
+		if (bt == NULL && vmem_import(vm, r, flags, &span) == 0) {
+			imported = true;
+			bt = vmem_find(vm, r, flags, &addr);
+		}
+		if (bt != NULL) {
+			bt = vmem_carve(vm, bt, addr, r->size);
+			bt->bt_flags = btflags;
+			vm->vm_nalloc++;
+			if (flags & VM_NEXTFIT) {
+				vm->vm_rotor = bt;
+				vm->vm_rotor_next = addr + r->size;
+			}
+			if (addrp != NULL)
+				*addrp = addr;
+			/* A racing import or free made ours unneeded. */
+			if (imported && vm->vm_releasefn != NULL &&
+			    vmem_span_wholly_free(span)) {
+				vmem_span_release(vm, span);
+				return 0;
+			}
+			kmem_mutex_exit(&vm->vm_lock);
+			return 0;
+		}
+		if (imported && vm->vm_releasefn != NULL &&
+		    vmem_span_wholly_free(span)) {
+			/* The span cannot serve the request (min/max). */
+			vmem_span_release(vm, span);
+			kmem_mutex_enter(&vm->vm_lock);
+		}
+		if (flags & VM_NOSLEEP)
+			break;
+		vmem_wait(
+		    vm, vm->vm_importfn != NULL || vm->vm_ximportfn != NULL);
+	}
+	vm->vm_nfail++;
+	kmem_mutex_exit(&vm->vm_lock);
+	return ENOMEM;
+}
+
+int
+vmem_xalloc(vmem_t *vm, vmem_size_t size, vmem_size_t align, vmem_size_t phase,
+    vmem_size_t nocross, vmem_addr_t minaddr, vmem_addr_t maxaddr,
+    vm_flag_t flags, vmem_addr_t *addrp)
+{
+	struct vmem_req r;
+
+	vmem_check_flags(vm, "vmem_xalloc", size, flags);
+	vmem_req_init(vm, "vmem_xalloc", &r, size, align, phase, nocross,
+	    minaddr, maxaddr);
+	return vmem_xalloc_req(vm, "vmem_xalloc", &r, flags, 0, addrp);
+}
+
+int
+vmem_alloc(vmem_t *vm, vmem_size_t size, vm_flag_t flags, vmem_addr_t *addrp)
+{
+	struct vmem_req r;
+
+	vmem_check_flags(vm, "vmem_alloc", size, flags);
+	vmem_req_init(
+	    vm, "vmem_alloc", &r, size, 0, 0, 0, VMEM_ADDR_MIN, VMEM_ADDR_MAX);
+	return vmem_xalloc_req(vm, "vmem_alloc", &r, flags,
+	    r.size <= vm->vm_qcache_max ? BT_F_QCACHE : 0, addrp);
+}
+
+int
+vmem_xalloc_addr(
+    vmem_t *vm, vmem_addr_t addr, vmem_size_t size, vm_flag_t flags)
+{
+	struct vmem_req r;
+
+	vmem_check_flags(vm, "vmem_xalloc_addr", size, flags);
+	if (addr & vm->vm_quantum_mask)
+		kmem_panic("vmem_xalloc_addr(arena '%s', %#zx, %#zx): address "
+			   "is not a multiple of the quantum %#zx",
+		    vm->vm_name, (size_t)addr, size, vm->vm_quantum_mask + 1);
+	if (size - 1 > VMEM_ADDR_MAX - addr)
+		kmem_panic("vmem_xalloc_addr(arena '%s', %#zx, %#zx): range "
+			   "does not fit in the address space",
+		    vm->vm_name, (size_t)addr, size);
+	vmem_req_init(vm, "vmem_xalloc_addr", &r, size, 0, 0, 0, addr,
+	    addr + vmem_roundup(vm, size) - 1);
+	return vmem_xalloc_req(vm, "vmem_xalloc_addr", &r,
+	    (flags & ~VM_FITMASK) | VM_BESTFIT, 0, NULL);
+}
+
+/* ---- free ---- */
+
+/* addr is not the start of a busy segment: say what it is, and abort. */
+static _Noreturn void
+vmem_bad_free(vmem_t *vm, const char *fn, vmem_addr_t addr, vmem_size_t size)
+{
+	const bt_t *bt;
+
+	for (bt = vm->vm_seg0.bt_snext; bt != &vm->vm_seg0; bt = bt->bt_snext) {
+		if (bt->bt_type != BT_TYPE_FREE && bt->bt_type != BT_TYPE_BUSY)
+			continue;
+		if (addr < bt->bt_start || addr > bt_end(bt))
+			continue;
+		if (bt->bt_type == BT_TYPE_FREE)
+			kmem_panic("%s(arena '%s', %#zx, %#zx): %#zx is not "
+				   "allocated: it lies in free segment "
+				   "[%#zx, %#zx] (double free?)",
+			    fn, vm->vm_name, (size_t)addr, size, (size_t)addr,
+			    (size_t)bt->bt_start, (size_t)bt_end(bt));
+		kmem_panic("%s(arena '%s', %#zx, %#zx): %#zx is not allocated: "
+			   "it is inside allocation [%#zx, %#zx]",
+		    fn, vm->vm_name, (size_t)addr, size, (size_t)addr,
+		    (size_t)bt->bt_start, (size_t)bt_end(bt));
+	}
+	kmem_panic("%s(arena '%s', %#zx, %#zx): %#zx is not allocated: it is "
+		   "outside every span",
+	    fn, vm->vm_name, (size_t)addr, size, (size_t)addr);
+}
+
+/* Free busy tag bt (already out of the hash); lock held, dropped on return. */
+static void
+vmem_free_bt(vmem_t *vm, bt_t *bt)
+{
+	bt_t *n = bt->bt_snext, *p = bt->bt_sprev;
+
+	vm->vm_nfreed++;
+	if (n->bt_type == BT_TYPE_FREE) {
+		freelist_remove(vm, n);
+		bt->bt_size += n->bt_size;
+		seg_remove(vm, n, bt);
+		bt_put(vm, n);
+	}
+	if (p->bt_type == BT_TYPE_FREE) {
+		freelist_remove(vm, p);
+		p->bt_size += bt->bt_size;
+		seg_remove(vm, bt, p);
+		bt_put(vm, bt);
+		bt = p;
+	}
+	freelist_insert(vm, bt);
+	p = bt->bt_sprev;
+	if (vm->vm_releasefn != NULL && vmem_span_wholly_free(p)) {
+		vmem_span_release(vm, p);
+		return;
+	}
+	if (vm->vm_nwaiters != 0)
+		kmem_cond_broadcast(&vm->vm_cv);
+	kmem_mutex_exit(&vm->vm_lock);
+}
+
+static void
+vmem_xfree_common(
+    vmem_t *vm, const char *fn, vmem_addr_t addr, vmem_size_t size, bool qcache)
+{
+	vmem_size_t rsize;
+	bt_t *bt;
+
+	kmem_mutex_enter(&vm->vm_lock);
+	bt = hash_lookup(vm, addr);
+	if (kmem_unlikely(bt == NULL))
+		vmem_bad_free(vm, fn, addr, size);
+	rsize = vmem_roundup(vm, size);
+	if (kmem_unlikely(rsize != bt->bt_size || size == 0))
+		kmem_panic("%s(arena '%s', %#zx, %#zx): size %#zx != allocated "
+			   "size %#zx",
+		    fn, vm->vm_name, (size_t)addr, size, rsize, bt->bt_size);
+	if (kmem_unlikely(((bt->bt_flags & BT_F_QCACHE) != 0) != qcache)) {
+		kmem_panic(qcache ? "%s(arena '%s', %#zx, %#zx): segment was "
+				    "allocated by vmem_xalloc: use vmem_xfree"
+				  : "%s(arena '%s', %#zx, %#zx): segment was "
+				    "allocated by vmem_alloc from a quantum "
+				    "cache size: use vmem_free",
+		    fn, vm->vm_name, (size_t)addr, size);
+	}
+	hash_remove(vm, addr);
+	vmem_free_bt(vm, bt);
+}
+
+void
+vmem_xfree(vmem_t *vm, vmem_addr_t addr, vmem_size_t size)
+{
+	vmem_xfree_common(vm, "vmem_xfree", addr, size, false);
+}
+
+void
+vmem_free(vmem_t *vm, vmem_addr_t addr, vmem_size_t size)
+{
+	vmem_xfree_common(vm, "vmem_free", addr, size,
+	    vmem_roundup(vm, size) <= vm->vm_qcache_max && size != 0);
+}
+
+void
+vmem_xfreeall(vmem_t *vm)
+{
+	bt_t *bt;
+
+	if (vm->vm_qcache_max != 0)
+		kmem_panic(
+		    "vmem_xfreeall(arena '%s'): arena has quantum caches",
+		    vm->vm_name);
+	kmem_mutex_enter(&vm->vm_lock);
+	for (;;) {
+		for (bt = vm->vm_seg0.bt_snext; bt != &vm->vm_seg0;
+		     bt = bt->bt_snext) {
+			if (bt->bt_type == BT_TYPE_BUSY)
+				break;
+		}
+		if (bt == &vm->vm_seg0)
+			break;
+		hash_remove(vm, bt->bt_start);
+		vmem_free_bt(vm, bt);
+		kmem_mutex_enter(&vm->vm_lock);
+	}
+	kmem_mutex_exit(&vm->vm_lock);
+}
+
+/* ---- arenas ---- */
+
+static vmem_t *
+vmem_create_common(const char *name, vmem_addr_t base, vmem_size_t size,
+    vmem_size_t quantum, vmem_import_t *importfn, vmem_ximport_t *ximportfn,
+    vmem_release_t *releasefn, vmem_t *source, vmem_size_t qcache_max,
+    vm_flag_t flags)
+{
+	size_t ps, bytes;
+	vmem_t *vm;
+	void *mem;
+	int err;
+
+	kmem_options_init();
+	if (!kmem_powerof2(quantum) ||
+	    (size != 0 &&
+		(((base | size) & (quantum - 1)) != 0 ||
+		    size - 1 > VMEM_ADDR_MAX - base))) {
+		errno = EINVAL;
+		return NULL;
+	}
+	ps = kmem_prim_page_size();
+	bytes = kmem_align_up(sizeof(*vm), ps);
+	if ((err = kmem_prim_alloc(bytes, 0, &mem)) != 0) {
+		errno = err;
+		return NULL;
+	}
+	vm = mem;
+	vm->vm_mapsize = bytes;
+	kmem_mutex_init(&vm->vm_lock);
+	kmem_cond_init(&vm->vm_cv);
+	if (name == NULL)
+		name = "(anon)";
+	kmem_snprintf(vm->vm_name, sizeof vm->vm_name, "%s", name);
+	vm->vm_flags = flags;
+	vm->vm_quantum_mask = quantum - 1;
+	vm->vm_quantum_shift = kmem_ilog2(quantum);
+	if (qcache_max > VMEM_QCACHE_IDX_MAX * quantum)
+		qcache_max = VMEM_QCACHE_IDX_MAX * quantum;
+	vm->vm_qcache_max = qcache_max & ~(quantum - 1);
+	vm->vm_importfn = importfn;
+	vm->vm_ximportfn = ximportfn;
+	vm->vm_releasefn = releasefn;
+	vm->vm_source = source;
+	vm->vm_min_import = kmem_align_up(kmem_opts.vmem_min_import, quantum);
+	vm->vm_seg0.bt_snext = vm->vm_seg0.bt_sprev = &vm->vm_seg0;
+	vm->vm_seg0.bt_fnext = vm->vm_seg0.bt_fprev = &vm->vm_seg0;
+	vm->vm_seg0.bt_type = BT_TYPE_SENTINEL;
+	vm->vm_hashlist = vm->vm_hash0;
+	vm->vm_hashmask = VMEM_HASH_INIT - 1;
+	if (size != 0) {
+		kmem_mutex_enter(&vm->vm_lock);
+		err = bt_refill(vm, BT_NEED_SPAN);
+		if (err == 0)
+			vmem_span_add(vm, base, size, BT_TYPE_STATIC);
+		kmem_mutex_exit(&vm->vm_lock);
+		if (err != 0) {
+			vmem_destroy(vm);
+			errno = ENOMEM;
+			return NULL;
+		}
+	}
+	kmem_mutex_enter(&vmem_list_lock);
+	vm->vm_next = vmem_list;
+	if (vmem_list != NULL)
+		vmem_list->vm_pprev = &vm->vm_next;
+	vm->vm_pprev = &vmem_list;
+	vmem_list = vm;
+	kmem_mutex_exit(&vmem_list_lock);
+	return vm;
+}
+
+vmem_t *
+vmem_create(const char *name, vmem_addr_t base, vmem_size_t size,
+    vmem_size_t quantum, vmem_import_t *importfn, vmem_release_t *releasefn,
+    vmem_t *source, vmem_size_t qcache_max, vm_flag_t flags, int ipl)
+{
+	(void)ipl;
+	return vmem_create_common(name, base, size, quantum, importfn, NULL,
+	    releasefn, source, qcache_max, flags & ~VM_XIMPORT);
+}
+
+vmem_t *
+vmem_xcreate(const char *name, vmem_addr_t base, vmem_size_t size,
+    vmem_size_t quantum, vmem_ximport_t *importfn, vmem_release_t *releasefn,
+    vmem_t *source, vmem_size_t qcache_max, vm_flag_t flags, int ipl)
+{
+	(void)ipl;
+	return vmem_create_common(name, base, size, quantum, NULL, importfn,
+	    releasefn, source, qcache_max, flags | VM_XIMPORT);
+}
+
+void
+vmem_destroy(vmem_t *vm)
+{
+	bt_t *bt, *next;
+
+	if (vm->vm_pprev != NULL) {
+		kmem_mutex_enter(&vmem_list_lock);
+		*vm->vm_pprev = vm->vm_next;
+		if (vm->vm_next != NULL)
+			vm->vm_next->vm_pprev = vm->vm_pprev;
+		kmem_mutex_exit(&vmem_list_lock);
+	}
+	if (vm->vm_nbusy != 0)
+		kmem_warn("vmem_destroy(arena '%s'): leaked %#zx bytes in %llu "
+			  "segments",
+		    vm->vm_name, vm->vm_inuse,
+		    (unsigned long long)vm->vm_nbusy);
+	/* Give imported spans back, then every tag to the supply. */
+	for (bt = vm->vm_seg0.bt_snext; bt != &vm->vm_seg0; bt = next) {
+		next = bt->bt_snext;
+		if (bt->bt_type == BT_TYPE_SPAN && vm->vm_releasefn != NULL)
+			vm->vm_releasefn(
+			    vm->vm_source, bt->bt_start, bt->bt_size);
+	}
+	kmem_mutex_enter(&bt_supply_lock);
+	for (bt = vm->vm_seg0.bt_snext; bt != &vm->vm_seg0; bt = next) {
+		next = bt->bt_snext;
+		bt_supply_push(bt);
+	}
+	while ((bt = vm->vm_btfree) != NULL) {
+		vm->vm_btfree = bt->bt_fnext;
+		bt_supply_push(bt);
+	}
+	kmem_mutex_exit(&bt_supply_lock);
+	if (vm->vm_hashlist != vm->vm_hash0)
+		kmem_prim_release(vm->vm_hashlist,
+		    kmem_align_up((vm->vm_hashmask + 1) * sizeof(bt_t *),
+			kmem_prim_page_size()));
+	kmem_cond_destroy(&vm->vm_cv);
+	kmem_mutex_destroy(&vm->vm_lock);
+	kmem_prim_release(vm, vm->vm_mapsize);
+}
+
+int
+vmem_add(vmem_t *vm, vmem_addr_t addr, vmem_size_t size, vm_flag_t flags)
+{
+	const bt_t *span;
+	unsigned tries = 0;
+
+	if (size == 0 || ((addr | size) & vm->vm_quantum_mask) != 0 ||
+	    size - 1 > VMEM_ADDR_MAX - addr)
+		kmem_panic(
+		    "vmem_add(arena '%s', %#zx, %#zx): bad span: size 0, "
+		    "not quantum (%#zx) multiples, or wraps",
+		    vm->vm_name, (size_t)addr, size, vm->vm_quantum_mask + 1);
+	kmem_mutex_enter(&vm->vm_lock);
+	for (span = vm->vm_seg0.bt_fnext; span != &vm->vm_seg0;
+	     span = span->bt_fnext) {
+		if (addr <= bt_end(span) && span->bt_start <= addr + size - 1)
+			kmem_panic("vmem_add(arena '%s', %#zx, %#zx): overlaps "
+				   "span [%#zx, %#zx]",
+			    vm->vm_name, (size_t)addr, size,
+			    (size_t)span->bt_start, (size_t)bt_end(span));
+	}
+	while (bt_refill(vm, BT_NEED_SPAN) != 0) {
+		if (!(flags & VM_SLEEP) || ++tries > BT_SLEEP_TRIES) {
+			kmem_mutex_exit(&vm->vm_lock);
+			return ENOMEM;
+		}
+		vmem_wait(vm, true);
+	}
+	vmem_span_add(vm, addr, size, BT_TYPE_STATIC);
+	if (vm->vm_nwaiters != 0)
+		kmem_cond_broadcast(&vm->vm_cv);
+	kmem_mutex_exit(&vm->vm_lock);
+	return 0;
+}
+
+vmem_size_t
+vmem_size(vmem_t *vm, int typemask)
+{
+	vmem_size_t r;
+
+	kmem_mutex_enter(&vm->vm_lock);
+	switch (typemask) {
+	case VMEM_ALLOC:
+		r = vm->vm_inuse;
+		break;
+	case VMEM_FREE:
+		r = vm->vm_total - vm->vm_inuse;
+		break;
+	case VMEM_ALLOC | VMEM_FREE:
+		r = vm->vm_total;
+		break;
+	default:
+		kmem_panic("vmem_size(arena '%s', %#x): bad typemask",
+		    vm->vm_name, (unsigned)typemask);
+	}
+	kmem_mutex_exit(&vm->vm_lock);
+	return r;
+}
+
+vmem_size_t
+vmem_roundup_size(vmem_t *vm, vmem_size_t size)
+{
+	return vmem_roundup(vm, size);
+}
+
+int
+kmem_vmem_set_min_import(vmem_t *vm, vmem_size_t size)
+{
+	if (vm->vm_importfn == NULL && vm->vm_ximportfn == NULL)
+		return EINVAL;
+	kmem_mutex_enter(&vm->vm_lock);
+	vm->vm_min_import = vmem_roundup(vm, size);
+	kmem_mutex_exit(&vm->vm_lock);
+	return 0;
+}
+
+int
+kmem_vmem_stats(const vmem_t *cvm, struct kmem_vmem_stats *st)
+{
+	vmem_t *vm = (vmem_t *)(uintptr_t)cvm;
+
+	memset(st, 0, sizeof(*st));
+	st->vs_size = sizeof(*st);
+	kmem_mutex_enter(&vm->vm_lock);
+	memcpy(st->vs_name, vm->vm_name, sizeof st->vs_name);
+	st->vs_quantum = vm->vm_quantum_mask + 1;
+	st->vs_inuse = vm->vm_inuse;
+	st->vs_imported = vm->vm_imported;
+	st->vs_total = vm->vm_total;
+	st->vs_alloc = vm->vm_nalloc;
+	st->vs_free = vm->vm_nfreed;
+	st->vs_fail = vm->vm_nfail;
+	st->vs_wait = vm->vm_nwait;
+	st->vs_import = vm->vm_nimport;
+	st->vs_release = vm->vm_nrelease;
+	st->vs_nbusy = vm->vm_nbusy;
+	st->vs_nfree = vm->vm_nfree;
+	st->vs_hashsize = vm->vm_hashmask + 1;
+	kmem_mutex_exit(&vm->vm_lock);
+	return 0;
+}
+
+/* ---- printing ---- */
+
+/* Format a line and hand it to pr (or stderr). */
+static void KMEM_PRINTF(2, 3) vmem_pr(vmem_printfn_t *pr, const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	kmem_vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	if (pr != NULL)
+		pr("%s", line);
+	else
+		kmem_eprintf("%s", line);
+}
+
+static void
+vmem_dump_locked(const vmem_t *vm, vmem_printfn_t *pr)
+{
+	const bt_t *bt;
+	unsigned n, count;
+
+	vmem_pr(pr,
+	    "vmem %p '%s': quantum %#zx, inuse %#zx, total %#zx, "
+	    "imported %#zx, busy %llu, free %llu\n",
+	    (const void *)vm, vm->vm_name, vm->vm_quantum_mask + 1,
+	    vm->vm_inuse, vm->vm_total, vm->vm_imported,
+	    (unsigned long long)vm->vm_nbusy, (unsigned long long)vm->vm_nfree);
+	for (bt = vm->vm_seg0.bt_snext; bt != &vm->vm_seg0; bt = bt->bt_snext) {
+		vmem_pr(pr, "  %-6s %#18zx - %#18zx  size %#zx\n",
+		    bt_type_name(bt), (size_t)bt->bt_start, (size_t)bt_end(bt),
+		    bt->bt_size);
+	}
+	for (n = 0; n < (unsigned)VMEM_MAXORDER; n++) {
+		if (vm->vm_freelist[n] == NULL)
+			continue;
+		count = 0;
+		for (bt = vm->vm_freelist[n]; bt != NULL; bt = bt->bt_fnext)
+			count++;
+		vmem_pr(pr, "  freelist[%u] (%#zx quanta and up): %u\n", n,
+		    (size_t)1 << n, count);
+	}
+}
+
+void
+vmem_dump(const vmem_t *cvm, vmem_printfn_t *pr)
+{
+	vmem_t *vm = (vmem_t *)(uintptr_t)cvm;
+
+	kmem_mutex_enter(&vm->vm_lock);
+	vmem_dump_locked(vm, pr);
+	kmem_mutex_exit(&vm->vm_lock);
+}
+
+void
+vmem_print(uintptr_t addr, const char *modif, vmem_printfn_t *pr)
+{
+	vmem_t *vm;
+
+	(void)modif;
+	kmem_mutex_enter(&vmem_list_lock);
+	for (vm = vmem_list; vm != NULL; vm = vm->vm_next) {
+		if ((uintptr_t)vm == addr)
+			break;
+	}
+	if (vm == NULL)
+		vmem_pr(pr, "%#zx is not a vmem arena\n", (size_t)addr);
+	else
+		vmem_dump(vm, pr);
+	kmem_mutex_exit(&vmem_list_lock);
+}
+
+void
+vmem_printall(const char *modif, vmem_printfn_t *pr)
+{
+	vmem_t *vm;
+
+	(void)modif;
+	kmem_mutex_enter(&vmem_list_lock);
+	for (vm = vmem_list; vm != NULL; vm = vm->vm_next)
+		vmem_dump(vm, pr);
+	kmem_mutex_exit(&vmem_list_lock);
+}
+
+int
+vmem_whatis(uintptr_t addr, vmem_printfn_t *pr)
+{
+	const bt_t *bt;
+	vmem_t *vm;
+	int found = -1;
+
+	kmem_mutex_enter(&vmem_list_lock);
+	for (vm = vmem_list; vm != NULL && found != 0; vm = vm->vm_next) {
+		kmem_mutex_enter(&vm->vm_lock);
+		for (bt = vm->vm_seg0.bt_snext; bt != &vm->vm_seg0;
+		     bt = bt->bt_snext) {
+			if ((bt->bt_type != BT_TYPE_BUSY &&
+				bt->bt_type != BT_TYPE_FREE) ||
+			    addr < bt->bt_start || addr > bt_end(bt))
+				continue;
+			vmem_pr(pr, "%#zx is %#zx+%#zx in VMEM '%s' (%s)\n",
+			    (size_t)addr, (size_t)bt->bt_start,
+			    (size_t)(addr - bt->bt_start), vm->vm_name,
+			    bt->bt_type == BT_TYPE_BUSY ? "allocated" : "free");
+			found = 0;
+			break;
+		}
+		kmem_mutex_exit(&vm->vm_lock);
+	}
+	kmem_mutex_exit(&vmem_list_lock);
+	return found;
+}
+
+void
+kmem_vmem_print_stats(vmem_printfn_t *pr)
+{
+	struct kmem_vmem_stats st;
+	vmem_t *vm;
+
+	vmem_pr(pr, "%-16s %8s %12s %12s %12s %10s %10s %6s %6s %6s %6s\n",
+	    "Arena", "Quantum", "InUse", "Imported", "Total", "Allocs", "Frees",
+	    "Fails", "Waits", "SpImp", "SpRel");
+	kmem_mutex_enter(&vmem_list_lock);
+	for (vm = vmem_list; vm != NULL; vm = vm->vm_next) {
+		kmem_vmem_stats(vm, &st);
+		vmem_pr(pr,
+		    "%-16s %8zu %12zu %12zu %12zu %10llu %10llu %6llu %6llu "
+		    "%6llu %6llu\n",
+		    st.vs_name, st.vs_quantum, st.vs_inuse, st.vs_imported,
+		    st.vs_total, (unsigned long long)st.vs_alloc,
+		    (unsigned long long)st.vs_free,
+		    (unsigned long long)st.vs_fail,
+		    (unsigned long long)st.vs_wait,
+		    (unsigned long long)st.vs_import,
+		    (unsigned long long)st.vs_release);
+	}
+	kmem_mutex_exit(&vmem_list_lock);
+}

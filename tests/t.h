@@ -1,0 +1,219 @@
+/*
+ * t.h -- the tiny test harness every kmem test uses.
+ *
+ *   T_RUN(test_fn);              run one test function, print its name
+ *   T_ASSERT(cond);              fail (and stop the process) if false
+ *   T_EQ(a, b) / T_NE / T_LE ... compare as uintmax_t, print both values
+ *   t_seed()                     seed from KMEM_TEST_SEED or the clock,
+ *                                printed so a failure can be replayed
+ *   t_scale(n)                   n scaled by KMEM_TEST_SCALE (>= 1)
+ *   t_expect_death(fn, arg, sig, substr)
+ *                                run fn(arg) in a child process; true if
+ *                                it died of signal "sig" and its stderr
+ *                                contains "substr"
+ *   return t_done();             prints "N passed, 0 failed" and exits 0
+ *
+ * A failed assertion prints file:line and the expression, then exits 1,
+ * so ctest records the failure.  Tests that cannot run exit 77 (skip).
+ */
+#ifndef KMEM_TESTS_T_H
+#define KMEM_TESTS_T_H
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int t_npassed;
+static const char *t_current = "?";
+
+#define T_FAIL(...)                                                            \
+	do {                                                                   \
+		fprintf(stderr, "FAIL %s:%d (%s): ", __FILE__, __LINE__,       \
+		    t_current);                                                \
+		fprintf(stderr, __VA_ARGS__);                                  \
+		fprintf(stderr, "\n0 passed, 1 failed\n");                     \
+		fflush(NULL);                                                  \
+		exit(1);                                                       \
+	} while (0)
+
+#define T_ASSERT(cond)                                                         \
+	do {                                                                   \
+		if (!(cond))                                                   \
+			T_FAIL("assertion failed: %s", #cond);                 \
+	} while (0)
+
+#define T_CMP(a, op, b)                                                        \
+	do {                                                                   \
+		uintmax_t t_a_ = (uintmax_t)(a), t_b_ = (uintmax_t)(b);        \
+		if (!(t_a_ op t_b_))                                           \
+			T_FAIL("%s %s %s: 0x%jx vs 0x%jx (%ju vs %ju)", #a,    \
+			    #op, #b, t_a_, t_b_, t_a_, t_b_);                  \
+	} while (0)
+#define T_EQ(a, b) T_CMP(a, ==, b)
+#define T_NE(a, b) T_CMP(a, !=, b)
+#define T_LT(a, b) T_CMP(a, <, b)
+#define T_LE(a, b) T_CMP(a, <=, b)
+#define T_GT(a, b) T_CMP(a, >, b)
+#define T_GE(a, b) T_CMP(a, >=, b)
+
+#define T_RUN(fn)                                                              \
+	do {                                                                   \
+		t_current = #fn;                                               \
+		printf("-- %s\n", #fn);                                        \
+		fflush(stdout);                                                \
+		fn();                                                          \
+		t_npassed++;                                                   \
+	} while (0)
+
+static inline int
+t_done(void)
+{
+	printf("%d passed, 0 failed\n", t_npassed);
+	fflush(stdout);
+	return 0;
+}
+
+static inline void
+t_skip(const char *why)
+{
+	printf("SKIP: %s\n", why);
+	fflush(stdout);
+	exit(77);
+}
+
+/* Random numbers: xorshift64*, one global state. */
+static uint64_t t_rng_state = 88172645463325252ull;
+
+static inline uint64_t
+t_rand(void)
+{
+	uint64_t x = t_rng_state;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	t_rng_state = x;
+	return x * 2685821657736338717ull;
+}
+
+/* Uniform in [0, n), n > 0. */
+static inline uint64_t
+t_rand_below(uint64_t n)
+{
+	return t_rand() % n;
+}
+
+static inline uint64_t
+t_seed(void)
+{
+	const char *e = getenv("KMEM_TEST_SEED");
+	uint64_t seed;
+
+	if (e != NULL && *e != '\0') {
+		seed = strtoull(e, NULL, 0);
+	} else {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		seed = (uint64_t)ts.tv_sec * 1000003u ^ (uint64_t)ts.tv_nsec ^
+		    (uint64_t)getpid() << 32;
+	}
+	printf("seed: %" PRIu64 " (replay with KMEM_TEST_SEED=%" PRIu64 ")\n",
+	    seed, seed);
+	fflush(stdout);
+	t_rng_state = seed ? seed : 1;
+	return seed;
+}
+
+static inline void
+t_set_seed(uint64_t seed)
+{
+	t_rng_state = seed ? seed : 1;
+}
+
+/* n scaled by KMEM_TEST_SCALE (default 1), at least 1. */
+static inline uint64_t
+t_scale(uint64_t n)
+{
+	const char *e = getenv("KMEM_TEST_SCALE");
+	double s = (e != NULL && *e != '\0') ? strtod(e, NULL) : 1.0;
+	double r = (double)n * s;
+
+	return r < 1 ? 1 : (uint64_t)r;
+}
+
+static inline bool
+t_under_valgrind(void)
+{
+	const char *e = getenv("KMEM_TEST_VALGRIND");
+
+	return e != NULL && *e == '1';
+}
+
+/*
+ * Run fn(arg) in a child with stderr captured.  True if the child was
+ * killed by signal "sig" and its stderr contains "substr".  On mismatch
+ * prints what happened.
+ */
+static inline bool
+t_expect_death(void (*fn)(void *), void *arg, int sig, const char *substr)
+{
+	int fd[2];
+	pid_t pid;
+	char buf[8192];
+	size_t len = 0;
+	ssize_t r;
+	int status;
+
+	if (pipe(fd) != 0)
+		T_FAIL("pipe: %s", strerror(errno));
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		T_FAIL("fork: %s", strerror(errno));
+	if (pid == 0) {
+		struct sigaction sa;
+
+		close(fd[0]);
+		dup2(fd[1], 2);
+		close(fd[1]);
+		/* No core dumps from expected aborts. */
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = SIG_DFL;
+		sigaction(SIGABRT, &sa, NULL);
+		alarm(60);
+		fn(arg);
+		_exit(0);
+	}
+	close(fd[1]);
+	while ((r = read(fd[0], buf + len, sizeof buf - 1 - len)) > 0)
+		len += (size_t)r;
+	buf[len] = '\0';
+	close(fd[0]);
+	if (waitpid(pid, &status, 0) != pid)
+		T_FAIL("waitpid: %s", strerror(errno));
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != sig) {
+		fprintf(stderr,
+		    "child did not die of signal %d (status 0x%x); "
+		    "stderr:\n%s\n",
+		    sig, status, buf);
+		return false;
+	}
+	if (substr != NULL && strstr(buf, substr) == NULL) {
+		fprintf(
+		    stderr, "child stderr lacks \"%s\":\n%s\n", substr, buf);
+		return false;
+	}
+	printf("   died as expected: %.*s", (int)strcspn(buf, "\n") + 1, buf);
+	return true;
+}
+
+#endif /* KMEM_TESTS_T_H */
