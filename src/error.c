@@ -103,6 +103,7 @@ kmem_vsnprintf(char *buf, size_t n, const char *fmt, va_list ap)
 	for (; *fmt != '\0'; fmt++) {
 		bool alt = false, left = false, zero = false;
 		int width = 0, lng = 0; /* 1 l, 2 ll/z/j/t */
+		int prec = -1;		/* %.Ns / %.*s: at most N chars */
 		uintmax_t v;
 		intmax_t sv;
 
@@ -122,6 +123,16 @@ kmem_vsnprintf(char *buf, size_t n, const char *fmt, va_list ap)
 		}
 		while (fmt[1] >= '0' && fmt[1] <= '9')
 			width = width * 10 + (*++fmt - '0');
+		if (fmt[1] == '.') {
+			fmt++;
+			prec = 0;
+			if (fmt[1] == '*') {
+				fmt++;
+				prec = va_arg(ap, int);
+			}
+			while (fmt[1] >= '0' && fmt[1] <= '9')
+				prec = prec * 10 + (*++fmt - '0');
+		}
 		for (;;) {
 			char m = fmt[1];
 
@@ -147,7 +158,9 @@ kmem_vsnprintf(char *buf, size_t n, const char *fmt, va_list ap)
 			s = va_arg(ap, const char *);
 			if (s == NULL)
 				s = "(null)";
-			fmt_str(&o, s, strlen(s), width, left);
+			fmt_str(&o, s,
+			    prec >= 0 ? strnlen(s, (size_t)prec) : strlen(s),
+			    width, left);
 			break;
 		case 'd':
 		case 'i':

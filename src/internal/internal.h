@@ -64,7 +64,8 @@ kmem_ilog2(uintmax_t x)
 /*
  * A vsnprintf for the conversions kmem's messages use: %s %c %d %i %u %x
  * %X %p %% with the "l", "ll", "z", "j", "t" length modifiers, the "#",
- * "-" and "0" flags and a field width.  Always NUL-terminates (if n > 0)
+ * "-" and "0" flags, a field width, and a precision (".N" or ".*") that
+ * limits %s.  Always NUL-terminates (if n > 0)
  * and returns the length it would have written.  Never allocates.
  */
 int kmem_vsnprintf(char *buf, size_t n, const char *fmt, va_list ap);

@@ -1,0 +1,246 @@
+/*
+ * prim.c -- tests of the platform layer (src/internal/prim.h): page runs
+ * with alignment, commit/purge/decommit/release, CPU identification, the
+ * environment reader, locks, the clock, and fault injection.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal/internal.h"
+#include "internal/prim.h"
+#include "t.h"
+
+static void
+test_page_size_and_cpus(void)
+{
+	size_t ps = kmem_prim_page_size();
+
+	T_ASSERT(kmem_powerof2(ps));
+	T_EQ(ps, (size_t)sysconf(_SC_PAGESIZE));
+	T_GE(kmem_prim_ncpu(), 1);
+	for (int i = 0; i < 1000; i++)
+		T_LT(kmem_prim_cpu_current(), kmem_prim_ncpu());
+	printf("   cpu source %s, cpu %u of %u\n", kmem_prim_cpu_source(),
+	    kmem_prim_cpu_current(), kmem_prim_ncpu());
+	/* Debian 12's glibc registers rseq: the fast source must be used. */
+	T_ASSERT(strcmp(kmem_prim_cpu_source(), "rseq") == 0 ||
+	    getenv("GLIBC_TUNABLES") != NULL);
+}
+
+static void
+test_alloc_aligned(void)
+{
+	size_t ps = kmem_prim_page_size();
+	size_t aligns[] = {0, ps, 2 * ps, 64 * 1024, 1 << 20, 4 << 20};
+
+	for (size_t i = 0; i < KMEM_ARRAY_SIZE(aligns); i++) {
+		void *p;
+		size_t size = 3 * ps;
+
+		T_EQ(kmem_prim_alloc(size, aligns[i], &p), 0);
+		T_EQ((uintptr_t)p % (aligns[i] ? aligns[i] : ps), 0);
+		/* Zeroed and writable. */
+		for (size_t j = 0; j < size; j++)
+			T_EQ(((unsigned char *)p)[j], 0);
+		memset(p, 0xa5, size);
+		T_EQ(kmem_prim_release(p, size), 0);
+	}
+}
+
+static void
+test_bad_arguments(void)
+{
+	size_t ps = kmem_prim_page_size();
+	void *p = (void *)0x1234, *q;
+
+	T_EQ(kmem_prim_alloc(0, 0, &p), EINVAL);
+	T_EQ(kmem_prim_alloc(ps + 1, 0, &p), EINVAL);
+	T_EQ(kmem_prim_alloc(ps, 3 * ps, &p), EINVAL);
+	T_EQ(kmem_prim_reserve(ps / 2, 0, &p), EINVAL);
+	T_EQ((uintptr_t)p, 0x1234); /* untouched on failure */
+	T_EQ(kmem_prim_alloc(ps, 0, &q), 0);
+	T_EQ(kmem_prim_commit((char *)q + 1, ps), EINVAL);
+	T_EQ(kmem_prim_purge(q, ps - 1), EINVAL);
+	T_EQ(kmem_prim_release((char *)q + 8, ps), EINVAL);
+	T_EQ(kmem_prim_release(q, ps), 0);
+	/* Too big for the address space. */
+	T_EQ(kmem_prim_alloc(SIZE_MAX & ~(ps - 1), 0, &p), ENOMEM);
+}
+
+static sigjmp_buf segv_jmp;
+
+static void
+segv_handler(int sig)
+{
+	(void)sig;
+	siglongjmp(segv_jmp, 1);
+}
+
+/* True if reading *p faults. */
+static bool
+faults(volatile char *p)
+{
+	struct sigaction sa, old;
+	bool r;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = segv_handler;
+	sigaction(SIGSEGV, &sa, &old);
+	if (sigsetjmp(segv_jmp, 1) == 0) {
+		(void)*p;
+		r = false;
+	} else {
+		r = true;
+	}
+	sigaction(SIGSEGV, &old, NULL);
+	return r;
+}
+
+static void
+test_reserve_commit_purge(void)
+{
+	size_t ps = kmem_prim_page_size(), size = 16 * ps;
+	char *p;
+	void *v;
+
+	T_EQ(kmem_prim_reserve(size, 1 << 20, &v), 0);
+	p = v;
+	T_EQ((uintptr_t)p % (1 << 20), 0);
+	if (!t_under_valgrind())
+		T_ASSERT(faults(p));
+	T_EQ(kmem_prim_commit(p + 4 * ps, 4 * ps), 0);
+	memset(p + 4 * ps, 7, 4 * ps);
+	T_EQ(p[4 * ps], 7);
+	/* Purge: still accessible, reads as zero. */
+	T_EQ(kmem_prim_purge(p + 4 * ps, 2 * ps), 0);
+	T_EQ(p[4 * ps], 0);
+	T_EQ(p[6 * ps], 7);
+	/* Decommit: inaccessible again. */
+	T_EQ(kmem_prim_decommit(p + 4 * ps, 4 * ps), 0);
+	if (!t_under_valgrind())
+		T_ASSERT(faults(p + 4 * ps));
+	T_EQ(kmem_prim_commit(p + 4 * ps, ps), 0);
+	T_EQ(p[4 * ps], 0);
+	T_EQ(kmem_prim_release(p, size), 0);
+}
+
+static void
+test_fault_injection(void)
+{
+	size_t ps = kmem_prim_page_size();
+	void *p[8];
+	int i;
+
+	/* The 3rd call fails, the others succeed. */
+	kmem_prim_fault_set(3, false);
+	for (i = 0; i < 5; i++) {
+		int err = kmem_prim_alloc(ps, 0, &p[i]);
+
+		T_EQ(err, i == 2 ? ENOMEM : 0);
+	}
+	T_EQ(kmem_prim_fault_calls(), 5);
+	for (i = 0; i < 5; i++) {
+		if (i != 2)
+			kmem_prim_release(p[i], ps);
+	}
+	/* From the 2nd call on, everything fails: reserve and commit too. */
+	kmem_prim_fault_set(2, true);
+	T_EQ(kmem_prim_reserve(ps, 0, &p[0]), 0);
+	T_EQ(kmem_prim_commit(p[0], ps), ENOMEM);
+	T_EQ(kmem_prim_alloc(ps, 0, &p[1]), ENOMEM);
+	T_EQ(kmem_prim_reserve(ps, 0, &p[1]), ENOMEM);
+	kmem_prim_fault_set(0, false);
+	T_EQ(kmem_prim_commit(p[0], ps), 0);
+	T_EQ(kmem_prim_release(p[0], ps), 0);
+}
+
+static void
+test_getenv(void)
+{
+	setenv("KMEM_TEST_VAR", "a=b,c", 1);
+	T_ASSERT(strcmp(kmem_prim_getenv("KMEM_TEST_VAR"), "a=b,c") == 0);
+	T_ASSERT(kmem_prim_getenv("KMEM_TEST_VA") == NULL);
+	T_ASSERT(kmem_prim_getenv("KMEM_TEST_VAR_NOT_SET") == NULL);
+	unsetenv("KMEM_TEST_VAR");
+	T_ASSERT(kmem_prim_getenv("KMEM_TEST_VAR") == NULL);
+}
+
+static void
+test_clock(void)
+{
+	uint64_t t0 = kmem_prim_clock_ns(), t1;
+
+	kmem_prim_sleep_ns(2000000);
+	t1 = kmem_prim_clock_ns();
+	T_GE(t1 - t0, 2000000);
+	T_LT(t1 - t0, 2000000000ull);
+}
+
+struct lock_arg {
+	kmem_mutex_t mtx;
+	kmem_cond_t cv;
+	uint64_t counter;
+	bool go;
+};
+
+static void *
+lock_worker(void *v)
+{
+	struct lock_arg *a = v;
+
+	kmem_mutex_enter(&a->mtx);
+	while (!a->go)
+		kmem_cond_wait(&a->cv, &a->mtx);
+	kmem_mutex_exit(&a->mtx);
+	for (int i = 0; i < 100000; i++) {
+		kmem_mutex_enter(&a->mtx);
+		a->counter++;
+		kmem_mutex_exit(&a->mtx);
+	}
+	return NULL;
+}
+
+static void
+test_locks(void)
+{
+	struct lock_arg a;
+	pthread_t th[3];
+
+	memset(&a, 0, sizeof a);
+	kmem_mutex_init(&a.mtx);
+	kmem_cond_init(&a.cv);
+	for (int i = 0; i < 3; i++)
+		T_EQ(pthread_create(&th[i], NULL, lock_worker, &a), 0);
+	kmem_mutex_enter(&a.mtx);
+	/* A timed wait nobody signals times out. */
+	T_ASSERT(!kmem_cond_timedwait(&a.cv, &a.mtx, 1000000));
+	a.go = true;
+	kmem_cond_broadcast(&a.cv);
+	kmem_mutex_exit(&a.mtx);
+	for (int i = 0; i < 3; i++)
+		pthread_join(th[i], NULL);
+	T_EQ(a.counter, 300000);
+	T_ASSERT(kmem_mutex_tryenter(&a.mtx));
+	kmem_mutex_exit(&a.mtx);
+	kmem_cond_destroy(&a.cv);
+	kmem_mutex_destroy(&a.mtx);
+}
+
+int
+main(void)
+{
+	T_RUN(test_page_size_and_cpus);
+	T_RUN(test_alloc_aligned);
+	T_RUN(test_bad_arguments);
+	T_RUN(test_reserve_commit_purge);
+	T_RUN(test_fault_injection);
+	T_RUN(test_getenv);
+	T_RUN(test_clock);
+	T_RUN(test_locks);
+	return t_done();
+}
