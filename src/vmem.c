@@ -1308,6 +1308,13 @@ vmem_add(vmem_t *vm, vmem_addr_t addr, vmem_size_t size, vm_flag_t flags)
 		    "not quantum (%#zx) multiples, or wraps",
 		    vm->vm_name, (size_t)addr, size, vm->vm_quantum_mask + 1);
 	kmem_mutex_enter(&vm->vm_lock);
+	while (bt_refill(vm, BT_NEED_SPAN) != 0) {
+		if (!(flags & VM_SLEEP) || ++tries > BT_SLEEP_TRIES) {
+			kmem_mutex_exit(&vm->vm_lock);
+			return ENOMEM;
+		}
+		vmem_wait(vm, true);
+	}
 	for (span = vm->vm_seg0.bt_fnext; span != &vm->vm_seg0;
 	     span = span->bt_fnext) {
 		if (addr <= bt_end(span) && span->bt_start <= addr + size - 1)
@@ -1315,13 +1322,6 @@ vmem_add(vmem_t *vm, vmem_addr_t addr, vmem_size_t size, vm_flag_t flags)
 				   "span [%#zx, %#zx]",
 			    vm->vm_name, (size_t)addr, size,
 			    (size_t)span->bt_start, (size_t)bt_end(span));
-	}
-	while (bt_refill(vm, BT_NEED_SPAN) != 0) {
-		if (!(flags & VM_SLEEP) || ++tries > BT_SLEEP_TRIES) {
-			kmem_mutex_exit(&vm->vm_lock);
-			return ENOMEM;
-		}
-		vmem_wait(vm, true);
 	}
 	vmem_span_add(vm, addr, size, BT_TYPE_STATIC);
 	if (vm->vm_nwaiters != 0)
