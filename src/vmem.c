@@ -31,11 +31,12 @@
  *      callout, illumos on a 15 s one).  vm_hash0 is the embedded initial
  *      table, so small arenas never allocate one.  A resize that cannot
  *      get memory keeps the old table: only speed suffers.
- *    - Rotor (VM_NEXTFIT): vm_rotor is the tag of the last next-fit
- *      allocation and vm_rotor_next the address after it.  The search
- *      starts there, looking only at addresses >= vm_rotor_next in the
- *      first tag, and wraps around.  When the rotor's tag is merged away
- *      or released, vm_rotor moves to the tag that absorbed it.
+ *    - Rotor (VM_NEXTFIT): vm_rotor_next is the address after the last
+ *      next-fit allocation, vm_rotor the tag of that allocation, a hint
+ *      for where the search starts.  The search takes the lowest fit at
+ *      or after vm_rotor_next, else wraps around.  When the rotor's tag is
+ *      merged away or released, vm_rotor moves to the tag that absorbed
+ *      it, so it always points at a live tag near vm_rotor_next.
  *    - Tag supply: tags come from a process-wide supply of their own, not
  *      from any allocator: 64 KiB chunks mapped through prim, plus a
  *      static reserve of BT_RESERVE tags used only when the OS refuses.
@@ -105,7 +106,8 @@
 #define BT_TYPE_FREE	 3
 #define BT_TYPE_BUSY	 4
 /* Tag flags. */
-#define BT_F_QCACHE 0x01 /* vmem_alloc'd at a quantum-cache size */
+#define BT_F_QCACHE  0x01 /* vmem_alloc'd at a quantum-cache size */
+#define BT_F_XIMPORT 0x02 /* span: imported by vmem_xalloc on the source */
 /*
  * Tags an allocation needs at most: a left and a right remainder (NetBSD
  * reserves two); an import's span needs two more (marker + segment).
@@ -486,6 +488,7 @@ struct vmem_req {
 	vmem_addr_t minaddr;
 	vmem_addr_t maxaddr;
 	bool constrained; /* anything beyond size */
+	bool never;	  /* larger than [minaddr, maxaddr] */
 };
 
 /*
@@ -595,26 +598,41 @@ vmem_find_instant(vmem_t *vm, const struct vmem_req *r, vmem_addr_t *addrp)
 }
 
 /*
- * Next fit: the first free segment at or after the rotor that fits,
- * wrapping around once; in the rotor's own tag only addresses at or after
- * the end of the previous next-fit allocation count on the first pass.
+ * Next fit: the lowest fitting free address at or after vm_rotor_next (the
+ * end of the previous next-fit allocation), else, wrapping around, the
+ * lowest fitting one before it.  vm_rotor is a tag at or just after that
+ * address; since carving and coalescing can leave vm_rotor_next in the tag
+ * before it, the search first steps back over tags that still reach
+ * vm_rotor_next (one step in practice), so the walk is O(1) when the space
+ * after the rotor is free, as it is for IDs handed out in order.
  */
 static bt_t *
 vmem_find_next(vmem_t *vm, const struct vmem_req *r, vmem_addr_t *addrp)
 {
-	bt_t *start = vm->vm_rotor != NULL ? vm->vm_rotor : &vm->vm_seg0;
-	bt_t *bt = start;
+	bt_t *const seg0 = &vm->vm_seg0;
+	bt_t *start = vm->vm_rotor != NULL ? vm->vm_rotor : seg0->bt_snext;
+	vmem_addr_t floor = vm->vm_rotor_next;
+	bt_t *bt;
 
-	if (bt->bt_type == BT_TYPE_FREE &&
-	    vmem_fit(bt, r, vm->vm_rotor_next, addrp))
-		return bt;
-	for (bt = bt->bt_snext;; bt = bt->bt_snext) {
+	while (start != seg0 && start->bt_sprev != seg0 &&
+	    bt_end(start->bt_sprev) >= floor)
+		start = start->bt_sprev;
+	/* First pass: from the rotor to the top, addresses >= floor. */
+	for (bt = start; bt != seg0; bt = bt->bt_snext) {
+		if (bt->bt_type == BT_TYPE_FREE && bt_end(bt) >= floor &&
+		    bt->bt_size >= r->size && vmem_fit(bt, r, floor, addrp))
+			return bt;
+	}
+	/*
+	 * Wrapped: from the bottom, the lowest fit anywhere (nothing at or
+	 * after floor fits, so it lies below floor).
+	 */
+	for (bt = seg0->bt_snext; bt != seg0; bt = bt->bt_snext) {
 		if (bt->bt_type == BT_TYPE_FREE && bt->bt_size >= r->size &&
 		    vmem_fit(bt, r, 0, addrp))
 			return bt;
-		if (bt == start)
-			return NULL;
 	}
+	return NULL;
 }
 
 /*
@@ -679,6 +697,22 @@ vmem_span_add(vmem_t *vm, vmem_addr_t addr, vmem_size_t size, int type)
 	return span;
 }
 
+/*
+ * Give an imported span back to the source, unlocked: through vmem_xfree
+ * if it came from vmem_xalloc on the source, else the release function.
+ * Arenas without a release function keep their imports.
+ */
+static void
+vmem_release_fn(vmem_t *vm, vmem_addr_t addr, vmem_size_t size, bool xfree)
+{
+	if (vm->vm_releasefn == NULL)
+		return;
+	if (xfree)
+		vmem_xfree(vm->vm_source, addr, size);
+	else
+		vm->vm_releasefn(vm->vm_source, addr, size);
+}
+
 static bool
 vmem_span_wholly_free(const bt_t *span)
 {
@@ -698,6 +732,7 @@ vmem_span_release(vmem_t *vm, bt_t *span)
 	bt_t *seg = span->bt_snext, *heir = span->bt_sprev;
 	vmem_addr_t addr = span->bt_start;
 	vmem_size_t size = span->bt_size;
+	bool xfree = (span->bt_flags & BT_F_XIMPORT) != 0;
 
 	freelist_remove(vm, seg);
 	seg_remove(vm, seg, heir);
@@ -712,7 +747,7 @@ vmem_span_release(vmem_t *vm, bt_t *span)
 	if (vm->vm_nwaiters != 0)
 		kmem_cond_broadcast(&vm->vm_cv);
 	kmem_mutex_exit(&vm->vm_lock);
-	vm->vm_releasefn(vm->vm_source, addr, size);
+	vmem_release_fn(vm, addr, size, xfree);
 }
 
 /* ---- argument checks ---- */
@@ -744,7 +779,7 @@ vmem_check_flags(
 static void
 vmem_req_init(const vmem_t *vm, const char *fn, struct vmem_req *r,
     vmem_size_t size, vmem_size_t align, vmem_size_t phase, vmem_size_t nocross,
-    vmem_addr_t minaddr, vmem_addr_t maxaddr)
+    vmem_addr_t minaddr, vmem_addr_t maxaddr, vm_flag_t flags)
 {
 	vmem_size_t q = vm->vm_quantum_mask + 1;
 
@@ -777,8 +812,14 @@ vmem_req_init(const vmem_t *vm, const char *fn, struct vmem_req *r,
 		VMEM_XPANIC(
 		    "size does not fit in the address space", VMEM_XARGS);
 	r->size = vmem_roundup(vm, size);
-	if (r->size - 1 > maxaddr - minaddr)
-		VMEM_XPANIC("size %#zx does not fit in [minaddr, maxaddr]",
+	/*
+	 * Larger than [minaddr, maxaddr]: VM_NOSLEEP fails with ENOMEM, as
+	 * NetBSD's own unit test expects; VM_SLEEP would wait forever.
+	 */
+	r->never = r->size - 1 > maxaddr - minaddr;
+	if (r->never && (flags & VM_SLEEP))
+		VMEM_XPANIC("size %#zx does not fit in [minaddr, maxaddr]: "
+			    "VM_SLEEP would wait forever",
 		    VMEM_XARGS, r->size);
 	if (nocross != 0 && nocross < r->size)
 		VMEM_XPANIC(
@@ -816,29 +857,37 @@ vmem_import(vmem_t *vm, const struct vmem_req *r, vm_flag_t flags, bt_t **spanp)
 
 	if (vm->vm_importfn == NULL && vm->vm_ximportfn == NULL)
 		return ENOMEM;
-	if (r->constrained && vm->vm_importfn == vmem_alloc) {
+	if (r->constrained && vm->vm_importfn == vmem_alloc &&
+	    (vm->vm_releasefn == vmem_free || vm->vm_releasefn == NULL)) {
 		/*
 		 * The source is a vmem arena: ask it for the constraint with
-		 * vmem_xalloc.  The span goes back through vmem_free, so it
-		 * must be larger than the source's quantum caches (the pairing
-		 * rule): raise it past qcache_max if need be.
+		 * vmem_xalloc, and give such a span back with vmem_xfree
+		 * (BT_F_XIMPORT), so the pairing rule holds whatever the
+		 * source's quantum caches.  A larger import (minimum import,
+		 * VM_LARGEIMPORT) is made only if it still satisfies nocross
+		 * and [minaddr, maxaddr]; allocations then start at its
+		 * aligned base.
 		 */
 		const vmem_t *src = vm->vm_source;
-		vmem_size_t sq = src->vm_quantum_mask + 1;
+		vmem_size_t sq = src->vm_quantum_mask + 1, want = 0;
 
 		size = vmem_roundup(src, size);
-		if (size <= src->vm_qcache_max)
-			size = src->vm_qcache_max + sq;
 		direct = (r->align & (sq - 1)) == 0 &&
 		    (r->phase & (sq - 1)) == 0 &&
 		    (r->nocross == 0 || r->nocross >= size) &&
 		    size - 1 <= r->maxaddr - r->minaddr;
 		if (!direct) {
 			size = r->size;
-		} else if (size < vm->vm_min_import &&
-		    (r->nocross == 0 || vm->vm_min_import <= r->nocross) &&
-		    vm->vm_min_import - 1 <= r->maxaddr - r->minaddr) {
-			size = vmem_roundup(src, vm->vm_min_import);
+		} else {
+			if ((vm->vm_flags & VM_LARGEIMPORT) &&
+			    !__builtin_mul_overflow(size, 16, &want))
+				want = vmem_roundup(src, want);
+			if (want < vm->vm_min_import)
+				want = vmem_roundup(src, vm->vm_min_import);
+			if (want > size &&
+			    (r->nocross == 0 || want <= r->nocross) &&
+			    want - 1 <= r->maxaddr - r->minaddr)
+				size = want;
 		}
 	}
 	if (!direct) {
@@ -888,12 +937,13 @@ vmem_import(vmem_t *vm, const struct vmem_req *r, vm_flag_t flags, bt_t **spanp)
 		    vm->vm_name, size, (size_t)addr, actual);
 	if (bt_refill(vm, BT_NEED_SPAN + BT_NEED_ALLOC) != 0) {
 		kmem_mutex_exit(&vm->vm_lock);
-		if (vm->vm_releasefn != NULL)
-			vm->vm_releasefn(vm->vm_source, addr, actual);
+		vmem_release_fn(vm, addr, actual, direct);
 		kmem_mutex_enter(&vm->vm_lock);
 		return ENOMEM;
 	}
 	*spanp = vmem_span_add(vm, addr, actual, BT_TYPE_SPAN);
+	if (direct)
+		(*spanp)->bt_flags |= BT_F_XIMPORT;
 	vm->vm_nimport++;
 	return 0;
 }
@@ -936,6 +986,8 @@ vmem_xalloc_req(vmem_t *vm, const char *fn, const struct vmem_req *r,
 
 	kmem_mutex_enter(&vm->vm_lock);
 	for (;;) {
+		if (kmem_unlikely(r->never))
+			break;
 		if (bt_refill(vm, BT_NEED_ALLOC) != 0) {
 			if (flags & VM_NOSLEEP)
 				break;
@@ -997,7 +1049,7 @@ vmem_xalloc(vmem_t *vm, vmem_size_t size, vmem_size_t align, vmem_size_t phase,
 
 	vmem_check_flags(vm, "vmem_xalloc", size, flags);
 	vmem_req_init(vm, "vmem_xalloc", &r, size, align, phase, nocross,
-	    minaddr, maxaddr);
+	    minaddr, maxaddr, flags);
 	return vmem_xalloc_req(vm, "vmem_xalloc", &r, flags, 0, addrp);
 }
 
@@ -1007,8 +1059,8 @@ vmem_alloc(vmem_t *vm, vmem_size_t size, vm_flag_t flags, vmem_addr_t *addrp)
 	struct vmem_req r;
 
 	vmem_check_flags(vm, "vmem_alloc", size, flags);
-	vmem_req_init(
-	    vm, "vmem_alloc", &r, size, 0, 0, 0, VMEM_ADDR_MIN, VMEM_ADDR_MAX);
+	vmem_req_init(vm, "vmem_alloc", &r, size, 0, 0, 0, VMEM_ADDR_MIN,
+	    VMEM_ADDR_MAX, flags);
 	return vmem_xalloc_req(vm, "vmem_alloc", &r, flags,
 	    r.size <= vm->vm_qcache_max ? BT_F_QCACHE : 0, addrp);
 }
@@ -1029,7 +1081,7 @@ vmem_xalloc_addr(
 			   "does not fit in the address space",
 		    vm->vm_name, (size_t)addr, size);
 	vmem_req_init(vm, "vmem_xalloc_addr", &r, size, 0, 0, 0, addr,
-	    addr + vmem_roundup(vm, size) - 1);
+	    addr + vmem_roundup(vm, size) - 1, flags);
 	return vmem_xalloc_req(vm, "vmem_xalloc_addr", &r,
 	    (flags & ~VM_FITMASK) | VM_BESTFIT, 0, NULL);
 }
@@ -1257,13 +1309,13 @@ vmem_destroy(vmem_t *vm)
 {
 	bt_t *bt, *next;
 
-	if (vm->vm_pprev != NULL) {
-		kmem_mutex_enter(&vmem_list_lock);
+	kmem_mutex_enter(&vmem_list_lock);
+	if (vm->vm_pprev != NULL) { /* NULL: create failed before listing */
 		*vm->vm_pprev = vm->vm_next;
 		if (vm->vm_next != NULL)
 			vm->vm_next->vm_pprev = vm->vm_pprev;
-		kmem_mutex_exit(&vmem_list_lock);
 	}
+	kmem_mutex_exit(&vmem_list_lock);
 	if (vm->vm_nbusy != 0)
 		kmem_warn("vmem_destroy(arena '%s'): leaked %#zx bytes in %llu "
 			  "segments",
@@ -1272,9 +1324,9 @@ vmem_destroy(vmem_t *vm)
 	/* Give imported spans back, then every tag to the supply. */
 	for (bt = vm->vm_seg0.bt_snext; bt != &vm->vm_seg0; bt = next) {
 		next = bt->bt_snext;
-		if (bt->bt_type == BT_TYPE_SPAN && vm->vm_releasefn != NULL)
-			vm->vm_releasefn(
-			    vm->vm_source, bt->bt_start, bt->bt_size);
+		if (bt->bt_type == BT_TYPE_SPAN)
+			vmem_release_fn(vm, bt->bt_start, bt->bt_size,
+			    (bt->bt_flags & BT_F_XIMPORT) != 0);
 	}
 	kmem_mutex_enter(&bt_supply_lock);
 	for (bt = vm->vm_seg0.bt_snext; bt != &vm->vm_seg0; bt = next) {
