@@ -7,6 +7,7 @@
  *   t_seed()                     seed from KMEM_TEST_SEED or the clock,
  *                                printed so a failure can be replayed
  *   t_scale(n)                   n scaled by KMEM_TEST_SCALE (>= 1)
+ *   t_child(fn, arg, buf, n)     run fn(arg) in a child, stderr into buf
  *   t_expect_death(fn, arg, sig, substr)
  *                                run fn(arg) in a child process; true if
  *                                it died of signal "sig" and its stderr
@@ -159,19 +160,18 @@ t_under_valgrind(void)
 }
 
 /*
- * Run fn(arg) in a child with stderr captured.  True if the child was
- * killed by signal "sig" and its stderr contains "substr".  On mismatch
- * prints what happened.
+ * Run fn(arg) in a child process (alarm(60) watchdog, SIGABRT at its
+ * default action), its stderr captured into buf (NUL-terminated, at most
+ * n - 1 bytes).  A child that returns from fn exits 0.  Returns the wait
+ * status.
  */
-static inline bool
-t_expect_death(void (*fn)(void *), void *arg, int sig, const char *substr)
+static inline int
+t_child(void (*fn)(void *), void *arg, char *buf, size_t n)
 {
-	int fd[2];
-	pid_t pid;
-	char buf[8192];
+	int fd[2], status;
 	size_t len = 0;
 	ssize_t r;
-	int status;
+	pid_t pid;
 
 	if (pipe(fd) != 0)
 		T_FAIL("pipe: %s", strerror(errno));
@@ -185,21 +185,36 @@ t_expect_death(void (*fn)(void *), void *arg, int sig, const char *substr)
 		close(fd[0]);
 		dup2(fd[1], 2);
 		close(fd[1]);
-		/* No core dumps from expected aborts. */
+		/* The expected aborts must not be caught or dump core. */
 		memset(&sa, 0, sizeof sa);
 		sa.sa_handler = SIG_DFL;
 		sigaction(SIGABRT, &sa, NULL);
 		alarm(60);
 		fn(arg);
+		fflush(NULL);
 		_exit(0);
 	}
 	close(fd[1]);
-	while ((r = read(fd[0], buf + len, sizeof buf - 1 - len)) > 0)
+	while (len < n - 1 && (r = read(fd[0], buf + len, n - 1 - len)) > 0)
 		len += (size_t)r;
 	buf[len] = '\0';
 	close(fd[0]);
 	if (waitpid(pid, &status, 0) != pid)
 		T_FAIL("waitpid: %s", strerror(errno));
+	return status;
+}
+
+/*
+ * Run fn(arg) in a child with stderr captured.  True if the child was
+ * killed by signal "sig" and its stderr contains "substr".  On mismatch
+ * prints what happened.
+ */
+static inline bool
+t_expect_death(void (*fn)(void *), void *arg, int sig, const char *substr)
+{
+	char buf[8192];
+	int status = t_child(fn, arg, buf, sizeof buf);
+
 	if (!WIFSIGNALED(status) || WTERMSIG(status) != sig) {
 		fprintf(stderr,
 		    "child did not die of signal %d (status 0x%x); "

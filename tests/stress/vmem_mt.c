@@ -10,6 +10,7 @@
  *     concurrently; plus one importing child shared by all threads.
  */
 #include "t.h"
+#include "t_vmem.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -73,17 +74,6 @@ rng_init(struct rng *r, unsigned tid)
 	r->s = g_seed ^ ((uint64_t)(tid + 1) * 0x9e3779b97f4a7c15ull);
 	if (r->s == 0)
 		r->s = 1;
-}
-
-static struct kmem_vmem_stats
-st_of(vmem_t *vm)
-{
-	struct kmem_vmem_stats st;
-
-	memset(&st, 0, sizeof st);
-	st.vs_size = sizeof st;
-	T_EQ(kmem_vmem_stats(vm, &st), 0);
-	return st;
 }
 
 static void
@@ -274,7 +264,7 @@ id_thread(void *arg)
 		lv[n].size = s;
 		n++;
 		if (ops % 1024 == 0) {
-			struct kmem_vmem_stats st = st_of(g_ids);
+			struct kmem_vmem_stats st = t_vmem_stats(g_ids);
 
 			T_LE(st.vs_inuse, st.vs_total);
 			T_LE(vmem_size(g_ids, VMEM_ALLOC), IDSIZE);
@@ -302,7 +292,7 @@ test_id_arena(void)
 	    (uintmax_t)g_id_enomem);
 	T_EQ(vmem_size(g_ids, VMEM_ALLOC), 0);
 	T_EQ(vmem_size(g_ids, VMEM_FREE), IDSIZE);
-	st = st_of(g_ids);
+	st = t_vmem_stats(g_ids);
 	T_EQ(st.vs_nbusy, 0);
 	T_EQ(st.vs_nfree, 1);
 	T_EQ(st.vs_alloc, st.vs_free);
@@ -411,7 +401,7 @@ test_sleep_waiters(void)
 	vmem_free(g_sl, all, SLSIZE);
 	T_EQ(pthread_join(runner, NULL), 0);
 
-	st = st_of(g_sl);
+	st = t_vmem_stats(g_sl);
 	printf("   %ju allocs, %ju waits\n", (uintmax_t)st.vs_alloc,
 	    (uintmax_t)st.vs_wait);
 	T_GE(st.vs_wait, g_nthreads);
@@ -493,7 +483,7 @@ children_thread(void *arg)
 				(void)vmem_whatis(a, noprint);
 			}
 		}
-		st = st_of(c);
+		st = t_vmem_stats(c);
 		T_LE(st.vs_inuse, st.vs_imported);
 		T_EQ(st.vs_total, st.vs_imported);
 		while (n > 0) {
@@ -507,7 +497,7 @@ children_thread(void *arg)
 			else
 				vmem_free(c, e.addr, e.size);
 		}
-		st = st_of(c);
+		st = t_vmem_stats(c);
 		T_EQ(st.vs_inuse, 0);
 		T_EQ(st.vs_imported, 0);
 		T_EQ(st.vs_total, 0);
@@ -542,7 +532,7 @@ test_children_create_destroy(void)
 	printf("   %ju children, %ju allocations\n", (uintmax_t)g_children,
 	    (uintmax_t)g_child_allocs);
 	T_EQ(vmem_size(g_parent, VMEM_ALLOC), 0);
-	T_EQ(st_of(g_parent).vs_nbusy, 0);
+	T_EQ(t_vmem_stats(g_parent).vs_nbusy, 0);
 	sh_check_empty(&g_psh);
 	vmem_destroy(g_parent);
 }
@@ -624,7 +614,7 @@ test_shared_importing_child(void)
 	sh_init(&g_psh, PBASE, PSIZE, PQ);
 	set_deadline(1000);
 	run_threads(shared_child_thread);
-	st = st_of(g_shchild);
+	st = t_vmem_stats(g_shchild);
 	printf("   %ju imports, %ju releases\n", (uintmax_t)st.vs_import,
 	    (uintmax_t)st.vs_release);
 	T_EQ(st.vs_inuse, 0);

@@ -12,6 +12,7 @@
 #include <stdarg.h>
 
 #include "t.h"
+#include "t_vmem.h"
 
 #define NOSLEEP VM_NOSLEEP
 #define FULL	VMEM_ADDR_MIN, VMEM_ADDR_MAX
@@ -77,17 +78,6 @@ mk(const char *name, vmem_addr_t base, vmem_size_t size, vmem_size_t q,
 	if (vm == NULL)
 		T_FAIL("vmem_create(%s) failed: %s", name, strerror(errno));
 	return vm;
-}
-
-static struct kmem_vmem_stats
-stats(const vmem_t *vm)
-{
-	struct kmem_vmem_stats st;
-
-	memset(&st, 0, sizeof st);
-	st.vs_size = sizeof st;
-	T_EQ(kmem_vmem_stats(vm, &st), 0);
-	return st;
 }
 
 static vmem_addr_t
@@ -169,7 +159,7 @@ test_create_static(void)
 	T_EQ(vmem_size(vm, VMEM_ALLOC), 0);
 	T_EQ(vmem_size(vm, VMEM_FREE), 0x4000);
 	T_EQ(vmem_size(vm, VMEM_ALLOC | VMEM_FREE), 0x4000);
-	st = stats(vm);
+	st = t_vmem_stats(vm);
 	T_EQ(st.vs_size, sizeof st);
 	T_ASSERT(strcmp(st.vs_name, "static") == 0);
 	T_EQ(st.vs_quantum, 0x100);
@@ -193,7 +183,7 @@ test_create_static(void)
 	for (i = 0; i < 0x40; i++)
 		vmem_free(vm, a[i], 0x100);
 	T_EQ(vmem_size(vm, VMEM_ALLOC), 0);
-	st = stats(vm);
+	st = t_vmem_stats(vm);
 	T_EQ(st.vs_nfree, 1);
 	T_EQ(st.vs_nbusy, 0);
 	/* The static span is still there in one piece. */
@@ -304,8 +294,8 @@ test_add(void)
 	T_EQ(vmem_add(vm, 0x1100, 0x100, VM_SLEEP), 0); /* adjacent */
 	T_EQ(vmem_size(vm, VMEM_ALLOC | VMEM_FREE), 0x300);
 	T_EQ(vmem_size(vm, VMEM_FREE), 0x300);
-	T_EQ(stats(vm).vs_total, 0x300);
-	T_EQ(stats(vm).vs_imported, 0);
+	T_EQ(t_vmem_stats(vm).vs_total, 0x300);
+	T_EQ(t_vmem_stats(vm).vs_imported, 0);
 	for (i = 0; i < 3; i++) {
 		a[i] = al(vm, 0x100, VM_BESTFIT | NOSLEEP);
 		if (a[i] == 0x1000)
@@ -364,7 +354,7 @@ test_fit_flags(void)
 		for (i = 0; i < n; i++)
 			vmem_free(vm, a[i], s[i]);
 		T_EQ(vmem_size(vm, VMEM_ALLOC), 0);
-		T_EQ(stats(vm).vs_nfree, 1);
+		T_EQ(t_vmem_stats(vm).vs_nfree, 1);
 		/* With SLEEP too. */
 		a[0] = al(vm, 0x1000, fits[f] | VM_SLEEP);
 		T_EQ(a[0], 0x1000);
@@ -387,7 +377,7 @@ test_instant_vs_best(void)
 	T_EQ(vmem_xalloc_addr(vm, 0, 10, NOSLEEP), 0);
 	T_EQ(vmem_xalloc_addr(vm, 13, 7, NOSLEEP), 0);
 	T_EQ(vmem_xalloc_addr(vm, 25, 75, NOSLEEP), 0);
-	T_EQ(stats(vm).vs_nfree, 2);
+	T_EQ(t_vmem_stats(vm).vs_nfree, 2);
 	T_EQ(al(vm, 3, VM_BESTFIT | NOSLEEP), 10);
 	vmem_free(vm, 10, 3);
 	a = al(vm, 3, VM_INSTANTFIT | NOSLEEP);
@@ -513,7 +503,7 @@ test_xalloc_constraints(void)
 	vmem_xfree(vm, a, 0x10);
 	vmem_xfree(vm, 0x10, 0x20);
 	T_EQ(vmem_size(vm, VMEM_ALLOC), 0);
-	T_EQ(stats(vm).vs_nfree, 1);
+	T_EQ(t_vmem_stats(vm).vs_nfree, 1);
 	vmem_destroy(vm);
 }
 
@@ -628,7 +618,7 @@ fit_seg(vmem_addr_t s, vmem_addr_t l, vmem_size_t size, vmem_size_t align,
 static void
 model_check(struct model *m)
 {
-	struct kmem_vmem_stats st = stats(m->vm);
+	struct kmem_vmem_stats st = t_vmem_stats(m->vm);
 	vmem_size_t used = 0;
 	int i;
 
@@ -961,7 +951,7 @@ test_top_of_address_space(void)
 	T_EQ(al(vm, 16, VM_NEXTFIT | NOSLEEP), base);
 	vmem_free(vm, base, 16);
 	vmem_free(vm, VMEM_ADDR_MAX - 15, 16);
-	T_EQ(stats(vm).vs_nfree, 1);
+	T_EQ(t_vmem_stats(vm).vs_nfree, 1);
 	vmem_destroy(vm);
 }
 
@@ -985,7 +975,7 @@ test_whole_address_space(void)
 	vmem_xfree(vm, half, 0x1000);
 	vmem_xfree(vm, VMEM_ADDR_MAX, 1);
 	vmem_xfree(vm, 1, half - 1);
-	T_EQ(stats(vm).vs_nfree, 1);
+	T_EQ(t_vmem_stats(vm).vs_nfree, 1);
 	vmem_destroy(vm);
 }
 
@@ -1017,8 +1007,8 @@ test_xalloc_addr(void)
 	vmem_t *vm = mk("xaddr", 0x1000, 0x1000, 16, 0);
 
 	T_EQ(vmem_xalloc_addr(vm, 0x1800, 0x40, NOSLEEP), 0);
-	T_EQ(stats(vm).vs_nbusy, 1);
-	T_EQ(stats(vm).vs_nfree, 2);
+	T_EQ(t_vmem_stats(vm).vs_nbusy, 1);
+	T_EQ(t_vmem_stats(vm).vs_nfree, 2);
 	T_EQ(vmem_size(vm, VMEM_ALLOC), 0x40);
 	T_EQ(vmem_xalloc_addr(vm, 0x1800, 0x40, NOSLEEP), ENOMEM);
 	T_EQ(vmem_xalloc_addr(vm, 0x1800, 0x10, NOSLEEP), ENOMEM);
@@ -1027,7 +1017,7 @@ test_xalloc_addr(void)
 	T_EQ(vmem_xalloc_addr(vm, 0x3000, 0x10, NOSLEEP), ENOMEM);
 	T_EQ(vmem_xalloc_addr(vm, 0xff0, 0x20, NOSLEEP), ENOMEM);
 	T_EQ(vmem_xalloc_addr(vm, 0x1ff0, 0x20, NOSLEEP), ENOMEM);
-	T_EQ(stats(vm).vs_fail, 7);
+	T_EQ(t_vmem_stats(vm).vs_fail, 7);
 	/* Neighbours on both sides. */
 	T_EQ(vmem_xalloc_addr(vm, 0x17f0, 0x10, NOSLEEP), 0);
 	T_EQ(vmem_xalloc_addr(vm, 0x1840, 0x10, NOSLEEP), 0);
@@ -1050,7 +1040,7 @@ test_xalloc_addr(void)
 	vmem_xfree(vm, 0x1020, 0x10);
 	vmem_xfree(vm, 0x1ff0, 0x10);
 	T_EQ(vmem_size(vm, VMEM_ALLOC), 0);
-	T_EQ(stats(vm).vs_nfree, 1);
+	T_EQ(t_vmem_stats(vm).vs_nfree, 1);
 	vmem_destroy(vm);
 }
 
@@ -1068,7 +1058,7 @@ test_xfreeall(void)
 	T_EQ(vmem_xalloc_addr(vm, 0x1ff0, 0x10, NOSLEEP), 0);
 	T_EQ(vmem_size(vm, VMEM_ALLOC), 10 * 0x20 + 0x40 + 0x10);
 	vmem_xfreeall(vm);
-	st = stats(vm);
+	st = t_vmem_stats(vm);
 	T_EQ(vmem_size(vm, VMEM_ALLOC), 0);
 	T_EQ(st.vs_nbusy, 0);
 	T_EQ(st.vs_nfree, 1);
@@ -1108,14 +1098,14 @@ test_coalesce(void)
 			    0);
 			busy[4 + k] = true;
 		}
-		T_EQ(stats(vm).vs_nfree, 2);
+		T_EQ(t_vmem_stats(vm).vs_nfree, 2);
 		for (k = 0; k < 3; k++) {
 			int i = perms[p][k];
 
 			vmem_xfree(vm, 0x1040 + 0x10 * (vmem_addr_t)i, 0x10);
 			busy[4 + i] = false;
-			T_EQ(stats(vm).vs_nfree, count_runs(busy, 16));
-			T_EQ(stats(vm).vs_nbusy, 2 - k);
+			T_EQ(t_vmem_stats(vm).vs_nfree, count_runs(busy, 16));
+			T_EQ(t_vmem_stats(vm).vs_nbusy, 2 - k);
 		}
 		T_EQ(vmem_size(vm, VMEM_FREE), 0x100);
 		T_EQ(vmem_xalloc_addr(vm, 0x1000, 0x100, NOSLEEP), 0);
@@ -1132,13 +1122,13 @@ test_coalesce(void)
 		for (k = 0; k < 3; k++)
 			a[k] = al(vm, 0x10, VM_BESTFIT | NOSLEEP);
 		T_EQ(vmem_alloc(vm, 0x10, NOSLEEP, &x), ENOMEM);
-		T_EQ(stats(vm).vs_nfree, 0);
+		T_EQ(t_vmem_stats(vm).vs_nfree, 0);
 		for (k = 0; k < 3; k++) {
 			int i = perms[p][k];
 
 			vmem_free(vm, a[i], 0x10);
 			busy[(a[i] - 0x2000) / 0x10] = false;
-			T_EQ(stats(vm).vs_nfree, count_runs(busy, 3));
+			T_EQ(t_vmem_stats(vm).vs_nfree, count_runs(busy, 3));
 		}
 		T_EQ(al(vm, 0x30, NOSLEEP), 0x2000);
 		vmem_free(vm, 0x2000, 0x30);
@@ -1161,7 +1151,7 @@ test_quantum_rounding(void)
 	a = al(vm, 1, NOSLEEP);
 	T_EQ(a % 16, 0);
 	T_EQ(vmem_size(vm, VMEM_ALLOC), 16);
-	T_EQ(stats(vm).vs_inuse, 16);
+	T_EQ(t_vmem_stats(vm).vs_inuse, 16);
 	vmem_free(vm, a, 1);
 	a = xa(vm, 17, ANY, NOSLEEP);
 	T_EQ(vmem_size(vm, VMEM_ALLOC), 32);
@@ -1173,7 +1163,7 @@ test_quantum_rounding(void)
 	T_EQ(vmem_size(vm, VMEM_FREE), 0);
 	for (i = 0; i < 16; i++)
 		vmem_free(vm, b[i], 16);
-	T_EQ(stats(vm).vs_nfree, 1);
+	T_EQ(t_vmem_stats(vm).vs_nfree, 1);
 	vmem_destroy(vm);
 }
 
@@ -1265,7 +1255,7 @@ test_stats_counters(void)
 	struct kmem_vmem_stats st;
 	vmem_addr_t a, b, c, x;
 
-	st = stats(vm);
+	st = t_vmem_stats(vm);
 	T_EQ(st.vs_alloc, 0);
 	T_EQ(st.vs_free, 0);
 	T_EQ(st.vs_fail, 0);
@@ -1276,23 +1266,23 @@ test_stats_counters(void)
 	b = al(vm, 32, VM_BESTFIT | NOSLEEP);
 	c = xa(vm, 48, 0x100, 0, 0, FULL, NOSLEEP);
 	T_EQ(vmem_xalloc_addr(vm, 0x1f00, 16, NOSLEEP), 0);
-	st = stats(vm);
+	st = t_vmem_stats(vm);
 	T_EQ(st.vs_alloc, 4);
 	T_EQ(st.vs_inuse, 16 + 32 + 48 + 16);
 	T_EQ(st.vs_nbusy, 4);
 	T_EQ(vmem_alloc(vm, 0x2000, NOSLEEP, &x), ENOMEM);
 	T_EQ(xa_rc(vm, 16, 0, 0, 0, 0x3000, VMEM_ADDR_MAX, NOSLEEP), ENOMEM);
-	st = stats(vm);
+	st = t_vmem_stats(vm);
 	T_EQ(st.vs_fail, 2);
 	T_EQ(st.vs_alloc, 4);
 	vmem_free(vm, a, 16);
 	vmem_free(vm, b, 32);
-	st = stats(vm);
+	st = t_vmem_stats(vm);
 	T_EQ(st.vs_free, 2);
 	T_EQ(st.vs_nbusy, 2);
 	vmem_xfree(vm, c, 48);
 	vmem_xfree(vm, 0x1f00, 16);
-	st = stats(vm);
+	st = t_vmem_stats(vm);
 	T_EQ(st.vs_free, 4);
 	T_EQ(st.vs_alloc, 4);
 	T_EQ(st.vs_inuse, 0);
@@ -1402,7 +1392,7 @@ test_sleep_wait(void)
 	T_EQ(vmem_alloc(vm, 1, VM_SLEEP, &a), 0);
 	T_EQ(a, 5);
 	pthread_join(t, NULL);
-	T_GE(stats(vm).vs_wait, 1);
+	T_GE(t_vmem_stats(vm).vs_wait, 1);
 	vmem_free(vm, 5, 1);
 
 	/* Constrained: a free outside [0, 3] does not satisfy it. */
@@ -1529,7 +1519,7 @@ test_import_release(void)
 	T_GE(imp.req, 0x1000);
 	T_GE(a, imp.addr);
 	T_LE(a + 0x1000 - imp.addr, imp.req);
-	st = stats(vm);
+	st = t_vmem_stats(vm);
 	T_EQ(st.vs_import, 1);
 	T_EQ(st.vs_imported, imp.req);
 	T_EQ(st.vs_total, imp.req);
@@ -1540,7 +1530,7 @@ test_import_release(void)
 	T_EQ(imp.nrelease, 1);
 	T_EQ(imp.rel_addr, imp.addr);
 	T_EQ(imp.rel_size, imp.req);
-	st = stats(vm);
+	st = t_vmem_stats(vm);
 	T_EQ(st.vs_release, 1);
 	T_EQ(st.vs_imported, 0);
 	T_EQ(st.vs_total, 0);
@@ -1576,7 +1566,7 @@ test_import_release(void)
 	T_EQ(vmem_alloc(vm, 0x1000, NOSLEEP, &x), ENOMEM);
 	imp.fail = false;
 	T_EQ(vmem_alloc(vm, 0x200000, NOSLEEP, &x), ENOMEM);
-	st = stats(vm);
+	st = t_vmem_stats(vm);
 	T_EQ(st.vs_fail, 2);
 	T_EQ(st.vs_total, 0);
 	T_EQ(imp.nimport, imp.nrelease);
@@ -1589,16 +1579,16 @@ test_import_release(void)
 	vmem_free(vm, c, 0x1000);
 	T_EQ(imp.nrelease, 3);
 	T_EQ(vmem_size(vm, VMEM_ALLOC | VMEM_FREE), 0x2000);
-	T_EQ(stats(vm).vs_imported, 0);
+	T_EQ(t_vmem_stats(vm).vs_imported, 0);
 	/* Too big for the static span: imports. */
 	c = al(vm, 0x3000, NOSLEEP);
 	T_EQ(imp.nimport, 4);
-	T_EQ(stats(vm).vs_imported, imp.req);
+	T_EQ(t_vmem_stats(vm).vs_imported, imp.req);
 	T_EQ(vmem_size(vm, VMEM_ALLOC | VMEM_FREE), 0x2000 + imp.req);
 	vmem_free(vm, c, 0x3000);
 	T_EQ(imp.nrelease, 4);
 	T_EQ(vmem_size(vm, VMEM_ALLOC | VMEM_FREE), 0x2000);
-	st = stats(vm);
+	st = t_vmem_stats(vm);
 	T_EQ(st.vs_import, 4);
 	T_EQ(st.vs_release, 4);
 	imp.child = NULL;
@@ -1635,7 +1625,7 @@ test_import_vmem_alloc(void)
 	T_EQ(xa_rc(vm, 0x1000, 0, 0, 0, 0x20000000, VMEM_ADDR_MAX, NOSLEEP),
 	    ENOMEM);
 	T_EQ(vmem_size(src, VMEM_ALLOC), vmem_size(vm, VMEM_ALLOC | VMEM_FREE));
-	T_GE(stats(vm).vs_import, 1);
+	T_GE(t_vmem_stats(vm).vs_import, 1);
 	vmem_xfree(vm, a[0], 0x1000);
 	vmem_xfree(vm, a[1], 0x1000);
 	vmem_xfree(vm, a[2], 0x2000);
@@ -1709,7 +1699,7 @@ test_ximport(void)
 	T_EQ(imp.nimport, 1);
 	T_EQ(imp.got, 4 * imp.req);
 	/* The span added is the size the import reported. */
-	T_EQ(stats(vm).vs_imported, imp.got);
+	T_EQ(t_vmem_stats(vm).vs_imported, imp.got);
 	T_EQ(vmem_size(vm, VMEM_ALLOC | VMEM_FREE), imp.got);
 	while (used + 0x1000 <= imp.got && n < 16) {
 		a[n++] = al(vm, 0x1000, NOSLEEP);

@@ -414,44 +414,6 @@ bad(void *arg)
 	}
 }
 
-/*
- * Run fn(arg) in a child, its stderr into buf.  Returns the wait status.
- */
-static int
-capture(void (*fn)(void *), void *arg, char *buf, size_t n)
-{
-	int fd[2], status;
-	size_t len = 0;
-	ssize_t r;
-	pid_t pid;
-
-	T_ASSERT(pipe(fd) == 0);
-	fflush(NULL);
-	pid = fork();
-	T_ASSERT(pid >= 0);
-	if (pid == 0) {
-		struct sigaction sa;
-
-		close(fd[0]);
-		dup2(fd[1], 2);
-		close(fd[1]);
-		memset(&sa, 0, sizeof sa);
-		sa.sa_handler = SIG_DFL;
-		sigaction(SIGABRT, &sa, NULL);
-		alarm(120);
-		fn(arg);
-		fflush(NULL);
-		_exit(0);
-	}
-	close(fd[1]);
-	while (len < n - 1 && (r = read(fd[0], buf + len, n - 1 - len)) > 0)
-		len += (size_t)r;
-	buf[len] = '\0';
-	close(fd[0]);
-	T_ASSERT(waitpid(pid, &status, 0) == pid);
-	return status;
-}
-
 /* The line of buf that starts with prefix, or NULL. */
 static const char *
 find_line(const char *buf, const char *prefix)
@@ -482,7 +444,7 @@ check_case(const struct dcase *c)
 		    c->id, c->call, c->problem);
 	/* The line's shape: kmem: <call>(arena 'errs'...): <problem> */
 	snprintf(prefix, sizeof prefix, "kmem: %s(arena '%s'", c->call, NAME);
-	status = capture(bad, (void *)(intptr_t)c->id, buf, sizeof buf);
+	status = t_child(bad, (void *)(intptr_t)c->id, buf, sizeof buf);
 	T_ASSERT(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
 	l = find_line(buf, prefix);
 	if (l == NULL)
@@ -633,7 +595,7 @@ static void
 expect_exit0(void (*fn)(void *), const char *what)
 {
 	char buf[8192];
-	int status = capture(fn, NULL, buf, sizeof buf);
+	int status = t_child(fn, NULL, buf, sizeof buf);
 
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		T_FAIL("%s: child status 0x%x, stderr:\n%s", what, status, buf);
@@ -702,7 +664,7 @@ test_destroy_leak_warning(void)
 	const char *l;
 	int status;
 
-	status = capture(destroy_leaky, NULL, buf, sizeof buf);
+	status = t_child(destroy_leaky, NULL, buf, sizeof buf);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		T_FAIL("leaky destroy: status 0x%x, stderr:\n%s", status, buf);
 	l = find_line(
@@ -713,7 +675,7 @@ test_destroy_leak_warning(void)
 	/* One warning line, not one per segment. */
 	T_ASSERT(strstr(l + 1, "kmem: warning: vmem_destroy") == NULL);
 
-	status = capture(destroy_clean, NULL, buf, sizeof buf);
+	status = t_child(destroy_clean, NULL, buf, sizeof buf);
 	T_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	if (strstr(buf, "leaked") != NULL || strstr(buf, "kmem:") != NULL)
 		T_FAIL("clean destroy printed:\n%s", buf);

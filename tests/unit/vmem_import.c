@@ -10,6 +10,7 @@
  * enlarge imports; import failure with VM_NOSLEEP is ENOMEM, arena unchanged.
  */
 #include "t.h"
+#include "t_vmem.h"
 
 #include <kmem/vmem.h>
 
@@ -19,22 +20,11 @@
 #define MAXLIVE	 512
 #define MAXSPANS 256
 
-static struct kmem_vmem_stats
-st_of(vmem_t *vm)
-{
-	struct kmem_vmem_stats st;
-
-	memset(&st, 0, sizeof st);
-	st.vs_size = sizeof st;
-	T_EQ(kmem_vmem_stats(vm, &st), 0);
-	return st;
-}
-
 /* Arena-internal consistency visible from outside. */
 static void
 check_arena(vmem_t *vm)
 {
-	struct kmem_vmem_stats st = st_of(vm);
+	struct kmem_vmem_stats st = t_vmem_stats(vm);
 
 	T_EQ(st.vs_inuse, vmem_size(vm, VMEM_ALLOC));
 	T_EQ(st.vs_total, vmem_size(vm, VMEM_ALLOC | VMEM_FREE));
@@ -138,7 +128,7 @@ test_release_when_wholly_free(void)
 	struct kmem_vmem_stats st;
 	vmem_addr_t a, b, d;
 
-	st = st_of(c);
+	st = t_vmem_stats(c);
 	T_EQ(st.vs_total, 0);
 	T_EQ(st.vs_imported, 0);
 	T_EQ(st.vs_import, 0);
@@ -146,7 +136,7 @@ test_release_when_wholly_free(void)
 
 	T_EQ(kmem_vmem_set_min_import(c, 16 * Q), 0);
 	T_EQ(vmem_alloc(c, Q, VM_SLEEP, &a), 0);
-	st = st_of(c);
+	st = t_vmem_stats(c);
 	T_EQ(st.vs_import, 1);
 	T_GE(st.vs_imported, 16 * Q);
 	T_EQ(st.vs_total, st.vs_imported);
@@ -158,7 +148,7 @@ test_release_when_wholly_free(void)
 	T_EQ(vmem_xalloc(c, 2 * Q, 0, 0, 0, VMEM_ADDR_MIN, VMEM_ADDR_MAX,
 		 VM_SLEEP | VM_BESTFIT, &d),
 	    0);
-	st = st_of(c);
+	st = t_vmem_stats(c);
 	T_EQ(st.vs_import, 1);
 	T_EQ(st.vs_inuse, 6 * Q);
 	check_arena(c);
@@ -166,7 +156,7 @@ test_release_when_wholly_free(void)
 	/* Partly used: never released. */
 	vmem_free(c, a, Q);
 	vmem_xfree(c, d, 2 * Q);
-	st = st_of(c);
+	st = t_vmem_stats(c);
 	T_EQ(st.vs_release, 0);
 	T_GE(st.vs_imported, 16 * Q);
 	T_EQ(vmem_size(p, VMEM_ALLOC), st.vs_imported);
@@ -174,7 +164,7 @@ test_release_when_wholly_free(void)
 
 	/* Wholly free: released at once. */
 	vmem_free(c, b, 3 * Q);
-	st = st_of(c);
+	st = t_vmem_stats(c);
 	T_EQ(st.vs_release, 1);
 	T_EQ(st.vs_imported, 0);
 	T_EQ(st.vs_total, 0);
@@ -186,9 +176,9 @@ test_release_when_wholly_free(void)
 
 	/* And again: a new import, a new release. */
 	T_EQ(vmem_alloc(c, 5 * Q, VM_NOSLEEP, &a), 0);
-	T_EQ(st_of(c).vs_import, 2);
+	T_EQ(t_vmem_stats(c).vs_import, 2);
 	vmem_free(c, a, 5 * Q);
-	T_EQ(st_of(c).vs_release, 2);
+	T_EQ(t_vmem_stats(c).vs_release, 2);
 	T_EQ(vmem_size(p, VMEM_ALLOC), 0);
 
 	vmem_destroy(c);
@@ -301,7 +291,7 @@ check_spans_vs_lives(vmem_t *c, const struct lives *l)
 				g_spans[i].addr + g_spans[i].size;
 		T_ASSERT(in);
 	}
-	struct kmem_vmem_stats st = st_of(c);
+	struct kmem_vmem_stats st = t_vmem_stats(c);
 	T_EQ(st.vs_imported, tot);
 	T_EQ(st.vs_total, tot);
 	T_EQ(st.vs_import, g_nimport);
@@ -347,7 +337,7 @@ test_release_random_tracked(void)
 			lives_free(c, &l, (unsigned)t_rand_below(l.n));
 		}
 		check_spans_vs_lives(c, &l);
-		T_EQ(vmem_size(p, VMEM_ALLOC), st_of(c).vs_imported);
+		T_EQ(vmem_size(p, VMEM_ALLOC), t_vmem_stats(c).vs_imported);
 	}
 	while (l.n > 0) {
 		lives_free(c, &l, (unsigned)t_rand_below(l.n));
@@ -392,7 +382,7 @@ test_release_random_vmem_alloc(void)
 		} else {
 			lives_free(c, &l, (unsigned)t_rand_below(l.n));
 		}
-		st = st_of(c);
+		st = t_vmem_stats(c);
 		T_EQ(st.vs_inuse, lives_bytes(&l));
 		T_EQ(st.vs_total, st.vs_imported);
 		T_EQ(vmem_size(p, VMEM_ALLOC), st.vs_imported);
@@ -402,7 +392,7 @@ test_release_random_vmem_alloc(void)
 	}
 	while (l.n > 0)
 		lives_free(c, &l, (unsigned)t_rand_below(l.n));
-	st = st_of(c);
+	st = t_vmem_stats(c);
 	T_EQ(st.vs_imported, 0);
 	T_EQ(st.vs_total, 0);
 	T_EQ(st.vs_import, st.vs_release);
@@ -444,8 +434,8 @@ test_nested_three_deep(void)
 			lives_free(c, &l, (unsigned)t_rand_below(l.n));
 	}
 	while (l.n > 0) {
-		sp = st_of(p);
-		sc = st_of(c);
+		sp = t_vmem_stats(p);
+		sc = t_vmem_stats(c);
 		T_EQ(vmem_size(gp, VMEM_ALLOC), sp.vs_imported);
 		T_EQ(sp.vs_total, sp.vs_imported);
 		T_EQ(vmem_size(p, VMEM_ALLOC), sc.vs_imported);
@@ -456,8 +446,8 @@ test_nested_three_deep(void)
 		check_arena(c);
 		lives_free(c, &l, (unsigned)t_rand_below(l.n));
 	}
-	sp = st_of(p);
-	sc = st_of(c);
+	sp = t_vmem_stats(p);
+	sc = t_vmem_stats(c);
 	T_EQ(sc.vs_total, 0);
 	T_EQ(sc.vs_imported, 0);
 	T_EQ(sc.vs_import, sc.vs_release);
@@ -510,7 +500,7 @@ test_constrained_import_vmem_alloc(void)
 	/* One at a time, from an empty child. */
 	for (size_t i = 0; i < sizeof xreqs / sizeof xreqs[0]; i++) {
 		const struct xreq *r = &xreqs[i];
-		uint64_t imp0 = st_of(c).vs_import;
+		uint64_t imp0 = t_vmem_stats(c).vs_import;
 		vmem_addr_t a;
 
 		T_EQ(vmem_xalloc(c, r->size, r->align, r->phase, r->nocross,
@@ -518,11 +508,11 @@ test_constrained_import_vmem_alloc(void)
 		    0);
 		check_constraints(a, r->size, r->align, r->phase, r->nocross,
 		    r->minaddr, r->maxaddr);
-		T_EQ(st_of(c).vs_import, imp0 + 1);
-		T_EQ(vmem_size(p, VMEM_ALLOC), st_of(c).vs_imported);
+		T_EQ(t_vmem_stats(c).vs_import, imp0 + 1);
+		T_EQ(vmem_size(p, VMEM_ALLOC), t_vmem_stats(c).vs_imported);
 		check_arena(c);
 		vmem_xfree(c, a, r->size);
-		T_EQ(st_of(c).vs_imported, 0);
+		T_EQ(t_vmem_stats(c).vs_imported, 0);
 		T_EQ(vmem_size(p, VMEM_ALLOC), 0);
 	}
 
@@ -539,33 +529,33 @@ test_constrained_import_vmem_alloc(void)
 		for (size_t j = 0; j < i; j++)
 			T_ASSERT(addrs[i] + r->size <= addrs[j] ||
 			    addrs[j] + xreqs[j].size <= addrs[i]);
-		T_EQ(vmem_size(p, VMEM_ALLOC), st_of(c).vs_imported);
+		T_EQ(vmem_size(p, VMEM_ALLOC), t_vmem_stats(c).vs_imported);
 	}
 	for (size_t i = 0; i < sizeof xreqs / sizeof xreqs[0]; i++)
 		vmem_xfree(c, addrs[i], xreqs[i].size);
-	T_EQ(st_of(c).vs_imported, 0);
+	T_EQ(t_vmem_stats(c).vs_imported, 0);
 	T_EQ(vmem_size(p, VMEM_ALLOC), 0);
 
 	/* An existing span that does not satisfy the constraint: import. */
 	{
 		vmem_addr_t a, b;
-		uint64_t imp0 = st_of(c).vs_import;
+		uint64_t imp0 = t_vmem_stats(c).vs_import;
 
 		T_EQ(kmem_vmem_set_min_import(c, 64 * Q), 0);
 		T_EQ(vmem_xalloc(c, Q, 0, 0, 0, VMEM_ADDR_MIN,
 			 PBASE + (1 << 20) - 1, VM_NOSLEEP, &a),
 		    0);
 		T_LT(a, PBASE + (1 << 20));
-		T_EQ(st_of(c).vs_import, imp0 + 1);
+		T_EQ(t_vmem_stats(c).vs_import, imp0 + 1);
 		T_EQ(vmem_xalloc(c, Q, 0, 0, 0, PBASE + (60 << 20),
 			 VMEM_ADDR_MAX, VM_NOSLEEP, &b),
 		    0);
 		T_GE(b, PBASE + (60 << 20));
-		T_EQ(st_of(c).vs_import, imp0 + 2);
-		T_EQ(vmem_size(p, VMEM_ALLOC), st_of(c).vs_imported);
+		T_EQ(t_vmem_stats(c).vs_import, imp0 + 2);
+		T_EQ(vmem_size(p, VMEM_ALLOC), t_vmem_stats(c).vs_imported);
 		vmem_xfree(c, a, Q);
 		vmem_xfree(c, b, Q);
-		T_EQ(st_of(c).vs_imported, 0);
+		T_EQ(t_vmem_stats(c).vs_imported, 0);
 		T_EQ(kmem_vmem_set_min_import(c, Q), 0);
 	}
 
@@ -575,17 +565,17 @@ test_constrained_import_vmem_alloc(void)
 
 		T_EQ(vmem_xalloc_addr(c, at, 5 * Q, VM_NOSLEEP), 0);
 		T_EQ(vmem_size(c, VMEM_ALLOC), 5 * Q);
-		T_EQ(vmem_size(p, VMEM_ALLOC), st_of(c).vs_imported);
+		T_EQ(vmem_size(p, VMEM_ALLOC), t_vmem_stats(c).vs_imported);
 		T_EQ(vmem_xalloc_addr(p, at - Q, Q, VM_NOSLEEP), 0);
 		vmem_xfree(p, at - Q, Q);
 		vmem_xfree(c, at, 5 * Q);
-		T_EQ(st_of(c).vs_imported, 0);
+		T_EQ(t_vmem_stats(c).vs_imported, 0);
 		T_EQ(vmem_size(p, VMEM_ALLOC), 0);
 	}
 
 	/* A range the source cannot satisfy: ENOMEM, nothing changes. */
 	{
-		struct kmem_vmem_stats s0 = st_of(c), s1;
+		struct kmem_vmem_stats s0 = t_vmem_stats(c), s1;
 		vmem_size_t pa0 = vmem_size(p, VMEM_ALLOC);
 		vmem_addr_t a = 0xdead;
 
@@ -600,7 +590,7 @@ test_constrained_import_vmem_alloc(void)
 			 VMEM_ADDR_MAX, VM_NOSLEEP, &a),
 		    ENOMEM);
 		T_EQ(vmem_xalloc_addr(c, PBASE - Q, 2 * Q, VM_NOSLEEP), ENOMEM);
-		s1 = st_of(c);
+		s1 = t_vmem_stats(c);
 		T_EQ(s1.vs_inuse, s0.vs_inuse);
 		T_EQ(s1.vs_total, s0.vs_total);
 		T_EQ(s1.vs_imported, s0.vs_imported);
@@ -694,7 +684,7 @@ test_foreign_import_counter(void)
 				vmem_xfree(c, addrs[i], rs[i].size);
 		T_EQ(g_nspans, 0);
 		T_EQ(g_nimport, g_nrelease);
-		T_EQ(st_of(c).vs_imported, 0);
+		T_EQ(t_vmem_stats(c).vs_imported, 0);
 	}
 
 	/* min/max the next import satisfies: success. */
@@ -716,7 +706,7 @@ test_foreign_import_counter(void)
 		unsigned ni = g_nimport, nr = g_nrelease;
 		vmem_addr_t a = 0xdead;
 
-		s0 = st_of(c);
+		s0 = t_vmem_stats(c);
 		T_EQ(vmem_xalloc(c, 2 * Q, 0, 0, 0, 0x1000, 0x100000 - 1,
 			 VM_NOSLEEP, &a),
 		    ENOMEM);
@@ -728,7 +718,7 @@ test_foreign_import_counter(void)
 			T_EQ(g_last_release.size, g_last_import.size);
 		}
 		T_EQ(g_nspans, 0);
-		s1 = st_of(c);
+		s1 = t_vmem_stats(c);
 		T_EQ(s1.vs_total, s0.vs_total);
 		T_EQ(s1.vs_imported, s0.vs_imported);
 		T_EQ(s1.vs_inuse, s0.vs_inuse);
@@ -800,24 +790,24 @@ test_min_import(void)
 	T_EQ(kmem_vmem_set_min_import(p, 1 << 20), EINVAL);
 	T_EQ(kmem_vmem_set_min_import(c, 1 << 20), 0);
 	T_EQ(vmem_alloc(c, Q, VM_SLEEP, &a[0]), 0);
-	st = st_of(c);
+	st = t_vmem_stats(c);
 	T_EQ(st.vs_import, 1);
 	T_GE(st.vs_imported, 1 << 20);
 	T_EQ(vmem_size(p, VMEM_ALLOC), st.vs_imported);
 	for (unsigned i = 1; i < 256; i++)
 		T_EQ(vmem_alloc(c, Q, VM_NOSLEEP, &a[i]), 0);
-	T_EQ(st_of(c).vs_import, 1);
+	T_EQ(t_vmem_stats(c).vs_import, 1);
 	/* A request above the minimum imports at least the request. */
 	T_EQ(vmem_alloc(c, 2 << 20, VM_NOSLEEP, &big), 0);
-	st = st_of(c);
+	st = t_vmem_stats(c);
 	T_EQ(st.vs_import, 2);
 	T_GE(st.vs_imported, 3 << 20);
 	for (unsigned i = 0; i < 256; i++)
 		vmem_free(c, a[i], Q);
-	st = st_of(c);
+	st = t_vmem_stats(c);
 	T_EQ(st.vs_release, 1);
 	vmem_free(c, big, 2 << 20);
-	st = st_of(c);
+	st = t_vmem_stats(c);
 	T_EQ(st.vs_release, 2);
 	T_EQ(st.vs_imported, 0);
 	T_EQ(vmem_size(p, VMEM_ALLOC), 0);
@@ -827,9 +817,9 @@ test_min_import(void)
 		 VM_NOSLEEP, &a[0]),
 	    0);
 	T_EQ(a[0] % (1 << 20), 0);
-	T_GE(st_of(c).vs_imported, 1 << 20);
+	T_GE(t_vmem_stats(c).vs_imported, 1 << 20);
 	vmem_xfree(c, a[0], Q);
-	T_EQ(st_of(c).vs_imported, 0);
+	T_EQ(t_vmem_stats(c).vs_imported, 0);
 
 	vmem_destroy(c);
 	vmem_destroy(p);
@@ -844,16 +834,16 @@ test_largeimport(void)
 	struct kmem_vmem_stats st;
 
 	T_EQ(vmem_alloc(c, 2 * Q, VM_SLEEP, &a[0]), 0);
-	st = st_of(c);
+	st = t_vmem_stats(c);
 	T_EQ(st.vs_import, 1);
 	T_GE(st.vs_imported, 32 * Q);
 	T_EQ(vmem_size(p, VMEM_ALLOC), st.vs_imported);
 	for (unsigned i = 1; i < 16; i++)
 		T_EQ(vmem_alloc(c, 2 * Q, VM_NOSLEEP, &a[i]), 0);
-	T_EQ(st_of(c).vs_import, 1);
+	T_EQ(t_vmem_stats(c).vs_import, 1);
 	for (unsigned i = 0; i < 16; i++)
 		vmem_free(c, a[i], 2 * Q);
-	st = st_of(c);
+	st = t_vmem_stats(c);
 	T_EQ(st.vs_release, 1);
 	T_EQ(st.vs_imported, 0);
 	T_EQ(vmem_size(p, VMEM_ALLOC), 0);
@@ -905,7 +895,7 @@ test_xcreate_ximport(void)
 	g_nspans = g_nimport = g_nrelease = 0;
 	g_x_actual_sum = 0;
 	T_EQ(vmem_alloc(c, 2 * Q, VM_SLEEP, &a[0]), 0);
-	st = st_of(c);
+	st = t_vmem_stats(c);
 	T_EQ(st.vs_import, 1);
 	T_EQ(st.vs_imported, g_x_actual_sum);
 	T_GE(st.vs_imported, 8 * Q);
@@ -914,14 +904,14 @@ test_xcreate_ximport(void)
 	T_EQ(vmem_size(p, VMEM_ALLOC), st.vs_imported);
 	for (unsigned i = 1; i < 4; i++)
 		T_EQ(vmem_alloc(c, 2 * Q, VM_NOSLEEP, &a[i]), 0);
-	T_EQ(st_of(c).vs_import, 1);
+	T_EQ(t_vmem_stats(c).vs_import, 1);
 	for (unsigned i = 0; i < 4; i++) {
 		T_GE(a[i], g_spans[0].addr);
 		T_LE(a[i] + 2 * Q, g_spans[0].addr + g_spans[0].size);
 	}
 	for (unsigned i = 0; i < 4; i++)
 		vmem_free(c, a[i], 2 * Q);
-	st = st_of(c);
+	st = t_vmem_stats(c);
 	T_EQ(st.vs_release, 1);
 	T_EQ(g_nrelease, 1);
 	T_EQ(st.vs_imported, 0);
@@ -933,10 +923,10 @@ test_xcreate_ximport(void)
 		 VM_NOSLEEP, &x),
 	    0);
 	check_constraints(x, Q, 32 * Q, 3 * Q, 0, VMEM_ADDR_MIN, VMEM_ADDR_MAX);
-	T_EQ(st_of(c).vs_imported, g_x_actual_sum);
+	T_EQ(t_vmem_stats(c).vs_imported, g_x_actual_sum);
 	vmem_xfree(c, x, Q);
 	T_EQ(g_nspans, 0);
-	T_EQ(st_of(c).vs_imported, 0);
+	T_EQ(t_vmem_stats(c).vs_imported, 0);
 	vmem_destroy(c);
 	vmem_destroy(p);
 }
@@ -993,7 +983,7 @@ test_import_failure_nosleep(void)
 		T_ASSERT(c != NULL);
 		g_nimport = 0;
 		T_EQ(vmem_alloc(c, 3 * Q, VM_NOSLEEP, &s[0]), 0);
-		s0 = st_of(c);
+		s0 = t_vmem_stats(c);
 		T_EQ(vmem_alloc(c, 2 * Q, VM_NOSLEEP, &a), ENOMEM);
 		T_EQ(vmem_xalloc(c, Q, 8 * Q, 0, 0, VMEM_ADDR_MIN,
 			 VMEM_ADDR_MAX, VM_NOSLEEP, &a),
@@ -1003,7 +993,7 @@ test_import_failure_nosleep(void)
 		    ENOMEM);
 		T_EQ(a, 0xdead);
 		T_GE(g_nimport, 1);
-		s1 = st_of(c);
+		s1 = t_vmem_stats(c);
 		expect_unchanged(&s0, &s1, 3);
 		T_EQ(vmem_alloc(c, Q, VM_NOSLEEP, &s[1]), 0);
 		vmem_free(c, s[0], 3 * Q);
@@ -1025,13 +1015,13 @@ test_import_failure_nosleep(void)
 		T_EQ(vmem_size(c, VMEM_FREE), 0);
 		T_EQ(vmem_alloc(p, Q, VM_NOSLEEP, &s[2]), 0);
 		T_EQ(vmem_size(p, VMEM_FREE), 0);
-		s0 = st_of(c);
+		s0 = t_vmem_stats(c);
 		T_EQ(vmem_alloc(c, Q, VM_NOSLEEP, &a), ENOMEM);
 		T_EQ(vmem_xalloc(c, Q, 2 * Q, Q, 0, VMEM_ADDR_MIN,
 			 VMEM_ADDR_MAX, VM_NOSLEEP, &a),
 		    ENOMEM);
 		T_EQ(a, 0xdead);
-		s1 = st_of(c);
+		s1 = t_vmem_stats(c);
 		expect_unchanged(&s0, &s1, 2);
 		T_EQ(vmem_size(p, VMEM_ALLOC), 4 * Q);
 		vmem_free(p, s[2], Q);
@@ -1039,7 +1029,7 @@ test_import_failure_nosleep(void)
 		vmem_free(c, s[0], 2 * Q);
 		vmem_free(c, s[1], Q);
 		vmem_free(c, s[2], Q);
-		T_EQ(st_of(c).vs_imported, 0);
+		T_EQ(t_vmem_stats(c).vs_imported, 0);
 		T_EQ(vmem_size(p, VMEM_ALLOC), 0);
 		vmem_destroy(c);
 		vmem_destroy(p);
@@ -1060,12 +1050,12 @@ test_static_spans_kept(void)
 
 	T_ASSERT(c != NULL);
 	T_EQ(vmem_add(c, s2, 8 * Q, VM_SLEEP), 0);
-	st = st_of(c);
+	st = t_vmem_stats(c);
 	T_EQ(st.vs_total, 16 * Q);
 	T_EQ(st.vs_imported, 0);
 
 	for (int round = 0; round < 3; round++) {
-		uint64_t imp0 = st_of(c).vs_import;
+		uint64_t imp0 = t_vmem_stats(c).vs_import;
 
 		/* Static space first: no import while it fits. */
 		for (unsigned i = 0; i < 16; i++) {
@@ -1073,14 +1063,14 @@ test_static_spans_kept(void)
 			T_ASSERT((a[i] >= s1 && a[i] < s1 + 8 * Q) ||
 			    (a[i] >= s2 && a[i] < s2 + 8 * Q));
 		}
-		T_EQ(st_of(c).vs_import, imp0);
+		T_EQ(t_vmem_stats(c).vs_import, imp0);
 		T_EQ(vmem_size(c, VMEM_FREE), 0);
 		for (unsigned i = 16; i < 24; i++) {
 			T_EQ(vmem_alloc(c, Q, VM_NOSLEEP, &a[i]), 0);
 			T_ASSERT(a[i] >= PBASE && a[i] < PBASE + PSIZE);
 		}
-		T_GT(st_of(c).vs_imported, 0);
-		T_EQ(vmem_size(p, VMEM_ALLOC), st_of(c).vs_imported);
+		T_GT(t_vmem_stats(c).vs_imported, 0);
+		T_EQ(vmem_size(p, VMEM_ALLOC), t_vmem_stats(c).vs_imported);
 		/* round 0: static first; 1: imported first; 2: random */
 		if (round == 0) {
 			for (unsigned i = 0; i < 24; i++)
@@ -1098,7 +1088,7 @@ test_static_spans_kept(void)
 				a[k] = a[--n];
 			}
 		}
-		st = st_of(c);
+		st = t_vmem_stats(c);
 		T_EQ(st.vs_total, 16 * Q);
 		T_EQ(st.vs_imported, 0);
 		T_EQ(st.vs_import, st.vs_release);
@@ -1106,13 +1096,13 @@ test_static_spans_kept(void)
 		T_EQ(vmem_size(p, VMEM_ALLOC), 0);
 		check_arena(c);
 		/* Whole static spans come back whole, not from an import. */
-		imp0 = st_of(c).vs_import;
+		imp0 = t_vmem_stats(c).vs_import;
 		T_EQ(vmem_xalloc_addr(c, s1, 8 * Q, VM_NOSLEEP), 0);
 		T_EQ(vmem_xalloc_addr(c, s2, 8 * Q, VM_NOSLEEP), 0);
 		vmem_xfree(c, s2, 8 * Q);
 		vmem_xfree(c, s1, 8 * Q);
-		T_EQ(st_of(c).vs_total, 16 * Q);
-		T_EQ(st_of(c).vs_import, imp0);
+		T_EQ(t_vmem_stats(c).vs_total, 16 * Q);
+		T_EQ(t_vmem_stats(c).vs_import, imp0);
 	}
 	vmem_destroy(c);
 	vmem_destroy(p);
@@ -1148,11 +1138,11 @@ test_source_with_qcache(void)
 		} else {
 			lives_free(c, &l, (unsigned)t_rand_below(l.n));
 		}
-		T_EQ(vmem_size(p, VMEM_ALLOC), st_of(c).vs_imported);
+		T_EQ(vmem_size(p, VMEM_ALLOC), t_vmem_stats(c).vs_imported);
 	}
 	while (l.n > 0)
 		lives_free(c, &l, (unsigned)t_rand_below(l.n));
-	T_EQ(st_of(c).vs_imported, 0);
+	T_EQ(t_vmem_stats(c).vs_imported, 0);
 	T_EQ(vmem_size(p, VMEM_ALLOC), 0);
 	vmem_destroy(c);
 	vmem_destroy(p);
@@ -1170,7 +1160,7 @@ test_largeimport_constrained(void)
 		 VM_NOSLEEP, &a),
 	    0);
 	T_EQ(a % (2 * Q), 0);
-	T_GE(st_of(c).vs_imported, 32 * Q);
+	T_GE(t_vmem_stats(c).vs_imported, 32 * Q);
 	vmem_xfree(c, a, 2 * Q);
 	T_EQ(vmem_size(p, VMEM_ALLOC), 0);
 	vmem_destroy(c);
@@ -1194,7 +1184,7 @@ test_source_with_qcache_narrow(void)
 	vmem_xfree(c, a, 2 * Q);
 	T_EQ(vmem_xalloc_addr(c, at, 2 * Q, VM_NOSLEEP), 0);
 	vmem_xfree(c, at, 2 * Q);
-	T_EQ(st_of(c).vs_imported, 0);
+	T_EQ(t_vmem_stats(c).vs_imported, 0);
 	T_EQ(vmem_size(p, VMEM_ALLOC), 0);
 	vmem_destroy(c);
 	vmem_destroy(p);

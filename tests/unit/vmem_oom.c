@@ -9,6 +9,7 @@
  * than n calls.  A second sweep fails an import function on its nth call.
  */
 #include "t.h"
+#include "t_vmem.h"
 
 #include <kmem/vmem.h>
 
@@ -45,17 +46,6 @@ static struct {
 	unsigned nfail_alloc; /* of which allocations */
 	bool baseline;	      /* no fault armed: nothing may fail */
 } S;
-
-static struct kmem_vmem_stats
-st_of(vmem_t *vm)
-{
-	struct kmem_vmem_stats st;
-
-	memset(&st, 0, sizeof st);
-	st.vs_size = sizeof st;
-	T_EQ(kmem_vmem_stats(vm, &st), 0);
-	return st;
-}
 
 static size_t
 sh_idx(vmem_addr_t a)
@@ -133,7 +123,7 @@ check_tally(vmem_t *vm)
 static void
 check_stats(vmem_t *vm)
 {
-	struct kmem_vmem_stats st = st_of(vm);
+	struct kmem_vmem_stats st = t_vmem_stats(vm);
 
 	T_EQ(st.vs_inuse, S.inuse);
 	T_EQ(st.vs_total, S.total);
@@ -285,7 +275,7 @@ ballast_fill(void)
 	T_ASSERT(g_ballast != NULL);
 	for (;;) {
 		uint64_t c0 = kmem_prim_fault_calls();
-		uint64_t h0 = st_of(g_ballast).vs_hashsize;
+		uint64_t h0 = t_vmem_stats(g_ballast).vs_hashsize;
 
 		T_EQ(vmem_xalloc(g_ballast, 1, 2, 0, 0, VMEM_ADDR_MIN,
 			 VMEM_ADDR_MAX, VM_SLEEP, &a),
@@ -293,7 +283,7 @@ ballast_fill(void)
 		n++;
 		T_LT(n, 100000000);
 		if (kmem_prim_fault_calls() - c0 >
-		    (st_of(g_ballast).vs_hashsize != h0 ? 1u : 0u))
+		    (t_vmem_stats(g_ballast).vs_hashsize != h0 ? 1u : 0u))
 			break;
 	}
 }
@@ -390,7 +380,7 @@ scenario(uint64_t nth, bool from_on, unsigned nops, uint64_t seed, bool drain)
 	check_tally(vm);
 	T_EQ(vmem_size(vm, VMEM_ALLOC), 0);
 	T_EQ(vmem_size(vm, VMEM_FREE), (vmem_size_t)NSPAN * SPANSZ);
-	T_EQ(st_of(vm).vs_nbusy, 0);
+	T_EQ(t_vmem_stats(vm).vs_nbusy, 0);
 	vmem_destroy(vm);
 	if (drain)
 		ballast_free();
@@ -527,7 +517,7 @@ import_scenario(uint64_t nth, uint64_t seed)
 		} else {
 			vmem_size_t s = (t_rand_below(8) + 1) * 4096;
 			bool x = t_rand_below(2);
-			struct kmem_vmem_stats s0 = st_of(c), s1;
+			struct kmem_vmem_stats s0 = t_vmem_stats(c), s1;
 			uint64_t k0 = g_imp_calls;
 			vmem_addr_t a = 0xdead;
 			int e;
@@ -543,7 +533,7 @@ import_scenario(uint64_t nth, uint64_t seed)
 				T_EQ(a, 0xdead);
 				/* the failing import call was this one's */
 				T_ASSERT(k0 < nth && nth <= g_imp_calls);
-				s1 = st_of(c);
+				s1 = t_vmem_stats(c);
 				T_EQ(s1.vs_inuse, s0.vs_inuse);
 				T_EQ(s1.vs_total, s0.vs_total);
 				T_EQ(s1.vs_imported, s0.vs_imported);
@@ -562,7 +552,7 @@ import_scenario(uint64_t nth, uint64_t seed)
 			}
 		}
 		T_EQ(vmem_size(c, VMEM_ALLOC), inuse);
-		T_EQ(vmem_size(p, VMEM_ALLOC), st_of(c).vs_imported);
+		T_EQ(vmem_size(p, VMEM_ALLOC), t_vmem_stats(c).vs_imported);
 	}
 	T_LE(nfail, 1);
 	while (n > 0) {
@@ -573,7 +563,7 @@ import_scenario(uint64_t nth, uint64_t seed)
 			vmem_free(c, lv[n].addr, lv[n].size);
 	}
 	T_EQ(vmem_size(c, VMEM_ALLOC), 0);
-	T_EQ(st_of(c).vs_imported, 0);
+	T_EQ(t_vmem_stats(c).vs_imported, 0);
 	T_EQ(vmem_size(p, VMEM_ALLOC), 0);
 	vmem_destroy(c);
 	vmem_destroy(p);
