@@ -734,6 +734,14 @@ vmem_span_release(vmem_t *vm, bt_t *span)
 	vmem_size_t size = span->bt_size;
 	bool xfree = (span->bt_flags & BT_F_XIMPORT) != 0;
 
+	/*
+	 * The rotor moves to the tag before the span, or, for the lowest
+	 * span, to the first tag after it: never to the sentinel, which
+	 * would make the next next-fit search start from the bottom.
+	 */
+	if (heir == &vm->vm_seg0)
+		heir = seg->bt_snext != &vm->vm_seg0 ? seg->bt_snext : NULL;
+
 	freelist_remove(vm, seg);
 	seg_remove(vm, seg, heir);
 	seg_remove(vm, span, heir);
@@ -808,7 +816,7 @@ vmem_req_init(const vmem_t *vm, const char *fn, struct vmem_req *r,
 		VMEM_XPANIC("minaddr %#zx > maxaddr %#zx", VMEM_XARGS,
 		    (size_t)minaddr, (size_t)maxaddr);
 	if (size > vm->vm_quantum_mask + 1 &&
-	    size - 1 > VMEM_ADDR_MAX - vm->vm_quantum_mask)
+	    size - 1 > VMEM_ADDR_MAX - (vm->vm_quantum_mask + 1))
 		VMEM_XPANIC(
 		    "size does not fit in the address space", VMEM_XARGS);
 	r->size = vmem_roundup(vm, size);
@@ -843,7 +851,8 @@ vmem_req_init(const vmem_t *vm, const char *fn, struct vmem_req *r,
 /*
  * Import a span that can hold request r; called and returns with the
  * arena lock held, drops it around the import function.  *spanp is the new
- * span's marker.  0 or ENOMEM.
+ * span's marker.  0, ENOMEM (nothing imported), or EAGAIN (imported, but
+ * no tags to record the span: given back).
  */
 static int
 vmem_import(vmem_t *vm, const struct vmem_req *r, vm_flag_t flags, bt_t **spanp)
@@ -853,6 +862,15 @@ vmem_import(vmem_t *vm, const struct vmem_req *r, vm_flag_t flags, bt_t **spanp)
 	vmem_addr_t addr;
 	vm_flag_t iflags = (flags & VM_SLEEPMASK) | VM_INSTANTFIT;
 	bool direct = false;
+
+	/*
+	 * A vmem source is asked with VM_NOSLEEP: a VM_SLEEP request waits
+	 * here (timed), where frees in this arena wake it, never on the
+	 * source's condition variable, where they would not.  A foreign
+	 * import function gets the caller's sleep flag.
+	 */
+	if (vm->vm_importfn == vmem_alloc)
+		iflags = VM_NOSLEEP | VM_INSTANTFIT;
 	int err;
 
 	if (vm->vm_importfn == NULL && vm->vm_ximportfn == NULL)
@@ -871,9 +889,8 @@ vmem_import(vmem_t *vm, const struct vmem_req *r, vm_flag_t flags, bt_t **spanp)
 		const vmem_t *src = vm->vm_source;
 		vmem_size_t sq = src->vm_quantum_mask + 1, want = 0;
 
-		size = vmem_roundup(src, size);
-		direct = (r->align & (sq - 1)) == 0 &&
-		    (r->phase & (sq - 1)) == 0 &&
+		direct = kmem_align_up_ok(size, sq, &size) &&
+		    (r->align & (sq - 1)) == 0 && (r->phase & (sq - 1)) == 0 &&
 		    (r->nocross == 0 || r->nocross >= size) &&
 		    size - 1 <= r->maxaddr - r->minaddr;
 		if (!direct) {
@@ -885,7 +902,9 @@ vmem_import(vmem_t *vm, const struct vmem_req *r, vm_flag_t flags, bt_t **spanp)
 			if (want < vm->vm_min_import)
 				want = vmem_roundup(src, vm->vm_min_import);
 			if (want > size &&
-			    (r->nocross == 0 || want <= r->nocross) &&
+			    (r->nocross == 0 ||
+				((r->phase ^ (r->phase + want - 1)) &
+				    ~(r->nocross - 1)) == 0) &&
 			    want - 1 <= r->maxaddr - r->minaddr)
 				size = want;
 		}
@@ -896,8 +915,8 @@ vmem_import(vmem_t *vm, const struct vmem_req *r, vm_flag_t flags, bt_t **spanp)
 			extra =
 			    (r->nocross > r->align ? r->nocross : r->align) +
 			    r->phase - q;
-		else if (r->align > q || r->phase != 0)
-			extra = r->align + r->phase - q;
+		else if (r->align > q)
+			extra = r->align - q; /* phase < align */
 		if (__builtin_add_overflow(size, extra, &size))
 			return ENOMEM;
 		if (vm->vm_flags & VM_LARGEIMPORT) {
@@ -922,24 +941,24 @@ vmem_import(vmem_t *vm, const struct vmem_req *r, vm_flag_t flags, bt_t **spanp)
 			    "vmem_import(arena '%s', size %#zx): ximport "
 			    "reported %#zx, less than requested",
 			    vm->vm_name, size, actual);
-		actual &= ~vm->vm_quantum_mask;
 	} else {
 		err = vm->vm_importfn(vm->vm_source, size, iflags, &addr);
 	}
 	kmem_mutex_enter(&vm->vm_lock);
 	if (err != 0)
 		return ENOMEM;
-	if ((addr & vm->vm_quantum_mask) != 0 ||
+	if (((addr | actual) & vm->vm_quantum_mask) != 0 ||
 	    actual - 1 > VMEM_ADDR_MAX - addr)
 		kmem_panic(
 		    "vmem_import(arena '%s', size %#zx): import returned "
 		    "bad span [%#zx, +%#zx)",
 		    vm->vm_name, size, (size_t)addr, actual);
 	if (bt_refill(vm, BT_NEED_SPAN + BT_NEED_ALLOC) != 0) {
+		/* Others took the tags refilled before the import. */
 		kmem_mutex_exit(&vm->vm_lock);
 		vmem_release_fn(vm, addr, actual, direct);
 		kmem_mutex_enter(&vm->vm_lock);
-		return ENOMEM;
+		return EAGAIN;
 	}
 	*spanp = vmem_span_add(vm, addr, actual, BT_TYPE_SPAN);
 	if (direct)
@@ -975,6 +994,20 @@ vmem_wait(vmem_t *vm, bool timed)
 	vm->vm_nwaiters--;
 }
 
+/*
+ * A VM_SLEEP request found no memory for boundary tags: wait a retry
+ * period; after BT_SLEEP_TRIES of them, give up loudly.
+ */
+static void
+vmem_tags_wait(vmem_t *vm, const char *fn, vmem_size_t size, unsigned *tries)
+{
+	if (++*tries > BT_SLEEP_TRIES)
+		kmem_panic("%s(arena '%s', size %#zx): no memory for boundary "
+			   "tags",
+		    fn, vm->vm_name, size);
+	vmem_wait(vm, true);
+}
+
 static int
 vmem_xalloc_req(vmem_t *vm, const char *fn, const struct vmem_req *r,
     vm_flag_t flags, uint8_t btflags, vmem_addr_t *addrp)
@@ -983,27 +1016,34 @@ vmem_xalloc_req(vmem_t *vm, const char *fn, const struct vmem_req *r,
 	vmem_addr_t addr;
 	unsigned tries = 0;
 	bool imported;
+	bool canimport = vm->vm_importfn != NULL || vm->vm_ximportfn != NULL;
+	int err;
 
 	kmem_mutex_enter(&vm->vm_lock);
 	for (;;) {
 		if (kmem_unlikely(r->never))
 			break;
-		if (bt_refill(vm, BT_NEED_ALLOC) != 0) {
+		/* Tags for the carve, and for an import's span if need be. */
+		err = bt_refill(vm,
+		    canimport ? BT_NEED_SPAN + BT_NEED_ALLOC : BT_NEED_ALLOC);
+		if (err != 0) {
 			if (flags & VM_NOSLEEP)
 				break;
-			if (++tries > BT_SLEEP_TRIES)
-				kmem_panic(
-				    "%s(arena '%s', size %#zx): no memory "
-				    "for boundary tags",
-				    fn, vm->vm_name, r->size);
-			vmem_wait(vm, true);
+			vmem_tags_wait(vm, fn, r->size, &tries);
 			continue;
 		}
 		bt = vmem_find(vm, r, flags, &addr);
 		imported = false;
-		if (bt == NULL && vmem_import(vm, r, flags, &span) == 0) {
-			imported = true;
-			bt = vmem_find(vm, r, flags, &addr);
+		if (bt == NULL && canimport) {
+			err = vmem_import(vm, r, flags, &span);
+			if (err == EAGAIN && !(flags & VM_NOSLEEP)) {
+				vmem_tags_wait(vm, fn, r->size, &tries);
+				continue;
+			}
+			if (err == 0) {
+				imported = true;
+				bt = vmem_find(vm, r, flags, &addr);
+			}
 		}
 		if (bt != NULL) {
 			bt = vmem_carve(vm, bt, addr, r->size);
@@ -1032,8 +1072,7 @@ vmem_xalloc_req(vmem_t *vm, const char *fn, const struct vmem_req *r,
 		}
 		if (flags & VM_NOSLEEP)
 			break;
-		vmem_wait(
-		    vm, vm->vm_importfn != NULL || vm->vm_ximportfn != NULL);
+		vmem_wait(vm, canimport);
 	}
 	vm->vm_nfail++;
 	kmem_mutex_exit(&vm->vm_lock);
@@ -1361,11 +1400,11 @@ vmem_add(vmem_t *vm, vmem_addr_t addr, vmem_size_t size, vm_flag_t flags)
 		    vm->vm_name, (size_t)addr, size, vm->vm_quantum_mask + 1);
 	kmem_mutex_enter(&vm->vm_lock);
 	while (bt_refill(vm, BT_NEED_SPAN) != 0) {
-		if (!(flags & VM_SLEEP) || ++tries > BT_SLEEP_TRIES) {
+		if (!(flags & VM_SLEEP)) {
 			kmem_mutex_exit(&vm->vm_lock);
 			return ENOMEM;
 		}
-		vmem_wait(vm, true);
+		vmem_tags_wait(vm, "vmem_add", size, &tries);
 	}
 	for (span = vm->vm_seg0.bt_fnext; span != &vm->vm_seg0;
 	     span = span->bt_fnext) {
