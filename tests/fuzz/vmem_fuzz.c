@@ -115,7 +115,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		unsigned op = (unsigned)fz_bytes(&f, 1) % 6;
 		vm_flag_t fit = (vm_flag_t[]){0, VM_INSTANTFIT, VM_BESTFIT,
 		    VM_NEXTFIT}[fz_bytes(&f, 1) % 4];
-		vmem_size_t size = (fz_bytes(&f, 2) + 1) * q;
+		/* Mostly small; sometimes within 64 Ki quanta of 2^64. */
+		vmem_size_t size = fz_bytes(&f, 1) % 8 != 0
+		    ? (fz_bytes(&f, 2) + 1) * q
+		    : (VMEM_ADDR_MAX - fz_bytes(&f, 2) * q) & ~(q - 1);
 		vmem_addr_t a = fz_addr(&f) & ~(q - 1), min, max;
 		bool ok = true;
 
