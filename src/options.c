@@ -69,6 +69,14 @@ static const struct opt_row opt_table[] = {
      */
     OPT(vmem_sleep_retry_ms, OPT_U64, 10,
 	"VM_SLEEP retry period after an import failure, ms"),
+    /* NetBSD's pool_inactive_time: 10 s. */
+    OPT(pool_idle_ms, OPT_U64, 10000,
+	"empty pool pages idle this long go back, ms"),
+    /* illumos's kmem_reap_interval: 15 s. */
+    OPT(reap_interval_ms, OPT_U64, 15000,
+	"pool_cache depot working-set interval, ms"),
+    OPT(magazines, OPT_BOOL, 1,
+	"pool_cache per-CPU magazines (off: every get/put hits the pool)"),
 };
 
 static void

@@ -72,11 +72,20 @@
  *    VM_SLEEP.  When the OS refuses memory for tags, VM_SLEEP retries every
  *    vmem_sleep_retry_ms and gives up (abort) after BT_SLEEP_TRIES.
  *
- * 6. Quantum caches.  qcache_max is recorded (clipped to 16 quanta, as
- *    NetBSD's VMEM_QCACHE_IDX_MAX) and allocations at or under it are
- *    marked BT_F_QCACHE, so vmem_alloc/vmem_free vs vmem_xalloc/vmem_xfree
- *    pairing is enforced now; they are served from the freelists until
- *    pool_cache exists to back them.
+ * 6. Quantum caches (Bonwick 2001 section 4.4, NetBSD qc_init).  With
+ *    qcache_max > 0 (clipped to 16 quanta, NetBSD's VMEM_QCACHE_IDX_MAX),
+ *    vmem_alloc and vmem_free of sizes up to it go to pool_caches, one per
+ *    multiple of the quantum, named "<arena>-<size>".  Their pool pages
+ *    are segments of this arena of the smallest power of two above
+ *    3 x qcache_max (so a page request never lands in a quantum cache and
+ *    cannot recurse), allocated by vmem_xalloc and marked BT_F_QCPAGE so a
+ *    vmem_xfree of a cached allocation is recognised.  Caches whose pages
+ *    would hold the same number of items are merged into the larger one.
+ *    The pools are PR_NOTOUCH | PR_NOALIGN: the "memory" may be integers.
+ *    Pages never start at address 0, which a cache could not return (it
+ *    would read as NULL).  A request that finds the arena full first has
+ *    the quantum caches give back what they hold, then fails (VM_NOSLEEP)
+ *    or waits (VM_SLEEP).
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -85,9 +94,11 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <kmem/pool.h>
 #include <kmem/vmem.h>
 
 #include "internal/internal.h"
+#include "internal/pool_impl.h"
 #include "internal/prim.h"
 
 /* ---- constants ---- */
@@ -106,8 +117,8 @@
 #define BT_TYPE_FREE	 3
 #define BT_TYPE_BUSY	 4
 /* Tag flags. */
-#define BT_F_QCACHE  0x01 /* vmem_alloc'd at a quantum-cache size */
 #define BT_F_XIMPORT 0x02 /* span: imported by vmem_xalloc on the source */
+#define BT_F_QCPAGE  0x04 /* a page of the arena's quantum caches */
 /*
  * Tags an allocation needs at most: a left and a right remainder (NetBSD
  * reserves two); an import's span needs two more (marker + segment).
@@ -168,6 +179,10 @@ struct vmem {
 	uint64_t vm_nbusy, vm_nfree;
 	uint64_t vm_nalloc, vm_nfreed, vm_nfail, vm_nwait;
 	uint64_t vm_nimport, vm_nrelease;
+
+	/* Quantum caches: vm_qcache[i] serves (i + 1) quanta. */
+	struct pool_allocator vm_qcache_allocator;
+	pool_cache_t vm_qcache[VMEM_QCACHE_IDX_MAX];
 
 	vmem_t *vm_next; /* global arena list */
 	vmem_t **vm_pprev;
@@ -969,6 +984,8 @@ vmem_import(vmem_t *vm, const struct vmem_req *r, vm_flag_t flags, bt_t **spanp)
 
 /* ---- allocation ---- */
 
+static void qc_reap(vmem_t *vm);
+
 static bt_t *
 vmem_find(
     vmem_t *vm, const struct vmem_req *r, vm_flag_t flags, vmem_addr_t *addrp)
@@ -1017,6 +1034,7 @@ vmem_xalloc_req(vmem_t *vm, const char *fn, const struct vmem_req *r,
 	unsigned tries = 0;
 	bool imported;
 	bool canimport = vm->vm_importfn != NULL || vm->vm_ximportfn != NULL;
+	bool reaped = false;
 	int err;
 
 	kmem_mutex_enter(&vm->vm_lock);
@@ -1072,11 +1090,145 @@ vmem_xalloc_req(vmem_t *vm, const char *fn, const struct vmem_req *r,
 		}
 		if (flags & VM_NOSLEEP)
 			break;
+		if (vm->vm_qcache_max != 0 && !reaped) {
+			/* Cached segments first, then wait. */
+			reaped = true;
+			kmem_mutex_exit(&vm->vm_lock);
+			qc_reap(vm);
+			kmem_mutex_enter(&vm->vm_lock);
+			continue;
+		}
+		reaped = false;
 		vmem_wait(vm, canimport);
 	}
 	vm->vm_nfail++;
 	kmem_mutex_exit(&vm->vm_lock);
 	return ENOMEM;
+}
+
+/* ---- quantum caches ---- */
+
+static void vmem_free_bt(vmem_t *vm, bt_t *bt);
+
+static vmem_t *
+qc_arena(struct pool *pp)
+{
+	return (vmem_t *)(void *)((char *)pp->pr_alloc -
+	    offsetof(struct vmem, vm_qcache_allocator));
+}
+
+static void *
+qc_page_alloc(struct pool *pp, int flags)
+{
+	vmem_t *vm = qc_arena(pp);
+	vm_flag_t vf = (flags & PR_WAITOK) ? VM_SLEEP : VM_NOSLEEP;
+	struct vmem_req r;
+	vmem_addr_t a;
+
+	vmem_req_init(vm, "vmem_alloc", &r, pp->pr_alloc->pa_pagesz, 0, 0, 0,
+	    vm->vm_quantum_mask + 1, VMEM_ADDR_MAX, vf);
+	if (vmem_xalloc_req(
+		vm, "vmem_alloc", &r, vf | VM_INSTANTFIT, BT_F_QCPAGE, &a) != 0)
+		return NULL;
+	return (void *)a;
+}
+
+static void
+qc_page_free(struct pool *pp, void *v)
+{
+	vmem_t *vm = qc_arena(pp);
+	bt_t *bt;
+
+	kmem_mutex_enter(&vm->vm_lock);
+	bt = hash_remove(vm, (vmem_addr_t)v);
+	KMEM_VERIFY(bt != NULL && (bt->bt_flags & BT_F_QCPAGE));
+	vmem_free_bt(vm, bt);
+}
+
+/* Give back everything the quantum caches hold.  No arena lock held. */
+static void
+qc_reap(vmem_t *vm)
+{
+	unsigned int i;
+
+	for (i = 0; i < VMEM_QCACHE_IDX_MAX && vm->vm_qcache[i] != NULL; i++) {
+		if (i > 0 && vm->vm_qcache[i] == vm->vm_qcache[i - 1])
+			continue;
+		kmemi_cache_drain(vm->vm_qcache[i]);
+	}
+}
+
+static int
+qc_alloc(
+    vmem_t *vm, const struct vmem_req *r, vm_flag_t flags, vmem_addr_t *addrp)
+{
+	pool_cache_t pc = vm->vm_qcache[(r->size >> vm->vm_quantum_shift) - 1];
+	void *p;
+
+	p = pool_cache_get(pc, (flags & VM_SLEEP) ? PR_WAITOK : PR_NOWAIT);
+	if (kmem_unlikely(p == NULL)) {
+		/* Free space may sit in other caches' magazines. */
+		qc_reap(vm);
+		p = pool_cache_get(pc, PR_NOWAIT);
+		if (p == NULL) {
+			kmem_mutex_enter(&vm->vm_lock);
+			vm->vm_nfail++;
+			kmem_mutex_exit(&vm->vm_lock);
+			return ENOMEM;
+		}
+	}
+	if (addrp != NULL)
+		*addrp = (vmem_addr_t)p;
+	return 0;
+}
+
+static void
+qc_init(vmem_t *vm, int ipl)
+{
+	vmem_size_t q = vm->vm_quantum_mask + 1, pagesz = 1, size;
+	pool_cache_t prev = NULL;
+	size_t previpp = 0, ipp, i;
+	char name[64];
+
+	if (vm->vm_qcache_max == 0)
+		return;
+	while (pagesz <= 3 * vm->vm_qcache_max && pagesz < ((size_t)1 << 31))
+		pagesz <<= 1;
+	if (pagesz <= 3 * vm->vm_qcache_max) {
+		vm->vm_qcache_max = 0; /* too large for pool pages */
+		return;
+	}
+	vm->vm_qcache_allocator.pa_alloc = qc_page_alloc;
+	vm->vm_qcache_allocator.pa_free = qc_page_free;
+	vm->vm_qcache_allocator.pa_pagesz = (unsigned int)pagesz;
+	for (i = vm->vm_qcache_max / q; i >= 1; i--) {
+		size = i * q;
+		ipp = pagesz / size;
+		if (prev != NULL && ipp == previpp) {
+			vm->vm_qcache[i - 1] = prev;
+			continue;
+		}
+		kmem_snprintf(name, sizeof name, "%s-%zu", vm->vm_name, size);
+		prev = pool_cache_init(size, (unsigned int)q, 0,
+		    PR_NOALIGN | PR_NOTOUCH | PR_RECURSIVE, name,
+		    &vm->vm_qcache_allocator, ipl, NULL, NULL, NULL);
+		vm->vm_qcache[i - 1] = prev;
+		previpp = ipp;
+	}
+}
+
+static void
+qc_destroy(vmem_t *vm)
+{
+	unsigned int i;
+
+	for (i = VMEM_QCACHE_IDX_MAX; i-- > 0;) {
+		if (vm->vm_qcache[i] == NULL ||
+		    (i > 0 && vm->vm_qcache[i] == vm->vm_qcache[i - 1]))
+			continue;
+		pool_cache_destroy(vm->vm_qcache[i]);
+	}
+	memset(vm->vm_qcache, 0, sizeof vm->vm_qcache);
 }
 
 int
@@ -1100,8 +1252,9 @@ vmem_alloc(vmem_t *vm, vmem_size_t size, vm_flag_t flags, vmem_addr_t *addrp)
 	vmem_check_flags(vm, "vmem_alloc", size, flags);
 	vmem_req_init(vm, "vmem_alloc", &r, size, 0, 0, 0, VMEM_ADDR_MIN,
 	    VMEM_ADDR_MAX, flags);
-	return vmem_xalloc_req(vm, "vmem_alloc", &r, flags,
-	    r.size <= vm->vm_qcache_max ? BT_F_QCACHE : 0, addrp);
+	if (r.size <= vm->vm_qcache_max)
+		return qc_alloc(vm, &r, flags, addrp);
+	return vmem_xalloc_req(vm, "vmem_alloc", &r, flags, 0, addrp);
 }
 
 int
@@ -1127,6 +1280,15 @@ vmem_xalloc_addr(
 
 /* ---- free ---- */
 
+/* addr lies in a quantum-cache page: it came from vmem_alloc. */
+static _Noreturn void
+vmem_qc_misfree(vmem_t *vm, const char *fn, vmem_addr_t addr, vmem_size_t size)
+{
+	kmem_panic("%s(arena '%s', %#zx, %#zx): segment was allocated by "
+		   "vmem_alloc from a quantum cache: use vmem_free",
+	    fn, vm->vm_name, (size_t)addr, size);
+}
+
 /* addr is not the start of a busy segment: say what it is, and abort. */
 static _Noreturn void
 vmem_bad_free(vmem_t *vm, const char *fn, vmem_addr_t addr, vmem_size_t size)
@@ -1144,6 +1306,8 @@ vmem_bad_free(vmem_t *vm, const char *fn, vmem_addr_t addr, vmem_size_t size)
 				   "[%#zx, %#zx] (double free?)",
 			    fn, vm->vm_name, (size_t)addr, size, (size_t)addr,
 			    (size_t)bt->bt_start, (size_t)bt_end(bt));
+		if (bt->bt_flags & BT_F_QCPAGE)
+			vmem_qc_misfree(vm, fn, addr, size);
 		kmem_panic("%s(arena '%s', %#zx, %#zx): %#zx is not allocated: "
 			   "it is inside allocation [%#zx, %#zx]",
 		    fn, vm->vm_name, (size_t)addr, size, (size_t)addr,
@@ -1187,7 +1351,7 @@ vmem_free_bt(vmem_t *vm, bt_t *bt)
 
 static void
 vmem_xfree_common(
-    vmem_t *vm, const char *fn, vmem_addr_t addr, vmem_size_t size, bool qcache)
+    vmem_t *vm, const char *fn, vmem_addr_t addr, vmem_size_t size)
 {
 	vmem_size_t rsize;
 	bt_t *bt;
@@ -1196,19 +1360,13 @@ vmem_xfree_common(
 	bt = hash_lookup(vm, addr);
 	if (kmem_unlikely(bt == NULL))
 		vmem_bad_free(vm, fn, addr, size);
+	if (kmem_unlikely(bt->bt_flags & BT_F_QCPAGE))
+		vmem_qc_misfree(vm, fn, addr, size);
 	rsize = vmem_roundup(vm, size);
 	if (kmem_unlikely(rsize != bt->bt_size || size == 0))
 		kmem_panic("%s(arena '%s', %#zx, %#zx): size %#zx != allocated "
 			   "size %#zx",
 		    fn, vm->vm_name, (size_t)addr, size, rsize, bt->bt_size);
-	if (kmem_unlikely(((bt->bt_flags & BT_F_QCACHE) != 0) != qcache)) {
-		kmem_panic(qcache ? "%s(arena '%s', %#zx, %#zx): segment was "
-				    "allocated by vmem_xalloc: use vmem_xfree"
-				  : "%s(arena '%s', %#zx, %#zx): segment was "
-				    "allocated by vmem_alloc from a quantum "
-				    "cache size: use vmem_free",
-		    fn, vm->vm_name, (size_t)addr, size);
-	}
 	hash_remove(vm, addr);
 	vmem_free_bt(vm, bt);
 }
@@ -1216,14 +1374,22 @@ vmem_xfree_common(
 void
 vmem_xfree(vmem_t *vm, vmem_addr_t addr, vmem_size_t size)
 {
-	vmem_xfree_common(vm, "vmem_xfree", addr, size, false);
+	vmem_xfree_common(vm, "vmem_xfree", addr, size);
 }
 
 void
 vmem_free(vmem_t *vm, vmem_addr_t addr, vmem_size_t size)
 {
-	vmem_xfree_common(vm, "vmem_free", addr, size,
-	    vmem_roundup(vm, size) <= vm->vm_qcache_max && size != 0);
+	vmem_size_t rsize = vmem_roundup(vm, size);
+
+	if (rsize <= vm->vm_qcache_max && size != 0) {
+		/* Checked when it leaves the cache (pool_put), see vmem(3). */
+		pool_cache_put(
+		    vm->vm_qcache[(rsize >> vm->vm_quantum_shift) - 1],
+		    (void *)addr);
+		return;
+	}
+	vmem_xfree_common(vm, "vmem_free", addr, size);
 }
 
 void
@@ -1257,7 +1423,7 @@ static vmem_t *
 vmem_create_common(const char *name, vmem_addr_t base, vmem_size_t size,
     vmem_size_t quantum, vmem_import_t *importfn, vmem_ximport_t *ximportfn,
     vmem_release_t *releasefn, vmem_t *source, vmem_size_t qcache_max,
-    vm_flag_t flags)
+    vm_flag_t flags, int ipl)
 {
 	size_t ps, bytes;
 	vmem_t *vm;
@@ -1313,6 +1479,7 @@ vmem_create_common(const char *name, vmem_addr_t base, vmem_size_t size,
 			return NULL;
 		}
 	}
+	qc_init(vm, ipl);
 	kmem_mutex_enter(&vmem_list_lock);
 	vm->vm_next = vmem_list;
 	if (vmem_list != NULL)
@@ -1328,9 +1495,8 @@ vmem_create(const char *name, vmem_addr_t base, vmem_size_t size,
     vmem_size_t quantum, vmem_import_t *importfn, vmem_release_t *releasefn,
     vmem_t *source, vmem_size_t qcache_max, vm_flag_t flags, int ipl)
 {
-	(void)ipl;
 	return vmem_create_common(name, base, size, quantum, importfn, NULL,
-	    releasefn, source, qcache_max, flags & ~VM_XIMPORT);
+	    releasefn, source, qcache_max, flags & ~VM_XIMPORT, ipl);
 }
 
 vmem_t *
@@ -1338,9 +1504,8 @@ vmem_xcreate(const char *name, vmem_addr_t base, vmem_size_t size,
     vmem_size_t quantum, vmem_ximport_t *importfn, vmem_release_t *releasefn,
     vmem_t *source, vmem_size_t qcache_max, vm_flag_t flags, int ipl)
 {
-	(void)ipl;
 	return vmem_create_common(name, base, size, quantum, NULL, importfn,
-	    releasefn, source, qcache_max, flags | VM_XIMPORT);
+	    releasefn, source, qcache_max, flags | VM_XIMPORT, ipl);
 }
 
 void
@@ -1348,6 +1513,7 @@ vmem_destroy(vmem_t *vm)
 {
 	bt_t *bt, *next;
 
+	qc_destroy(vm);
 	kmem_mutex_enter(&vmem_list_lock);
 	if (vm->vm_pprev != NULL) { /* NULL: create failed before listing */
 		*vm->vm_pprev = vm->vm_next;

@@ -110,6 +110,9 @@ struct kmem_options {
 	uint64_t fault_from;	    /* fail every memory call from the Nth */
 	size_t vmem_min_import;	    /* default minimum import, bytes */
 	size_t vmem_sleep_retry_ms; /* VM_SLEEP retry period on OS refusal */
+	uint64_t pool_idle_ms;	    /* empty pool pages idle this long go */
+	uint64_t reap_interval_ms;  /* depot working-set interval */
+	bool magazines;		    /* pool_cache per-CPU layer on/off */
 };
 
 extern struct kmem_options kmem_opts;

@@ -1,0 +1,45 @@
+/*
+ * pool_impl.h -- what pool.c, pool_cache.c and vmem.c share about pools:
+ * the page header, the page arena behind the default allocators, and the
+ * hooks between a pool and its cache.
+ */
+#ifndef KMEM_INTERNAL_POOL_IMPL_H
+#define KMEM_INTERNAL_POOL_IMPL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <kmem/pool.h>
+#include <kmem/vmem.h>
+
+/* A pool page's header: inside the page (at its start) or outside it. */
+struct kmem_pool_page {
+	struct kmem_pool_page *ph_next; /* on the pool's page list */
+	struct kmem_pool_page *ph_prev;
+	struct kmem_pool_page *ph_hnext; /* page-lookup hash chain */
+	struct pool *ph_pool;
+	char *ph_page;		  /* the page */
+	char *ph_items;		  /* first item (after header and colour) */
+	unsigned int ph_nmissing; /* items handed out */
+	unsigned int ph_list;	  /* which list the page is on */
+	unsigned int ph_hint;	  /* no free bit in words below this */
+	unsigned int ph_pad;
+	uint64_t ph_time;     /* when it became empty (ns) */
+	uint64_t ph_bitmap[]; /* bit set: item free */
+};
+
+/* The library's page arena: quantum = page, imports from prim. */
+vmem_t *kmemi_page_arena(void);
+
+/* pool_cache.c: invalidate, then give back every idle page. */
+void kmemi_cache_drain(struct pool_cache *pc);
+/* pool.c: pages for internal pools (headers, groups), never from a cache. */
+extern struct pool_allocator kmemi_pool_allocator_meta;
+/* pool_cache.c: the pool's cache, invalidated by pool_reclaim. */
+void kmemi_cache_invalidate(struct pool_cache *pc);
+/* pool_cache.c: trim depots to their working sets (kmem_reap). */
+void kmemi_cache_reap_all(bool everything);
+/* pool.c: free pages idle long enough (everything: all empty pages). */
+int kmemi_pool_reclaim_idle(struct pool *pp, bool everything);
+
+#endif /* KMEM_INTERNAL_POOL_IMPL_H */

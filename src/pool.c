@@ -1,0 +1,1174 @@
+/*
+ * pool.c -- pool(9): fixed-size items carved from pages.
+ *
+ * 1. Concepts (NetBSD subr_pool.c; Bonwick 1994's slab).  A pool hands out
+ *    items of one size.  It gets "pages" (pa_pagesz bytes, any power of two)
+ *    from a pool_allocator, carves each into itemsperpage items, and keeps
+ *    every page on one of three lists by how many of its items are out:
+ *    partial, empty (all free) or full (none free).  Allocation takes from
+ *    partial pages first, then empty ones, so that free space concentrates
+ *    and empty pages can go back.
+ *
+ * 2. Data structures.
+ *    - Page header (struct kmem_pool_page, pool_impl.h): the page, its
+ *      first item, the count of items out, and a bitmap of free items (bit
+ *      set = free).  Free items are always tracked by bitmap, never by a
+ *      list threaded through the items: the pool never writes into a free
+ *      item (so PR_NOTOUCH costs nothing), and a double put is caught by
+ *      the bit at no extra cost.  Get finds the first set bit from a hint
+ *      word; put sets one bit.
+ *    - Header placement, NetBSD's rule: inside the page (at its start) when
+ *      PR_PHINPAGE asks, never with PR_NOTOUCH or PR_NOALIGN, otherwise when
+ *      items are small (below min(pagesz/16, 8 x header)) or when the
+ *      header fits in the slack without costing an item.  Off-page headers
+ *      come from internal header pools ("phpool-<words>", themselves with
+ *      on-page headers).
+ *    - Finding an item's page in constant time: on-page headers sit at
+ *      addr & ~pagemask and are validated (their pool and page fields);
+ *      off-page and unaligned pages are in a per-pool hash keyed by
+ *      page start >> pageshift.  Pages do not overlap, so at most one page
+ *      starts in any pagesz-sized block: an aligned page is found with one
+ *      lookup, an unaligned (PR_NOALIGN) one in the block of the address or
+ *      the block before.  The hash doubles when pages exceed 2 per bucket.
+ *    - Colouring: the slack left after the items is spread as different
+ *      starting offsets (multiples of the alignment) on successive pages.
+ *    - Page lists are circular, doubly linked; the empty list is kept in
+ *      order of emptying (oldest at the tail), so idle pages are found at
+ *      the tail in constant time.
+ *
+ * 3. Invariants.  nitems = free items over all pages; nout = items out;
+ *    npages = pages held; a page is on exactly the list its nmissing says
+ *    (0: empty, itemsperpage: full, else partial); nidle = empty pages.
+ *
+ * 4. Locking.  One mutex per pool protects everything in it; pr_cv is
+ *    where growers, and getters at the hard limit, wait.  The pool lock is
+ *    never held while calling out: page allocation and freeing, the drain
+ *    hook, header pools.  Only one thread grows a pool at a time.  Lock
+ *    order: pool_list_lock -> a pool's lock; nothing is taken inside a
+ *    pool's lock, so a pool may be the header pool or page source of
+ *    another without ordering issues.
+ *
+ * 5. Memory goes back: a page that becomes empty is freed at once when the
+ *    free items exceed the high watermark (pool_sethiwat) or the page count
+ *    exceeds maxpages, provided the low watermark and minpages stay met;
+ *    otherwise it waits on the empty list and is freed once idle for
+ *    the pool_idle_ms option, 10 s as NetBSD's pool_inactive_time (checked
+ *    when pages empty and by pool_reclaim and kmem_reap), or
+ *    at once by kmem_reap_all().
+ *
+ * 6. Failure policy.  PR_NOWAIT gets return NULL when no page can be had
+ *    or at the hard limit; PR_WAITOK gets wait (for a page, or for a put
+ *    below the hard limit) and never return NULL, except with
+ *    PR_LIMITFAIL at the hard limit.  Bad puts (a pointer of another pool,
+ *    not an item boundary, already free) and contradictory arguments abort
+ *    through kmem_panic with the pool's name and the pointer.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include <kmem/pool.h>
+#include <kmem/vmem.h>
+
+#include "internal/internal.h"
+#include "internal/pool_impl.h"
+#include "internal/prim.h"
+
+#define POOL_MAGIC 0x706f6f6cu /* "pool" */
+/* Largest bitmap: 16384 items a page, so the largest header pool item
+ * still fits a page (NetBSD panics past its phpools). */
+#define POOL_MAXITEMS 16384u
+/* Header pools: bitmaps of 1, 2, 4, ... 256 words. */
+#define PHPOOL_COUNT 9
+
+#define PH_EMPTY 0
+#define PH_PART	 1
+#define PH_FULL	 2
+
+/* Derived flags (pr_roflags). */
+#define PR_ROF_OFFPAGE 0x1 /* headers outside the pages */
+#define PR_ROF_HASHED  0x2 /* pages found through the hash */
+
+static kmem_mutex_t pool_list_lock = KMEM_MUTEX_INITIALIZER;
+static struct pool *pool_list;
+static struct pool *pool_drain_cursor;
+
+/* ---- the page arena and the default allocators ---- */
+
+static void *pool_page_alloc(struct pool *pp, int flags);
+static void pool_page_free(struct pool *pp, void *v);
+
+struct pool_allocator pool_allocator_kmem = {
+    pool_page_alloc, pool_page_free, 0, 0, 0};
+struct pool_allocator pool_allocator_nointr = {
+    pool_page_alloc, pool_page_free, 0, 0, 0};
+/* Pages of 2^13 .. 2^24 bytes for items larger than a page. */
+#define POOL_BIG_MIN   13
+#define POOL_BIG_COUNT 12
+static struct pool_allocator pool_allocator_big[POOL_BIG_COUNT];
+
+static kmem_mutex_t page_arena_lock = KMEM_MUTEX_INITIALIZER;
+static vmem_t *_Atomic page_arena;
+
+static int
+page_arena_import(
+    vmem_t *src, vmem_size_t size, vm_flag_t flags, vmem_addr_t *addrp)
+{
+	void *p;
+
+	(void)src;
+	(void)flags;
+	if (kmem_prim_alloc(size, 0, &p) != 0)
+		return ENOMEM;
+	*addrp = (vmem_addr_t)p;
+	return 0;
+}
+
+static void
+page_arena_release(vmem_t *src, vmem_addr_t addr, vmem_size_t size)
+{
+	(void)src;
+	kmem_prim_release((void *)addr, size);
+}
+
+/*
+ * The page arena (NetBSD's kmem_va_arena): quantum = the system page,
+ * imports from prim in runs of at least PAGE_ARENA_IMPORT, quantum caches
+ * up to 16 pages.  Created on first use.
+ */
+#define PAGE_ARENA_IMPORT (1u << 20) /* 1 MiB: 256 pages per mmap */
+
+vmem_t *
+kmemi_page_arena(void)
+{
+	vmem_t *vm = atomic_load_explicit(&page_arena, memory_order_acquire);
+	size_t ps;
+
+	if (kmem_likely(vm != NULL))
+		return vm;
+	kmem_mutex_enter(&page_arena_lock);
+	vm = atomic_load_explicit(&page_arena, memory_order_relaxed);
+	if (vm == NULL) {
+		ps = kmem_prim_page_size();
+		vm = vmem_create("kva", 0, 0, ps, page_arena_import,
+		    page_arena_release, NULL, 16 * ps, VM_SLEEP, IPL_VM);
+		if (vm == NULL)
+			kmem_panic("kmemi_page_arena: cannot create the page "
+				   "arena");
+		kmem_vmem_set_min_import(vm, PAGE_ARENA_IMPORT);
+		atomic_store_explicit(&page_arena, vm, memory_order_release);
+	}
+	kmem_mutex_exit(&page_arena_lock);
+	return vm;
+}
+
+static void *
+pool_page_alloc(struct pool *pp, int flags)
+{
+	vm_flag_t vf = (flags & PR_WAITOK) ? VM_SLEEP : VM_NOSLEEP;
+	size_t sz = pp->pr_alloc->pa_pagesz;
+	vmem_addr_t a;
+	int err;
+
+	if (sz <= kmem_prim_page_size() || (pp->pr_flags & PR_NOALIGN))
+		err =
+		    vmem_alloc(kmemi_page_arena(), sz, vf | VM_INSTANTFIT, &a);
+	else
+		err = vmem_xalloc(kmemi_page_arena(), sz, sz, 0, 0,
+		    VMEM_ADDR_MIN, VMEM_ADDR_MAX, vf | VM_INSTANTFIT, &a);
+	return err == 0 ? (void *)a : NULL;
+}
+
+static void
+pool_page_free(struct pool *pp, void *v)
+{
+	size_t sz = pp->pr_alloc->pa_pagesz;
+
+	if (sz <= kmem_prim_page_size() || (pp->pr_flags & PR_NOALIGN))
+		vmem_free(kmemi_page_arena(), (vmem_addr_t)v, sz);
+	else
+		vmem_xfree(kmemi_page_arena(), (vmem_addr_t)v, sz);
+}
+
+/*
+ * Pages for the pools kmem uses itself (page headers, groups): straight
+ * from the page arena's freelists with vmem_xalloc, never through its
+ * quantum caches, whose pools need headers and groups in turn.
+ */
+static void *
+pool_meta_alloc(struct pool *pp, int flags)
+{
+	vm_flag_t vf = (flags & PR_WAITOK) ? VM_SLEEP : VM_NOSLEEP;
+	vmem_addr_t a;
+
+	if (vmem_xalloc(kmemi_page_arena(), pp->pr_alloc->pa_pagesz, 0, 0, 0,
+		VMEM_ADDR_MIN, VMEM_ADDR_MAX, vf | VM_INSTANTFIT, &a) != 0)
+		return NULL;
+	return (void *)a;
+}
+
+static void
+pool_meta_free(struct pool *pp, void *v)
+{
+	vmem_xfree(kmemi_page_arena(), (vmem_addr_t)v, pp->pr_alloc->pa_pagesz);
+}
+
+struct pool_allocator kmemi_pool_allocator_meta = {
+    pool_meta_alloc, pool_meta_free, 0, 0, 0};
+
+static void
+pool_allocator_setup(struct pool_allocator *pa)
+{
+	unsigned int sz = pa->pa_pagesz;
+
+	if (sz == 0)
+		sz = (unsigned int)kmem_prim_page_size();
+	if (!kmem_powerof2(sz))
+		kmem_panic("pool_init: allocator page size %u is not a power "
+			   "of two",
+		    sz);
+	pa->pa_pagesz = sz;
+	pa->pa_pagemask = sz - 1;
+	pa->pa_pageshift = kmem_ilog2(sz);
+}
+
+/* The default allocator for items of "size": a page, or a big page. */
+static struct pool_allocator *
+pool_default_allocator(size_t size)
+{
+	size_t ps = kmem_prim_page_size(), pg;
+	unsigned int i;
+
+	if (size <= ps / 4)
+		return &pool_allocator_kmem;
+	/* Smallest page that wastes at most 1/8 of itself (or 2^24). */
+	for (i = 0; i < POOL_BIG_COUNT; i++) {
+		pg = (size_t)1 << (POOL_BIG_MIN + i);
+		if (pg < ps || pg < size)
+			continue;
+		if (pg % size <= pg / 8 || i == POOL_BIG_COUNT - 1)
+			break;
+	}
+	if (i == POOL_BIG_COUNT)
+		kmem_panic("pool_init: item size %zu is larger than the "
+			   "largest page (%u bytes)",
+		    size, 1u << (POOL_BIG_MIN + POOL_BIG_COUNT - 1));
+	if (pg == ps && size <= ps)
+		return &pool_allocator_kmem;
+	if (pool_allocator_big[i].pa_alloc == NULL) {
+		pool_allocator_big[i].pa_alloc = pool_page_alloc;
+		pool_allocator_big[i].pa_free = pool_page_free;
+		pool_allocator_big[i].pa_pagesz = (unsigned int)pg;
+	}
+	return &pool_allocator_big[i];
+}
+
+/* ---- off-page header pools ---- */
+
+static struct pool phpool[PHPOOL_COUNT];
+static kmem_mutex_t phpool_lock = KMEM_MUTEX_INITIALIZER;
+static atomic_bool phpool_ready;
+
+static size_t
+ph_size(unsigned int bmwords)
+{
+	return sizeof(struct kmem_pool_page) + bmwords * sizeof(uint64_t);
+}
+
+static struct pool *
+phpool_for(unsigned int bmwords)
+{
+	unsigned int i = 0;
+
+	if (!atomic_load_explicit(&phpool_ready, memory_order_acquire)) {
+		kmem_mutex_enter(&phpool_lock);
+		if (!atomic_load_explicit(
+			&phpool_ready, memory_order_relaxed)) {
+			for (i = 0; i < PHPOOL_COUNT; i++) {
+				char name[32];
+
+				kmem_snprintf(
+				    name, sizeof name, "phpool-%u", 1u << i);
+				pool_init(&phpool[i], ph_size(1u << i), 0, 0,
+				    PR_PHINPAGE, name,
+				    &kmemi_pool_allocator_meta, IPL_VM);
+			}
+			atomic_store_explicit(
+			    &phpool_ready, true, memory_order_release);
+		}
+		kmem_mutex_exit(&phpool_lock);
+		i = 0;
+	}
+	while ((1u << i) < bmwords)
+		i++;
+	return &phpool[i];
+}
+
+/* ---- page lists ---- */
+
+static struct kmem_pool_page **
+pool_list_of(struct pool *pp, unsigned int list)
+{
+	return list == PH_EMPTY ? &pp->pr_emptypages
+	    : list == PH_PART	? &pp->pr_partpages
+				: &pp->pr_fullpages;
+}
+
+/* Insert at the head of a list. */
+static void
+ph_insert(struct pool *pp, struct kmem_pool_page *ph, unsigned int list)
+{
+	struct kmem_pool_page **head = pool_list_of(pp, list);
+
+	ph->ph_list = list;
+	if (*head == NULL) {
+		ph->ph_next = ph->ph_prev = ph;
+	} else {
+		ph->ph_next = *head;
+		ph->ph_prev = (*head)->ph_prev;
+		ph->ph_prev->ph_next = ph;
+		(*head)->ph_prev = ph;
+	}
+	*head = ph;
+	if (list == PH_EMPTY)
+		pp->pr_nidle++;
+}
+
+static void
+ph_remove(struct pool *pp, struct kmem_pool_page *ph)
+{
+	struct kmem_pool_page **head = pool_list_of(pp, ph->ph_list);
+
+	if (ph->ph_next == ph) {
+		*head = NULL;
+	} else {
+		ph->ph_prev->ph_next = ph->ph_next;
+		ph->ph_next->ph_prev = ph->ph_prev;
+		if (*head == ph)
+			*head = ph->ph_next;
+	}
+	if (ph->ph_list == PH_EMPTY)
+		pp->pr_nidle--;
+}
+
+static void
+ph_move(struct pool *pp, struct kmem_pool_page *ph, unsigned int list)
+{
+	ph_remove(pp, ph);
+	ph_insert(pp, ph, list);
+}
+
+/* ---- page lookup hash ---- */
+
+static inline size_t
+ph_hash_index(const struct pool *pp, uintptr_t block)
+{
+	uint64_t h = (uint64_t)block * 0x9e3779b97f4a7c15ull;
+
+	return (size_t)(h ^ (h >> 29)) & pp->pr_phhashmask;
+}
+
+static void
+ph_hash_resize(struct pool *pp, size_t size)
+{
+	size_t ps = kmem_prim_page_size(), i, old = pp->pr_phhashmask + 1;
+	struct kmem_pool_page **nt, **ot = pp->pr_phhash, *ph, *next;
+	unsigned int shift = pp->pr_alloc->pa_pageshift;
+	void *mem;
+
+	if (kmem_prim_alloc(kmem_align_up(size * sizeof(*nt), ps), 0, &mem) !=
+	    0)
+		return; /* keep the old table: only slower */
+	nt = mem;
+	pp->pr_phhash = nt;
+	pp->pr_phhashmask = size - 1;
+	for (i = 0; i < old; i++) {
+		for (ph = ot[i]; ph != NULL; ph = next) {
+			size_t h =
+			    ph_hash_index(pp, (uintptr_t)ph->ph_page >> shift);
+
+			next = ph->ph_hnext;
+			ph->ph_hnext = nt[h];
+			nt[h] = ph;
+		}
+	}
+	if (ot != pp->pr_phhash0)
+		kmem_prim_release(ot, kmem_align_up(old * sizeof(*ot), ps));
+}
+
+static void
+ph_hash_insert(struct pool *pp, struct kmem_pool_page *ph)
+{
+	size_t h = ph_hash_index(
+	    pp, (uintptr_t)ph->ph_page >> pp->pr_alloc->pa_pageshift);
+
+	ph->ph_hnext = pp->pr_phhash[h];
+	pp->pr_phhash[h] = ph;
+	if (pp->pr_npages + 1 > 2 * (pp->pr_phhashmask + 1))
+		ph_hash_resize(pp, (pp->pr_phhashmask + 1) * 4);
+}
+
+static void
+ph_hash_remove(struct pool *pp, struct kmem_pool_page *ph)
+{
+	size_t h = ph_hash_index(
+	    pp, (uintptr_t)ph->ph_page >> pp->pr_alloc->pa_pageshift);
+	struct kmem_pool_page **pp_ = &pp->pr_phhash[h];
+
+	while (*pp_ != ph)
+		pp_ = &(*pp_)->ph_hnext;
+	*pp_ = ph->ph_hnext;
+}
+
+/* The hashed page that starts in block "block" and contains v. */
+static struct kmem_pool_page *
+ph_hash_find(struct pool *pp, uintptr_t block, uintptr_t v)
+{
+	unsigned int shift = pp->pr_alloc->pa_pageshift;
+	struct kmem_pool_page *ph;
+
+	for (ph = pp->pr_phhash[ph_hash_index(pp, block)]; ph != NULL;
+	     ph = ph->ph_hnext) {
+		uintptr_t start = (uintptr_t)ph->ph_page;
+
+		if (start >> shift == block && v >= start &&
+		    v - start <= pp->pr_alloc->pa_pagemask)
+			return ph;
+	}
+	return NULL;
+}
+
+/*
+ * The page holding v, or a panic naming what v is not.  Constant time:
+ * an on-page header at the page's start, else one or two hash lookups.
+ */
+static struct kmem_pool_page *
+pool_page_of(struct pool *pp, const char *fn, void *v)
+{
+	struct pool_allocator *pa = pp->pr_alloc;
+	uintptr_t a = (uintptr_t)v, block = a >> pa->pa_pageshift;
+	struct kmem_pool_page *ph;
+
+	if (!(pp->pr_roflags & PR_ROF_HASHED)) {
+		ph = (struct kmem_pool_page *)(a & ~(uintptr_t)pa->pa_pagemask);
+		if (ph->ph_page == (char *)ph && ph->ph_pool == pp)
+			return ph;
+		if (ph->ph_page == (char *)ph && ph->ph_pool != NULL &&
+		    ph->ph_pool->pr_magic == POOL_MAGIC)
+			kmem_panic("%s(pool '%s', %p): item belongs to pool "
+				   "'%s'",
+			    fn, pp->pr_wchan, v, ph->ph_pool->pr_wchan);
+		kmem_panic("%s(pool '%s', %p): not an item of this pool (no "
+			   "page header at %p)",
+		    fn, pp->pr_wchan, v, (void *)ph);
+	}
+	ph = ph_hash_find(pp, block, a);
+	if (ph == NULL && (pp->pr_flags & PR_NOALIGN) && block > 0)
+		ph = ph_hash_find(pp, block - 1, a);
+	if (ph == NULL)
+		kmem_panic("%s(pool '%s', %p): not an item of this pool (in "
+			   "none of its %u pages)",
+		    fn, pp->pr_wchan, v, pp->pr_npages);
+	return ph;
+}
+
+/* ---- init / destroy ---- */
+
+void
+pool_init(struct pool *pp, size_t size, unsigned int align,
+    unsigned int align_offset, int flags, const char *wchan,
+    struct pool_allocator *palloc, int ipl)
+{
+	size_t pagesz, avail, hdr_on, ipp_on, ipp_off, slack;
+	unsigned int ipp, bmwords;
+	bool onpage;
+
+	(void)ipl;
+	kmem_options_init();
+	if (align == 0)
+		align = 8; /* NetBSD's ALIGN(1) on LP64 */
+	if (!kmem_powerof2(align))
+		kmem_panic("pool_init(pool '%s', size %zu, align %u): align is "
+			   "not a power of two",
+		    wchan, size, align);
+	if (align_offset != 0)
+		kmem_panic("pool_init(pool '%s', size %zu, align %u, offset "
+			   "%u): align_offset must be 0",
+		    wchan, size, align, align_offset);
+	if (flags & PR_PSERIALIZE)
+		flags |= PR_NOTOUCH;
+	kmem_mutex_enter(&pool_list_lock);
+	if (palloc == NULL)
+		palloc = pool_default_allocator(
+		    kmem_align_up(size ? size : 1, align));
+	if (palloc->pa_pagemask == 0)
+		pool_allocator_setup(palloc);
+	kmem_mutex_exit(&pool_list_lock);
+	pagesz = palloc->pa_pagesz;
+
+	memset(pp, 0, sizeof(*pp));
+	pthread_mutex_init(&pp->pr_lock, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&pp->pr_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	kmem_snprintf(pp->pr_wchan, sizeof pp->pr_wchan, "%s",
+	    wchan != NULL ? wchan : "(anon)");
+	pp->pr_flags = (unsigned int)flags;
+	pp->pr_alloc = palloc;
+	pp->pr_align = align;
+	pp->pr_reqsize = size;
+	pp->pr_size = kmem_align_up(size ? size : 1, align);
+	if (pp->pr_size > pagesz)
+		kmem_panic("pool_init(pool '%s', size %zu): item does not fit "
+			   "in a page of %zu bytes",
+		    pp->pr_wchan, size, pagesz);
+
+	/* Items per page with the header outside, and inside. */
+	ipp_off = pagesz / pp->pr_size;
+	if (ipp_off > POOL_MAXITEMS)
+		ipp_off = POOL_MAXITEMS;
+	bmwords = (unsigned int)((ipp_off + 63) / 64);
+	hdr_on = kmem_align_up(ph_size(bmwords), align);
+	ipp_on = hdr_on < pagesz ? (pagesz - hdr_on) / pp->pr_size : 0;
+	if (ipp_on > POOL_MAXITEMS)
+		ipp_on = POOL_MAXITEMS;
+	if (flags & (PR_NOTOUCH | PR_NOALIGN))
+		onpage = false;
+	else if (flags & PR_PHINPAGE)
+		onpage = true;
+	else
+		onpage = pp->pr_size < (pagesz / 16 < 8 * ph_size(bmwords)
+					       ? pagesz / 16
+					       : 8 * ph_size(bmwords)) ||
+		    ipp_on == ipp_off;
+	if (onpage && ipp_on == 0)
+		kmem_panic("pool_init(pool '%s', size %zu): no room for an "
+			   "item after the page header",
+		    pp->pr_wchan, size);
+	ipp = (unsigned int)(onpage ? ipp_on : ipp_off);
+	pp->pr_itemsperpage = ipp;
+	pp->pr_bmwords = (ipp + 63) / 64;
+	pp->pr_phsize = ph_size(pp->pr_bmwords);
+	pp->pr_itemoffset = onpage ? hdr_on : 0;
+	avail = pagesz - pp->pr_itemoffset;
+	slack = avail - (size_t)ipp * pp->pr_size;
+	pp->pr_maxcolor = kmem_align_down(slack, align);
+	if (!onpage)
+		pp->pr_roflags |= PR_ROF_OFFPAGE;
+	if (!onpage || (flags & PR_NOALIGN))
+		pp->pr_roflags |= PR_ROF_HASHED;
+	pp->pr_phhash = pp->pr_phhash0;
+	pp->pr_phhashmask = KMEM_ARRAY_SIZE(pp->pr_phhash0) - 1;
+	pp->pr_maxpages = UINT32_MAX;
+	pp->pr_maxitems = UINT32_MAX;
+	pp->pr_hardlimit = UINT32_MAX;
+	pp->pr_magic = POOL_MAGIC;
+
+	kmem_mutex_enter(&pool_list_lock);
+	pp->pr_next = pool_list;
+	if (pool_list != NULL)
+		pool_list->pr_pprev = &pp->pr_next;
+	pp->pr_pprev = &pool_list;
+	pool_list = pp;
+	kmem_mutex_exit(&pool_list_lock);
+}
+
+/* Give a page back: to its allocator, and its header to its pool. */
+static void
+pool_page_release(struct pool *pp, struct kmem_pool_page *ph)
+{
+	void *page = ph->ph_page;
+
+	pp->pr_alloc->pa_free(pp, page);
+	if (pp->pr_roflags & PR_ROF_OFFPAGE)
+		pool_put(phpool_for(pp->pr_bmwords), ph);
+}
+
+/* Unlink an empty page from the pool; lock held.  Caller releases it. */
+static void
+pool_page_detach(struct pool *pp, struct kmem_pool_page *ph)
+{
+	ph_remove(pp, ph);
+	if (pp->pr_roflags & PR_ROF_HASHED)
+		ph_hash_remove(pp, ph);
+	pp->pr_npages--;
+	pp->pr_nitems -= pp->pr_itemsperpage;
+	pp->pr_npagefree++;
+}
+
+void
+pool_destroy(struct pool *pp)
+{
+	struct kmem_pool_page *ph;
+	unsigned int leaked;
+
+	if (pp->pr_magic != POOL_MAGIC)
+		kmem_panic(
+		    "pool_destroy(%p): not an initialised pool", (void *)pp);
+	if (pp->pr_cache != NULL)
+		kmem_panic("pool_destroy(pool '%s'): a pool_cache is still "
+			   "attached",
+		    pp->pr_wchan);
+	kmem_mutex_enter(&pool_list_lock);
+	*pp->pr_pprev = pp->pr_next;
+	if (pp->pr_next != NULL)
+		pp->pr_next->pr_pprev = pp->pr_pprev;
+	if (pool_drain_cursor == pp)
+		pool_drain_cursor = NULL;
+	kmem_mutex_exit(&pool_list_lock);
+	leaked = pp->pr_nout;
+	if (leaked != 0)
+		kmem_warn("pool_destroy(pool '%s'): %u items still out; their "
+			  "pages are not freed",
+		    pp->pr_wchan, leaked);
+	while ((ph = pp->pr_emptypages) != NULL) {
+		pool_page_detach(pp, ph);
+		pool_page_release(pp, ph);
+	}
+	if (pp->pr_phhash != pp->pr_phhash0)
+		kmem_prim_release(pp->pr_phhash,
+		    kmem_align_up(
+			(pp->pr_phhashmask + 1) * sizeof(*pp->pr_phhash),
+			kmem_prim_page_size()));
+	pp->pr_magic = 0;
+	pthread_cond_destroy(&pp->pr_cv);
+	pthread_mutex_destroy(&pp->pr_lock);
+}
+
+void
+pool_set_drain_hook(struct pool *pp, void (*fn)(void *, int), void *arg)
+{
+	pthread_mutex_lock(&pp->pr_lock);
+	pp->pr_drain_hook = fn;
+	pp->pr_drain_hook_arg = arg;
+	pthread_mutex_unlock(&pp->pr_lock);
+}
+
+/* ---- growing ---- */
+
+static void
+pool_wait(struct pool *pp, uint64_t ns)
+{
+	pp->pr_nwaiters++;
+	if (ns == 0) {
+		pthread_cond_wait(&pp->pr_cv, &pp->pr_lock);
+	} else {
+		struct timespec ts;
+		uint64_t t = kmem_prim_clock_ns() + ns;
+
+		ts.tv_sec = (time_t)(t / 1000000000u);
+		ts.tv_nsec = (long)(t % 1000000000u);
+		pthread_cond_timedwait(&pp->pr_cv, &pp->pr_lock, &ts);
+	}
+	pp->pr_nwaiters--;
+}
+
+/*
+ * Add a page.  Lock held; dropped around the allocator.  0, or ENOMEM
+ * (NOWAIT and no memory), or EAGAIN (another thread was growing: look
+ * again).
+ */
+static int
+pool_grow(struct pool *pp, int flags)
+{
+	struct kmem_pool_page *ph;
+	char *page;
+	unsigned int i;
+
+	if (pp->pr_ngrowing != 0) {
+		/* One grower at a time; the rest wait for it and look again. */
+		pool_wait(pp, 0);
+		return EAGAIN;
+	}
+	pp->pr_ngrowing = 1;
+	pthread_mutex_unlock(&pp->pr_lock);
+	page = pp->pr_alloc->pa_alloc(pp, flags);
+	ph = NULL;
+	if (page != NULL && (pp->pr_roflags & PR_ROF_OFFPAGE)) {
+		ph = pool_get(phpool_for(pp->pr_bmwords), flags);
+		if (ph == NULL) {
+			pp->pr_alloc->pa_free(pp, page);
+			page = NULL;
+		}
+	}
+	pthread_mutex_lock(&pp->pr_lock);
+	pp->pr_ngrowing = 0;
+	if (pp->pr_nwaiters != 0)
+		pthread_cond_broadcast(&pp->pr_cv);
+	if (page == NULL)
+		return ENOMEM;
+	if (((uintptr_t)page & pp->pr_alloc->pa_pagemask) != 0 &&
+	    !(pp->pr_flags & PR_NOALIGN))
+		kmem_panic("pool_grow(pool '%s'): allocator returned page %p "
+			   "not aligned to its size %u (use PR_NOALIGN)",
+		    pp->pr_wchan, (void *)page, pp->pr_alloc->pa_pagesz);
+	if (ph == NULL)
+		ph = (struct kmem_pool_page *)page;
+	memset(ph, 0, pp->pr_phsize);
+	ph->ph_pool = pp;
+	ph->ph_page = page;
+	ph->ph_items = page + pp->pr_itemoffset + pp->pr_curcolor;
+	pp->pr_curcolor += pp->pr_align;
+	if (pp->pr_curcolor > pp->pr_maxcolor)
+		pp->pr_curcolor = 0;
+	for (i = 0; i < pp->pr_itemsperpage / 64; i++)
+		ph->ph_bitmap[i] = ~(uint64_t)0;
+	if (pp->pr_itemsperpage % 64)
+		ph->ph_bitmap[i] =
+		    ((uint64_t)1 << (pp->pr_itemsperpage % 64)) - 1;
+	ph->ph_time = kmem_prim_clock_ns();
+	if (pp->pr_roflags & PR_ROF_HASHED)
+		ph_hash_insert(pp, ph);
+	ph_insert(pp, ph, PH_EMPTY);
+	pp->pr_npages++;
+	pp->pr_nitems += pp->pr_itemsperpage;
+	pp->pr_npagealloc++;
+	if (pp->pr_npages > pp->pr_hiwat)
+		pp->pr_hiwat = pp->pr_npages;
+	return 0;
+}
+
+/* ---- get / put ---- */
+
+static void *
+ph_take(struct pool *pp, struct kmem_pool_page *ph)
+{
+	unsigned int w = ph->ph_hint, bit;
+	uint64_t word;
+
+	while ((word = ph->ph_bitmap[w]) == 0)
+		w++;
+	bit = (unsigned int)__builtin_ctzll(word);
+	ph->ph_bitmap[w] = word & (word - 1);
+	ph->ph_hint = w;
+	if (ph->ph_nmissing++ == 0)
+		ph_move(pp, ph, PH_PART);
+	if (ph->ph_nmissing == pp->pr_itemsperpage)
+		ph_move(pp, ph, PH_FULL);
+	return ph->ph_items + (size_t)(w * 64 + bit) * pp->pr_size;
+}
+
+static void
+pool_check_flags(struct pool *pp, const char *fn, int flags)
+{
+	if (pp->pr_magic != POOL_MAGIC)
+		kmem_panic("%s(%p): not an initialised pool", fn, (void *)pp);
+	if ((flags & (PR_WAITOK | PR_NOWAIT)) != PR_WAITOK &&
+	    (flags & (PR_WAITOK | PR_NOWAIT)) != PR_NOWAIT)
+		kmem_panic("%s(pool '%s', flags %#x): need exactly one of "
+			   "PR_WAITOK and PR_NOWAIT",
+		    fn, pp->pr_wchan, (unsigned)flags);
+}
+
+/* Hard limit reached: hook, warning, then wait or fail.  Lock held. */
+static bool
+pool_at_limit(struct pool *pp, int flags)
+{
+	uint64_t now;
+
+	if (pp->pr_drain_hook != NULL) {
+		void (*hook)(void *, int) = pp->pr_drain_hook;
+		void *arg = pp->pr_drain_hook_arg;
+
+		pthread_mutex_unlock(&pp->pr_lock);
+		hook(arg, flags);
+		pthread_mutex_lock(&pp->pr_lock);
+		if (pp->pr_nout < pp->pr_hardlimit)
+			return true;
+	}
+	now = kmem_prim_clock_ns();
+	if (pp->pr_hardlimit_warning != NULL &&
+	    (pp->pr_hardlimit_warned == 0 ||
+		now - pp->pr_hardlimit_warned >=
+		    (uint64_t)pp->pr_hardlimit_ratecap * 1000000000u)) {
+		pp->pr_hardlimit_warned = now;
+		kmem_warn(
+		    "pool '%s': %s", pp->pr_wchan, pp->pr_hardlimit_warning);
+	}
+	if ((flags & PR_NOWAIT) || (flags & PR_LIMITFAIL))
+		return false;
+	pool_wait(pp, 0);
+	return true;
+}
+
+/* Free empty pages idle long enough (or all); lock held, returns count. */
+static unsigned int
+pool_free_idle(
+    struct pool *pp, bool everything, struct kmem_pool_page **freelist)
+{
+	uint64_t now = kmem_prim_clock_ns();
+	struct kmem_pool_page *ph;
+	unsigned int n = 0;
+
+	while ((ph = pp->pr_emptypages) != NULL) {
+		ph = ph->ph_prev; /* the oldest */
+		if (!everything &&
+		    now - ph->ph_time < kmem_opts.pool_idle_ms * 1000000u)
+			break;
+		if (pp->pr_npages <= pp->pr_minpages ||
+		    pp->pr_nitems - pp->pr_itemsperpage < pp->pr_minitems)
+			break;
+		pool_page_detach(pp, ph);
+		ph->ph_hnext = *freelist;
+		*freelist = ph;
+		n++;
+	}
+	return n;
+}
+
+static void
+pool_release_list(struct pool *pp, struct kmem_pool_page *list)
+{
+	struct kmem_pool_page *ph;
+
+	while ((ph = list) != NULL) {
+		list = ph->ph_hnext;
+		pool_page_release(pp, ph);
+	}
+}
+
+void *
+pool_get(struct pool *pp, int flags)
+{
+	struct kmem_pool_page *ph;
+	void *v;
+	int err;
+
+	pool_check_flags(pp, "pool_get", flags);
+	pthread_mutex_lock(&pp->pr_lock);
+	for (;;) {
+		if (kmem_unlikely(pp->pr_nout >= pp->pr_hardlimit)) {
+			if (!pool_at_limit(pp, flags))
+				goto fail;
+			continue;
+		}
+		ph = pp->pr_partpages != NULL ? pp->pr_partpages
+					      : pp->pr_emptypages;
+		if (kmem_likely(ph != NULL))
+			break;
+		err = pool_grow(pp, flags);
+		if (err == ENOMEM) {
+			if (flags & PR_NOWAIT)
+				goto fail;
+			/* The page source waits itself; this is a retry. */
+			pool_wait(pp, 10000000u);
+		}
+	}
+	v = ph_take(pp, ph);
+	pp->pr_nitems--;
+	pp->pr_nout++;
+	pp->pr_nget++;
+	/* Keep the low watermark: catch up without waiting. */
+	if (kmem_unlikely(pp->pr_nitems < pp->pr_minitems) &&
+	    pp->pr_ngrowing == 0)
+		(void)pool_grow(pp, PR_NOWAIT);
+	pthread_mutex_unlock(&pp->pr_lock);
+	if (flags & PR_ZERO)
+		memset(v, 0, pp->pr_reqsize);
+	return v;
+fail:
+	pp->pr_nfail++;
+	pthread_mutex_unlock(&pp->pr_lock);
+	return NULL;
+}
+
+void
+pool_put(struct pool *pp, void *v)
+{
+	struct kmem_pool_page *ph, *idle = NULL;
+	size_t off;
+	unsigned int idx;
+	uint64_t bit;
+
+	if (pp->pr_magic != POOL_MAGIC)
+		kmem_panic(
+		    "pool_put(%p, %p): not an initialised pool", (void *)pp, v);
+	pthread_mutex_lock(&pp->pr_lock);
+	ph = pool_page_of(pp, "pool_put", v);
+	off = (size_t)((char *)v - ph->ph_items);
+	if ((char *)v < ph->ph_items || off % pp->pr_size != 0 ||
+	    off / pp->pr_size >= pp->pr_itemsperpage)
+		kmem_panic("pool_put(pool '%s', %p): not an item boundary "
+			   "(items of %zu bytes start at %p in page %p)",
+		    pp->pr_wchan, v, pp->pr_size, (void *)ph->ph_items,
+		    (void *)ph->ph_page);
+	idx = (unsigned int)(off / pp->pr_size);
+	bit = (uint64_t)1 << (idx % 64);
+	if (ph->ph_bitmap[idx / 64] & bit)
+		kmem_panic("pool_put(pool '%s', %p): item is already free "
+			   "(double put)",
+		    pp->pr_wchan, v);
+	ph->ph_bitmap[idx / 64] |= bit;
+	if (idx / 64 < ph->ph_hint)
+		ph->ph_hint = idx / 64;
+	pp->pr_nitems++;
+	pp->pr_nout--;
+	pp->pr_nput++;
+	if (ph->ph_nmissing-- == pp->pr_itemsperpage)
+		ph_move(pp, ph, PH_PART); /* full -> partial: next to use */
+	if (ph->ph_nmissing == 0) {
+		ph_move(pp, ph, PH_EMPTY);
+		ph->ph_time = kmem_prim_clock_ns();
+		if (pp->pr_nitems - pp->pr_itemsperpage >= pp->pr_minitems &&
+		    pp->pr_npages > pp->pr_minpages &&
+		    (pp->pr_nitems > pp->pr_maxitems ||
+			pp->pr_npages > pp->pr_maxpages)) {
+			pool_page_detach(pp, ph);
+			ph->ph_hnext = idle;
+			idle = ph;
+		} else {
+			pool_free_idle(pp, false, &idle);
+		}
+	}
+	if (pp->pr_nwaiters != 0)
+		pthread_cond_broadcast(&pp->pr_cv);
+	pthread_mutex_unlock(&pp->pr_lock);
+	if (idle != NULL)
+		pool_release_list(pp, idle);
+}
+
+/* ---- watermarks and limits ---- */
+
+static unsigned int
+pool_pages_for(const struct pool *pp, unsigned int items)
+{
+	return (unsigned int)(((uint64_t)items + pp->pr_itemsperpage - 1) /
+	    pp->pr_itemsperpage);
+}
+
+void
+pool_prime(struct pool *pp, int n)
+{
+	pthread_mutex_lock(&pp->pr_lock);
+	pp->pr_minpages = pool_pages_for(pp, n < 0 ? 0 : (unsigned int)n);
+	if (pp->pr_maxpages <= pp->pr_minpages)
+		pp->pr_maxpages = pp->pr_minpages + 1;
+	while (pp->pr_npages < pp->pr_minpages) {
+		if (pool_grow(pp, PR_WAITOK) == ENOMEM)
+			pool_wait(pp, 10000000u);
+	}
+	pthread_mutex_unlock(&pp->pr_lock);
+}
+
+void
+pool_setlowat(struct pool *pp, int n)
+{
+	pthread_mutex_lock(&pp->pr_lock);
+	pp->pr_minitems = n < 0 ? 0 : (unsigned int)n;
+	pp->pr_minpages = pool_pages_for(pp, pp->pr_minitems);
+	while (pp->pr_nitems < pp->pr_minitems) {
+		int err = pool_grow(pp, PR_NOWAIT);
+
+		if (err == ENOMEM)
+			break;
+	}
+	pthread_mutex_unlock(&pp->pr_lock);
+}
+
+void
+pool_sethiwat(struct pool *pp, int n)
+{
+	struct kmem_pool_page *idle = NULL;
+
+	pthread_mutex_lock(&pp->pr_lock);
+	pp->pr_maxitems = n < 0 ? 0 : (unsigned int)n;
+	/* Already above it: give back empty pages now. */
+	while (pp->pr_emptypages != NULL && pp->pr_nitems > pp->pr_maxitems &&
+	    pp->pr_npages > pp->pr_minpages &&
+	    pp->pr_nitems - pp->pr_itemsperpage >= pp->pr_minitems) {
+		struct kmem_pool_page *ph = pp->pr_emptypages->ph_prev;
+
+		pool_page_detach(pp, ph);
+		ph->ph_hnext = idle;
+		idle = ph;
+	}
+	pthread_mutex_unlock(&pp->pr_lock);
+	pool_release_list(pp, idle);
+}
+
+void
+pool_sethardlimit(
+    struct pool *pp, unsigned int n, const char *warnmess, int ratecap)
+{
+	pthread_mutex_lock(&pp->pr_lock);
+	pp->pr_hardlimit = n;
+	pp->pr_hardlimit_warning = warnmess;
+	pp->pr_hardlimit_ratecap = ratecap;
+	pp->pr_hardlimit_warned = 0;
+	pp->pr_maxpages = pool_pages_for(pp, n);
+	if (pp->pr_nwaiters != 0)
+		pthread_cond_broadcast(&pp->pr_cv);
+	pthread_mutex_unlock(&pp->pr_lock);
+}
+
+/* ---- reclaiming ---- */
+
+int
+kmemi_pool_reclaim_idle(struct pool *pp, bool everything)
+{
+	struct kmem_pool_page *idle = NULL;
+	unsigned int n;
+
+	pthread_mutex_lock(&pp->pr_lock);
+	n = pool_free_idle(pp, everything, &idle);
+	pthread_mutex_unlock(&pp->pr_lock);
+	pool_release_list(pp, idle);
+	return n != 0;
+}
+
+int
+pool_reclaim(struct pool *pp)
+{
+	if (pp->pr_drain_hook != NULL)
+		pp->pr_drain_hook(pp->pr_drain_hook_arg, PR_NOWAIT);
+	if (pp->pr_cache != NULL)
+		kmemi_cache_invalidate(pp->pr_cache);
+	return kmemi_pool_reclaim_idle(pp, false);
+}
+
+bool
+pool_drain(struct pool **ppp)
+{
+	struct pool *pp;
+	int freed;
+
+	kmem_mutex_enter(&pool_list_lock);
+	pp = pool_drain_cursor != NULL ? pool_drain_cursor->pr_next : NULL;
+	if (pp == NULL)
+		pp = pool_list;
+	while (pp != NULL && pp->pr_npages == 0 && pp != pool_drain_cursor)
+		pp = pp->pr_next;
+	pool_drain_cursor = pp;
+	kmem_mutex_exit(&pool_list_lock);
+	if (pp == NULL)
+		return false;
+	freed = pool_reclaim(pp);
+	if (ppp != NULL)
+		*ppp = pp;
+	return freed != 0;
+}
+
+int
+pool_totalpages(void)
+{
+	size_t ps = kmem_prim_page_size();
+	unsigned long total = 0;
+	struct pool *pp;
+
+	kmem_mutex_enter(&pool_list_lock);
+	for (pp = pool_list; pp != NULL; pp = pp->pr_next) {
+		if (pp->pr_flags & PR_RECURSIVE)
+			continue;
+		total += (unsigned long)pp->pr_npages *
+		    (pp->pr_alloc->pa_pagesz / ps);
+	}
+	kmem_mutex_exit(&pool_list_lock);
+	return total > INT32_MAX ? INT32_MAX : (int)total;
+}
+
+unsigned int
+pool_nget(struct pool *pp)
+{
+	return (unsigned int)pp->pr_nget;
+}
+
+unsigned int
+pool_nput(struct pool *pp)
+{
+	return (unsigned int)pp->pr_nput;
+}
+
+/* ---- statistics ---- */
+
+int
+kmem_pool_stats(struct pool *pp, struct kmem_pool_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->ps_size = sizeof(*st);
+	pthread_mutex_lock(&pp->pr_lock);
+	memcpy(st->ps_name, pp->pr_wchan, sizeof st->ps_name);
+	st->ps_itemsize = pp->pr_size;
+	st->ps_pagesize = pp->pr_alloc->pa_pagesz;
+	st->ps_itemsperpage = pp->pr_itemsperpage;
+	st->ps_nget = pp->pr_nget;
+	st->ps_nfail = pp->pr_nfail;
+	st->ps_nput = pp->pr_nput;
+	st->ps_nout = pp->pr_nout;
+	st->ps_nitems = pp->pr_nitems;
+	st->ps_npagealloc = pp->pr_npagealloc;
+	st->ps_npagefree = pp->pr_npagefree;
+	st->ps_npages = pp->pr_npages;
+	st->ps_hiwat = pp->pr_hiwat;
+	st->ps_minpages = pp->pr_minpages;
+	st->ps_maxpages = pp->pr_maxpages;
+	st->ps_nidle = pp->pr_nidle;
+	st->ps_flags = pp->pr_flags;
+	pthread_mutex_unlock(&pp->pr_lock);
+	return 0;
+}
+
+static void KMEM_PRINTF(2, 3)
+    pool_pr(void (*pr)(const char *, ...), const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	kmem_vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	if (pr != NULL)
+		pr("%s", line);
+	else
+		kmem_eprintf("%s", line);
+}
+
+void
+kmem_pool_print_stats(void (*pr)(const char *, ...))
+{
+	struct kmem_pool_stats st;
+	unsigned long inuse = 0, total = 0;
+	struct pool *pp;
+
+	pool_pr(pr, "Memory resource pool statistics\n");
+	pool_pr(pr, "%-16s %6s %9s %5s %9s %6s %6s %5s %5s %5s %5s %5s\n",
+	    "Name", "Size", "Requests", "Fail", "Releases", "Pgreq", "Pgrel",
+	    "Npage", "Hiwat", "Minpg", "Maxpg", "Idle");
+	kmem_mutex_enter(&pool_list_lock);
+	for (pp = pool_list; pp != NULL; pp = pp->pr_next) {
+		char maxpg[16];
+
+		kmem_pool_stats(pp, &st);
+		if (st.ps_nget == 0)
+			continue;
+		if (st.ps_maxpages == UINT32_MAX)
+			kmem_snprintf(maxpg, sizeof maxpg, "inf");
+		else
+			kmem_snprintf(
+			    maxpg, sizeof maxpg, "%u", st.ps_maxpages);
+		pool_pr(pr,
+		    "%-16s %6zu %9lu %5lu %9lu %6lu %6lu %5u %5u %5u %5s "
+		    "%5u\n",
+		    st.ps_name, st.ps_itemsize, st.ps_nget, st.ps_nfail,
+		    st.ps_nput, st.ps_npagealloc, st.ps_npagefree, st.ps_npages,
+		    st.ps_hiwat, st.ps_minpages, maxpg, st.ps_nidle);
+		if (!(st.ps_flags & PR_RECURSIVE)) {
+			inuse += (unsigned long)st.ps_nout * st.ps_itemsize;
+			total += (unsigned long)st.ps_npages * st.ps_pagesize;
+		}
+	}
+	kmem_mutex_exit(&pool_list_lock);
+	pool_pr(pr,
+	    "In use %luK, total allocated %luK; utilization %lu.%lu%%\n",
+	    inuse / 1024, total / 1024, total ? inuse * 100 / total : 0,
+	    total ? inuse * 1000 / total % 10 : 0);
+}

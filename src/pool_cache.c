@@ -1,0 +1,803 @@
+/*
+ * pool_cache.c -- pool_cache(9): constructed objects cached per CPU in
+ * groups (magazines) over a depot (Bonwick & Adams 2001; NetBSD
+ * subr_pool.c), with the magazine resizing and depot working-set reaping
+ * NetBSD lacks (illumos kmem.c).
+ *
+ * 1. Layers.  A get is served, in order, by (a) the CPU layer: this CPU's
+ *    current group, else its previous group (swapped in); (b) the depot:
+ *    a full group replaces the empty current one; (c) the pool: one object
+ *    from pool_get, constructed.  A put goes to the current group, else
+ *    the previous (swapped in); when both are full, the full current goes
+ *    to the depot and an empty group takes its place; with no empty group
+ *    to be had, the object is destructed and goes back to the pool.
+ *    Keeping a previous group bounds depot traffic to one access per
+ *    group's worth of operations whatever the get/put pattern.
+ *
+ * 2. Construction.  The constructor runs when an object enters the cache
+ *    layer from the pool, the destructor when it leaves for the pool
+ *    (no group for it, reaping, invalidation, destruction).  Objects in
+ *    groups and the depot stay constructed; a get never constructs an
+ *    object that came back through a put.
+ *
+ * 3. Data structures.
+ *    - Group (struct pcg): capacity, count, and an array of {object,
+ *      paddr}.  Groups come from internal pools "pcg-<size>", one per size
+ *      of the magazine ladder, and only on the put path (so a get never
+ *      allocates a group and recursion through the page arena's own
+ *      quantum caches cannot loop).  Empty groups are shared by every
+ *      cache of the same group size (pcg_empty[], NetBSD's pcg_normal_cache
+ *      and pcg_large_cache).
+ *    - Per CPU (struct pc_cpu, one cache line each, no false sharing): a
+ *      lock, current and previous groups, hit/miss counters.  The CPU
+ *      index comes from kmem_prim_cpu_current() (rseq, else sched_getcpu,
+ *      else a thread hash).
+ *    - Depot: full groups (LIFO) under the depot lock, with illumos's
+ *      working-set bookkeeping: the smallest count seen since the last
+ *      update (min) and how many the last interval never needed
+ *      (reaplimit).
+ *
+ * 4. Locking.  Lock order: cpu lock -> depot lock -> shared empty-group
+ *    lock -> (pool lock, through pool_get/pool_put).  A thread takes the
+ *    lock of the CPU it read, even if it has migrated since: correctness
+ *    never depends on running on that CPU, only on holding its lock, so
+ *    threads outnumbering CPUs and migration at any instruction are safe
+ *    (they cost contention, not corruption).  Nothing is allocated, and
+ *    no constructor or destructor runs, with a CPU lock held: group
+ *    allocation, pool_get and pool_put happen with it dropped.
+ *
+ * 5. Invalidation without cross-calls.  pool_cache_invalidate takes each
+ *    CPU's lock in turn and detaches that CPU's two groups, then empties
+ *    the depot, and destructs everything it collected with no lock held.
+ *    A get or put on any CPU holds that CPU's lock for its whole use of
+ *    the groups, so it either finished before we took the lock (its
+ *    object is in the groups we take) or starts after we dropped it (and
+ *    finds no groups); it can never see a group half-detached.  Objects
+ *    put after their CPU was visited stay cached: the guarantee, as in
+ *    NetBSD, is that everything cached when the call started is destroyed.
+ *
+ * 6. Magazine resizing.  A cache starts with groups of 15 objects (63 with
+ *    PR_LARGECACHE).  Every contended depot lock (a failed trylock) is
+ *    counted; when more than PC_CONTENTION_MAX are seen within one reap
+ *    interval, the group size moves one step up the ladder (15, 31, 63,
+ *    127, 255); groups of the old size stay valid until they empty.
+ *
+ * 7. Working-set reaping.  Every reap_interval_ms (15 s, illumos's
+ *    kmem_reap_interval), noticed on the depot slow path or in
+ *    kmem_reap(): reaplimit := min; min := current count.  A reap frees
+ *    min(reaplimit, min) full groups -- ones that sat unused through a
+ *    whole interval -- destructing their objects; the pool's pages that
+ *    empty then go back once idle.  kmem_reap_all() frees everything
+ *    cached.  The shared empty groups are reaped the same way.
+ *
+ * 8. Failure policy.  A failing constructor makes get return NULL and
+ *    puts the object back in the pool (nothing leaks).  PR_NOWAIT gets
+ *    return NULL when the pool cannot grow; PR_WAITOK gets wait.  A put
+ *    that cannot get a group falls back to destruct + pool_put, so puts
+ *    never fail.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <kmem/pool.h>
+
+#include "internal/internal.h"
+#include "internal/pool_impl.h"
+#include "internal/prim.h"
+
+/* The magazine ladder (illumos kmem_magtype, NetBSD's 15 and 63). */
+static const unsigned int pcg_ladder[] = {15, 31, 63, 127, 255};
+#define PCG_NSIZES	 KMEM_ARRAY_SIZE(pcg_ladder)
+#define PCG_START_NORMAL 0
+#define PCG_START_LARGE	 2
+/* illumos's kmem_depot_contention: grow past 3 contended locks/interval. */
+#define PC_CONTENTION_MAX 3
+
+struct pcg_obj {
+	void *po_va;
+	paddr_t po_pa;
+};
+
+struct pcg {
+	struct pcg *pcg_next;
+	unsigned int pcg_size;	/* capacity */
+	unsigned int pcg_avail; /* objects held */
+	struct pcg_obj pcg_objects[];
+};
+
+struct pc_cpu {
+	kmem_mutex_t cc_lock;
+	struct pcg *cc_current;
+	struct pcg *cc_previous;
+	unsigned long cc_hits;	 /* served by the CPU layer */
+	unsigned long cc_misses; /* went to the depot */
+} __attribute__((aligned(KMEM_CACHELINE)));
+
+struct pool_cache {
+	struct pool pc_pool; /* first: the pool of the objects */
+	int (*pc_ctor)(void *, void *, int);
+	void (*pc_dtor)(void *, void *);
+	void *pc_arg;
+	unsigned int pc_ncpu;
+	size_t pc_mapsize;
+	struct pool_cache *pc_next; /* all caches */
+	struct pool_cache **pc_pprev;
+
+	kmem_mutex_t pc_depot_lock __attribute__((aligned(KMEM_CACHELINE)));
+	struct pcg *pc_full; /* full groups */
+	unsigned long pc_nfull, pc_full_min, pc_full_reaplimit;
+	unsigned int pc_sizeidx; /* ladder index for new groups */
+	unsigned long pc_contended, pc_contended_window;
+	unsigned long pc_depothit, pc_depotmiss;
+	uint64_t pc_ws_time; /* last working-set update */
+
+	struct pc_cpu pc_cpus[];
+};
+
+/* ---- groups ---- */
+
+static struct pool pcg_pool[PCG_NSIZES];
+static kmem_mutex_t pcg_lock = KMEM_MUTEX_INITIALIZER; /* the empties */
+static struct pcg *pcg_empty[PCG_NSIZES];
+static unsigned long pcg_nempty[PCG_NSIZES], pcg_empty_min[PCG_NSIZES],
+    pcg_empty_reaplimit[PCG_NSIZES];
+static atomic_bool pcg_ready;
+
+static kmem_mutex_t pc_list_lock = KMEM_MUTEX_INITIALIZER;
+static struct pool_cache *pc_list;
+
+static unsigned int
+pcg_index(unsigned int size)
+{
+	unsigned int i = 0;
+
+	while (pcg_ladder[i] != size)
+		i++;
+	return i;
+}
+
+static void
+pcg_init(void)
+{
+	unsigned int i;
+
+	if (atomic_load_explicit(&pcg_ready, memory_order_acquire))
+		return;
+	kmem_mutex_enter(&pcg_lock);
+	if (!atomic_load_explicit(&pcg_ready, memory_order_relaxed)) {
+		for (i = 0; i < PCG_NSIZES; i++) {
+			char name[32];
+
+			kmem_snprintf(
+			    name, sizeof name, "pcg-%u", pcg_ladder[i]);
+			pool_init(&pcg_pool[i],
+			    sizeof(struct pcg) +
+				pcg_ladder[i] * sizeof(struct pcg_obj),
+			    KMEM_CACHELINE, 0, 0, name,
+			    &kmemi_pool_allocator_meta, IPL_VM);
+		}
+		atomic_store_explicit(&pcg_ready, true, memory_order_release);
+	}
+	kmem_mutex_exit(&pcg_lock);
+}
+
+/* An empty group of ladder size i: shared cache, else a new one. */
+static struct pcg *
+pcg_get_empty(unsigned int i, bool may_alloc)
+{
+	struct pcg *g;
+
+	kmem_mutex_enter(&pcg_lock);
+	if ((g = pcg_empty[i]) != NULL) {
+		pcg_empty[i] = g->pcg_next;
+		if (--pcg_nempty[i] < pcg_empty_min[i])
+			pcg_empty_min[i] = pcg_nempty[i];
+	}
+	kmem_mutex_exit(&pcg_lock);
+	if (g == NULL && may_alloc) {
+		g = pool_get(&pcg_pool[i], PR_NOWAIT);
+		if (g != NULL) {
+			g->pcg_size = pcg_ladder[i];
+			g->pcg_avail = 0;
+		}
+	}
+	return g;
+}
+
+static void
+pcg_put_empty(struct pcg *g)
+{
+	unsigned int i = pcg_index(g->pcg_size);
+
+	kmem_mutex_enter(&pcg_lock);
+	g->pcg_next = pcg_empty[i];
+	pcg_empty[i] = g;
+	pcg_nempty[i]++;
+	kmem_mutex_exit(&pcg_lock);
+}
+
+/* ---- destruction ---- */
+
+static void
+pc_destruct(pool_cache_t pc, void *obj)
+{
+	if (pc->pc_dtor != NULL)
+		pc->pc_dtor(pc->pc_arg, obj);
+	pool_put(&pc->pc_pool, obj);
+}
+
+/* Destruct every object of a chain of groups; keep the groups (empty). */
+static void
+pc_destruct_groups(pool_cache_t pc, struct pcg *g)
+{
+	struct pcg *next;
+
+	for (; g != NULL; g = next) {
+		next = g->pcg_next;
+		while (g->pcg_avail > 0)
+			pc_destruct(pc, g->pcg_objects[--g->pcg_avail].po_va);
+		pcg_put_empty(g);
+	}
+}
+
+/* ---- the depot ---- */
+
+static void
+pc_depot_lock(pool_cache_t pc)
+{
+	if (kmem_likely(kmem_mutex_tryenter(&pc->pc_depot_lock)))
+		return;
+	kmem_mutex_enter(&pc->pc_depot_lock);
+	pc->pc_contended++;
+	/* Bonwick 2001 section 3.6: contention means bigger magazines. */
+	if (++pc->pc_contended_window > PC_CONTENTION_MAX &&
+	    pc->pc_sizeidx + 1 < PCG_NSIZES) {
+		pc->pc_sizeidx++;
+		pc->pc_contended_window = 0;
+	}
+}
+
+/*
+ * Working-set update, if an interval has passed: reaplimit := min;
+ * min := count.  Depot lock held.  True if the depot has groups to reap.
+ */
+static bool
+pc_ws_update(pool_cache_t pc, uint64_t now)
+{
+	if (now - pc->pc_ws_time < kmem_opts.reap_interval_ms * 1000000u)
+		return false;
+	pc->pc_ws_time = now;
+	pc->pc_full_reaplimit = pc->pc_full_min;
+	pc->pc_full_min = pc->pc_nfull;
+	pc->pc_contended_window = 0;
+	return pc->pc_full_reaplimit != 0;
+}
+
+/* Detach up to n full groups from the depot; depot lock held. */
+static struct pcg *
+pc_depot_take(pool_cache_t pc, unsigned long n)
+{
+	struct pcg *chain = NULL, *g;
+
+	while (n-- > 0 && (g = pc->pc_full) != NULL) {
+		pc->pc_full = g->pcg_next;
+		pc->pc_nfull--;
+		g->pcg_next = chain;
+		chain = g;
+	}
+	if (pc->pc_full_min > pc->pc_nfull)
+		pc->pc_full_min = pc->pc_nfull;
+	if (pc->pc_full_reaplimit > pc->pc_nfull)
+		pc->pc_full_reaplimit = pc->pc_nfull;
+	return chain;
+}
+
+/* Take the groups the last interval did not need; depot lock held. */
+static struct pcg *
+pc_ws_take(pool_cache_t pc)
+{
+	unsigned long n = pc->pc_full_reaplimit < pc->pc_full_min
+	    ? pc->pc_full_reaplimit
+	    : pc->pc_full_min;
+
+	pc->pc_full_reaplimit -= n;
+	pc->pc_full_min -= n;
+	return pc_depot_take(pc, n);
+}
+
+/* Reap what the last interval did not need (or everything). */
+static void
+pc_reap(pool_cache_t pc, bool everything)
+{
+	struct pcg *chain;
+
+	if (everything) {
+		/* The CPU layer too: everything cached goes. */
+		kmemi_cache_drain(pc);
+		return;
+	}
+	kmem_mutex_enter(&pc->pc_depot_lock);
+	pc_ws_update(pc, kmem_prim_clock_ns());
+	chain = pc_ws_take(pc);
+	kmem_mutex_exit(&pc->pc_depot_lock);
+	pc_destruct_groups(pc, chain);
+	kmemi_pool_reclaim_idle(&pc->pc_pool, false);
+}
+
+/* ---- get / put ---- */
+
+static inline struct pc_cpu *
+pc_cpu_enter(pool_cache_t pc)
+{
+	struct pc_cpu *cc = &pc->pc_cpus[kmem_prim_cpu_current() % pc->pc_ncpu];
+
+	kmem_mutex_enter(&cc->cc_lock);
+	return cc;
+}
+
+/*
+ * The depot slow path of get: trade our empty current for a full group.
+ * When a working-set interval has passed, the groups it did not need are
+ * detached into *reap, for the caller to destruct with no lock held.
+ */
+static bool
+pc_get_from_depot(pool_cache_t pc, struct pc_cpu *cc, struct pcg **reap)
+{
+	struct pcg *full, *empty;
+
+	pc_depot_lock(pc);
+	if ((full = pc->pc_full) != NULL) {
+		pc->pc_full = full->pcg_next;
+		if (--pc->pc_nfull < pc->pc_full_min)
+			pc->pc_full_min = pc->pc_nfull;
+		pc->pc_depothit++;
+	} else {
+		pc->pc_depotmiss++;
+	}
+	if (kmem_unlikely(pc_ws_update(pc, kmem_prim_clock_ns())))
+		*reap = pc_ws_take(pc);
+	kmem_mutex_exit(&pc->pc_depot_lock);
+	if (full == NULL)
+		return false;
+	empty = cc->cc_current;
+	cc->cc_current = full;
+	if (empty != NULL)
+		pcg_put_empty(empty);
+	return true;
+}
+
+void *
+pool_cache_get_paddr(pool_cache_t pc, int flags, paddr_t *pap)
+{
+	struct pc_cpu *cc;
+	struct pcg *g, *reap = NULL;
+	void *obj;
+
+	if (kmem_unlikely(!kmem_opts.magazines))
+		goto miss_nolock;
+	cc = pc_cpu_enter(pc);
+	for (;;) {
+		g = cc->cc_current;
+		if (kmem_likely(g != NULL && g->pcg_avail > 0)) {
+			struct pcg_obj *o = &g->pcg_objects[--g->pcg_avail];
+
+			cc->cc_hits++;
+			obj = o->po_va;
+			if (pap != NULL)
+				*pap = o->po_pa;
+			kmem_mutex_exit(&cc->cc_lock);
+			if (kmem_unlikely(reap != NULL))
+				pc_destruct_groups(pc, reap);
+			if (kmem_unlikely(flags & PR_ZERO))
+				memset(obj, 0, pc->pc_pool.pr_reqsize);
+			return obj;
+		}
+		if (cc->cc_previous != NULL && cc->cc_previous->pcg_avail > 0) {
+			cc->cc_current = cc->cc_previous;
+			cc->cc_previous = g;
+			continue;
+		}
+		cc->cc_misses++;
+		if (!pc_get_from_depot(pc, cc, &reap))
+			break;
+	}
+	kmem_mutex_exit(&cc->cc_lock);
+	if (reap != NULL)
+		pc_destruct_groups(pc, reap);
+miss_nolock:
+	/* The pool layer: a fresh object, constructed. */
+	obj = pool_get(&pc->pc_pool, flags & ~PR_ZERO);
+	if (obj == NULL)
+		return NULL;
+	if (pc->pc_ctor != NULL && pc->pc_ctor(pc->pc_arg, obj, flags) != 0) {
+		pool_put(&pc->pc_pool, obj);
+		return NULL;
+	}
+	if (pap != NULL)
+		*pap = POOL_PADDR_INVALID;
+	if (flags & PR_ZERO)
+		memset(obj, 0, pc->pc_pool.pr_reqsize);
+	return obj;
+}
+
+void
+pool_cache_put_paddr(pool_cache_t pc, void *obj, paddr_t pa)
+{
+	struct pc_cpu *cc;
+	struct pcg *g, *empty;
+	unsigned int i;
+
+	if (kmem_unlikely(!kmem_opts.magazines)) {
+		pc_destruct(pc, obj);
+		return;
+	}
+	cc = pc_cpu_enter(pc);
+	for (;;) {
+		g = cc->cc_current;
+		if (kmem_likely(g != NULL && g->pcg_avail < g->pcg_size)) {
+			struct pcg_obj *o = &g->pcg_objects[g->pcg_avail++];
+
+			o->po_va = obj;
+			o->po_pa = pa;
+			cc->cc_hits++;
+			kmem_mutex_exit(&cc->cc_lock);
+			return;
+		}
+		if (cc->cc_previous != NULL &&
+		    cc->cc_previous->pcg_avail < cc->cc_previous->pcg_size) {
+			cc->cc_current = cc->cc_previous;
+			cc->cc_previous = g;
+			continue;
+		}
+		/* Both full (or absent): we need an empty group. */
+		cc->cc_misses++;
+		i = pc->pc_sizeidx;
+		empty = pcg_get_empty(i, false);
+		if (empty == NULL) {
+			/* Allocate with no CPU lock held, then start over. */
+			kmem_mutex_exit(&cc->cc_lock);
+			empty = pcg_get_empty(i, true);
+			if (empty == NULL) {
+				pc_destruct(pc, obj);
+				return;
+			}
+			pcg_put_empty(empty);
+			cc = pc_cpu_enter(pc);
+			continue;
+		}
+		if (g == NULL) {
+			cc->cc_current = empty;
+			continue;
+		}
+		if (cc->cc_previous == NULL) {
+			cc->cc_previous = empty;
+			continue;
+		}
+		/* The full current goes to the depot. */
+		pc_depot_lock(pc);
+		g->pcg_next = pc->pc_full;
+		pc->pc_full = g;
+		pc->pc_nfull++;
+		kmem_mutex_exit(&pc->pc_depot_lock);
+		cc->cc_current = empty;
+	}
+}
+
+void
+pool_cache_destruct_object(pool_cache_t pc, void *obj)
+{
+	pc_destruct(pc, obj);
+}
+
+/* ---- invalidate, reclaim, reap ---- */
+
+void
+pool_cache_invalidate(pool_cache_t pc)
+{
+	struct pcg *chain = NULL, *g;
+	unsigned int i;
+
+	/* Section 5 of the design comment: one CPU lock at a time. */
+	for (i = 0; i < pc->pc_ncpu; i++) {
+		struct pc_cpu *cc = &pc->pc_cpus[i];
+
+		kmem_mutex_enter(&cc->cc_lock);
+		if ((g = cc->cc_current) != NULL) {
+			g->pcg_next = chain;
+			chain = g;
+		}
+		if ((g = cc->cc_previous) != NULL) {
+			g->pcg_next = chain;
+			chain = g;
+		}
+		cc->cc_current = cc->cc_previous = NULL;
+		kmem_mutex_exit(&cc->cc_lock);
+	}
+	pc_destruct_groups(pc, chain);
+	kmem_mutex_enter(&pc->pc_depot_lock);
+	chain = pc_depot_take(pc, pc->pc_nfull);
+	kmem_mutex_exit(&pc->pc_depot_lock);
+	pc_destruct_groups(pc, chain);
+}
+
+void
+kmemi_cache_invalidate(struct pool_cache *pc)
+{
+	pool_cache_invalidate(pc);
+}
+
+void
+kmemi_cache_drain(struct pool_cache *pc)
+{
+	pool_cache_invalidate(pc);
+	kmemi_pool_reclaim_idle(&pc->pc_pool, true);
+}
+
+bool
+pool_cache_reclaim(pool_cache_t pc)
+{
+	return pool_reclaim(&pc->pc_pool) != 0;
+}
+
+/* Trim the shared empty groups to their working set (or all). */
+static void
+pcg_reap(bool everything)
+{
+	struct pcg *chain[PCG_NSIZES], *g;
+	unsigned int i;
+	unsigned long n;
+
+	kmem_mutex_enter(&pcg_lock);
+	for (i = 0; i < PCG_NSIZES; i++) {
+		n = everything ? pcg_nempty[i]
+		    : pcg_empty_reaplimit[i] < pcg_empty_min[i]
+		    ? pcg_empty_reaplimit[i]
+		    : pcg_empty_min[i];
+		chain[i] = NULL;
+		while (n-- > 0 && (g = pcg_empty[i]) != NULL) {
+			pcg_empty[i] = g->pcg_next;
+			pcg_nempty[i]--;
+			g->pcg_next = chain[i];
+			chain[i] = g;
+		}
+		/* The next interval starts now. */
+		pcg_empty_reaplimit[i] = pcg_empty_min[i] = pcg_nempty[i];
+	}
+	kmem_mutex_exit(&pcg_lock);
+	for (i = 0; i < PCG_NSIZES; i++) {
+		while ((g = chain[i]) != NULL) {
+			chain[i] = g->pcg_next;
+			pool_put(&pcg_pool[i], g);
+		}
+		if (atomic_load_explicit(&pcg_ready, memory_order_acquire))
+			kmemi_pool_reclaim_idle(&pcg_pool[i], everything);
+	}
+}
+
+void
+kmemi_cache_reap_all(bool everything)
+{
+	pool_cache_t pc;
+
+	kmem_mutex_enter(&pc_list_lock);
+	for (pc = pc_list; pc != NULL; pc = pc->pc_next)
+		pc_reap(pc, everything);
+	kmem_mutex_exit(&pc_list_lock);
+	pcg_reap(everything);
+}
+
+/* ---- create / destroy ---- */
+
+pool_cache_t
+pool_cache_init(size_t size, unsigned int align, unsigned int align_offset,
+    unsigned int flags, const char *wchan, struct pool_allocator *palloc,
+    int ipl, int (*ctor)(void *, void *, int), void (*dtor)(void *, void *),
+    void *arg)
+{
+	unsigned int ncpu = kmem_prim_ncpu(), i;
+	size_t bytes;
+	pool_cache_t pc;
+	void *mem;
+
+	kmem_options_init();
+	pcg_init();
+	bytes = kmem_align_up(
+	    sizeof(*pc) + ncpu * sizeof(struct pc_cpu), kmem_prim_page_size());
+	if (kmem_prim_alloc(bytes, 0, &mem) != 0)
+		kmem_panic("pool_cache_init(cache '%s'): no memory for the "
+			   "cache (%zu bytes)",
+		    wchan, bytes);
+	pc = mem;
+	pc->pc_mapsize = bytes;
+	pool_init(&pc->pc_pool, size, align, align_offset, (int)flags, wchan,
+	    palloc, ipl);
+	pc->pc_pool.pr_cache = pc;
+	pc->pc_ctor = ctor;
+	pc->pc_dtor = dtor;
+	pc->pc_arg = arg;
+	pc->pc_ncpu = ncpu;
+	pc->pc_sizeidx =
+	    (flags & PR_LARGECACHE) ? PCG_START_LARGE : PCG_START_NORMAL;
+	pc->pc_ws_time = kmem_prim_clock_ns();
+	kmem_mutex_init(&pc->pc_depot_lock);
+	for (i = 0; i < ncpu; i++)
+		kmem_mutex_init(&pc->pc_cpus[i].cc_lock);
+	kmem_mutex_enter(&pc_list_lock);
+	pc->pc_next = pc_list;
+	if (pc_list != NULL)
+		pc_list->pc_pprev = &pc->pc_next;
+	pc->pc_pprev = &pc_list;
+	pc_list = pc;
+	kmem_mutex_exit(&pc_list_lock);
+	return pc;
+}
+
+void
+pool_cache_destroy(pool_cache_t pc)
+{
+	unsigned int i;
+
+	kmem_mutex_enter(&pc_list_lock);
+	*pc->pc_pprev = pc->pc_next;
+	if (pc->pc_next != NULL)
+		pc->pc_next->pc_pprev = pc->pc_pprev;
+	kmem_mutex_exit(&pc_list_lock);
+	pool_cache_invalidate(pc);
+	pc->pc_pool.pr_cache = NULL;
+	pool_destroy(&pc->pc_pool);
+	for (i = 0; i < pc->pc_ncpu; i++)
+		kmem_mutex_destroy(&pc->pc_cpus[i].cc_lock);
+	kmem_mutex_destroy(&pc->pc_depot_lock);
+	kmem_prim_release(pc, pc->pc_mapsize);
+}
+
+/* ---- forwarders to the pool ---- */
+
+void
+pool_cache_set_drain_hook(pool_cache_t pc, void (*fn)(void *, int), void *arg)
+{
+	pool_set_drain_hook(&pc->pc_pool, fn, arg);
+}
+
+void
+pool_cache_setlowat(pool_cache_t pc, int n)
+{
+	pool_setlowat(&pc->pc_pool, n);
+}
+
+void
+pool_cache_sethiwat(pool_cache_t pc, int n)
+{
+	pool_sethiwat(&pc->pc_pool, n);
+}
+
+void
+pool_cache_sethardlimit(
+    pool_cache_t pc, int n, const char *warnmess, int ratecap)
+{
+	pool_sethardlimit(
+	    &pc->pc_pool, n < 0 ? 0 : (unsigned int)n, warnmess, ratecap);
+}
+
+void
+pool_cache_prime(pool_cache_t pc, int n)
+{
+	pool_prime(&pc->pc_pool, n);
+}
+
+unsigned int
+pool_cache_nget(pool_cache_t pc)
+{
+	return pool_nget(&pc->pc_pool);
+}
+
+unsigned int
+pool_cache_nput(pool_cache_t pc)
+{
+	return pool_nput(&pc->pc_pool);
+}
+
+/* ---- kmem_reap and statistics ---- */
+
+void
+kmem_reap(void)
+{
+	kmemi_cache_reap_all(false);
+}
+
+void
+kmem_reap_all(void)
+{
+	kmemi_cache_reap_all(true);
+}
+
+int
+kmem_pool_cache_stats(pool_cache_t pc, struct kmem_pool_stats *st)
+{
+	unsigned int i;
+	struct pcg *g;
+
+	kmem_pool_stats(&pc->pc_pool, st);
+	st->ps_cached = true;
+	for (i = 0; i < pc->pc_ncpu; i++) {
+		struct pc_cpu *cc = &pc->pc_cpus[i];
+
+		kmem_mutex_enter(&cc->cc_lock);
+		st->ps_cpuhit += cc->cc_hits;
+		st->ps_cpumiss += cc->cc_misses;
+		if (cc->cc_current != NULL)
+			st->ps_cached_objects += cc->cc_current->pcg_avail;
+		if (cc->cc_previous != NULL)
+			st->ps_cached_objects += cc->cc_previous->pcg_avail;
+		kmem_mutex_exit(&cc->cc_lock);
+	}
+	kmem_mutex_enter(&pc->pc_depot_lock);
+	st->ps_groupsize = pcg_ladder[pc->pc_sizeidx];
+	st->ps_nfull = pc->pc_nfull;
+	for (g = pc->pc_full; g != NULL; g = g->pcg_next)
+		st->ps_cached_objects += g->pcg_avail;
+	st->ps_depothit = pc->pc_depothit;
+	st->ps_depotmiss = pc->pc_depotmiss;
+	st->ps_contended = pc->pc_contended;
+	kmem_mutex_exit(&pc->pc_depot_lock);
+	kmem_mutex_enter(&pcg_lock);
+	st->ps_nempty = pcg_nempty[pc->pc_sizeidx];
+	kmem_mutex_exit(&pcg_lock);
+	return 0;
+}
+
+static void KMEM_PRINTF(2, 3)
+    pc_pr(void (*pr)(const char *, ...), const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	kmem_vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	if (pr != NULL)
+		pr("%s", line);
+	else
+		kmem_eprintf("%s", line);
+}
+
+static unsigned long
+pc_pct(unsigned long part, unsigned long whole)
+{
+	return whole ? part * 100 / whole : 0;
+}
+
+void
+kmem_pool_cache_print_stats(void (*pr)(const char *, ...))
+{
+	struct kmem_pool_stats st;
+	pool_cache_t pc;
+
+	pc_pr(pr, "Pool cache statistics.\n");
+	pc_pr(pr, "%-16s %5s %5s %5s %5s %10s %10s %4s %11s %4s\n", "Name",
+	    "Spin", "GrpSz", "Full", "Emty", "PoolLayer", "CacheLayer", "Hit%",
+	    "CpuLayer", "Hit%");
+	kmem_mutex_enter(&pc_list_lock);
+	for (pc = pc_list; pc != NULL; pc = pc->pc_next) {
+		unsigned long cpu, cache, pooll;
+
+		kmem_pool_cache_stats(pc, &st);
+		cpu = st.ps_cpuhit + st.ps_cpumiss;
+		cache = st.ps_depothit + st.ps_depotmiss;
+		pooll = st.ps_depotmiss;
+		if (cpu == 0)
+			continue;
+		pc_pr(pr,
+		    "%-16s %5lu %5u %5lu %5lu %10lu %10lu %3lu%% %11lu "
+		    "%3lu%%\n",
+		    st.ps_name, st.ps_contended, st.ps_groupsize, st.ps_nfull,
+		    st.ps_nempty, pooll, cache, pc_pct(st.ps_depothit, cache),
+		    cpu, pc_pct(st.ps_cpuhit, cpu));
+	}
+	kmem_mutex_exit(&pc_list_lock);
+}
