@@ -1026,6 +1026,17 @@ kmemi_pool_reclaim_idle(struct pool *pp, bool everything)
 	return n != 0;
 }
 
+void
+kmemi_pool_reap_all(bool everything)
+{
+	struct pool *pp;
+
+	kmem_mutex_enter(&pool_list_lock);
+	for (pp = pool_list; pp != NULL; pp = pp->pr_next)
+		kmemi_pool_reclaim_idle(pp, everything);
+	kmem_mutex_exit(&pool_list_lock);
+}
+
 int
 pool_reclaim(struct pool *pp)
 {

@@ -579,8 +579,8 @@ pcg_reap(bool everything)
 	}
 }
 
-void
-kmemi_cache_reap_all(bool everything)
+static void
+pc_reap_pass(bool everything)
 {
 	pool_cache_t pc;
 
@@ -589,6 +589,21 @@ kmemi_cache_reap_all(bool everything)
 		pc_reap(pc, everything);
 	kmem_mutex_exit(&pc_list_lock);
 	pcg_reap(everything);
+	/* Pages the caches emptied, and every other pool's idle pages. */
+	kmemi_pool_reap_all(everything);
+}
+
+void
+kmemi_cache_reap_all(bool everything)
+{
+	pc_reap_pass(everything);
+	/*
+	 * Pages freed by the pass went to the page arena's own quantum
+	 * caches, which it may already have visited: a second pass hands
+	 * them on to the arena.
+	 */
+	if (everything)
+		pc_reap_pass(true);
 }
 
 /* ---- create / destroy ---- */

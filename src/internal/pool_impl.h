@@ -41,5 +41,7 @@ void kmemi_cache_invalidate(struct pool_cache *pc);
 void kmemi_cache_reap_all(bool everything);
 /* pool.c: free pages idle long enough (everything: all empty pages). */
 int kmemi_pool_reclaim_idle(struct pool *pp, bool everything);
+/* pool.c: that, for every pool. */
+void kmemi_pool_reap_all(bool everything);
 
 #endif /* KMEM_INTERNAL_POOL_IMPL_H */
