@@ -95,8 +95,29 @@
 #define PR_ROF_HASHED  0x2 /* pages found through the hash */
 
 static kmem_mutex_t pool_list_lock = KMEM_MUTEX_INITIALIZER;
+static kmem_cond_t pool_list_cv; /* pr_refcnt dropped to 0 */
+static bool pool_list_cv_ready;
 static struct pool *pool_list;
 static struct pool *pool_drain_cursor;
+
+/*
+ * Walking the pool list without holding its lock across the work: the
+ * walker holds a reference (pr_refcnt, under pool_list_lock) on the pool
+ * it is working on; pool_destroy waits until no walker holds one.  List
+ * lock held on entry and exit of both.
+ */
+static void
+pool_ref(struct pool *pp)
+{
+	pp->pr_refcnt++;
+}
+
+static void
+pool_unref(struct pool *pp)
+{
+	if (--pp->pr_refcnt == 0 && pool_list_cv_ready)
+		kmem_cond_broadcast(&pool_list_cv);
+}
 
 /* ---- the page arena and the default allocators ---- */
 
@@ -575,6 +596,10 @@ pool_init(struct pool *pp, size_t size, unsigned int align,
 	pp->pr_magic = POOL_MAGIC;
 
 	kmem_mutex_enter(&pool_list_lock);
+	if (!pool_list_cv_ready) {
+		kmem_cond_init(&pool_list_cv);
+		pool_list_cv_ready = true;
+	}
 	pp->pr_next = pool_list;
 	if (pool_list != NULL)
 		pool_list->pr_pprev = &pp->pr_next;
@@ -620,6 +645,8 @@ pool_destroy(struct pool *pp)
 			   "attached",
 		    pp->pr_wchan);
 	kmem_mutex_enter(&pool_list_lock);
+	while (pp->pr_refcnt != 0)
+		kmem_cond_wait(&pool_list_cv, &pool_list_lock);
 	*pp->pr_pprev = pp->pr_next;
 	if (pp->pr_next != NULL)
 		pp->pr_next->pr_pprev = pp->pr_pprev;
@@ -686,11 +713,18 @@ pool_grow(struct pool *pp, int flags)
 	unsigned int i;
 
 	if (pp->pr_ngrowing != 0) {
-		/* One grower at a time; the rest wait for it and look again. */
+		/*
+		 * One grower at a time; the rest wait for it and look again,
+		 * except that a PR_NOWAIT caller does not wait behind a
+		 * PR_WAITOK grower, which may sleep for memory (NetBSD's
+		 * EWOULDBLOCK).
+		 */
+		if ((flags & PR_NOWAIT) && pp->pr_ngrowing == 2)
+			return ENOMEM;
 		pool_wait(pp, 0);
 		return EAGAIN;
 	}
-	pp->pr_ngrowing = 1;
+	pp->pr_ngrowing = (flags & PR_WAITOK) ? 2 : 1;
 	pthread_mutex_unlock(&pp->pr_lock);
 	page = pp->pr_alloc->pa_alloc(pp, flags);
 	ph = NULL;
@@ -772,7 +806,7 @@ pool_check_flags(struct pool *pp, const char *fn, int flags)
 
 /* Hard limit reached: hook, warning, then wait or fail.  Lock held. */
 static bool
-pool_at_limit(struct pool *pp, int flags)
+pool_at_limit(struct pool *pp, int flags, bool *flushed)
 {
 	uint64_t now;
 
@@ -797,7 +831,16 @@ pool_at_limit(struct pool *pp, int flags)
 	}
 	if ((flags & PR_NOWAIT) || (flags & PR_LIMITFAIL))
 		return false;
+	if (pp->pr_cache != NULL && !*flushed) {
+		/* Objects cached in magazines count against the limit. */
+		*flushed = true;
+		pthread_mutex_unlock(&pp->pr_lock);
+		kmemi_cache_invalidate(pp->pr_cache);
+		pthread_mutex_lock(&pp->pr_lock);
+		return true;
+	}
 	pool_wait(pp, 0);
+	*flushed = false;
 	return true;
 }
 
@@ -841,6 +884,7 @@ void *
 pool_get(struct pool *pp, int flags)
 {
 	struct kmem_pool_page *ph;
+	bool flushed = false;
 	void *v;
 	int err;
 
@@ -848,7 +892,7 @@ pool_get(struct pool *pp, int flags)
 	pthread_mutex_lock(&pp->pr_lock);
 	for (;;) {
 		if (kmem_unlikely(pp->pr_nout >= pp->pr_hardlimit)) {
-			if (!pool_at_limit(pp, flags))
+			if (!pool_at_limit(pp, flags, &flushed))
 				goto fail;
 			continue;
 		}
@@ -1029,43 +1073,81 @@ kmemi_pool_reclaim_idle(struct pool *pp, bool everything)
 void
 kmemi_pool_reap_all(bool everything)
 {
-	struct pool *pp;
+	struct pool *pp, *next;
 
 	kmem_mutex_enter(&pool_list_lock);
-	for (pp = pool_list; pp != NULL; pp = pp->pr_next)
+	if ((pp = pool_list) != NULL)
+		pool_ref(pp);
+	while (pp != NULL) {
+		kmem_mutex_exit(&pool_list_lock);
 		kmemi_pool_reclaim_idle(pp, everything);
+		kmem_mutex_enter(&pool_list_lock);
+		if ((next = pp->pr_next) != NULL)
+			pool_ref(next);
+		pool_unref(pp);
+		pp = next;
+	}
 	kmem_mutex_exit(&pool_list_lock);
 }
 
 int
 pool_reclaim(struct pool *pp)
 {
-	if (pp->pr_drain_hook != NULL)
-		pp->pr_drain_hook(pp->pr_drain_hook_arg, PR_NOWAIT);
+	void (*hook)(void *, int);
+	void *arg;
+
+	pthread_mutex_lock(&pp->pr_lock);
+	hook = pp->pr_drain_hook;
+	arg = pp->pr_drain_hook_arg;
+	pthread_mutex_unlock(&pp->pr_lock);
+	if (hook != NULL)
+		hook(arg, PR_NOWAIT);
 	if (pp->pr_cache != NULL)
 		kmemi_cache_invalidate(pp->pr_cache);
 	return kmemi_pool_reclaim_idle(pp, false);
 }
 
+/* Pages held, read under the pool's lock. */
+static unsigned int
+pool_npages(struct pool *pp)
+{
+	unsigned int n;
+
+	pthread_mutex_lock(&pp->pr_lock);
+	n = pp->pr_npages;
+	pthread_mutex_unlock(&pp->pr_lock);
+	return n;
+}
+
 bool
 pool_drain(struct pool **ppp)
 {
-	struct pool *pp;
+	struct pool *pp, *start;
 	int freed;
 
+	/* Round robin: the next pool after the cursor that holds pages. */
 	kmem_mutex_enter(&pool_list_lock);
-	pp = pool_drain_cursor != NULL ? pool_drain_cursor->pr_next : NULL;
-	if (pp == NULL)
-		pp = pool_list;
-	while (pp != NULL && pp->pr_npages == 0 && pp != pool_drain_cursor)
-		pp = pp->pr_next;
+	start = pool_drain_cursor != NULL && pool_drain_cursor->pr_next != NULL
+	    ? pool_drain_cursor->pr_next
+	    : pool_list;
+	pp = start;
+	while (pp != NULL && pool_npages(pp) == 0) {
+		pp = pp->pr_next != NULL ? pp->pr_next : pool_list;
+		if (pp == start)
+			pp = NULL;
+	}
 	pool_drain_cursor = pp;
+	if (pp != NULL)
+		pool_ref(pp);
 	kmem_mutex_exit(&pool_list_lock);
 	if (pp == NULL)
 		return false;
 	freed = pool_reclaim(pp);
 	if (ppp != NULL)
 		*ppp = pp;
+	kmem_mutex_enter(&pool_list_lock);
+	pool_unref(pp);
+	kmem_mutex_exit(&pool_list_lock);
 	return freed != 0;
 }
 
@@ -1080,7 +1162,7 @@ pool_totalpages(void)
 	for (pp = pool_list; pp != NULL; pp = pp->pr_next) {
 		if (pp->pr_flags & PR_RECURSIVE)
 			continue;
-		total += (unsigned long)pp->pr_npages *
+		total += (unsigned long)pool_npages(pp) *
 		    (pp->pr_alloc->pa_pagesz / ps);
 	}
 	kmem_mutex_exit(&pool_list_lock);
@@ -1090,13 +1172,23 @@ pool_totalpages(void)
 unsigned int
 pool_nget(struct pool *pp)
 {
-	return (unsigned int)pp->pr_nget;
+	unsigned long n;
+
+	pthread_mutex_lock(&pp->pr_lock);
+	n = pp->pr_nget;
+	pthread_mutex_unlock(&pp->pr_lock);
+	return (unsigned int)n;
 }
 
 unsigned int
 pool_nput(struct pool *pp)
 {
-	return (unsigned int)pp->pr_nput;
+	unsigned long n;
+
+	pthread_mutex_lock(&pp->pr_lock);
+	n = pp->pr_nput;
+	pthread_mutex_unlock(&pp->pr_lock);
+	return (unsigned int)n;
 }
 
 /* ---- statistics ---- */

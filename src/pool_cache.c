@@ -29,7 +29,8 @@
  *      cache of the same group size (pcg_empty[], NetBSD's pcg_normal_cache
  *      and pcg_large_cache).
  *    - Per CPU (struct pc_cpu, one cache line each, no false sharing): a
- *      lock, current and previous groups, hit/miss counters.  The CPU
+ *      spin lock (one atomic exchange to take, one store to release),
+ *      current and previous groups, hit/miss counters.  The CPU
  *      index comes from kmem_prim_cpu_current() (rseq, else sched_getcpu,
  *      else a thread hash).
  *    - Depot: full groups (LIFO) under the depot lock, with illumos's
@@ -111,7 +112,7 @@ struct pcg {
 };
 
 struct pc_cpu {
-	kmem_mutex_t cc_lock;
+	kmem_spin_t cc_lock;
 	struct pcg *cc_current;
 	struct pcg *cc_previous;
 	unsigned long cc_hits;	 /* served by the CPU layer */
@@ -131,7 +132,8 @@ struct pool_cache {
 	kmem_mutex_t pc_depot_lock __attribute__((aligned(KMEM_CACHELINE)));
 	struct pcg *pc_full; /* full groups */
 	unsigned long pc_nfull, pc_full_min, pc_full_reaplimit;
-	unsigned int pc_sizeidx; /* ladder index for new groups */
+	_Atomic unsigned int pc_sizeidx; /* ladder index for new groups */
+	unsigned int pc_refcnt;		 /* list walkers (pc_list_lock) */
 	unsigned long pc_contended, pc_contended_window;
 	unsigned long pc_depothit, pc_depotmiss;
 	uint64_t pc_ws_time; /* last working-set update */
@@ -149,7 +151,10 @@ static unsigned long pcg_nempty[PCG_NSIZES], pcg_empty_min[PCG_NSIZES],
 static atomic_bool pcg_ready;
 
 static kmem_mutex_t pc_list_lock = KMEM_MUTEX_INITIALIZER;
+static kmem_cond_t pc_list_cv; /* a pc_refcnt dropped to 0 */
+static bool pc_list_cv_ready;
 static struct pool_cache *pc_list;
+static uint64_t pcg_ws_time; /* last working-set update of the empties */
 
 static unsigned int
 pcg_index(unsigned int size)
@@ -256,8 +261,10 @@ pc_depot_lock(pool_cache_t pc)
 	pc->pc_contended++;
 	/* Bonwick 2001 section 3.6: contention means bigger magazines. */
 	if (++pc->pc_contended_window > PC_CONTENTION_MAX &&
-	    pc->pc_sizeidx + 1 < PCG_NSIZES) {
-		pc->pc_sizeidx++;
+	    atomic_load_explicit(&pc->pc_sizeidx, memory_order_relaxed) + 1 <
+		PCG_NSIZES) {
+		atomic_fetch_add_explicit(
+		    &pc->pc_sizeidx, 1, memory_order_relaxed);
 		pc->pc_contended_window = 0;
 	}
 }
@@ -334,9 +341,13 @@ pc_reap(pool_cache_t pc, bool everything)
 static inline struct pc_cpu *
 pc_cpu_enter(pool_cache_t pc)
 {
-	struct pc_cpu *cc = &pc->pc_cpus[kmem_prim_cpu_current() % pc->pc_ncpu];
+	unsigned int cpu = kmem_prim_cpu_fast();
+	struct pc_cpu *cc;
 
-	kmem_mutex_enter(&cc->cc_lock);
+	if (kmem_unlikely(cpu >= pc->pc_ncpu))
+		cpu %= pc->pc_ncpu;
+	cc = &pc->pc_cpus[cpu];
+	kmem_spin_enter(&cc->cc_lock);
 	return cc;
 }
 
@@ -390,7 +401,7 @@ pool_cache_get_paddr(pool_cache_t pc, int flags, paddr_t *pap)
 			obj = o->po_va;
 			if (pap != NULL)
 				*pap = o->po_pa;
-			kmem_mutex_exit(&cc->cc_lock);
+			kmem_spin_exit(&cc->cc_lock);
 			if (kmem_unlikely(reap != NULL))
 				pc_destruct_groups(pc, reap);
 			if (kmem_unlikely(flags & PR_ZERO))
@@ -406,7 +417,7 @@ pool_cache_get_paddr(pool_cache_t pc, int flags, paddr_t *pap)
 		if (!pc_get_from_depot(pc, cc, &reap))
 			break;
 	}
-	kmem_mutex_exit(&cc->cc_lock);
+	kmem_spin_exit(&cc->cc_lock);
 	if (reap != NULL)
 		pc_destruct_groups(pc, reap);
 miss_nolock:
@@ -445,7 +456,7 @@ pool_cache_put_paddr(pool_cache_t pc, void *obj, paddr_t pa)
 			o->po_va = obj;
 			o->po_pa = pa;
 			cc->cc_hits++;
-			kmem_mutex_exit(&cc->cc_lock);
+			kmem_spin_exit(&cc->cc_lock);
 			return;
 		}
 		if (cc->cc_previous != NULL &&
@@ -456,11 +467,11 @@ pool_cache_put_paddr(pool_cache_t pc, void *obj, paddr_t pa)
 		}
 		/* Both full (or absent): we need an empty group. */
 		cc->cc_misses++;
-		i = pc->pc_sizeidx;
+		i = atomic_load_explicit(&pc->pc_sizeidx, memory_order_relaxed);
 		empty = pcg_get_empty(i, false);
 		if (empty == NULL) {
 			/* Allocate with no CPU lock held, then start over. */
-			kmem_mutex_exit(&cc->cc_lock);
+			kmem_spin_exit(&cc->cc_lock);
 			empty = pcg_get_empty(i, true);
 			if (empty == NULL) {
 				pc_destruct(pc, obj);
@@ -506,7 +517,7 @@ pool_cache_invalidate(pool_cache_t pc)
 	for (i = 0; i < pc->pc_ncpu; i++) {
 		struct pc_cpu *cc = &pc->pc_cpus[i];
 
-		kmem_mutex_enter(&cc->cc_lock);
+		kmem_spin_enter(&cc->cc_lock);
 		if ((g = cc->cc_current) != NULL) {
 			g->pcg_next = chain;
 			chain = g;
@@ -516,7 +527,7 @@ pool_cache_invalidate(pool_cache_t pc)
 			chain = g;
 		}
 		cc->cc_current = cc->cc_previous = NULL;
-		kmem_mutex_exit(&cc->cc_lock);
+		kmem_spin_exit(&cc->cc_lock);
 	}
 	pc_destruct_groups(pc, chain);
 	kmem_mutex_enter(&pc->pc_depot_lock);
@@ -552,12 +563,27 @@ pcg_reap(bool everything)
 	unsigned int i;
 	unsigned long n;
 
+	uint64_t now = kmem_prim_clock_ns();
+	bool update;
+
 	kmem_mutex_enter(&pcg_lock);
+	/* The same interval bookkeeping as a depot's (section 7). */
+	update = now - pcg_ws_time >= kmem_opts.reap_interval_ms * 1000000u;
+	if (update)
+		pcg_ws_time = now;
 	for (i = 0; i < PCG_NSIZES; i++) {
+		if (update) {
+			pcg_empty_reaplimit[i] = pcg_empty_min[i];
+			pcg_empty_min[i] = pcg_nempty[i];
+		}
 		n = everything ? pcg_nempty[i]
 		    : pcg_empty_reaplimit[i] < pcg_empty_min[i]
 		    ? pcg_empty_reaplimit[i]
 		    : pcg_empty_min[i];
+		if (!everything) {
+			pcg_empty_reaplimit[i] -= n;
+			pcg_empty_min[i] -= n;
+		}
 		chain[i] = NULL;
 		while (n-- > 0 && (g = pcg_empty[i]) != NULL) {
 			pcg_empty[i] = g->pcg_next;
@@ -565,8 +591,8 @@ pcg_reap(bool everything)
 			g->pcg_next = chain[i];
 			chain[i] = g;
 		}
-		/* The next interval starts now. */
-		pcg_empty_reaplimit[i] = pcg_empty_min[i] = pcg_nempty[i];
+		if (pcg_empty_min[i] > pcg_nempty[i])
+			pcg_empty_min[i] = pcg_nempty[i];
 	}
 	kmem_mutex_exit(&pcg_lock);
 	for (i = 0; i < PCG_NSIZES; i++) {
@@ -580,13 +606,34 @@ pcg_reap(bool everything)
 }
 
 static void
+pc_unref(pool_cache_t pc)
+{
+	if (--pc->pc_refcnt == 0 && pc_list_cv_ready)
+		kmem_cond_broadcast(&pc_list_cv);
+}
+
+static void
 pc_reap_pass(bool everything)
 {
-	pool_cache_t pc;
+	pool_cache_t pc, next;
 
+	/*
+	 * Destructors and page frees run with no list lock held: the cache
+	 * being reaped is pinned by a reference instead, which
+	 * pool_cache_destroy waits for.
+	 */
 	kmem_mutex_enter(&pc_list_lock);
-	for (pc = pc_list; pc != NULL; pc = pc->pc_next)
+	if ((pc = pc_list) != NULL)
+		pc->pc_refcnt++;
+	while (pc != NULL) {
+		kmem_mutex_exit(&pc_list_lock);
 		pc_reap(pc, everything);
+		kmem_mutex_enter(&pc_list_lock);
+		if ((next = pc->pc_next) != NULL)
+			next->pc_refcnt++;
+		pc_unref(pc);
+		pc = next;
+	}
 	kmem_mutex_exit(&pc_list_lock);
 	pcg_reap(everything);
 	/* Pages the caches emptied, and every other pool's idle pages. */
@@ -609,7 +656,7 @@ kmemi_cache_reap_all(bool everything)
 /* ---- create / destroy ---- */
 
 pool_cache_t
-pool_cache_init(size_t size, unsigned int align, unsigned int align_offset,
+kmemi_cache_create(size_t size, unsigned int align, unsigned int align_offset,
     unsigned int flags, const char *wchan, struct pool_allocator *palloc,
     int ipl, int (*ctor)(void *, void *, int), void (*dtor)(void *, void *),
     void *arg)
@@ -624,9 +671,7 @@ pool_cache_init(size_t size, unsigned int align, unsigned int align_offset,
 	bytes = kmem_align_up(
 	    sizeof(*pc) + ncpu * sizeof(struct pc_cpu), kmem_prim_page_size());
 	if (kmem_prim_alloc(bytes, 0, &mem) != 0)
-		kmem_panic("pool_cache_init(cache '%s'): no memory for the "
-			   "cache (%zu bytes)",
-		    wchan, bytes);
+		return NULL;
 	pc = mem;
 	pc->pc_mapsize = bytes;
 	pool_init(&pc->pc_pool, size, align, align_offset, (int)flags, wchan,
@@ -636,13 +681,17 @@ pool_cache_init(size_t size, unsigned int align, unsigned int align_offset,
 	pc->pc_dtor = dtor;
 	pc->pc_arg = arg;
 	pc->pc_ncpu = ncpu;
-	pc->pc_sizeidx =
-	    (flags & PR_LARGECACHE) ? PCG_START_LARGE : PCG_START_NORMAL;
+	atomic_init(&pc->pc_sizeidx,
+	    (flags & PR_LARGECACHE) ? PCG_START_LARGE : PCG_START_NORMAL);
 	pc->pc_ws_time = kmem_prim_clock_ns();
 	kmem_mutex_init(&pc->pc_depot_lock);
 	for (i = 0; i < ncpu; i++)
-		kmem_mutex_init(&pc->pc_cpus[i].cc_lock);
+		kmem_spin_init(&pc->pc_cpus[i].cc_lock);
 	kmem_mutex_enter(&pc_list_lock);
+	if (!pc_list_cv_ready) {
+		kmem_cond_init(&pc_list_cv);
+		pc_list_cv_ready = true;
+	}
 	pc->pc_next = pc_list;
 	if (pc_list != NULL)
 		pc_list->pc_pprev = &pc->pc_next;
@@ -652,12 +701,38 @@ pool_cache_init(size_t size, unsigned int align, unsigned int align_offset,
 	return pc;
 }
 
+/*
+ * NetBSD's pool_cache_init cannot fail: with no memory for the cache
+ * structure it retries for about a second (the OS may free some), then
+ * aborts naming the cache.
+ */
+pool_cache_t
+pool_cache_init(size_t size, unsigned int align, unsigned int align_offset,
+    unsigned int flags, const char *wchan, struct pool_allocator *palloc,
+    int ipl, int (*ctor)(void *, void *, int), void (*dtor)(void *, void *),
+    void *arg)
+{
+	pool_cache_t pc;
+	unsigned int tries;
+
+	for (tries = 0; tries < 100; tries++) {
+		pc = kmemi_cache_create(size, align, align_offset, flags, wchan,
+		    palloc, ipl, ctor, dtor, arg);
+		if (pc != NULL)
+			return pc;
+		kmem_prim_sleep_ns(10000000u);
+	}
+	kmem_panic("pool_cache_init(cache '%s', size %zu): no memory for the "
+		   "cache",
+	    wchan, size);
+}
+
 void
 pool_cache_destroy(pool_cache_t pc)
 {
-	unsigned int i;
-
 	kmem_mutex_enter(&pc_list_lock);
+	while (pc->pc_refcnt != 0)
+		kmem_cond_wait(&pc_list_cv, &pc_list_lock);
 	*pc->pc_pprev = pc->pc_next;
 	if (pc->pc_next != NULL)
 		pc->pc_next->pc_pprev = pc->pc_pprev;
@@ -665,8 +740,6 @@ pool_cache_destroy(pool_cache_t pc)
 	pool_cache_invalidate(pc);
 	pc->pc_pool.pr_cache = NULL;
 	pool_destroy(&pc->pc_pool);
-	for (i = 0; i < pc->pc_ncpu; i++)
-		kmem_mutex_destroy(&pc->pc_cpus[i].cc_lock);
 	kmem_mutex_destroy(&pc->pc_depot_lock);
 	kmem_prim_release(pc, pc->pc_mapsize);
 }
@@ -742,17 +815,18 @@ kmem_pool_cache_stats(pool_cache_t pc, struct kmem_pool_stats *st)
 	for (i = 0; i < pc->pc_ncpu; i++) {
 		struct pc_cpu *cc = &pc->pc_cpus[i];
 
-		kmem_mutex_enter(&cc->cc_lock);
+		kmem_spin_enter(&cc->cc_lock);
 		st->ps_cpuhit += cc->cc_hits;
 		st->ps_cpumiss += cc->cc_misses;
 		if (cc->cc_current != NULL)
 			st->ps_cached_objects += cc->cc_current->pcg_avail;
 		if (cc->cc_previous != NULL)
 			st->ps_cached_objects += cc->cc_previous->pcg_avail;
-		kmem_mutex_exit(&cc->cc_lock);
+		kmem_spin_exit(&cc->cc_lock);
 	}
 	kmem_mutex_enter(&pc->pc_depot_lock);
-	st->ps_groupsize = pcg_ladder[pc->pc_sizeidx];
+	i = atomic_load_explicit(&pc->pc_sizeidx, memory_order_relaxed);
+	st->ps_groupsize = pcg_ladder[i];
 	st->ps_nfull = pc->pc_nfull;
 	for (g = pc->pc_full; g != NULL; g = g->pcg_next)
 		st->ps_cached_objects += g->pcg_avail;
@@ -761,7 +835,7 @@ kmem_pool_cache_stats(pool_cache_t pc, struct kmem_pool_stats *st)
 	st->ps_contended = pc->pc_contended;
 	kmem_mutex_exit(&pc->pc_depot_lock);
 	kmem_mutex_enter(&pcg_lock);
-	st->ps_nempty = pcg_nempty[pc->pc_sizeidx];
+	st->ps_nempty = pcg_nempty[i];
 	kmem_mutex_exit(&pcg_lock);
 	return 0;
 }

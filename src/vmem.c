@@ -1088,20 +1088,30 @@ vmem_xalloc_req(vmem_t *vm, const char *fn, const struct vmem_req *r,
 			vmem_span_release(vm, span);
 			kmem_mutex_enter(&vm->vm_lock);
 		}
-		if (flags & VM_NOSLEEP)
-			break;
-		if (vm->vm_qcache_max != 0 && !reaped) {
-			/* Cached segments first, then wait. */
+		if (vm->vm_qcache_max != 0 && !reaped &&
+		    !(btflags & BT_F_QCPAGE)) {
+			/*
+			 * Segments cached in the quantum caches first, then
+			 * fail or wait.  (A cache's own page request is left
+			 * to qc_alloc, which reaps after it fails.)
+			 */
 			reaped = true;
 			kmem_mutex_exit(&vm->vm_lock);
 			qc_reap(vm);
 			kmem_mutex_enter(&vm->vm_lock);
 			continue;
 		}
+		if (flags & VM_NOSLEEP)
+			break;
 		reaped = false;
-		vmem_wait(vm, canimport);
+		/*
+		 * Frees into quantum caches do not wake us, and imports may
+		 * succeed later: wait timed when either can happen.
+		 */
+		vmem_wait(vm, canimport || vm->vm_qcache_max != 0);
 	}
-	vm->vm_nfail++;
+	if (!(btflags & BT_F_QCPAGE)) /* qc_alloc counts its own failure */
+		vm->vm_nfail++;
 	kmem_mutex_exit(&vm->vm_lock);
 	return ENOMEM;
 }
@@ -1159,10 +1169,9 @@ qc_reap(vmem_t *vm)
 }
 
 static int
-qc_alloc(
-    vmem_t *vm, const struct vmem_req *r, vm_flag_t flags, vmem_addr_t *addrp)
+qc_alloc(vmem_t *vm, vmem_size_t rsize, vm_flag_t flags, vmem_addr_t *addrp)
 {
-	pool_cache_t pc = vm->vm_qcache[(r->size >> vm->vm_quantum_shift) - 1];
+	pool_cache_t pc = vm->vm_qcache[(rsize >> vm->vm_quantum_shift) - 1];
 	void *p;
 
 	p = pool_cache_get(pc, (flags & VM_SLEEP) ? PR_WAITOK : PR_NOWAIT);
@@ -1182,7 +1191,8 @@ qc_alloc(
 	return 0;
 }
 
-static void
+/* Create the quantum caches; 0, or ENOMEM (the caller destroys them). */
+static int
 qc_init(vmem_t *vm, int ipl)
 {
 	vmem_size_t q = vm->vm_quantum_mask + 1, pagesz = 1, size;
@@ -1191,12 +1201,20 @@ qc_init(vmem_t *vm, int ipl)
 	char name[64];
 
 	if (vm->vm_qcache_max == 0)
-		return;
+		return 0;
 	while (pagesz <= 3 * vm->vm_qcache_max && pagesz < ((size_t)1 << 31))
 		pagesz <<= 1;
-	if (pagesz <= 3 * vm->vm_qcache_max) {
-		vm->vm_qcache_max = 0; /* too large for pool pages */
-		return;
+	/*
+	 * No caches when their pages would not fit: pages larger than 2^31,
+	 * or an arena that cannot import and whose initial span is smaller
+	 * than two cache pages (its caches could hardly ever get a page; an
+	 * arena created empty, for vmem_add, keeps them).
+	 */
+	if (pagesz <= 3 * vm->vm_qcache_max ||
+	    (vm->vm_importfn == NULL && vm->vm_ximportfn == NULL &&
+		vm->vm_total != 0 && vm->vm_total < 2 * pagesz)) {
+		vm->vm_qcache_max = 0;
+		return 0;
 	}
 	vm->vm_qcache_allocator.pa_alloc = qc_page_alloc;
 	vm->vm_qcache_allocator.pa_free = qc_page_free;
@@ -1209,12 +1227,15 @@ qc_init(vmem_t *vm, int ipl)
 			continue;
 		}
 		kmem_snprintf(name, sizeof name, "%s-%zu", vm->vm_name, size);
-		prev = pool_cache_init(size, (unsigned int)q, 0,
+		prev = kmemi_cache_create(size, (unsigned int)q, 0,
 		    PR_NOALIGN | PR_NOTOUCH | PR_RECURSIVE, name,
 		    &vm->vm_qcache_allocator, ipl, NULL, NULL, NULL);
+		if (prev == NULL)
+			return ENOMEM;
 		vm->vm_qcache[i - 1] = prev;
 		previpp = ipp;
 	}
+	return 0;
 }
 
 static void
@@ -1249,11 +1270,17 @@ vmem_alloc(vmem_t *vm, vmem_size_t size, vm_flag_t flags, vmem_addr_t *addrp)
 {
 	struct vmem_req r;
 
+	vm_flag_t fit = flags & VM_FITMASK;
+
+	/* Quantum caches first, with just the checks that can fail there. */
+	if (kmem_likely(size - 1 < vm->vm_qcache_max) &&
+	    ((flags & VM_SLEEPMASK) == VM_SLEEP ||
+		(flags & VM_SLEEPMASK) == VM_NOSLEEP) &&
+	    (fit & (fit - 1)) == 0)
+		return qc_alloc(vm, vmem_roundup(vm, size), flags, addrp);
 	vmem_check_flags(vm, "vmem_alloc", size, flags);
 	vmem_req_init(vm, "vmem_alloc", &r, size, 0, 0, 0, VMEM_ADDR_MIN,
 	    VMEM_ADDR_MAX, flags);
-	if (r.size <= vm->vm_qcache_max)
-		return qc_alloc(vm, &r, flags, addrp);
 	return vmem_xalloc_req(vm, "vmem_alloc", &r, flags, 0, addrp);
 }
 
@@ -1479,7 +1506,11 @@ vmem_create_common(const char *name, vmem_addr_t base, vmem_size_t size,
 			return NULL;
 		}
 	}
-	qc_init(vm, ipl);
+	if (qc_init(vm, ipl) != 0) {
+		vmem_destroy(vm);
+		errno = ENOMEM;
+		return NULL;
+	}
 	kmem_mutex_enter(&vmem_list_lock);
 	vm->vm_next = vmem_list;
 	if (vmem_list != NULL)

@@ -96,6 +96,7 @@ struct pool {
 	unsigned long pr_nget, pr_nfail, pr_nput;
 	unsigned long pr_npagealloc, pr_npagefree, pr_nidle;
 	struct pool_cache *pr_cache; /* attached cache, if any */
+	unsigned int pr_refcnt;	     /* walkers outside the list lock */
 	struct pool *pr_next;	     /* list of all pools */
 	struct pool **pr_pprev;
 };

@@ -31,6 +31,11 @@ struct kmem_pool_page {
 /* The library's page arena: quantum = page, imports from prim. */
 vmem_t *kmemi_page_arena(void);
 
+/* pool_cache.c: pool_cache_init that returns NULL when out of memory. */
+pool_cache_t kmemi_cache_create(size_t size, unsigned int align,
+    unsigned int align_offset, unsigned int flags, const char *wchan,
+    struct pool_allocator *palloc, int ipl, int (*ctor)(void *, void *, int),
+    void (*dtor)(void *, void *), void *arg);
 /* pool_cache.c: invalidate, then give back every idle page. */
 void kmemi_cache_drain(struct pool_cache *pc);
 /* pool.c: pages for internal pools (headers, groups), never from a cache. */

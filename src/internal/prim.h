@@ -23,6 +23,7 @@
 #define KMEM_INTERNAL_PRIM_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -41,6 +42,34 @@ unsigned kmem_prim_ncpu(void);
 unsigned kmem_prim_cpu_current(void);
 /* Which source kmem_prim_cpu_current() uses: "rseq", "getcpu", "hash". */
 const char *kmem_prim_cpu_source(void);
+
+/*
+ * The same, inlined for fast paths: one load from the rseq area when glibc
+ * registered it, else kmem_prim_cpu_current().  The result may be >= ncpu
+ * on exotic CPU numbering: callers reduce it.
+ */
+extern _Atomic int kmem_prim_rseq_ready; /* 1 once rseq is known usable */
+extern const ptrdiff_t __rseq_offset __attribute__((weak));
+
+static inline unsigned
+kmem_prim_cpu_fast(void)
+{
+#if defined(__x86_64__)
+	if (__builtin_expect(atomic_load_explicit(&kmem_prim_rseq_ready,
+				 memory_order_relaxed) == 1,
+		1)) {
+		int32_t cpu;
+
+		/* struct rseq's cpu_id, 4 bytes in, off the thread pointer. */
+		__asm__ volatile("movl %%fs:(%1), %0"
+				 : "=r"(cpu)
+				 : "r"(__rseq_offset + 4));
+		if (__builtin_expect(cpu >= 0, 1))
+			return (unsigned)cpu;
+	}
+#endif
+	return kmem_prim_cpu_current();
+}
 
 /* ---- page runs ---- */
 
@@ -94,6 +123,44 @@ bool kmem_mutex_tryenter(kmem_mutex_t *mtx);
 void kmem_mutex_exit(kmem_mutex_t *mtx);
 
 /* Condition variables use the monotonic clock. */
+/*
+ * Spin locks for short per-CPU critical sections: acquire is one atomic
+ * exchange, release one store.  A contended acquire spins briefly, then
+ * yields the CPU (the holder may have been preempted).  Never held across
+ * anything that can block.
+ */
+typedef struct kmem_spin {
+	atomic_uint sl_locked;
+} kmem_spin_t;
+
+void kmem_spin_enter_slow(kmem_spin_t *sl);
+
+static inline void
+kmem_spin_init(kmem_spin_t *sl)
+{
+	atomic_init(&sl->sl_locked, 0);
+}
+
+static inline bool
+kmem_spin_tryenter(kmem_spin_t *sl)
+{
+	return atomic_exchange_explicit(
+		   &sl->sl_locked, 1, memory_order_acquire) == 0;
+}
+
+static inline void
+kmem_spin_enter(kmem_spin_t *sl)
+{
+	if (__builtin_expect(!kmem_spin_tryenter(sl), 0))
+		kmem_spin_enter_slow(sl);
+}
+
+static inline void
+kmem_spin_exit(kmem_spin_t *sl)
+{
+	atomic_store_explicit(&sl->sl_locked, 0, memory_order_release);
+}
+
 void kmem_cond_init(kmem_cond_t *cv);
 void kmem_cond_destroy(kmem_cond_t *cv);
 void kmem_cond_wait(kmem_cond_t *cv, kmem_mutex_t *mtx);

@@ -24,7 +24,10 @@
  *
  * Locking.  None of its own: the fault counter is atomic; caches of
  * constant values are written idempotently (racing writers store the same
- * value) through relaxed atomics.
+ * value) through relaxed atomics.  It provides the locks: pthread mutexes
+ * and condition variables (monotonic clock), and spin locks for the
+ * per-CPU caches (inline in prim.h; the contended path spins, then
+ * sched_yield()s so a preempted holder can run).
  *
  * Failure policy.  Every function that can fail returns an errno value
  * (ENOMEM for the OS refusing memory, EINVAL for a contract violation) and
@@ -80,8 +83,8 @@ kmem_prim_ncpu(void)
 }
 
 /* glibc's rseq registration (2.35+); weak so older glibcs still link. */
-extern const ptrdiff_t __rseq_offset __attribute__((weak));
 extern const unsigned int __rseq_size __attribute__((weak));
+_Atomic int kmem_prim_rseq_ready; /* 0 unknown, 1 usable, -1 not */
 
 /* struct rseq's second word is cpu_id (linux/rseq.h, ABI-stable). */
 #define PRIM_RSEQ_CPU_ID_OFFSET 4
@@ -119,6 +122,8 @@ prim_cpu_source_probe(void)
 	else
 		src = PRIM_CPU_HASH;
 	atomic_store_explicit(&prim_cpu_src, src, memory_order_relaxed);
+	atomic_store_explicit(&kmem_prim_rseq_ready,
+	    src == PRIM_CPU_RSEQ ? 1 : -1, memory_order_relaxed);
 	return src;
 }
 
@@ -308,6 +313,28 @@ kmem_prim_release(void *addr, size_t size)
 }
 
 /* ---- locks ---- */
+
+/* Spin about a microsecond, then yield until the holder lets go. */
+#define PRIM_SPIN_TRIES 64
+
+void
+kmem_spin_enter_slow(kmem_spin_t *sl)
+{
+	unsigned i;
+
+	for (;;) {
+		for (i = 0; i < PRIM_SPIN_TRIES; i++) {
+			if (atomic_load_explicit(
+				&sl->sl_locked, memory_order_relaxed) == 0 &&
+			    kmem_spin_tryenter(sl))
+				return;
+#if defined(__x86_64__) || defined(__i386__)
+			__builtin_ia32_pause();
+#endif
+		}
+		sched_yield();
+	}
+}
 
 static void
 prim_lock_check(int err, const char *what)
