@@ -160,7 +160,8 @@ page_arena_release(vmem_t *src, vmem_addr_t addr, vmem_size_t size)
 /*
  * The page arena (NetBSD's kmem_va_arena): quantum = the system page,
  * imports from prim in runs of at least PAGE_ARENA_IMPORT, quantum caches
- * up to 16 pages.  Created on first use.
+ * up to 16 pages.  Created on first use; NULL if there is no memory to
+ * create it (the page allocators then fail like any out-of-memory).
  */
 #define PAGE_ARENA_IMPORT (1u << 20) /* 1 MiB: 256 pages per mmap */
 
@@ -178,11 +179,12 @@ kmemi_page_arena(void)
 		ps = kmem_prim_page_size();
 		vm = vmem_create("kva", 0, 0, ps, page_arena_import,
 		    page_arena_release, NULL, 16 * ps, VM_SLEEP, IPL_VM);
-		if (vm == NULL)
-			kmem_panic("kmemi_page_arena: cannot create the page "
-				   "arena");
-		kmem_vmem_set_min_import(vm, PAGE_ARENA_IMPORT);
-		atomic_store_explicit(&page_arena, vm, memory_order_release);
+		/* No memory even for that: NULL, tried again next time. */
+		if (vm != NULL) {
+			kmem_vmem_set_min_import(vm, PAGE_ARENA_IMPORT);
+			atomic_store_explicit(
+			    &page_arena, vm, memory_order_release);
+		}
 	}
 	kmem_mutex_exit(&page_arena_lock);
 	return vm;
@@ -193,15 +195,17 @@ pool_page_alloc(struct pool *pp, int flags)
 {
 	vm_flag_t vf = (flags & PR_WAITOK) ? VM_SLEEP : VM_NOSLEEP;
 	size_t sz = pp->pr_alloc->pa_pagesz;
+	vmem_t *vm = kmemi_page_arena();
 	vmem_addr_t a;
 	int err;
 
+	if (vm == NULL)
+		return NULL;
 	if (sz <= kmem_prim_page_size() || (pp->pr_flags & PR_NOALIGN))
-		err =
-		    vmem_alloc(kmemi_page_arena(), sz, vf | VM_INSTANTFIT, &a);
+		err = vmem_alloc(vm, sz, vf | VM_INSTANTFIT, &a);
 	else
-		err = vmem_xalloc(kmemi_page_arena(), sz, sz, 0, 0,
-		    VMEM_ADDR_MIN, VMEM_ADDR_MAX, vf | VM_INSTANTFIT, &a);
+		err = vmem_xalloc(vm, sz, sz, 0, 0, VMEM_ADDR_MIN,
+		    VMEM_ADDR_MAX, vf | VM_INSTANTFIT, &a);
 	return err == 0 ? (void *)a : NULL;
 }
 
@@ -225,10 +229,12 @@ static void *
 pool_meta_alloc(struct pool *pp, int flags)
 {
 	vm_flag_t vf = (flags & PR_WAITOK) ? VM_SLEEP : VM_NOSLEEP;
+	vmem_t *vm = kmemi_page_arena();
 	vmem_addr_t a;
 
-	if (vmem_xalloc(kmemi_page_arena(), pp->pr_alloc->pa_pagesz, 0, 0, 0,
-		VMEM_ADDR_MIN, VMEM_ADDR_MAX, vf | VM_INSTANTFIT, &a) != 0)
+	if (vm == NULL ||
+	    vmem_xalloc(vm, pp->pr_alloc->pa_pagesz, 0, 0, 0, VMEM_ADDR_MIN,
+		VMEM_ADDR_MAX, vf | VM_INSTANTFIT, &a) != 0)
 		return NULL;
 	return (void *)a;
 }
@@ -627,7 +633,7 @@ pool_page_detach(struct pool *pp, struct kmem_pool_page *ph)
 	if (pp->pr_roflags & PR_ROF_HASHED)
 		ph_hash_remove(pp, ph);
 	pp->pr_npages--;
-	pp->pr_nitems -= pp->pr_itemsperpage;
+	pp->pr_nitems -= ph->ph_nitems;
 	pp->pr_npagefree++;
 }
 
@@ -711,6 +717,7 @@ pool_grow(struct pool *pp, int flags)
 	struct kmem_pool_page *ph;
 	char *page;
 	unsigned int i;
+	size_t n;
 
 	if (pp->pr_ngrowing != 0) {
 		/*
@@ -751,21 +758,34 @@ pool_grow(struct pool *pp, int flags)
 	memset(ph, 0, pp->pr_phsize);
 	ph->ph_pool = pp;
 	ph->ph_page = page;
-	ph->ph_items = page + pp->pr_itemoffset + pp->pr_curcolor;
+	/*
+	 * Items aligned in absolute terms: a PR_NOALIGN page that starts
+	 * below the item alignment loses the items that no longer fit.
+	 */
+	ph->ph_items = (char *)kmem_align_up(
+	    (uintptr_t)page + pp->pr_itemoffset + pp->pr_curcolor,
+	    pp->pr_align);
+	n = (size_t)(page + pp->pr_alloc->pa_pagesz - ph->ph_items) /
+	    pp->pr_size;
+	if ((char *)ph->ph_items > page + pp->pr_alloc->pa_pagesz || n == 0)
+		kmem_panic("pool_grow(pool '%s'): page %p too misaligned for "
+			   "items of %zu bytes aligned to %u",
+		    pp->pr_wchan, (void *)page, pp->pr_size, pp->pr_align);
+	ph->ph_nitems =
+	    n < pp->pr_itemsperpage ? (unsigned int)n : pp->pr_itemsperpage;
 	pp->pr_curcolor += pp->pr_align;
 	if (pp->pr_curcolor > pp->pr_maxcolor)
 		pp->pr_curcolor = 0;
-	for (i = 0; i < pp->pr_itemsperpage / 64; i++)
+	for (i = 0; i < ph->ph_nitems / 64; i++)
 		ph->ph_bitmap[i] = ~(uint64_t)0;
-	if (pp->pr_itemsperpage % 64)
-		ph->ph_bitmap[i] =
-		    ((uint64_t)1 << (pp->pr_itemsperpage % 64)) - 1;
+	if (ph->ph_nitems % 64)
+		ph->ph_bitmap[i] = ((uint64_t)1 << (ph->ph_nitems % 64)) - 1;
 	ph->ph_time = kmem_prim_clock_ns();
 	if (pp->pr_roflags & PR_ROF_HASHED)
 		ph_hash_insert(pp, ph);
 	ph_insert(pp, ph, PH_EMPTY);
 	pp->pr_npages++;
-	pp->pr_nitems += pp->pr_itemsperpage;
+	pp->pr_nitems += ph->ph_nitems;
 	pp->pr_npagealloc++;
 	if (pp->pr_npages > pp->pr_hiwat)
 		pp->pr_hiwat = pp->pr_npages;
@@ -787,7 +807,7 @@ ph_take(struct pool *pp, struct kmem_pool_page *ph)
 	ph->ph_hint = w;
 	if (ph->ph_nmissing++ == 0)
 		ph_move(pp, ph, PH_PART);
-	if (ph->ph_nmissing == pp->pr_itemsperpage)
+	if (ph->ph_nmissing == ph->ph_nitems)
 		ph_move(pp, ph, PH_FULL);
 	return ph->ph_items + (size_t)(w * 64 + bit) * pp->pr_size;
 }
@@ -859,7 +879,7 @@ pool_free_idle(
 		    now - ph->ph_time < kmem_opts.pool_idle_ms * 1000000u)
 			break;
 		if (pp->pr_npages <= pp->pr_minpages ||
-		    pp->pr_nitems - pp->pr_itemsperpage < pp->pr_minitems)
+		    pp->pr_nitems - ph->ph_nitems < pp->pr_minitems)
 			break;
 		pool_page_detach(pp, ph);
 		ph->ph_hnext = *freelist;
@@ -941,7 +961,7 @@ pool_put(struct pool *pp, void *v)
 	ph = pool_page_of(pp, "pool_put", v);
 	off = (size_t)((char *)v - ph->ph_items);
 	if ((char *)v < ph->ph_items || off % pp->pr_size != 0 ||
-	    off / pp->pr_size >= pp->pr_itemsperpage)
+	    off / pp->pr_size >= ph->ph_nitems)
 		kmem_panic("pool_put(pool '%s', %p): not an item boundary "
 			   "(items of %zu bytes start at %p in page %p)",
 		    pp->pr_wchan, v, pp->pr_size, (void *)ph->ph_items,
@@ -958,12 +978,12 @@ pool_put(struct pool *pp, void *v)
 	pp->pr_nitems++;
 	pp->pr_nout--;
 	pp->pr_nput++;
-	if (ph->ph_nmissing-- == pp->pr_itemsperpage)
+	if (ph->ph_nmissing-- == ph->ph_nitems)
 		ph_move(pp, ph, PH_PART); /* full -> partial: next to use */
 	if (ph->ph_nmissing == 0) {
 		ph_move(pp, ph, PH_EMPTY);
 		ph->ph_time = kmem_prim_clock_ns();
-		if (pp->pr_nitems - pp->pr_itemsperpage >= pp->pr_minitems &&
+		if (pp->pr_nitems - ph->ph_nitems >= pp->pr_minitems &&
 		    pp->pr_npages > pp->pr_minpages &&
 		    (pp->pr_nitems > pp->pr_maxitems ||
 			pp->pr_npages > pp->pr_maxpages)) {
@@ -1029,7 +1049,8 @@ pool_sethiwat(struct pool *pp, int n)
 	/* Already above it: give back empty pages now. */
 	while (pp->pr_emptypages != NULL && pp->pr_nitems > pp->pr_maxitems &&
 	    pp->pr_npages > pp->pr_minpages &&
-	    pp->pr_nitems - pp->pr_itemsperpage >= pp->pr_minitems) {
+	    pp->pr_nitems - pp->pr_emptypages->ph_prev->ph_nitems >=
+		pp->pr_minitems) {
 		struct kmem_pool_page *ph = pp->pr_emptypages->ph_prev;
 
 		pool_page_detach(pp, ph);

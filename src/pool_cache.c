@@ -149,6 +149,7 @@ static struct pcg *pcg_empty[PCG_NSIZES];
 static unsigned long pcg_nempty[PCG_NSIZES], pcg_empty_min[PCG_NSIZES],
     pcg_empty_reaplimit[PCG_NSIZES];
 static atomic_bool pcg_ready;
+static kmem_mutex_t pcg_init_lock = KMEM_MUTEX_INITIALIZER;
 
 static kmem_mutex_t pc_list_lock = KMEM_MUTEX_INITIALIZER;
 static kmem_cond_t pc_list_cv; /* a pc_refcnt dropped to 0 */
@@ -173,7 +174,7 @@ pcg_init(void)
 
 	if (atomic_load_explicit(&pcg_ready, memory_order_acquire))
 		return;
-	kmem_mutex_enter(&pcg_lock);
+	kmem_mutex_enter(&pcg_init_lock);
 	if (!atomic_load_explicit(&pcg_ready, memory_order_relaxed)) {
 		for (i = 0; i < PCG_NSIZES; i++) {
 			char name[32];
@@ -188,7 +189,7 @@ pcg_init(void)
 		}
 		atomic_store_explicit(&pcg_ready, true, memory_order_release);
 	}
-	kmem_mutex_exit(&pcg_lock);
+	kmem_mutex_exit(&pcg_init_lock);
 }
 
 /* An empty group of ladder size i: shared cache, else a new one. */

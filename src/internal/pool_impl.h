@@ -23,9 +23,9 @@ struct kmem_pool_page {
 	unsigned int ph_nmissing; /* items handed out */
 	unsigned int ph_list;	  /* which list the page is on */
 	unsigned int ph_hint;	  /* no free bit in words below this */
-	unsigned int ph_pad;
-	uint64_t ph_time;     /* when it became empty (ns) */
-	uint64_t ph_bitmap[]; /* bit set: item free */
+	unsigned int ph_nitems;	  /* items on this page (<= per page) */
+	uint64_t ph_time;	  /* when it became empty (ns) */
+	uint64_t ph_bitmap[];	  /* bit set: item free */
 };
 
 /* The library's page arena: quantum = page, imports from prim. */
