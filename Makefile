@@ -59,6 +59,7 @@ install: release
 
 bench: release
 	./$(B)/release/bench_vmem
+	./$(B)/release/bench_pool
 
 soak: release
 	KMEM_TEST_SCALE=50 ./$(B)/release/t_unit_vmem_model
