@@ -1311,6 +1311,11 @@ vmem_xalloc_addr(
 static _Noreturn void
 vmem_qc_misfree(vmem_t *vm, const char *fn, vmem_addr_t addr, vmem_size_t size)
 {
+	if (strcmp(fn, "vmem_free") == 0)
+		kmem_panic("%s(arena '%s', %#zx, %#zx): segment was allocated "
+			   "by vmem_alloc at a quantum-cache size, not %#zx: "
+			   "wrong size",
+		    fn, vm->vm_name, (size_t)addr, size, size);
 	kmem_panic("%s(arena '%s', %#zx, %#zx): segment was allocated by "
 		   "vmem_alloc from a quantum cache: use vmem_free",
 	    fn, vm->vm_name, (size_t)addr, size);

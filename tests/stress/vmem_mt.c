@@ -16,6 +16,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 
+#include <kmem/pool.h>
 #include <kmem/vmem.h>
 
 #define MAXTHREADS 8
@@ -172,6 +173,9 @@ struct live {
 #define IDQC   8
 #define IDLIVE 256
 
+/* Quantum-cache pages: the smallest power of two above 3 x IDQC. */
+#define IDQC_PAGE ((vmem_size_t)32)
+
 static vmem_t *g_ids;
 static struct shadow g_idsh;
 static _Atomic uint64_t g_id_ops, g_id_enomem;
@@ -281,6 +285,7 @@ static void
 test_id_arena(void)
 {
 	struct kmem_vmem_stats st;
+	vmem_size_t inuse;
 
 	g_ids = vmem_create("mt-ids", IDBASE, IDSIZE, 1, NULL, NULL, NULL, IDQC,
 	    VM_SLEEP, IPL_NONE);
@@ -290,6 +295,18 @@ test_id_arena(void)
 	run_threads(id_thread);
 	printf("   %ju ops, %ju ENOMEM\n", (uintmax_t)g_id_ops,
 	    (uintmax_t)g_id_enomem);
+	/*
+	 * Everything is freed; what is still allocated is the quantum
+	 * caches' pages (IDQC_PAGE each), until they are reaped.
+	 */
+	inuse = vmem_size(g_ids, VMEM_ALLOC);
+	st = t_vmem_stats(g_ids);
+	T_EQ(inuse % IDQC_PAGE, 0);
+	T_EQ(st.vs_inuse, inuse);
+	T_EQ(st.vs_nbusy, inuse / IDQC_PAGE);
+	T_EQ(st.vs_alloc - st.vs_free, st.vs_nbusy);
+	T_EQ(vmem_size(g_ids, VMEM_FREE), IDSIZE - inuse);
+	kmem_reap_all();
 	T_EQ(vmem_size(g_ids, VMEM_ALLOC), 0);
 	T_EQ(vmem_size(g_ids, VMEM_FREE), IDSIZE);
 	st = t_vmem_stats(g_ids);
@@ -419,6 +436,9 @@ test_sleep_waiters(void)
 #define PBASE ((vmem_addr_t)0x40000000)
 #define PSIZE ((vmem_size_t)256 << 20)
 #define CLIVE 32
+/* Children's qcache_max; their cache pages: smallest 2^n above 3 x CQC. */
+#define CQC	 (4 * PQ)
+#define CQC_PAGE (16 * PQ)
 
 static vmem_t *g_parent;
 static struct shadow g_psh;
@@ -438,9 +458,9 @@ children_thread(void *arg)
 	snprintf(name, sizeof name, "mt-child-%u", tid);
 	for (uint64_t it = 0; it < t_scale(3000) && !past_deadline(); it++) {
 		vm_flag_t cf = rnd_below(&r, 4) == 0 ? VM_LARGEIMPORT : 0;
-		vmem_t *c =
-		    vmem_create(name, 0, 0, PQ, vmem_alloc, vmem_free, g_parent,
-			rnd_below(&r, 2) ? 4 * PQ : 0, VM_SLEEP | cf, IPL_NONE);
+		bool qc = rnd_below(&r, 2);
+		vmem_t *c = vmem_create(name, 0, 0, PQ, vmem_alloc, vmem_free,
+		    g_parent, qc ? CQC : 0, VM_SLEEP | cf, IPL_NONE);
 		unsigned n = 0;
 		struct kmem_vmem_stats st;
 
@@ -498,10 +518,39 @@ children_thread(void *arg)
 				vmem_free(c, e.addr, e.size);
 		}
 		st = t_vmem_stats(c);
-		T_EQ(st.vs_inuse, 0);
-		T_EQ(st.vs_imported, 0);
-		T_EQ(st.vs_total, 0);
-		T_EQ(st.vs_import, st.vs_release);
+		if (qc) {
+			/*
+			 * Cache pages stay allocated (and their spans
+			 * imported) until reaped: any thread's
+			 * kmem_reap_all() may give them back meanwhile.
+			 */
+			T_EQ(st.vs_inuse % CQC_PAGE, 0);
+			T_EQ(st.vs_nbusy, st.vs_inuse / CQC_PAGE);
+			T_LE(st.vs_inuse, st.vs_imported);
+			T_EQ(st.vs_total, st.vs_imported);
+			/*
+			 * Reap.  Another thread's reap may hold this
+			 * arena's cached items for a while, destroying them:
+			 * reap again until they are all back.
+			 */
+			if (rnd_below(&r, 2)) {
+				for (unsigned k = 0; st.vs_inuse != 0; k++) {
+					T_LT(k, 100000);
+					if (k > 0)
+						sched_yield();
+					kmem_reap_all();
+					st = t_vmem_stats(c);
+				}
+				qc = false;
+			}
+		}
+		if (!qc) {
+			T_EQ(st.vs_inuse, 0);
+			T_EQ(st.vs_nbusy, 0);
+			T_EQ(st.vs_imported, 0);
+			T_EQ(st.vs_total, 0);
+			T_EQ(st.vs_import, st.vs_release);
+		}
 		vmem_destroy(c);
 		/* And the parent itself, directly. */
 		if (rnd_below(&r, 2)) {

@@ -3,12 +3,15 @@
  * checked against docs/vmem-contract.md: creation, spans, the three fit
  * policies, constrained allocation (checked against an exact model of the
  * free segments), exact-address allocation, freeing and coalescing,
- * sizes, printing, statistics, sleeping, and import/release.
+ * sizes, printing, statistics, quantum caches (what the arena counts,
+ * pairing, reaping), sleeping, and import/release.
  */
+#include <kmem/pool.h>
 #include <kmem/vmem.h>
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 
 #include "t.h"
@@ -1300,21 +1303,114 @@ test_stats_counters(void)
 	vmem_destroy(vm);
 }
 
-/* ---- quantum-cache pairing ---- */
+/* ---- quantum caches and pairing ---- */
+
+/*
+ * A quantum-cache page is an arena segment of the smallest power of two
+ * above 3 x qcache_max (vmem.c, section 6).
+ */
+static vmem_size_t
+qc_pagesz(vmem_size_t qcache_max)
+{
+	vmem_size_t p = 1;
+
+	while (p <= 3 * qcache_max)
+		p <<= 1;
+	return p;
+}
+
+/*
+ * Pin the calling thread to the CPU it is on, so that consecutive
+ * allocations and frees meet the same per-CPU cache groups and the page
+ * counts below are exact.  False if the system refuses.
+ */
+static bool
+pin_cpu(cpu_set_t *saved)
+{
+	cpu_set_t one;
+	int cpu = sched_getcpu();
+
+	if (cpu < 0 || sched_getaffinity(0, sizeof *saved, saved) != 0)
+		return false;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	return sched_setaffinity(0, sizeof one, &one) == 0;
+}
+
+/* The start of the allocated segment of arena "name" that holds addr. */
+static vmem_addr_t
+segment_of(const char *name, vmem_addr_t addr)
+{
+	char want[64], *p, *e;
+	vmem_addr_t start;
+
+	pr_reset();
+	T_EQ(vmem_whatis(addr, pr_buf), 0);
+	snprintf(want, sizeof want, " in VMEM '%s' (allocated)", name);
+	p = strstr(pbuf, " is ");
+	if (p == NULL || strstr(pbuf, want) == NULL)
+		T_FAIL("whatis(%#jx): \"%s\"", (uintmax_t)addr, pbuf);
+	start = (vmem_addr_t)strtoumax(p + 4, &e, 0);
+	T_ASSERT(*e == '+');
+	T_EQ((vmem_addr_t)strtoumax(e + 1, NULL, 0), addr - start);
+	return start;
+}
+
+/* After everything is freed and the caches reaped: one free segment. */
+static void
+check_reaped(vmem_t *vm, vmem_size_t total)
+{
+	struct kmem_vmem_stats st;
+
+	kmem_reap_all();
+	st = t_vmem_stats(vm);
+	T_EQ(vmem_size(vm, VMEM_ALLOC), 0);
+	T_EQ(vmem_size(vm, VMEM_FREE), total);
+	T_EQ(st.vs_inuse, 0);
+	T_EQ(st.vs_nbusy, 0);
+	T_EQ(st.vs_nfree, 1);
+	T_EQ(st.vs_alloc, st.vs_free);
+}
 
 static void
 test_pairing(void)
 {
 	vmem_t *vm = mk("pair", 0x10000, 0x10000, 16, 64);
+	const vmem_size_t pg = qc_pagesz(64);
+	struct kmem_vmem_stats st;
 	vmem_t *clip;
-	vmem_addr_t a;
-	vmem_size_t s;
+	vmem_addr_t a, page0 = 0, page;
+	vmem_size_t s, inuse, ncache;
+	cpu_set_t saved;
+	bool pinned = pin_cpu(&saved);
 
+	T_EQ(pg, 256);
+	/*
+	 * Sizes up to qcache_max come from the caches of 16, 32, 48 and 64
+	 * bytes, whose pages the arena counts: one page per cache used so
+	 * far, not the items.
+	 */
 	for (s = 1; s <= 64; s++) {
 		a = al(vm, s, NOSLEEP);
 		T_EQ(a % 16, 0);
-		T_EQ(vmem_size(vm, VMEM_ALLOC), vmem_roundup_size(vm, s));
+		T_ASSERT(within(a, vmem_roundup_size(vm, s), 0x10000, 0x20000));
+		page = segment_of("pair", a);
+		T_LE(a - page + vmem_roundup_size(vm, s), pg);
+		if (s == 1)
+			page0 = page;
+		inuse = vmem_size(vm, VMEM_ALLOC);
+		ncache = (s + 15) / 16;
+		T_EQ(inuse % pg, 0);
+		T_GE(inuse, ncache * pg);
+		if (pinned)
+			T_EQ(inuse, ncache * pg);
+		st = t_vmem_stats(vm);
+		T_EQ(st.vs_inuse, inuse);
+		T_EQ(st.vs_nbusy, inuse / pg);
+		T_EQ(st.vs_alloc - st.vs_free, st.vs_nbusy);
 		vmem_free(vm, a, s);
+		/* The item goes back to its cache; its page stays in use. */
+		T_EQ(vmem_size(vm, VMEM_ALLOC), inuse);
 	}
 	a = al(vm, 48, VM_SLEEP);
 	vmem_free(vm, a, 48);
@@ -1328,19 +1424,108 @@ test_pairing(void)
 	/* xalloc/xfree at small sizes. */
 	a = xa(vm, 32, 0x100, 0, 0, FULL, NOSLEEP);
 	vmem_xfree(vm, a, 32);
-	T_EQ(vmem_xalloc_addr(vm, 0x10000, 16, NOSLEEP), 0);
-	vmem_xfree(vm, 0x10000, 16);
-	T_EQ(vmem_size(vm, VMEM_ALLOC), 0);
+	T_EQ(vmem_xalloc_addr(vm, 0x1fff0, 16, NOSLEEP), 0);
+	vmem_xfree(vm, 0x1fff0, 16);
+	/* Everything is free, but the cached pages are still in use. */
+	inuse = vmem_size(vm, VMEM_ALLOC);
+	T_EQ(inuse % pg, 0);
+	T_GE(inuse, 4 * pg);
+	if (pinned)
+		T_EQ(inuse, 4 * pg);
+	T_EQ(t_vmem_stats(vm).vs_nbusy, inuse / pg);
+	/*
+	 * A page holding a live item cannot be had; failing, the request
+	 * first had the caches give back everything else.
+	 */
+	a = al(vm, 16, NOSLEEP);
+	page = segment_of("pair", a);
+	if (pinned)
+		T_EQ(page, page0);
+	T_EQ(vmem_xalloc_addr(vm, page, 16, NOSLEEP), ENOMEM);
+	T_EQ(vmem_size(vm, VMEM_ALLOC), pg);
+	T_EQ(t_vmem_stats(vm).vs_nbusy, 1);
+	/* Once it is free, the request reaps that page too and succeeds. */
+	vmem_free(vm, a, 16);
+	T_EQ(vmem_size(vm, VMEM_ALLOC), pg);
+	T_EQ(vmem_xalloc_addr(vm, page, 16, NOSLEEP), 0);
+	T_EQ(vmem_size(vm, VMEM_ALLOC), 16);
+	vmem_xfree(vm, page, 16);
+	a = al(vm, 64, NOSLEEP);
+	vmem_free(vm, a, 64);
+	T_EQ(vmem_size(vm, VMEM_ALLOC), pg);
+	/* Cached pages go back with kmem_reap_all(). */
+	check_reaped(vm, 0x10000);
 	vmem_destroy(vm);
 
-	/* qcache_max is clipped to 16 quanta. */
+	/*
+	 * qcache_max is clipped to 16 quanta: 17 quanta are not cached (the
+	 * xfree is accepted), 16 are, on pages for qcache_max 256.
+	 */
 	clip = mk("clip", 0x10000, 0x10000, 16, 16 * 100);
 	a = al(clip, 17 * 16, NOSLEEP);
 	vmem_xfree(clip, a, 17 * 16);
-	a = al(clip, 16 * 16, NOSLEEP);
-	vmem_free(clip, a, 16 * 16);
 	T_EQ(vmem_size(clip, VMEM_ALLOC), 0);
+	a = al(clip, 16 * 16, NOSLEEP);
+	T_EQ(vmem_size(clip, VMEM_ALLOC), qc_pagesz(16 * 16));
+	vmem_free(clip, a, 16 * 16);
+	T_EQ(vmem_size(clip, VMEM_ALLOC), qc_pagesz(16 * 16));
+	check_reaped(clip, 0x10000);
 	vmem_destroy(clip);
+	if (pinned)
+		T_EQ(sched_setaffinity(0, sizeof saved, &saved), 0);
+}
+
+/*
+ * Cache pages never start at address 0 (a cache could not return it);
+ * a request, cached or not, that finds the arena full first has the
+ * caches give back what they hold.
+ */
+static void
+test_qcache_full(void)
+{
+	vmem_t *vm = mk("qcfull", 0, 0x1000, 16, 64);
+	const vmem_size_t pg = qc_pagesz(64);
+	/* Pages from 16 up: 15 of them, 16 items of 16 bytes each. */
+	const unsigned nitems = (unsigned)((0x1000 - 16) / pg * (pg / 16));
+	static vmem_addr_t items[256];
+	vmem_addr_t a, rest = 16 + (0x1000 - 16) / pg * pg;
+	unsigned n = 0;
+
+	T_EQ(nitems, 240);
+	while (vmem_alloc(vm, 16, NOSLEEP, &a) == 0) {
+		T_NE(a, 0);
+		T_EQ(a % 16, 0);
+		T_LT(n, nitems);
+		items[n++] = a;
+	}
+	T_EQ(n, nitems);
+	T_EQ(vmem_size(vm, VMEM_ALLOC), (vmem_size_t)nitems / (pg / 16) * pg);
+	T_EQ(t_vmem_stats(vm).vs_nbusy, nitems / (pg / 16));
+	/* Address 0 and the tail are free; fill them. */
+	T_EQ(vmem_xalloc_addr(vm, 0, 16, NOSLEEP), 0);
+	T_EQ(xa(vm, 0x1000 - rest, ANY, NOSLEEP), rest);
+	T_EQ(vmem_size(vm, VMEM_FREE), 0);
+	/* Free every item: the arena is full of empty cache pages. */
+	while (n > 0)
+		vmem_free(vm, items[--n], 16);
+	T_EQ(vmem_size(vm, VMEM_FREE), 0);
+	/* Another cache needs a page: the caches give theirs back first. */
+	a = al(vm, 64, NOSLEEP);
+	T_EQ(segment_of("qcfull", a), 16);
+	T_EQ(vmem_size(vm, VMEM_ALLOC), 16 + (0x1000 - rest) + pg);
+	T_EQ(t_vmem_stats(vm).vs_nbusy, 3);
+	vmem_free(vm, a, 64);
+	T_EQ(vmem_size(vm, VMEM_ALLOC), 16 + (0x1000 - rest) + pg);
+	/* So does an uncached request: all of [16, rest) is to be had. */
+	T_EQ(xa(vm, rest - 16, ANY, NOSLEEP), 16);
+	T_EQ(vmem_size(vm, VMEM_FREE), 0);
+	T_EQ(t_vmem_stats(vm).vs_nbusy, 3);
+	T_EQ(vmem_alloc(vm, 16, NOSLEEP, &a), ENOMEM);
+	vmem_xfree(vm, 16, rest - 16);
+	vmem_xfree(vm, 0, 16);
+	vmem_xfree(vm, rest, 0x1000 - rest);
+	check_reaped(vm, 0x1000);
+	vmem_destroy(vm);
 }
 
 /* ---- sleeping ---- */
@@ -1769,6 +1954,7 @@ main(void)
 	T_RUN(test_print_whatis);
 	T_RUN(test_stats_counters);
 	T_RUN(test_pairing);
+	T_RUN(test_qcache_full);
 	T_RUN(test_sleep_wait);
 	T_RUN(test_import_release);
 	T_RUN(test_import_vmem_alloc);

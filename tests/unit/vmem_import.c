@@ -12,6 +12,7 @@
 #include "t.h"
 #include "t_vmem.h"
 
+#include <kmem/pool.h>
 #include <kmem/vmem.h>
 
 #define Q	 ((vmem_size_t)4096)
@@ -1111,39 +1112,84 @@ test_static_spans_kept(void)
 /*
  * The source has quantum caches: imports at or under its qcache_max that
  * the child makes with vmem_xalloc (constrained) or vmem_alloc are given
- * back by releasefn == vmem_free; the pairing rules must not trip.
+ * back by releasefn == vmem_free; the pairing rules must not trip.  A
+ * constrained request imports with vmem_xalloc, exactly its size; any
+ * other imports with vmem_alloc, from the source's caches, whose pages
+ * (QC_PAGE bytes each) the source counts as allocated, not the items.
  */
+#define QC_PAGE (64 * Q) /* smallest power of two above 3 x 16 Q */
+
 static void
 test_source_with_qcache(void)
 {
 	vmem_t *p = mk_static("qc-parent", PBASE, PSIZE, 16 * Q);
 	vmem_t *c = mk_child("qc-child", p, VM_SLEEP);
 	static struct lives l;
+	static bool direct[MAXLIVE]; /* parallel to l.v: imported by xalloc */
+	struct kmem_vmem_stats ps, cs;
+	vmem_size_t dbytes, cbytes, pages;
+	unsigned ndirect;
 
 	l.n = 0;
 	for (unsigned i = 0; i < 400; i++) {
 		if (l.n < MAXLIVE && (l.n == 0 || t_rand_below(100) < 55)) {
 			vmem_size_t s = (t_rand_below(16) + 1) * Q;
+			vmem_size_t al = Q << t_rand_below(4);
 			vmem_addr_t a;
 			bool x = t_rand_below(2);
 
 			if (x)
-				T_EQ(vmem_xalloc(c, s, Q << t_rand_below(4), 0,
-					 0, VMEM_ADDR_MIN, VMEM_ADDR_MAX,
-					 VM_NOSLEEP, &a),
+				T_EQ(vmem_xalloc(c, s, al, 0, 0, VMEM_ADDR_MIN,
+					 VMEM_ADDR_MAX, VM_NOSLEEP, &a),
 				    0);
 			else
 				T_EQ(vmem_alloc(c, s, VM_NOSLEEP, &a), 0);
+			T_ASSERT(a >= PBASE && a + s <= PBASE + PSIZE);
+			if (x)
+				T_EQ(a % al, 0);
+			direct[l.n] = x && al > Q;
 			lives_add(&l, a, s, x);
 		} else {
-			lives_free(c, &l, (unsigned)t_rand_below(l.n));
+			unsigned k = (unsigned)t_rand_below(l.n);
+
+			direct[k] = direct[l.n - 1];
+			lives_free(c, &l, k);
 		}
-		T_EQ(vmem_size(p, VMEM_ALLOC), t_vmem_stats(c).vs_imported);
+		dbytes = cbytes = 0;
+		ndirect = 0;
+		for (unsigned k = 0; k < l.n; k++) {
+			if (direct[k]) {
+				dbytes += l.v[k].size;
+				ndirect++;
+			} else {
+				cbytes += l.v[k].size;
+			}
+		}
+		/* One span per live allocation, exactly its size. */
+		cs = t_vmem_stats(c);
+		T_EQ(cs.vs_inuse, dbytes + cbytes);
+		T_EQ(cs.vs_imported, dbytes + cbytes);
+		check_arena(c);
+		/* The source: the direct imports, and whole cache pages. */
+		ps = t_vmem_stats(p);
+		T_EQ(vmem_size(p, VMEM_ALLOC), ps.vs_inuse);
+		T_GE(ps.vs_inuse, dbytes);
+		pages = ps.vs_inuse - dbytes;
+		T_EQ(pages % QC_PAGE, 0);
+		T_GE(pages, cbytes);
+		T_EQ(ps.vs_nbusy, ndirect + pages / QC_PAGE);
 	}
 	while (l.n > 0)
 		lives_free(c, &l, (unsigned)t_rand_below(l.n));
 	T_EQ(t_vmem_stats(c).vs_imported, 0);
+	/* The source's cached pages stay in use until reaped. */
+	T_EQ(vmem_size(p, VMEM_ALLOC) % QC_PAGE, 0);
+	T_EQ(t_vmem_stats(p).vs_nbusy, vmem_size(p, VMEM_ALLOC) / QC_PAGE);
+	kmem_reap_all();
 	T_EQ(vmem_size(p, VMEM_ALLOC), 0);
+	ps = t_vmem_stats(p);
+	T_EQ(ps.vs_nbusy, 0);
+	T_EQ(ps.vs_nfree, 1);
 	vmem_destroy(c);
 	vmem_destroy(p);
 }

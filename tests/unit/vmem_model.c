@@ -27,12 +27,27 @@
  *  - after vmem_xfreeall (or freeing everything): nothing in use, one free
  *    segment per span.
  *
+ * The q1-qc run's arena has quantum caches (qcache_max 16 quanta): a
+ * vmem_alloc of at most that comes from a cache, out of a page that is
+ * one busy segment of the arena.  The model's busy list then holds the
+ * uncached allocations and the pages, which it learns with vmem_whatis as
+ * allocations land in them; the cached allocations are kept apart, each
+ * in its page.  Every result is still checked (constraints, inside one
+ * span, overlapping nothing live, a cached one inside a page of the right
+ * cache, that page over nothing else).  A page whose allocations are all
+ * freed may still be in the arena or not ("stale"): a result may take its
+ * place.  kmem_reap_all() gives every stale page back, and the exact
+ * checks (sizes and statistics, whatis, best and next fit) follow one; so
+ * does the check of a failure, since a request that finds no fit has the
+ * caches give back what they hold before it fails.
+ *
  * Every run's seed is derived from t_seed(); KMEM_TEST_SEED replays all of
  * them, KMEM_MODEL_RUN=N runs only run N.  When a check fails, the last
  * operations are printed.
  */
 #include <stdarg.h>
 
+#include <kmem/pool.h>
 #include <kmem/vmem.h>
 
 #include "t.h"
@@ -40,7 +55,7 @@
 #define MAXSPANS 64
 #define NTRACE	 24
 
-enum { K_ALLOC, K_XALLOC };
+enum { K_ALLOC, K_XALLOC, K_PAGE, K_CACHED };
 
 struct iv {
 	vmem_addr_t start;
@@ -51,7 +66,14 @@ struct lv {
 	vmem_addr_t start;
 	vmem_size_t size; /* rounded to the quantum */
 	vmem_size_t req;  /* as requested */
-	int kind; /* K_ALLOC: vmem_alloc; K_XALLOC: vmem_xalloc(_addr) */
+	/*
+	 * K_ALLOC: vmem_alloc; K_XALLOC: vmem_xalloc(_addr); K_PAGE: a
+	 * quantum-cache page; K_CACHED: a vmem_alloc served by a cache.
+	 */
+	int kind;
+	vmem_addr_t page; /* K_CACHED: the page holding it */
+	size_t nobj;	  /* K_PAGE: the cached allocations in it */
+	vmem_size_t cls;  /* K_PAGE: its cache's item size */
 };
 
 /* One request's constraints, normalised (align >= quantum). */
@@ -72,13 +94,7 @@ struct cfg {
 	size_t maxlive;
 };
 
-/*
- * q1-qc has qcache_max 16: today such allocations come from the freelists
- * (marked, so the vmem_free/vmem_xfree pairing is enforced) and the model
- * stays exact.  Once quantum caches are backed by pool_cache, cached items
- * stay busy in the arena and that run's nbusy/nfree/whatis/ENOMEM checks
- * must be relaxed.
- */
+/* q1-qc: quantum caches (see the top of the file). */
 static const struct cfg cfgs[] = {
     {"q1-a", 1, false, 0, 300000, 1500},
     {"q1-b", 1, false, 0, 250000, 400},
@@ -98,8 +114,15 @@ static struct {
 	vmem_size_t budget; /* stop adding spans past this total */
 	struct iv spans[MAXSPANS];
 	size_t nspans;
-	struct lv *live;
+	struct lv *live; /* busy segments: allocations and pages */
 	size_t nlive, livecap;
+	/* Quantum caches (q1-qc). */
+	bool qc;
+	vmem_size_t qcmax, pg; /* qcache_max (clipped), page size */
+	struct lv *cobj;       /* cached allocations, by address */
+	size_t ncobj, cobjcap;
+	size_t npages, nstale; /* pages in live; of which empty */
+	uint64_t callocs, cfrees, pnew, pgone, reaps;
 	struct iv *gaps;
 	size_t ngaps, gapcap;
 	bool gaps_ok;
@@ -237,7 +260,7 @@ free_range_at(vmem_addr_t addr, vmem_addr_t *s, vmem_addr_t *e)
 	return true;
 }
 
-static void
+static size_t
 live_insert(vmem_addr_t start, vmem_size_t size, vmem_size_t req, int kind)
 {
 	size_t i = live_upper(start);
@@ -252,9 +275,13 @@ live_insert(vmem_addr_t start, vmem_size_t size, vmem_size_t req, int kind)
 	m.live[i].size = size;
 	m.live[i].req = req;
 	m.live[i].kind = kind;
+	m.live[i].page = 0;
+	m.live[i].nobj = 0;
+	m.live[i].cls = 0;
 	m.nlive++;
 	m.inuse += size;
 	m.gaps_ok = false;
+	return i;
 }
 
 static void
@@ -442,16 +469,6 @@ model_next_fit(const struct req *r, vmem_addr_t *out)
 	return model_first_fit(r, out);
 }
 
-/* ---- checks ---- */
-
-static void
-check_sizes(void)
-{
-	T_EQ(vmem_size(m.vm, VMEM_ALLOC), m.inuse);
-	T_EQ(vmem_size(m.vm, VMEM_ALLOC | VMEM_FREE), m.total);
-	T_EQ(vmem_size(m.vm, VMEM_FREE), m.total - m.inuse);
-}
-
 static char wbuf[1024];
 static size_t wlen;
 
@@ -471,6 +488,229 @@ wpr(const char *fmt, ...)
 	if (n > 0)
 		wlen += (size_t)n < sizeof wbuf - wlen ? (size_t)n
 						       : sizeof wbuf - wlen - 1;
+}
+
+/* ---- quantum caches (q1-qc) ---- */
+
+/* Allocations made and not yet freed, cached or not. */
+static size_t
+nuser(void)
+{
+	return m.nlive - m.npages + m.ncobj;
+}
+
+/* vmem_alloc of size (rounded) is served by a quantum cache. */
+static bool
+is_cached(vmem_size_t size)
+{
+	return m.qc && size <= m.qcmax;
+}
+
+/*
+ * The item size of the cache serving size: caches whose pages would hold
+ * as many items are merged into the larger one.
+ */
+static vmem_size_t
+qc_class(vmem_size_t size)
+{
+	vmem_size_t c = size;
+
+	while (c + m.q <= m.qcmax && m.pg / (c + m.q) == m.pg / size)
+		c += m.q;
+	return c;
+}
+
+/* Index of the busy segment of the model starting at addr, or -1. */
+static long
+live_at(vmem_addr_t addr)
+{
+	size_t i = live_upper(addr);
+
+	return i > 0 && m.live[i - 1].start == addr ? (long)(i - 1) : -1;
+}
+
+/* Empty page i has gone back to the arena. */
+static void
+page_gone(size_t i)
+{
+	T_EQ(m.live[i].kind, K_PAGE);
+	T_EQ(m.live[i].nobj, 0);
+	live_remove(i);
+	m.npages--;
+	m.nstale--;
+	m.pgone++;
+}
+
+/* [addr, addr + size) was just allocated: empty pages there are gone. */
+static void
+drop_stale(vmem_addr_t addr, vmem_size_t size)
+{
+	size_t i = live_upper(ivend(addr, size));
+
+	while (
+	    i > 0 && ivend(m.live[i - 1].start, m.live[i - 1].size) >= addr) {
+		i--;
+		if (m.live[i].kind == K_PAGE && m.live[i].nobj == 0)
+			page_gone(i);
+	}
+}
+
+/* kmem_reap_all(): every empty page goes back; the model is exact. */
+static void
+reap(void)
+{
+	size_t i;
+
+	trace_add(trace_slot(), "%" PRIu64 ": kmem_reap_all()", m.ops);
+	kmem_reap_all();
+	for (i = m.nlive; i-- > 0;)
+		if (m.live[i].kind == K_PAGE && m.live[i].nobj == 0)
+			page_gone(i);
+	T_EQ(m.nstale, 0);
+	m.reaps++;
+}
+
+/* Number of cached allocations whose start is <= addr. */
+static size_t
+cobj_upper(vmem_addr_t addr)
+{
+	size_t lo = 0, hi = m.ncobj;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (m.cobj[mid].start <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * The cached allocation [addr, addr + size) was just made: it overlaps no
+ * other allocation, and lies inside an allocated segment of the arena (a
+ * page, of the page size, that never starts at 0) in an item of its
+ * cache.  That page is one the model knows (of the same cache, not full),
+ * or a new one over nothing the model knows to be busy.
+ */
+static void
+cached_result(
+    vmem_addr_t addr, vmem_size_t size, vmem_size_t req, const char *tr)
+{
+	vmem_size_t cls = qc_class(size);
+	vmem_addr_t page, gs, ge;
+	char quoted[64], *p, *e;
+	long li, si;
+	size_t i;
+
+	T_EQ(addr & (m.q - 1), 0);
+	wlen = 0;
+	wbuf[0] = '\0';
+	snprintf(quoted, sizeof quoted, " in VMEM '%s' (allocated)", m.name);
+	if (vmem_whatis(addr, wpr) != 0 || (p = strstr(wbuf, " is ")) == NULL ||
+	    strstr(wbuf, quoted) == NULL)
+		T_FAIL("%s: not in an allocated segment: \"%s\"", tr, wbuf);
+	page = (vmem_addr_t)strtoumax(p + 4, &e, 0);
+	T_ASSERT(*e == '+');
+	T_GE(page, m.q);
+	T_LE(addr - page, m.pg - cls);
+	li = live_at(page);
+	if (li >= 0 && m.live[li].kind == K_PAGE) {
+		struct lv *pl = &m.live[li];
+
+		if (pl->nobj == 0) { /* that page again, or a new one there */
+			pl->cls = cls;
+			m.nstale--;
+		} else if (pl->cls != cls) {
+			T_FAIL("%s: page %#jx holds items of %#jx and %#jx", tr,
+			    (uintmax_t)page, (uintmax_t)pl->cls,
+			    (uintmax_t)cls);
+		}
+		pl->nobj++;
+		T_LE(pl->nobj, m.pg / cls);
+	} else {
+		si = span_find(page);
+		T_ASSERT(si >= 0);
+		T_LE(ivend(page, m.pg),
+		    ivend(m.spans[si].start, m.spans[si].size));
+		drop_stale(page, m.pg);
+		if (!free_range_at(page, &gs, &ge) || ge < ivend(page, m.pg))
+			T_FAIL("%s: new page [%#jx, %#jx] is not free in the "
+			       "model",
+			    tr, (uintmax_t)page, (uintmax_t)ivend(page, m.pg));
+		i = live_insert(page, m.pg, m.pg, K_PAGE);
+		m.live[i].nobj = 1;
+		m.live[i].cls = cls;
+		m.npages++;
+		m.pnew++;
+	}
+	i = cobj_upper(addr);
+	if (i > 0)
+		T_LT(ivend(m.cobj[i - 1].start, m.cobj[i - 1].size), addr);
+	if (i < m.ncobj)
+		T_LT(ivend(addr, size), m.cobj[i].start);
+	if (m.ncobj == m.cobjcap) {
+		m.cobjcap = m.cobjcap ? m.cobjcap * 2 : 1024;
+		m.cobj = realloc(m.cobj, m.cobjcap * sizeof *m.cobj);
+		T_ASSERT(m.cobj != NULL);
+	}
+	memmove(&m.cobj[i + 1], &m.cobj[i], (m.ncobj - i) * sizeof *m.cobj);
+	memset(&m.cobj[i], 0, sizeof m.cobj[i]);
+	m.cobj[i].start = addr;
+	m.cobj[i].size = size;
+	m.cobj[i].req = req;
+	m.cobj[i].kind = K_CACHED;
+	m.cobj[i].page = page;
+	m.ncobj++;
+	m.callocs++;
+}
+
+/*
+ * A cached-size vmem_alloc failed: only after the caches gave back what
+ * they held (the reap below changes nothing more), so no page fits
+ * (pages start at the quantum or above) and no page of its cache has a
+ * free item.
+ */
+static void
+check_cached_failure(vmem_size_t size, int rc, const char *tr)
+{
+	struct req pr = {m.pg, m.q, 0, 0, m.q, VMEM_ADDR_MAX};
+	vmem_size_t cls = qc_class(size);
+	vmem_addr_t want;
+	size_t i;
+
+	if (rc != ENOMEM)
+		T_FAIL("%s: rc %d, expected 0 or ENOMEM", tr, rc);
+	m.fails++;
+	reap();
+	if (model_first_fit(&pr, &want))
+		T_FAIL(
+		    "%s: ENOMEM, but a page fits at %#jx", tr, (uintmax_t)want);
+	for (i = 0; i < m.nlive; i++)
+		if (m.live[i].kind == K_PAGE && m.live[i].cls == cls &&
+		    m.live[i].nobj < m.pg / cls)
+			T_FAIL("%s: ENOMEM, but page %#jx has a free item", tr,
+			    (uintmax_t)m.live[i].start);
+}
+
+/* ---- checks ---- */
+
+/* Exact when no page is stale; else each stale page may be gone. */
+static void
+check_sizes(void)
+{
+	vmem_size_t a = vmem_size(m.vm, VMEM_ALLOC);
+
+	T_EQ(vmem_size(m.vm, VMEM_ALLOC | VMEM_FREE), m.total);
+	T_EQ(vmem_size(m.vm, VMEM_FREE), m.total - a);
+	if (m.nstale == 0) {
+		T_EQ(a, m.inuse);
+		return;
+	}
+	T_LE(a, m.inuse);
+	T_GE(a, m.inuse - m.nstale * m.pg);
+	T_EQ((m.inuse - a) % m.pg, 0);
 }
 
 /* "ADDR is START+OFF in VMEM 'name' (allocated|free)" */
@@ -570,6 +810,8 @@ check_full(void)
 	struct kmem_vmem_stats st;
 	int i;
 
+	if (m.qc)
+		reap();
 	gaps_build();
 	memset(&st, 0, sizeof st);
 	st.vs_size = sizeof st;
@@ -580,8 +822,15 @@ check_full(void)
 	T_EQ(st.vs_imported, 0);
 	T_EQ(st.vs_nbusy, m.nlive);
 	T_EQ(st.vs_nfree, m.ngaps);
-	T_EQ(st.vs_alloc, m.allocs);
-	T_EQ(st.vs_free, m.frees);
+	if (m.qc) {
+		/* A page can go and come back at one place unseen. */
+		T_GE(st.vs_alloc, m.allocs + m.pnew);
+		T_GE(st.vs_free, m.frees + m.pgone);
+		T_EQ(st.vs_alloc - st.vs_free, st.vs_nbusy);
+	} else {
+		T_EQ(st.vs_alloc, m.allocs);
+		T_EQ(st.vs_free, m.frees);
+	}
 	T_EQ(st.vs_fail, m.fails);
 	T_EQ(st.vs_import, 0);
 	T_EQ(st.vs_release, 0);
@@ -679,14 +928,20 @@ op_add_span(void)
 	m.adds++;
 }
 
-/* After a successful allocation of r at addr with the given policy. */
+/*
+ * After a successful allocation of r at addr with the given policy; the
+ * policy itself is checked only when the model was exact (no stale page).
+ */
 static void
-check_policy(const struct req *r, vmem_addr_t addr, vm_flag_t pol, char *tr)
+check_policy(
+    const struct req *r, vmem_addr_t addr, vm_flag_t pol, char *tr, bool exact)
 {
 	vmem_addr_t want;
 
+	if (m.qc)
+		drop_stale(addr, r->size);
 	check_result(r, addr);
-	if (pol == VM_BESTFIT) {
+	if (pol == VM_BESTFIT && exact) {
 		vmem_size_t best = model_best_size(r);
 		vmem_addr_t gs = 0, ge = 0;
 
@@ -697,7 +952,7 @@ check_policy(const struct req *r, vmem_addr_t addr, vm_flag_t pol, char *tr)
 			    tr, (uintmax_t)gs, (uintmax_t)ge, (uintmax_t)best);
 	}
 	if (pol == VM_NEXTFIT) {
-		if (m.rotor_known) {
+		if (m.rotor_known && exact) {
 			T_ASSERT(model_next_fit(r, &want));
 			if (addr != want)
 				T_FAIL("%s: next fit (rotor %#jx) returned "
@@ -718,6 +973,12 @@ check_failure(const struct req *r, int rc, const char *tr)
 
 	if (rc != ENOMEM)
 		T_FAIL("%s: rc %d, expected 0 or ENOMEM", tr, rc);
+	/*
+	 * A request that finds no fit has the quantum caches give back what
+	 * they hold before it fails: the arena has no stale page left.
+	 */
+	if (m.qc)
+		reap();
 	if (model_first_fit(r, &want)) {
 		free_range_at(want, &gs, &ge);
 		T_FAIL("%s: ENOMEM, but %#jx fits (free range [%#jx, %#jx])",
@@ -737,6 +998,19 @@ sleep_flag(const struct req *r)
 	return VM_NOSLEEP;
 }
 
+/*
+ * Before a best- or next-fit request, now and then make the model exact
+ * (a reap) so that the policy can be checked in the q1-qc run too.
+ */
+static bool
+exact_for(vm_flag_t pol)
+{
+	if (m.nstale != 0 && (pol == VM_BESTFIT || pol == VM_NEXTFIT) &&
+	    t_rand_below(4) == 0)
+		reap();
+	return m.nstale == 0;
+}
+
 static void
 op_alloc(void)
 {
@@ -744,7 +1018,11 @@ op_alloc(void)
 	vmem_size_t req = size - t_rand_below(m.q);
 	unsigned p = (unsigned)t_rand_below(4);
 	struct req r = {size, m.q, 0, 0, VMEM_ADDR_MIN, VMEM_ADDR_MAX};
-	vm_flag_t sl = sleep_flag(&r);
+	/* A cached request may need a page, which never starts at 0. */
+	struct req pr = {m.pg, m.q, 0, 0, m.q, VMEM_ADDR_MAX};
+	bool cached = is_cached(size);
+	bool exact = cached || exact_for(policies[p]);
+	vm_flag_t sl = sleep_flag(cached ? &pr : &r);
 	vmem_addr_t addr = 0;
 	char *tr = trace_slot();
 	int rc;
@@ -756,11 +1034,19 @@ op_alloc(void)
 	rc = vmem_alloc(m.vm, req, sl | policies[p], &addr);
 	if (rc != 0) {
 		T_ASSERT(sl == VM_NOSLEEP);
-		check_failure(&r, rc, tr);
+		if (cached)
+			check_cached_failure(size, rc, tr);
+		else
+			check_failure(&r, rc, tr);
 		return;
 	}
 	trace_add(tr, " = %#jx", (uintmax_t)addr);
-	check_policy(&r, addr, policies[p], tr);
+	if (cached) {
+		/* The fit policy does not apply; the rotor stays. */
+		cached_result(addr, size, req, tr);
+		return;
+	}
+	check_policy(&r, addr, policies[p], tr, exact);
 	live_insert(addr, size, req, K_ALLOC);
 	m.allocs++;
 }
@@ -818,6 +1104,7 @@ op_xalloc(void)
 	struct req r;
 	vm_flag_t sl;
 	vmem_addr_t addr = 0;
+	bool exact;
 	char *tr;
 	int rc;
 
@@ -834,6 +1121,7 @@ op_xalloc(void)
 	}
 	r.nocross = nocross;
 	rand_minmax(&r);
+	exact = exact_for(policies[p]);
 	sl = sleep_flag(&r);
 	tr = trace_slot();
 	trace_add(tr,
@@ -850,7 +1138,7 @@ op_xalloc(void)
 		return;
 	}
 	trace_add(tr, " = %#jx", (uintmax_t)addr);
-	check_policy(&r, addr, policies[p], tr);
+	check_policy(&r, addr, policies[p], tr, exact);
 	live_insert(addr, size, req, K_XALLOC);
 	m.allocs++;
 }
@@ -875,7 +1163,6 @@ op_xalloc_addr(void)
 	r.nocross = 0;
 	r.min = addr;
 	r.max = addr + (size - 1);
-	fits = model_first_fit(&r, &a);
 	tr = trace_slot();
 	trace_add(tr, "%" PRIu64 ": vmem_xalloc_addr(%#jx, %#jx, %s)", m.ops,
 	    (uintmax_t)addr, (uintmax_t)req, polname[p]);
@@ -885,6 +1172,9 @@ op_xalloc_addr(void)
 		return;
 	}
 	trace_add(tr, " = 0");
+	if (m.qc)
+		drop_stale(addr, size);
+	fits = model_first_fit(&r, &a);
 	if (!fits)
 		T_FAIL("%s: succeeded on a range that is not free", tr);
 	check_result(&r, addr);
@@ -892,13 +1182,43 @@ op_xalloc_addr(void)
 	m.allocs++;
 }
 
+/* Free cached allocation i: back to its cache; its page may empty. */
+static void
+op_free_cached(size_t i)
+{
+	struct lv l = m.cobj[i];
+	vmem_size_t sz = t_rand_below(2) ? l.req : l.size;
+	long pi = live_at(l.page);
+
+	trace_add(trace_slot(), "%" PRIu64 ": vmem_free(%#jx, %#jx) (cached)",
+	    m.ops, (uintmax_t)l.start, (uintmax_t)sz);
+	vmem_free(m.vm, l.start, sz);
+	memmove(&m.cobj[i], &m.cobj[i + 1], (m.ncobj - i - 1) * sizeof *m.cobj);
+	m.ncobj--;
+	T_ASSERT(pi >= 0 && m.live[pi].kind == K_PAGE && m.live[pi].nobj > 0);
+	if (--m.live[pi].nobj == 0)
+		m.nstale++;
+	m.cfrees++;
+}
+
 static void
 op_free(void)
 {
-	size_t i = t_rand_below(m.nlive);
-	struct lv l = m.live[i];
-	vmem_size_t sz = t_rand_below(2) ? l.req : l.size;
-	char *tr = trace_slot();
+	size_t nx = m.nlive - m.npages, i;
+	struct lv l;
+	vmem_size_t sz;
+	char *tr;
+
+	if (m.ncobj != 0 && t_rand_below(nx + m.ncobj) >= nx) {
+		op_free_cached(t_rand_below(m.ncobj));
+		return;
+	}
+	do
+		i = t_rand_below(m.nlive);
+	while (m.live[i].kind == K_PAGE);
+	l = m.live[i];
+	sz = t_rand_below(2) ? l.req : l.size;
+	tr = trace_slot();
 
 	trace_add(tr, "%" PRIu64 ": %s(%#jx, %#jx)", m.ops,
 	    l.kind == K_ALLOC ? "vmem_free" : "vmem_xfree", (uintmax_t)l.start,
@@ -929,6 +1249,11 @@ run(const struct cfg *c, uint64_t seed)
 	m.rlen = m.q << 24;
 	m.rbase = c->top ? VMEM_ADDR_MAX - (m.rlen - 1) : 0;
 	m.budget = m.q << 18;
+	/* vmem.c section 6: clipped to 16 quanta; pages > 3 x qcache_max. */
+	m.qcmax = c->qcache < 16 * m.q ? c->qcache & ~(m.q - 1) : 16 * m.q;
+	m.qc = m.qcmax != 0;
+	for (m.pg = 1; m.qc && m.pg <= 3 * m.qcmax; m.pg <<= 1)
+		continue;
 	t_set_seed(seed);
 	printf("   run %s: seed %" PRIu64 ", quantum %zu, qcache_max %zu, "
 	       "%" PRIu64 " ops\n",
@@ -972,8 +1297,8 @@ run(const struct cfg *c, uint64_t seed)
 		if (m.nspans < MAXSPANS && m.total < m.budget &&
 		    t_rand_below(2000) == 0)
 			op_add_span();
-		if (m.nlive == 0 ||
-		    (m.nlive < c->maxlive && t_rand_below(100) < pa)) {
+		if (nuser() == 0 ||
+		    (nuser() < c->maxlive && t_rand_below(100) < pa)) {
 			unsigned w = (unsigned)t_rand_below(10);
 
 			if (w < 4)
@@ -986,11 +1311,12 @@ run(const struct cfg *c, uint64_t seed)
 			op_free();
 		}
 		check_sizes();
-		if (m.nlive < 32 || m.ops % 32 == 0)
+		/* With quantum caches a full check reaps them: less often. */
+		if (m.qc ? m.ops % 128 == 0 : m.nlive < 32 || m.ops % 32 == 0)
 			check_full();
-		m.livesum += m.nlive;
-		if (m.nlive > m.livemax)
-			m.livemax = m.nlive;
+		m.livesum += nuser();
+		if (nuser() > m.livemax)
+			m.livemax = nuser();
 	}
 	check_full();
 
@@ -1004,8 +1330,13 @@ run(const struct cfg *c, uint64_t seed)
 		while (m.nlive > 0)
 			live_remove(m.nlive - 1);
 	} else {
-		while (m.nlive > 0)
+		while (nuser() > 0)
 			op_free();
+		/* Only empty pages are left, until reaped. */
+		T_EQ(m.nlive, m.nstale);
+		check_sizes();
+		reap();
+		T_EQ(m.nlive, 0);
 	}
 	check_sizes();
 	T_EQ(vmem_size(m.vm, VMEM_ALLOC), 0);
@@ -1035,9 +1366,15 @@ run(const struct cfg *c, uint64_t seed)
 	    m.livesum / (m.ops ? m.ops : 1), m.livemax,
 	    (double)(t1.tv_sec - t0.tv_sec) +
 		(double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	if (m.qc)
+		printf("   run %s: %" PRIu64 " cached allocs, %" PRIu64
+		       " cached frees, %" PRIu64 " pages seen, %" PRIu64
+		       " seen gone, %" PRIu64 " reaps\n",
+		    c->name, m.callocs, m.cfrees, m.pnew, m.pgone, m.reaps);
 	fflush(stdout);
 	free(m.live);
 	free(m.gaps);
+	free(m.cobj);
 	memset(&m, 0, sizeof m);
 }
 

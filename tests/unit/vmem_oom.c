@@ -8,9 +8,12 @@
  * consistent with our own tally.  The sweep ends when a run makes fewer
  * than n calls.  A second sweep fails an import function on its nth call.
  */
+#include <stdarg.h>
+
 #include "t.h"
 #include "t_vmem.h"
 
+#include <kmem/pool.h>
 #include <kmem/vmem.h>
 
 #include "internal/prim.h"
@@ -22,6 +25,8 @@
 #define SPAN(i) (BASE + (vmem_addr_t)(i)*2 * SPANSZ)
 #define SHADOW	((size_t)NSPAN * 2 * SPANSZ / Q)
 #define QCMAX	(4 * Q)
+/* Quantum-cache pages: the smallest power of two above 3 x QCMAX. */
+#define QCPAGE	((vmem_size_t)256)
 #define MAXLIVE 65536
 
 enum kind { K_ALLOC, K_XALLOC };
@@ -36,6 +41,12 @@ static struct {
 	struct live live[MAXLIVE];
 	unsigned nlive;
 	vmem_size_t inuse; /* tally of allocated bytes */
+	/*
+	 * Of which not from the quantum caches (the arena counts those
+	 * allocations themselves, but only the pages of the cached ones).
+	 */
+	unsigned nlive_x;
+	vmem_size_t inuse_x;
 	vmem_size_t total; /* tally of span bytes */
 	bool added[NSPAN];
 	unsigned char shadow[SHADOW];
@@ -73,6 +84,13 @@ shadow_free(vmem_addr_t a, vmem_size_t s)
 	return true;
 }
 
+/* vmem_alloc at or under qcache_max: served by a quantum cache. */
+static bool
+cached(vmem_size_t s, enum kind k)
+{
+	return k == K_ALLOC && s <= QCMAX;
+}
+
 static void
 record(vmem_addr_t a, vmem_size_t s, enum kind k)
 {
@@ -91,6 +109,10 @@ record(vmem_addr_t a, vmem_size_t s, enum kind k)
 	S.live[S.nlive].kind = k;
 	S.nlive++;
 	S.inuse += s;
+	if (!cached(s, k)) {
+		S.nlive_x++;
+		S.inuse_x += s;
+	}
 }
 
 static void
@@ -106,28 +128,43 @@ free_one(vmem_t *vm, unsigned i)
 		S.shadow[j] = 0;
 	}
 	S.inuse -= e.size;
+	if (!cached(e.size, e.kind)) {
+		S.nlive_x--;
+		S.inuse_x -= e.size;
+	}
 	if (e.kind == K_XALLOC)
 		vmem_xfree(vm, e.addr, e.size);
 	else
 		vmem_free(vm, e.addr, e.size);
 }
 
-static void
+/*
+ * The arena's allocated bytes: the uncached allocations, plus whole
+ * quantum-cache pages, which hold at least the cached allocations (and
+ * may hold freed ones, or none, until the caches are reaped).
+ */
+static vmem_size_t
 check_tally(vmem_t *vm)
 {
-	T_EQ(vmem_size(vm, VMEM_ALLOC), S.inuse);
+	vmem_size_t inuse = vmem_size(vm, VMEM_ALLOC);
+
+	T_GE(inuse, S.inuse_x);
+	T_EQ((inuse - S.inuse_x) % QCPAGE, 0);
+	T_GE(inuse - S.inuse_x, S.inuse - S.inuse_x);
 	T_EQ(vmem_size(vm, VMEM_ALLOC | VMEM_FREE), S.total);
-	T_EQ(vmem_size(vm, VMEM_FREE), S.total - S.inuse);
+	T_EQ(vmem_size(vm, VMEM_FREE), S.total - inuse);
+	return inuse;
 }
 
 static void
 check_stats(vmem_t *vm)
 {
+	vmem_size_t inuse = check_tally(vm);
 	struct kmem_vmem_stats st = t_vmem_stats(vm);
 
-	T_EQ(st.vs_inuse, S.inuse);
+	T_EQ(st.vs_inuse, inuse);
 	T_EQ(st.vs_total, S.total);
-	T_EQ(st.vs_nbusy, S.nlive);
+	T_EQ(st.vs_nbusy, S.nlive_x + (inuse - S.inuse_x) / QCPAGE);
 	T_EQ(st.vs_fail, S.nfail_alloc);
 }
 
@@ -158,6 +195,36 @@ judge(int e, uint64_t c0, uint64_t c1, const char *what)
 			    (uintmax_t)S.nth);
 	}
 	S.nfail++;
+}
+
+static char wbuf[512];
+
+static void wpr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+wpr(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(wbuf, sizeof wbuf, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Is some quantum of [a, a + s), free in our shadow, allocated in the
+ * arena all the same?  Then it lies in a quantum-cache page.
+ */
+static bool
+in_cache_page(vmem_addr_t a, vmem_size_t s)
+{
+	for (vmem_size_t o = 0; o < s; o += Q) {
+		wbuf[0] = '\0';
+		if (vmem_whatis(a + o, wpr) == 0 &&
+		    strstr(wbuf, " in VMEM 'oom' (allocated)") != NULL)
+			return true;
+	}
+	return false;
 }
 
 static vm_flag_t
@@ -231,6 +298,11 @@ one_alloc(vmem_t *vm)
 				continue;
 			e = vmem_xalloc_addr(vm, a, s, VM_NOSLEEP);
 			c1 = kmem_prim_fault_calls();
+			if (e == ENOMEM && in_cache_page(a, s)) {
+				/* Not free after all: a cache page. */
+				S.nfail_alloc++;
+				break;
+			}
 			judge(e, c0, c1, "vmem_xalloc_addr");
 			S.nfail_alloc += e != 0;
 			if (e == 0)
@@ -309,8 +381,8 @@ scenario(uint64_t nth, bool from_on, unsigned nops, uint64_t seed, bool drain)
 
 	memset(S.shadow, 0, sizeof S.shadow);
 	memset(S.added, 0, sizeof S.added);
-	S.nlive = 0;
-	S.inuse = S.total = 0;
+	S.nlive = S.nlive_x = 0;
+	S.inuse = S.inuse_x = S.total = 0;
 	S.nth = nth;
 	S.from_on = from_on;
 	S.nfail = S.nfail_alloc = 0;
@@ -377,7 +449,9 @@ scenario(uint64_t nth, bool from_on, unsigned nops, uint64_t seed, bool drain)
 		if (S.nlive % 8192 == 0)
 			check_tally(vm);
 	}
-	check_tally(vm);
+	check_stats(vm);
+	/* Only cache pages are left, until the caches are reaped. */
+	kmem_reap_all();
 	T_EQ(vmem_size(vm, VMEM_ALLOC), 0);
 	T_EQ(vmem_size(vm, VMEM_FREE), (vmem_size_t)NSPAN * SPANSZ);
 	T_EQ(t_vmem_stats(vm).vs_nbusy, 0);
