@@ -243,6 +243,21 @@ kmem_eprintf(const char *fmt, ...)
 	    line, (size_t)r < sizeof line ? (size_t)r : sizeof line - 1);
 }
 
+void
+kmem_pr(void (*pr)(const char *, ...), const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	kmem_vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	if (pr != NULL)
+		pr("%s", line);
+	else
+		kmem_eprintf("%s", line);
+}
+
 _Noreturn void
 kmem_panic(const char *fmt, ...)
 {

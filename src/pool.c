@@ -1241,21 +1241,6 @@ kmem_pool_stats(struct pool *pp, struct kmem_pool_stats *st)
 	return 0;
 }
 
-static void KMEM_PRINTF(2, 3)
-    pool_pr(void (*pr)(const char *, ...), const char *fmt, ...)
-{
-	char line[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	kmem_vsnprintf(line, sizeof line, fmt, ap);
-	va_end(ap);
-	if (pr != NULL)
-		pr("%s", line);
-	else
-		kmem_eprintf("%s", line);
-}
-
 void
 kmem_pool_print_stats(void (*pr)(const char *, ...))
 {
@@ -1263,8 +1248,8 @@ kmem_pool_print_stats(void (*pr)(const char *, ...))
 	unsigned long inuse = 0, total = 0;
 	struct pool *pp;
 
-	pool_pr(pr, "Memory resource pool statistics\n");
-	pool_pr(pr, "%-16s %6s %9s %5s %9s %6s %6s %5s %5s %5s %5s %5s\n",
+	kmem_pr(pr, "Memory resource pool statistics\n");
+	kmem_pr(pr, "%-16s %6s %9s %5s %9s %6s %6s %5s %5s %5s %5s %5s\n",
 	    "Name", "Size", "Requests", "Fail", "Releases", "Pgreq", "Pgrel",
 	    "Npage", "Hiwat", "Minpg", "Maxpg", "Idle");
 	kmem_mutex_enter(&pool_list_lock);
@@ -1279,7 +1264,7 @@ kmem_pool_print_stats(void (*pr)(const char *, ...))
 		else
 			kmem_snprintf(
 			    maxpg, sizeof maxpg, "%u", st.ps_maxpages);
-		pool_pr(pr,
+		kmem_pr(pr,
 		    "%-16s %6zu %9lu %5lu %9lu %6lu %6lu %5u %5u %5u %5s "
 		    "%5u\n",
 		    st.ps_name, st.ps_itemsize, st.ps_nget, st.ps_nfail,
@@ -1291,7 +1276,7 @@ kmem_pool_print_stats(void (*pr)(const char *, ...))
 		}
 	}
 	kmem_mutex_exit(&pool_list_lock);
-	pool_pr(pr,
+	kmem_pr(pr,
 	    "In use %luK, total allocated %luK; utilization %lu.%lu%%\n",
 	    inuse / 1024, total / 1024, total ? inuse * 100 / total : 0,
 	    total ? inuse * 1000 / total % 10 : 0);

@@ -841,21 +841,6 @@ kmem_pool_cache_stats(pool_cache_t pc, struct kmem_pool_stats *st)
 	return 0;
 }
 
-static void KMEM_PRINTF(2, 3)
-    pc_pr(void (*pr)(const char *, ...), const char *fmt, ...)
-{
-	char line[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	kmem_vsnprintf(line, sizeof line, fmt, ap);
-	va_end(ap);
-	if (pr != NULL)
-		pr("%s", line);
-	else
-		kmem_eprintf("%s", line);
-}
-
 static unsigned long
 pc_pct(unsigned long part, unsigned long whole)
 {
@@ -868,8 +853,8 @@ kmem_pool_cache_print_stats(void (*pr)(const char *, ...))
 	struct kmem_pool_stats st;
 	pool_cache_t pc;
 
-	pc_pr(pr, "Pool cache statistics.\n");
-	pc_pr(pr, "%-16s %5s %5s %5s %5s %10s %10s %4s %11s %4s\n", "Name",
+	kmem_pr(pr, "Pool cache statistics.\n");
+	kmem_pr(pr, "%-16s %5s %5s %5s %5s %10s %10s %4s %11s %4s\n", "Name",
 	    "Spin", "GrpSz", "Full", "Emty", "PoolLayer", "CacheLayer", "Hit%",
 	    "CpuLayer", "Hit%");
 	kmem_mutex_enter(&pc_list_lock);
@@ -882,7 +867,7 @@ kmem_pool_cache_print_stats(void (*pr)(const char *, ...))
 		pooll = st.ps_depotmiss;
 		if (cpu == 0)
 			continue;
-		pc_pr(pr,
+		kmem_pr(pr,
 		    "%-16s %5lu %5u %5lu %5lu %10lu %10lu %3lu%% %11lu "
 		    "%3lu%%\n",
 		    st.ps_name, st.ps_contended, st.ps_groupsize, st.ps_nfull,

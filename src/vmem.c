@@ -1692,35 +1692,20 @@ kmem_vmem_stats(const vmem_t *cvm, struct kmem_vmem_stats *st)
 
 /* ---- printing ---- */
 
-/* Format a line and hand it to pr (or stderr). */
-static void KMEM_PRINTF(2, 3) vmem_pr(vmem_printfn_t *pr, const char *fmt, ...)
-{
-	char line[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	kmem_vsnprintf(line, sizeof line, fmt, ap);
-	va_end(ap);
-	if (pr != NULL)
-		pr("%s", line);
-	else
-		kmem_eprintf("%s", line);
-}
-
 static void
 vmem_dump_locked(const vmem_t *vm, vmem_printfn_t *pr)
 {
 	const bt_t *bt;
 	unsigned n, count;
 
-	vmem_pr(pr,
+	kmem_pr(pr,
 	    "vmem %p '%s': quantum %#zx, inuse %#zx, total %#zx, "
 	    "imported %#zx, busy %llu, free %llu\n",
 	    (const void *)vm, vm->vm_name, vm->vm_quantum_mask + 1,
 	    vm->vm_inuse, vm->vm_total, vm->vm_imported,
 	    (unsigned long long)vm->vm_nbusy, (unsigned long long)vm->vm_nfree);
 	for (bt = vm->vm_seg0.bt_snext; bt != &vm->vm_seg0; bt = bt->bt_snext) {
-		vmem_pr(pr, "  %-6s %#18zx - %#18zx  size %#zx\n",
+		kmem_pr(pr, "  %-6s %#18zx - %#18zx  size %#zx\n",
 		    bt_type_name(bt), (size_t)bt->bt_start, (size_t)bt_end(bt),
 		    bt->bt_size);
 	}
@@ -1730,7 +1715,7 @@ vmem_dump_locked(const vmem_t *vm, vmem_printfn_t *pr)
 		count = 0;
 		for (bt = vm->vm_freelist[n]; bt != NULL; bt = bt->bt_fnext)
 			count++;
-		vmem_pr(pr, "  freelist[%u] (%#zx quanta and up): %u\n", n,
+		kmem_pr(pr, "  freelist[%u] (%#zx quanta and up): %u\n", n,
 		    (size_t)1 << n, count);
 	}
 }
@@ -1757,7 +1742,7 @@ vmem_print(uintptr_t addr, const char *modif, vmem_printfn_t *pr)
 			break;
 	}
 	if (vm == NULL)
-		vmem_pr(pr, "%#zx is not a vmem arena\n", (size_t)addr);
+		kmem_pr(pr, "%#zx is not a vmem arena\n", (size_t)addr);
 	else
 		vmem_dump(vm, pr);
 	kmem_mutex_exit(&vmem_list_lock);
@@ -1791,7 +1776,7 @@ vmem_whatis(uintptr_t addr, vmem_printfn_t *pr)
 				bt->bt_type != BT_TYPE_FREE) ||
 			    addr < bt->bt_start || addr > bt_end(bt))
 				continue;
-			vmem_pr(pr, "%#zx is %#zx+%#zx in VMEM '%s' (%s)\n",
+			kmem_pr(pr, "%#zx is %#zx+%#zx in VMEM '%s' (%s)\n",
 			    (size_t)addr, (size_t)bt->bt_start,
 			    (size_t)(addr - bt->bt_start), vm->vm_name,
 			    bt->bt_type == BT_TYPE_BUSY ? "allocated" : "free");
@@ -1810,13 +1795,13 @@ kmem_vmem_print_stats(vmem_printfn_t *pr)
 	struct kmem_vmem_stats st;
 	vmem_t *vm;
 
-	vmem_pr(pr, "%-16s %8s %12s %12s %12s %10s %10s %6s %6s %6s %6s\n",
+	kmem_pr(pr, "%-16s %8s %12s %12s %12s %10s %10s %6s %6s %6s %6s\n",
 	    "Arena", "Quantum", "InUse", "Imported", "Total", "Allocs", "Frees",
 	    "Fails", "Waits", "SpImp", "SpRel");
 	kmem_mutex_enter(&vmem_list_lock);
 	for (vm = vmem_list; vm != NULL; vm = vm->vm_next) {
 		kmem_vmem_stats(vm, &st);
-		vmem_pr(pr,
+		kmem_pr(pr,
 		    "%-16s %8zu %12zu %12zu %12zu %10llu %10llu %6llu %6llu "
 		    "%6llu %6llu\n",
 		    st.vs_name, st.vs_quantum, st.vs_inuse, st.vs_imported,

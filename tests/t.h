@@ -90,19 +90,46 @@ t_skip(const char *why)
 	exit(77);
 }
 
-/* Random numbers: xorshift64*, one global state. */
-static uint64_t t_rng_state = 88172645463325252ull;
+/* Random numbers: xorshift64*; t_rand() uses one global generator. */
+struct t_rng {
+	uint64_t s;
+};
 
 static inline uint64_t
-t_rand(void)
+t_rng_next(struct t_rng *r)
 {
-	uint64_t x = t_rng_state;
+	uint64_t x = r->s;
 
 	x ^= x >> 12;
 	x ^= x << 25;
 	x ^= x >> 27;
-	t_rng_state = x;
+	r->s = x;
 	return x * 2685821657736338717ull;
+}
+
+/* Uniform in [0, n), n > 0. */
+static inline uint64_t
+t_rng_below(struct t_rng *r, uint64_t n)
+{
+	return t_rng_next(r) % n;
+}
+
+/* A generator for thread "tid", derived from the run's seed. */
+static inline void
+t_rng_init(struct t_rng *r, uint64_t seed, unsigned tid)
+{
+	r->s = seed ^ ((uint64_t)(tid + 1) * 0x9e3779b97f4a7c15ull);
+	if (r->s == 0)
+		r->s = 1;
+}
+
+static struct t_rng t_rng_global = {88172645463325252ull};
+#define t_rng_state t_rng_global.s
+
+static inline uint64_t
+t_rand(void)
+{
+	return t_rng_next(&t_rng_global);
 }
 
 /* Uniform in [0, n), n > 0. */

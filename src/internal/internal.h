@@ -72,6 +72,13 @@ int kmem_vsnprintf(char *buf, size_t n, const char *fmt, va_list ap);
 int kmem_snprintf(char *buf, size_t n, const char *fmt, ...) KMEM_PRINTF(3, 4);
 /* Format and write to stderr (truncated at 1 KiB). */
 void kmem_eprintf(const char *fmt, ...) KMEM_PRINTF(1, 2);
+/*
+ * Format one line (up to 256 bytes) and hand it to a caller's printf-like
+ * "pr" as "%s", or write it to stderr when pr is NULL: the printers of
+ * vmem_dump, vmstat-style tables and friends.
+ */
+void kmem_pr(void (*pr)(const char *, ...), const char *fmt, ...)
+    KMEM_PRINTF(2, 3);
 
 /* ---- the error funnel (error.c) ---- */
 

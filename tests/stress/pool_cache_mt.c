@@ -62,36 +62,6 @@ past_deadline(void)
 	    now_ns() > g_deadline_ns;
 }
 
-struct rng {
-	uint64_t s;
-};
-
-static uint64_t
-rnd(struct rng *r)
-{
-	uint64_t x = r->s;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	r->s = x;
-	return x * 2685821657736338717ull;
-}
-
-static uint64_t
-rnd_below(struct rng *r, uint64_t n)
-{
-	return rnd(r) % n;
-}
-
-static void
-rng_init(struct rng *r, unsigned tid)
-{
-	r->s = g_seed ^ ((uint64_t)(tid + 1) * 0x9e3779b97f4a7c15ull);
-	if (r->s == 0)
-		r->s = 1;
-}
-
 static void
 sleep_us(unsigned us)
 {
@@ -203,9 +173,9 @@ w_take(struct worker *w, struct obj *o)
 }
 
 static struct obj *
-w_drop(struct worker *w, struct rng *r)
+w_drop(struct worker *w, struct t_rng *r)
 {
-	unsigned k = (unsigned)rnd_below(r, w->nheld);
+	unsigned k = (unsigned)t_rng_below(r, w->nheld);
 	struct obj *o = w->held[k];
 
 	w->held[k] = w->held[--w->nheld];
@@ -220,16 +190,16 @@ static void *
 worker_main(void *arg)
 {
 	struct worker *w = arg;
-	struct rng r;
+	struct t_rng r;
 	struct obj *o;
 	paddr_t pa;
 
-	rng_init(&r, w->tid);
+	t_rng_init(&r, g_seed, w->tid);
 	while (!past_deadline()) {
-		unsigned op = (unsigned)rnd_below(&r, 100);
+		unsigned op = (unsigned)t_rng_below(&r, 100);
 
 		if (op < 45 && w->nheld < HOLD_MAX) {
-			int flags = rnd_below(&r, 4) ? PR_WAITOK : PR_NOWAIT;
+			int flags = t_rng_below(&r, 4) ? PR_WAITOK : PR_NOWAIT;
 
 			if (op & 1) {
 				pa = 0;
@@ -263,9 +233,9 @@ worker_main(void *arg)
 		} else if (op < 99) {
 			/* Hand one over (or none) and take what was there. */
 			struct obj *mine = NULL;
-			unsigned k = (unsigned)rnd_below(&r, NSLOTS);
+			unsigned k = (unsigned)t_rng_below(&r, NSLOTS);
 
-			if (w->nheld > 0 && rnd_below(&r, 2)) {
+			if (w->nheld > 0 && t_rng_below(&r, 2)) {
 				mine = w_drop(w, &r);
 				transfer(mine, w->tid, OWNER_SLOT);
 			}
@@ -298,14 +268,14 @@ static unsigned long g_ninval, g_nreclaim, g_nreap, g_nreapall, g_nstats;
 static void *
 maint_main(void *arg)
 {
-	struct rng r;
+	struct t_rng r;
 
 	(void)arg;
-	rng_init(&r, 1000);
+	t_rng_init(&r, g_seed, 1000);
 	while (!past_deadline()) {
 		struct kmem_pool_stats st;
 
-		switch (rnd_below(&r, 10)) {
+		switch (t_rng_below(&r, 10)) {
 		case 0:
 		case 1:
 			pool_cache_invalidate(g_pc);
@@ -337,7 +307,7 @@ maint_main(void *arg)
 			g_nstats++;
 			break;
 		}
-		sleep_us((unsigned)rnd_below(&r, 3000));
+		sleep_us((unsigned)t_rng_below(&r, 3000));
 	}
 	return NULL;
 }
@@ -504,13 +474,14 @@ qc_worker(void *arg)
 	vmem_addr_t a[QC_HOLD];
 	vmem_size_t sz[QC_HOLD];
 	unsigned n = 0;
-	struct rng r;
+	struct t_rng r;
 
-	rng_init(&r, 100u + id);
+	t_rng_init(&r, g_seed, 100u + id);
 	while (!past_deadline()) {
-		if (n < QC_HOLD && (n == 0 || rnd_below(&r, 2))) {
-			vmem_size_t s = 1 + rnd_below(&r, QC_MAX + 4 * QC_Q);
-			vm_flag_t f = rnd_below(&r, 2) ? VM_SLEEP : VM_NOSLEEP;
+		if (n < QC_HOLD && (n == 0 || t_rng_below(&r, 2))) {
+			vmem_size_t s = 1 + t_rng_below(&r, QC_MAX + 4 * QC_Q);
+			vm_flag_t f =
+			    t_rng_below(&r, 2) ? VM_SLEEP : VM_NOSLEEP;
 
 			if (vmem_alloc(g_vm, s, f, &a[n]) != 0) {
 				T_ASSERT(f == VM_NOSLEEP);
@@ -520,7 +491,7 @@ qc_worker(void *arg)
 			qc_claim(a[n], vmem_roundup_size(g_vm, s), id);
 			n++;
 		} else {
-			unsigned k = (unsigned)rnd_below(&r, n);
+			unsigned k = (unsigned)t_rng_below(&r, n);
 
 			qc_release(a[k], vmem_roundup_size(g_vm, sz[k]), id);
 			vmem_free(g_vm, a[k], sz[k]);
@@ -540,19 +511,19 @@ qc_worker(void *arg)
 static void *
 qc_maint(void *arg)
 {
-	struct rng r;
+	struct t_rng r;
 	unsigned long n = 0;
 
 	(void)arg;
-	rng_init(&r, 2000);
+	t_rng_init(&r, g_seed, 2000);
 	while (!past_deadline()) {
-		if (rnd_below(&r, 4) == 0)
+		if (t_rng_below(&r, 4) == 0)
 			kmem_reap_all();
 		else
 			kmem_reap();
 		(void)vmem_size(g_vm, VMEM_ALLOC);
 		n++;
-		sleep_us((unsigned)rnd_below(&r, 3000));
+		sleep_us((unsigned)t_rng_below(&r, 3000));
 	}
 	printf("   %lu reaps during the traffic\n", n);
 	return NULL;

@@ -46,37 +46,6 @@ past_deadline(void)
 	return now_ns() > g_deadline_ns;
 }
 
-/* Per-thread xorshift64*. */
-struct rng {
-	uint64_t s;
-};
-
-static uint64_t
-rnd(struct rng *r)
-{
-	uint64_t x = r->s;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	r->s = x;
-	return x * 2685821657736338717ull;
-}
-
-static uint64_t
-rnd_below(struct rng *r, uint64_t n)
-{
-	return rnd(r) % n;
-}
-
-static void
-rng_init(struct rng *r, unsigned tid)
-{
-	r->s = g_seed ^ ((uint64_t)(tid + 1) * 0x9e3779b97f4a7c15ull);
-	if (r->s == 0)
-		r->s = 1;
-}
-
 static void
 run_threads(void *(*fn)(void *))
 {
@@ -181,11 +150,11 @@ static struct shadow g_idsh;
 static _Atomic uint64_t g_id_ops, g_id_enomem;
 
 static vm_flag_t
-rand_fit(struct rng *r)
+rand_fit(struct t_rng *r)
 {
 	static const vm_flag_t f[] = {0, VM_INSTANTFIT, VM_BESTFIT, VM_NEXTFIT};
 
-	return f[rnd_below(r, 4)];
+	return f[t_rng_below(r, 4)];
 }
 
 static void
@@ -208,40 +177,41 @@ id_thread(void *arg)
 	unsigned char id = (unsigned char)(tid + 1);
 	struct live lv[IDLIVE];
 	unsigned n = 0;
-	struct rng r;
+	struct t_rng r;
 	uint64_t ops = 0, nomem = 0;
 	uint64_t maxops = t_scale(400000) / g_nthreads;
 
-	rng_init(&r, tid);
+	t_rng_init(&r, g_seed, tid);
 	while (ops < maxops && !(ops % 256 == 0 && past_deadline())) {
 		ops++;
-		if (n > 0 && (n == IDLIVE || rnd_below(&r, 100) < 45)) {
-			id_free(lv, &n, (unsigned)rnd_below(&r, n), id);
+		if (n > 0 && (n == IDLIVE || t_rng_below(&r, 100) < 45)) {
+			id_free(lv, &n, (unsigned)t_rng_below(&r, n), id);
 			continue;
 		}
-		unsigned k = (unsigned)rnd_below(&r, 10);
-		vmem_size_t s = rnd_below(&r, 64) + 1;
+		unsigned k = (unsigned)t_rng_below(&r, 10);
+		vmem_size_t s = t_rng_below(&r, 64) + 1;
 		vmem_addr_t a;
 		int e;
 
 		if (k < 5) {
-			vm_flag_t sl = rnd_below(&r, 2) ? VM_SLEEP : VM_NOSLEEP;
+			vm_flag_t sl =
+			    t_rng_below(&r, 2) ? VM_SLEEP : VM_NOSLEEP;
 
 			e = vmem_alloc(g_ids, s, sl | rand_fit(&r), &a);
 			if (sl == VM_SLEEP)
 				T_EQ(e, 0);
 			lv[n].x = false;
 		} else if (k < 9) {
-			vmem_size_t al = (vmem_size_t)1 << rnd_below(&r, 7);
-			vmem_size_t ph = rnd_below(&r, al);
+			vmem_size_t al = (vmem_size_t)1 << t_rng_below(&r, 7);
+			vmem_size_t ph = t_rng_below(&r, al);
 			vmem_size_t nc = 0;
 			vmem_addr_t mn = VMEM_ADDR_MIN, mx = VMEM_ADDR_MAX;
 
-			if (rnd_below(&r, 3) == 0)
-				nc = (vmem_size_t)128 << rnd_below(&r, 4);
-			if (rnd_below(&r, 3) == 0) {
-				mn = IDBASE + rnd_below(&r, IDSIZE - 8192);
-				mx = mn + 4096 + rnd_below(&r, 4096) - 1;
+			if (t_rng_below(&r, 3) == 0)
+				nc = (vmem_size_t)128 << t_rng_below(&r, 4);
+			if (t_rng_below(&r, 3) == 0) {
+				mn = IDBASE + t_rng_below(&r, IDSIZE - 8192);
+				mx = mn + 4096 + t_rng_below(&r, 4096) - 1;
 			}
 			e = vmem_xalloc(g_ids, s, al, ph, nc, mn, mx,
 			    VM_NOSLEEP | rand_fit(&r), &a);
@@ -253,7 +223,7 @@ id_thread(void *arg)
 			}
 			lv[n].x = true;
 		} else {
-			a = IDBASE + rnd_below(&r, IDSIZE - 64);
+			a = IDBASE + t_rng_below(&r, IDSIZE - 64);
 			e = vmem_xalloc_addr(g_ids, a, s, VM_NOSLEEP);
 			lv[n].x = true;
 		}
@@ -330,12 +300,12 @@ static struct shadow g_slsh;
 static _Atomic unsigned g_sl_started;
 
 static void
-hold_briefly(struct rng *r)
+hold_briefly(struct t_rng *r)
 {
-	unsigned k = (unsigned)rnd_below(r, 4);
+	unsigned k = (unsigned)t_rng_below(r, 4);
 
 	if (k == 0) {
-		struct timespec ts = {0, (long)(rnd_below(r, 50) + 1) * 1000};
+		struct timespec ts = {0, (long)(t_rng_below(r, 50) + 1) * 1000};
 
 		nanosleep(&ts, NULL);
 	} else {
@@ -349,15 +319,15 @@ sleep_thread(void *arg)
 {
 	unsigned tid = *(unsigned *)arg;
 	unsigned char id = (unsigned char)(tid + 1);
-	struct rng r;
+	struct t_rng r;
 	uint64_t iters = t_scale(3000);
 
-	rng_init(&r, tid);
+	t_rng_init(&r, g_seed, tid);
 	atomic_fetch_add(&g_sl_started, 1);
 	for (uint64_t i = 0; i < iters; i++) {
-		vmem_size_t s = 8 + rnd_below(&r, 25);
+		vmem_size_t s = 8 + t_rng_below(&r, 25);
 		vmem_addr_t a;
-		bool x = rnd_below(&r, 2);
+		bool x = t_rng_below(&r, 2);
 
 		if (i > 0 && i % 64 == 0 && past_deadline())
 			break;
@@ -449,16 +419,16 @@ children_thread(void *arg)
 {
 	unsigned tid = *(unsigned *)arg;
 	unsigned char id = (unsigned char)(tid + 1);
-	struct rng r;
+	struct t_rng r;
 	struct live lv[CLIVE];
 	char name[32];
 	uint64_t nchild = 0, nalloc = 0;
 
-	rng_init(&r, tid);
+	t_rng_init(&r, g_seed, tid);
 	snprintf(name, sizeof name, "mt-child-%u", tid);
 	for (uint64_t it = 0; it < t_scale(3000) && !past_deadline(); it++) {
-		vm_flag_t cf = rnd_below(&r, 4) == 0 ? VM_LARGEIMPORT : 0;
-		bool qc = rnd_below(&r, 2);
+		vm_flag_t cf = t_rng_below(&r, 4) == 0 ? VM_LARGEIMPORT : 0;
+		bool qc = t_rng_below(&r, 2);
 		vmem_t *c = vmem_create(name, 0, 0, PQ, vmem_alloc, vmem_free,
 		    g_parent, qc ? CQC : 0, VM_SLEEP | cf, IPL_NONE);
 		unsigned n = 0;
@@ -466,18 +436,18 @@ children_thread(void *arg)
 
 		T_ASSERT(c != NULL);
 		nchild++;
-		if (rnd_below(&r, 3) == 0)
-			T_EQ(
-			    kmem_vmem_set_min_import(c, PQ << rnd_below(&r, 6)),
+		if (t_rng_below(&r, 3) == 0)
+			T_EQ(kmem_vmem_set_min_import(
+				 c, PQ << t_rng_below(&r, 6)),
 			    0);
 		for (unsigned k = 0; k < CLIVE; k++) {
-			vmem_size_t s = (rnd_below(&r, 8) + 1) * PQ;
-			bool x = rnd_below(&r, 2);
+			vmem_size_t s = (t_rng_below(&r, 8) + 1) * PQ;
+			bool x = t_rng_below(&r, 2);
 			vmem_addr_t a;
 			int e;
 
 			if (x) {
-				vmem_size_t al = PQ << rnd_below(&r, 6);
+				vmem_size_t al = PQ << t_rng_below(&r, 6);
 
 				e = vmem_xalloc(c, s, al, 0, 0, VMEM_ADDR_MIN,
 				    VMEM_ADDR_MAX, VM_NOSLEEP, &a);
@@ -497,7 +467,7 @@ children_thread(void *arg)
 			lv[n].x = x;
 			n++;
 			nalloc++;
-			if (rnd_below(&r, 4) == 0) {
+			if (t_rng_below(&r, 4) == 0) {
 				/* other threads' arenas, walked meanwhile */
 				vmem_printall("", noprint);
 				(void)vmem_whatis(a, noprint);
@@ -507,7 +477,7 @@ children_thread(void *arg)
 		T_LE(st.vs_inuse, st.vs_imported);
 		T_EQ(st.vs_total, st.vs_imported);
 		while (n > 0) {
-			unsigned i = (unsigned)rnd_below(&r, n);
+			unsigned i = (unsigned)t_rng_below(&r, n);
 			struct live e = lv[i];
 
 			lv[i] = lv[--n];
@@ -533,7 +503,7 @@ children_thread(void *arg)
 			 * arena's cached items for a while, destroying them:
 			 * reap again until they are all back.
 			 */
-			if (rnd_below(&r, 2)) {
+			if (t_rng_below(&r, 2)) {
 				for (unsigned k = 0; st.vs_inuse != 0; k++) {
 					T_LT(k, 100000);
 					if (k > 0)
@@ -553,9 +523,9 @@ children_thread(void *arg)
 		}
 		vmem_destroy(c);
 		/* And the parent itself, directly. */
-		if (rnd_below(&r, 2)) {
+		if (t_rng_below(&r, 2)) {
 			vmem_addr_t a;
-			vmem_size_t s = (rnd_below(&r, 4) + 1) * PQ;
+			vmem_size_t s = (t_rng_below(&r, 4) + 1) * PQ;
 
 			T_EQ(vmem_alloc(g_parent, s, VM_SLEEP, &a), 0);
 			sh_claim(&g_psh, a, s, id);
@@ -594,16 +564,16 @@ shared_child_thread(void *arg)
 {
 	unsigned tid = *(unsigned *)arg;
 	unsigned char id = (unsigned char)(tid + 1);
-	struct rng r;
+	struct t_rng r;
 	struct live lv[64];
 	unsigned n = 0;
 
-	rng_init(&r, tid);
+	t_rng_init(&r, g_seed, tid);
 	for (uint64_t it = 0; it < t_scale(100000) / g_nthreads; it++) {
 		if (it % 128 == 0 && past_deadline())
 			break;
-		if (n > 0 && (n == 64 || rnd_below(&r, 100) < 50)) {
-			unsigned i = (unsigned)rnd_below(&r, n);
+		if (n > 0 && (n == 64 || t_rng_below(&r, 100) < 50)) {
+			unsigned i = (unsigned)t_rng_below(&r, n);
 			struct live e = lv[i];
 
 			lv[i] = lv[--n];
@@ -614,15 +584,15 @@ shared_child_thread(void *arg)
 				vmem_free(g_shchild, e.addr, e.size);
 			continue;
 		}
-		vmem_size_t s = (rnd_below(&r, 16) + 1) * PQ;
-		bool x = rnd_below(&r, 3) == 0;
-		vm_flag_t sl = rnd_below(&r, 2) ? VM_SLEEP : VM_NOSLEEP;
+		vmem_size_t s = (t_rng_below(&r, 16) + 1) * PQ;
+		bool x = t_rng_below(&r, 3) == 0;
+		vm_flag_t sl = t_rng_below(&r, 2) ? VM_SLEEP : VM_NOSLEEP;
 		vmem_addr_t a;
 		int e;
 
 		if (x)
-			e = vmem_xalloc(g_shchild, s, PQ << rnd_below(&r, 5), 0,
-			    0, VMEM_ADDR_MIN, VMEM_ADDR_MAX, sl, &a);
+			e = vmem_xalloc(g_shchild, s, PQ << t_rng_below(&r, 5),
+			    0, 0, VMEM_ADDR_MIN, VMEM_ADDR_MAX, sl, &a);
 		else
 			e = vmem_alloc(g_shchild, s, sl, &a);
 		if (e != 0) {
