@@ -841,6 +841,30 @@ kmem_pool_cache_stats(pool_cache_t pc, struct kmem_pool_stats *st)
 	return 0;
 }
 
+unsigned int
+kmem_pool_cache_ncpu(pool_cache_t pc)
+{
+	return pc->pc_ncpu;
+}
+
+int
+kmem_pool_cache_cpu_stats(pool_cache_t pc, unsigned int cpu,
+    unsigned long *hits, unsigned long *misses, unsigned long *held)
+{
+	struct pc_cpu *cc;
+
+	if (cpu >= pc->pc_ncpu)
+		return EINVAL;
+	cc = &pc->pc_cpus[cpu];
+	kmem_spin_enter(&cc->cc_lock);
+	*hits = cc->cc_hits;
+	*misses = cc->cc_misses;
+	*held = (cc->cc_current != NULL ? cc->cc_current->pcg_avail : 0) +
+	    (cc->cc_previous != NULL ? cc->cc_previous->pcg_avail : 0);
+	kmem_spin_exit(&cc->cc_lock);
+	return 0;
+}
+
 static unsigned long
 pc_pct(unsigned long part, unsigned long whole)
 {

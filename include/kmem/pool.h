@@ -169,6 +169,14 @@ struct kmem_pool_stats {
 };
 int kmem_pool_stats(struct pool *pp, struct kmem_pool_stats *st);
 int kmem_pool_cache_stats(pool_cache_t pc, struct kmem_pool_stats *st);
+/*
+ * One CPU's share of the CPU layer: hits, misses and objects held in its
+ * two groups.  0, or EINVAL if cpu is not below the cache's CPU count
+ * (kmem_pool_cache_ncpu).
+ */
+unsigned int kmem_pool_cache_ncpu(pool_cache_t pc);
+int kmem_pool_cache_cpu_stats(pool_cache_t pc, unsigned int cpu,
+    unsigned long *hits, unsigned long *misses, unsigned long *held);
 
 /* vmstat -m and vmstat -C style tables; NULL pr prints to stderr. */
 void kmem_pool_print_stats(void (*pr)(const char *, ...));

@@ -909,6 +909,39 @@ test_print_stats(void)
 	pool_cache_destroy(pc);
 }
 
+/* Per-CPU counters add up to the cache's, and EINVAL past the last CPU. */
+static void
+test_cpu_stats(void)
+{
+	pool_cache_t pc = pool_cache_init(
+	    48, 0, 0, 0, "t-cpu", NULL, IPL_NONE, NULL, NULL, NULL);
+	struct kmem_pool_stats st;
+	unsigned long h, m, held, sh = 0, sm = 0, sheld = 0;
+	void *v[100];
+	unsigned int i, n = kmem_pool_cache_ncpu(pc);
+
+	T_GE(n, 1);
+	for (i = 0; i < 100; i++)
+		v[i] = pool_cache_get(pc, PR_WAITOK);
+	for (i = 0; i < 100; i++)
+		pool_cache_put(pc, v[i]);
+	for (i = 0; i < n; i++) {
+		T_EQ(kmem_pool_cache_cpu_stats(pc, i, &h, &m, &held), 0);
+		sh += h;
+		sm += m;
+		sheld += held;
+	}
+	T_EQ(kmem_pool_cache_cpu_stats(pc, n, &h, &m, &held), EINVAL);
+	kmem_pool_cache_stats(pc, &st);
+	T_EQ(sh, st.ps_cpuhit);
+	T_EQ(sm, st.ps_cpumiss);
+	T_GT(sh + sm, 0);
+	/* Objects held by the CPUs plus the depot's are all the cached ones. */
+	T_LE(sheld, st.ps_cached_objects);
+	T_EQ(st.ps_cached_objects, 100);
+	pool_cache_destroy(pc);
+}
+
 int
 main(void)
 {
@@ -933,5 +966,6 @@ main(void)
 	T_RUN(test_reap_all);
 	T_RUN(test_stats_random);
 	T_RUN(test_print_stats);
+	T_RUN(test_cpu_stats);
 	return t_done();
 }
