@@ -77,6 +77,10 @@
 #include <kmem/pool.h>
 #include <kmem/vmem.h>
 
+#include "bench.h"
+
+#define bench_pool_die(what, err) bench_die("bench_pool", (what), (err))
+
 #define WINDOW	  64 /* live objects per thread (a power of two) */
 #define MAX_REPS  31
 #define NSIZES	  5
@@ -104,22 +108,6 @@ struct target {
 
 /* ---- helpers ---- */
 
-static void
-die(const char *what, int err)
-{
-	fprintf(stderr, "bench_pool: %s: %s\n", what, strerror(err));
-	exit(1);
-}
-
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static inline uint64_t
 rng_next(uint64_t *s)
 {
@@ -130,21 +118,6 @@ rng_next(uint64_t *s)
 	x ^= x << 17;
 	*s = x;
 	return x;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double
-median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(v[0]), cmp_double);
-	return v[n / 2];
 }
 
 /* Keep the compiler from eliding an allocation it can see through. */
@@ -175,14 +148,14 @@ get_one(enum kind k, struct target *t)
 		rc = vmem_alloc(k == K_VMQC ? t->vmqc : t->vm, t->size,
 		    VM_NOSLEEP | VM_INSTANTFIT, &a);
 		if (__builtin_expect(rc != 0, 0))
-			die("vmem_alloc", rc);
+			bench_pool_die("vmem_alloc", rc);
 		return (void *)a;
 	default:
 		p = malloc(t->size);
 		break;
 	}
 	if (__builtin_expect(p == NULL, 0))
-		die(kind_name[k], ENOMEM);
+		bench_pool_die(kind_name[k], ENOMEM);
 	return p;
 }
 
@@ -224,7 +197,7 @@ loop(enum kind k, struct target *t, size_t iters, uint64_t seed)
 		if (touch)
 			*(volatile uint64_t *)live[i] = i;
 	}
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	for (size_t i = 0; i < iters; i++) {
 		size_t slot = (size_t)(rng_next(&r) >> 32) & (WINDOW - 1);
 		void *n = get_one(k, t);
@@ -235,7 +208,7 @@ loop(enum kind k, struct target *t, size_t iters, uint64_t seed)
 		put_one(k, t, live[slot]);
 		live[slot] = n;
 	}
-	t1 = now_ns();
+	t1 = bench_now_ns();
 	for (size_t i = 0; i < WINDOW; i++)
 		put_one(k, t, live[i]);
 	return (double)(t1 - t0) / (double)iters;
@@ -276,7 +249,7 @@ measure(enum kind k, struct target *t, int reps, double target_ms)
 		iters = 1024;
 	for (int i = 0; i < reps; i++)
 		v[i] = run_loop(k, t, iters, 0x9e3779b97f4a7c15u);
-	return median(v, reps);
+	return bench_median(v, reps);
 }
 
 /* ---- threads ---- */
@@ -296,9 +269,9 @@ thr_main(void *arg)
 	struct thr_arg *a = arg;
 
 	pthread_barrier_wait(a->bar);
-	a->start = now_ns();
+	a->start = bench_now_ns();
 	(void)run_loop(a->kind, a->t, a->iters, a->seed);
-	a->end = now_ns();
+	a->end = bench_now_ns();
 	return NULL;
 }
 
@@ -327,7 +300,7 @@ thr_run(enum kind k, struct target *t, int n, size_t iters)
 		arg[i].bar = &bar;
 		if ((rc = pthread_create(&tid[i], NULL, thr_main, &arg[i])) !=
 		    0)
-			die("pthread_create", rc);
+			bench_pool_die("pthread_create", rc);
 	}
 	pthread_barrier_wait(&bar);
 	for (int i = 0; i < n; i++)
@@ -363,12 +336,12 @@ target_init(struct target *t, size_t size)
 	t->vmqc = vmem_create(name, SPAN_BASE, SPAN_SIZE, size, NULL, NULL,
 	    NULL, 16 * size, VM_SLEEP, IPL_NONE);
 	if (t->vmqc == NULL)
-		die("vmem_create (qcache)", errno);
+		bench_pool_die("vmem_create (qcache)", errno);
 	snprintf(name, sizeof name, "bench-vm-%zu", size);
 	t->vm = vmem_create(name, SPAN_BASE, SPAN_SIZE, size, NULL, NULL, NULL,
 	    0, VM_SLEEP, IPL_NONE);
 	if (t->vm == NULL)
-		die("vmem_create", errno);
+		bench_pool_die("vmem_create", errno);
 }
 
 /* Nothing may be left out after the runs; 1 and a line if something is. */
@@ -469,7 +442,7 @@ main(int argc, char **argv)
 	       "qcache_max = 16 x size; vmem: same, qcache_max = 0\n",
 	    THR_SIZE, st_pc, st_malloc);
 	if ((rc = pthread_create(&tid, NULL, thr_nop, NULL)) != 0)
-		die("pthread_create", rc);
+		bench_pool_die("pthread_create", rc);
 	pthread_join(tid, NULL);
 	printf("\n");
 	printf("%6s", "size");
@@ -511,7 +484,7 @@ main(int argc, char **argv)
 			(void)thr_run(k, &tg[ti], thr_count[n], iters / 4);
 			for (int r = 0; r < reps; r++)
 				v[r] = thr_run(k, &tg[ti], thr_count[n], iters);
-			mps[n][c] = median(v, reps);
+			mps[n][c] = bench_median(v, reps);
 		}
 		printf(
 		    "%7d %10.1f %10.1f\n", thr_count[n], mps[n][0], mps[n][1]);

@@ -73,6 +73,10 @@
 
 #include <kmem/vmem.h>
 
+#include "bench.h"
+
+#define bench_vmem_die(what, err) bench_die("bench_vmem", (what), (err))
+
 #define QUANTUM	   ((vmem_size_t)16)
 #define SPAN_BASE  ((vmem_addr_t)1 << 32)
 #define TAIL_BYTES ((vmem_size_t)1 << 30) /* free tail after the fragments */
@@ -92,22 +96,6 @@ static const vm_flag_t policy_flag[NPOLICIES - 1] = {
     VM_INSTANTFIT, VM_BESTFIT, VM_NEXTFIT};
 
 /* ---- helpers ---- */
-
-static void
-die(const char *what, int err)
-{
-	fprintf(stderr, "bench_vmem: %s: %s\n", what, strerror(err));
-	exit(1);
-}
-
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15u;
 
@@ -130,14 +118,6 @@ draw_quanta(void)
 	unsigned c = (unsigned)(rng() % (MAX_CLASS + 1));
 
 	return (uint8_t)((1u << c) + rng() % (1u << c));
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
 }
 
 static vmem_size_t
@@ -226,7 +206,7 @@ ff_init(struct ff *ff, size_t maxnodes)
 	ff->head = ff->tail = NULL;
 	ff->nodes = calloc(maxnodes, sizeof(*ff->nodes));
 	if (ff->nodes == NULL)
-		die("calloc", ENOMEM);
+		bench_vmem_die("calloc", ENOMEM);
 	/* Push in reverse so that the first nodes taken are contiguous. */
 	ff->freenodes = NULL;
 	for (size_t i = maxnodes; i-- > 0;)
@@ -310,7 +290,7 @@ layout_build(struct layout *l, size_t nfrag)
 {
 	vmem_addr_t addr, expect;
 	vmem_size_t total = 0;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 	int rc;
 
 	memset(l, 0, sizeof(*l));
@@ -318,7 +298,7 @@ layout_build(struct layout *l, size_t nfrag)
 	l->nseg = 2 * nfrag;
 	l->quanta = malloc(l->nseg);
 	if (l->quanta == NULL)
-		die("malloc", ENOMEM);
+		bench_vmem_die("malloc", ENOMEM);
 	for (size_t i = 0; i < l->nseg; i++) {
 		l->quanta[i] = draw_quanta();
 		total += l->quanta[i] * QUANTUM;
@@ -328,14 +308,14 @@ layout_build(struct layout *l, size_t nfrag)
 	l->vm = vmem_create("bench", SPAN_BASE, l->span, QUANTUM, NULL, NULL,
 	    NULL, 0, VM_NOSLEEP, IPL_NONE);
 	if (l->vm == NULL)
-		die("vmem_create", errno);
+		bench_vmem_die("vmem_create", errno);
 	expect = SPAN_BASE;
 	for (size_t i = 0; i < l->nseg; i++) {
 		vmem_size_t sz = l->quanta[i] * QUANTUM;
 
 		rc = vmem_alloc(l->vm, sz, VM_NOSLEEP | VM_INSTANTFIT, &addr);
 		if (rc != 0)
-			die("vmem_alloc (setup)", rc);
+			bench_vmem_die("vmem_alloc (setup)", rc);
 		if (addr != expect)
 			l->nonsequential = 1;
 		expect += sz;
@@ -361,7 +341,7 @@ layout_build(struct layout *l, size_t nfrag)
 		expect += sz;
 	}
 	ff_insert(&l->ff, NULL, expect, TAIL_BYTES);
-	l->setup_ms = (double)(now_ns() - t0) / 1e6;
+	l->setup_ms = (double)(bench_now_ns() - t0) / 1e6;
 }
 
 static void
@@ -399,19 +379,19 @@ run_vmem(vmem_t *vm, vmem_size_t size, vm_flag_t policy, size_t iters)
 
 	for (size_t i = 0; i < FIFO_DEPTH; i++) {
 		if ((rc = vmem_alloc(vm, size, fl, &live[i])) != 0)
-			die("vmem_alloc (prefill)", rc);
+			bench_vmem_die("vmem_alloc (prefill)", rc);
 	}
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	for (size_t i = 0; i < iters; i++) {
 		if (__builtin_expect(
 			(rc = vmem_alloc(vm, size, fl, &a)) != 0, 0))
-			die("vmem_alloc", rc);
+			bench_vmem_die("vmem_alloc", rc);
 		vmem_free(vm, live[j], size);
 		live[j] = a;
 		if (++j == FIFO_DEPTH)
 			j = 0;
 	}
-	t1 = now_ns();
+	t1 = bench_now_ns();
 	for (size_t i = 0; i < FIFO_DEPTH; i++)
 		vmem_free(vm, live[i], size);
 	return (double)(t1 - t0) / (double)iters;
@@ -426,18 +406,18 @@ run_naive(struct ff *ff, vmem_size_t size, size_t iters)
 
 	for (size_t i = 0; i < FIFO_DEPTH; i++) {
 		if (ff_alloc(ff, size, &live[i]) != 0)
-			die("naive alloc (prefill)", ENOMEM);
+			bench_vmem_die("naive alloc (prefill)", ENOMEM);
 	}
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	for (size_t i = 0; i < iters; i++) {
 		if (ff_alloc(ff, size, &a) != 0)
-			die("naive alloc", ENOMEM);
+			bench_vmem_die("naive alloc", ENOMEM);
 		ff_free(ff, live[j], size);
 		live[j] = a;
 		if (++j == FIFO_DEPTH)
 			j = 0;
 	}
-	t1 = now_ns();
+	t1 = bench_now_ns();
 	for (size_t i = 0; i < FIFO_DEPTH; i++)
 		ff_free(ff, live[i], size);
 	return (double)(t1 - t0) / (double)iters;
@@ -470,7 +450,7 @@ measure(
 		iters = MIN_ITERS;
 	for (int r = 0; r < reps; r++)
 		t[r] = run_one(l, policy, size, iters);
-	qsort(t, (size_t)reps, sizeof(t[0]), cmp_double);
+	qsort(t, (size_t)reps, sizeof(t[0]), bench_cmp_double);
 	return t[reps / 2];
 }
 
