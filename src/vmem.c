@@ -63,7 +63,9 @@
  *    span release when there are waiters.  Import and release functions
  *    are called with the arena lock dropped.  Lock order:
  *        vmem_list_lock  ->  arena vm_lock  ->  bt_supply_lock
- *    The source arena's lock is never held together with the child's.
+ *    The source arena's lock is never held together with the child's,
+ *    and the quantum caches (pool_cache, then pool, then this arena for
+ *    a cache page) are entered with no arena lock held.
  *
  * 5. Failure policy.  See docs/vmem-contract.md and vmem(3): contradictory
  *    arguments, bad frees and wrong sizes abort through kmem_panic with a
