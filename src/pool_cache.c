@@ -390,6 +390,11 @@ pool_cache_get_paddr(pool_cache_t pc, int flags, paddr_t *pap)
 	struct pcg *g, *reap = NULL;
 	void *obj;
 
+	/* Exactly one of PR_WAITOK (1) and PR_NOWAIT (2), even on a hit. */
+	if (kmem_unlikely((unsigned)(flags & (PR_WAITOK | PR_NOWAIT)) - 1 > 1))
+		kmem_panic("pool_cache_get(cache '%s', flags %#x): need "
+			   "exactly one of PR_WAITOK and PR_NOWAIT",
+		    pc->pc_pool.pr_wchan, (unsigned)flags);
 	if (kmem_unlikely(!kmem_opts.magazines))
 		goto miss_nolock;
 	cc = pc_cpu_enter(pc);

@@ -259,6 +259,17 @@ c_flags(void *arg)
 	(void)pool_get(&a, (int)(intptr_t)arg);
 }
 
+/* A cache hit must check the flags too: warm the cache first. */
+static void
+c_cache_flags(void *arg)
+{
+	pool_cache_t pc = pool_cache_init(
+	    32, 0, 0, 0, "PC", NULL, IPL_NONE, NULL, NULL, NULL);
+
+	pool_cache_put(pc, pool_cache_get(pc, PR_WAITOK));
+	(void)pool_cache_get(pc, (int)(intptr_t)arg);
+}
+
 static void
 c_align(void *arg)
 {
@@ -401,6 +412,10 @@ test_bad_args(void)
 	for (size_t i = 0; i < sizeof badflags / sizeof badflags[0]; i++)
 		expect(c_flags, (void *)(intptr_t)badflags[i],
 		    "pool_get(pool 'A', flags ",
+		    "exactly one of PR_WAITOK and PR_NOWAIT");
+	for (size_t i = 0; i < sizeof badflags / sizeof badflags[0]; i++)
+		expect(c_cache_flags, (void *)(intptr_t)badflags[i],
+		    "pool_cache_get(cache 'PC', flags ",
 		    "exactly one of PR_WAITOK and PR_NOWAIT");
 	expect(c_align, (void *)(uintptr_t)3, "pool_init(pool 'A', ",
 	    "not a power of two");
