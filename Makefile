@@ -8,6 +8,7 @@
 #   make install PREFIX=/abs/path
 #   make bench      benchmarks (numbers, not tests)
 #   make soak       long randomized runs
+#   make fuzz       ten minutes of libFuzzer on vmem (clang, ASan)
 #   make format / make format-check
 PREFIX ?= /usr/local
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
@@ -15,7 +16,7 @@ CMAKE  ?= cmake
 B      := build
 
 .PHONY: all deps release run test test-release test-asan test-tsan \
-	install bench soak format format-check clean
+	asan-build install bench soak fuzz format format-check clean
 
 all: release
 
@@ -37,11 +38,13 @@ test-release: release
 	@sh tools/check-prim.sh
 	cd $(B)/release && ctest --output-on-failure -j $(JOBS) --timeout 900
 
-test-asan: deps
+asan-build: deps
 	@CC=clang CXX=clang++ $(CMAKE) -S . -B $(B)/asan \
 	    -DCMAKE_BUILD_TYPE=Debug -DKMEM_SANITIZE=asan \
 	    -DKMEM_TEST_SCALE=0.25 >/dev/null
 	@$(CMAKE) --build $(B)/asan -j $(JOBS)
+
+test-asan: asan-build
 	cd $(B)/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    ctest --output-on-failure -j $(JOBS) --timeout 900
@@ -63,6 +66,11 @@ bench: release
 
 soak: release
 	KMEM_TEST_SCALE=50 ./$(B)/release/t_unit_vmem_model
+	KMEM_TEST_SCALE=20 ./$(B)/release/t_stress_pool_cache_mt
+
+fuzz: asan-build
+	mkdir -p $(B)/fuzz-corpus
+	cd $(B)/asan && ./fuzz_vmem_fuzz -max_total_time=600 ../fuzz-corpus
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
