@@ -717,6 +717,7 @@ pool_grow(struct pool *pp, int flags)
 	struct kmem_pool_page *ph;
 	char *page;
 	unsigned int i;
+	uintptr_t plast, istart;
 	size_t n;
 
 	if (pp->pr_ngrowing != 0) {
@@ -762,15 +763,21 @@ pool_grow(struct pool *pp, int flags)
 	 * Items aligned in absolute terms: a PR_NOALIGN page that starts
 	 * below the item alignment loses the items that no longer fit.
 	 */
-	ph->ph_items = (char *)kmem_align_up(
-	    (uintptr_t)page + pp->pr_itemoffset + pp->pr_curcolor,
-	    pp->pr_align);
-	n = (size_t)(page + pp->pr_alloc->pa_pagesz - ph->ph_items) /
-	    pp->pr_size;
-	if ((char *)ph->ph_items > page + pp->pr_alloc->pa_pagesz || n == 0)
+	/*
+	 * Integer arithmetic with the page's last address: a page of a
+	 * quantum cache over integers may end at the top of the address
+	 * space, where page + pagesz wraps.
+	 */
+	plast = (uintptr_t)page + (pp->pr_alloc->pa_pagesz - 1);
+	if (!kmem_align_up_ok(
+		(uintptr_t)page + pp->pr_itemoffset + pp->pr_curcolor,
+		pp->pr_align, &istart) ||
+	    istart > plast ||
+	    (n = (plast - istart + 1) / pp->pr_size) == 0) /* < pagesz */
 		kmem_panic("pool_grow(pool '%s'): page %p too misaligned for "
 			   "items of %zu bytes aligned to %u",
 		    pp->pr_wchan, (void *)page, pp->pr_size, pp->pr_align);
+	ph->ph_items = (char *)istart;
 	ph->ph_nitems =
 	    n < pp->pr_itemsperpage ? (unsigned int)n : pp->pr_itemsperpage;
 	pp->pr_curcolor += pp->pr_align;

@@ -367,6 +367,37 @@ test_qcache_destroy(void)
 		T_FAIL("status %#x, stderr:\n%s", status, buf);
 }
 
+/*
+ * Quantum-cache pages at the very top of the address space: a page may end
+ * at 2^64, where page + pagesz wraps (the fuzzer found pointer arithmetic
+ * that did; UBSan flags it in the sanitizer build).  Every ID of the span
+ * can be handed out through the caches and comes back.
+ */
+static void
+test_qcache_top(void)
+{
+	const vmem_size_t span = 0x1000;
+	vmem_t *vm = vmem_create("top", VMEM_ADDR_MAX - span + 1, span, 1, NULL,
+	    NULL, NULL, 16, VM_SLEEP, IPL_NONE);
+	static vmem_addr_t got[0x1000];
+	size_t n = 0, i;
+	vmem_addr_t a;
+
+	T_ASSERT(vm != NULL);
+	while (n < span && vmem_alloc(vm, 1, VM_NOSLEEP, &a) == 0) {
+		T_GE(a, VMEM_ADDR_MAX - span + 1);
+		got[n++] = a;
+	}
+	/* Cache pages hold 64 IDs; at most the pool's slack is unused. */
+	T_GE(n, span - 64);
+	T_ASSERT(vmem_whatis(VMEM_ADDR_MAX, NULL) == 0);
+	for (i = 0; i < n; i++)
+		vmem_free(vm, got[i], 1);
+	kmem_reap_all();
+	T_EQ(vmem_size(vm, VMEM_ALLOC), 0);
+	vmem_destroy(vm);
+}
+
 int
 main(void)
 {
@@ -379,5 +410,6 @@ main(void)
 	T_RUN(test_qcache_import);
 	T_RUN(test_qcache_xfree_dies);
 	T_RUN(test_qcache_destroy);
+	T_RUN(test_qcache_top);
 	return t_done();
 }
