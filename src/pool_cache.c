@@ -30,7 +30,9 @@
  *      and pcg_large_cache).
  *    - Per CPU (struct pc_cpu, one cache line each, no false sharing): a
  *      spin lock (one atomic exchange to take, one store to release),
- *      current and previous groups, hit/miss counters.  The CPU
+ *      current and previous groups, hit/miss counters.  A process that
+ *      has never created a thread skips the lock on get and put, as
+ *      glibc's malloc does (nothing else can run).  The CPU
  *      index comes from kmem_prim_cpu_current() (rseq, else sched_getcpu,
  *      else a thread hash).
  *    - Depot: full groups (LIFO) under the depot lock, with illumos's
@@ -339,8 +341,13 @@ pc_reap(pool_cache_t pc, bool everything)
 
 /* ---- get / put ---- */
 
+/*
+ * This CPU's slot, locked -- unless the process has never created a
+ * thread, when no one else can touch it ("lk" false; the caller passes it
+ * back to pc_cpu_exit).
+ */
 static inline struct pc_cpu *
-pc_cpu_enter(pool_cache_t pc)
+pc_cpu_enter(pool_cache_t pc, bool lk)
 {
 	unsigned int cpu = kmem_prim_cpu_fast();
 	struct pc_cpu *cc;
@@ -348,8 +355,16 @@ pc_cpu_enter(pool_cache_t pc)
 	if (kmem_unlikely(cpu >= pc->pc_ncpu))
 		cpu %= pc->pc_ncpu;
 	cc = &pc->pc_cpus[cpu];
-	kmem_spin_enter(&cc->cc_lock);
+	if (lk)
+		kmem_spin_enter(&cc->cc_lock);
 	return cc;
+}
+
+static inline void
+pc_cpu_exit(struct pc_cpu *cc, bool lk)
+{
+	if (lk)
+		kmem_spin_exit(&cc->cc_lock);
 }
 
 /*
@@ -388,6 +403,7 @@ pool_cache_get_paddr(pool_cache_t pc, int flags, paddr_t *pap)
 {
 	struct pc_cpu *cc;
 	struct pcg *g, *reap = NULL;
+	bool lk = !kmem_prim_single_threaded();
 	void *obj;
 
 	/* Exactly one of PR_WAITOK (1) and PR_NOWAIT (2), even on a hit. */
@@ -397,7 +413,7 @@ pool_cache_get_paddr(pool_cache_t pc, int flags, paddr_t *pap)
 		    pc->pc_pool.pr_wchan, (unsigned)flags);
 	if (kmem_unlikely(!kmem_opts.magazines))
 		goto miss_nolock;
-	cc = pc_cpu_enter(pc);
+	cc = pc_cpu_enter(pc, lk);
 	for (;;) {
 		g = cc->cc_current;
 		if (kmem_likely(g != NULL && g->pcg_avail > 0)) {
@@ -407,7 +423,7 @@ pool_cache_get_paddr(pool_cache_t pc, int flags, paddr_t *pap)
 			obj = o->po_va;
 			if (pap != NULL)
 				*pap = o->po_pa;
-			kmem_spin_exit(&cc->cc_lock);
+			pc_cpu_exit(cc, lk);
 			if (kmem_unlikely(reap != NULL))
 				pc_destruct_groups(pc, reap);
 			if (kmem_unlikely(flags & PR_ZERO))
@@ -423,7 +439,7 @@ pool_cache_get_paddr(pool_cache_t pc, int flags, paddr_t *pap)
 		if (!pc_get_from_depot(pc, cc, &reap))
 			break;
 	}
-	kmem_spin_exit(&cc->cc_lock);
+	pc_cpu_exit(cc, lk);
 	if (reap != NULL)
 		pc_destruct_groups(pc, reap);
 miss_nolock:
@@ -447,13 +463,14 @@ pool_cache_put_paddr(pool_cache_t pc, void *obj, paddr_t pa)
 {
 	struct pc_cpu *cc;
 	struct pcg *g, *empty;
+	bool lk = !kmem_prim_single_threaded();
 	unsigned int i;
 
 	if (kmem_unlikely(!kmem_opts.magazines)) {
 		pc_destruct(pc, obj);
 		return;
 	}
-	cc = pc_cpu_enter(pc);
+	cc = pc_cpu_enter(pc, lk);
 	for (;;) {
 		g = cc->cc_current;
 		if (kmem_likely(g != NULL && g->pcg_avail < g->pcg_size)) {
@@ -462,7 +479,7 @@ pool_cache_put_paddr(pool_cache_t pc, void *obj, paddr_t pa)
 			o->po_va = obj;
 			o->po_pa = pa;
 			cc->cc_hits++;
-			kmem_spin_exit(&cc->cc_lock);
+			pc_cpu_exit(cc, lk);
 			return;
 		}
 		if (cc->cc_previous != NULL &&
@@ -477,14 +494,14 @@ pool_cache_put_paddr(pool_cache_t pc, void *obj, paddr_t pa)
 		empty = pcg_get_empty(i, false);
 		if (empty == NULL) {
 			/* Allocate with no CPU lock held, then start over. */
-			kmem_spin_exit(&cc->cc_lock);
+			pc_cpu_exit(cc, lk);
 			empty = pcg_get_empty(i, true);
 			if (empty == NULL) {
 				pc_destruct(pc, obj);
 				return;
 			}
 			pcg_put_empty(empty);
-			cc = pc_cpu_enter(pc);
+			cc = pc_cpu_enter(pc, lk);
 			continue;
 		}
 		if (g == NULL) {

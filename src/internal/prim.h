@@ -71,6 +71,29 @@ kmem_prim_cpu_fast(void)
 	return kmem_prim_cpu_current();
 }
 
+/*
+ * True while the process has never created a thread (glibc >= 2.32 keeps
+ * __libc_single_threaded; elsewhere: false).  Per-CPU caches then skip
+ * their locks, as glibc's own malloc does.  It only ever goes from true
+ * to false, and only in the thread that calls pthread_create.
+ */
+#if defined(__has_include)
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#define KMEM_PRIM_HAVE_SINGLE_THREADED 1
+#endif
+#endif
+
+static inline bool
+kmem_prim_single_threaded(void)
+{
+#ifdef KMEM_PRIM_HAVE_SINGLE_THREADED
+	return __builtin_expect(__libc_single_threaded != 0, 0);
+#else
+	return false;
+#endif
+}
+
 /* ---- page runs ---- */
 
 /*
