@@ -30,9 +30,10 @@
  *      and pcg_large_cache).
  *    - Per CPU (struct pc_cpu, one cache line each, no false sharing): a
  *      spin lock (one atomic exchange to take, one store to release),
- *      current and previous groups, hit/miss counters.  A process that
- *      has never created a thread skips the lock on get and put, as
- *      glibc's malloc does (nothing else can run).  The CPU
+ *      current and previous groups, hit/miss counters.  Gets and puts
+ *      that the current group can serve take no lock: a restartable
+ *      sequence (section 9), or nothing at all while the process has
+ *      never created a thread, as glibc's malloc does.  The CPU
  *      index comes from kmem_prim_cpu_current() (rseq, else sched_getcpu,
  *      else a thread hash).
  *    - Depot: full groups (LIFO) under the depot lock, with illumos's
@@ -78,6 +79,29 @@
  *    return NULL when the pool cannot grow; PR_WAITOK gets wait.  A put
  *    that cannot get a group falls back to destruct + pool_put, so puts
  *    never fail.
+ *
+ * 9. The lock-free fast path (x86-64, when kmem_prim_rseq_cs_init() says
+ *    restartable sequences and the membarrier RSEQ fence are available;
+ *    DESIGN.md section 3).  pc_rseq_get/pc_rseq_put run as rseq critical
+ *    sections: they read the CPU number from glibc's rseq area, find that
+ *    CPU's slot, and give up to the locked slow path if the slot's lock
+ *    is held, it has no current group, or the group is empty (get) or
+ *    full (put); otherwise they move one object and commit with a single
+ *    store of the group's new count.  The kernel restarts a section that
+ *    is preempted, migrated or signalled before the commit, so no two
+ *    threads ever interleave inside one on the same CPU.  What remains is
+ *    a thread on another CPU changing the slot: everything except the
+ *    fast path takes the slot's lock first, and a lock taker that is not
+ *    running on the slot's CPU (it migrated, or it is invalidating every
+ *    CPU) then fences that CPU (membarrier PRIVATE_EXPEDITED_RSEQ), which
+ *    aborts a section in flight there; every section that starts later
+ *    sees the lock and takes the slow path.  A lock taker that is on the
+ *    slot's CPU needs no fence: a section that was in flight there was
+ *    preempted by it and will restart.  So the groups a lock holder sees
+ *    cannot change under it.  The fast path counts its hits with an
+ *    increment inside the section (a restart may count one twice).
+ *    Without rseq (valgrind, ThreadSanitizer, other CPUs) the spin lock
+ *    covers every get and put, as before.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -127,6 +151,7 @@ struct pool_cache {
 	void (*pc_dtor)(void *, void *);
 	void *pc_arg;
 	unsigned int pc_ncpu;
+	bool pc_rseq; /* the lock-free fast path is usable (section 9) */
 	size_t pc_mapsize;
 	struct pool_cache *pc_next; /* all caches */
 	struct pool_cache **pc_pprev;
@@ -355,8 +380,16 @@ pc_cpu_enter(pool_cache_t pc, bool lk)
 	if (kmem_unlikely(cpu >= pc->pc_ncpu))
 		cpu %= pc->pc_ncpu;
 	cc = &pc->pc_cpus[cpu];
-	if (lk)
+	if (lk) {
 		kmem_spin_enter(&cc->cc_lock);
+		/*
+		 * With lock-free fast paths about, the lock only keeps out
+		 * those that start after it: if we are not running on the
+		 * slot's CPU, abort any in flight there (section 9).
+		 */
+		if (pc->pc_rseq && kmem_prim_cpu_raw() != (int32_t)cpu)
+			kmem_prim_rseq_fence(cpu);
+	}
 	return cc;
 }
 
@@ -366,6 +399,147 @@ pc_cpu_exit(struct pc_cpu *cc, bool lk)
 	if (lk)
 		kmem_spin_exit(&cc->cc_lock);
 }
+
+/* ---- the restartable-sequence fast path (section 9) ---- */
+
+#if defined(__x86_64__)
+#define PC_RSEQ 1
+_Static_assert(sizeof(struct pc_cpu) == 64, "pc_cpu is one cache line");
+_Static_assert(sizeof(struct pcg_obj) == 16, "group slots are 16 bytes");
+
+/*
+ * The descriptor and abort handler of one critical section (the rseq ABI,
+ * linux/rseq.h): version, flags, start, length to the commit, abort
+ * address; the abort address is preceded by the signature glibc
+ * registered (RSEQ_SIG, 0x53053053, inside a ud1 so it disassembles).
+ */
+#define PC_RSEQ_CS(label)                                                      \
+	".pushsection __rseq_cs, \"aw\"\n\t"                                   \
+	".balign 32\n\t" label ":\n\t"                                         \
+	".long 0x0, 0x0\n\t"                                                   \
+	".quad 1f, (2f - 1f), 4f\n\t"                                          \
+	".popsection\n\t"                                                      \
+	".pushsection __rseq_failure, \"ax\"\n\t"                              \
+	".byte 0x0f, 0xb9, 0x3d\n\t"                                           \
+	".long 0x53053053\n\t"                                                 \
+	"4:\n\t"                                                               \
+	"jmp %l[abort]\n\t"                                                    \
+	".popsection\n\t"
+
+/*
+ * Pop an object from this CPU's current group without a lock.  Inside the
+ * critical section: read the CPU, find its slot, give up (slow path) if
+ * the slot is locked, has no current group or the group is empty; else
+ * read the top object and commit by storing the decremented count.  A
+ * preemption, migration or signal before the commit restarts it.
+ * 1: *objp, *pap set; 0: take the slow path.
+ */
+static inline int
+pc_rseq_get(pool_cache_t pc, void **objp, paddr_t *pap)
+{
+	void *obj;
+	paddr_t pa;
+
+retry:
+	__asm__ goto(PC_RSEQ_CS("3") "leaq 3b(%%rip), %%rax\n\t"
+				     "movq %%rax, %%fs:8(%[off])\n\t"
+				     "1:\n\t"
+				     "movl %%fs:4(%[off]), %%eax\n\t"
+				     "cmpl %[ncpu], %%eax\n\t"
+				     "jae %l[slow]\n\t"
+				     "shlq $6, %%rax\n\t"
+				     "addq %[base], %%rax\n\t"
+				     "cmpl $0, %c[lockoff](%%rax)\n\t"
+				     "jne %l[slow]\n\t"
+				     "movq %c[curoff](%%rax), %%rcx\n\t"
+				     "testq %%rcx, %%rcx\n\t"
+				     "jz %l[slow]\n\t"
+				     "movl %c[availoff](%%rcx), %%edx\n\t"
+				     "testl %%edx, %%edx\n\t"
+				     "jz %l[slow]\n\t"
+				     "subl $1, %%edx\n\t"
+				     "movq %%rdx, %%r8\n\t"
+				     "shlq $4, %%r8\n\t"
+				     "addq %%rcx, %%r8\n\t"
+				     "movq %c[objoff](%%r8), %%r9\n\t"
+				     "movq %%r9, %[obj]\n\t"
+				     "movq %c[objoff]+8(%%r8), %%r9\n\t"
+				     "movq %%r9, %[pa]\n\t"
+				     "incq %c[hitsoff](%%rax)\n\t"
+				     "movl %%edx, %c[availoff](%%rcx)\n\t"
+				     "2:\n\t"
+		     : [obj] "=m"(obj), [pa] "=m"(pa)
+		     : [off] "r"(__rseq_offset), [ncpu] "r"(pc->pc_ncpu),
+		     [base] "r"(pc->pc_cpus),
+		     [lockoff] "i"(offsetof(struct pc_cpu, cc_lock)),
+		     [curoff] "i"(offsetof(struct pc_cpu, cc_current)),
+		     [hitsoff] "i"(offsetof(struct pc_cpu, cc_hits)),
+		     [availoff] "i"(offsetof(struct pcg, pcg_avail)),
+		     [objoff] "i"(offsetof(struct pcg, pcg_objects))
+		     : "rax", "rcx", "rdx", "r8", "r9", "memory", "cc"
+		     : slow, abort);
+	*objp = obj;
+	*pap = pa;
+	return 1;
+abort:
+	goto retry;
+slow:
+	return 0;
+}
+
+/*
+ * Push an object onto this CPU's current group without a lock: the same
+ * checks, the object and paddr stored in the free slot, then the commit,
+ * the incremented count.  A store to the slot before an abort is harmless:
+ * the slot is not counted.  1: done; 0: take the slow path.
+ */
+static inline int
+pc_rseq_put(pool_cache_t pc, void *obj, paddr_t pa)
+{
+retry:
+	__asm__ goto(PC_RSEQ_CS("3") "leaq 3b(%%rip), %%rax\n\t"
+				     "movq %%rax, %%fs:8(%[off])\n\t"
+				     "1:\n\t"
+				     "movl %%fs:4(%[off]), %%eax\n\t"
+				     "cmpl %[ncpu], %%eax\n\t"
+				     "jae %l[slow]\n\t"
+				     "shlq $6, %%rax\n\t"
+				     "addq %[base], %%rax\n\t"
+				     "cmpl $0, %c[lockoff](%%rax)\n\t"
+				     "jne %l[slow]\n\t"
+				     "movq %c[curoff](%%rax), %%rcx\n\t"
+				     "testq %%rcx, %%rcx\n\t"
+				     "jz %l[slow]\n\t"
+				     "movl %c[availoff](%%rcx), %%edx\n\t"
+				     "cmpl %c[sizeoff](%%rcx), %%edx\n\t"
+				     "jae %l[slow]\n\t"
+				     "movq %%rdx, %%r8\n\t"
+				     "shlq $4, %%r8\n\t"
+				     "addq %%rcx, %%r8\n\t"
+				     "movq %[obj], %c[objoff](%%r8)\n\t"
+				     "movq %[pa], %c[objoff]+8(%%r8)\n\t"
+				     "incq %c[hitsoff](%%rax)\n\t"
+				     "addl $1, %%edx\n\t"
+				     "movl %%edx, %c[availoff](%%rcx)\n\t"
+				     "2:\n\t"
+		     :
+		     : [off] "r"(__rseq_offset), [ncpu] "r"(pc->pc_ncpu),
+		     [base] "r"(pc->pc_cpus), [obj] "r"(obj), [pa] "r"(pa),
+		     [lockoff] "i"(offsetof(struct pc_cpu, cc_lock)),
+		     [curoff] "i"(offsetof(struct pc_cpu, cc_current)),
+		     [hitsoff] "i"(offsetof(struct pc_cpu, cc_hits)),
+		     [availoff] "i"(offsetof(struct pcg, pcg_avail)),
+		     [sizeoff] "i"(offsetof(struct pcg, pcg_size)),
+		     [objoff] "i"(offsetof(struct pcg, pcg_objects))
+		     : "rax", "rcx", "rdx", "r8", "memory", "cc"
+		     : slow, abort);
+	return 1;
+abort:
+	goto retry;
+slow:
+	return 0;
+}
+#endif /* __x86_64__ */
 
 /*
  * The depot slow path of get: trade our empty current for a full group.
@@ -413,6 +587,19 @@ pool_cache_get_paddr(pool_cache_t pc, int flags, paddr_t *pap)
 		    pc->pc_pool.pr_wchan, (unsigned)flags);
 	if (kmem_unlikely(!kmem_opts.magazines))
 		goto miss_nolock;
+#ifdef PC_RSEQ
+	if (kmem_likely(lk && pc->pc_rseq)) {
+		paddr_t pa;
+
+		if (kmem_likely(pc_rseq_get(pc, &obj, &pa))) {
+			if (pap != NULL)
+				*pap = pa;
+			if (kmem_unlikely(flags & PR_ZERO))
+				memset(obj, 0, pc->pc_pool.pr_reqsize);
+			return obj;
+		}
+	}
+#endif
 	cc = pc_cpu_enter(pc, lk);
 	for (;;) {
 		g = cc->cc_current;
@@ -470,6 +657,11 @@ pool_cache_put_paddr(pool_cache_t pc, void *obj, paddr_t pa)
 		pc_destruct(pc, obj);
 		return;
 	}
+#ifdef PC_RSEQ
+	if (kmem_likely(lk && pc->pc_rseq) &&
+	    kmem_likely(pc_rseq_put(pc, obj, pa)))
+		return;
+#endif
 	cc = pc_cpu_enter(pc, lk);
 	for (;;) {
 		g = cc->cc_current;
@@ -541,6 +733,8 @@ pool_cache_invalidate(pool_cache_t pc)
 		struct pc_cpu *cc = &pc->pc_cpus[i];
 
 		kmem_spin_enter(&cc->cc_lock);
+		if (pc->pc_rseq)
+			kmem_prim_rseq_fence(i);
 		if ((g = cc->cc_current) != NULL) {
 			g->pcg_next = chain;
 			chain = g;
@@ -704,6 +898,7 @@ kmemi_cache_create(size_t size, unsigned int align, unsigned int align_offset,
 	pc->pc_dtor = dtor;
 	pc->pc_arg = arg;
 	pc->pc_ncpu = ncpu;
+	pc->pc_rseq = kmem_prim_rseq_cs_init();
 	atomic_init(&pc->pc_sizeidx,
 	    (flags & PR_LARGECACHE) ? PCG_START_LARGE : PCG_START_NORMAL);
 	pc->pc_ws_time = kmem_prim_clock_ns();

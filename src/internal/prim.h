@@ -72,6 +72,35 @@ kmem_prim_cpu_fast(void)
 }
 
 /*
+ * Restartable sequences for per-CPU fast paths (x86-64, glibc's rseq
+ * area, and the kernel's membarrier RSEQ fence; not under TSan, which
+ * cannot see inside them).  kmem_prim_rseq_cs_init() probes once and says
+ * whether they may be used; kmem_prim_rseq_fence(cpu) aborts any
+ * critical section running on that CPU (a system call: for slow paths).
+ * kmem_prim_cpu_raw() is the rseq cpu_id field, -1 when not registered.
+ */
+bool kmem_prim_rseq_cs_init(void);
+void kmem_prim_rseq_fence(unsigned cpu);
+
+static inline int32_t
+kmem_prim_cpu_raw(void)
+{
+#if defined(__x86_64__)
+	int32_t cpu;
+
+	if (atomic_load_explicit(&kmem_prim_rseq_ready, memory_order_relaxed) !=
+	    1)
+		return -1;
+	__asm__ volatile("movl %%fs:(%1), %0"
+			 : "=r"(cpu)
+			 : "r"(__rseq_offset + 4));
+	return cpu;
+#else
+	return -1;
+#endif
+}
+
+/*
  * True while the process has never created a thread (glibc >= 2.32 keeps
  * __libc_single_threaded; elsewhere: false).  Per-CPU caches then skip
  * their locks, as glibc's own malloc does.  It only ever goes from true

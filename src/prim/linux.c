@@ -42,9 +42,20 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/membarrier.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define KMEM_HAS_FEATURE_TSAN 1
+#endif
+#endif
+#ifndef KMEM_HAS_FEATURE_TSAN
+#define KMEM_HAS_FEATURE_TSAN 0
+#endif
 
 #include "internal/internal.h"
 #include "internal/prim.h"
@@ -172,6 +183,55 @@ kmem_prim_cpu_source(void)
 	default:
 		return "hash";
 	}
+}
+
+/*
+ * rseq critical sections: usable when glibc registered rseq for us and the
+ * kernel lets us fence them (membarrier PRIVATE_EXPEDITED_RSEQ, Linux
+ * 5.10+).  Never under ThreadSanitizer: it cannot see the accesses inside
+ * the assembly and would report the lock-protected ones as races.
+ */
+static _Atomic int prim_rseq_cs; /* 0 unknown, 1 usable, -1 not */
+
+bool
+kmem_prim_rseq_cs_init(void)
+{
+	int v = atomic_load_explicit(&prim_rseq_cs, memory_order_acquire);
+
+	if (v != 0)
+		return v == 1;
+	v = -1;
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__) &&                    \
+    !KMEM_HAS_FEATURE_TSAN
+	if (prim_cpu_source_probe() == PRIM_CPU_RSEQ &&
+	    syscall(SYS_membarrier,
+		MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0) == 0)
+		v = 1;
+#endif
+	atomic_store_explicit(&prim_rseq_cs, v, memory_order_release);
+	return v == 1;
+}
+
+void
+kmem_prim_rseq_fence(unsigned cpu)
+{
+	int tries;
+
+	for (tries = 0; tries < 2; tries++) {
+		if (syscall(SYS_membarrier,
+			MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ,
+			MEMBARRIER_CMD_FLAG_CPU, (int)cpu) == 0)
+			return;
+		/* Should a process start unregistered (a fork): again. */
+		if (errno != EPERM ||
+		    syscall(SYS_membarrier,
+			MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0,
+			0) != 0)
+			break;
+	}
+	kmem_panic("membarrier(PRIVATE_EXPEDITED_RSEQ, cpu %u) failed: errno "
+		   "%d",
+	    cpu, errno);
 }
 
 /* ---- fault injection ---- */

@@ -15,6 +15,23 @@
 #include "internal/prim.h"
 #include "t.h"
 
+#if defined(__x86_64__)
+static const bool t_x86_64 = true;
+#else
+static const bool t_x86_64 = false;
+#endif
+#if defined(__SANITIZE_THREAD__)
+static const bool t_tsan = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+static const bool t_tsan = true;
+#else
+static const bool t_tsan = false;
+#endif
+#else
+static const bool t_tsan = false;
+#endif
+
 static void
 test_page_size_and_cpus(void)
 {
@@ -34,6 +51,19 @@ test_page_size_and_cpus(void)
 	 */
 	T_ASSERT(strcmp(kmem_prim_cpu_source(), "rseq") == 0 ||
 	    getenv("GLIBC_TUNABLES") != NULL || t_under_valgrind());
+	/*
+	 * And restartable sequences for the pool_cache fast path, except
+	 * where they must be off (no rseq, or ThreadSanitizer).
+	 */
+	T_EQ(kmem_prim_rseq_cs_init(),
+	    t_x86_64 && !t_tsan && strcmp(kmem_prim_cpu_source(), "rseq") == 0);
+	printf("   rseq critical sections: %s\n",
+	    kmem_prim_rseq_cs_init() ? "on" : "off");
+	if (kmem_prim_rseq_cs_init()) {
+		/* The raw CPU number agrees with the CPU hint. */
+		T_LT((unsigned)kmem_prim_cpu_raw(), 4096);
+		kmem_prim_rseq_fence(kmem_prim_cpu_current());
+	}
 }
 
 static void
