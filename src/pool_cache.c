@@ -427,6 +427,26 @@ _Static_assert(sizeof(struct pcg_obj) == 16, "group slots are 16 bytes");
 	".popsection\n\t"
 
 /*
+ * The start of both critical sections: publish the descriptor, read the
+ * CPU, and leave for the slow path unless that CPU's slot is unlocked and
+ * has a current group.  Leaves the slot in %rax and the group in %rcx.
+ */
+#define PC_RSEQ_SLOT                                                           \
+	"leaq 3b(%%rip), %%rax\n\t"                                            \
+	"movq %%rax, %%fs:8(%[off])\n\t"                                       \
+	"1:\n\t"                                                               \
+	"movl %%fs:4(%[off]), %%eax\n\t"                                       \
+	"cmpl %[ncpu], %%eax\n\t"                                              \
+	"jae %l[slow]\n\t"                                                     \
+	"shlq $6, %%rax\n\t"                                                   \
+	"addq %[base], %%rax\n\t"                                              \
+	"cmpl $0, %c[lockoff](%%rax)\n\t"                                      \
+	"jne %l[slow]\n\t"                                                     \
+	"movq %c[curoff](%%rax), %%rcx\n\t"                                    \
+	"testq %%rcx, %%rcx\n\t"                                               \
+	"jz %l[slow]\n\t"
+
+/*
  * Pop an object from this CPU's current group without a lock.  Inside the
  * critical section: read the CPU, find its slot, give up (slow path) if
  * the slot is locked, has no current group or the group is empty; else
@@ -441,33 +461,22 @@ pc_rseq_get(pool_cache_t pc, void **objp, paddr_t *pap)
 	paddr_t pa;
 
 retry:
-	__asm__ goto(PC_RSEQ_CS("3") "leaq 3b(%%rip), %%rax\n\t"
-				     "movq %%rax, %%fs:8(%[off])\n\t"
-				     "1:\n\t"
-				     "movl %%fs:4(%[off]), %%eax\n\t"
-				     "cmpl %[ncpu], %%eax\n\t"
-				     "jae %l[slow]\n\t"
-				     "shlq $6, %%rax\n\t"
-				     "addq %[base], %%rax\n\t"
-				     "cmpl $0, %c[lockoff](%%rax)\n\t"
-				     "jne %l[slow]\n\t"
-				     "movq %c[curoff](%%rax), %%rcx\n\t"
-				     "testq %%rcx, %%rcx\n\t"
-				     "jz %l[slow]\n\t"
-				     "movl %c[availoff](%%rcx), %%edx\n\t"
-				     "testl %%edx, %%edx\n\t"
-				     "jz %l[slow]\n\t"
-				     "subl $1, %%edx\n\t"
-				     "movq %%rdx, %%r8\n\t"
-				     "shlq $4, %%r8\n\t"
-				     "addq %%rcx, %%r8\n\t"
-				     "movq %c[objoff](%%r8), %%r9\n\t"
-				     "movq %%r9, %[obj]\n\t"
-				     "movq %c[objoff]+8(%%r8), %%r9\n\t"
-				     "movq %%r9, %[pa]\n\t"
-				     "incq %c[hitsoff](%%rax)\n\t"
-				     "movl %%edx, %c[availoff](%%rcx)\n\t"
-				     "2:\n\t"
+	__asm__ goto(PC_RSEQ_CS("3") PC_RSEQ_SLOT
+
+		     "movl %c[availoff](%%rcx), %%edx\n\t"
+		     "testl %%edx, %%edx\n\t"
+		     "jz %l[slow]\n\t"
+		     "subl $1, %%edx\n\t"
+		     "movq %%rdx, %%r8\n\t"
+		     "shlq $4, %%r8\n\t"
+		     "addq %%rcx, %%r8\n\t"
+		     "movq %c[objoff](%%r8), %%r9\n\t"
+		     "movq %%r9, %[obj]\n\t"
+		     "movq %c[objoff]+8(%%r8), %%r9\n\t"
+		     "movq %%r9, %[pa]\n\t"
+		     "incq %c[hitsoff](%%rax)\n\t"
+		     "movl %%edx, %c[availoff](%%rcx)\n\t"
+		     "2:\n\t"
 		     : [obj] "=m"(obj), [pa] "=m"(pa)
 		     : [off] "r"(__rseq_offset), [ncpu] "r"(pc->pc_ncpu),
 		     [base] "r"(pc->pc_cpus),
@@ -497,31 +506,20 @@ static inline int
 pc_rseq_put(pool_cache_t pc, void *obj, paddr_t pa)
 {
 retry:
-	__asm__ goto(PC_RSEQ_CS("3") "leaq 3b(%%rip), %%rax\n\t"
-				     "movq %%rax, %%fs:8(%[off])\n\t"
-				     "1:\n\t"
-				     "movl %%fs:4(%[off]), %%eax\n\t"
-				     "cmpl %[ncpu], %%eax\n\t"
-				     "jae %l[slow]\n\t"
-				     "shlq $6, %%rax\n\t"
-				     "addq %[base], %%rax\n\t"
-				     "cmpl $0, %c[lockoff](%%rax)\n\t"
-				     "jne %l[slow]\n\t"
-				     "movq %c[curoff](%%rax), %%rcx\n\t"
-				     "testq %%rcx, %%rcx\n\t"
-				     "jz %l[slow]\n\t"
-				     "movl %c[availoff](%%rcx), %%edx\n\t"
-				     "cmpl %c[sizeoff](%%rcx), %%edx\n\t"
-				     "jae %l[slow]\n\t"
-				     "movq %%rdx, %%r8\n\t"
-				     "shlq $4, %%r8\n\t"
-				     "addq %%rcx, %%r8\n\t"
-				     "movq %[obj], %c[objoff](%%r8)\n\t"
-				     "movq %[pa], %c[objoff]+8(%%r8)\n\t"
-				     "incq %c[hitsoff](%%rax)\n\t"
-				     "addl $1, %%edx\n\t"
-				     "movl %%edx, %c[availoff](%%rcx)\n\t"
-				     "2:\n\t"
+	__asm__ goto(PC_RSEQ_CS("3") PC_RSEQ_SLOT
+
+		     "movl %c[availoff](%%rcx), %%edx\n\t"
+		     "cmpl %c[sizeoff](%%rcx), %%edx\n\t"
+		     "jae %l[slow]\n\t"
+		     "movq %%rdx, %%r8\n\t"
+		     "shlq $4, %%r8\n\t"
+		     "addq %%rcx, %%r8\n\t"
+		     "movq %[obj], %c[objoff](%%r8)\n\t"
+		     "movq %[pa], %c[objoff]+8(%%r8)\n\t"
+		     "incq %c[hitsoff](%%rax)\n\t"
+		     "addl $1, %%edx\n\t"
+		     "movl %%edx, %c[availoff](%%rcx)\n\t"
+		     "2:\n\t"
 		     :
 		     : [off] "r"(__rseq_offset), [ncpu] "r"(pc->pc_ncpu),
 		     [base] "r"(pc->pc_cpus), [obj] "r"(obj), [pa] "r"(pa),
