@@ -222,6 +222,9 @@ kmem_prim_rseq_fence(unsigned cpu)
 			MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ,
 			MEMBARRIER_CMD_FLAG_CPU, (int)cpu) == 0)
 			return;
+		/* No such CPU online: nothing can run there. */
+		if (errno == EINVAL)
+			return;
 		/* Should a process start unregistered (a fork): again. */
 		if (errno != EPERM ||
 		    syscall(SYS_membarrier,
