@@ -862,7 +862,7 @@ pool_at_limit(struct pool *pp, int flags, bool *flushed)
 		/* Objects cached in magazines count against the limit. */
 		*flushed = true;
 		pthread_mutex_unlock(&pp->pr_lock);
-		kmemi_cache_invalidate(pp->pr_cache);
+		pool_cache_invalidate(pp->pr_cache);
 		pthread_mutex_lock(&pp->pr_lock);
 		return true;
 	}
@@ -1131,7 +1131,7 @@ pool_reclaim(struct pool *pp)
 	if (hook != NULL)
 		hook(arg, PR_NOWAIT);
 	if (pp->pr_cache != NULL)
-		kmemi_cache_invalidate(pp->pr_cache);
+		pool_cache_invalidate(pp->pr_cache);
 	return kmemi_pool_reclaim_idle(pp, false);
 }
 

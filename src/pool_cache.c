@@ -752,12 +752,6 @@ pool_cache_invalidate(pool_cache_t pc)
 }
 
 void
-kmemi_cache_invalidate(struct pool_cache *pc)
-{
-	pool_cache_invalidate(pc);
-}
-
-void
 kmemi_cache_drain(struct pool_cache *pc)
 {
 	pool_cache_invalidate(pc);

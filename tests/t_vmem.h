@@ -22,4 +22,21 @@ t_vmem_stats(const vmem_t *vm)
 	return st;
 }
 
+/*
+ * A failed call left the arena as it was: same bytes, segments and spans
+ * (the failure counter is the caller's to check).
+ */
+static inline void
+t_vmem_unchanged(
+    const struct kmem_vmem_stats *s0, const struct kmem_vmem_stats *s1)
+{
+	T_EQ(s1->vs_inuse, s0->vs_inuse);
+	T_EQ(s1->vs_total, s0->vs_total);
+	T_EQ(s1->vs_imported, s0->vs_imported);
+	T_EQ(s1->vs_nbusy, s0->vs_nbusy);
+	T_EQ(s1->vs_nfree, s0->vs_nfree);
+	T_EQ(s1->vs_import, s0->vs_import);
+	T_EQ(s1->vs_release, s0->vs_release);
+}
+
 #endif /* KMEM_TESTS_T_VMEM_H */

@@ -40,8 +40,6 @@ pool_cache_t kmemi_cache_create(size_t size, unsigned int align,
 void kmemi_cache_drain(struct pool_cache *pc);
 /* pool.c: pages for internal pools (headers, groups), never from a cache. */
 extern struct pool_allocator kmemi_pool_allocator_meta;
-/* pool_cache.c: the pool's cache, invalidated by pool_reclaim. */
-void kmemi_cache_invalidate(struct pool_cache *pc);
 /* pool_cache.c: trim depots to their working sets (kmem_reap). */
 void kmemi_cache_reap_all(bool everything);
 /* pool.c: free pages idle long enough (everything: all empty pages). */
