@@ -77,6 +77,21 @@ static const struct opt_row opt_table[] = {
 	"pool_cache depot working-set interval, ms"),
     OPT(magazines, OPT_BOOL, 1,
 	"pool_cache per-CPU magazines (off: every get/put hits the pool)"),
+    /*
+     * kmem's freed large blocks stay mapped (and reusable at once) this
+     * long before their pages go back to the OS.  1 s: a program that
+     * frees and reallocates a big buffer in a loop keeps it; one that is
+     * done with it gives the memory back within a second of its next
+     * large call or kmem_reap() (jemalloc's dirty decay is 10 s).
+     */
+    OPT(purge_delay_ms, OPT_U64, 1000,
+	"freed large blocks go back to the OS after this long, ms"),
+    /*
+     * How long KM_SLEEP keeps reaping and retrying while the OS refuses
+     * memory before it aborts with a message.  10 s.
+     */
+    OPT(oom_wait_ms, OPT_U64, 10000,
+	"KM_SLEEP gives up (aborts) after the OS refused memory this long, ms"),
 };
 
 static void

@@ -157,11 +157,23 @@ page_arena_release(vmem_t *src, vmem_addr_t addr, vmem_size_t size)
 	kmem_prim_release((void *)addr, size);
 }
 
+/* Pages freed inside a span that stays mapped go back to the OS. */
+static void
+page_arena_purge(vmem_addr_t addr, vmem_size_t size)
+{
+	kmem_prim_purge((void *)addr, size);
+}
+
 /*
  * The page arena (NetBSD's kmem_va_arena): quantum = the system page,
  * imports from prim in runs of at least PAGE_ARENA_IMPORT, quantum caches
- * up to 16 pages.  Created on first use; NULL if there is no memory to
- * create it (the page allocators then fail like any out-of-memory).
+ * up to 16 pages.  Free space in it is never dirty: a range freed into a
+ * span that stays is purged (MADV_DONTNEED) before anyone can reuse it,
+ * and a span wholly free is unmapped.  The delay before memory goes back
+ * is upstream: idle pool pages wait pool_idle_ms, kmem's large blocks
+ * purge_delay_ms, quantum-cached runs until a reap.  Created on first use; NULL
+ * if there is no memory to create it (the page allocators then fail like any
+ * out-of-memory).
  */
 #define PAGE_ARENA_IMPORT (1u << 20) /* 1 MiB: 256 pages per mmap */
 
@@ -182,6 +194,7 @@ kmemi_page_arena(void)
 		/* No memory even for that: NULL, tried again next time. */
 		if (vm != NULL) {
 			kmem_vmem_set_min_import(vm, PAGE_ARENA_IMPORT);
+			kmemi_vmem_set_purge(vm, page_arena_purge);
 			atomic_store_explicit(
 			    &page_arena, vm, memory_order_release);
 		}
@@ -1116,6 +1129,70 @@ kmemi_pool_reap_all(bool everything)
 		pp = next;
 	}
 	kmem_mutex_exit(&pool_list_lock);
+}
+
+/*
+ * Call fn(pp, arg) for every pool, in list order, holding a reference and
+ * not the list lock (fn may take the pool's lock, or call pool functions
+ * other than pool_init/pool_destroy).  Stops early when fn returns
+ * non-zero, and returns that value.
+ */
+int
+kmemi_pool_foreach(int (*fn)(struct pool *, void *), void *arg)
+{
+	struct pool *pp, *next;
+	int rv = 0;
+
+	kmem_mutex_enter(&pool_list_lock);
+	if ((pp = pool_list) != NULL)
+		pool_ref(pp);
+	while (pp != NULL) {
+		kmem_mutex_exit(&pool_list_lock);
+		rv = fn(pp, arg);
+		kmem_mutex_enter(&pool_list_lock);
+		next = rv == 0 ? pp->pr_next : NULL;
+		if (next != NULL)
+			pool_ref(next);
+		pool_unref(pp);
+		pp = next;
+	}
+	kmem_mutex_exit(&pool_list_lock);
+	return rv;
+}
+
+/*
+ * Whether v lies in one of hashed pool pp's pages, and if so, the item
+ * that contains it and whether that item is handed out.  Never reads v's
+ * memory, so any address may be asked about (a debugging aid: kmem's
+ * foreign-pointer reports).  Pools with on-page headers: always false.
+ */
+bool
+kmemi_pool_item_of(struct pool *pp, const void *v, void **itemp, bool *outp)
+{
+	uintptr_t a = (uintptr_t)v, block;
+	struct kmem_pool_page *ph;
+	size_t off, idx;
+	bool found = false;
+
+	if (!(pp->pr_roflags & PR_ROF_HASHED))
+		return false;
+	block = a >> pp->pr_alloc->pa_pageshift;
+	pthread_mutex_lock(&pp->pr_lock);
+	ph = ph_hash_find(pp, block, a);
+	if (ph == NULL && (pp->pr_flags & PR_NOALIGN) && block > 0)
+		ph = ph_hash_find(pp, block - 1, a);
+	if (ph != NULL && (const char *)v >= ph->ph_items) {
+		off = (size_t)((const char *)v - ph->ph_items);
+		idx = off / pp->pr_size;
+		if (idx < ph->ph_nitems) {
+			*itemp = ph->ph_items + idx * pp->pr_size;
+			*outp = !(ph->ph_bitmap[idx / 64] &
+			    ((uint64_t)1 << (idx % 64)));
+			found = true;
+		}
+	}
+	pthread_mutex_unlock(&pp->pr_lock);
+	return found;
 }
 
 int

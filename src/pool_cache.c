@@ -114,6 +114,7 @@
 #include <kmem/pool.h>
 
 #include "internal/internal.h"
+#include "internal/kmem_impl.h"
 #include "internal/pool_impl.h"
 #include "internal/prim.h"
 
@@ -1005,12 +1006,14 @@ pool_cache_nput(pool_cache_t pc)
 void
 kmem_reap(void)
 {
+	kmemi_large_reap(false);
 	kmemi_cache_reap_all(false);
 }
 
 void
 kmem_reap_all(void)
 {
+	kmemi_large_reap(true);
 	kmemi_cache_reap_all(true);
 }
 

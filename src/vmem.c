@@ -162,6 +162,8 @@ struct vmem {
 	vmem_ximport_t *vm_ximportfn;
 	vmem_release_t *vm_releasefn;
 	vmem_t *vm_source;
+	/* Called on each range entering the freelists of a live span. */
+	void (*vm_purgefn)(vmem_addr_t, vmem_size_t);
 
 	bt_t vm_seg0;	     /* segment and span list sentinel */
 	uint64_t vm_freemap; /* bit n: vm_freelist[n] non-empty */
@@ -1357,6 +1359,8 @@ static void
 vmem_free_bt(vmem_t *vm, bt_t *bt)
 {
 	bt_t *n = bt->bt_snext, *p = bt->bt_sprev;
+	vmem_addr_t faddr = bt->bt_start;
+	vmem_size_t fsize = bt->bt_size;
 
 	vm->vm_nfreed++;
 	if (n->bt_type == BT_TYPE_FREE) {
@@ -1378,6 +1382,13 @@ vmem_free_bt(vmem_t *vm, bt_t *bt)
 		vmem_span_release(vm, p);
 		return;
 	}
+	/*
+	 * The span lives on: its freed pages go back to the OS (the page
+	 * arena's purge; under the lock, so that no one can allocate the
+	 * range before it is purged).
+	 */
+	if (vm->vm_purgefn != NULL)
+		vm->vm_purgefn(faddr, fsize);
 	if (vm->vm_nwaiters != 0)
 		kmem_cond_broadcast(&vm->vm_cv);
 	kmem_mutex_exit(&vm->vm_lock);
@@ -1789,6 +1800,28 @@ vmem_whatis(uintptr_t addr, vmem_printfn_t *pr)
 	}
 	kmem_mutex_exit(&vmem_list_lock);
 	return found;
+}
+
+/* Call fn(vm, arg) for every arena under the list lock; stop on non-zero. */
+int
+kmemi_vmem_foreach(int (*fn)(vmem_t *, void *), void *arg)
+{
+	vmem_t *vm;
+	int rv = 0;
+
+	kmem_mutex_enter(&vmem_list_lock);
+	for (vm = vmem_list; vm != NULL && rv == 0; vm = vm->vm_next)
+		rv = fn(vm, arg);
+	kmem_mutex_exit(&vmem_list_lock);
+	return rv;
+}
+
+void
+kmemi_vmem_set_purge(vmem_t *vm, void (*fn)(vmem_addr_t, vmem_size_t))
+{
+	kmem_mutex_enter(&vm->vm_lock);
+	vm->vm_purgefn = fn;
+	kmem_mutex_exit(&vm->vm_lock);
 }
 
 void

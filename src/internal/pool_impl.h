@@ -47,4 +47,17 @@ int kmemi_pool_reclaim_idle(struct pool *pp, bool everything);
 /* pool.c: that, for every pool. */
 void kmemi_pool_reap_all(bool everything);
 
+/* pool.c: fn(pp, arg) for every pool, no list lock held; stops on non-zero. */
+int kmemi_pool_foreach(int (*fn)(struct pool *, void *), void *arg);
+/* pool.c: the item of hashed pool pp containing v, and whether it is out. */
+bool kmemi_pool_item_of(
+    struct pool *pp, const void *v, void **itemp, bool *outp);
+/* vmem.c: fn(vm, arg) for every arena, under the arena list lock. */
+int kmemi_vmem_foreach(int (*fn)(vmem_t *, void *), void *arg);
+/*
+ * vmem.c: fn(addr, size) is called, under the arena lock, for every range
+ * freed into a span that stays (the page arena purges it).
+ */
+void kmemi_vmem_set_purge(vmem_t *vm, void (*fn)(vmem_addr_t, vmem_size_t));
+
 #endif /* KMEM_INTERNAL_POOL_IMPL_H */

@@ -1,0 +1,577 @@
+/*
+ * debug.c -- KMEM_DEBUG: run-time debugging of kmem_alloc/kmem_free that
+ * finds the bug and names it (NetBSD's KMEM_SIZE, KMEM_REDZONE,
+ * KMEM_POISON and KMEM_GUARD, chosen at start-up instead of at build).
+ *
+ * 1. Switch.  KMEM_DEBUG=item,... is read once by kmem_init (items size,
+ *    redzone, poison, guard, guard_depth=N, all).  Any item sets bits in
+ *    kmemi_gate, the word kmem.c's fast paths test anyway, so all calls
+ *    come here; with no item nothing here runs.
+ *
+ * 2. The record table.  Every allocation made while debugging is on has a
+ *    record keyed by its address: requested size, the size asked of the
+ *    allocator underneath ("raw": larger with a redzone), the bytes the
+ *    object really owns (its class, page-rounded, or the guard slot), and
+ *    a state: live, freed, or freed-and-poisoned.  Freed records stay until
+ *    the address is handed out again, so a second free is told from a
+ *    pointer never allocated.  An open-addressing hash (linear probing,
+ *    power-of-two size, doubled at half load counting tombstones) in
+ *    memory straight from prim -- never from kmem, whose calls it
+ *    records.  When a cache page goes back to the page arena its records
+ *    are dropped (kmemi_debug_forget): the address may next hold anything.
+ *    The size is thus kept outside the object, not in NetBSD's footer: a
+ *    buffer overrun cannot forge it.
+ *
+ * 3. Checks.
+ *    - size: free with another size than the record's: NetBSD's message.
+ *    - redzone: the raw size is size + 1, so at least one byte follows the
+ *      object; [size, owned) is filled with a pattern (byte = top 8 bits
+ *      of address * 0x9e37fffffffc0001, NetBSD's; the first byte never
+ *      NUL, so an off-by-one string terminator is caught) and checked at
+ *      free.
+ *    - poison: freed objects are filled with the pattern; when the same
+ *      address is handed out again the whole object is checked (write
+ *      after free).  Large blocks are filled but not checked: the page
+ *      arena may purge them to zero while free.
+ *    - guard: each allocation gets its own pages, right-aligned against an
+ *      inaccessible page (an overrun faults at once); the bytes below it in
+ *      its first page and its alignment slack carry the pattern and are
+ *      checked at free; a freed block's pages are made inaccessible and
+ *      held in a FIFO quarantine of guard_depth entries (default 1024)
+ *      before its address space is unmapped (a use after free faults).
+ *    - double free and foreign pointers: with any item.  A pointer with no
+ *      record is looked up in every kmem cache (kmemi_pool_item_of, which
+ *      reads no object memory): inside an object, a free object, or
+ *      unknown.
+ *
+ * 4. Locking.  dbg_lock (a mutex) covers the table and the quarantine; it
+ *    is never held across calls into the allocator underneath, except the
+ *    pool lookups of a report that ends in abort.  Lock order: dbg_lock ->
+ *    a pool's lock.
+ *
+ * 5. Failure policy.  Every bug found: one line through kmem_panic, then
+ *    abort (docs/kmem-contract.md has each message).  No memory for the
+ *    table or the quarantine: abort too, naming the call -- a debugging
+ *    run that silently stopped checking would be worse.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <kmem/kmem.h>
+#include <kmem/pool.h>
+
+#include "internal/internal.h"
+#include "internal/kmem_impl.h"
+#include "internal/pool_impl.h"
+#include "internal/prim.h"
+
+#define DBG_ITEMS                                                              \
+	(KMEM_DEBUG_SIZE | KMEM_DEBUG_REDZONE | KMEM_DEBUG_POISON |            \
+	    KMEM_DEBUG_GUARD)
+/* NetBSD's pattern multiplier (subr_kmem.c, LP64). */
+#define DBG_PRIME	   0x9e37fffffffc0001ull
+#define DBG_GUARD_DEPTH	   1024 /* default quarantine: entries */
+#define DBG_GUARD_MAXDEPTH (1u << 20)
+
+enum { REC_EMPTY = 0, REC_DEAD, REC_LIVE, REC_FREED, REC_POISONED };
+
+struct dbg_rec {
+	uintptr_t r_addr;
+	size_t r_size;	/* requested */
+	size_t r_raw;	/* asked of the allocator underneath; 0: guard */
+	size_t r_owned; /* bytes from r_addr the object owns */
+	unsigned int r_state;
+};
+
+struct dbg_quar {
+	void *q_base; /* the reservation, guard page included */
+	size_t q_len;
+	uintptr_t q_addr; /* the object (its record) */
+};
+
+static unsigned int dbg_flags;
+static size_t dbg_guard_depth = DBG_GUARD_DEPTH;
+
+static kmem_mutex_t dbg_lock = KMEM_MUTEX_INITIALIZER;
+static struct dbg_rec *dbg_tab;
+static size_t dbg_tabmask;
+static size_t dbg_used, dbg_ndead; /* slots not empty; of them, dead */
+static size_t dbg_tabbytes;
+static struct dbg_quar *dbg_quar;
+static size_t dbg_qhead, dbg_qlen, dbg_qbytes;
+
+/* ---- the pattern ---- */
+
+static inline uint8_t
+dbg_pat(uintptr_t a)
+{
+	return (uint8_t)((a * DBG_PRIME) >> 56);
+}
+
+/* The redzone's first byte is never NUL (an off-by-one terminator). */
+static inline uint8_t
+dbg_rzpat(uintptr_t a, uintptr_t first)
+{
+	uint8_t b = dbg_pat(a);
+
+	return a == first && b == 0 ? 0xfe : b;
+}
+
+static void
+dbg_fill(uintptr_t from, uintptr_t to)
+{
+	uintptr_t a;
+
+	for (a = from; a < to; a++)
+		*(uint8_t *)a = dbg_rzpat(a, from);
+}
+
+/* The first byte in [from, to) that lost its pattern, or 0. */
+static uintptr_t
+dbg_check(uintptr_t from, uintptr_t to)
+{
+	uintptr_t a;
+
+	for (a = from; a < to; a++)
+		if (*(const uint8_t *)a != dbg_rzpat(a, from))
+			return a;
+	return 0;
+}
+
+/* ---- options ---- */
+
+static bool
+dbg_item(const char *s, size_t n, const char *name)
+{
+	return strlen(name) == n && memcmp(s, name, n) == 0;
+}
+
+static unsigned int
+dbg_parse(const char *spec)
+{
+	unsigned int flags = 0;
+	const char *s = spec, *e;
+
+	dbg_guard_depth = DBG_GUARD_DEPTH;
+	while (s != NULL && *s != '\0') {
+		size_t n;
+
+		e = strchr(s, ',');
+		n = e != NULL ? (size_t)(e - s) : strlen(s);
+		if (n == 0) {
+			/* empty item: skip */
+		} else if (dbg_item(s, n, "size")) {
+			flags |= KMEM_DEBUG_SIZE;
+		} else if (dbg_item(s, n, "redzone")) {
+			flags |= KMEM_DEBUG_REDZONE;
+		} else if (dbg_item(s, n, "poison")) {
+			flags |= KMEM_DEBUG_POISON;
+		} else if (dbg_item(s, n, "guard")) {
+			flags |= KMEM_DEBUG_GUARD;
+		} else if (dbg_item(s, n, "all")) {
+			flags |= KMEM_DEBUG_SIZE | KMEM_DEBUG_REDZONE |
+			    KMEM_DEBUG_POISON;
+		} else if (n > 12 && memcmp(s, "guard_depth=", 12) == 0) {
+			size_t v = 0, i;
+			bool ok = true;
+
+			for (i = 12; i < n && ok; i++) {
+				ok = s[i] >= '0' && s[i] <= '9' &&
+				    v < DBG_GUARD_MAXDEPTH;
+				v = v * 10 + (size_t)(s[i] - '0');
+			}
+			if (ok && v >= 1 && v <= DBG_GUARD_MAXDEPTH)
+				dbg_guard_depth = v;
+			else
+				kmem_warn("KMEM_DEBUG: bad item '%.*s' "
+					  "(guard_depth is 1 to %u)",
+				    (int)n, s, DBG_GUARD_MAXDEPTH);
+		} else {
+			kmem_warn("KMEM_DEBUG: unknown item '%.*s' (known: "
+				  "size, redzone, poison, guard, "
+				  "guard_depth=N, all)",
+			    (int)n, s);
+		}
+		s = e != NULL ? e + 1 : NULL;
+	}
+	return flags;
+}
+
+unsigned int
+kmemi_debug_init(void)
+{
+	dbg_flags = dbg_parse(kmem_prim_getenv("KMEM_DEBUG"));
+	return dbg_flags;
+}
+
+void kmemi_gate_set(unsigned int bits); /* kmem.c */
+
+unsigned int
+kmemi_debug_configure(const char *spec)
+{
+	kmem_init();
+	kmem_mutex_enter(&dbg_lock);
+	dbg_flags = dbg_parse(spec);
+	kmem_mutex_exit(&dbg_lock);
+	kmemi_gate_set(dbg_flags);
+	return dbg_flags;
+}
+
+unsigned int
+kmem_debug_flags(void)
+{
+	kmem_init();
+	return dbg_flags;
+}
+
+/* ---- the record table (dbg_lock held) ---- */
+
+static inline size_t
+dbg_hash(uintptr_t a)
+{
+	return (size_t)((a >> 3) * 0x9e3779b97f4a7c15ull >> 17);
+}
+
+/* The record of a, or NULL. */
+static struct dbg_rec *
+dbg_find(uintptr_t a)
+{
+	size_t i;
+
+	if (dbg_tab == NULL)
+		return NULL;
+	for (i = dbg_hash(a) & dbg_tabmask;; i = (i + 1) & dbg_tabmask) {
+		struct dbg_rec *r = &dbg_tab[i];
+
+		if (r->r_state == REC_EMPTY)
+			return NULL;
+		if (r->r_state != REC_DEAD && r->r_addr == a)
+			return r;
+	}
+}
+
+static void
+dbg_resize(const char *fn, size_t size)
+{
+	size_t n = dbg_tab == NULL ? 4096 : (dbg_tabmask + 1) * 2;
+	size_t bytes = n * sizeof(struct dbg_rec), i, j;
+	struct dbg_rec *old = dbg_tab, *nt;
+	size_t oldn = dbg_tab == NULL ? 0 : dbg_tabmask + 1;
+	void *m;
+
+	/* Mostly tombstones: rebuilt at the same size. */
+	if (old != NULL && (dbg_used - dbg_ndead) * 4 < oldn) {
+		n = oldn;
+		bytes = n * sizeof(struct dbg_rec);
+	}
+	if (kmem_prim_alloc(bytes, 0, &m) != 0)
+		kmem_panic("%s(%zu): KMEM_DEBUG: no memory for the record "
+			   "table (%zu bytes)",
+		    fn, size, bytes);
+	nt = m;
+	dbg_used = 0;
+	dbg_ndead = 0;
+	for (i = 0; i < oldn; i++) {
+		if (old[i].r_state < REC_LIVE)
+			continue;
+		for (j = dbg_hash(old[i].r_addr) & (n - 1);
+		     nt[j].r_state != REC_EMPTY; j = (j + 1) & (n - 1))
+			;
+		nt[j] = old[i];
+		dbg_used++;
+	}
+	if (old != NULL)
+		kmem_prim_release(old, dbg_tabbytes);
+	dbg_tab = nt;
+	dbg_tabmask = n - 1;
+	dbg_tabbytes = bytes;
+}
+
+/* The record of a, made if missing (state REC_EMPTY then). */
+static struct dbg_rec *
+dbg_insert(const char *fn, size_t size, uintptr_t a)
+{
+	struct dbg_rec *r, *dead = NULL;
+	size_t i;
+
+	if ((r = dbg_find(a)) != NULL)
+		return r;
+	if (dbg_tab == NULL || (dbg_used + 1) * 2 > dbg_tabmask + 1)
+		dbg_resize(fn, size);
+	for (i = dbg_hash(a) & dbg_tabmask;; i = (i + 1) & dbg_tabmask) {
+		r = &dbg_tab[i];
+		if (r->r_state == REC_DEAD && dead == NULL)
+			dead = r;
+		if (r->r_state == REC_EMPTY)
+			break;
+	}
+	if (dead != NULL) {
+		r = dead;
+		dbg_ndead--;
+	} else {
+		dbg_used++;
+	}
+	memset(r, 0, sizeof *r);
+	r->r_addr = a;
+	return r;
+}
+
+static void
+dbg_remove(struct dbg_rec *r)
+{
+	r->r_state = REC_DEAD; /* a tombstone: probes go on past it */
+	dbg_ndead++;
+}
+
+void
+kmemi_debug_forget(const void *page, size_t size)
+{
+	uintptr_t a = (uintptr_t)page, end = a + size;
+	struct dbg_rec *r;
+
+	kmem_mutex_enter(&dbg_lock);
+	for (; a < end && dbg_tab != NULL; a += 8)
+		if ((r = dbg_find(a)) != NULL && r->r_state != REC_LIVE)
+			dbg_remove(r);
+	kmem_mutex_exit(&dbg_lock);
+}
+
+/* ---- reports ---- */
+
+static const char *
+dbg_name(const struct dbg_rec *r)
+{
+	return r->r_raw == 0 ? "guard" : kmemi_size_name(r->r_raw);
+}
+
+/* No record for p: say what p is, and abort. */
+static _Noreturn void
+dbg_foreign(const char *fn, void *p, size_t size)
+{
+	unsigned int i, n = kmemi_nclasses();
+
+	for (i = 0; i < n; i++) {
+		pool_cache_t pc = kmemi_class_cache(i);
+		/* The pool is a pool_cache's first member (pool_cache.c). */
+		struct pool *pp = (struct pool *)(void *)pc;
+		void *item;
+		bool out;
+
+		if (pc == NULL || !kmemi_pool_item_of(pp, p, &item, &out))
+			continue;
+		if (item != p)
+			kmem_panic("%s(%p, %zu): interior pointer, %zu bytes "
+				   "into object %p of cache %s",
+			    fn, p, size, (size_t)((char *)p - (char *)item),
+			    item, pp->pr_wchan);
+		if (!out)
+			kmem_panic("%s(%p, %zu): pointer not allocated by kmem "
+				   "(a free object of cache %s)",
+			    fn, p, size, pp->pr_wchan);
+		kmem_panic("%s(%p, %zu): pointer not allocated by kmem (an "
+			   "object of cache %s handed out without a record)",
+		    fn, p, size, pp->pr_wchan);
+	}
+	kmem_panic("%s(%p, %zu): pointer not allocated by kmem", fn, p, size);
+}
+
+/* ---- guard slots ---- */
+
+static size_t
+dbg_align(size_t size)
+{
+	size_t ps = kmem_prim_page_size();
+
+	if (size % ps == 0)
+		return ps;
+	return size < 16 ? 8 : 16;
+}
+
+/* The slot of a guarded object: its first page and data pages' length. */
+static void
+dbg_guard_geom(uintptr_t p, size_t size, uintptr_t *basep, size_t *datap)
+{
+	size_t ps = kmem_prim_page_size();
+	size_t asz = kmem_align_up(size, dbg_align(size));
+
+	*datap = kmem_align_up(asz, ps);
+	*basep = p + asz - *datap;
+}
+
+static void *
+dbg_guard_alloc(size_t size)
+{
+	size_t ps = kmem_prim_page_size();
+	size_t asz, data;
+	void *base;
+
+	if (!kmem_align_up_ok(size, dbg_align(size), &asz) ||
+	    !kmem_align_up_ok(asz, ps, &data) || data + ps < data)
+		return NULL;
+	if (kmem_prim_reserve(data + ps, 0, &base) != 0)
+		return NULL;
+	if (kmem_prim_commit(base, data) != 0) {
+		kmem_prim_release(base, data + ps);
+		return NULL;
+	}
+	return (char *)base + data - asz;
+}
+
+/* Quarantine a freed guard slot; the oldest leaves.  dbg_lock held. */
+static void
+dbg_guard_quarantine(const char *fn, size_t size, void *base, size_t len,
+    uintptr_t addr, struct dbg_quar *evicted)
+{
+	struct dbg_quar *q;
+	struct dbg_rec *r;
+
+	evicted->q_base = NULL;
+	if (dbg_quar == NULL) {
+		void *m;
+
+		dbg_qbytes = kmem_align_up(
+		    dbg_guard_depth * sizeof *dbg_quar, kmem_prim_page_size());
+		if (kmem_prim_alloc(dbg_qbytes, 0, &m) != 0)
+			kmem_panic("%s(%p, %zu): KMEM_DEBUG=guard: no memory "
+				   "for the quarantine",
+			    fn, (void *)addr, size);
+		dbg_quar = m;
+	}
+	if (dbg_qlen == dbg_guard_depth) {
+		q = &dbg_quar[dbg_qhead];
+		*evicted = *q;
+		if ((r = dbg_find(q->q_addr)) != NULL && r->r_state != REC_LIVE)
+			dbg_remove(r);
+		dbg_qhead = (dbg_qhead + 1) % dbg_guard_depth;
+		dbg_qlen--;
+	}
+	q = &dbg_quar[(dbg_qhead + dbg_qlen) % dbg_guard_depth];
+	q->q_base = base;
+	q->q_len = len;
+	q->q_addr = addr;
+	dbg_qlen++;
+}
+
+/* ---- alloc / free ---- */
+
+void *
+kmemi_debug_alloc(const char *fn, size_t size, km_flag_t flags)
+{
+	bool guard = (dbg_flags & KMEM_DEBUG_GUARD) != 0;
+	size_t raw = size, owned, ps = kmem_prim_page_size();
+	struct dbg_rec *r;
+	uintptr_t a, bad;
+	void *p;
+
+	if (guard) {
+		p = dbg_guard_alloc(size);
+		if (p == NULL) {
+			if (flags & KM_NOSLEEP)
+				return NULL;
+			kmem_panic("%s(%zu, KM_SLEEP): KMEM_DEBUG=guard: out "
+				   "of address space",
+			    fn, size);
+		}
+		raw = 0;
+		owned = kmem_align_up(size, dbg_align(size));
+	} else {
+		/*
+		 * A redzone needs a byte more; a page multiple takes a page
+		 * more, so that it stays page aligned (its class would not).
+		 */
+		if ((dbg_flags & KMEM_DEBUG_REDZONE) && size % ps == 0 &&
+		    raw <= SIZE_MAX - ps)
+			raw += ps;
+		else if ((dbg_flags & KMEM_DEBUG_REDZONE) && raw < SIZE_MAX)
+			raw++;
+		p = kmemi_raw_alloc(fn, raw, flags);
+		if (p == NULL)
+			return NULL;
+		owned = kmem_usable_size(raw);
+	}
+	a = (uintptr_t)p;
+	kmem_mutex_enter(&dbg_lock);
+	r = dbg_insert(fn, size, a);
+	if (r->r_state == REC_POISONED &&
+	    (bad = dbg_check(a, a + r->r_owned)) != 0)
+		kmem_panic("%s(%zu): write after free: object %p offset %zu: "
+			   "expected 0x%02x, found 0x%02x (cache %s)",
+		    fn, size, p, (size_t)(bad - a), dbg_rzpat(bad, a),
+		    *(const uint8_t *)bad, dbg_name(r));
+	r->r_state = REC_LIVE;
+	r->r_size = size;
+	r->r_raw = raw;
+	r->r_owned = owned;
+	kmem_mutex_exit(&dbg_lock);
+	if (guard) {
+		uintptr_t base;
+		size_t data;
+
+		dbg_guard_geom(a, size, &base, &data);
+		dbg_fill(base, a);
+		dbg_fill(a + size, a + owned);
+	} else if (dbg_flags & KMEM_DEBUG_REDZONE) {
+		dbg_fill(a + size, a + owned);
+	}
+	return p;
+}
+
+void
+kmemi_debug_free(const char *fn, void *p, size_t size)
+{
+	uintptr_t a = (uintptr_t)p, bad, base = 0;
+	struct dbg_quar evicted = {NULL, 0, 0};
+	struct dbg_rec *r;
+	size_t raw, data = 0;
+
+	kmem_mutex_enter(&dbg_lock);
+	r = dbg_find(a);
+	if (r == NULL || r->r_state == REC_DEAD)
+		dbg_foreign(fn, p, size);
+	if (r->r_state != REC_LIVE)
+		kmem_panic("%s(%p, %zu): double free (allocated size %zu, "
+			   "cache %s)",
+		    fn, p, size, r->r_size, dbg_name(r));
+	if (r->r_size != size)
+		kmem_panic("%s(%p, %zu) != allocated size %zu", fn, p, size,
+		    r->r_size);
+	if (r->r_raw == 0 || (dbg_flags & KMEM_DEBUG_REDZONE)) {
+		bad = dbg_check(a + size, a + r->r_owned);
+		if (bad != 0)
+			kmem_panic("%s(%p, %zu): redzone overwritten at offset "
+				   "%zu: expected 0x%02x, found 0x%02x (cache "
+				   "%s)",
+			    fn, p, size, (size_t)(bad - a),
+			    dbg_rzpat(bad, a + size), *(const uint8_t *)bad,
+			    dbg_name(r));
+	}
+	raw = r->r_raw;
+	if (raw == 0) {
+		dbg_guard_geom(a, size, &base, &data);
+		if ((bad = dbg_check(base, a)) != 0)
+			kmem_panic("%s(%p, %zu): memory before the object "
+				   "overwritten at offset -%zu: expected "
+				   "0x%02x, found 0x%02x (guard)",
+			    fn, p, size, (size_t)(a - bad),
+			    dbg_rzpat(bad, base), *(const uint8_t *)bad);
+		r->r_state = REC_FREED;
+		kmem_prim_decommit((void *)base, data);
+		dbg_guard_quarantine(fn, size, (void *)base,
+		    data + kmem_prim_page_size(), a, &evicted);
+	} else if (dbg_flags & KMEM_DEBUG_POISON) {
+		dbg_fill(a, a + r->r_owned);
+		/* Large blocks may come back purged: fill, never check. */
+		r->r_state = raw <= KMEM_CACHE_MAX ? REC_POISONED : REC_FREED;
+	} else {
+		r->r_state = REC_FREED;
+	}
+	kmem_mutex_exit(&dbg_lock);
+	if (evicted.q_base != NULL)
+		kmem_prim_release(evicted.q_base, evicted.q_len);
+	if (raw != 0)
+		kmemi_raw_free(fn, p, raw);
+}

@@ -1,0 +1,59 @@
+/*
+ * kmem_impl.h -- what kmem.c (the size-class front end), debug.c (the
+ * KMEM_DEBUG layer) and stats.c share.
+ */
+#ifndef KMEM_INTERNAL_KMEM_IMPL_H
+#define KMEM_INTERNAL_KMEM_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <kmem/kmem.h>
+#include <kmem/pool.h>
+
+/*
+ * The gate every kmem_alloc/kmem_free fast path tests, one predictable
+ * branch: non-zero before kmem is set up (KMEM_GATE_INIT) and while any
+ * debug item is on (its KMEM_DEBUG_* bits); 0 on the plain fast path.
+ */
+#define KMEM_GATE_INIT 0x100u
+extern unsigned int kmemi_gate;
+
+/* ---- kmem.c, for debug.c: the allocator under the debug layer ---- */
+
+/* Allocate / free "size" bytes by class or large path; no debug layer. */
+void *kmemi_raw_alloc(const char *fn, size_t size, km_flag_t flags);
+void kmemi_raw_free(const char *fn, void *p, size_t size);
+/* The name of what serves "size": "kmem-00064", or "kva" (large path). */
+const char *kmemi_size_name(size_t size);
+/* Classes: count, size and cache of class i. */
+unsigned int kmemi_nclasses(void);
+size_t kmemi_class_size(unsigned int i);
+pool_cache_t kmemi_class_cache(unsigned int i);
+
+/* ---- debug.c ---- */
+
+/* Parse KMEM_DEBUG (once, from kmem_init); returns the KMEM_DEBUG_* bits. */
+unsigned int kmemi_debug_init(void);
+/*
+ * Tests: switch the items to "spec" (KMEM_DEBUG syntax) in a process that
+ * has not yet allocated through kmem; returns the bits now on.
+ */
+unsigned int kmemi_debug_configure(const char *spec);
+void *kmemi_debug_alloc(const char *fn, size_t size, km_flag_t flags);
+void kmemi_debug_free(const char *fn, void *p, size_t size);
+/* A page of a kmem cache goes back to the page arena: forget its records. */
+void kmemi_debug_forget(const void *page, size_t size);
+
+/* ---- stats.c ---- */
+
+/* Read KMEM_STATS (once, from kmem_init) and arrange the print at exit. */
+void kmemi_stats_init(void);
+
+/* ---- kmem.c, for pool_cache.c's kmem_reap ---- */
+
+/* Give back freed large blocks: those past purge_delay_ms, or all. */
+void kmemi_large_reap(bool everything);
+
+#endif /* KMEM_INTERNAL_KMEM_IMPL_H */

@@ -1,0 +1,815 @@
+/*
+ * kmem.c -- kmem(9): allocation by size over pool_cache and vmem.
+ *
+ * 1. Paths.  A request of 1..KMEM_CACHE_MAX (16 KiB) bytes goes to the
+ *    pool_cache of its size class ("kmem-NNNNN"); the per-CPU layer of
+ *    that cache is the fast path.  Larger requests are page-rounded
+ *    segments of the page arena "kva" (kmemi_page_arena(): quantum caches
+ *    up to 16 pages, instant-fit freelists beyond, spans of >= 1 MiB
+ *    imported from prim).  kmem_free(p, size) recomputes the path from
+ *    size, as NetBSD's does: no header, no lookup.
+ *
+ * 2. Size classes, as data (kmem_class_table): 16-byte steps up to 128,
+ *    then four classes per doubling up to 16 KiB -- 37 classes.  Why:
+ *    - Alignment: 16 for every class from 16 up (the 16-byte promise), so
+ *      classes below 128 step by 16; 8 has its own class (8-aligned).
+ *    - Waste: with four classes per doubling the unused tail of an object
+ *      is below a quarter of it for every size from 48 up (worst: 129 in
+ *      160, 19%; 49 in 64, 23%).  Below 48 the 16-byte grid bounds it at
+ *      15 bytes.
+ *    - Cache lines (NetBSD's COHERENCY_UNIT rule): a class that is a
+ *      multiple of 64 is 64-aligned, so its objects never share a line;
+ *      page multiples are page aligned.  The classes in between (48, 80,
+ *      96, 112, 160, 224) do share lines with their neighbours: dropping
+ *      them, as NetBSD does, would waste up to 37% instead; a per-CPU
+ *      layer keeps most neighbours on one CPU anyway (bench_kmem measures
+ *      false sharing).
+ *    Two byte-indexed tables map a size to its class in one load: by
+ *    8-byte steps up to 1 KiB, by 128-byte steps up to 16 KiB; they are
+ *    filled from the class list at init (subr_kmem.c's kmem_create_caches
+ *    idea: every step maps to the next class at or above it).
+ *    Pool pages: the smallest of 4..64 KiB that holds 8 objects with at
+ *    most 1/8 of the page left over, else the least wasteful; pages come
+ *    from kva through the quantum caches, with off-page headers
+ *    (PR_NOALIGN), so an address's page is found without reading it.
+ *
+ * 3. The gate.  kmemi_gate is non-zero until kmem is set up and while a
+ *    debug item is on; the fast paths test it together with the size, so
+ *    debugging off costs nothing beyond that one branch.  Closed, the
+ *    slow paths set kmem up and hand debug calls to debug.c, which
+ *    allocates through kmemi_raw_alloc/kmemi_raw_free.
+ *
+ * 4. Large blocks.  A page map (two levels: a root of 2^15 leaves, each
+ *    leaf one 32-bit word per page of a 4 GiB region, reserved lazily
+ *    from prim) holds, for the first page of every large block, its state
+ *    (live, freed) and page count.  Free checks and flips it with one
+ *    compare-and-swap: a double free, a pointer that is not a block's
+ *    start, and a size of another page count are reported at the call,
+ *    with debugging on or off, without touching the block's memory (it
+ *    may be unmapped).  Blocks of more than 16 pages are not freed at
+ *    once: they wait in a small queue (LARGE_QLEN entries, LARGE_QBYTES
+ *    bytes) for purge_delay_ms, where an allocation of the same page
+ *    count takes them back without a system call; expired ones are freed
+ *    to kva, which purges (MADV_DONTNEED) what it keeps and unmaps spans
+ *    that become wholly free.  The queue is aged by large calls and by
+ *    kmem_reap(); kmem_reap_all() empties it.
+ *
+ * 5. Memory goes back: pool pages idle for pool_idle_ms return to kva
+ *    (purged there), large blocks after purge_delay_ms, quantum-cached
+ *    runs and magazines on kmem_reap; see pool.c and pool_cache.c.
+ *
+ * 6. Locking.  The fast paths take no lock of ours (pool_cache's per-CPU
+ *    layer).  large_lock (a mutex) covers the freed-block queue only;
+ *    kva's lock is taken inside vmem calls, never with large_lock held.
+ *    init_lock serialises kmem_init.  Page-map leaves are installed with
+ *    a compare-and-swap.
+ *
+ * 7. Failure policy.  KM_NOSLEEP: NULL when memory cannot be had.
+ *    KM_SLEEP: never NULL; when the OS refuses, reap everything and
+ *    retry every vmem_sleep_retry_ms, and after oom_wait_ms abort naming
+ *    the call and the size.  Bad arguments (size 0, NULL, flags) and bad
+ *    large frees abort through kmem_panic with the messages of
+ *    docs/kmem-contract.md.  Small frees are not checked without
+ *    debugging (NetBSD's behaviour; the pool layer catches a double put
+ *    when the object leaves the cache).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <kmem/kmem.h>
+#include <kmem/pool.h>
+#include <kmem/vmem.h>
+
+#include "internal/internal.h"
+#include "internal/kmem_impl.h"
+#include "internal/pool_impl.h"
+#include "internal/prim.h"
+
+/* ---- size classes ---- */
+
+static const uint16_t kmem_class_table[] = {
+    8, 16, 32, 48, 64, 80, 96, 112, 128,	    /* by 16 */
+    160, 192, 224, 256, 320, 384, 448, 512,	    /* 4 per doubling */
+    640, 768, 896, 1024, 1280, 1536, 1792, 2048,    /* ... */
+    2560, 3072, 3584, 4096, 5120, 6144, 7168, 8192, /* ... */
+    10240, 12288, 14336, 16384,			    /* KMEM_CACHE_MAX */
+};
+#define KMEM_NCLASS KMEM_ARRAY_SIZE(kmem_class_table)
+
+#define KMEM_SMALL_MAX	 1024u /* table by 8-byte steps up to here */
+#define KMEM_SMALL_SHIFT 3
+#define KMEM_BIG_SHIFT	 7 /* then by 128-byte steps */
+
+_Static_assert(KMEM_SMALL_MAX % 8 == 0, "small table step");
+
+static uint8_t kmem_idx_small[(KMEM_SMALL_MAX >> KMEM_SMALL_SHIFT) + 1];
+static uint8_t kmem_idx_big[(KMEM_CACHE_MAX >> KMEM_BIG_SHIFT) + 1];
+static pool_cache_t kmem_cache[KMEM_NCLASS];
+static char kmem_cache_name[KMEM_NCLASS][16];
+
+unsigned int kmemi_gate = KMEM_GATE_INIT;
+/* A plain load on x86; atomic so that TSan sees the init handover. */
+#define GATE() __atomic_load_n(&kmemi_gate, __ATOMIC_RELAXED)
+
+static inline unsigned int
+kmem_class_of(size_t size)
+{
+	if (size <= KMEM_SMALL_MAX)
+		return kmem_idx_small[(size + 7) >> KMEM_SMALL_SHIFT];
+	return kmem_idx_big[(size + 127) >> KMEM_BIG_SHIFT];
+}
+
+/* ---- pool pages for the caches ---- */
+
+#define KMEM_PAGE_MIN_SHIFT 12 /* 4 KiB */
+#define KMEM_PAGE_NSIZES    5  /* 4, 8, 16, 32, 64 KiB: all quantum-cached */
+
+static void *kmem_page_alloc(struct pool *pp, int flags);
+static void kmem_page_free(struct pool *pp, void *v);
+
+static struct pool_allocator kmem_page_allocator[KMEM_PAGE_NSIZES] = {
+    {kmem_page_alloc, kmem_page_free, 1u << 12, 0, 0},
+    {kmem_page_alloc, kmem_page_free, 1u << 13, 0, 0},
+    {kmem_page_alloc, kmem_page_free, 1u << 14, 0, 0},
+    {kmem_page_alloc, kmem_page_free, 1u << 15, 0, 0},
+    {kmem_page_alloc, kmem_page_free, 1u << 16, 0, 0},
+};
+
+static void *
+kmem_page_alloc(struct pool *pp, int flags)
+{
+	vm_flag_t vf = (flags & PR_WAITOK) ? VM_SLEEP : VM_NOSLEEP;
+	vmem_t *vm = kmemi_page_arena();
+	vmem_addr_t a;
+
+	if (vm == NULL ||
+	    vmem_alloc(vm, pp->pr_alloc->pa_pagesz, vf | VM_INSTANTFIT, &a) !=
+		0)
+		return NULL;
+	return (void *)a;
+}
+
+static void
+kmem_page_free(struct pool *pp, void *v)
+{
+	size_t sz = pp->pr_alloc->pa_pagesz;
+
+	if (kmem_unlikely(GATE() != 0))
+		kmemi_debug_forget(v, sz);
+	vmem_free(kmemi_page_arena(), (vmem_addr_t)v, sz);
+}
+
+/* Which of kmem_page_allocator serves class size "c" (see §2). */
+static unsigned int
+kmem_page_choice(size_t c)
+{
+	unsigned int i, best = KMEM_PAGE_NSIZES - 1;
+	size_t bestwaste = SIZE_MAX;
+
+	for (i = 0; i < KMEM_PAGE_NSIZES; i++) {
+		size_t pg = (size_t)1 << (KMEM_PAGE_MIN_SHIFT + i);
+		size_t n = pg / c, waste = pg - n * c;
+
+		if (n >= 8 && waste * 8 <= pg)
+			return i;
+		/* Least waste per page byte; ties go to the larger page. */
+		if (n > 0 &&
+		    waste * ((size_t)1 << (KMEM_PAGE_NSIZES - 1 - i)) <=
+			bestwaste) {
+			bestwaste =
+			    waste * ((size_t)1 << (KMEM_PAGE_NSIZES - 1 - i));
+			best = i;
+		}
+	}
+	return best;
+}
+
+/* ---- setup ---- */
+
+static kmem_mutex_t init_lock = KMEM_MUTEX_INITIALIZER;
+static _Atomic bool kmem_ready;
+static size_t kmem_pagesz;
+
+static void
+kmem_tables_init(void)
+{
+	unsigned int c = 0;
+	size_t i;
+
+	for (i = 0; i < KMEM_ARRAY_SIZE(kmem_idx_small); i++) {
+		while (kmem_class_table[c] < (i << KMEM_SMALL_SHIFT))
+			c++;
+		kmem_idx_small[i] = (uint8_t)c;
+	}
+	c = 0;
+	for (i = 0; i < KMEM_ARRAY_SIZE(kmem_idx_big); i++) {
+		while (kmem_class_table[c] < (i << KMEM_BIG_SHIFT))
+			c++;
+		kmem_idx_big[i] = (uint8_t)c;
+	}
+	/* Size 0 never reaches the tables (checked first); keep it sane. */
+	kmem_idx_small[0] = 0;
+}
+
+/* Create what is missing; false if memory ran out (tried again later). */
+static bool
+kmem_caches_init(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < KMEM_NCLASS; i++) {
+		size_t c = kmem_class_table[i];
+		unsigned int align;
+
+		if (kmem_cache[i] != NULL)
+			continue;
+		if (c % kmem_pagesz == 0)
+			align = (unsigned int)kmem_pagesz;
+		else if (c % KMEM_CACHELINE == 0)
+			align = KMEM_CACHELINE;
+		else
+			align = c < 16 ? 8 : 16;
+		kmem_snprintf(kmem_cache_name[i], sizeof kmem_cache_name[i],
+		    "kmem-%05zu", c);
+		kmem_cache[i] = kmemi_cache_create(c, align, 0, PR_NOALIGN,
+		    kmem_cache_name[i],
+		    &kmem_page_allocator[kmem_page_choice(c)], IPL_VM, NULL,
+		    NULL, NULL);
+		if (kmem_cache[i] == NULL)
+			return false;
+	}
+	return true;
+}
+
+/* Set up; false if there was no memory for it (NOSLEEP callers fail). */
+static bool
+kmem_setup(void)
+{
+	bool ok;
+
+	if (kmem_likely(
+		atomic_load_explicit(&kmem_ready, memory_order_acquire)))
+		return true;
+	kmem_mutex_enter(&init_lock);
+	ok = atomic_load_explicit(&kmem_ready, memory_order_relaxed);
+	if (!ok) {
+		kmem_options_init();
+		kmem_pagesz = kmem_prim_page_size();
+		if (kmem_pagesz > KMEM_CACHE_MAX ||
+		    kmem_pagesz < (1u << KMEM_PAGE_MIN_SHIFT))
+			kmem_panic("kmem_init: page size %zu not supported",
+			    kmem_pagesz);
+		kmem_tables_init();
+		ok = kmemi_page_arena() != NULL && kmem_caches_init();
+		if (ok) {
+			unsigned int dbg = kmemi_debug_init();
+
+			kmemi_stats_init();
+			atomic_store_explicit(
+			    &kmem_ready, true, memory_order_release);
+			__atomic_store_n(&kmemi_gate, dbg, __ATOMIC_RELEASE);
+		}
+	}
+	kmem_mutex_exit(&init_lock);
+	return ok;
+}
+
+/* The class tables (and names) without the rest: they need no memory. */
+static void
+kmem_tables_ready(void)
+{
+	if (kmem_unlikely(
+		!atomic_load_explicit(&kmem_ready, memory_order_acquire)))
+		(void)kmem_setup();
+}
+
+void
+kmem_init(void)
+{
+	if (!kmem_setup())
+		kmem_panic("kmem_init: out of memory");
+}
+
+/* Tests: debug.c's kmemi_debug_configure opens or closes the gate. */
+void kmemi_gate_set(unsigned int bits);
+void
+kmemi_gate_set(unsigned int bits)
+{
+	kmem_init();
+	__atomic_store_n(&kmemi_gate, bits, __ATOMIC_RELEASE);
+}
+
+/* ---- the page map of large blocks ---- */
+
+#define PM_LEAF_SHIFT 20 /* pages per leaf: 2^20 (4 GiB of 4 KiB pages) */
+#define PM_ROOT_BITS  15 /* leaves: 2^15, so 2^47 bytes of address space */
+#define PM_LIVE	      0x80000000u
+#define PM_FREED      0x40000000u
+#define PM_NPAGES     0x3fffffffu /* page count; 0: too big to record */
+
+static _Atomic(uint32_t *) pm_root[1u << PM_ROOT_BITS];
+
+/* The word of address a's page; NULL if out of range or no leaf (and
+ * "create" is false, or memory ran out). */
+static _Atomic uint32_t *
+pm_word(uintptr_t a, bool create)
+{
+	uintptr_t pg = a / kmem_pagesz;
+	uintptr_t r = pg >> PM_LEAF_SHIFT;
+	uint32_t *leaf, *fresh = NULL;
+	size_t leafsz = sizeof(uint32_t) << PM_LEAF_SHIFT;
+
+	if (r >= (1u << PM_ROOT_BITS))
+		return NULL;
+	leaf = atomic_load_explicit(&pm_root[r], memory_order_acquire);
+	if (leaf == NULL) {
+		void *m;
+
+		if (!create || kmem_prim_alloc(leafsz, 0, &m) != 0)
+			return NULL;
+		fresh = m;
+		if (atomic_compare_exchange_strong_explicit(&pm_root[r], &leaf,
+			fresh, memory_order_acq_rel, memory_order_acquire))
+			leaf = fresh;
+		else
+			kmem_prim_release(fresh, leafsz);
+	}
+	return (_Atomic uint32_t *)&leaf[pg & ((1u << PM_LEAF_SHIFT) - 1)];
+}
+
+/* ---- large blocks ---- */
+
+#define LARGE_QLEN   32		 /* freed blocks waiting to be purged */
+#define LARGE_QBYTES (64u << 20) /* and their bytes, at most */
+
+struct large_entry {
+	void *le_addr;
+	size_t le_size; /* bytes, page multiple */
+	uint64_t le_time;
+};
+
+static kmem_mutex_t large_lock = KMEM_MUTEX_INITIALIZER;
+static struct large_entry large_q[LARGE_QLEN]; /* oldest first */
+static unsigned int large_qlen;
+static size_t large_qbytes;
+
+/* Largest size kva's quantum caches serve. */
+static size_t
+large_qcache_max(void)
+{
+	return 16 * kmem_pagesz;
+}
+
+/* Remove entry i; large_lock held. */
+static void
+large_q_remove(unsigned int i)
+{
+	large_qbytes -= large_q[i].le_size;
+	memmove(&large_q[i], &large_q[i + 1],
+	    (large_qlen - i - 1) * sizeof large_q[0]);
+	large_qlen--;
+}
+
+/*
+ * Take the entries to give back into out[] (at most LARGE_QLEN): expired
+ * ones, all with "everything", and the oldest while over the limits with
+ * "room" bytes more to come.  large_lock held.
+ */
+static unsigned int
+large_q_expire(struct large_entry *out, bool everything, size_t room)
+{
+	uint64_t now = kmem_prim_clock_ns();
+	uint64_t delay = kmem_opts.purge_delay_ms * 1000000u;
+	unsigned int n = 0;
+
+	while (large_qlen > 0 &&
+	    (everything || now - large_q[0].le_time >= delay ||
+		large_qlen == LARGE_QLEN ||
+		large_qbytes + room > LARGE_QBYTES)) {
+		out[n++] = large_q[0];
+		large_q_remove(0);
+	}
+	return n;
+}
+
+static void
+large_give_back(const struct large_entry *e, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		vmem_free(kmemi_page_arena(), (vmem_addr_t)e[i].le_addr,
+		    e[i].le_size);
+}
+
+void
+kmemi_large_reap(bool everything)
+{
+	struct large_entry out[LARGE_QLEN];
+	unsigned int n;
+
+	if (!atomic_load_explicit(&kmem_ready, memory_order_acquire))
+		return;
+	kmem_mutex_enter(&large_lock);
+	n = large_q_expire(out, everything, 0);
+	kmem_mutex_exit(&large_lock);
+	large_give_back(out, n);
+}
+
+static void *
+large_alloc(size_t size, km_flag_t flags)
+{
+	struct large_entry out[LARGE_QLEN];
+	size_t rsize = kmem_align_up(size, kmem_pagesz);
+	_Atomic uint32_t *w;
+	void *p = NULL;
+	unsigned int i, n = 0;
+	size_t npg;
+	vmem_addr_t a;
+
+	(void)flags;
+	if (rsize < size) /* wrapped */
+		return NULL;
+	if (rsize > large_qcache_max()) {
+		kmem_mutex_enter(&large_lock);
+		for (i = large_qlen; i-- > 0;) {
+			if (large_q[i].le_size == rsize) {
+				p = large_q[i].le_addr;
+				large_q_remove(i);
+				break;
+			}
+		}
+		n = large_q_expire(out, false, 0);
+		kmem_mutex_exit(&large_lock);
+		large_give_back(out, n);
+	}
+	if (p == NULL) {
+		if (vmem_alloc(kmemi_page_arena(), rsize,
+			VM_NOSLEEP | VM_INSTANTFIT, &a) != 0)
+			return NULL;
+		p = (void *)a;
+	}
+	w = pm_word((uintptr_t)p, true);
+	if (kmem_unlikely(w == NULL)) {
+		vmem_free(kmemi_page_arena(), (vmem_addr_t)p, rsize);
+		return NULL;
+	}
+	npg = rsize / kmem_pagesz;
+	atomic_store_explicit(w,
+	    PM_LIVE | (npg <= PM_NPAGES ? (uint32_t)npg : 0),
+	    memory_order_relaxed);
+	return p;
+}
+
+static void
+large_free(const char *fn, void *p, size_t size)
+{
+	struct large_entry out[LARGE_QLEN];
+	size_t rsize = kmem_align_up(size, kmem_pagesz);
+	_Atomic uint32_t *w = NULL;
+	uint32_t old, npg;
+	unsigned int n;
+
+	if (((uintptr_t)p & (kmem_pagesz - 1)) == 0)
+		w = pm_word((uintptr_t)p, false);
+	old = w != NULL ? atomic_load_explicit(w, memory_order_relaxed) : 0;
+	npg = rsize >= size && rsize / kmem_pagesz <= PM_NPAGES
+	    ? (uint32_t)(rsize / kmem_pagesz)
+	    : 0;
+	if (kmem_unlikely(!(old & PM_LIVE) ||
+		!atomic_compare_exchange_strong_explicit(w, &old,
+		    PM_FREED | (old & PM_NPAGES), memory_order_relaxed,
+		    memory_order_relaxed))) {
+		if (old & PM_FREED)
+			kmem_panic("%s(%p, %zu): double free (large block of "
+				   "%zu bytes, arena kva)",
+			    fn, p, size,
+			    (size_t)(old & PM_NPAGES) * kmem_pagesz);
+		kmem_panic("%s(%p, %zu): not the start of a live large block "
+			   "(arena kva)",
+		    fn, p, size);
+	}
+	if (kmem_unlikely((old & PM_NPAGES) != npg || rsize < size))
+		kmem_panic("%s(%p, %zu) != allocated size %zu (large block, "
+			   "page-rounded)",
+		    fn, p, size, (size_t)(old & PM_NPAGES) * kmem_pagesz);
+	if (rsize <= large_qcache_max() || kmem_opts.purge_delay_ms == 0 ||
+	    rsize > LARGE_QBYTES / 4) {
+		vmem_free(kmemi_page_arena(), (vmem_addr_t)p, rsize);
+		return;
+	}
+	kmem_mutex_enter(&large_lock);
+	n = large_q_expire(out, false, rsize);
+	large_q[large_qlen].le_addr = p;
+	large_q[large_qlen].le_size = rsize;
+	large_q[large_qlen].le_time = kmem_prim_clock_ns();
+	large_qlen++;
+	large_qbytes += rsize;
+	kmem_mutex_exit(&large_lock);
+	large_give_back(out, n);
+}
+
+/* ---- the raw allocator (what debug.c builds on) ---- */
+
+static void *
+raw_alloc_once(size_t size, km_flag_t flags)
+{
+	if (size <= KMEM_CACHE_MAX)
+		return pool_cache_get_paddr(
+		    kmem_cache[kmem_class_of(size)], PR_NOWAIT, NULL);
+	return large_alloc(size, flags);
+}
+
+void *
+kmemi_raw_alloc(const char *fn, size_t size, km_flag_t flags)
+{
+	uint64_t start = 0, now;
+	void *p;
+
+	if (kmem_likely((p = raw_alloc_once(size, flags)) != NULL))
+		return p;
+	if (flags & KM_NOSLEEP)
+		return NULL;
+	if (size > SIZE_MAX / 2) /* beyond any address space */
+		kmem_panic("%s(%zu, KM_SLEEP): size exceeds what kmem can "
+			   "allocate",
+		    fn, size);
+	/* KM_SLEEP and the system refused: give back, wait, retry. */
+	for (;;) {
+		kmem_reap_all();
+		if ((p = raw_alloc_once(size, flags)) != NULL)
+			return p;
+		now = kmem_prim_clock_ns();
+		if (start == 0)
+			start = now;
+		else if (now - start >= kmem_opts.oom_wait_ms * 1000000u)
+			kmem_panic("%s(%zu, KM_SLEEP): out of memory: the "
+				   "system refused %zu bytes for %llu ms",
+			    fn, size, size,
+			    (unsigned long long)((now - start) / 1000000u));
+		kmem_prim_sleep_ns(kmem_opts.vmem_sleep_retry_ms * 1000000u);
+	}
+}
+
+void
+kmemi_raw_free(const char *fn, void *p, size_t size)
+{
+	if (size <= KMEM_CACHE_MAX)
+		pool_cache_put_paddr(
+		    kmem_cache[kmem_class_of(size)], p, POOL_PADDR_INVALID);
+	else
+		large_free(fn, p, size);
+}
+
+const char *
+kmemi_size_name(size_t size)
+{
+	if (size == 0 || size > KMEM_CACHE_MAX)
+		return "kva";
+	kmem_tables_ready();
+	return kmem_cache_name[kmem_class_of(size)];
+}
+
+unsigned int
+kmemi_nclasses(void)
+{
+	return KMEM_NCLASS;
+}
+
+size_t
+kmemi_class_size(unsigned int i)
+{
+	return kmem_class_table[i];
+}
+
+pool_cache_t
+kmemi_class_cache(unsigned int i)
+{
+	return kmem_cache[i];
+}
+
+/* ---- the API ---- */
+
+static void
+kmem_check_alloc(const char *fn, size_t size, km_flag_t flags)
+{
+	if (size == 0)
+		kmem_panic("%s(0): size 0 is not allowed", fn);
+	if ((flags & (KM_SLEEP | KM_NOSLEEP)) == 0 ||
+	    (flags & (KM_SLEEP | KM_NOSLEEP)) == (KM_SLEEP | KM_NOSLEEP) ||
+	    (flags & ~(KM_SLEEP | KM_NOSLEEP)) != 0)
+		kmem_panic("%s(%zu, %#x): need exactly one of KM_SLEEP and "
+			   "KM_NOSLEEP",
+		    fn, size, flags);
+}
+
+static KMEM_NOINLINE void *
+kmem_alloc_slow(const char *fn, size_t size, km_flag_t flags)
+{
+	kmem_check_alloc(fn, size, flags);
+	if (kmem_unlikely(!kmem_setup())) {
+		if (flags & KM_NOSLEEP)
+			return NULL;
+		kmem_init(); /* panics: no memory to set up */
+	}
+	if (kmem_unlikely(GATE() != 0))
+		return kmemi_debug_alloc(fn, size, flags);
+	return kmemi_raw_alloc(fn, size, flags);
+}
+
+static inline void *
+kmem_alloc_common(const char *fn, size_t size, km_flag_t flags)
+{
+	void *p;
+
+	if (kmem_likely(size - 1 < KMEM_CACHE_MAX && flags - 1 <= 1) &&
+	    kmem_likely(GATE() == 0)) {
+		p = pool_cache_get_paddr(
+		    kmem_cache[kmem_class_of(size)], PR_NOWAIT, NULL);
+		if (kmem_likely(p != NULL))
+			return p;
+	}
+	return kmem_alloc_slow(fn, size, flags);
+}
+
+void *
+kmem_alloc(size_t size, km_flag_t flags)
+{
+	return kmem_alloc_common("kmem_alloc", size, flags);
+}
+
+void *
+kmem_zalloc(size_t size, km_flag_t flags)
+{
+	void *p = kmem_alloc_common("kmem_zalloc", size, flags);
+
+	if (kmem_likely(p != NULL))
+		memset(p, 0, size);
+	return p;
+}
+
+void *
+kmem_intr_alloc(size_t size, km_flag_t flags)
+{
+	return kmem_alloc_common("kmem_intr_alloc", size, flags);
+}
+
+void *
+kmem_intr_zalloc(size_t size, km_flag_t flags)
+{
+	void *p = kmem_alloc_common("kmem_intr_zalloc", size, flags);
+
+	if (kmem_likely(p != NULL))
+		memset(p, 0, size);
+	return p;
+}
+
+static KMEM_NOINLINE void
+kmem_free_slow(const char *fn, void *p, size_t size)
+{
+	if (p == NULL)
+		kmem_panic("%s(NULL, %zu): NULL pointer", fn, size);
+	if (size == 0)
+		kmem_panic("%s(%p, 0): size 0 is not allowed", fn, p);
+	if (kmem_unlikely(
+		!atomic_load_explicit(&kmem_ready, memory_order_acquire)))
+		kmem_panic("%s(%p, %zu): pointer not allocated by kmem (kmem "
+			   "has allocated nothing yet)",
+		    fn, p, size);
+	if (GATE() != 0)
+		kmemi_debug_free(fn, p, size);
+	else
+		kmemi_raw_free(fn, p, size);
+}
+
+static inline void
+kmem_free_common(const char *fn, void *p, size_t size)
+{
+	if (kmem_likely(size - 1 < KMEM_CACHE_MAX && p != NULL) &&
+	    kmem_likely(GATE() == 0)) {
+		pool_cache_put_paddr(
+		    kmem_cache[kmem_class_of(size)], p, POOL_PADDR_INVALID);
+		return;
+	}
+	kmem_free_slow(fn, p, size);
+}
+
+void
+kmem_free(void *p, size_t size)
+{
+	kmem_free_common("kmem_free", p, size);
+}
+
+void
+kmem_intr_free(void *p, size_t size)
+{
+	kmem_free_common("kmem_intr_free", p, size);
+}
+
+/* ---- strings and scratch buffers ---- */
+
+char *
+kmem_asprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int len;
+
+	va_start(ap, fmt);
+	len = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (len < 0)
+		kmem_panic("kmem_asprintf(\"%s\"): bad format", fmt);
+	s = kmem_alloc((size_t)len + 1, KM_SLEEP);
+	va_start(ap, fmt);
+	vsnprintf(s, (size_t)len + 1, fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+char *
+kmem_strdupsize(const char *str, size_t *lenp, km_flag_t flags)
+{
+	size_t len = strlen(str) + 1;
+	char *s = kmem_alloc(len, flags);
+
+	if (s == NULL)
+		return NULL;
+	memcpy(s, str, len);
+	if (lenp != NULL)
+		*lenp = len;
+	return s;
+}
+
+char *
+kmem_strndup(const char *str, size_t maxlen, km_flag_t flags)
+{
+	size_t len = strnlen(str, maxlen);
+	char *s = kmem_alloc(len + 1, flags);
+
+	if (s == NULL)
+		return NULL;
+	memcpy(s, str, len);
+	s[len] = '\0';
+	return s;
+}
+
+void
+kmem_strfree(char *s)
+{
+	if (s != NULL)
+		kmem_free(s, strlen(s) + 1);
+}
+
+void *
+kmem_tmpbuf_alloc(
+    size_t size, void *stackbuf, size_t stackbufsize, km_flag_t flags)
+{
+	if (size <= stackbufsize)
+		return stackbuf;
+	return kmem_alloc(size, flags);
+}
+
+void
+kmem_tmpbuf_free(void *p, size_t size, void *stackbuf)
+{
+	if (p != stackbuf)
+		kmem_free(p, size);
+}
+
+size_t
+kmem_roundup_size(size_t size)
+{
+	return (size + 7) & ~(size_t)7;
+}
+
+/* ---- extensions ---- */
+
+size_t
+kmem_usable_size(size_t size)
+{
+	size_t r;
+
+	if (size == 0)
+		return 0;
+	if (size <= KMEM_CACHE_MAX) {
+		kmem_tables_ready();
+		return kmem_class_table[kmem_class_of(size)];
+	}
+	r = kmem_align_up(size, kmem_prim_page_size());
+	return r < size ? 0 : r;
+}
+
+pool_cache_t
+kmem_size_cache(size_t size)
+{
+	if (size == 0 || size > KMEM_CACHE_MAX || !kmem_setup())
+		return NULL;
+	return kmem_cache[kmem_class_of(size)];
+}
