@@ -31,18 +31,21 @@
  *      free.
  *    - poison: freed objects are filled with the pattern; when the same
  *      address is handed out again the whole object is checked (write
- *      after free).  Large blocks are filled but not checked: the page
- *      arena may purge them to zero while free.
- *    - guard: each allocation gets its own pages, right-aligned against an
- *      inaccessible page (an overrun faults at once); the bytes below it in
- *      its first page and its alignment slack carry the pattern and are
- *      checked at free; a freed block's pages are made inaccessible and
- *      held in a FIFO quarantine of guard_depth entries (default 1024)
- *      before its address space is unmapped (a use after free faults).
+ *      after free).  Large blocks are filled but not checked: freed, they
+ *      belong to the page arena at once (see kmemi_debug_free).
+ *    - guard: each allocation gets its own pages between two inaccessible
+ *      pages, right-aligned against the upper one, so an overrun faults at
+ *      once, and an underrun past the first page too; the bytes below the
+ *      object in its first page and its alignment slack carry the pattern
+ *      and are checked at free; a freed block's pages are made
+ *      inaccessible and held in a FIFO quarantine of guard_depth entries
+ *      (default 1024) before its address space is unmapped (a use after
+ *      free faults).
  *    - double free and foreign pointers: with any item.  A pointer with no
  *      record is looked up in every kmem cache (kmemi_pool_item_of, which
- *      reads no object memory): inside an object, a free object, or
- *      unknown.
+ *      reads no object memory): inside an object, a free object; then
+ *      among the records up to 64 KiB below it (guard slots, large
+ *      blocks); else unknown.
  *
  * 4. Locking.  dbg_lock (a mutex) covers the table and the quarantine; it
  *    is never held across calls into the allocator underneath, except the
@@ -128,6 +131,27 @@ dbg_fill(uintptr_t from, uintptr_t to)
 
 	for (a = from; a < to; a++)
 		*(uint8_t *)a = dbg_rzpat(a, from);
+}
+
+/* Poison: the pattern alone, the same whoever fills a byte. */
+static void
+dbg_poison(uintptr_t from, uintptr_t to)
+{
+	uintptr_t a;
+
+	for (a = from; a < to; a++)
+		*(uint8_t *)a = dbg_pat(a);
+}
+
+static uintptr_t
+dbg_check_poison(uintptr_t from, uintptr_t to)
+{
+	uintptr_t a;
+
+	for (a = from; a < to; a++)
+		if (*(const uint8_t *)a != dbg_pat(a))
+			return a;
+	return 0;
 }
 
 /* The first byte in [from, to) that lost its pattern, or 0. */
@@ -353,6 +377,7 @@ static _Noreturn void
 dbg_foreign(const char *fn, void *p, size_t size)
 {
 	unsigned int i, n = kmemi_nclasses();
+	uintptr_t a;
 
 	for (i = 0; i < n; i++) {
 		pool_cache_t pc = kmemi_class_cache(i);
@@ -375,6 +400,21 @@ dbg_foreign(const char *fn, void *p, size_t size)
 		kmem_panic("%s(%p, %zu): pointer not allocated by kmem (an "
 			   "object of cache %s handed out without a record)",
 		    fn, p, size, pp->pr_wchan);
+	}
+	/* Inside a record's object (guard slots, large blocks)? */
+	for (a = (uintptr_t)p & ~(uintptr_t)7, i = 0; a > 0 && i < 8192;
+	     a -= 8, i++) {
+		const struct dbg_rec *r = dbg_find(a);
+
+		if (r == NULL || r->r_state == REC_DEAD)
+			continue;
+		if ((uintptr_t)p - a < r->r_owned)
+			kmem_panic("%s(%p, %zu): interior pointer, %zu bytes "
+				   "into object %p of cache %s%s",
+			    fn, p, size, (size_t)((uintptr_t)p - a), (void *)a,
+			    dbg_name(r),
+			    r->r_state == REC_LIVE ? "" : " (freed)");
+		break;
 	}
 	kmem_panic("%s(%p, %zu): pointer not allocated by kmem", fn, p, size);
 }
@@ -410,15 +450,16 @@ dbg_guard_alloc(size_t size)
 	void *base;
 
 	if (!kmem_align_up_ok(size, dbg_align(size), &asz) ||
-	    !kmem_align_up_ok(asz, ps, &data) || data + ps < data)
+	    !kmem_align_up_ok(asz, ps, &data) || data + 2 * ps < data)
 		return NULL;
-	if (kmem_prim_reserve(data + ps, 0, &base) != 0)
+	/* [guard page][data pages, object right-aligned][guard page] */
+	if (kmem_prim_reserve(data + 2 * ps, 0, &base) != 0)
 		return NULL;
-	if (kmem_prim_commit(base, data) != 0) {
-		kmem_prim_release(base, data + ps);
+	if (kmem_prim_commit((char *)base + ps, data) != 0) {
+		kmem_prim_release(base, data + 2 * ps);
 		return NULL;
 	}
-	return (char *)base + data - asz;
+	return (char *)base + ps + data - asz;
 }
 
 /* Quarantine a freed guard slot; the oldest leaves.  dbg_lock held. */
@@ -497,10 +538,10 @@ kmemi_debug_alloc(const char *fn, size_t size, km_flag_t flags)
 	kmem_mutex_enter(&dbg_lock);
 	r = dbg_insert(fn, size, a);
 	if (r->r_state == REC_POISONED &&
-	    (bad = dbg_check(a, a + r->r_owned)) != 0)
+	    (bad = dbg_check_poison(a, a + r->r_owned)) != 0)
 		kmem_panic("%s(%zu): write after free: object %p offset %zu: "
 			   "expected 0x%02x, found 0x%02x (cache %s)",
-		    fn, size, p, (size_t)(bad - a), dbg_rzpat(bad, a),
+		    fn, size, p, (size_t)(bad - a), dbg_pat(bad),
 		    *(const uint8_t *)bad, dbg_name(r));
 	r->r_state = REC_LIVE;
 	r->r_size = size;
@@ -560,11 +601,18 @@ kmemi_debug_free(const char *fn, void *p, size_t size)
 			    dbg_rzpat(bad, base), *(const uint8_t *)bad);
 		r->r_state = REC_FREED;
 		kmem_prim_decommit((void *)base, data);
-		dbg_guard_quarantine(fn, size, (void *)base,
-		    data + kmem_prim_page_size(), a, &evicted);
+		dbg_guard_quarantine(fn, size,
+		    (void *)(base - kmem_prim_page_size()),
+		    data + 2 * kmem_prim_page_size(), a, &evicted);
 	} else if (dbg_flags & KMEM_DEBUG_POISON) {
-		dbg_fill(a, a + r->r_owned);
-		/* Large blocks may come back purged: fill, never check. */
+		dbg_poison(a, a + r->r_owned);
+		/*
+		 * A freed large block is the page arena's at once, which may
+		 * hand its pages to anything (pool pages, kmem's own
+		 * metadata) or purge them: filled, never checked.  Cache
+		 * objects stay in their pool page, and a page that goes back
+		 * takes its records with it (kmemi_debug_forget).
+		 */
 		r->r_state = raw <= KMEM_CACHE_MAX ? REC_POISONED : REC_FREED;
 	} else {
 		r->r_state = REC_FREED;

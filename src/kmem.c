@@ -46,22 +46,18 @@
  *    compare-and-swap: a double free, a pointer that is not a block's
  *    start, and a size of another page count are reported at the call,
  *    with debugging on or off, without touching the block's memory (it
- *    may be unmapped).  Blocks of more than 16 pages are not freed at
- *    once: they wait in a small queue (LARGE_QLEN entries, LARGE_QBYTES
- *    bytes) for purge_delay_ms, where an allocation of the same page
- *    count takes them back without a system call; expired ones are freed
- *    to kva, which purges (MADV_DONTNEED) what it keeps and unmaps spans
- *    that become wholly free.  The queue is aged by large calls and by
- *    kmem_reap(); kmem_reap_all() empties it.
+ *    may be unmapped).  Freed blocks go straight back to kva, which keeps
+ *    them dirty and reusable by any size for purge_delay_ms before
+ *    purging them and unmapping spans wholly free (vmem.c section 7).
  *
- * 5. Memory goes back: pool pages idle for pool_idle_ms return to kva
- *    (purged there), large blocks after purge_delay_ms, quantum-cached
- *    runs and magazines on kmem_reap; see pool.c and pool_cache.c.
+ * 5. Memory goes back: pool pages idle for pool_idle_ms return to kva,
+ *    magazines beyond the working set on kmem_reap (pool_cache.c); kva
+ *    purges what has been free for purge_delay_ms..2x that, on its next
+ *    free or kmem_reap(); kmem_reap_all() gives back everything unused.
  *
  * 6. Locking.  The fast paths take no lock of ours (pool_cache's per-CPU
- *    layer).  large_lock (a mutex) covers the freed-block queue only;
- *    kva's lock is taken inside vmem calls, never with large_lock held.
- *    init_lock serialises kmem_init.  Page-map leaves are installed with
+ *    layer); the large path takes kva's, inside vmem calls.  init_lock
+ *    serialises kmem_init.  Page-map leaves are installed with
  *    a compare-and-swap.
  *
  * 7. Failure policy.  KM_NOSLEEP: NULL when memory cannot be had.
@@ -111,6 +107,12 @@ _Static_assert(KMEM_SMALL_MAX % 8 == 0, "small table step");
 static uint8_t kmem_idx_small[(KMEM_SMALL_MAX >> KMEM_SMALL_SHIFT) + 1];
 static uint8_t kmem_idx_big[(KMEM_CACHE_MAX >> KMEM_BIG_SHIFT) + 1];
 static pool_cache_t kmem_cache[KMEM_NCLASS];
+
+/*
+ * No request this large can ever be met: the user address space of
+ * x86-64 (4-level paging) and what the page map of large blocks covers.
+ */
+#define KMEM_SIZE_LIMIT ((size_t)1 << 47)
 static char kmem_cache_name[KMEM_NCLASS][16];
 
 unsigned int kmemi_gate = KMEM_GATE_INIT;
@@ -345,136 +347,47 @@ pm_word(uintptr_t a, bool create)
 
 /* ---- large blocks ---- */
 
-#define LARGE_QLEN   32		 /* freed blocks waiting to be purged */
-#define LARGE_QBYTES (64u << 20) /* and their bytes, at most */
-
-struct large_entry {
-	void *le_addr;
-	size_t le_size; /* bytes, page multiple */
-	uint64_t le_time;
-};
-
-static kmem_mutex_t large_lock = KMEM_MUTEX_INITIALIZER;
-static struct large_entry large_q[LARGE_QLEN]; /* oldest first */
-static unsigned int large_qlen;
-static size_t large_qbytes;
-
-/* Largest size kva's quantum caches serve. */
-static size_t
-large_qcache_max(void)
-{
-	return 16 * kmem_pagesz;
-}
-
-/* Remove entry i; large_lock held. */
-static void
-large_q_remove(unsigned int i)
-{
-	large_qbytes -= large_q[i].le_size;
-	memmove(&large_q[i], &large_q[i + 1],
-	    (large_qlen - i - 1) * sizeof large_q[0]);
-	large_qlen--;
-}
-
-/*
- * Take the entries to give back into out[] (at most LARGE_QLEN): expired
- * ones, all with "everything", and the oldest while over the limits with
- * "room" bytes more to come.  large_lock held.
- */
-static unsigned int
-large_q_expire(struct large_entry *out, bool everything, size_t room)
-{
-	uint64_t now = kmem_prim_clock_ns();
-	uint64_t delay = kmem_opts.purge_delay_ms * 1000000u;
-	unsigned int n = 0;
-
-	while (large_qlen > 0 &&
-	    (everything || now - large_q[0].le_time >= delay ||
-		large_qlen == LARGE_QLEN ||
-		large_qbytes + room > LARGE_QBYTES)) {
-		out[n++] = large_q[0];
-		large_q_remove(0);
-	}
-	return n;
-}
-
-static void
-large_give_back(const struct large_entry *e, unsigned int n)
-{
-	unsigned int i;
-
-	for (i = 0; i < n; i++)
-		vmem_free(kmemi_page_arena(), (vmem_addr_t)e[i].le_addr,
-		    e[i].le_size);
-}
-
 void
 kmemi_large_reap(bool everything)
 {
-	struct large_entry out[LARGE_QLEN];
-	unsigned int n;
+	vmem_t *vm;
 
-	if (!atomic_load_explicit(&kmem_ready, memory_order_acquire))
+	if (!atomic_load_explicit(&kmem_ready, memory_order_acquire) ||
+	    (vm = kmemi_page_arena()) == NULL)
 		return;
-	kmem_mutex_enter(&large_lock);
-	n = large_q_expire(out, everything, 0);
-	kmem_mutex_exit(&large_lock);
-	large_give_back(out, n);
+	kmemi_vmem_purge(vm, everything);
 }
 
 static void *
-large_alloc(size_t size, km_flag_t flags)
+large_alloc(size_t size)
 {
-	struct large_entry out[LARGE_QLEN];
-	size_t rsize = kmem_align_up(size, kmem_pagesz);
+	size_t rsize = kmem_align_up(size, kmem_pagesz), npg;
 	_Atomic uint32_t *w;
-	void *p = NULL;
-	unsigned int i, n = 0;
-	size_t npg;
 	vmem_addr_t a;
 
-	(void)flags;
 	if (rsize < size) /* wrapped */
 		return NULL;
-	if (rsize > large_qcache_max()) {
-		kmem_mutex_enter(&large_lock);
-		for (i = large_qlen; i-- > 0;) {
-			if (large_q[i].le_size == rsize) {
-				p = large_q[i].le_addr;
-				large_q_remove(i);
-				break;
-			}
-		}
-		n = large_q_expire(out, false, 0);
-		kmem_mutex_exit(&large_lock);
-		large_give_back(out, n);
-	}
-	if (p == NULL) {
-		if (vmem_alloc(kmemi_page_arena(), rsize,
-			VM_NOSLEEP | VM_INSTANTFIT, &a) != 0)
-			return NULL;
-		p = (void *)a;
-	}
-	w = pm_word((uintptr_t)p, true);
+	if (vmem_alloc(
+		kmemi_page_arena(), rsize, VM_NOSLEEP | VM_INSTANTFIT, &a) != 0)
+		return NULL;
+	w = pm_word((uintptr_t)a, true);
 	if (kmem_unlikely(w == NULL)) {
-		vmem_free(kmemi_page_arena(), (vmem_addr_t)p, rsize);
+		vmem_free(kmemi_page_arena(), a, rsize);
 		return NULL;
 	}
 	npg = rsize / kmem_pagesz;
 	atomic_store_explicit(w,
 	    PM_LIVE | (npg <= PM_NPAGES ? (uint32_t)npg : 0),
 	    memory_order_relaxed);
-	return p;
+	return (void *)a;
 }
 
 static void
 large_free(const char *fn, void *p, size_t size)
 {
-	struct large_entry out[LARGE_QLEN];
 	size_t rsize = kmem_align_up(size, kmem_pagesz);
 	_Atomic uint32_t *w = NULL;
 	uint32_t old, npg;
-	unsigned int n;
 
 	if (((uintptr_t)p & (kmem_pagesz - 1)) == 0)
 		w = pm_word((uintptr_t)p, false);
@@ -499,20 +412,7 @@ large_free(const char *fn, void *p, size_t size)
 		kmem_panic("%s(%p, %zu) != allocated size %zu (large block, "
 			   "page-rounded)",
 		    fn, p, size, (size_t)(old & PM_NPAGES) * kmem_pagesz);
-	if (rsize <= large_qcache_max() || kmem_opts.purge_delay_ms == 0 ||
-	    rsize > LARGE_QBYTES / 4) {
-		vmem_free(kmemi_page_arena(), (vmem_addr_t)p, rsize);
-		return;
-	}
-	kmem_mutex_enter(&large_lock);
-	n = large_q_expire(out, false, rsize);
-	large_q[large_qlen].le_addr = p;
-	large_q[large_qlen].le_size = rsize;
-	large_q[large_qlen].le_time = kmem_prim_clock_ns();
-	large_qlen++;
-	large_qbytes += rsize;
-	kmem_mutex_exit(&large_lock);
-	large_give_back(out, n);
+	vmem_free(kmemi_page_arena(), (vmem_addr_t)p, rsize);
 }
 
 /* ---- the raw allocator (what debug.c builds on) ---- */
@@ -523,38 +423,45 @@ raw_alloc_once(size_t size, km_flag_t flags)
 	if (size <= KMEM_CACHE_MAX)
 		return pool_cache_get_paddr(
 		    kmem_cache[kmem_class_of(size)], PR_NOWAIT, NULL);
-	return large_alloc(size, flags);
+	(void)flags;
+	return large_alloc(size);
+}
+
+/*
+ * KM_SLEEP and the system refused memory: give everything back, wait a
+ * retry period, and abort once oom_wait_ms has passed since *start
+ * (0: the first refusal, now).
+ */
+static void
+kmem_oom_wait(const char *fn, size_t size, uint64_t *start)
+{
+	uint64_t now;
+
+	kmem_reap_all();
+	now = kmem_prim_clock_ns();
+	if (*start == 0)
+		*start = now;
+	else if (now - *start >= kmem_opts.oom_wait_ms * 1000000u)
+		kmem_panic("%s(%zu, KM_SLEEP): out of memory: the system "
+			   "refused %zu bytes for %llu ms",
+		    fn, size, size,
+		    (unsigned long long)((now - *start) / 1000000u));
+	kmem_prim_sleep_ns(kmem_opts.vmem_sleep_retry_ms * 1000000u);
 }
 
 void *
 kmemi_raw_alloc(const char *fn, size_t size, km_flag_t flags)
 {
-	uint64_t start = 0, now;
+	uint64_t start = 0;
 	void *p;
 
 	if (kmem_likely((p = raw_alloc_once(size, flags)) != NULL))
 		return p;
 	if (flags & KM_NOSLEEP)
 		return NULL;
-	if (size > SIZE_MAX / 2) /* beyond any address space */
-		kmem_panic("%s(%zu, KM_SLEEP): size exceeds what kmem can "
-			   "allocate",
-		    fn, size);
-	/* KM_SLEEP and the system refused: give back, wait, retry. */
-	for (;;) {
-		kmem_reap_all();
-		if ((p = raw_alloc_once(size, flags)) != NULL)
-			return p;
-		now = kmem_prim_clock_ns();
-		if (start == 0)
-			start = now;
-		else if (now - start >= kmem_opts.oom_wait_ms * 1000000u)
-			kmem_panic("%s(%zu, KM_SLEEP): out of memory: the "
-				   "system refused %zu bytes for %llu ms",
-			    fn, size, size,
-			    (unsigned long long)((now - start) / 1000000u));
-		kmem_prim_sleep_ns(kmem_opts.vmem_sleep_retry_ms * 1000000u);
-	}
+	while ((p = raw_alloc_once(size, flags)) == NULL)
+		kmem_oom_wait(fn, size, &start);
+	return p;
 }
 
 void
@@ -612,11 +519,20 @@ kmem_check_alloc(const char *fn, size_t size, km_flag_t flags)
 static KMEM_NOINLINE void *
 kmem_alloc_slow(const char *fn, size_t size, km_flag_t flags)
 {
+	uint64_t start = 0;
+
 	kmem_check_alloc(fn, size, flags);
-	if (kmem_unlikely(!kmem_setup())) {
+	if (kmem_unlikely(size >= KMEM_SIZE_LIMIT)) {
 		if (flags & KM_NOSLEEP)
 			return NULL;
-		kmem_init(); /* panics: no memory to set up */
+		kmem_panic("%s(%zu, KM_SLEEP): size exceeds what kmem can "
+			   "allocate",
+		    fn, size);
+	}
+	while (kmem_unlikely(!kmem_setup())) {
+		if (flags & KM_NOSLEEP)
+			return NULL;
+		kmem_oom_wait(fn, size, &start);
 	}
 	if (kmem_unlikely(GATE() != 0))
 		return kmemi_debug_alloc(fn, size, flags);

@@ -72,6 +72,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <kmem/kmem.h>
 #include <kmem/pool.h>
 #include <kmem/vmem.h>
 
@@ -167,11 +168,11 @@ page_arena_purge(vmem_addr_t addr, vmem_size_t size)
 /*
  * The page arena (NetBSD's kmem_va_arena): quantum = the system page,
  * imports from prim in runs of at least PAGE_ARENA_IMPORT, quantum caches
- * up to 16 pages.  Free space in it is never dirty: a range freed into a
- * span that stays is purged (MADV_DONTNEED) before anyone can reuse it,
- * and a span wholly free is unmapped.  The delay before memory goes back
- * is upstream: idle pool pages wait pool_idle_ms, kmem's large blocks
- * purge_delay_ms, quantum-cached runs until a reap.  Created on first use; NULL
+ * up to 16 pages.  Freed ranges stay mapped and dirty, reusable at once,
+ * for purge_delay_ms to 2 x purge_delay_ms; then a purge pass gives their
+ * pages back (MADV_DONTNEED) and unmaps the spans wholly free (vmem.c
+ * section 7).  kmem_reap_all() runs a pass over everything.  Created on
+ * first use; NULL
  * if there is no memory to create it (the page allocators then fail like any
  * out-of-memory).
  */
@@ -194,7 +195,8 @@ kmemi_page_arena(void)
 		/* No memory even for that: NULL, tried again next time. */
 		if (vm != NULL) {
 			kmem_vmem_set_min_import(vm, PAGE_ARENA_IMPORT);
-			kmemi_vmem_set_purge(vm, page_arena_purge);
+			kmemi_vmem_set_purge(vm, page_arena_purge,
+			    kmem_opts.purge_delay_ms * 1000000u);
 			atomic_store_explicit(
 			    &page_arena, vm, memory_order_release);
 		}
@@ -1328,40 +1330,5 @@ kmem_pool_stats(struct pool *pp, struct kmem_pool_stats *st)
 void
 kmem_pool_print_stats(void (*pr)(const char *, ...))
 {
-	struct kmem_pool_stats st;
-	unsigned long inuse = 0, total = 0;
-	struct pool *pp;
-
-	kmem_pr(pr, "Memory resource pool statistics\n");
-	kmem_pr(pr, "%-16s %6s %9s %5s %9s %6s %6s %5s %5s %5s %5s %5s\n",
-	    "Name", "Size", "Requests", "Fail", "Releases", "Pgreq", "Pgrel",
-	    "Npage", "Hiwat", "Minpg", "Maxpg", "Idle");
-	kmem_mutex_enter(&pool_list_lock);
-	for (pp = pool_list; pp != NULL; pp = pp->pr_next) {
-		char maxpg[16];
-
-		kmem_pool_stats(pp, &st);
-		if (st.ps_nget == 0)
-			continue;
-		if (st.ps_maxpages == UINT32_MAX)
-			kmem_snprintf(maxpg, sizeof maxpg, "inf");
-		else
-			kmem_snprintf(
-			    maxpg, sizeof maxpg, "%u", st.ps_maxpages);
-		kmem_pr(pr,
-		    "%-16s %6zu %9lu %5lu %9lu %6lu %6lu %5u %5u %5u %5s "
-		    "%5u\n",
-		    st.ps_name, st.ps_itemsize, st.ps_nget, st.ps_nfail,
-		    st.ps_nput, st.ps_npagealloc, st.ps_npagefree, st.ps_npages,
-		    st.ps_hiwat, st.ps_minpages, maxpg, st.ps_nidle);
-		if (!(st.ps_flags & PR_RECURSIVE)) {
-			inuse += (unsigned long)st.ps_nout * st.ps_itemsize;
-			total += (unsigned long)st.ps_npages * st.ps_pagesize;
-		}
-	}
-	kmem_mutex_exit(&pool_list_lock);
-	kmem_pr(pr,
-	    "In use %luK, total allocated %luK; utilization %lu.%lu%%\n",
-	    inuse / 1024, total / 1024, total ? inuse * 100 / total : 0,
-	    total ? inuse * 1000 / total % 10 : 0);
+	kmem_stats_print(pr, KMEM_STATS_POOLS);
 }

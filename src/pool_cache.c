@@ -1006,15 +1006,15 @@ pool_cache_nput(pool_cache_t pc)
 void
 kmem_reap(void)
 {
-	kmemi_large_reap(false);
 	kmemi_cache_reap_all(false);
+	kmemi_large_reap(false);
 }
 
 void
 kmem_reap_all(void)
 {
-	kmemi_large_reap(true);
 	kmemi_cache_reap_all(true);
+	kmemi_large_reap(true);
 }
 
 int
@@ -1077,38 +1077,8 @@ kmem_pool_cache_cpu_stats(pool_cache_t pc, unsigned int cpu,
 	return 0;
 }
 
-static unsigned long
-pc_pct(unsigned long part, unsigned long whole)
-{
-	return whole ? part * 100 / whole : 0;
-}
-
 void
 kmem_pool_cache_print_stats(void (*pr)(const char *, ...))
 {
-	struct kmem_pool_stats st;
-	pool_cache_t pc;
-
-	kmem_pr(pr, "Pool cache statistics.\n");
-	kmem_pr(pr, "%-16s %5s %5s %5s %5s %10s %10s %4s %11s %4s\n", "Name",
-	    "Spin", "GrpSz", "Full", "Emty", "PoolLayer", "CacheLayer", "Hit%",
-	    "CpuLayer", "Hit%");
-	kmem_mutex_enter(&pc_list_lock);
-	for (pc = pc_list; pc != NULL; pc = pc->pc_next) {
-		unsigned long cpu, cache, pooll;
-
-		kmem_pool_cache_stats(pc, &st);
-		cpu = st.ps_cpuhit + st.ps_cpumiss;
-		cache = st.ps_depothit + st.ps_depotmiss;
-		pooll = st.ps_depotmiss;
-		if (cpu == 0)
-			continue;
-		kmem_pr(pr,
-		    "%-16s %5lu %5u %5lu %5lu %10lu %10lu %3lu%% %11lu "
-		    "%3lu%%\n",
-		    st.ps_name, st.ps_contended, st.ps_groupsize, st.ps_nfull,
-		    st.ps_nempty, pooll, cache, pc_pct(st.ps_depothit, cache),
-		    cpu, pc_pct(st.ps_cpuhit, cpu));
-	}
-	kmem_mutex_exit(&pc_list_lock);
+	kmem_stats_print(pr, KMEM_STATS_CACHES);
 }

@@ -1,26 +1,833 @@
 /*
- * stats.c -- placeholder; the statistics emitter is being written.
+ * stats.c -- the one statistics emitter: vmstat -m (pools), vmstat -C
+ * (pool caches), the vmem arena table, or all of them as one JSON object;
+ * and KMEM_STATS, the print at exit.
+ *
+ * 1. What is printed.  Counters are kept by the layers themselves (always
+ *    on); this file only reads them, through the public snapshots
+ *    kmem_pool_stats(), kmem_pool_cache_stats() and kmem_vmem_stats(), and
+ *    formats them.  kmem_pool_print_stats(), kmem_pool_cache_print_stats()
+ *    and kmem_vmem_print_stats() are one-line calls into here.
+ *    - Pools (NetBSD's vmstat -m -W): one row per pool that has had a
+ *      successful get (every pool with KMEM_STATS_ALLROWS, vmstat -v);
+ *      Maxpg "inf" for UINT_MAX; Flags the pool_init flags in hex; Util =
+ *      nout x size / (npages x pagesize), one decimal, rounded.  Then a
+ *      Totals row (sums over the rows shown) and "In use NK, total
+ *      allocated NK; utilization X.Y%", where PR_RECURSIVE pools count
+ *      for nothing: their "pages" are segments of a vmem arena, often not
+ *      memory at all (NetBSD adds their unused bytes to the total, which
+ *      only makes sense when every arena is kernel memory).
+ *    - Pool caches (vmstat -C): one row per cache whose depot missed at
+ *      least once, i.e. that sent a get on to the pool (NetBSD: global
+ *      misses != 0); all caches with KMEM_STATS_ALLROWS.  PoolLayer =
+ *      depot misses, CacheLayer = depot hits + misses with the depot's hit
+ *      percentage, CpuLayer = CPU-layer hits + misses with its hit
+ *      percentage (integer percentages, truncated).
+ *    - Arenas: every arena, with quantum, bytes in use / imported / total,
+ *      allocs, frees, fails, waits, spans imported / released and busy
+ *      segments.
+ *    - JSON (KMEM_STATS_JSON): {"pools":[...],"caches":[...],"arenas":[...]}
+ *      with the sections chosen and the same row selection; a pool object
+ *      has every field of struct kmem_pool_stats (but ps_size) under its
+ *      name without "ps_" (the cache fields filled for cached pools), a
+ *      cache object the cache-layer fields, an arena object every field of
+ *      struct kmem_vmem_stats (but vs_size).  Names are escaped (quote,
+ *      backslash, control characters; invalid UTF-8 becomes U+FFFD), so
+ *      the output is valid JSON whatever the names hold.
+ *    "what" with no section bit means all sections.  Tables are separated
+ *    by one blank line; in them, control characters in names show as '?'.
+ *
+ * 2. Data structures.  The output goes through a sink on the caller's
+ *    stack (struct stats_out): the caller's printf-like pr, called once
+ *    per line with "%s" (the kmem_pr convention: lines of at most 255
+ *    bytes; every JSON line is built to fit), or a 4 KiB buffer flushed to
+ *    a file descriptor or to standard error.  Lines are formatted by the
+ *    library's allocation-free kmem_vsnprintf into a 256-byte stack
+ *    buffer; a line that would be longer is cut and still ends in a
+ *    newline.  KMEM_STATS's choice (sections and path) is kept in two
+ *    statics written once by kmemi_stats_init().
+ *
+ * 3. Locking.  This file has no lock of its own: the sink is per call, so
+ *    concurrent prints are independent.  Pools are walked with
+ *    kmemi_pool_foreach(), which holds pool_list_lock only between pools
+ *    and a reference on the current pool (pool_destroy of it waits) while
+ *    we read it: kmem_pool_stats() takes the pool's lock,
+ *    kmem_pool_cache_stats() also, one at a time, each CPU's spin lock,
+ *    the depot lock and the shared empty-group lock.  pr runs with none of
+ *    those held, so it may allocate (through kmem too), but it must not
+ *    destroy the pool being printed.  Arenas are walked with
+ *    kmemi_vmem_foreach(), which holds vmem_list_lock for the whole walk;
+ *    kmem_vmem_stats() takes each arena's lock inside it (list -> arena, as
+ *    vmem.c).  So that pr never runs under those locks, the snapshots are
+ *    copied out in batches of STATS_VMEM_BATCH and printed after each walk
+ *    (an arena created or destroyed between two batches may be missed or
+ *    shown twice).  Every row is consistent in itself (one lock hold);
+ *    rows are not consistent with each other, as in vmstat.
+ *
+ * 4. Failure policy.  Nothing allocates (the library may be the process's
+ *    malloc): stack buffers, kmem_vsnprintf, prim calls.  kmem_stats_write
+ *    stops writing at the first failed write and returns its errno value.
+ *    A KMEM_STATS value that is not understood gives one warning naming the
+ *    variable and the value, and no statistics; a file that cannot be
+ *    opened or written at exit gives one warning.  The print at exit runs
+ *    from a library destructor (kmem_prim_atexit), not atexit(3), which may
+ *    call calloc; it happens on exit() and a return from main, not on
+ *    _exit() or a crash.
  */
-#include <kmem/kmem.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
+#include <kmem/kmem.h>
+#include <kmem/pool.h>
+#include <kmem/vmem.h>
+
+#include "internal/internal.h"
 #include "internal/kmem_impl.h"
+#include "internal/pool_impl.h"
+#include "internal/prim.h"
+
+#define STATS_LINE	 256  /* one line: kmem_pr's limit */
+#define STATS_BUF	 4096 /* fd / stderr sink: bytes per write */
+#define STATS_NAME_MIN	 16   /* name column: at least (vmstat's look) */
+#define STATS_NAME_MAX	 31   /* ... at most: ps_name / vs_name hold 31 */
+#define STATS_JSON_NAME	 (2 + 6 * STATS_NAME_MAX + 1) /* "\uXXXX" each */
+#define STATS_VMEM_BATCH 16   /* arena snapshots per walk (~2.3 KiB) */
+#define STATS_PATH_MAX	 4096 /* KMEM_STATS=PATH: PATH_MAX on Linux */
+
+/* ---- the sink ---- */
+
+enum { OUT_PR, OUT_FD, OUT_STDERR };
+
+struct stats_out {
+	int kind;
+	void (*pr)(const char *, ...); /* OUT_PR */
+	int fd;			       /* OUT_FD */
+	int error;		       /* OUT_FD: first write error */
+	size_t len;		       /* bytes in buf */
+	char buf[STATS_BUF];
+};
+
+static void
+out_init(struct stats_out *o, int kind, void (*pr)(const char *, ...), int fd)
+{
+	o->kind = kind;
+	o->pr = pr;
+	o->fd = fd;
+	o->error = 0;
+	o->len = 0;
+}
+
+static void
+out_flush(struct stats_out *o)
+{
+	if (o->len == 0)
+		return;
+	if (o->kind == OUT_FD) {
+		if (o->error == 0)
+			o->error = kmem_prim_write_fd(o->fd, o->buf, o->len);
+	} else if (o->kind == OUT_STDERR) {
+		kmem_prim_write_stderr(o->buf, o->len);
+	}
+	o->len = 0;
+}
+
+/* One whole line (fmt ends in a newline), cut at STATS_LINE - 1 bytes. */
+static void out_line(struct stats_out *o, const char *fmt, ...)
+    KMEM_PRINTF(2, 3);
+
+static void
+out_line(struct stats_out *o, const char *fmt, ...)
+{
+	char line[STATS_LINE];
+	va_list ap;
+	size_t len;
+	int n;
+
+	va_start(ap, fmt);
+	n = kmem_vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	len = n < 0 ? 0 : (size_t)n;
+	if (len >= sizeof line) {
+		len = sizeof line - 1;
+		line[len - 1] = '\n';
+	}
+	if (o->kind == OUT_PR) {
+		o->pr("%s", line);
+		return;
+	}
+	if (o->len + len > sizeof o->buf)
+		out_flush(o);
+	memcpy(o->buf + o->len, line, len);
+	o->len += len;
+}
+
+/* ---- formatting helpers ---- */
+
+/*
+ * s left-justified in a field of w columns (w < n), control characters
+ * shown as '?' so that a name cannot break a table's lines or columns.
+ */
+static const char *
+pad_name(char *dst, size_t n, const char *s, size_t w)
+{
+	size_t len = strnlen(s, n - 1), i;
+
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		dst[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+	}
+	while (len < w && len < n - 1)
+		dst[len++] = ' ';
+	dst[len] = '\0';
+	return dst;
+}
+
+/* The name column's width for names up to "longest" bytes. */
+static size_t
+name_width(size_t longest)
+{
+	if (longest < STATS_NAME_MIN)
+		return STATS_NAME_MIN;
+	return longest > STATS_NAME_MAX ? STATS_NAME_MAX : longest;
+}
+
+/* part / whole in tenths of a percent, rounded; 0 when whole is 0. */
+static unsigned long long
+permille(unsigned long long part, unsigned long long whole)
+{
+	while (part > ULLONG_MAX / 1000) {
+		part >>= 10;
+		whole >>= 10;
+	}
+	if (whole == 0)
+		return 0;
+	return (part * 1000 + whole / 2) / whole;
+}
+
+/* part / whole as a truncated integer percentage (vmstat -C's Hit%). */
+static unsigned long
+pct(unsigned long part, unsigned long whole)
+{
+	return whole ? (unsigned long)((unsigned long long)part * 100 / whole)
+		     : 0;
+}
+
+/*
+ * Length of the well-formed UTF-8 sequence at s (at most n bytes) that
+ * encodes a non-ASCII character, or 0 (overlong forms, surrogates and code
+ * points above U+10FFFF are ill-formed: RFC 3629).
+ */
+static size_t
+utf8_len(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+	size_t len, i;
+
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		len = 4;
+	else
+		return 0;
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (n < len || s[1] < lo || s[1] > hi)
+		return 0;
+	for (i = 2; i < len; i++) {
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	}
+	return len;
+}
+
+/* s (at most STATS_NAME_MAX bytes of it) as a JSON string, quoted. */
+static const char *
+json_quote(char *dst, size_t n, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t len = strnlen(s, STATS_NAME_MAX), k = 0, j = 0, u;
+
+	KMEM_ASSERT(n >= STATS_JSON_NAME);
+	(void)n;
+	dst[j++] = '"';
+	while (k < len) {
+		unsigned char c = p[k];
+
+		if (c == '"' || c == '\\') {
+			dst[j++] = '\\';
+			dst[j++] = (char)c;
+			k++;
+		} else if (c == '\n' || c == '\t' || c == '\r') {
+			dst[j++] = '\\';
+			dst[j++] = c == '\n' ? 'n' : c == '\t' ? 't' : 'r';
+			k++;
+		} else if (c < 0x20) {
+			memcpy(dst + j, "\\u00", 4);
+			dst[j + 4] = hex[c >> 4];
+			dst[j + 5] = hex[c & 0xf];
+			j += 6;
+			k++;
+		} else if (c < 0x80) {
+			dst[j++] = (char)c;
+			k++;
+		} else if ((u = utf8_len(p + k, len - k)) != 0) {
+			memcpy(dst + j, p + k, u);
+			j += u;
+			k += u;
+		} else {
+			memcpy(dst + j, "\\ufffd", 6);
+			j += 6;
+			k++;
+		}
+	}
+	dst[j++] = '"';
+	dst[j] = '\0';
+	return dst;
+}
+
+/* ---- pools and pool caches ---- */
+
+enum { WALK_WIDTH, WALK_TABLE, WALK_JSON };
+
+struct pool_walk {
+	struct stats_out *o;
+	unsigned int what;
+	int mode;	     /* WALK_* */
+	bool caches;	     /* the vmstat -C rows, else vmstat -m */
+	size_t longest;	     /* WALK_WIDTH: longest name shown */
+	size_t namew;	     /* WALK_TABLE: name column width */
+	unsigned long nrows; /* rows emitted */
+	/* vmstat -m's Totals row and summary line. */
+	unsigned long nget, nfail, nput, nout, nitems;
+	unsigned long npagealloc, npagefree, npages;
+	unsigned long long inuse, total; /* bytes */
+};
+
+static void
+pool_row(struct pool_walk *w, const struct kmem_pool_stats *st)
+{
+	char name[STATS_NAME_MAX + 1], maxpg[24], flags[24], util[24];
+	unsigned long long u;
+
+	if (st->ps_maxpages == UINT_MAX)
+		kmem_snprintf(maxpg, sizeof maxpg, "inf");
+	else
+		kmem_snprintf(maxpg, sizeof maxpg, "%u", st->ps_maxpages);
+	kmem_snprintf(flags, sizeof flags, "0x%04x", st->ps_flags);
+	u = permille((unsigned long long)st->ps_nout * st->ps_itemsize,
+	    (unsigned long long)st->ps_npages * st->ps_pagesize);
+	kmem_snprintf(util, sizeof util, "%llu.%llu", u / 10, u % 10);
+	out_line(w->o,
+	    "%s %6zu %9lu %5lu %9lu %7u %6u %6lu %6lu %6u %6u %5u %5u %5s "
+	    "%5u %6s %6s\n",
+	    pad_name(name, sizeof name, st->ps_name, w->namew), st->ps_itemsize,
+	    st->ps_nget, st->ps_nfail, st->ps_nput, st->ps_nout, st->ps_nitems,
+	    st->ps_npagealloc, st->ps_npagefree, st->ps_npages, st->ps_pagesize,
+	    st->ps_hiwat, st->ps_minpages, maxpg, st->ps_nidle, flags, util);
+	w->nget += st->ps_nget;
+	w->nfail += st->ps_nfail;
+	w->nput += st->ps_nput;
+	w->nout += st->ps_nout;
+	w->nitems += st->ps_nitems;
+	w->npagealloc += st->ps_npagealloc;
+	w->npagefree += st->ps_npagefree;
+	w->npages += st->ps_npages;
+	if (!(st->ps_flags & PR_RECURSIVE)) {
+		w->inuse += (unsigned long long)st->ps_nout * st->ps_itemsize;
+		w->total += (unsigned long long)st->ps_npages * st->ps_pagesize;
+	}
+}
+
+static void
+cache_row(struct pool_walk *w, const struct kmem_pool_stats *st)
+{
+	char name[STATS_NAME_MAX + 1];
+	unsigned long cpu = st->ps_cpuhit + st->ps_cpumiss;
+	unsigned long cache = st->ps_depothit + st->ps_depotmiss;
+
+	out_line(w->o,
+	    "%s %5lu %5u %5lu %5lu %10lu %10lu %3lu%% %11lu %3lu%%\n",
+	    pad_name(name, sizeof name, st->ps_name, w->namew),
+	    st->ps_contended, st->ps_groupsize, st->ps_nfull, st->ps_nempty,
+	    st->ps_depotmiss, cache, pct(st->ps_depothit, cache), cpu,
+	    pct(st->ps_cpuhit, cpu));
+}
+
+static void
+pool_json(struct pool_walk *w, const struct kmem_pool_stats *st)
+{
+	struct stats_out *o = w->o;
+	char name[STATS_JSON_NAME];
+
+	out_line(o, "%s{\"name\":%s,\n", w->nrows ? "," : "",
+	    json_quote(name, sizeof name, st->ps_name));
+	out_line(o, "\"itemsize\":%zu,\"pagesize\":%u,\"itemsperpage\":%u,\n",
+	    st->ps_itemsize, st->ps_pagesize, st->ps_itemsperpage);
+	out_line(o,
+	    "\"nget\":%lu,\"nfail\":%lu,\"nput\":%lu,\"nout\":%u,"
+	    "\"nitems\":%u,\n",
+	    st->ps_nget, st->ps_nfail, st->ps_nput, st->ps_nout, st->ps_nitems);
+	out_line(o,
+	    "\"npagealloc\":%lu,\"npagefree\":%lu,\"npages\":%u,"
+	    "\"hiwat\":%u,\n",
+	    st->ps_npagealloc, st->ps_npagefree, st->ps_npages, st->ps_hiwat);
+	out_line(o,
+	    "\"minpages\":%u,\"maxpages\":%u,\"nidle\":%u,\"flags\":%u,\n",
+	    st->ps_minpages, st->ps_maxpages, st->ps_nidle, st->ps_flags);
+	out_line(o,
+	    "\"cached\":%s,\"groupsize\":%u,\"nfull\":%lu,\"nempty\":%lu,\n",
+	    st->ps_cached ? "true" : "false", st->ps_groupsize, st->ps_nfull,
+	    st->ps_nempty);
+	out_line(o,
+	    "\"cpuhit\":%lu,\"cpumiss\":%lu,\"depothit\":%lu,"
+	    "\"depotmiss\":%lu,\n",
+	    st->ps_cpuhit, st->ps_cpumiss, st->ps_depothit, st->ps_depotmiss);
+	out_line(o, "\"contended\":%lu,\"cached_objects\":%lu}\n",
+	    st->ps_contended, st->ps_cached_objects);
+}
+
+static void
+cache_json(struct pool_walk *w, const struct kmem_pool_stats *st)
+{
+	struct stats_out *o = w->o;
+	char name[STATS_JSON_NAME];
+
+	out_line(o, "%s{\"name\":%s,\n", w->nrows ? "," : "",
+	    json_quote(name, sizeof name, st->ps_name));
+	out_line(o,
+	    "\"groupsize\":%u,\"nfull\":%lu,\"nempty\":%lu,"
+	    "\"contended\":%lu,\n",
+	    st->ps_groupsize, st->ps_nfull, st->ps_nempty, st->ps_contended);
+	out_line(o,
+	    "\"cpuhit\":%lu,\"cpumiss\":%lu,\"depothit\":%lu,"
+	    "\"depotmiss\":%lu,\n",
+	    st->ps_cpuhit, st->ps_cpumiss, st->ps_depothit, st->ps_depotmiss);
+	out_line(o, "\"cached_objects\":%lu}\n", st->ps_cached_objects);
+}
+
+/* kmemi_pool_foreach's callback: one pool, for any section and mode. */
+static int
+pool_walk_fn(struct pool *pp, void *arg)
+{
+	struct pool_walk *w = arg;
+	struct kmem_pool_stats st;
+	/*
+	 * pool_cache_destroy clears pr_cache before pool_destroy, which
+	 * waits for our reference, frees the cache: a cache seen here stays
+	 * valid while we read it.
+	 */
+	pool_cache_t pc = pp->pr_cache;
+	bool all = (w->what & KMEM_STATS_ALLROWS) != 0;
+
+	if (w->caches && pc == NULL)
+		return 0;
+	/* Cache fields too for JSON pools; the tables do not show them. */
+	if (pc != NULL && (w->caches || w->mode == WALK_JSON))
+		kmem_pool_cache_stats(pc, &st);
+	else
+		kmem_pool_stats(pp, &st);
+	st.ps_name[sizeof st.ps_name - 1] = '\0';
+	if (!all && (w->caches ? st.ps_depotmiss == 0 : st.ps_nget == 0))
+		return 0;
+	switch (w->mode) {
+	case WALK_WIDTH:
+		if (strlen(st.ps_name) > w->longest)
+			w->longest = strlen(st.ps_name);
+		break;
+	case WALK_TABLE:
+		if (w->caches)
+			cache_row(w, &st);
+		else
+			pool_row(w, &st);
+		break;
+	default:
+		if (w->caches)
+			cache_json(w, &st);
+		else
+			pool_json(w, &st);
+		break;
+	}
+	w->nrows++;
+	return 0;
+}
+
+static void
+pool_walk_init(struct pool_walk *w, struct stats_out *o, unsigned int what,
+    int mode, bool caches)
+{
+	memset(w, 0, sizeof *w);
+	w->o = o;
+	w->what = what;
+	w->mode = mode;
+	w->caches = caches;
+}
+
+/* The name column's width for the rows a table will show. */
+static size_t
+pool_name_width(unsigned int what, bool caches)
+{
+	struct pool_walk w;
+
+	pool_walk_init(&w, NULL, what, WALK_WIDTH, caches);
+	(void)kmemi_pool_foreach(pool_walk_fn, &w);
+	return name_width(w.longest);
+}
+
+static void
+pools_table(struct stats_out *o, unsigned int what)
+{
+	char name[STATS_NAME_MAX + 1];
+	struct pool_walk w;
+	size_t namew = pool_name_width(what, false);
+	unsigned long long u;
+
+	out_line(o, "Memory resource pool statistics\n");
+	out_line(o,
+	    "%s %6s %9s %5s %9s %7s %6s %6s %6s %6s %6s %5s %5s %5s %5s %6s "
+	    "%6s\n",
+	    pad_name(name, sizeof name, "Name", namew), "Size", "Requests",
+	    "Fail", "Releases", "InUse", "Avail", "Pgreq", "Pgrel", "Npage",
+	    "PageSz", "Hiwat", "Minpg", "Maxpg", "Idle", "Flags", "Util");
+	pool_walk_init(&w, o, what, WALK_TABLE, false);
+	w.namew = namew;
+	(void)kmemi_pool_foreach(pool_walk_fn, &w);
+	out_line(o, "%s %6s %9lu %5lu %9lu %7lu %6lu %6lu %6lu %6lu\n",
+	    pad_name(name, sizeof name, "Totals", namew), "", w.nget, w.nfail,
+	    w.nput, w.nout, w.nitems, w.npagealloc, w.npagefree, w.npages);
+	u = permille(w.inuse, w.total);
+	out_line(o,
+	    "In use %lluK, total allocated %lluK; utilization %llu.%llu%%\n",
+	    w.inuse / 1024, w.total / 1024, u / 10, u % 10);
+}
+
+static void
+caches_table(struct stats_out *o, unsigned int what)
+{
+	char name[STATS_NAME_MAX + 1];
+	struct pool_walk w;
+	size_t namew = pool_name_width(what, true);
+
+	out_line(o, "Pool cache statistics.\n");
+	out_line(o, "%s %5s %5s %5s %5s %10s %10s %4s %11s %4s\n",
+	    pad_name(name, sizeof name, "Name", namew), "Spin", "GrpSz", "Full",
+	    "Emty", "PoolLayer", "CacheLayer", "Hit%", "CpuLayer", "Hit%");
+	pool_walk_init(&w, o, what, WALK_TABLE, true);
+	w.namew = namew;
+	(void)kmemi_pool_foreach(pool_walk_fn, &w);
+}
+
+/* ---- vmem arenas ---- */
+
+/* Snapshots of arenas skip .. skip + STATS_VMEM_BATCH - 1, in list order. */
+struct vmem_batch {
+	unsigned long skip, seen;
+	unsigned int n;
+	struct kmem_vmem_stats st[STATS_VMEM_BATCH];
+};
+
+static int
+vmem_batch_fn(vmem_t *vm, void *arg)
+{
+	struct vmem_batch *b = arg;
+
+	if (b->seen++ < b->skip)
+		return 0;
+	kmem_vmem_stats(vm, &b->st[b->n]);
+	b->st[b->n].vs_name[sizeof b->st[b->n].vs_name - 1] = '\0';
+	return ++b->n == STATS_VMEM_BATCH;
+}
+
+/* Fill b with the next batch; false when there was none left. */
+static bool
+vmem_next_batch(struct vmem_batch *b)
+{
+	b->skip += b->n;
+	b->seen = 0;
+	b->n = 0;
+	(void)kmemi_vmem_foreach(vmem_batch_fn, b);
+	return b->n > 0;
+}
+
+static void
+vmem_row(struct stats_out *o, const struct kmem_vmem_stats *st, size_t namew)
+{
+	char name[STATS_NAME_MAX + 1];
+
+	out_line(o,
+	    "%s %8zu %12zu %12zu %12zu %10llu %10llu %6llu %6llu %6llu %6llu "
+	    "%8llu\n",
+	    pad_name(name, sizeof name, st->vs_name, namew), st->vs_quantum,
+	    st->vs_inuse, st->vs_imported, st->vs_total,
+	    (unsigned long long)st->vs_alloc, (unsigned long long)st->vs_free,
+	    (unsigned long long)st->vs_fail, (unsigned long long)st->vs_wait,
+	    (unsigned long long)st->vs_import,
+	    (unsigned long long)st->vs_release,
+	    (unsigned long long)st->vs_nbusy);
+}
+
+static void
+vmem_json(struct stats_out *o, const struct kmem_vmem_stats *st, bool first)
+{
+	char name[STATS_JSON_NAME];
+
+	out_line(o, "%s{\"name\":%s,\n", first ? "" : ",",
+	    json_quote(name, sizeof name, st->vs_name));
+	out_line(o,
+	    "\"quantum\":%zu,\"inuse\":%zu,\"imported\":%zu,\"total\":%zu,\n",
+	    st->vs_quantum, st->vs_inuse, st->vs_imported, st->vs_total);
+	out_line(o,
+	    "\"alloc\":%llu,\"free\":%llu,\"fail\":%llu,\"wait\":%llu,\n",
+	    (unsigned long long)st->vs_alloc, (unsigned long long)st->vs_free,
+	    (unsigned long long)st->vs_fail, (unsigned long long)st->vs_wait);
+	out_line(o,
+	    "\"import\":%llu,\"release\":%llu,\"nbusy\":%llu,\"nfree\":%llu,"
+	    "\"hashsize\":%llu}\n",
+	    (unsigned long long)st->vs_import,
+	    (unsigned long long)st->vs_release,
+	    (unsigned long long)st->vs_nbusy, (unsigned long long)st->vs_nfree,
+	    (unsigned long long)st->vs_hashsize);
+}
+
+/* Every arena, rows or JSON objects. */
+static void
+vmem_rows(struct stats_out *o, bool json, size_t namew)
+{
+	struct vmem_batch b;
+	bool first = true;
+	unsigned int i;
+
+	memset(&b, 0, sizeof b);
+	while (vmem_next_batch(&b)) {
+		for (i = 0; i < b.n; i++) {
+			if (json)
+				vmem_json(o, &b.st[i], first);
+			else
+				vmem_row(o, &b.st[i], namew);
+			first = false;
+		}
+	}
+}
+
+static void
+vmem_table(struct stats_out *o)
+{
+	char name[STATS_NAME_MAX + 1];
+	struct vmem_batch b;
+	size_t longest = 0, namew;
+	unsigned int i;
+
+	memset(&b, 0, sizeof b);
+	while (vmem_next_batch(&b)) {
+		for (i = 0; i < b.n; i++) {
+			if (strlen(b.st[i].vs_name) > longest)
+				longest = strlen(b.st[i].vs_name);
+		}
+	}
+	namew = name_width(longest);
+	out_line(o, "Vmem arena statistics\n");
+	out_line(o, "%s %8s %12s %12s %12s %10s %10s %6s %6s %6s %6s %8s\n",
+	    pad_name(name, sizeof name, "Arena", namew), "Quantum", "InUse",
+	    "Imported", "Total", "Allocs", "Frees", "Fails", "Waits", "SpImp",
+	    "SpRel", "Busy");
+	vmem_rows(o, false, namew);
+}
+
+/* ---- the emitter ---- */
+
+static void
+stats_json(struct stats_out *o, unsigned int what)
+{
+	struct pool_walk w;
+	bool first = true;
+
+	if (what & KMEM_STATS_POOLS) {
+		out_line(o, "{\"pools\":[\n");
+		pool_walk_init(&w, o, what, WALK_JSON, false);
+		(void)kmemi_pool_foreach(pool_walk_fn, &w);
+		out_line(o, "]\n");
+		first = false;
+	}
+	if (what & KMEM_STATS_CACHES) {
+		out_line(o, "%s\"caches\":[\n", first ? "{" : ",");
+		pool_walk_init(&w, o, what, WALK_JSON, true);
+		(void)kmemi_pool_foreach(pool_walk_fn, &w);
+		out_line(o, "]\n");
+		first = false;
+	}
+	if (what & KMEM_STATS_VMEM) {
+		out_line(o, "%s\"arenas\":[\n", first ? "{" : ",");
+		vmem_rows(o, true, 0);
+		out_line(o, "]\n");
+	}
+	out_line(o, "}\n");
+}
+
+static void
+stats_emit(struct stats_out *o, unsigned int what)
+{
+	bool first = true;
+
+	if ((what & KMEM_STATS_ALL) == 0)
+		what |= KMEM_STATS_ALL;
+	if (what & KMEM_STATS_JSON) {
+		stats_json(o, what);
+		return;
+	}
+	if (what & KMEM_STATS_POOLS) {
+		pools_table(o, what);
+		first = false;
+	}
+	if (what & KMEM_STATS_CACHES) {
+		if (!first)
+			out_line(o, "\n");
+		caches_table(o, what);
+		first = false;
+	}
+	if (what & KMEM_STATS_VMEM) {
+		if (!first)
+			out_line(o, "\n");
+		vmem_table(o);
+	}
+}
 
 void
 kmem_stats_print(void (*pr)(const char *, ...), unsigned int what)
 {
-	(void)pr;
-	(void)what;
+	struct stats_out o;
+
+	out_init(&o, pr != NULL ? OUT_PR : OUT_STDERR, pr, -1);
+	stats_emit(&o, what);
+	out_flush(&o);
 }
 
 int
 kmem_stats_write(int fd, unsigned int what)
 {
-	(void)fd;
-	(void)what;
-	return 0;
+	struct stats_out o;
+
+	if (fd < 0)
+		return EBADF;
+	out_init(&o, OUT_FD, NULL, fd);
+	stats_emit(&o, what);
+	out_flush(&o);
+	return o.error;
+}
+
+/* ---- KMEM_STATS: the print at exit ---- */
+
+static atomic_bool stats_once;		/* kmemi_stats_init ran */
+static atomic_bool stats_registered;	/* stats_at_exit registered */
+static _Atomic unsigned int stats_what; /* KMEM_STATS_*; 0: nothing */
+static char stats_path[STATS_PATH_MAX]; /* "": standard error */
+
+static void
+stats_at_exit(void)
+{
+	unsigned int what =
+	    atomic_load_explicit(&stats_what, memory_order_acquire);
+	int fd, err;
+
+	if (what == 0)
+		return;
+	if (stats_path[0] == '\0') {
+		kmem_stats_print(NULL, what);
+		return;
+	}
+	if ((err = kmem_prim_open_write(stats_path, &fd)) != 0) {
+		kmem_warn(
+		    "KMEM_STATS: cannot create %s (errno %d)", stats_path, err);
+		return;
+	}
+	if ((err = kmem_stats_write(fd, what)) != 0)
+		kmem_warn(
+		    "KMEM_STATS: cannot write %s (errno %d)", stats_path, err);
+	kmem_prim_close(fd);
+}
+
+/* What KMEM_STATS=v asks for; false (with a warning) if not understood. */
+static bool
+stats_parse(const char *v, unsigned int *whatp, const char **pathp)
+{
+	*pathp = NULL;
+	if (strcmp(v, "1") == 0) {
+		*whatp = KMEM_STATS_ALL;
+	} else if (strcmp(v, "json") == 0) {
+		*whatp = KMEM_STATS_ALL | KMEM_STATS_JSON;
+	} else if (strncmp(v, "json:", 5) == 0 && v[5] != '\0') {
+		*whatp = KMEM_STATS_ALL | KMEM_STATS_JSON;
+		*pathp = v + 5;
+	} else if (v[0] == '/' || v[0] == '.') {
+		*whatp = KMEM_STATS_ALL;
+		*pathp = v;
+	} else {
+		kmem_warn("KMEM_STATS=%s: not understood (want 1, json, "
+			  "/path, ./path or json:path); no statistics",
+		    v);
+		return false;
+	}
+	if (*pathp != NULL && strlen(*pathp) >= sizeof stats_path) {
+		kmem_warn("KMEM_STATS=%.64s...: path longer than %zu bytes; "
+			  "no statistics",
+		    v, sizeof stats_path - 1);
+		return false;
+	}
+	return true;
 }
 
 void
 kmemi_stats_init(void)
 {
+	const char *v, *path;
+	unsigned int what;
+
+	if (atomic_exchange_explicit(&stats_once, true, memory_order_acq_rel))
+		return;
+	v = kmem_prim_getenv("KMEM_STATS");
+	if (v == NULL || v[0] == '\0' || strcmp(v, "0") == 0)
+		return;
+	if (!stats_parse(v, &what, &path))
+		return;
+	/* The environment may change before exit: keep our own copy. */
+	if (path != NULL)
+		memcpy(stats_path, path, strlen(path) + 1);
+	else
+		stats_path[0] = '\0';
+	atomic_store_explicit(&stats_what, what, memory_order_release);
+	if (!atomic_exchange_explicit(
+		&stats_registered, true, memory_order_acq_rel) &&
+	    kmem_prim_atexit(stats_at_exit) != 0) {
+		kmem_warn("KMEM_STATS=%s: no room for the exit function; no "
+			  "statistics",
+		    v);
+		atomic_store_explicit(&stats_what, 0, memory_order_relaxed);
+	}
+}
+
+/*
+ * Tests: forget KMEM_STATS's choice, so that the next kmemi_stats_init()
+ * reads the variable again (the exit function stays registered).
+ */
+void kmemi_stats_reset(void);
+void
+kmemi_stats_reset(void)
+{
+	atomic_store_explicit(&stats_what, 0, memory_order_relaxed);
+	stats_path[0] = '\0';
+	atomic_store_explicit(&stats_once, false, memory_order_release);
 }

@@ -88,6 +88,24 @@
  *    would read as NULL).  A request that finds the arena full first has
  *    the quantum caches give back what they hold, then fails (VM_NOSLEEP)
  *    or waits (VM_SLEEP).
+ *
+ * 7. Deferred purge (internal; the page arena only, kmemi_vmem_set_purge).
+ *    Returning memory to the OS at every free makes a program that frees
+ *    and reallocates big buffers pay a system call and a page fault per
+ *    page each time.  So in this mode a freed segment is marked dirty
+ *    (BT_F_DIRTY) with the current purge epoch, stays allocatable, and a
+ *    wholly free span stays imported.  A free that finds the last pass at
+ *    least vm_purge_delay_ns old runs a pass over the segment list: dirty
+ *    free segments of earlier epochs are purged (vm_purgefn, under the
+ *    lock, so no one can allocate a range while its pages go), spans
+ *    wholly free and not freed in the current epoch are detached (up to
+ *    PURGE_BATCH a pass) and released after the lock is dropped; then the
+ *    epoch advances.  Memory thus goes back between one and two delays
+ *    after it was freed, as long as the arena sees frees or reaps
+ *    (kmemi_vmem_purge; "all" purges and releases everything at once).
+ *    Split and merged segments keep the dirty mark (merged: the newest
+ *    epoch), so no dirty page is ever forgotten.  A pass is O(segments),
+ *    at most once per delay.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -96,6 +114,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <kmem/kmem.h>
 #include <kmem/pool.h>
 #include <kmem/vmem.h>
 
@@ -121,6 +140,7 @@
 /* Tag flags. */
 #define BT_F_XIMPORT 0x02 /* span: imported by vmem_xalloc on the source */
 #define BT_F_QCPAGE  0x04 /* a page of the arena's quantum caches */
+#define BT_F_DIRTY   0x08 /* free, not purged since freed (deferred mode) */
 /*
  * Tags an allocation needs at most: a left and a right remainder (NetBSD
  * reserves two); an import's span needs two more (marker + segment).
@@ -146,6 +166,7 @@ struct vmem_btag {
 	vmem_size_t bt_size;
 	uint8_t bt_type;
 	uint8_t bt_flags;
+	uint32_t bt_epoch; /* BT_F_DIRTY: the purge epoch it was freed in */
 };
 
 struct vmem {
@@ -162,8 +183,16 @@ struct vmem {
 	vmem_ximport_t *vm_ximportfn;
 	vmem_release_t *vm_releasefn;
 	vmem_t *vm_source;
-	/* Called on each range entering the freelists of a live span. */
+	/*
+	 * Deferred mode (the page arena; kmemi_vmem_set_purge): freed
+	 * ranges stay dirty and spans stay imported until a purge pass,
+	 * one every vm_purge_delay_ns at most (section 7).
+	 */
 	void (*vm_purgefn)(vmem_addr_t, vmem_size_t);
+	uint64_t vm_purge_delay_ns;
+	uint64_t vm_purge_last; /* ns */
+	uint32_t vm_epoch;
+	vmem_size_t vm_dirty; /* bytes freed and not purged (approx.) */
 
 	bt_t vm_seg0;	     /* segment and span list sentinel */
 	uint64_t vm_freemap; /* bit n: vm_freelist[n] non-empty */
@@ -668,6 +697,8 @@ vmem_carve(vmem_t *vm, bt_t *bt, vmem_addr_t addr, vmem_size_t size)
 		rem = bt_get(vm);
 		rem->bt_start = bt->bt_start;
 		rem->bt_size = addr - bt->bt_start;
+		rem->bt_flags = bt->bt_flags & BT_F_DIRTY;
+		rem->bt_epoch = bt->bt_epoch;
 		seg_insert_after(bt->bt_sprev, rem);
 		freelist_insert(vm, rem);
 		bt->bt_start = addr;
@@ -677,6 +708,8 @@ vmem_carve(vmem_t *vm, bt_t *bt, vmem_addr_t addr, vmem_size_t size)
 		rem = bt_get(vm);
 		rem->bt_start = addr + size;
 		rem->bt_size = bt->bt_size - size;
+		rem->bt_flags = bt->bt_flags & BT_F_DIRTY;
+		rem->bt_epoch = bt->bt_epoch;
 		seg_insert_after(bt, rem);
 		freelist_insert(vm, rem);
 		bt->bt_size = size;
@@ -1354,41 +1387,142 @@ vmem_bad_free(vmem_t *vm, const char *fn, vmem_addr_t addr, vmem_size_t size)
 	    fn, vm->vm_name, (size_t)addr, size, (size_t)addr);
 }
 
+/* ---- deferred purge (section 7) ---- */
+
+#define PURGE_BATCH 32 /* spans released per pass, at most */
+
+struct purge_span {
+	vmem_addr_t ps_addr;
+	vmem_size_t ps_size;
+	bool ps_xfree;
+};
+
+/*
+ * Purge the dirty free ranges freed before the current epoch (all of them
+ * with "all"), detach the imported spans wholly free since then, and open
+ * a new epoch.  Lock held on entry, dropped on return; the spans are
+ * released unlocked.
+ */
+static unsigned int
+vmem_purge_pass(vmem_t *vm, bool all, uint64_t now)
+{
+	struct purge_span rel[PURGE_BATCH];
+	unsigned int nrel = 0, i;
+	vmem_size_t dirty = 0;
+	bt_t *bt, *next;
+
+	for (bt = vm->vm_seg0.bt_snext; bt != &vm->vm_seg0; bt = next) {
+		next = bt->bt_snext;
+		if (bt->bt_type == BT_TYPE_SPAN && vm->vm_releasefn != NULL &&
+		    vmem_span_wholly_free(bt) && nrel < PURGE_BATCH &&
+		    (all || bt->bt_snext->bt_epoch != vm->vm_epoch ||
+			!(bt->bt_snext->bt_flags & BT_F_DIRTY))) {
+			bt_t *seg = bt->bt_snext, *heir = bt->bt_sprev;
+
+			next = seg->bt_snext;
+			if (heir == &vm->vm_seg0)
+				heir = next != &vm->vm_seg0 ? next : NULL;
+			rel[nrel].ps_addr = bt->bt_start;
+			rel[nrel].ps_size = bt->bt_size;
+			rel[nrel].ps_xfree = (bt->bt_flags & BT_F_XIMPORT) != 0;
+			nrel++;
+			freelist_remove(vm, seg);
+			seg_remove(vm, seg, heir);
+			seg_remove(vm, bt, heir);
+			bt->bt_fprev->bt_fnext = bt->bt_fnext;
+			bt->bt_fnext->bt_fprev = bt->bt_fprev;
+			vm->vm_total -= bt->bt_size;
+			vm->vm_imported -= bt->bt_size;
+			vm->vm_nrelease++;
+			bt_put(vm, seg);
+			bt_put(vm, bt);
+			continue;
+		}
+		if (bt->bt_type != BT_TYPE_FREE || !(bt->bt_flags & BT_F_DIRTY))
+			continue;
+		if (all || bt->bt_epoch != vm->vm_epoch) {
+			vm->vm_purgefn(bt->bt_start, bt->bt_size);
+			bt->bt_flags &= (uint8_t)~BT_F_DIRTY;
+		} else {
+			dirty += bt->bt_size;
+		}
+	}
+	vm->vm_epoch++;
+	vm->vm_purge_last = now;
+	vm->vm_dirty = dirty;
+	if (vm->vm_nwaiters != 0)
+		kmem_cond_broadcast(&vm->vm_cv);
+	kmem_mutex_exit(&vm->vm_lock);
+	for (i = 0; i < nrel; i++)
+		vmem_release_fn(
+		    vm, rel[i].ps_addr, rel[i].ps_size, rel[i].ps_xfree);
+	return nrel;
+}
+
+void
+kmemi_vmem_purge(vmem_t *vm, bool all)
+{
+	kmem_mutex_enter(&vm->vm_lock);
+	if (vm->vm_purgefn == NULL) {
+		kmem_mutex_exit(&vm->vm_lock);
+		return;
+	}
+	if (!all &&
+	    kmem_prim_clock_ns() - vm->vm_purge_last < vm->vm_purge_delay_ns) {
+		kmem_mutex_exit(&vm->vm_lock);
+		return;
+	}
+	/* "all": until a pass finds fewer spans than it can release. */
+	while (vmem_purge_pass(vm, all, kmem_prim_clock_ns()) == PURGE_BATCH &&
+	    all)
+		kmem_mutex_enter(&vm->vm_lock);
+}
+
 /* Free busy tag bt (already out of the hash); lock held, dropped on return. */
 static void
 vmem_free_bt(vmem_t *vm, bt_t *bt)
 {
 	bt_t *n = bt->bt_snext, *p = bt->bt_sprev;
-	vmem_addr_t faddr = bt->bt_start;
-	vmem_size_t fsize = bt->bt_size;
 
 	vm->vm_nfreed++;
+	if (vm->vm_purgefn != NULL) {
+		vm->vm_dirty += bt->bt_size;
+		bt->bt_flags = BT_F_DIRTY;
+		bt->bt_epoch = vm->vm_epoch;
+	}
 	if (n->bt_type == BT_TYPE_FREE) {
 		freelist_remove(vm, n);
 		bt->bt_size += n->bt_size;
+		bt->bt_flags |= n->bt_flags & BT_F_DIRTY;
 		seg_remove(vm, n, bt);
 		bt_put(vm, n);
 	}
 	if (p->bt_type == BT_TYPE_FREE) {
 		freelist_remove(vm, p);
 		p->bt_size += bt->bt_size;
+		p->bt_flags |= bt->bt_flags & BT_F_DIRTY;
+		p->bt_epoch = bt->bt_epoch;
 		seg_remove(vm, bt, p);
 		bt_put(vm, bt);
 		bt = p;
 	}
+	if (bt->bt_flags & BT_F_DIRTY)
+		bt->bt_epoch = vm->vm_epoch; /* the newest part decides */
 	freelist_insert(vm, bt);
-	p = bt->bt_sprev;
-	if (vm->vm_releasefn != NULL && vmem_span_wholly_free(p)) {
-		vmem_span_release(vm, p);
-		return;
+	if (vm->vm_purgefn != NULL) {
+		uint64_t now = kmem_prim_clock_ns();
+
+		if (now - vm->vm_purge_last >= vm->vm_purge_delay_ns) {
+			(void)vmem_purge_pass(vm, false, now); /* unlocks */
+			return;
+		}
+	} else {
+		p = bt->bt_sprev;
+		if (vm->vm_releasefn != NULL && vmem_span_wholly_free(p)) {
+			vmem_span_release(vm, p);
+			return;
+		}
 	}
-	/*
-	 * The span lives on: its freed pages go back to the OS (the page
-	 * arena's purge; under the lock, so that no one can allocate the
-	 * range before it is purged).
-	 */
-	if (vm->vm_purgefn != NULL)
-		vm->vm_purgefn(faddr, fsize);
 	if (vm->vm_nwaiters != 0)
 		kmem_cond_broadcast(&vm->vm_cv);
 	kmem_mutex_exit(&vm->vm_lock);
@@ -1817,35 +1951,18 @@ kmemi_vmem_foreach(int (*fn)(vmem_t *, void *), void *arg)
 }
 
 void
-kmemi_vmem_set_purge(vmem_t *vm, void (*fn)(vmem_addr_t, vmem_size_t))
+kmemi_vmem_set_purge(
+    vmem_t *vm, void (*fn)(vmem_addr_t, vmem_size_t), uint64_t delay_ns)
 {
 	kmem_mutex_enter(&vm->vm_lock);
 	vm->vm_purgefn = fn;
+	vm->vm_purge_delay_ns = delay_ns;
+	vm->vm_purge_last = kmem_prim_clock_ns();
 	kmem_mutex_exit(&vm->vm_lock);
 }
 
 void
 kmem_vmem_print_stats(vmem_printfn_t *pr)
 {
-	struct kmem_vmem_stats st;
-	vmem_t *vm;
-
-	kmem_pr(pr, "%-16s %8s %12s %12s %12s %10s %10s %6s %6s %6s %6s\n",
-	    "Arena", "Quantum", "InUse", "Imported", "Total", "Allocs", "Frees",
-	    "Fails", "Waits", "SpImp", "SpRel");
-	kmem_mutex_enter(&vmem_list_lock);
-	for (vm = vmem_list; vm != NULL; vm = vm->vm_next) {
-		kmem_vmem_stats(vm, &st);
-		kmem_pr(pr,
-		    "%-16s %8zu %12zu %12zu %12zu %10llu %10llu %6llu %6llu "
-		    "%6llu %6llu\n",
-		    st.vs_name, st.vs_quantum, st.vs_inuse, st.vs_imported,
-		    st.vs_total, (unsigned long long)st.vs_alloc,
-		    (unsigned long long)st.vs_free,
-		    (unsigned long long)st.vs_fail,
-		    (unsigned long long)st.vs_wait,
-		    (unsigned long long)st.vs_import,
-		    (unsigned long long)st.vs_release);
-	}
-	kmem_mutex_exit(&vmem_list_lock);
+	kmem_stats_print(pr, KMEM_STATS_VMEM);
 }

@@ -1,6 +1,6 @@
 /*
- * kmem-demo.c -- the main job until the kmem front end exists: a real
- * workload on vmem, pool and pool_cache, with their statistics printed.
+ * kmem-demo.c -- the main job: a real workload on every layer (vmem, pool,
+ * pool_cache and kmem_alloc), with their statistics printed.
  *
  * A simulated kernel process table, on the allocators a kernel would use:
  *   "pid"   vmem, quantum 1, static span [300, 99999]: process IDs handed
@@ -12,7 +12,12 @@
  *           crossing 1 MiB, below 4 GiB, as a device driver would;
  *   "proc"  pool_cache of process structures, constructed once (the
  *           constructor builds the file table) and reused;
- *   "file"  pool of open-file records, a few per process.
+ *   "file"  pool of open-file records, a few per process;
+ *   kmem    each process's name (kmem_asprintf), its zeroed credentials
+ *           (kmem_zalloc) and its argument/environment area: 16 B to
+ *           256 KiB, log-uniform, so every size class and the large path
+ *           are used; freed with kmem_free(p, size) at exit, after
+ *           checking the pattern written into it.
  * Processes fork and exit at random (lifetimes vary); at the end it prints
  * the vmem table, vmstat -m (pools) and vmstat -C (pool caches), a whatis
  * lookup, and a dump of the "dma" arena.
@@ -25,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <kmem/kmem.h>
 #include <kmem/pool.h>
 #include <kmem/vmem.h>
 
@@ -48,6 +54,15 @@ struct proc {
 	vmem_size_t dmasz;
 	struct file *files[NFILES];
 	unsigned nctor; /* times this object was constructed */
+	char *name;	/* kmem_asprintf */
+	struct cred *cred;
+	unsigned char *args; /* argument area: argsz bytes of pattern */
+	size_t argsz;
+};
+
+struct cred {
+	unsigned uid, gid, ngroups;
+	unsigned groups[16];
 };
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -103,7 +118,14 @@ proc_exit(struct proc *p, vmem_t *pid, vmem_t *va, vmem_t *dma,
     struct pool *files, pool_cache_t procs)
 {
 	unsigned j;
+	size_t k;
 
+	for (k = 0; k < p->argsz; k += 512)
+		if (p->args[k] != (unsigned char)(p->pid + k))
+			abort();
+	kmem_free(p->args, p->argsz);
+	kmem_free(p->cred, sizeof(*p->cred));
+	kmem_strfree(p->name);
 	vmem_free(pid, p->pid, 1);
 	for (j = 0; j < NRANGES; j++)
 		vmem_free(va, p->va[j], p->vasz[j]);
@@ -169,6 +191,16 @@ main(int argc, char **argv)
 			for (j = 0; j < 1 + rnd(NFILES); j++)
 				p->files[j] =
 				    pool_get(&files, PR_WAITOK | PR_ZERO);
+			p->name =
+			    kmem_asprintf("proc%" PRIu64, (uint64_t)p->pid);
+			p->cred = kmem_zalloc(sizeof(*p->cred), KM_SLEEP);
+			p->cred->uid = (unsigned)rnd(1000);
+			/* Log-uniform 16 B .. 256 KiB. */
+			p->argsz = (size_t)16 << rnd(15);
+			p->argsz += rnd(p->argsz);
+			p->args = kmem_alloc(p->argsz, KM_SLEEP);
+			for (size_t k = 0; k < p->argsz; k += 512)
+				p->args[k] = (unsigned char)(p->pid + k);
 			forks++;
 		} else if (nproc > 0) {
 			i = (unsigned)rnd(nproc);
@@ -190,11 +222,7 @@ main(int argc, char **argv)
 	printf("proc objects constructed %lu times for %u forks (pool_cache "
 	       "keeps them constructed)\n\n",
 	    nctor, forks);
-	kmem_vmem_print_stats(pr);
-	printf("\n");
-	kmem_pool_print_stats(pr);
-	printf("\n");
-	kmem_pool_cache_print_stats(pr);
+	kmem_stats_print(pr, KMEM_STATS_ALL);
 	if (nproc > 0) {
 		printf("\nwhatis:\n");
 		vmem_whatis(procs[0]->va[0] + 4096 - 1, pr);

@@ -55,9 +55,15 @@ bool kmemi_pool_item_of(
 /* vmem.c: fn(vm, arg) for every arena, under the arena list lock. */
 int kmemi_vmem_foreach(int (*fn)(vmem_t *, void *), void *arg);
 /*
- * vmem.c: fn(addr, size) is called, under the arena lock, for every range
- * freed into a span that stays (the page arena purges it).
+ * vmem.c: deferred mode for the page arena.  Freed ranges stay dirty and
+ * wholly free spans stay imported; a purge pass -- at most once every
+ * delay_ns, run by a free -- calls fn(addr, size) under the arena lock on
+ * the ranges freed before the previous pass and releases the spans wholly
+ * free since then.  kmemi_vmem_purge runs a pass now if one is due, or
+ * at once over everything with "all".
  */
-void kmemi_vmem_set_purge(vmem_t *vm, void (*fn)(vmem_addr_t, vmem_size_t));
+void kmemi_vmem_set_purge(
+    vmem_t *vm, void (*fn)(vmem_addr_t, vmem_size_t), uint64_t delay_ns);
+void kmemi_vmem_purge(vmem_t *vm, bool all);
 
 #endif /* KMEM_INTERNAL_POOL_IMPL_H */

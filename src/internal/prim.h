@@ -243,4 +243,30 @@ int kmem_prim_atfork(
 /* Abort the process (SIGABRT), never returns. */
 _Noreturn void kmem_prim_abort(void);
 
+/* ---- files (the KMEM_STATS output) ---- */
+
+/*
+ * Open "path" for writing: created (mode 0644, less the umask) if it does
+ * not exist, truncated if it does, close-on-exec.  0 and *fdp, or an errno
+ * value (ENOENT, EACCES, ...).
+ */
+int kmem_prim_open_write(const char *path, int *fdp);
+/*
+ * Write all of buf to fd, retrying short writes and EINTR.  0, or the
+ * errno value of the write that failed (EBADF, EPIPE, ENOSPC, ...); errno
+ * itself is left unchanged.
+ */
+int kmem_prim_write_fd(int fd, const void *buf, size_t len);
+/* Close fd (errors, EINTR included, are ignored: nothing to retry). */
+void kmem_prim_close(int fd);
+/*
+ * Run fn when the process exits through exit() (or the library is
+ * unloaded), from a library destructor: after the atexit handlers the
+ * program registered once it was running, last registered first.  Unlike
+ * atexit(3), which may call calloc for its table, nothing is allocated.
+ * At most KMEM_PRIM_ATEXIT_MAX functions: 0, or ENOMEM when full.
+ */
+#define KMEM_PRIM_ATEXIT_MAX 4
+int kmem_prim_atexit(void (*fn)(void));
+
 #endif /* KMEM_INTERNAL_PRIM_H */

@@ -4,7 +4,8 @@
  *
  * Data structures.  A few process-wide values cached on first use (page
  * size, CPU count, the rseq offset) and the fault-injection state (a call
- * counter and the armed call number, both atomics).
+ * counter and the armed call number, both atomics), and a fixed table of
+ * exit functions that a library destructor runs (kmem_prim_atexit).
  *
  * Memory.  Page runs are anonymous private mappings.  kmem_prim_reserve
  * maps PROT_NONE with MAP_NORESERVE; commit mprotects to read/write (the
@@ -35,6 +36,7 @@
  * are programming errors and abort.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -556,4 +558,99 @@ _Noreturn void
 kmem_prim_abort(void)
 {
 	abort();
+}
+
+/* ---- files (the KMEM_STATS output) ---- */
+
+int
+kmem_prim_open_write(const char *path, int *fdp)
+{
+	int saved = errno, fd, err = 0;
+
+	do
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	while (fd < 0 && errno == EINTR);
+	if (fd < 0)
+		err = errno;
+	else
+		*fdp = fd;
+	errno = saved;
+	return err;
+}
+
+int
+kmem_prim_write_fd(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	int saved = errno, err = 0;
+	ssize_t r;
+
+	while (len > 0) {
+		r = write(fd, p, len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			err = errno;
+			break;
+		}
+		if (r == 0) {
+			err = EIO; /* no progress: give up rather than spin */
+			break;
+		}
+		p += r;
+		len -= (size_t)r;
+	}
+	errno = saved;
+	return err;
+}
+
+void
+kmem_prim_close(int fd)
+{
+	int saved = errno;
+
+	(void)close(fd);
+	errno = saved;
+}
+
+/*
+ * The exit functions: a fixed table filled by kmem_prim_atexit and run,
+ * newest first, by a destructor.  Slots are claimed with an atomic
+ * counter and published with a release store, so registration needs no
+ * lock; each slot is run at most once (exchanged with NULL), so a
+ * destructor that runs twice (exit after dlclose) does nothing the second
+ * time.
+ */
+static void (*_Atomic prim_exitfn[KMEM_PRIM_ATEXIT_MAX])(void);
+static atomic_uint prim_nexitfn;
+
+int
+kmem_prim_atexit(void (*fn)(void))
+{
+	unsigned i =
+	    atomic_fetch_add_explicit(&prim_nexitfn, 1, memory_order_relaxed);
+
+	if (i >= KMEM_PRIM_ATEXIT_MAX) {
+		atomic_fetch_sub_explicit(
+		    &prim_nexitfn, 1, memory_order_relaxed);
+		return ENOMEM;
+	}
+	atomic_store_explicit(&prim_exitfn[i], fn, memory_order_release);
+	return 0;
+}
+
+static void prim_run_exitfns(void) __attribute__((destructor));
+
+static void
+prim_run_exitfns(void)
+{
+	unsigned i = KMEM_PRIM_ATEXIT_MAX;
+	void (*fn)(void);
+
+	while (i-- > 0) {
+		fn = atomic_exchange_explicit(
+		    &prim_exitfn[i], NULL, memory_order_acq_rel);
+		if (fn != NULL)
+			fn();
+	}
 }
