@@ -1200,6 +1200,9 @@ kmemi_pool_item_of(struct pool *pp, const void *v, void **itemp, bool *outp)
 int
 pool_reclaim(struct pool *pp)
 {
+	/* Set last, with release, by a cache being created (pool_drain). */
+	struct pool_cache *pc =
+	    __atomic_load_n(&pp->pr_cache, __ATOMIC_ACQUIRE);
 	void (*hook)(void *, int);
 	void *arg;
 
@@ -1209,8 +1212,8 @@ pool_reclaim(struct pool *pp)
 	pthread_mutex_unlock(&pp->pr_lock);
 	if (hook != NULL)
 		hook(arg, PR_NOWAIT);
-	if (pp->pr_cache != NULL)
-		pool_cache_invalidate(pp->pr_cache);
+	if (pc != NULL)
+		pool_cache_invalidate(pc);
 	return kmemi_pool_reclaim_idle(pp, false);
 }
 

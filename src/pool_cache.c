@@ -886,7 +886,6 @@ kmemi_cache_create(size_t size, unsigned int align, unsigned int align_offset,
 	pc->pc_mapsize = bytes;
 	pool_init(&pc->pc_pool, size, align, align_offset, (int)flags, wchan,
 	    palloc, ipl);
-	pc->pc_pool.pr_cache = pc;
 	pc->pc_ctor = ctor;
 	pc->pc_dtor = dtor;
 	pc->pc_arg = arg;
@@ -898,6 +897,11 @@ kmemi_cache_create(size_t size, unsigned int align, unsigned int align_offset,
 	kmem_mutex_init(&pc->pc_depot_lock);
 	for (i = 0; i < ncpu; i++)
 		kmem_spin_init(&pc->pc_cpus[i].cc_lock);
+	/*
+	 * Last: the pool is on the pool list since pool_init, and a walker
+	 * (statistics, reclaim) that finds pr_cache set uses the cache.
+	 */
+	__atomic_store_n(&pc->pc_pool.pr_cache, pc, __ATOMIC_RELEASE);
 	kmem_mutex_enter(&pc_list_lock);
 	if (!pc_list_cv_ready) {
 		kmem_cond_init(&pc_list_cv);
@@ -949,7 +953,7 @@ pool_cache_destroy(pool_cache_t pc)
 		pc->pc_next->pc_pprev = pc->pc_pprev;
 	kmem_mutex_exit(&pc_list_lock);
 	pool_cache_invalidate(pc);
-	pc->pc_pool.pr_cache = NULL;
+	__atomic_store_n(&pc->pc_pool.pr_cache, NULL, __ATOMIC_RELAXED);
 	pool_destroy(&pc->pc_pool);
 	kmem_mutex_destroy(&pc->pc_depot_lock);
 	kmem_prim_release(pc, pc->pc_mapsize);

@@ -432,7 +432,7 @@ pool_walk_fn(struct pool *pp, void *arg)
 	 * waits for our reference, frees the cache: a cache seen here stays
 	 * valid while we read it.
 	 */
-	pool_cache_t pc = pp->pr_cache;
+	pool_cache_t pc = __atomic_load_n(&pp->pr_cache, __ATOMIC_ACQUIRE);
 	bool all = (w->what & KMEM_STATS_ALLROWS) != 0;
 
 	if (w->caches && pc == NULL)
@@ -735,6 +735,7 @@ static atomic_bool stats_once;		/* kmemi_stats_init ran */
 static atomic_bool stats_registered;	/* stats_at_exit registered */
 static _Atomic unsigned int stats_what; /* KMEM_STATS_*; 0: nothing */
 static char stats_path[STATS_PATH_MAX]; /* "": standard error */
+static long stats_pid;			/* the process that read KMEM_STATS */
 
 static void
 stats_at_exit(void)
@@ -743,7 +744,12 @@ stats_at_exit(void)
 	    atomic_load_explicit(&stats_what, memory_order_acquire);
 	int fd, err;
 
-	if (what == 0)
+	/*
+	 * Only the process that read KMEM_STATS: a forked child that exits
+	 * must not overwrite its parent's file (or print the parent's
+	 * counters it inherited).
+	 */
+	if (what == 0 || kmem_prim_getpid() != stats_pid)
 		return;
 	if (stats_path[0] == '\0') {
 		kmem_stats_print(NULL, what);
@@ -808,6 +814,7 @@ kmemi_stats_init(void)
 		memcpy(stats_path, path, strlen(path) + 1);
 	else
 		stats_path[0] = '\0';
+	stats_pid = kmem_prim_getpid();
 	atomic_store_explicit(&stats_what, what, memory_order_release);
 	if (!atomic_exchange_explicit(
 		&stats_registered, true, memory_order_acq_rel) &&

@@ -224,6 +224,8 @@ void kmem_cond_broadcast(kmem_cond_t *cv);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t kmem_prim_clock_ns(void);
+/* This process's id (getpid). */
+long kmem_prim_getpid(void);
 /* Sleep for about "ns" nanoseconds. */
 void kmem_prim_sleep_ns(uint64_t ns);
 

@@ -490,6 +490,12 @@ kmem_cond_broadcast(kmem_cond_t *cv)
 
 /* ---- time ---- */
 
+long
+kmem_prim_getpid(void)
+{
+	return (long)getpid();
+}
+
 uint64_t
 kmem_prim_clock_ns(void)
 {

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <kmem/kmem.h>
 #include <kmem/pool.h>
@@ -910,6 +911,46 @@ test_env_file(void)
 	json_run();
 }
 
+/* KMEM_STATS=path; a forked grandchild exits first: it writes nothing. */
+static void
+fork_child(void *arg)
+{
+	const char *path = arg;
+	struct stat sb;
+	int status;
+	pid_t pid;
+
+	kmemi_stats_reset();
+	setenv("KMEM_STATS", path, 1);
+	kmemi_stats_init();
+	pid = fork();
+	if (pid == 0)
+		exit(0); /* runs the exit functions */
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		_exit(4);
+	if (stat(path, &sb) == 0)
+		_exit(5); /* the grandchild wrote the file */
+	exit(0);
+}
+
+static void
+test_env_fork(void)
+{
+	char path[128];
+	int status;
+	char *text;
+
+	snprintf(path, sizeof path, "%s/fork.txt", tmpdir);
+	unlink(path);
+	status = t_child(fork_child, path, child_err, sizeof child_err);
+	T_ASSERT(WIFEXITED(status));
+	T_EQ(WEXITSTATUS(status), 0);
+	/* The process that read KMEM_STATS wrote it, at its own exit. */
+	text = slurp(path);
+	T_ASSERT(strncmp(text, "Memory resource pool statistics\n", 32) == 0);
+	free(text);
+}
+
 static void
 test_env_bad(void)
 {
@@ -968,6 +1009,7 @@ main(void)
 	T_RUN(test_print_stderr);
 	T_RUN(test_env_stderr);
 	T_RUN(test_env_file);
+	T_RUN(test_env_fork);
 	T_RUN(test_env_bad);
 	cleanup();
 	return t_done();
