@@ -570,7 +570,7 @@ vmem_row(struct stats_out *o, const struct kmem_vmem_stats *st, size_t namew)
 	char name[STATS_NAME_MAX + 1];
 
 	out_line(o,
-	    "%s %8zu %12zu %12zu %12zu %10llu %10llu %6llu %6llu %6llu %6llu "
+	    "%s %8zu %12zu %12zu %14zu %10llu %10llu %6llu %6llu %6llu %6llu "
 	    "%8llu\n",
 	    pad_name(name, sizeof name, st->vs_name, namew), st->vs_quantum,
 	    st->vs_inuse, st->vs_imported, st->vs_total,
@@ -641,7 +641,7 @@ vmem_table(struct stats_out *o)
 	}
 	namew = name_width(longest);
 	out_line(o, "Vmem arena statistics\n");
-	out_line(o, "%s %8s %12s %12s %12s %10s %10s %6s %6s %6s %6s %8s\n",
+	out_line(o, "%s %8s %12s %12s %14s %10s %10s %6s %6s %6s %6s %8s\n",
 	    pad_name(name, sizeof name, "Arena", namew), "Quantum", "InUse",
 	    "Imported", "Total", "Allocs", "Frees", "Fails", "Waits", "SpImp",
 	    "SpRel", "Busy");
