@@ -61,8 +61,10 @@ install: release
 	$(CMAKE) --install $(B)/release --prefix $(PREFIX)
 
 bench: release
+	@sh scripts/bench-deps.sh
 	./$(B)/release/bench_vmem
 	./$(B)/release/bench_pool
+	./$(B)/release/bench_kmem
 
 soak: release
 	KMEM_TEST_SCALE=50 ./$(B)/release/t_unit_vmem_model
