@@ -393,12 +393,14 @@ dbg_foreign(const char *fn, void *p, size_t size)
 				   "into object %p of cache %s",
 			    fn, p, size, (size_t)((char *)p - (char *)item),
 			    item, pp->pr_wchan);
-		if (!out)
-			kmem_panic("%s(%p, %zu): pointer not allocated by kmem "
-				   "(a free object of cache %s)",
-			    fn, p, size, pp->pr_wchan);
-		kmem_panic("%s(%p, %zu): pointer not allocated by kmem (an "
-			   "object of cache %s handed out without a record)",
+		/*
+		 * Out of the pool or not, an object without a record was
+		 * never handed out while debugging was on: it is free, in
+		 * the pool or in a cache group.
+		 */
+		(void)out;
+		kmem_panic("%s(%p, %zu): pointer not allocated by kmem (a "
+			   "free object of cache %s)",
 		    fn, p, size, pp->pr_wchan);
 	}
 	/* Inside a record's object (guard slots, large blocks)? */

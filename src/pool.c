@@ -922,12 +922,19 @@ pool_release_list(struct pool *pp, struct kmem_pool_page *list)
 	}
 }
 
-void *
-pool_get(struct pool *pp, int flags)
+/*
+ * Up to n items, at least one unless failing (NOWAIT, or the hard limit
+ * with PR_LIMITFAIL): the first as pool_get gets it (growing, waiting),
+ * the rest from the pages the pool then has, in address order, under the
+ * same lock hold -- so that concurrent callers get disjoint runs (the
+ * pool_cache fill, against false sharing).  Returns how many.
+ */
+unsigned int
+kmemi_pool_get_batch(struct pool *pp, int flags, void **objs, unsigned int n)
 {
 	struct kmem_pool_page *ph;
 	bool flushed = false;
-	void *v;
+	unsigned int got = 0;
 	int err;
 
 	pool_check_flags(pp, "pool_get", flags);
@@ -950,22 +957,37 @@ pool_get(struct pool *pp, int flags)
 			pool_wait(pp, 10000000u);
 		}
 	}
-	v = ph_take(pp, ph);
-	pp->pr_nitems--;
-	pp->pr_nout++;
-	pp->pr_nget++;
+	do {
+		objs[got++] = ph_take(pp, ph);
+		pp->pr_nitems--;
+		pp->pr_nout++;
+		pp->pr_nget++;
+	} while (got < n && pp->pr_nout < pp->pr_hardlimit &&
+	    pp->pr_nitems > pp->pr_minitems &&
+	    (ph = pp->pr_partpages != NULL ? pp->pr_partpages
+					   : pp->pr_emptypages) != NULL);
 	/* Keep the low watermark: catch up without waiting. */
 	if (kmem_unlikely(pp->pr_nitems < pp->pr_minitems) &&
 	    pp->pr_ngrowing == 0)
 		(void)pool_grow(pp, PR_NOWAIT);
 	pthread_mutex_unlock(&pp->pr_lock);
-	if (flags & PR_ZERO)
-		memset(v, 0, pp->pr_reqsize);
-	return v;
+	return got;
 fail:
 	pp->pr_nfail++;
 	pthread_mutex_unlock(&pp->pr_lock);
-	return NULL;
+	return 0;
+}
+
+void *
+pool_get(struct pool *pp, int flags)
+{
+	void *v;
+
+	if (kmemi_pool_get_batch(pp, flags, &v, 1) == 0)
+		return NULL;
+	if (flags & PR_ZERO)
+		memset(v, 0, pp->pr_reqsize);
+	return v;
 }
 
 void

@@ -115,6 +115,7 @@
 
 #include "internal/internal.h"
 #include "internal/kmem_impl.h"
+#include "internal/pool_cache_impl.h"
 #include "internal/pool_impl.h"
 #include "internal/prim.h"
 
@@ -125,26 +126,10 @@ static const unsigned int pcg_ladder[] = {15, 31, 63, 127, 255};
 #define PCG_START_LARGE	 2
 /* illumos's kmem_depot_contention: grow past 3 contended locks/interval. */
 #define PC_CONTENTION_MAX 3
+/* A miss fills at most this many objects into the CPU's group. */
+#define PCG_FILL_MAX 32
 
-struct pcg_obj {
-	void *po_va;
-	paddr_t po_pa;
-};
-
-struct pcg {
-	struct pcg *pcg_next;
-	unsigned int pcg_size;	/* capacity */
-	unsigned int pcg_avail; /* objects held */
-	struct pcg_obj pcg_objects[];
-};
-
-struct pc_cpu {
-	kmem_spin_t cc_lock;
-	struct pcg *cc_current;
-	struct pcg *cc_previous;
-	unsigned long cc_hits;	 /* served by the CPU layer */
-	unsigned long cc_misses; /* went to the depot */
-} __attribute__((aligned(KMEM_CACHELINE)));
+/* struct pcg_obj, pcg, pc_cpu: internal/pool_cache_impl.h. */
 
 struct pool_cache {
 	struct pool pc_pool; /* first: the pool of the objects */
@@ -358,7 +343,7 @@ pc_reap(pool_cache_t pc, bool everything)
 		return;
 	}
 	kmem_mutex_enter(&pc->pc_depot_lock);
-	pc_ws_update(pc, kmem_prim_clock_ns());
+	pc_ws_update(pc, kmem_prim_clock_coarse_ns());
 	chain = pc_ws_take(pc);
 	kmem_mutex_exit(&pc->pc_depot_lock);
 	pc_destruct_groups(pc, chain);
@@ -401,144 +386,8 @@ pc_cpu_exit(struct pc_cpu *cc, bool lk)
 		kmem_spin_exit(&cc->cc_lock);
 }
 
-/* ---- the restartable-sequence fast path (section 9) ---- */
-
-#if defined(__x86_64__)
-#define PC_RSEQ 1
-_Static_assert(sizeof(struct pc_cpu) == 64, "pc_cpu is one cache line");
-_Static_assert(sizeof(struct pcg_obj) == 16, "group slots are 16 bytes");
-
-/*
- * The descriptor and abort handler of one critical section (the rseq ABI,
- * linux/rseq.h): version, flags, start, length to the commit, abort
- * address; the abort address is preceded by the signature glibc
- * registered (RSEQ_SIG, 0x53053053, inside a ud1 so it disassembles).
+/* The restartable-sequence fast path (section 9): internal/pool_cache_impl.h.
  */
-#define PC_RSEQ_CS(label)                                                      \
-	".pushsection __rseq_cs, \"aw\"\n\t"                                   \
-	".balign 32\n\t" label ":\n\t"                                         \
-	".long 0x0, 0x0\n\t"                                                   \
-	".quad 1f, (2f - 1f), 4f\n\t"                                          \
-	".popsection\n\t"                                                      \
-	".pushsection __rseq_failure, \"ax\"\n\t"                              \
-	".byte 0x0f, 0xb9, 0x3d\n\t"                                           \
-	".long 0x53053053\n\t"                                                 \
-	"4:\n\t"                                                               \
-	"jmp %l[abort]\n\t"                                                    \
-	".popsection\n\t"
-
-/*
- * The start of both critical sections: publish the descriptor, read the
- * CPU, and leave for the slow path unless that CPU's slot is unlocked and
- * has a current group.  Leaves the slot in %rax and the group in %rcx.
- */
-#define PC_RSEQ_SLOT                                                           \
-	"leaq 3b(%%rip), %%rax\n\t"                                            \
-	"movq %%rax, %%fs:8(%[off])\n\t"                                       \
-	"1:\n\t"                                                               \
-	"movl %%fs:4(%[off]), %%eax\n\t"                                       \
-	"cmpl %[ncpu], %%eax\n\t"                                              \
-	"jae %l[slow]\n\t"                                                     \
-	"shlq $6, %%rax\n\t"                                                   \
-	"addq %[base], %%rax\n\t"                                              \
-	"cmpl $0, %c[lockoff](%%rax)\n\t"                                      \
-	"jne %l[slow]\n\t"                                                     \
-	"movq %c[curoff](%%rax), %%rcx\n\t"                                    \
-	"testq %%rcx, %%rcx\n\t"                                               \
-	"jz %l[slow]\n\t"
-
-/*
- * Pop an object from this CPU's current group without a lock.  Inside the
- * critical section: read the CPU, find its slot, give up (slow path) if
- * the slot is locked, has no current group or the group is empty; else
- * read the top object and commit by storing the decremented count.  A
- * preemption, migration or signal before the commit restarts it.
- * 1: *objp, *pap set; 0: take the slow path.
- */
-static inline int
-pc_rseq_get(pool_cache_t pc, void **objp, paddr_t *pap)
-{
-	void *obj;
-	paddr_t pa;
-
-retry:
-	__asm__ goto(PC_RSEQ_CS("3") PC_RSEQ_SLOT
-
-		     "movl %c[availoff](%%rcx), %%edx\n\t"
-		     "testl %%edx, %%edx\n\t"
-		     "jz %l[slow]\n\t"
-		     "subl $1, %%edx\n\t"
-		     "movq %%rdx, %%r8\n\t"
-		     "shlq $4, %%r8\n\t"
-		     "addq %%rcx, %%r8\n\t"
-		     "movq %c[objoff](%%r8), %%r9\n\t"
-		     "movq %%r9, %[obj]\n\t"
-		     "movq %c[objoff]+8(%%r8), %%r9\n\t"
-		     "movq %%r9, %[pa]\n\t"
-		     "incq %c[hitsoff](%%rax)\n\t"
-		     "movl %%edx, %c[availoff](%%rcx)\n\t"
-		     "2:\n\t"
-		     : [obj] "=m"(obj), [pa] "=m"(pa)
-		     : [off] "r"(__rseq_offset), [ncpu] "r"(pc->pc_ncpu),
-		     [base] "r"(pc->pc_cpus),
-		     [lockoff] "i"(offsetof(struct pc_cpu, cc_lock)),
-		     [curoff] "i"(offsetof(struct pc_cpu, cc_current)),
-		     [hitsoff] "i"(offsetof(struct pc_cpu, cc_hits)),
-		     [availoff] "i"(offsetof(struct pcg, pcg_avail)),
-		     [objoff] "i"(offsetof(struct pcg, pcg_objects))
-		     : "rax", "rcx", "rdx", "r8", "r9", "memory", "cc"
-		     : slow, abort);
-	*objp = obj;
-	*pap = pa;
-	return 1;
-abort:
-	goto retry;
-slow:
-	return 0;
-}
-
-/*
- * Push an object onto this CPU's current group without a lock: the same
- * checks, the object and paddr stored in the free slot, then the commit,
- * the incremented count.  A store to the slot before an abort is harmless:
- * the slot is not counted.  1: done; 0: take the slow path.
- */
-static inline int
-pc_rseq_put(pool_cache_t pc, void *obj, paddr_t pa)
-{
-retry:
-	__asm__ goto(PC_RSEQ_CS("3") PC_RSEQ_SLOT
-
-		     "movl %c[availoff](%%rcx), %%edx\n\t"
-		     "cmpl %c[sizeoff](%%rcx), %%edx\n\t"
-		     "jae %l[slow]\n\t"
-		     "movq %%rdx, %%r8\n\t"
-		     "shlq $4, %%r8\n\t"
-		     "addq %%rcx, %%r8\n\t"
-		     "movq %[obj], %c[objoff](%%r8)\n\t"
-		     "movq %[pa], %c[objoff]+8(%%r8)\n\t"
-		     "incq %c[hitsoff](%%rax)\n\t"
-		     "addl $1, %%edx\n\t"
-		     "movl %%edx, %c[availoff](%%rcx)\n\t"
-		     "2:\n\t"
-		     :
-		     : [off] "r"(__rseq_offset), [ncpu] "r"(pc->pc_ncpu),
-		     [base] "r"(pc->pc_cpus), [obj] "r"(obj), [pa] "r"(pa),
-		     [lockoff] "i"(offsetof(struct pc_cpu, cc_lock)),
-		     [curoff] "i"(offsetof(struct pc_cpu, cc_current)),
-		     [hitsoff] "i"(offsetof(struct pc_cpu, cc_hits)),
-		     [availoff] "i"(offsetof(struct pcg, pcg_avail)),
-		     [sizeoff] "i"(offsetof(struct pcg, pcg_size)),
-		     [objoff] "i"(offsetof(struct pcg, pcg_objects))
-		     : "rax", "rcx", "rdx", "r8", "memory", "cc"
-		     : slow, abort);
-	return 1;
-abort:
-	goto retry;
-slow:
-	return 0;
-}
-#endif /* __x86_64__ */
 
 /*
  * The depot slow path of get: trade our empty current for a full group.
@@ -559,7 +408,7 @@ pc_get_from_depot(pool_cache_t pc, struct pc_cpu *cc, struct pcg **reap)
 	} else {
 		pc->pc_depotmiss++;
 	}
-	if (kmem_unlikely(pc_ws_update(pc, kmem_prim_clock_ns())))
+	if (kmem_unlikely(pc_ws_update(pc, kmem_prim_clock_coarse_ns())))
 		*reap = pc_ws_take(pc);
 	kmem_mutex_exit(&pc->pc_depot_lock);
 	if (full == NULL)
@@ -569,6 +418,57 @@ pc_get_from_depot(pool_cache_t pc, struct pc_cpu *cc, struct pcg **reap)
 	if (empty != NULL)
 		pcg_put_empty(empty);
 	return true;
+}
+
+/*
+ * A miss that goes to the pool, for caches without a constructor: one
+ * object for the caller and, taken under the same pool lock hold, half a
+ * group of the objects that follow it for this CPU -- so the next gets
+ * hit, and CPUs that miss together get disjoint runs instead of
+ * interleaved neighbours (false sharing).  If the CPU found objects
+ * meanwhile, the run goes back to the pool.  NULL: the pool failed.
+ */
+static void *
+pc_get_fill(pool_cache_t pc, int flags, bool lk)
+{
+	void *objs[PCG_FILL_MAX + 1];
+	unsigned int i, n = 0, got, k;
+	struct pcg *g, *old;
+	struct pc_cpu *cc;
+
+	i = atomic_load_explicit(&pc->pc_sizeidx, memory_order_relaxed);
+	if ((g = pcg_get_empty(i, true)) != NULL)
+		n = g->pcg_size / 2 < PCG_FILL_MAX ? g->pcg_size / 2
+						   : PCG_FILL_MAX;
+	got = kmemi_pool_get_batch(&pc->pc_pool, flags, objs, n + 1);
+	if (got <= 1) {
+		if (g != NULL)
+			pcg_put_empty(g);
+		return got == 1 ? objs[0] : NULL;
+	}
+	/* objs[1..got-1], reversed: the group pops them in address order. */
+	for (k = 0; k < got - 1; k++) {
+		g->pcg_objects[k].po_va = objs[got - 1 - k];
+		g->pcg_objects[k].po_pa = POOL_PADDR_INVALID;
+	}
+	g->pcg_avail = got - 1;
+	cc = pc_cpu_enter(pc, lk);
+	old = cc->cc_current;
+	if (old == NULL || old->pcg_avail == 0) {
+		cc->cc_current = g;
+		g = old;
+	} else if ((old = cc->cc_previous) == NULL || old->pcg_avail == 0) {
+		cc->cc_previous = g;
+		g = old;
+	}
+	pc_cpu_exit(cc, lk);
+	if (g != NULL) {
+		for (k = 0; k < g->pcg_avail; k++)
+			pool_put(&pc->pc_pool, g->pcg_objects[k].po_va);
+		g->pcg_avail = 0;
+		pcg_put_empty(g);
+	}
+	return objs[0];
 }
 
 void *
@@ -590,7 +490,8 @@ pool_cache_get_paddr(pool_cache_t pc, int flags, paddr_t *pap)
 	if (kmem_likely(lk && pc->pc_rseq)) {
 		paddr_t pa;
 
-		if (kmem_likely(pc_rseq_get(pc, &obj, &pa))) {
+		if (kmem_likely(
+			pc_rseq_get(pc->pc_cpus, pc->pc_ncpu, &obj, &pa))) {
 			if (pap != NULL)
 				*pap = pa;
 			if (kmem_unlikely(flags & PR_ZERO))
@@ -630,7 +531,10 @@ pool_cache_get_paddr(pool_cache_t pc, int flags, paddr_t *pap)
 		pc_destruct_groups(pc, reap);
 miss_nolock:
 	/* The pool layer: a fresh object, constructed. */
-	obj = pool_get(&pc->pc_pool, flags & ~PR_ZERO);
+	if (pc->pc_ctor == NULL && kmem_likely(kmem_opts.magazines))
+		obj = pc_get_fill(pc, flags & ~PR_ZERO, lk);
+	else
+		obj = pool_get(&pc->pc_pool, flags & ~PR_ZERO);
 	if (obj == NULL)
 		return NULL;
 	if (pc->pc_ctor != NULL && pc->pc_ctor(pc->pc_arg, obj, flags) != 0) {
@@ -658,7 +562,7 @@ pool_cache_put_paddr(pool_cache_t pc, void *obj, paddr_t pa)
 	}
 #ifdef PC_RSEQ
 	if (kmem_likely(lk && pc->pc_rseq) &&
-	    kmem_likely(pc_rseq_put(pc, obj, pa)))
+	    kmem_likely(pc_rseq_put(pc->pc_cpus, pc->pc_ncpu, obj, pa)))
 		return;
 #endif
 	cc = pc_cpu_enter(pc, lk);
@@ -711,6 +615,14 @@ pool_cache_put_paddr(pool_cache_t pc, void *obj, paddr_t pa)
 		kmem_mutex_exit(&pc->pc_depot_lock);
 		cc->cc_current = empty;
 	}
+}
+
+struct pc_cpu *
+kmemi_cache_cpus(pool_cache_t pc, unsigned int *ncpup, bool *rseqp)
+{
+	*ncpup = pc->pc_ncpu;
+	*rseqp = pc->pc_rseq && kmem_opts.magazines;
+	return pc->pc_cpus;
 }
 
 void
@@ -893,7 +805,7 @@ kmemi_cache_create(size_t size, unsigned int align, unsigned int align_offset,
 	pc->pc_rseq = kmem_prim_rseq_cs_init();
 	atomic_init(&pc->pc_sizeidx,
 	    (flags & PR_LARGECACHE) ? PCG_START_LARGE : PCG_START_NORMAL);
-	pc->pc_ws_time = kmem_prim_clock_ns();
+	pc->pc_ws_time = kmem_prim_clock_coarse_ns();
 	kmem_mutex_init(&pc->pc_depot_lock);
 	for (i = 0; i < ncpu; i++)
 		kmem_spin_init(&pc->pc_cpus[i].cc_lock);

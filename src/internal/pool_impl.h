@@ -47,6 +47,9 @@ int kmemi_pool_reclaim_idle(struct pool *pp, bool everything);
 /* pool.c: that, for every pool. */
 void kmemi_pool_reap_all(bool everything);
 
+/* pool.c: pool_get of up to n items under one lock hold; how many. */
+unsigned int kmemi_pool_get_batch(
+    struct pool *pp, int flags, void **objs, unsigned int n);
 /* pool.c: fn(pp, arg) for every pool, no list lock held; stops on non-zero. */
 int kmemi_pool_foreach(int (*fn)(struct pool *, void *), void *arg);
 /* pool.c: the item of hashed pool pp containing v, and whether it is out. */

@@ -224,6 +224,11 @@ void kmem_cond_broadcast(kmem_cond_t *cv);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t kmem_prim_clock_ns(void);
+/*
+ * The same clock read cheaply, a few milliseconds coarse
+ * (CLOCK_MONOTONIC_COARSE): for intervals of seconds on hot paths.
+ */
+uint64_t kmem_prim_clock_coarse_ns(void);
 /* This process's id (getpid). */
 long kmem_prim_getpid(void);
 /* Sleep for about "ns" nanoseconds. */

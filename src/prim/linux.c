@@ -497,6 +497,15 @@ kmem_prim_getpid(void)
 }
 
 uint64_t
+kmem_prim_clock_coarse_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t
 kmem_prim_clock_ns(void)
 {
 	struct timespec ts;

@@ -938,7 +938,12 @@ test_cpu_stats(void)
 	T_GT(sh + sm, 0);
 	/* Objects held by the CPUs plus the depot's are all the cached ones. */
 	T_LE(sheld, st.ps_cached_objects);
-	T_EQ(st.ps_cached_objects, 100);
+	/*
+	 * All 100 came back; misses also filled groups with objects that
+	 * follow in the pool (pc_fill): everything out of the pool is cached.
+	 */
+	T_GE(st.ps_cached_objects, 100);
+	T_EQ(st.ps_cached_objects, st.ps_nout);
 	pool_cache_destroy(pc);
 }
 

@@ -1,0 +1,185 @@
+/*
+ * pool_cache_impl.h -- the per-CPU layer of pool_cache.c that other
+ * layers inline: the group and per-CPU slot layouts and the lock-free
+ * restartable-sequence get and put (pool_cache.c section 9 explains the
+ * protocol).  kmem.c calls these directly on its size-class caches, so a
+ * kmem_alloc that hits the CPU layer is one inlined critical section.
+ */
+#ifndef KMEM_INTERNAL_POOL_CACHE_IMPL_H
+#define KMEM_INTERNAL_POOL_CACHE_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <kmem/pool.h>
+
+#include "internal/internal.h"
+#include "internal/prim.h"
+
+struct pcg_obj {
+	void *po_va;
+	paddr_t po_pa;
+};
+
+struct pcg {
+	struct pcg *pcg_next;
+	unsigned int pcg_size;	/* capacity */
+	unsigned int pcg_avail; /* objects held */
+	struct pcg_obj pcg_objects[];
+};
+
+struct pc_cpu {
+	kmem_spin_t cc_lock;
+	struct pcg *cc_current;
+	struct pcg *cc_previous;
+	unsigned long cc_hits;	 /* served by the CPU layer */
+	unsigned long cc_misses; /* went to the depot */
+} __attribute__((aligned(KMEM_CACHELINE)));
+
+/*
+ * The CPU slots of cache pc, their count, and whether the rseq fast path
+ * may be used on them (pool_cache.c).
+ */
+struct pc_cpu *kmemi_cache_cpus(
+    pool_cache_t pc, unsigned int *ncpup, bool *rseqp);
+
+/* ---- the restartable-sequence fast path ---- */
+
+#if defined(__x86_64__)
+#define PC_RSEQ 1
+_Static_assert(sizeof(struct pc_cpu) == 64, "pc_cpu is one cache line");
+_Static_assert(sizeof(struct pcg_obj) == 16, "group slots are 16 bytes");
+
+/*
+ * The descriptor and abort handler of one critical section (the rseq ABI,
+ * linux/rseq.h): version, flags, start, length to the commit, abort
+ * address; the abort address is preceded by the signature glibc
+ * registered (RSEQ_SIG, 0x53053053, inside a ud1 so it disassembles).
+ */
+#define PC_RSEQ_CS(label)                                                      \
+	".pushsection __rseq_cs, \"aw\"\n\t"                                   \
+	".balign 32\n\t" label ":\n\t"                                         \
+	".long 0x0, 0x0\n\t"                                                   \
+	".quad 1f, (2f - 1f), 4f\n\t"                                          \
+	".popsection\n\t"                                                      \
+	".pushsection __rseq_failure, \"ax\"\n\t"                              \
+	".byte 0x0f, 0xb9, 0x3d\n\t"                                           \
+	".long 0x53053053\n\t"                                                 \
+	"4:\n\t"                                                               \
+	"jmp %l[abort]\n\t"                                                    \
+	".popsection\n\t"
+
+/*
+ * The start of both critical sections: publish the descriptor, read the
+ * CPU, and leave for the slow path unless that CPU's slot is unlocked and
+ * has a current group.  Leaves the slot in %rax and the group in %rcx.
+ */
+#define PC_RSEQ_SLOT                                                           \
+	"leaq 3b(%%rip), %%rax\n\t"                                            \
+	"movq %%rax, %%fs:8(%[off])\n\t"                                       \
+	"1:\n\t"                                                               \
+	"movl %%fs:4(%[off]), %%eax\n\t"                                       \
+	"cmpl %[ncpu], %%eax\n\t"                                              \
+	"jae %l[slow]\n\t"                                                     \
+	"shlq $6, %%rax\n\t"                                                   \
+	"addq %[base], %%rax\n\t"                                              \
+	"cmpl $0, %c[lockoff](%%rax)\n\t"                                      \
+	"jne %l[slow]\n\t"                                                     \
+	"movq %c[curoff](%%rax), %%rcx\n\t"                                    \
+	"testq %%rcx, %%rcx\n\t"                                               \
+	"jz %l[slow]\n\t"
+
+/*
+ * Pop an object from this CPU's current group without a lock.  Inside the
+ * critical section: read the CPU, find its slot, give up (slow path) if
+ * the slot is locked, has no current group or the group is empty; else
+ * read the top object and commit by storing the decremented count.  A
+ * preemption, migration or signal before the commit restarts it.
+ * 1: *objp, *pap set; 0: take the slow path.
+ */
+static inline int
+pc_rseq_get(struct pc_cpu *cpus, unsigned int ncpu, void **objp, paddr_t *pap)
+{
+	void *obj;
+	paddr_t pa;
+
+retry:
+	__asm__ goto(
+	    PC_RSEQ_CS("3") PC_RSEQ_SLOT
+
+	    "movl %c[availoff](%%rcx), %%edx\n\t"
+	    "testl %%edx, %%edx\n\t"
+	    "jz %l[slow]\n\t"
+	    "subl $1, %%edx\n\t"
+	    "movq %%rdx, %%r8\n\t"
+	    "shlq $4, %%r8\n\t"
+	    "addq %%rcx, %%r8\n\t"
+	    "movq %c[objoff](%%r8), %%r9\n\t"
+	    "movq %%r9, %[obj]\n\t"
+	    "movq %c[objoff]+8(%%r8), %%r9\n\t"
+	    "movq %%r9, %[pa]\n\t"
+	    "incq %c[hitsoff](%%rax)\n\t"
+	    "movl %%edx, %c[availoff](%%rcx)\n\t"
+	    "2:\n\t"
+	    : [obj] "=m"(obj), [pa] "=m"(pa)
+	    : [off] "r"(__rseq_offset), [ncpu] "r"(ncpu), [base] "r"(cpus),
+	    [lockoff] "i"(offsetof(struct pc_cpu, cc_lock)),
+	    [curoff] "i"(offsetof(struct pc_cpu, cc_current)),
+	    [hitsoff] "i"(offsetof(struct pc_cpu, cc_hits)),
+	    [availoff] "i"(offsetof(struct pcg, pcg_avail)),
+	    [objoff] "i"(offsetof(struct pcg, pcg_objects))
+	    : "rax", "rcx", "rdx", "r8", "r9", "memory", "cc"
+	    : slow, abort);
+	*objp = obj;
+	*pap = pa;
+	return 1;
+abort:
+	goto retry;
+slow:
+	return 0;
+}
+
+/*
+ * Push an object onto this CPU's current group without a lock: the same
+ * checks, the object and paddr stored in the free slot, then the commit,
+ * the incremented count.  A store to the slot before an abort is harmless:
+ * the slot is not counted.  1: done; 0: take the slow path.
+ */
+static inline int
+pc_rseq_put(struct pc_cpu *cpus, unsigned int ncpu, void *obj, paddr_t pa)
+{
+retry:
+	__asm__ goto(PC_RSEQ_CS("3") PC_RSEQ_SLOT
+
+		     "movl %c[availoff](%%rcx), %%edx\n\t"
+		     "cmpl %c[sizeoff](%%rcx), %%edx\n\t"
+		     "jae %l[slow]\n\t"
+		     "movq %%rdx, %%r8\n\t"
+		     "shlq $4, %%r8\n\t"
+		     "addq %%rcx, %%r8\n\t"
+		     "movq %[obj], %c[objoff](%%r8)\n\t"
+		     "movq %[pa], %c[objoff]+8(%%r8)\n\t"
+		     "incq %c[hitsoff](%%rax)\n\t"
+		     "addl $1, %%edx\n\t"
+		     "movl %%edx, %c[availoff](%%rcx)\n\t"
+		     "2:\n\t"
+		     :
+		     : [off] "r"(__rseq_offset), [ncpu] "r"(ncpu),
+		     [base] "r"(cpus), [obj] "r"(obj), [pa] "r"(pa),
+		     [lockoff] "i"(offsetof(struct pc_cpu, cc_lock)),
+		     [curoff] "i"(offsetof(struct pc_cpu, cc_current)),
+		     [hitsoff] "i"(offsetof(struct pc_cpu, cc_hits)),
+		     [availoff] "i"(offsetof(struct pcg, pcg_avail)),
+		     [sizeoff] "i"(offsetof(struct pcg, pcg_size)),
+		     [objoff] "i"(offsetof(struct pcg, pcg_objects))
+		     : "rax", "rcx", "rdx", "r8", "memory", "cc"
+		     : slow, abort);
+	return 1;
+abort:
+	goto retry;
+slow:
+	return 0;
+}
+#endif /* __x86_64__ */
+
+#endif /* KMEM_INTERNAL_POOL_CACHE_IMPL_H */
