@@ -7,7 +7,12 @@
  * 1. Layers.  A get is served, in order, by (a) the CPU layer: this CPU's
  *    current group, else its previous group (swapped in); (b) the depot:
  *    a full group replaces the empty current one; (c) the pool: one object
- *    from pool_get, constructed.  A put goes to the current group, else
+ *    from pool_get, constructed -- or, for a cache without a constructor,
+ *    that object plus half a group of the ones after it, taken under one
+ *    pool lock hold and installed as this CPU's group (pc_get_fill): the
+ *    next gets hit, and CPUs missing together get disjoint runs of
+ *    neighbours rather than interleaved ones (false sharing).  A put goes
+ *    to the current group, else
  *    the previous (swapped in); when both are full, the full current goes
  *    to the depot and an empty group takes its place; with no empty group
  *    to be had, the object is destructed and goes back to the pool.
