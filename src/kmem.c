@@ -46,9 +46,14 @@
  *    compare-and-swap: a double free, a pointer that is not a block's
  *    start, and a size of another page count are reported at the call,
  *    with debugging on or off, without touching the block's memory (it
- *    may be unmapped).  Freed blocks go straight back to kva, which keeps
- *    them dirty and reusable by any size for purge_delay_ms before
- *    purging them and unmapping spans wholly free (vmem.c section 7).
+ *    may be unmapped).  Up to 16 pages, the fast paths take the block
+ *    straight from kva's quantum cache of its page count
+ *    (kmemi_vmem_qcache: the same cache vmem_alloc would use), with the
+ *    same inlined restartable sequence as the cached sizes, and mark the
+ *    page map; free does the compare-and-swap and the put.  Freed blocks go
+ * straight back to kva, which keeps them dirty and reusable by any size for
+ * purge_delay_ms before purging them and unmapping spans wholly free (vmem.c
+ * section 7).
  *
  * 5. Memory goes back: pool pages idle for pool_idle_ms return to kva,
  *    magazines beyond the working set on kmem_reap (pool_cache.c); kva
@@ -120,6 +125,17 @@ static struct kmem_fast {
 	unsigned int kf_ncpu;
 } kmem_fast[KMEM_NCLASS];
 static bool kmem_rseq;
+
+/*
+ * The same for the large sizes that kva's quantum caches serve (above
+ * KMEM_CACHE_MAX, up to 16 pages), indexed by page count: a get from
+ * that cache is what vmem_alloc would do.  kmem_large_fast_max: the
+ * largest size served so (0 until set up).
+ */
+#define KMEM_QC_PAGES 16
+static struct kmem_fast kmem_large_fast[KMEM_QC_PAGES + 1];
+static size_t kmem_large_fast_max;
+static unsigned int kmem_pgshift;
 
 /*
  * No request this large can ever be met: the user address space of
@@ -232,6 +248,8 @@ kmem_tables_init(void)
 	kmem_idx_small[0] = 0;
 }
 
+static void kmem_large_fast_init(void);
+
 /* Create what is missing; false if memory ran out (tried again later). */
 static bool
 kmem_caches_init(void)
@@ -268,7 +286,29 @@ kmem_caches_init(void)
 		kmem_fast[i].kf_cpus = kmemi_cache_cpus(
 		    kmem_cache[i], &kmem_fast[i].kf_ncpu, &kmem_rseq);
 	}
+	kmem_large_fast_init();
 	return true;
+}
+
+static void
+kmem_large_fast_init(void)
+{
+	vmem_t *vm = kmemi_page_arena();
+	size_t npg;
+	bool rseq;
+
+	for (npg = KMEM_CACHE_MAX / kmem_pagesz + 1; npg <= KMEM_QC_PAGES;
+	     npg++) {
+		pool_cache_t pc = kmemi_vmem_qcache(vm, npg * kmem_pagesz);
+
+		if (pc == NULL)
+			break;
+		kmem_large_fast[npg].kf_cpus =
+		    kmemi_cache_cpus(pc, &kmem_large_fast[npg].kf_ncpu, &rseq);
+		if (!rseq)
+			break;
+		kmem_large_fast_max = npg * kmem_pagesz;
+	}
 }
 
 /* Set up; false if there was no memory for it (NOSLEEP callers fail). */
@@ -289,6 +329,7 @@ kmem_setup(void)
 		    kmem_pagesz < (1u << KMEM_PAGE_MIN_SHIFT))
 			kmem_panic("kmem_init: page size %zu not supported",
 			    kmem_pagesz);
+		kmem_pgshift = kmem_ilog2(kmem_pagesz);
 		kmem_tables_init();
 		ok = kmemi_page_arena() != NULL && kmem_caches_init();
 		if (ok) {
@@ -341,6 +382,21 @@ static _Atomic(uint32_t *) pm_root[1u << PM_ROOT_BITS];
 
 /* The word of address a's page; NULL if out of range or no leaf (and
  * "create" is false, or memory ran out). */
+/* The word of address a's page if its leaf exists, else NULL (inlined). */
+static inline _Atomic uint32_t *
+pm_word_get(uintptr_t a)
+{
+	uintptr_t pg = a >> kmem_pgshift, r = pg >> PM_LEAF_SHIFT;
+	uint32_t *leaf;
+
+	if (kmem_unlikely(r >= (1u << PM_ROOT_BITS)))
+		return NULL;
+	leaf = atomic_load_explicit(&pm_root[r], memory_order_acquire);
+	if (kmem_unlikely(leaf == NULL))
+		return NULL;
+	return (_Atomic uint32_t *)&leaf[pg & ((1u << PM_LEAF_SHIFT) - 1)];
+}
+
 static _Atomic uint32_t *
 pm_word(uintptr_t a, bool create)
 {
@@ -567,19 +623,71 @@ kmem_alloc_slow(const char *fn, size_t size, km_flag_t flags)
  * no call.  Everything else (and every build without rseq) takes the
  * slow path, by a tail call.
  */
+/*
+ * A large block of npg pages from kva's quantum cache, the fast way: mark
+ * it live in the page map.  Out of line: the page map has no leaf there
+ * yet; NULL (block given back) if there is no memory for one.
+ */
+static KMEM_NOINLINE void *
+large_fast_mark(void *p, size_t npg)
+{
+	_Atomic uint32_t *w = pm_word((uintptr_t)p, true);
+
+	if (w == NULL) {
+		vmem_free(
+		    kmemi_page_arena(), (vmem_addr_t)p, npg << kmem_pgshift);
+		return NULL;
+	}
+	atomic_store_explicit(w, PM_LIVE | (uint32_t)npg, memory_order_relaxed);
+	return p;
+}
+
+/* A large block whose page-map word says freed: back to kva by vmem. */
+static KMEM_NOINLINE void
+large_fast_unput(void *p, size_t npg)
+{
+	vmem_free(kmemi_page_arena(), (vmem_addr_t)p, npg << kmem_pgshift);
+}
+
+/*
+ * The fast path: valid flags, gate open, and this CPU's current group of
+ * the size's cache has an object -- one inlined restartable sequence,
+ * no call.  Cached sizes use their class's cache; large sizes up to 16
+ * pages kva's quantum cache of their page count, plus the page map.
+ * Everything else (and every build without rseq) takes the slow path by
+ * a tail call.
+ */
 static inline void *
 kmem_alloc_common(const char *fn, size_t size, km_flag_t flags)
 {
 #ifdef PC_RSEQ
-	if (kmem_likely(size - 1 < KMEM_CACHE_MAX && flags - 1 <= 1) &&
-	    kmem_likely(GATE() == 0) && kmem_likely(kmem_rseq)) {
-		unsigned int c = kmem_class_of(size);
+	if (kmem_likely(flags - 1 <= 1 && GATE() == 0) &&
+	    kmem_likely(kmem_rseq)) {
 		paddr_t pa;
 		void *p;
 
-		if (kmem_likely(pc_rseq_get(
-			kmem_fast[c].kf_cpus, kmem_fast[c].kf_ncpu, &p, &pa)))
-			return p;
+		if (kmem_likely(size - 1 < KMEM_CACHE_MAX)) {
+			unsigned int c = kmem_class_of(size);
+
+			if (kmem_likely(pc_rseq_get(kmem_fast[c].kf_cpus,
+				kmem_fast[c].kf_ncpu, &p, &pa)))
+				return p;
+		} else if (size - 1 < kmem_large_fast_max) {
+			size_t npg = (size + kmem_pagesz - 1) >> kmem_pgshift;
+			_Atomic uint32_t *w;
+
+			if (kmem_likely(
+				pc_rseq_get(kmem_large_fast[npg].kf_cpus,
+				    kmem_large_fast[npg].kf_ncpu, &p, &pa))) {
+				w = pm_word_get((uintptr_t)p);
+				if (kmem_unlikely(w == NULL))
+					return large_fast_mark(p, npg);
+				atomic_store_explicit(w,
+				    PM_LIVE | (uint32_t)npg,
+				    memory_order_relaxed);
+				return p;
+			}
+		}
 	}
 #endif
 	return kmem_alloc_slow(fn, size, flags);
@@ -639,13 +747,32 @@ static inline void
 kmem_free_common(const char *fn, void *p, size_t size)
 {
 #ifdef PC_RSEQ
-	if (kmem_likely(size - 1 < KMEM_CACHE_MAX && p != NULL) &&
-	    kmem_likely(GATE() == 0) && kmem_likely(kmem_rseq)) {
-		unsigned int c = kmem_class_of(size);
+	if (kmem_likely(p != NULL && GATE() == 0) && kmem_likely(kmem_rseq)) {
+		if (kmem_likely(size - 1 < KMEM_CACHE_MAX)) {
+			unsigned int c = kmem_class_of(size);
 
-		if (kmem_likely(pc_rseq_put(kmem_fast[c].kf_cpus,
-			kmem_fast[c].kf_ncpu, p, POOL_PADDR_INVALID)))
-			return;
+			if (kmem_likely(pc_rseq_put(kmem_fast[c].kf_cpus,
+				kmem_fast[c].kf_ncpu, p, POOL_PADDR_INVALID)))
+				return;
+		} else if (size - 1 < kmem_large_fast_max &&
+		    ((uintptr_t)p & (kmem_pagesz - 1)) == 0) {
+			/* The checks of large_free, when all is well. */
+			size_t npg = (size + kmem_pagesz - 1) >> kmem_pgshift;
+			_Atomic uint32_t *w = pm_word_get((uintptr_t)p);
+			uint32_t live = PM_LIVE | (uint32_t)npg;
+
+			if (kmem_likely(w != NULL) &&
+			    kmem_likely(atomic_compare_exchange_strong_explicit(
+				w, &live, PM_FREED | (uint32_t)npg,
+				memory_order_relaxed, memory_order_relaxed))) {
+				if (kmem_unlikely(!pc_rseq_put(
+					kmem_large_fast[npg].kf_cpus,
+					kmem_large_fast[npg].kf_ncpu, p,
+					POOL_PADDR_INVALID)))
+					large_fast_unput(p, npg);
+				return;
+			}
+		}
 	}
 #endif
 	kmem_free_slow(fn, p, size);

@@ -1936,6 +1936,16 @@ vmem_whatis(uintptr_t addr, vmem_printfn_t *pr)
 	return found;
 }
 
+pool_cache_t
+kmemi_vmem_qcache(vmem_t *vm, vmem_size_t size)
+{
+	vmem_size_t rsize = vmem_roundup(vm, size);
+
+	if (size == 0 || rsize > vm->vm_qcache_max)
+		return NULL;
+	return vm->vm_qcache[(rsize >> vm->vm_quantum_shift) - 1];
+}
+
 /* Call fn(vm, arg) for every arena under the list lock; stop on non-zero. */
 int
 kmemi_vmem_foreach(int (*fn)(vmem_t *, void *), void *arg)

@@ -55,6 +55,12 @@ int kmemi_pool_foreach(int (*fn)(struct pool *, void *), void *arg);
 /* pool.c: the item of hashed pool pp containing v, and whether it is out. */
 bool kmemi_pool_item_of(
     struct pool *pp, const void *v, void **itemp, bool *outp);
+/*
+ * vmem.c: the quantum cache that vmem_alloc(vm, size) and vmem_free use,
+ * or NULL: a get from it is a vmem_alloc (what kmem's large fast path
+ * does with kva's).
+ */
+pool_cache_t kmemi_vmem_qcache(vmem_t *vm, vmem_size_t size);
 /* vmem.c: fn(vm, arg) for every arena, under the arena list lock. */
 int kmemi_vmem_foreach(int (*fn)(vmem_t *, void *), void *arg);
 /*
