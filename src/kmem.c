@@ -24,18 +24,20 @@
  *      them, as NetBSD does, would waste up to 37% instead; a per-CPU
  *      layer keeps most neighbours on one CPU anyway (bench_kmem measures
  *      false sharing).
- *    Two byte-indexed tables map a size to its class in one load: by
- *    8-byte steps up to 1 KiB, by 128-byte steps up to 16 KiB; they are
- *    filled from the class list at init (subr_kmem.c's kmem_create_caches
- *    idea: every step maps to the next class at or above it).
+ *    A byte table maps a size to its class in one load, by 8-byte steps
+ *    up to 16 KiB (2 KiB of table, no branch); it is filled from the
+ *    class list at init (subr_kmem.c's kmem_create_caches idea: every
+ *    step maps to the next class at or above it).
  *    Pool pages: the smallest of 4..64 KiB that holds 8 objects with at
  *    most 1/8 of the page left over, else the least wasteful; pages come
  *    from kva through the quantum caches, with off-page headers
  *    (PR_NOALIGN), so an address's page is found without reading it.
  *
- * 3. The gate.  kmemi_gate is non-zero until kmem is set up and while a
- *    debug item is on; the fast paths test it together with the size, so
- *    debugging off costs nothing beyond that one branch.  Closed, the
+ * 3. The gate.  kmemi_gate is non-zero until kmem is set up, while a
+ *    debug item is on, and when the lock-free fast path cannot be used
+ *    (no rseq: TSan, valgrind, other CPUs); the fast paths test it
+ *    together with the size, so debugging off costs nothing beyond that
+ *    one branch.  Closed, the
  *    slow paths set kmem up and hand debug calls to debug.c, which
  *    allocates through kmemi_raw_alloc/kmemi_raw_free.
  *
@@ -104,15 +106,10 @@ static const uint16_t kmem_class_table[] = {
 };
 #define KMEM_NCLASS KMEM_ARRAY_SIZE(kmem_class_table)
 
-#define KMEM_SMALL_MAX	    1024u /* table by 8-byte steps up to here */
+#define KMEM_IDX_SHIFT	    3	  /* the size-to-class table: 8-byte steps */
 #define KMEM_LARGECACHE_MAX 1024u /* 63-object groups up to here */
-#define KMEM_SMALL_SHIFT    3
-#define KMEM_BIG_SHIFT	    7 /* then by 128-byte steps */
 
-_Static_assert(KMEM_SMALL_MAX % 8 == 0, "small table step");
-
-static uint8_t kmem_idx_small[(KMEM_SMALL_MAX >> KMEM_SMALL_SHIFT) + 1];
-static uint8_t kmem_idx_big[(KMEM_CACHE_MAX >> KMEM_BIG_SHIFT) + 1];
+static uint8_t kmem_idx[(KMEM_CACHE_MAX >> KMEM_IDX_SHIFT) + 1];
 static pool_cache_t kmem_cache[KMEM_NCLASS];
 
 /*
@@ -147,13 +144,13 @@ static char kmem_cache_name[KMEM_NCLASS][16];
 unsigned int kmemi_gate = KMEM_GATE_INIT;
 /* A plain load on x86; atomic so that TSan sees the init handover. */
 #define GATE() __atomic_load_n(&kmemi_gate, __ATOMIC_RELAXED)
+/* The debug items among the gate's bits. */
+#define GATE_DEBUG() (GATE() & KMEM_GATE_DEBUG)
 
 static inline unsigned int
 kmem_class_of(size_t size)
 {
-	if (size <= KMEM_SMALL_MAX)
-		return kmem_idx_small[(size + 7) >> KMEM_SMALL_SHIFT];
-	return kmem_idx_big[(size + 127) >> KMEM_BIG_SHIFT];
+	return kmem_idx[(size + 7) >> KMEM_IDX_SHIFT];
 }
 
 /* ---- pool pages for the caches ---- */
@@ -191,7 +188,7 @@ kmem_page_free(struct pool *pp, void *v)
 {
 	size_t sz = pp->pr_alloc->pa_pagesz;
 
-	if (kmem_unlikely(GATE() != 0))
+	if (kmem_unlikely(GATE_DEBUG() != 0))
 		kmemi_debug_forget(v, sz);
 	vmem_free(kmemi_page_arena(), (vmem_addr_t)v, sz);
 }
@@ -233,19 +230,11 @@ kmem_tables_init(void)
 	unsigned int c = 0;
 	size_t i;
 
-	for (i = 0; i < KMEM_ARRAY_SIZE(kmem_idx_small); i++) {
-		while (kmem_class_table[c] < (i << KMEM_SMALL_SHIFT))
+	for (i = 0; i < KMEM_ARRAY_SIZE(kmem_idx); i++) {
+		while (kmem_class_table[c] < (i << KMEM_IDX_SHIFT))
 			c++;
-		kmem_idx_small[i] = (uint8_t)c;
+		kmem_idx[i] = (uint8_t)c;
 	}
-	c = 0;
-	for (i = 0; i < KMEM_ARRAY_SIZE(kmem_idx_big); i++) {
-		while (kmem_class_table[c] < (i << KMEM_BIG_SHIFT))
-			c++;
-		kmem_idx_big[i] = (uint8_t)c;
-	}
-	/* Size 0 never reaches the tables (checked first); keep it sane. */
-	kmem_idx_small[0] = 0;
 }
 
 static void kmem_large_fast_init(void);
@@ -338,7 +327,9 @@ kmem_setup(void)
 			kmemi_stats_init();
 			atomic_store_explicit(
 			    &kmem_ready, true, memory_order_release);
-			__atomic_store_n(&kmemi_gate, dbg, __ATOMIC_RELEASE);
+			__atomic_store_n(&kmemi_gate,
+			    dbg | (kmem_rseq ? 0 : KMEM_GATE_NORSEQ),
+			    __ATOMIC_RELEASE);
 		}
 	}
 	kmem_mutex_exit(&init_lock);
@@ -367,7 +358,8 @@ void
 kmemi_gate_set(unsigned int bits)
 {
 	kmem_init();
-	__atomic_store_n(&kmemi_gate, bits, __ATOMIC_RELEASE);
+	__atomic_store_n(&kmemi_gate, bits | (kmem_rseq ? 0 : KMEM_GATE_NORSEQ),
+	    __ATOMIC_RELEASE);
 }
 
 /* ---- the page map of large blocks ---- */
@@ -612,7 +604,7 @@ kmem_alloc_slow(const char *fn, size_t size, km_flag_t flags)
 			return NULL;
 		kmem_oom_wait(fn, size, &start);
 	}
-	if (kmem_unlikely(GATE() != 0))
+	if (kmem_unlikely(GATE_DEBUG() != 0))
 		return kmemi_debug_alloc(fn, size, flags);
 	return kmemi_raw_alloc(fn, size, flags);
 }
@@ -661,24 +653,22 @@ static inline void *
 kmem_alloc_common(const char *fn, size_t size, km_flag_t flags)
 {
 #ifdef PC_RSEQ
-	if (kmem_likely(flags - 1 <= 1 && GATE() == 0) &&
-	    kmem_likely(kmem_rseq)) {
-		paddr_t pa;
+	if (kmem_likely(flags - 1 <= 1 && GATE() == 0)) {
 		void *p;
 
 		if (kmem_likely(size - 1 < KMEM_CACHE_MAX)) {
 			unsigned int c = kmem_class_of(size);
 
-			if (kmem_likely(pc_rseq_get(kmem_fast[c].kf_cpus,
-				kmem_fast[c].kf_ncpu, &p, &pa)))
+			if (kmem_likely(pc_rseq_get_va(kmem_fast[c].kf_cpus,
+				kmem_fast[c].kf_ncpu, &p)))
 				return p;
 		} else if (size - 1 < kmem_large_fast_max) {
 			size_t npg = (size + kmem_pagesz - 1) >> kmem_pgshift;
 			_Atomic uint32_t *w;
 
 			if (kmem_likely(
-				pc_rseq_get(kmem_large_fast[npg].kf_cpus,
-				    kmem_large_fast[npg].kf_ncpu, &p, &pa))) {
+				pc_rseq_get_va(kmem_large_fast[npg].kf_cpus,
+				    kmem_large_fast[npg].kf_ncpu, &p))) {
 				w = pm_word_get((uintptr_t)p);
 				if (kmem_unlikely(w == NULL))
 					return large_fast_mark(p, npg);
@@ -737,7 +727,7 @@ kmem_free_slow(const char *fn, void *p, size_t size)
 		kmem_panic("%s(%p, %zu): pointer not allocated by kmem (kmem "
 			   "has allocated nothing yet)",
 		    fn, p, size);
-	if (GATE() != 0)
+	if (GATE_DEBUG() != 0)
 		kmemi_debug_free(fn, p, size);
 	else
 		kmemi_raw_free(fn, p, size);
@@ -747,7 +737,7 @@ static inline void
 kmem_free_common(const char *fn, void *p, size_t size)
 {
 #ifdef PC_RSEQ
-	if (kmem_likely(p != NULL && GATE() == 0) && kmem_likely(kmem_rseq)) {
+	if (kmem_likely(p != NULL && GATE() == 0)) {
 		if (kmem_likely(size - 1 < KMEM_CACHE_MAX)) {
 			unsigned int c = kmem_class_of(size);
 

@@ -14,10 +14,13 @@
 
 /*
  * The gate every kmem_alloc/kmem_free fast path tests, one predictable
- * branch: non-zero before kmem is set up (KMEM_GATE_INIT) and while any
- * debug item is on (its KMEM_DEBUG_* bits); 0 on the plain fast path.
+ * branch: non-zero before kmem is set up (KMEM_GATE_INIT), while any
+ * debug item is on (its KMEM_DEBUG_* bits), and without the lock-free
+ * fast path (KMEM_GATE_NORSEQ); 0 on the plain fast path.
  */
-#define KMEM_GATE_INIT 0x100u
+#define KMEM_GATE_INIT	 0x100u
+#define KMEM_GATE_NORSEQ 0x200u /* no lock-free fast path: slow path */
+#define KMEM_GATE_DEBUG	 0xffu	/* the KMEM_DEBUG_* items */
 extern unsigned int kmemi_gate;
 
 /* ---- kmem.c, for debug.c: the allocator under the debug layer ---- */
