@@ -689,13 +689,32 @@ kmem_alloc(size_t size, km_flag_t flags)
 	return kmem_alloc_common("kmem_alloc", size, flags);
 }
 
+/*
+ * Zero a new block.  From KMEM_ZERO_PURGE bytes up (large blocks, page
+ * aligned, whole pages) the pages are purged instead: they read as zero,
+ * a block fresh from the OS is not touched at all, and a reused one gives
+ * its pages back rather than being written over (a 1 GiB kmem_zalloc was
+ * seconds of memset and 1 GiB resident).  Not with debugging on: the
+ * last page may hold a redzone.
+ */
+#define KMEM_ZERO_PURGE (256u << 10)
+
+static inline void
+kmem_zero(void *p, size_t size)
+{
+	if (kmem_unlikely(size >= KMEM_ZERO_PURGE) && GATE_DEBUG() == 0 &&
+	    kmem_prim_purge(p, kmem_align_up(size, kmem_pagesz)) == 0)
+		return;
+	memset(p, 0, size);
+}
+
 void *
 kmem_zalloc(size_t size, km_flag_t flags)
 {
 	void *p = kmem_alloc_common("kmem_zalloc", size, flags);
 
 	if (kmem_likely(p != NULL))
-		memset(p, 0, size);
+		kmem_zero(p, size);
 	return p;
 }
 
@@ -711,7 +730,7 @@ kmem_intr_zalloc(size_t size, km_flag_t flags)
 	void *p = kmem_alloc_common("kmem_intr_zalloc", size, flags);
 
 	if (kmem_likely(p != NULL))
-		memset(p, 0, size);
+		kmem_zero(p, size);
 	return p;
 }
 
