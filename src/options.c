@@ -78,14 +78,15 @@ static const struct opt_row opt_table[] = {
     OPT(magazines, OPT_BOOL, 1,
 	"pool_cache per-CPU magazines (off: every get/put hits the pool)"),
     /*
-     * kmem's freed large blocks stay mapped (and reusable at once) this
-     * long before their pages go back to the OS.  1 s: a program that
-     * frees and reallocates a big buffer in a loop keeps it; one that is
-     * done with it gives the memory back within a second of its next
-     * large call or kmem_reap() (jemalloc's dirty decay is 10 s).
+     * Free space in the page arena stays mapped (and reusable at once)
+     * one to two times this long before its pages go back to the OS
+     * (vmem.c section 7).  1 s: a program that frees and reallocates a
+     * big buffer in a loop keeps it; one that is done with it gives the
+     * memory back within two seconds of arena activity or at its next
+     * kmem_reap() (jemalloc's dirty decay is 10 s).
      */
     OPT(purge_delay_ms, OPT_U64, 1000,
-	"freed large blocks go back to the OS after this long, ms"),
+	"free page-arena memory goes back to the OS after 1-2x this, ms"),
     /*
      * How long KM_SLEEP keeps reaping and retrying while the OS refuses
      * memory before it aborts with a message.  10 s.

@@ -120,7 +120,7 @@ struct kmem_options {
 	uint64_t pool_idle_ms;	    /* empty pool pages idle this long go */
 	uint64_t reap_interval_ms;  /* depot working-set interval */
 	bool magazines;		    /* pool_cache per-CPU layer on/off */
-	uint64_t purge_delay_ms;    /* kmem large blocks: purge after */
+	uint64_t purge_delay_ms;    /* page arena: free space purged after */
 	uint64_t oom_wait_ms;	    /* KM_SLEEP: abort after */
 };
 

@@ -56,7 +56,7 @@ void kmemi_stats_init(void);
 
 /* ---- kmem.c, for pool_cache.c's kmem_reap ---- */
 
-/* Give back freed large blocks: those past purge_delay_ms, or all. */
+/* The page arena's purge pass, if one is due (or over everything). */
 void kmemi_large_reap(bool everything);
 
 #endif /* KMEM_INTERNAL_KMEM_IMPL_H */
