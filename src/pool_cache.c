@@ -7,9 +7,9 @@
  * 1. Layers.  A get is served, in order, by (a) the CPU layer: this CPU's
  *    current group, else its previous group (swapped in); (b) the depot:
  *    a full group replaces the empty current one; (c) the pool: one object
- *    from pool_get, constructed -- or, for a cache without a constructor,
- *    that object plus half a group of the ones after it, taken under one
- *    pool lock hold and installed as this CPU's group (pc_get_fill): the
+ *    from pool_get, constructed -- or, for a cache without a constructor
+ *    or hard limit, that object plus half a group of the ones after it, taken
+ * under one pool lock hold and installed as this CPU's group (pc_get_fill): the
  *    next gets hit, and CPUs missing together get disjoint runs of
  *    neighbours rather than interleaved ones (false sharing).  A put goes
  *    to the current group, else
@@ -536,7 +536,12 @@ pool_cache_get_paddr(pool_cache_t pc, int flags, paddr_t *pap)
 		pc_destruct_groups(pc, reap);
 miss_nolock:
 	/* The pool layer: a fresh object, constructed. */
-	if (pc->pc_ctor == NULL && kmem_likely(kmem_opts.magazines))
+	/*
+	 * Not under a hard limit: objects parked in one CPU's group would
+	 * count against it and fail another CPU's PR_NOWAIT get.
+	 */
+	if (pc->pc_ctor == NULL && kmem_likely(kmem_opts.magazines) &&
+	    pc->pc_pool.pr_hardlimit == UINT32_MAX)
 		obj = pc_get_fill(pc, flags & ~PR_ZERO, lk);
 	else
 		obj = pool_get(&pc->pc_pool, flags & ~PR_ZERO);

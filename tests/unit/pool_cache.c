@@ -10,6 +10,8 @@
  * and the destructor one that is not, so a double construction or a
  * destruction of a raw object fails the test at once.
  */
+#define _GNU_SOURCE 1 /* sched_setaffinity */
+#include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -947,6 +949,77 @@ test_cpu_stats(void)
 	pool_cache_destroy(pc);
 }
 
+/* ---- a miss fills a run of neighbours for the CPU ---- */
+
+/* Pin to the CPU we are on, so that every get below sees one CPU slot. */
+static bool
+pin_here(cpu_set_t *saved)
+{
+	cpu_set_t one;
+	int cpu = sched_getcpu();
+
+	if (cpu < 0 || sched_getaffinity(0, sizeof *saved, saved) != 0)
+		return false;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	return sched_setaffinity(0, sizeof one, &one) == 0;
+}
+
+static void
+test_fill_run(void)
+{
+	pool_cache_t pc = pool_cache_init(
+	    32, 0, 0, 0, "t-fill", NULL, IPL_NONE, NULL, NULL, NULL);
+	struct kmem_pool_stats st;
+	cpu_set_t saved;
+	char *v[8];
+	int i;
+
+	if (!pin_here(&saved)) {
+		t_skip("cannot pin the thread to a CPU");
+		pool_cache_destroy(pc);
+		return;
+	}
+	for (i = 0; i < 8; i++)
+		v[i] = pool_cache_get(pc, PR_WAITOK);
+	T_EQ(sched_setaffinity(0, sizeof saved, &saved), 0);
+	/* One trip to the pool: the first miss took a run for this CPU. */
+	kmem_pool_cache_stats(pc, &st);
+	T_EQ(st.ps_nget >= 8 && st.ps_nout >= 8, true);
+	T_GE(st.ps_nout, 1 + st.ps_groupsize / 2);
+	/* Handed out in address order, neighbours. */
+	for (i = 0; i < 7; i++)
+		T_EQ(v[i + 1] - v[i], 32);
+	for (i = 0; i < 8; i++)
+		pool_cache_put(pc, v[i]);
+	pool_cache_destroy(pc);
+}
+
+/* Under a hard limit a miss takes one object: no CPU parks the rest. */
+static void
+test_fill_hardlimit(void)
+{
+	pool_cache_t pc = pool_cache_init(
+	    32, 0, 0, 0, "t-fill-lim", NULL, IPL_NONE, NULL, NULL, NULL);
+	struct kmem_pool_stats st;
+	void *v[4];
+	int i;
+
+	pool_cache_sethardlimit(pc, 4, NULL, 0);
+	v[0] = pool_cache_get(pc, PR_NOWAIT);
+	T_ASSERT(v[0] != NULL);
+	kmem_pool_cache_stats(pc, &st);
+	T_EQ(st.ps_nout, 1);
+	for (i = 1; i < 4; i++) {
+		v[i] = pool_cache_get(pc, PR_NOWAIT);
+		T_ASSERT(v[i] != NULL);
+	}
+	T_ASSERT(pool_cache_get(pc, PR_NOWAIT | PR_LIMITFAIL) == NULL);
+	for (i = 0; i < 4; i++)
+		pool_cache_put(pc, v[i]);
+	pool_cache_destroy(pc);
+}
+
 int
 main(void)
 {
@@ -972,5 +1045,7 @@ main(void)
 	T_RUN(test_stats_random);
 	T_RUN(test_print_stats);
 	T_RUN(test_cpu_stats);
+	T_RUN(test_fill_run);
+	T_RUN(test_fill_hardlimit);
 	return t_done();
 }
