@@ -388,11 +388,16 @@ dbg_foreign(const char *fn, void *p, size_t size)
 
 		if (pc == NULL || !kmemi_pool_item_of(pp, p, &item, &out))
 			continue;
-		if (item != p)
+		if (item != p) {
+			const struct dbg_rec *r = dbg_find((uintptr_t)item);
+
 			kmem_panic("%s(%p, %zu): interior pointer, %zu bytes "
-				   "into object %p of cache %s",
+				   "into object %p of cache %s%s",
 			    fn, p, size, (size_t)((char *)p - (char *)item),
-			    item, pp->pr_wchan);
+			    item, pp->pr_wchan,
+			    r != NULL && r->r_state == REC_LIVE ? ""
+								: " (freed)");
+		}
 		/*
 		 * Out of the pool or not, an object without a record was
 		 * never handed out while debugging was on: it is free, in

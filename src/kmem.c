@@ -670,8 +670,12 @@ kmem_alloc_common(const char *fn, size_t size, km_flag_t flags)
 				pc_rseq_get_va(kmem_large_fast[npg].kf_cpus,
 				    kmem_large_fast[npg].kf_ncpu, &p))) {
 				w = pm_word_get((uintptr_t)p);
+				/* No leaf, no memory for one: the slow path. */
 				if (kmem_unlikely(w == NULL))
-					return large_fast_mark(p, npg);
+					return (p = large_fast_mark(p, npg)) !=
+						NULL
+					    ? p
+					    : kmem_alloc_slow(fn, size, flags);
 				atomic_store_explicit(w,
 				    PM_LIVE | (uint32_t)npg,
 				    memory_order_relaxed);

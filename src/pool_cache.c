@@ -7,15 +7,14 @@
  * 1. Layers.  A get is served, in order, by (a) the CPU layer: this CPU's
  *    current group, else its previous group (swapped in); (b) the depot:
  *    a full group replaces the empty current one; (c) the pool: one object
- *    from pool_get, constructed -- or, for a cache without a constructor
- *    or hard limit, that object plus half a group of the ones after it, taken
- * under one pool lock hold and installed as this CPU's group (pc_get_fill): the
- *    next gets hit, and CPUs missing together get disjoint runs of
- *    neighbours rather than interleaved ones (false sharing).  A put goes
- *    to the current group, else
- *    the previous (swapped in); when both are full, the full current goes
- *    to the depot and an empty group takes its place; with no empty group
- *    to be had, the object is destructed and goes back to the pool.
+ *    from pool_get, constructed -- or, for a cache without constructor,
+ *    destructor or hard limit, that object plus half a group of the ones after
+ * it, taken under one pool lock hold and installed as this CPU's group
+ * (pc_get_fill): the next gets hit, and CPUs missing together get disjoint runs
+ * of neighbours rather than interleaved ones (false sharing).  A put goes to
+ * the current group, else the previous (swapped in); when both are full, the
+ * full current goes to the depot and an empty group takes its place; with no
+ * empty group to be had, the object is destructed and goes back to the pool.
  *    Keeping a previous group bounds depot traffic to one access per
  *    group's worth of operations whatever the get/put pattern.
  *
@@ -28,9 +27,10 @@
  * 3. Data structures.
  *    - Group (struct pcg): capacity, count, and an array of {object,
  *      paddr}.  Groups come from internal pools "pcg-<size>", one per size
- *      of the magazine ladder, and only on the put path (so a get never
- *      allocates a group and recursion through the page arena's own
- *      quantum caches cannot loop).  Empty groups are shared by every
+ *      of the magazine ladder, on the put path and on a filling miss
+ *      (section 1).  Their pages come from the page arena by vmem_xalloc,
+ *      never through its quantum caches, so a group allocation cannot
+ *      recurse into a pool_cache.  Empty groups are shared by every
  *      cache of the same group size (pcg_empty[], NetBSD's pcg_normal_cache
  *      and pcg_large_cache).
  *    - Per CPU (struct pc_cpu, one cache line each, no false sharing): a
@@ -426,11 +426,11 @@ pc_get_from_depot(pool_cache_t pc, struct pc_cpu *cc, struct pcg **reap)
 }
 
 /*
- * A miss that goes to the pool, for caches without a constructor: one
- * object for the caller and, taken under the same pool lock hold, half a
- * group of the objects that follow it for this CPU -- so the next gets
- * hit, and CPUs that miss together get disjoint runs instead of
- * interleaved neighbours (false sharing).  If the CPU found objects
+ * A miss that goes to the pool, for caches without constructor, destructor
+ * or hard limit: one object for the caller and, taken under the same pool
+ * lock hold, half a group of the objects that follow it for this CPU --
+ * so the next gets hit, and CPUs that miss together get disjoint runs
+ * instead of interleaved neighbours (false sharing).  If the CPU found objects
  * meanwhile, the run goes back to the pool.  NULL: the pool failed.
  */
 static void *
@@ -540,7 +540,8 @@ miss_nolock:
 	 * Not under a hard limit: objects parked in one CPU's group would
 	 * count against it and fail another CPU's PR_NOWAIT get.
 	 */
-	if (pc->pc_ctor == NULL && kmem_likely(kmem_opts.magazines) &&
+	if (pc->pc_ctor == NULL && pc->pc_dtor == NULL &&
+	    kmem_likely(kmem_opts.magazines) &&
 	    pc->pc_pool.pr_hardlimit == UINT32_MAX)
 		obj = pc_get_fill(pc, flags & ~PR_ZERO, lk);
 	else

@@ -103,9 +103,11 @@
  *    epoch advances.  Memory thus goes back between one and two delays
  *    after it was freed, as long as the arena sees frees or reaps
  *    (kmemi_vmem_purge; "all" purges and releases everything at once).
- *    Split and merged segments keep the dirty mark (merged: the newest
- *    epoch), so no dirty page is ever forgotten.  A pass is O(segments),
- *    at most once per delay.
+ *    Split and merged segments keep the dirty mark, so no dirty page is
+ *    ever forgotten; a merge keeps the older epoch, so alloc/free churn
+ *    next to a big dirty range cannot put its purge off for ever (the
+ *    range freed last may go back a pass early: harmless).  A pass is
+ * O(segments), at most once per delay.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -1478,6 +1480,21 @@ kmemi_vmem_purge(vmem_t *vm, bool all)
 		kmem_mutex_enter(&vm->vm_lock);
 }
 
+/*
+ * Free segment "into" absorbs free segment "from": dirty if either was,
+ * with the older epoch -- so that frees next to a dirty range, which
+ * merge with it, cannot keep putting its purge off.
+ */
+static inline void
+bt_merge_dirty(bt_t *into, const bt_t *from)
+{
+	if (!(from->bt_flags & BT_F_DIRTY))
+		return;
+	if (!(into->bt_flags & BT_F_DIRTY) || from->bt_epoch < into->bt_epoch)
+		into->bt_epoch = from->bt_epoch;
+	into->bt_flags |= BT_F_DIRTY;
+}
+
 /* Free busy tag bt (already out of the hash); lock held, dropped on return. */
 static void
 vmem_free_bt(vmem_t *vm, bt_t *bt)
@@ -1493,21 +1510,18 @@ vmem_free_bt(vmem_t *vm, bt_t *bt)
 	if (n->bt_type == BT_TYPE_FREE) {
 		freelist_remove(vm, n);
 		bt->bt_size += n->bt_size;
-		bt->bt_flags |= n->bt_flags & BT_F_DIRTY;
+		bt_merge_dirty(bt, n);
 		seg_remove(vm, n, bt);
 		bt_put(vm, n);
 	}
 	if (p->bt_type == BT_TYPE_FREE) {
 		freelist_remove(vm, p);
 		p->bt_size += bt->bt_size;
-		p->bt_flags |= bt->bt_flags & BT_F_DIRTY;
-		p->bt_epoch = bt->bt_epoch;
+		bt_merge_dirty(p, bt);
 		seg_remove(vm, bt, p);
 		bt_put(vm, bt);
 		bt = p;
 	}
-	if (bt->bt_flags & BT_F_DIRTY)
-		bt->bt_epoch = vm->vm_epoch; /* the newest part decides */
 	freelist_insert(vm, bt);
 	if (vm->vm_purgefn != NULL) {
 		uint64_t now = kmem_prim_clock_ns();

@@ -611,6 +611,43 @@ test_sleep_huge_half(void)
 	}
 }
 
+/*
+ * A large block that the fast path finds in a quantum cache's group, in
+ * a 4 GiB region the page map has no leaf for yet, with the OS refusing
+ * the leaf: KM_SLEEP must still wait and abort, never return NULL (a
+ * review found NULL here).  The 64 KiB pool pages of kmem-10240 come
+ * from kva's 16-page quantum cache, whose misses fill a run for the CPU.
+ */
+static void
+leaf_child(void *arg)
+{
+	void *p;
+
+	(void)arg;
+	T_EQ(setenv("KMEM_OPTIONS", "oom_wait_ms=100", 1), 0);
+	p = kmem_alloc(10240, KM_SLEEP);
+	kmem_prim_fault_set(1, true);
+	p = kmem_alloc(60000, KM_SLEEP);
+	printf("kmem_alloc(60000, KM_SLEEP) returned %p\n", p);
+	_exit(p == NULL ? 8 : 0);
+}
+
+static void
+test_sleep_no_leaf(void)
+{
+	char buf[8192];
+	int status = t_child(leaf_child, NULL, buf, sizeof buf);
+
+	/* Aborts after oom_wait_ms, or (memory found) returns a block. */
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return;
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT ||
+	    strstr(buf, "kmem: kmem_alloc(60000, KM_SLEEP): out of memory") ==
+		NULL)
+		T_FAIL("child status %#x; stderr:\n%s", (unsigned)status, buf);
+	printf("   died as expected: %s", buf);
+}
+
 int
 main(void)
 {
@@ -629,5 +666,6 @@ main(void)
 	T_RUN(test_nosleep_oom);
 	T_RUN(test_oom_at_start);
 	T_RUN(test_sleep_huge_half);
+	T_RUN(test_sleep_no_leaf);
 	return t_done();
 }

@@ -110,6 +110,40 @@ test_freed_memory_goes_back_after_the_delay(void)
 	T_ASSERT(later.vs_release > freed.vs_release);
 }
 
+/*
+ * One big dirty range, and allocations carved from it and freed back
+ * every little while: each free merges into the range.  It must still go
+ * back (a review found churn next to a dirty range put its purge off for
+ * ever: the merge took the newest epoch).
+ */
+static void
+test_churn_does_not_defer_the_purge(void)
+{
+	struct kmem_vmem_stats before, freed, later;
+	size_t big = (size_t)NBLK * BLK;
+	void *p;
+	int i;
+
+	kmem_reap_all();
+	before = kva();
+	p = kmem_alloc(big, KM_SLEEP);
+	touch(p, big);
+	kmem_free(p, big);
+	freed = kva();
+	for (i = 0; i < 6; i++) {
+		usleep(DELAY_MS * 1000 * 3 / 2);
+		p = kmem_alloc(2 * BLK, KM_SLEEP);
+		touch(p, 2 * BLK);
+		kmem_free(p, 2 * BLK);
+	}
+	later = kva();
+	printf("   %zu MiB freed, then 2 MiB churn for %d ms: kva imported "
+	       "%zu KiB, spans released %llu\n",
+	    big >> 20, 6 * DELAY_MS * 3 / 2, later.vs_imported / 1024,
+	    (unsigned long long)(later.vs_release - freed.vs_release));
+	T_ASSERT(later.vs_imported < before.vs_imported + big / 2);
+}
+
 static void
 test_reap_all_returns_everything(void)
 {
@@ -138,6 +172,7 @@ main(void)
 	setenv("KMEM_OPTIONS", "purge_delay_ms=100", 1);
 	T_RUN(test_dirty_reuse_costs_no_faults);
 	T_RUN(test_freed_memory_goes_back_after_the_delay);
+	T_RUN(test_churn_does_not_defer_the_purge);
 	T_RUN(test_reap_all_returns_everything);
 	return t_done();
 }

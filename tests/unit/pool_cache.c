@@ -995,6 +995,38 @@ test_fill_run(void)
 	pool_cache_destroy(pc);
 }
 
+static atomic_int fill_dtors;
+
+static void
+fill_dtor(void *arg, void *obj)
+{
+	(void)arg;
+	(void)obj;
+	atomic_fetch_add(&fill_dtors, 1);
+}
+
+/*
+ * A destructor but no constructor: a miss takes one object, no run --
+ * else invalidation would destruct objects never constructed nor handed
+ * out (a review found 7 such calls).
+ */
+static void
+test_fill_not_with_dtor(void)
+{
+	pool_cache_t pc = pool_cache_init(
+	    64, 0, 0, 0, "t-fill-dtor", NULL, IPL_NONE, NULL, fill_dtor, NULL);
+	void *v;
+
+	atomic_store(&fill_dtors, 0);
+	v = pool_cache_get(pc, PR_WAITOK);
+	pool_cache_invalidate(pc);
+	T_EQ(atomic_load(&fill_dtors), 0);
+	pool_cache_put(pc, v);
+	pool_cache_invalidate(pc);
+	T_EQ(atomic_load(&fill_dtors), 1);
+	pool_cache_destroy(pc);
+}
+
 /* Under a hard limit a miss takes one object: no CPU parks the rest. */
 static void
 test_fill_hardlimit(void)
@@ -1047,5 +1079,6 @@ main(void)
 	T_RUN(test_cpu_stats);
 	T_RUN(test_fill_run);
 	T_RUN(test_fill_hardlimit);
+	T_RUN(test_fill_not_with_dtor);
 	return t_done();
 }
