@@ -61,6 +61,8 @@
  *    magazines beyond the working set on kmem_reap (pool_cache.c); kva
  *    purges what has been free for purge_delay_ms..2x that, on its next
  *    free or kmem_reap(); kmem_reap_all() gives back everything unused.
+ *    With no allocator calls at all, nothing runs -- unless
+ *    reap_thread_ms starts a thread that calls kmem_reap() (kmem_reaper).
  *
  * 6. Locking.  The fast paths take no lock of ours (pool_cache's per-CPU
  *    layer); the large path takes kva's, inside vmem calls.  init_lock
@@ -300,6 +302,23 @@ kmem_large_fast_init(void)
 	}
 }
 
+/*
+ * The optional reaper (KMEM_OPTIONS=reap_thread_ms=N): kmem_reap() every
+ * N ms, so that caches shrink to their working sets and the page arena's
+ * purge passes run in a program that has gone idle.  Not restarted in a
+ * forked child.
+ */
+static void *
+kmem_reaper(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		kmem_prim_sleep_ns(kmem_opts.reap_thread_ms * 1000000u);
+		kmem_reap();
+	}
+	return NULL;
+}
+
 /* Set up; false if there was no memory for it (NOSLEEP callers fail). */
 static bool
 kmem_setup(void)
@@ -330,6 +349,12 @@ kmem_setup(void)
 			__atomic_store_n(&kmemi_gate,
 			    dbg | (kmem_rseq ? 0 : KMEM_GATE_NORSEQ),
 			    __ATOMIC_RELEASE);
+			if (kmem_opts.reap_thread_ms != 0 &&
+			    kmem_prim_thread_start(kmem_reaper, NULL) != 0)
+				kmem_warn("KMEM_OPTIONS=reap_thread_ms=%llu: "
+					  "cannot start the thread",
+				    (unsigned long long)
+					kmem_opts.reap_thread_ms);
 		}
 	}
 	kmem_mutex_exit(&init_lock);

@@ -88,6 +88,15 @@ static const struct opt_row opt_table[] = {
     OPT(purge_delay_ms, OPT_U64, 1000,
 	"free page-arena memory goes back to the OS after 1-2x this, ms"),
     /*
+     * 0: no thread of kmem's own; memory goes back on allocator activity
+     * and kmem_reap() calls.  N: a background thread calls kmem_reap()
+     * every N ms, so an idle program gives memory back too (off by
+     * default, as jemalloc's background_thread: a library should not
+     * start threads in its host unasked).
+     */
+    OPT(reap_thread_ms, OPT_U64, 0,
+	"a background thread calls kmem_reap() every N ms (0: none)"),
+    /*
      * How long KM_SLEEP keeps reaping and retrying while the OS refuses
      * memory before it aborts with a message.  10 s.
      */

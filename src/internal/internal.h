@@ -122,6 +122,7 @@ struct kmem_options {
 	bool magazines;		    /* pool_cache per-CPU layer on/off */
 	uint64_t purge_delay_ms;    /* page arena: free space purged after */
 	uint64_t oom_wait_ms;	    /* KM_SLEEP: abort after */
+	uint64_t reap_thread_ms;    /* background kmem_reap period, 0: off */
 };
 
 extern struct kmem_options kmem_opts;

@@ -247,6 +247,11 @@ void kmem_prim_write_stderr(const char *buf, size_t len);
 /* Register fork handlers (pthread_atfork).  0 or ENOMEM. */
 int kmem_prim_atfork(
     void (*prepare)(void), void (*parent)(void), void (*child)(void));
+/*
+ * Start a detached thread running fn(arg), with every signal blocked (it
+ * must not take the process's signals).  0, or an errno value.
+ */
+int kmem_prim_thread_start(void *(*fn)(void *), void *arg);
 /* Abort the process (SIGABRT), never returns. */
 _Noreturn void kmem_prim_abort(void);
 

@@ -569,6 +569,25 @@ kmem_prim_atfork(
 	return pthread_atfork(prepare, parent, child) == 0 ? 0 : ENOMEM;
 }
 
+int
+kmem_prim_thread_start(void *(*fn)(void *), void *arg)
+{
+	pthread_attr_t attr;
+	sigset_t all, old;
+	pthread_t t;
+	int err;
+
+	if ((err = pthread_attr_init(&attr)) != 0)
+		return err;
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = pthread_create(&t, &attr, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	return err;
+}
+
 _Noreturn void
 kmem_prim_abort(void)
 {
