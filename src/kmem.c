@@ -135,6 +135,7 @@ static bool kmem_rseq;
 static struct kmem_fast kmem_large_fast[KMEM_QC_PAGES + 1];
 static size_t kmem_large_fast_max;
 static unsigned int kmem_pgshift;
+static size_t kmem_pagesz; /* the system page */
 
 /*
  * No request this large can ever be met: the user address space of
@@ -206,6 +207,9 @@ kmem_page_choice(size_t c)
 		size_t pg = (size_t)1 << (KMEM_PAGE_MIN_SHIFT + i);
 		size_t n = pg / c, waste = pg - n * c;
 
+		if (pg < kmem_pagesz) /* pool pages are whole system pages */
+			continue;
+
 		if (n >= 8 && waste * 8 <= pg)
 			return i;
 		/* Least waste per page byte; ties go to the larger page. */
@@ -224,7 +228,6 @@ kmem_page_choice(size_t c)
 
 static kmem_mutex_t init_lock = KMEM_MUTEX_INITIALIZER;
 static _Atomic bool kmem_ready;
-static size_t kmem_pagesz;
 
 static void
 kmem_tables_init(void)
