@@ -61,8 +61,10 @@
  *    magazines beyond the working set on kmem_reap (pool_cache.c); kva
  *    purges what has been free for purge_delay_ms..2x that, on its next
  *    free or kmem_reap(); kmem_reap_all() gives back everything unused.
- *    With no allocator calls at all, nothing runs -- unless
- *    reap_thread_ms starts a thread that calls kmem_reap() (kmem_reaper).
+ *    kmem_reap() purges every free page of kva at once.  With no
+ *    allocator calls at all, nothing runs -- unless reap_thread_ms starts
+ *    a thread that trims the caches and runs kva's purge passes when due
+ *    (kmem_reaper).
  *
  * 6. Locking.  The fast paths take no lock of ours (pool_cache's per-CPU
  *    layer); the large path takes kva's, inside vmem calls.  init_lock
@@ -306,9 +308,9 @@ kmem_large_fast_init(void)
 }
 
 /*
- * The optional reaper (KMEM_OPTIONS=reap_thread_ms=N): kmem_reap() every
- * N ms, so that caches shrink to their working sets and the page arena's
- * purge passes run in a program that has gone idle.  Not restarted in a
+ * The optional reaper (KMEM_OPTIONS=reap_thread_ms=N): every N ms the
+ * caches shrink to their working sets and the page arena's purge pass
+ * runs if due, also in a program that has gone idle.  Not restarted in a
  * forked child.
  */
 static void *
@@ -317,7 +319,13 @@ kmem_reaper(void *arg)
 	(void)arg;
 	for (;;) {
 		kmem_prim_sleep_ns(kmem_opts.reap_thread_ms * 1000000u);
-		kmem_reap();
+		/*
+		 * kmem_reap(), but the page arena purges only what has been
+		 * free for its delay: free memory a busy program is about to
+		 * reuse stays.
+		 */
+		kmemi_cache_reap_all(false);
+		kmemi_large_reap(false);
 	}
 	return NULL;
 }

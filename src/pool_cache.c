@@ -934,7 +934,7 @@ void
 kmem_reap(void)
 {
 	kmemi_cache_reap_all(false);
-	kmemi_large_reap(false);
+	kmemi_large_reap(true);
 }
 
 void

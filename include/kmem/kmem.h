@@ -128,7 +128,11 @@ void kmem_stats_print(void (*pr)(const char *, ...), unsigned int what);
 /* The same, written to file descriptor fd; 0, or an errno value. */
 int kmem_stats_write(int fd, unsigned int what);
 
-/* Trim caches to their working sets / give back all unused memory. */
+/*
+ * kmem_reap: trim caches to their working sets and give every free page
+ * of the page arena back to the OS now.  kmem_reap_all: give back all
+ * memory not in use, cached objects included.
+ */
 void kmem_reap(void);
 void kmem_reap_all(void);
 

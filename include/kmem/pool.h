@@ -183,9 +183,10 @@ void kmem_pool_print_stats(void (*pr)(const char *, ...));
 void kmem_pool_cache_print_stats(void (*pr)(const char *, ...));
 
 /*
- * Give back what caches and pools hold beyond their recent working set:
- * depot groups above it are destroyed, idle pages go back to their
- * allocator.  kmem_reap_all(): everything not in use.
+ * Give back what caches and pools hold beyond their recent working set
+ * (depot groups above it are destroyed, idle pages go back to their
+ * allocator), and every free page of the library's page arena, at once.
+ * kmem_reap_all(): everything not in use.
  */
 void kmem_reap(void);
 void kmem_reap_all(void);

@@ -1,9 +1,9 @@
 /*
  * kmem_purge.c -- memory goes back to the OS, but not too eagerly: freed
  * large blocks stay mapped and reusable for purge_delay_ms, then the page
- * arena purges them and unmaps spans wholly free; kmem_reap_all() gives
- * back everything at once.  Run with KMEM_OPTIONS=purge_delay_ms=100
- * (set by main before kmem starts).
+ * arena purges them and unmaps spans wholly free; kmem_reap() gives back
+ * every free page at once, kmem_reap_all() the caches' objects too.  Run with
+ * KMEM_OPTIONS=purge_delay_ms=100 (set by main before kmem starts).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,6 +144,29 @@ test_churn_does_not_defer_the_purge(void)
 	T_ASSERT(later.vs_imported < before.vs_imported + big / 2);
 }
 
+/* kmem_reap() does not wait for the delay: free memory goes back now. */
+static void
+test_reap_gives_back_at_once(void)
+{
+	struct kmem_vmem_stats before, freed, reaped;
+	size_t big = (size_t)NBLK * BLK;
+	void *p;
+
+	kmem_reap_all();
+	before = kva();
+	p = kmem_alloc(big, KM_SLEEP);
+	touch(p, big);
+	kmem_free(p, big);
+	freed = kva();
+	kmem_reap();
+	reaped = kva();
+	printf("   %zu MiB freed: kva imported %zu KiB, after kmem_reap() "
+	       "%zu KiB\n",
+	    big >> 20, freed.vs_imported / 1024, reaped.vs_imported / 1024);
+	T_GE(freed.vs_imported, before.vs_imported + big);
+	T_LE(reaped.vs_imported, before.vs_imported);
+}
+
 static void
 test_reap_all_returns_everything(void)
 {
@@ -173,6 +196,7 @@ main(void)
 	T_RUN(test_dirty_reuse_costs_no_faults);
 	T_RUN(test_freed_memory_goes_back_after_the_delay);
 	T_RUN(test_churn_does_not_defer_the_purge);
+	T_RUN(test_reap_gives_back_at_once);
 	T_RUN(test_reap_all_returns_everything);
 	return t_done();
 }
