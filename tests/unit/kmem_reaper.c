@@ -1,8 +1,9 @@
 /*
  * kmem_reaper.c -- KMEM_OPTIONS=reap_thread_ms=N: a program that frees
  * memory and then makes no allocator call at all still gives it back,
- * because kmem's own thread calls kmem_reap().  (Without the option the
- * freed range stays until the next arena activity: kmem_purge.c.)
+ * because kmem's own thread runs the page arena's purge pass when it is
+ * due.  (Without the option the freed range stays until the next arena
+ * activity or kmem_reap(): kmem_purge.c.)
  */
 #include <stdio.h>
 #include <stdlib.h>
