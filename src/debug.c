@@ -245,6 +245,15 @@ kmemi_debug_configure(const char *spec)
 	return dbg_flags;
 }
 
+void
+kmemi_debug_fork(int phase)
+{
+	if (phase == KMEMI_FORK_PREPARE)
+		kmem_mutex_enter(&dbg_lock);
+	else
+		kmem_mutex_exit(&dbg_lock);
+}
+
 unsigned int
 kmem_debug_flags(void)
 {

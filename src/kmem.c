@@ -382,6 +382,15 @@ kmem_tables_ready(void)
 }
 
 void
+kmemi_kmem_fork(int phase)
+{
+	if (phase == KMEMI_FORK_PREPARE)
+		kmem_mutex_enter(&init_lock);
+	else
+		kmem_mutex_exit(&init_lock);
+}
+
+void
 kmem_init(void)
 {
 	if (!kmem_setup())

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "internal/internal.h"
+#include "internal/kmem_impl.h"
 #include "internal/prim.h"
 
 struct kmem_options kmem_opts;
@@ -293,6 +294,15 @@ static atomic_bool opt_done;
 static kmem_mutex_t opt_lock = KMEM_MUTEX_INITIALIZER;
 
 void
+kmemi_options_fork(int phase)
+{
+	if (phase == KMEMI_FORK_PREPARE)
+		kmem_mutex_enter(&opt_lock);
+	else
+		kmem_mutex_exit(&opt_lock);
+}
+
+void
 kmem_options_init(void)
 {
 	if (kmem_likely(atomic_load_explicit(&opt_done, memory_order_acquire)))
@@ -308,6 +318,7 @@ kmem_options_init(void)
 			kmem_prim_fault_set(kmem_opts.fault_nth, false);
 		if (kmem_opts.verbose)
 			kmem_options_print();
+		kmemi_fork_init();
 		atomic_store_explicit(&opt_done, true, memory_order_release);
 	}
 	kmem_mutex_exit(&opt_lock);

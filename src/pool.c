@@ -1219,6 +1219,52 @@ kmemi_pool_item_of(struct pool *pp, const void *v, void **itemp, bool *outp)
 	return found;
 }
 
+void
+kmemi_pool_fork_early(int phase)
+{
+	if (phase == KMEMI_FORK_PREPARE) {
+		kmem_mutex_enter(&page_arena_lock);
+		kmem_mutex_enter(&phpool_lock);
+		return;
+	}
+	kmem_mutex_exit(&phpool_lock);
+	kmem_mutex_exit(&page_arena_lock);
+}
+
+void
+kmemi_pool_fork(int phase)
+{
+	struct pool *pp;
+
+	if (phase == KMEMI_FORK_PREPARE) {
+		kmem_mutex_enter(&pool_list_lock);
+		for (pp = pool_list; pp != NULL; pp = pp->pr_next)
+			pthread_mutex_lock(&pp->pr_lock);
+		return;
+	}
+	for (pp = pool_list; pp != NULL; pp = pp->pr_next) {
+		if (phase == KMEMI_FORK_CHILD) {
+			pthread_condattr_t ca;
+
+			/*
+			 * A grower, waiters and walkers were other threads:
+			 * left set, they would make the child wait for ever.
+			 */
+			pp->pr_ngrowing = 0;
+			pp->pr_nwaiters = 0;
+			pp->pr_refcnt = 0;
+			pthread_condattr_init(&ca);
+			pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+			pthread_cond_init(&pp->pr_cv, &ca);
+			pthread_condattr_destroy(&ca);
+		}
+		pthread_mutex_unlock(&pp->pr_lock);
+	}
+	if (phase == KMEMI_FORK_CHILD && pool_list_cv_ready)
+		kmem_cond_init(&pool_list_cv);
+	kmem_mutex_exit(&pool_list_lock);
+}
+
 int
 pool_reclaim(struct pool *pp)
 {

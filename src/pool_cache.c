@@ -931,6 +931,37 @@ pool_cache_nput(pool_cache_t pc)
 /* ---- kmem_reap and statistics ---- */
 
 void
+kmemi_cache_fork(int phase)
+{
+	pool_cache_t pc;
+	unsigned int i;
+
+	if (phase == KMEMI_FORK_PREPARE) {
+		kmem_mutex_enter(&pcg_init_lock);
+		kmem_mutex_enter(&pc_list_lock);
+		for (pc = pc_list; pc != NULL; pc = pc->pc_next) {
+			for (i = 0; i < pc->pc_ncpu; i++)
+				kmem_spin_enter(&pc->pc_cpus[i].cc_lock);
+			kmem_mutex_enter(&pc->pc_depot_lock);
+		}
+		kmem_mutex_enter(&pcg_lock);
+		return;
+	}
+	kmem_mutex_exit(&pcg_lock);
+	for (pc = pc_list; pc != NULL; pc = pc->pc_next) {
+		if (phase == KMEMI_FORK_CHILD)
+			pc->pc_refcnt = 0; /* walkers: other threads */
+		kmem_mutex_exit(&pc->pc_depot_lock);
+		for (i = 0; i < pc->pc_ncpu; i++)
+			kmem_spin_exit(&pc->pc_cpus[i].cc_lock);
+	}
+	if (phase == KMEMI_FORK_CHILD && pc_list_cv_ready)
+		kmem_cond_init(&pc_list_cv);
+	kmem_mutex_exit(&pc_list_lock);
+	kmem_mutex_exit(&pcg_init_lock);
+}
+
+void
 kmem_reap(void)
 {
 	kmemi_cache_reap_all(false);

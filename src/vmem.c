@@ -1950,6 +1950,30 @@ vmem_whatis(uintptr_t addr, vmem_printfn_t *pr)
 	return found;
 }
 
+void
+kmemi_vmem_fork(int phase)
+{
+	vmem_t *vm;
+
+	if (phase == KMEMI_FORK_PREPARE) {
+		kmem_mutex_enter(&vmem_list_lock);
+		for (vm = vmem_list; vm != NULL; vm = vm->vm_next)
+			kmem_mutex_enter(&vm->vm_lock);
+		kmem_mutex_enter(&bt_supply_lock);
+		return;
+	}
+	kmem_mutex_exit(&bt_supply_lock);
+	for (vm = vmem_list; vm != NULL; vm = vm->vm_next) {
+		if (phase == KMEMI_FORK_CHILD) {
+			/* The waiters were other threads: gone. */
+			vm->vm_nwaiters = 0;
+			kmem_cond_init(&vm->vm_cv);
+		}
+		kmem_mutex_exit(&vm->vm_lock);
+	}
+	kmem_mutex_exit(&vmem_list_lock);
+}
+
 pool_cache_t
 kmemi_vmem_qcache(vmem_t *vm, vmem_size_t size)
 {

@@ -139,4 +139,11 @@ void kmem_options_reset(void);
 /* Print every option with its value and description. */
 void kmem_options_print(void);
 
+/* ---- fork(2) (fork.c) ---- */
+
+/* The phases of the fork handlers each layer provides (pool_impl.h). */
+enum { KMEMI_FORK_PREPARE, KMEMI_FORK_PARENT, KMEMI_FORK_CHILD };
+/* Register the fork handlers, once (called by kmem_options_init). */
+void kmemi_fork_init(void);
+
 #endif /* KMEM_INTERNAL_H */

@@ -59,4 +59,10 @@ void kmemi_stats_init(void);
 /* The page arena's purge pass, if one is due (or over everything). */
 void kmemi_large_reap(bool everything);
 
+/* fork(2): kmem's and the debug layer's locks (see pool_impl.h). */
+void kmemi_kmem_fork(int phase);
+void kmemi_debug_fork(int phase);
+/* options.c: the options lock. */
+void kmemi_options_fork(int phase);
+
 #endif /* KMEM_INTERNAL_KMEM_IMPL_H */

@@ -75,4 +75,17 @@ void kmemi_vmem_set_purge(
     vmem_t *vm, void (*fn)(vmem_addr_t, vmem_size_t), uint64_t delay_ns);
 void kmemi_vmem_purge(vmem_t *vm, bool all);
 
+/*
+ * fork(2) support, one function per layer (fork.c calls them in the lock
+ * order written there): KMEMI_FORK_PREPARE takes every lock of the layer,
+ * KMEMI_FORK_PARENT releases them, KMEMI_FORK_CHILD releases them in the
+ * child after clearing what threads that do not exist there left behind
+ * (waiter counts, a grow in progress, walker references, condition
+ * variables).
+ */
+void kmemi_pool_fork_early(int phase); /* page arena, header pools */
+void kmemi_cache_fork(int phase);
+void kmemi_pool_fork(int phase); /* the pool list and every pool */
+void kmemi_vmem_fork(int phase);
+
 #endif /* KMEM_INTERNAL_POOL_IMPL_H */

@@ -1,0 +1,105 @@
+/*
+ * fork.c -- fork(2) in a threaded program that uses kmem.
+ *
+ * A lock that another thread holds when the process forks is copied
+ * locked into the child, where no thread will ever release it: the
+ * child's first allocation would hang (the field failure every allocator
+ * meets; jemalloc PR #942 was one forgotten mutex).  So fork is bracketed
+ * by handlers (pthread_atfork, registered once by kmem_options_init, which
+ * every layer calls before it first takes a lock):
+ *
+ *   prepare  takes every lock of every layer, in the order below;
+ *   parent   releases them all;
+ *   child    releases them all, after each layer has cleared what the
+ *            threads that were not copied left behind: waiter counts, a
+ *            pool grow in progress, list walkers' references, condition
+ *            variables (re-initialised).
+ *
+ * The order is the library's lock order, outermost first, so that prepare
+ * never waits for a lock while holding one that its holder wants:
+ *
+ *   kmem init_lock -> options opt_lock -> debug dbg_lock
+ *   -> pool: page_arena_lock, phpool_lock
+ *   -> pool_cache: pcg_init_lock, pc_list_lock, per cache (each CPU
+ *      slot's spin lock, then the depot lock), pcg_lock
+ *   -> pool: pool_list_lock, every pool's lock
+ *   -> vmem: vmem_list_lock, every arena's lock, bt_supply_lock
+ *
+ * (Nesting that exists in the code: setup under init_lock creates the
+ * page arena and caches; the page arena's creation under page_arena_lock
+ * creates a vmem arena, pools and caches; a CPU slot's lock is held while
+ * taking the depot lock or pcg_lock; list locks are taken before the
+ * locks of their members; dbg_lock is held around a pool lookup.  No pool
+ * or arena lock is ever held while calling into another layer.)
+ *
+ * An rseq fast path in flight on another CPU needs nothing: it commits
+ * with one store, so the child's copy has it done or not done, and the
+ * object it took belongs to a thread that is gone -- a leak in the child,
+ * never a corruption.  Memory only the vanished threads could free stays
+ * allocated in the child.
+ *
+ * Failure policy: if the handlers cannot be registered (pthread_atfork
+ * fails), kmem warns once; forking is then as unsafe as without kmem.
+ */
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "internal/internal.h"
+#include "internal/kmem_impl.h"
+#include "internal/pool_impl.h"
+#include "internal/prim.h"
+
+static void
+fork_phase(int phase)
+{
+	kmemi_kmem_fork(phase);
+	kmemi_options_fork(phase);
+	kmemi_debug_fork(phase);
+	kmemi_pool_fork_early(phase);
+	kmemi_cache_fork(phase);
+	kmemi_pool_fork(phase);
+	kmemi_vmem_fork(phase);
+}
+
+/* Release in the reverse order. */
+static void
+fork_release(int phase)
+{
+	kmemi_vmem_fork(phase);
+	kmemi_pool_fork(phase);
+	kmemi_cache_fork(phase);
+	kmemi_pool_fork_early(phase);
+	kmemi_debug_fork(phase);
+	kmemi_options_fork(phase);
+	kmemi_kmem_fork(phase);
+}
+
+static void
+fork_prepare(void)
+{
+	fork_phase(KMEMI_FORK_PREPARE);
+}
+
+static void
+fork_parent(void)
+{
+	fork_release(KMEMI_FORK_PARENT);
+}
+
+static void
+fork_child(void)
+{
+	fork_release(KMEMI_FORK_CHILD);
+}
+
+void
+kmemi_fork_init(void)
+{
+	static atomic_bool done;
+
+	if (atomic_exchange_explicit(&done, true, memory_order_acq_rel))
+		return;
+	if (kmem_prim_atfork(fork_prepare, fork_parent, fork_child) != 0)
+		kmem_warn("cannot register fork handlers: a fork while other "
+			  "threads allocate may hang the child");
+}
