@@ -38,6 +38,8 @@
  * never a corruption.  Memory only the vanished threads could free stays
  * allocated in the child.
  *
+ * A process that never created a thread skips all of it (fork_locked).
+ *
  * Failure policy: if the handlers cannot be registered (pthread_atfork
  * fails), kmem warns once; forking is then as unsafe as without kmem.
  */
@@ -74,22 +76,34 @@ fork_release(int phase)
 	kmemi_kmem_fork(phase);
 }
 
+/*
+ * A process that has never had a second thread takes no locks: no one
+ * else can hold one, and a fork from a signal handler that interrupted
+ * kmem would otherwise wait for itself (glibc's malloc does the same).
+ * Only the forking thread writes this, between prepare and parent/child.
+ */
+static bool fork_locked;
+
 static void
 fork_prepare(void)
 {
-	fork_phase(KMEMI_FORK_PREPARE);
+	fork_locked = !kmem_prim_single_threaded();
+	if (fork_locked)
+		fork_phase(KMEMI_FORK_PREPARE);
 }
 
 static void
 fork_parent(void)
 {
-	fork_release(KMEMI_FORK_PARENT);
+	if (fork_locked)
+		fork_release(KMEMI_FORK_PARENT);
 }
 
 static void
 fork_child(void)
 {
-	fork_release(KMEMI_FORK_CHILD);
+	if (fork_locked)
+		fork_release(KMEMI_FORK_CHILD);
 }
 
 void
