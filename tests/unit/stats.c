@@ -943,8 +943,9 @@ test_env_fork(void)
 	snprintf(path, sizeof path, "%s/fork.txt", tmpdir);
 	unlink(path);
 	status = t_child(fork_child, path, child_err, sizeof child_err);
-	T_ASSERT(WIFEXITED(status));
-	T_EQ(WEXITSTATUS(status), 0);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		T_FAIL("child status %#x; stderr:\n%s", (unsigned)status,
+		    child_err);
 	/* The process that read KMEM_STATS wrote it, at its own exit. */
 	text = slurp(path);
 	T_ASSERT(strncmp(text, "Memory resource pool statistics\n", 32) == 0);
