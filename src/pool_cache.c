@@ -481,7 +481,7 @@ pool_cache_get_paddr(pool_cache_t pc, int flags, paddr_t *pap)
 {
 	struct pc_cpu *cc;
 	struct pcg *g, *reap = NULL;
-	bool lk = !kmem_prim_single_threaded();
+	bool lk = !kmem_prim_single_threaded(), missed = false;
 	void *obj;
 
 	/* Exactly one of PR_WAITOK (1) and PR_NOWAIT (2), even on a hit. */
@@ -511,7 +511,8 @@ pool_cache_get_paddr(pool_cache_t pc, int flags, paddr_t *pap)
 		if (kmem_likely(g != NULL && g->pcg_avail > 0)) {
 			struct pcg_obj *o = &g->pcg_objects[--g->pcg_avail];
 
-			cc->cc_hits++;
+			if (!missed) /* one count per get: hit or miss */
+				cc->cc_hits++;
 			obj = o->po_va;
 			if (pap != NULL)
 				*pap = o->po_pa;
@@ -527,7 +528,10 @@ pool_cache_get_paddr(pool_cache_t pc, int flags, paddr_t *pap)
 			cc->cc_previous = g;
 			continue;
 		}
-		cc->cc_misses++;
+		if (!missed) {
+			cc->cc_misses++;
+			missed = true;
+		}
 		if (!pc_get_from_depot(pc, cc, &reap))
 			break;
 	}
@@ -564,7 +568,7 @@ pool_cache_put_paddr(pool_cache_t pc, void *obj, paddr_t pa)
 {
 	struct pc_cpu *cc;
 	struct pcg *g, *empty;
-	bool lk = !kmem_prim_single_threaded();
+	bool lk = !kmem_prim_single_threaded(), missed = false;
 	unsigned int i;
 
 	if (kmem_unlikely(!kmem_opts.magazines)) {
@@ -584,7 +588,8 @@ pool_cache_put_paddr(pool_cache_t pc, void *obj, paddr_t pa)
 
 			o->po_va = obj;
 			o->po_pa = pa;
-			cc->cc_hits++;
+			if (!missed) /* one count per put: hit or miss */
+				cc->cc_hits++;
 			pc_cpu_exit(cc, lk);
 			return;
 		}
@@ -595,7 +600,10 @@ pool_cache_put_paddr(pool_cache_t pc, void *obj, paddr_t pa)
 			continue;
 		}
 		/* Both full (or absent): we need an empty group. */
-		cc->cc_misses++;
+		if (!missed) {
+			cc->cc_misses++;
+			missed = true;
+		}
 		i = atomic_load_explicit(&pc->pc_sizeidx, memory_order_relaxed);
 		empty = pcg_get_empty(i, false);
 		if (empty == NULL) {
