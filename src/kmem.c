@@ -699,21 +699,22 @@ kmem_alloc_common(const char *fn, size_t size, km_flag_t flags)
 {
 #ifdef PC_RSEQ
 	if (kmem_likely(flags - 1 <= 1 && GATE() == 0)) {
+		paddr_t pa; /* kmem's caches have none: unused */
 		void *p;
 
 		if (kmem_likely(size - 1 < KMEM_CACHE_MAX)) {
 			unsigned int c = kmem_class_of(size);
 
-			if (kmem_likely(pc_rseq_get_va(kmem_fast[c].kf_cpus,
-				kmem_fast[c].kf_ncpu, &p)))
+			if (kmem_likely(pc_rseq_get(kmem_fast[c].kf_cpus,
+				kmem_fast[c].kf_ncpu, &p, &pa)))
 				return p;
 		} else if (size - 1 < kmem_large_fast_max) {
 			size_t npg = (size + kmem_pagesz - 1) >> kmem_pgshift;
 			_Atomic uint32_t *w;
 
 			if (kmem_likely(
-				pc_rseq_get_va(kmem_large_fast[npg].kf_cpus,
-				    kmem_large_fast[npg].kf_ncpu, &p))) {
+				pc_rseq_get(kmem_large_fast[npg].kf_cpus,
+				    kmem_large_fast[npg].kf_ncpu, &p, &pa))) {
 				w = pm_word_get((uintptr_t)p);
 				/* No leaf, no memory for one: the slow path. */
 				if (kmem_unlikely(w == NULL))

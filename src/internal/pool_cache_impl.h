@@ -139,45 +139,6 @@ slow:
 	return 0;
 }
 
-/* The same without the physical address (kmem's caches have none). */
-static inline int
-pc_rseq_get_va(struct pc_cpu *cpus, unsigned int ncpu, void **objp)
-{
-	void *obj;
-
-retry:
-	__asm__ goto(
-	    PC_RSEQ_CS("3") PC_RSEQ_SLOT
-
-	    "movl %c[availoff](%%rcx), %%edx\n\t"
-	    "testl %%edx, %%edx\n\t"
-	    "jz %l[slow]\n\t"
-	    "subl $1, %%edx\n\t"
-	    "movq %%rdx, %%r8\n\t"
-	    "shlq $4, %%r8\n\t"
-	    "addq %%rcx, %%r8\n\t"
-	    "movq %c[objoff](%%r8), %%r9\n\t"
-	    "movq %%r9, %[obj]\n\t"
-	    "incq %c[hitsoff](%%rax)\n\t"
-	    "movl %%edx, %c[availoff](%%rcx)\n\t"
-	    "2:\n\t"
-	    : [obj] "=m"(obj)
-	    : [off] "r"(__rseq_offset), [ncpu] "r"(ncpu), [base] "r"(cpus),
-	    [lockoff] "i"(offsetof(struct pc_cpu, cc_lock)),
-	    [curoff] "i"(offsetof(struct pc_cpu, cc_current)),
-	    [hitsoff] "i"(offsetof(struct pc_cpu, cc_hits)),
-	    [availoff] "i"(offsetof(struct pcg, pcg_avail)),
-	    [objoff] "i"(offsetof(struct pcg, pcg_objects))
-	    : "rax", "rcx", "rdx", "r8", "r9", "memory", "cc"
-	    : slow, abort);
-	*objp = obj;
-	return 1;
-abort:
-	goto retry;
-slow:
-	return 0;
-}
-
 /*
  * Push an object onto this CPU's current group without a lock: the same
  * checks, the object and paddr stored in the free slot, then the commit,
