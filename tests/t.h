@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -184,6 +185,30 @@ t_under_valgrind(void)
 	const char *e = getenv("KMEM_TEST_VALGRIND");
 
 	return e != NULL && *e == '1';
+}
+
+/*
+ * Pin the calling thread to the CPU it is on (its old affinity saved), so
+ * that consecutive calls meet the same per-CPU cache slot.  False if the
+ * system refuses; t_unpin restores the saved affinity.
+ */
+static inline bool
+t_pin_here(cpu_set_t *saved)
+{
+	cpu_set_t one;
+	int cpu = sched_getcpu();
+
+	if (cpu < 0 || sched_getaffinity(0, sizeof *saved, saved) != 0)
+		return false;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	return sched_setaffinity(0, sizeof one, &one) == 0;
+}
+
+static inline void
+t_unpin(cpu_set_t *saved)
+{
+	T_EQ(sched_setaffinity(0, sizeof *saved, saved), 0);
 }
 
 /*

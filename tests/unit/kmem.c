@@ -25,7 +25,6 @@
  *    across kmem_reap until purge_delay_ms, gone after kmem_reap_all.
  */
 #include <pthread.h>
-#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -152,25 +151,6 @@ rss_bytes(void)
 	return (uint64_t)resident * PS;
 }
 
-static bool
-pin_cpu(cpu_set_t *saved)
-{
-	cpu_set_t one;
-	int cpu = sched_getcpu();
-
-	if (cpu < 0 || sched_getaffinity(0, sizeof *saved, saved) != 0)
-		return false;
-	CPU_ZERO(&one);
-	CPU_SET(cpu, &one);
-	return sched_setaffinity(0, sizeof one, &one) == 0;
-}
-
-static void
-unpin_cpu(cpu_set_t *saved)
-{
-	T_EQ(sched_setaffinity(0, sizeof *saved, saved), 0);
-}
-
 /* ---- the size classes ---- */
 
 static void
@@ -285,7 +265,7 @@ test_every_size(void)
 	bool all = t_scale(1000) >= 1000 && !t_under_valgrind();
 	size_t *v, nv = 0, cap = 16384, n, i, k;
 	cpu_set_t saved;
-	bool pinned = pin_cpu(&saved);
+	bool pinned = t_pin_here(&saved);
 
 	if (!pinned)
 		printf("   (not pinned to a CPU: LIFO checks may retry)\n");
@@ -318,7 +298,7 @@ test_every_size(void)
 	}
 	free(v);
 	if (pinned)
-		unpin_cpu(&saved);
+		t_unpin(&saved);
 }
 
 /* Many live objects of one size: distinct, aligned, not overlapping. */

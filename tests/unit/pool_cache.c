@@ -10,8 +10,6 @@
  * and the destructor one that is not, so a double construction or a
  * destruction of a raw object fails the test at once.
  */
-#define _GNU_SOURCE 1 /* sched_setaffinity */
-#include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -952,20 +950,6 @@ test_cpu_stats(void)
 
 /* ---- a miss fills a run of neighbours for the CPU ---- */
 
-/* Pin to the CPU we are on, so that every get below sees one CPU slot. */
-static bool
-pin_here(cpu_set_t *saved)
-{
-	cpu_set_t one;
-	int cpu = sched_getcpu();
-
-	if (cpu < 0 || sched_getaffinity(0, sizeof *saved, saved) != 0)
-		return false;
-	CPU_ZERO(&one);
-	CPU_SET(cpu, &one);
-	return sched_setaffinity(0, sizeof one, &one) == 0;
-}
-
 static void
 test_fill_run(void)
 {
@@ -976,14 +960,14 @@ test_fill_run(void)
 	char *v[8];
 	int i;
 
-	if (!pin_here(&saved)) {
+	if (!t_pin_here(&saved)) {
 		t_skip("cannot pin the thread to a CPU");
 		pool_cache_destroy(pc);
 		return;
 	}
 	for (i = 0; i < 8; i++)
 		v[i] = pool_cache_get(pc, PR_WAITOK);
-	T_EQ(sched_setaffinity(0, sizeof saved, &saved), 0);
+	t_unpin(&saved);
 	/* One trip to the pool: the first miss took a run for this CPU. */
 	kmem_pool_cache_stats(pc, &st);
 	T_EQ(st.ps_nget >= 8 && st.ps_nout >= 8, true);

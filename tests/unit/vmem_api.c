@@ -11,7 +11,6 @@
 
 #include <fcntl.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdarg.h>
 
 #include "t.h"
@@ -1319,24 +1318,6 @@ qc_pagesz(vmem_size_t qcache_max)
 	return p;
 }
 
-/*
- * Pin the calling thread to the CPU it is on, so that consecutive
- * allocations and frees meet the same per-CPU cache groups and the page
- * counts below are exact.  False if the system refuses.
- */
-static bool
-pin_cpu(cpu_set_t *saved)
-{
-	cpu_set_t one;
-	int cpu = sched_getcpu();
-
-	if (cpu < 0 || sched_getaffinity(0, sizeof *saved, saved) != 0)
-		return false;
-	CPU_ZERO(&one);
-	CPU_SET(cpu, &one);
-	return sched_setaffinity(0, sizeof one, &one) == 0;
-}
-
 /* The start of the allocated segment of arena "name" that holds addr. */
 static vmem_addr_t
 segment_of(const char *name, vmem_addr_t addr)
@@ -1382,7 +1363,7 @@ test_pairing(void)
 	vmem_addr_t a, page0 = 0, page;
 	vmem_size_t s, inuse, ncache;
 	cpu_set_t saved;
-	bool pinned = pin_cpu(&saved);
+	bool pinned = t_pin_here(&saved);
 
 	T_EQ(pg, 256);
 	/*
@@ -1472,7 +1453,7 @@ test_pairing(void)
 	check_reaped(clip, 0x10000);
 	vmem_destroy(clip);
 	if (pinned)
-		T_EQ(sched_setaffinity(0, sizeof saved, &saved), 0);
+		t_unpin(&saved);
 }
 
 /*
