@@ -232,8 +232,6 @@ kmemi_debug_init(void)
 	return dbg_flags;
 }
 
-void kmemi_gate_set(unsigned int bits); /* kmem.c */
-
 unsigned int
 kmemi_debug_configure(const char *spec)
 {

@@ -325,7 +325,7 @@ kmem_reaper(void *arg)
 		 * reuse stays.
 		 */
 		kmemi_cache_reap_all(false);
-		kmemi_large_reap(false);
+		kmemi_page_arena_purge(false);
 	}
 	return NULL;
 }
@@ -397,8 +397,6 @@ kmem_init(void)
 		kmem_panic("kmem_init: out of memory");
 }
 
-/* Tests: debug.c's kmemi_debug_configure opens or closes the gate. */
-void kmemi_gate_set(unsigned int bits);
 void
 kmemi_gate_set(unsigned int bits)
 {
@@ -462,17 +460,6 @@ pm_word(uintptr_t a, bool create)
 
 /* ---- large blocks ---- */
 
-void
-kmemi_large_reap(bool everything)
-{
-	vmem_t *vm;
-
-	if (!atomic_load_explicit(&kmem_ready, memory_order_acquire) ||
-	    (vm = kmemi_page_arena()) == NULL)
-		return;
-	kmemi_vmem_purge(vm, everything);
-}
-
 static void *
 large_alloc(size_t size)
 {
@@ -533,12 +520,11 @@ large_free(const char *fn, void *p, size_t size)
 /* ---- the raw allocator (what debug.c builds on) ---- */
 
 static void *
-raw_alloc_once(size_t size, km_flag_t flags)
+raw_alloc_once(size_t size)
 {
 	if (size <= KMEM_CACHE_MAX)
 		return pool_cache_get_paddr(
 		    kmem_cache[kmem_class_of(size)], PR_NOWAIT, NULL);
-	(void)flags;
 	return large_alloc(size);
 }
 
@@ -570,11 +556,11 @@ kmemi_raw_alloc(const char *fn, size_t size, km_flag_t flags)
 	uint64_t start = 0;
 	void *p;
 
-	if (kmem_likely((p = raw_alloc_once(size, flags)) != NULL))
+	if (kmem_likely((p = raw_alloc_once(size)) != NULL))
 		return p;
 	if (flags & KM_NOSLEEP)
 		return NULL;
-	while ((p = raw_alloc_once(size, flags)) == NULL)
+	while ((p = raw_alloc_once(size)) == NULL)
 		kmem_oom_wait(fn, size, &start);
 	return p;
 }

@@ -205,6 +205,15 @@ kmemi_page_arena(void)
 	return vm;
 }
 
+void
+kmemi_page_arena_purge(bool all)
+{
+	vmem_t *vm = atomic_load_explicit(&page_arena, memory_order_acquire);
+
+	if (vm != NULL) /* never created for this */
+		kmemi_vmem_purge(vm, all);
+}
+
 static void *
 pool_page_alloc(struct pool *pp, int flags)
 {

@@ -116,10 +116,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <kmem/kmem.h>
 #include <kmem/pool.h>
 
 #include "internal/internal.h"
-#include "internal/kmem_impl.h"
 #include "internal/pool_cache_impl.h"
 #include "internal/pool_impl.h"
 #include "internal/prim.h"
@@ -973,14 +973,14 @@ void
 kmem_reap(void)
 {
 	kmemi_cache_reap_all(false);
-	kmemi_large_reap(true);
+	kmemi_page_arena_purge(true);
 }
 
 void
 kmem_reap_all(void)
 {
 	kmemi_cache_reap_all(true);
-	kmemi_large_reap(true);
+	kmemi_page_arena_purge(true);
 }
 
 int

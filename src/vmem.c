@@ -194,7 +194,6 @@ struct vmem {
 	uint64_t vm_purge_delay_ns;
 	uint64_t vm_purge_last; /* ns */
 	uint32_t vm_epoch;
-	vmem_size_t vm_dirty; /* bytes freed and not purged (approx.) */
 
 	bt_t vm_seg0;	     /* segment and span list sentinel */
 	uint64_t vm_freemap; /* bit n: vm_freelist[n] non-empty */
@@ -1410,7 +1409,6 @@ vmem_purge_pass(vmem_t *vm, bool all, uint64_t now)
 {
 	struct purge_span rel[PURGE_BATCH];
 	unsigned int nrel = 0, i;
-	vmem_size_t dirty = 0;
 	bt_t *bt, *next;
 
 	for (bt = vm->vm_seg0.bt_snext; bt != &vm->vm_seg0; bt = next) {
@@ -1445,13 +1443,10 @@ vmem_purge_pass(vmem_t *vm, bool all, uint64_t now)
 		if (all || bt->bt_epoch != vm->vm_epoch) {
 			vm->vm_purgefn(bt->bt_start, bt->bt_size);
 			bt->bt_flags &= (uint8_t)~BT_F_DIRTY;
-		} else {
-			dirty += bt->bt_size;
 		}
 	}
 	vm->vm_epoch++;
 	vm->vm_purge_last = now;
-	vm->vm_dirty = dirty;
 	if (vm->vm_nwaiters != 0)
 		kmem_cond_broadcast(&vm->vm_cv);
 	kmem_mutex_exit(&vm->vm_lock);
@@ -1503,7 +1498,6 @@ vmem_free_bt(vmem_t *vm, bt_t *bt)
 
 	vm->vm_nfreed++;
 	if (vm->vm_purgefn != NULL) {
-		vm->vm_dirty += bt->bt_size;
 		bt->bt_flags = BT_F_DIRTY;
 		bt->bt_epoch = vm->vm_epoch;
 	}

@@ -54,10 +54,8 @@ void kmemi_debug_forget(const void *page, size_t size);
 /* Read KMEM_STATS (once, from kmem_init) and arrange the print at exit. */
 void kmemi_stats_init(void);
 
-/* ---- kmem.c, for pool_cache.c's kmem_reap ---- */
-
-/* The page arena's purge pass, if one is due (or over everything). */
-void kmemi_large_reap(bool everything);
+/* Tests (kmemi_debug_configure): set the gate's debug bits. */
+void kmemi_gate_set(unsigned int bits);
 
 /* fork(2): kmem's and the debug layer's locks (see pool_impl.h). */
 void kmemi_kmem_fork(int phase);

@@ -30,6 +30,8 @@ struct kmem_pool_page {
 
 /* The library's page arena: quantum = page, imports from prim. */
 vmem_t *kmemi_page_arena(void);
+/* pool.c: its purge pass if one is due, or over everything; no-op if none. */
+void kmemi_page_arena_purge(bool all);
 
 /* pool_cache.c: pool_cache_init that returns NULL when out of memory. */
 pool_cache_t kmemi_cache_create(size_t size, unsigned int align,
