@@ -47,6 +47,16 @@ touch(void *p, size_t n)
 		((volatile char *)p)[i] = (char)i;
 }
 
+/* Allocate n bytes, touch every page, free: n dirty bytes in kva. */
+static void
+dirty_free(size_t n)
+{
+	void *p = kmem_alloc(n, KM_SLEEP);
+
+	touch(p, n);
+	kmem_free(p, n);
+}
+
 /* One large alloc+free: what makes the arena look at its clock. */
 static void
 nudge(void)
@@ -126,9 +136,7 @@ test_churn_does_not_defer_the_purge(void)
 
 	kmem_reap_all();
 	before = kva();
-	p = kmem_alloc(big, KM_SLEEP);
-	touch(p, big);
-	kmem_free(p, big);
+	dirty_free(big);
 	freed = kva();
 	for (i = 0; i < 6; i++) {
 		usleep(DELAY_MS * 1000 * 3 / 2);
@@ -150,13 +158,10 @@ test_reap_gives_back_at_once(void)
 {
 	struct kmem_vmem_stats before, freed, reaped;
 	size_t big = (size_t)NBLK * BLK;
-	void *p;
 
 	kmem_reap_all();
 	before = kva();
-	p = kmem_alloc(big, KM_SLEEP);
-	touch(p, big);
-	kmem_free(p, big);
+	dirty_free(big);
 	freed = kva();
 	kmem_reap();
 	reaped = kva();
