@@ -35,11 +35,10 @@
  *
  * 3. The gate.  kmemi_gate is non-zero until kmem is set up, while a
  *    debug item is on, and when the lock-free fast path cannot be used
- *    (no rseq: TSan, valgrind, other CPUs); the fast paths test it
- *    together with the size, so debugging off costs nothing beyond that
- *    one branch.  Closed, the
- *    slow paths set kmem up and hand debug calls to debug.c, which
- *    allocates through kmemi_raw_alloc/kmemi_raw_free.
+ *    (no rseq: TSan, valgrind, other CPUs).  The fast paths test it with
+ *    the flags and size, so debugging off costs nothing beyond that one
+ *    branch.  Closed, the slow paths set kmem up and hand debug calls to
+ *    debug.c, which allocates through kmemi_raw_alloc/kmemi_raw_free.
  *
  * 4. Large blocks.  A page map (two levels: a root of 2^15 leaves, each
  *    leaf one 32-bit word per page of a 4 GiB region, reserved lazily
@@ -52,19 +51,17 @@
  *    straight from kva's quantum cache of its page count
  *    (kmemi_vmem_qcache: the same cache vmem_alloc would use), with the
  *    same inlined restartable sequence as the cached sizes, and mark the
- *    page map; free does the compare-and-swap and the put.  Freed blocks go
- * straight back to kva, which keeps them dirty and reusable by any size for
- * purge_delay_ms before purging them and unmapping spans wholly free (vmem.c
- * section 7).
+ *    page map; free does the compare-and-swap and the put.  Larger freed
+ *    blocks go straight back to kva.
  *
- * 5. Memory goes back: pool pages idle for pool_idle_ms return to kva,
- *    magazines beyond the working set on kmem_reap (pool_cache.c); kva
- *    purges what has been free for purge_delay_ms..2x that, on its next
- *    free or kmem_reap(); kmem_reap_all() gives back everything unused.
- *    kmem_reap() purges every free page of kva at once.  With no
- *    allocator calls at all, nothing runs -- unless reap_thread_ms starts
- *    a thread that trims the caches and runs kva's purge passes when due
- *    (kmem_reaper).
+ * 5. Memory goes back: pool pages idle for pool_idle_ms return to kva;
+ *    kva keeps free ranges dirty and reusable for purge_delay_ms to twice
+ *    that, then purges them and unmaps spans wholly free, on its next
+ *    free (vmem.c section 7).  kmem_reap() trims the caches to their
+ *    working sets and purges every free page of kva at once;
+ *    kmem_reap_all() gives back everything unused.  With no allocator
+ *    call at all nothing runs, unless reap_thread_ms starts a thread that
+ *    trims the caches and runs kva's purge pass when due (kmem_reaper).
  *
  * 6. Locking.  The fast paths take no lock of ours (pool_cache's per-CPU
  *    layer); the large path takes kva's, inside vmem calls.  init_lock
