@@ -105,35 +105,31 @@ static const uint16_t kmem_class_table[] = {
     2560, 3072, 3584, 4096, 5120, 6144, 7168, 8192, /* ... */
     10240, 12288, 14336, 16384,			    /* KMEM_CACHE_MAX */
 };
-#define KMEM_NCLASS KMEM_ARRAY_SIZE(kmem_class_table)
+_Static_assert(KMEM_ARRAY_SIZE(kmem_class_table) == KMEM_NCLASS,
+    "KMEM_NCLASS (kmem_impl.h) counts the classes");
 
-#define KMEM_IDX_SHIFT	    3	  /* the size-to-class table: 8-byte steps */
 #define KMEM_LARGECACHE_MAX 1024u /* 63-object groups up to here */
 
-static uint8_t kmem_idx[(KMEM_CACHE_MAX >> KMEM_IDX_SHIFT) + 1];
+uint8_t kmemi_idx[(KMEM_CACHE_MAX >> KMEM_IDX_SHIFT) + 1];
 static pool_cache_t kmem_cache[KMEM_NCLASS];
 
 /*
- * What the inlined fast path needs of each class's cache: its CPU slots
- * and their count (pool_cache_impl.h).  kmem_rseq: the lock-free path may
- * be used (x86-64, rseq registered, not under TSan, magazines on).
+ * What the inlined fast paths need of each class's cache (kmem_impl.h).
+ * kmem_rseq: the lock-free path may be used (x86-64, rseq registered, not
+ * under TSan, magazines on).
  */
-static struct kmem_fast {
-	struct pc_cpu *kf_cpus;
-	unsigned int kf_ncpu;
-} kmem_fast[KMEM_NCLASS];
+struct kmem_fast kmemi_fast[KMEM_NCLASS];
 static bool kmem_rseq;
 
 /*
  * The same for the large sizes that kva's quantum caches serve (above
  * KMEM_CACHE_MAX, up to 16 pages), indexed by page count: a get from
- * that cache is what vmem_alloc would do.  kmem_large_fast_max: the
+ * that cache is what vmem_alloc would do.  kmemi_large_fast_max: the
  * largest size served so (0 until set up).
  */
-#define KMEM_QC_PAGES 16
-static struct kmem_fast kmem_large_fast[KMEM_QC_PAGES + 1];
-static size_t kmem_large_fast_max;
-static unsigned int kmem_pgshift;
+struct kmem_fast kmemi_large_fast[KMEM_QC_PAGES + 1];
+size_t kmemi_large_fast_max;
+unsigned int kmemi_pgshift;
 static size_t kmem_pagesz; /* the system page */
 
 /*
@@ -144,15 +140,101 @@ static size_t kmem_pagesz; /* the system page */
 static char kmem_cache_name[KMEM_NCLASS][16];
 
 unsigned int kmemi_gate = KMEM_GATE_INIT;
-/* A plain load on x86; atomic so that TSan sees the init handover. */
-#define GATE() __atomic_load_n(&kmemi_gate, __ATOMIC_RELAXED)
+#define GATE() KMEMI_GATE()
 /* The debug items among the gate's bits. */
 #define GATE_DEBUG() (GATE() & KMEM_GATE_DEBUG)
 
 static inline unsigned int
 kmem_class_of(size_t size)
 {
-	return kmem_idx[(size + 7) >> KMEM_IDX_SHIFT];
+	return kmemi_idx[(size + 7) >> KMEM_IDX_SHIFT];
+}
+
+/* malloc's class: as kmem's, but nothing below the 16-byte class. */
+static inline unsigned int
+kmem_mclass_of(size_t size)
+{
+	return kmem_class_of(size < 16 ? 16 : size);
+}
+
+/* ---- the page map (section 4) ---- */
+
+_Atomic(uint32_t *) kmemi_pm_root[1u << PM_ROOT_BITS];
+
+/*
+ * The word of address a's page, its leaf made if missing; NULL if a is
+ * beyond the map or there is no memory for the leaf.
+ */
+static _Atomic uint32_t *
+pm_word(uintptr_t a)
+{
+	uintptr_t pg = a >> kmemi_pgshift;
+	uintptr_t r = pg >> PM_LEAF_SHIFT;
+	uint32_t *leaf, *fresh = NULL;
+	size_t leafsz = sizeof(uint32_t) << PM_LEAF_SHIFT;
+
+	if (r >= (1u << PM_ROOT_BITS))
+		return NULL;
+	leaf = atomic_load_explicit(&kmemi_pm_root[r], memory_order_acquire);
+	if (leaf == NULL) {
+		void *m;
+
+		if (kmem_prim_alloc(leafsz, 0, &m) != 0)
+			return NULL;
+		fresh = m;
+		if (atomic_compare_exchange_strong_explicit(&kmemi_pm_root[r],
+			&leaf, fresh, memory_order_acq_rel,
+			memory_order_acquire))
+			leaf = fresh;
+		else
+			kmem_prim_release(fresh, leafsz);
+	}
+	return (_Atomic uint32_t *)&leaf[pg & ((1u << PM_LEAF_SHIFT) - 1)];
+}
+
+/* The word of address a's page, or NULL if no leaf covers it. */
+static inline _Atomic uint32_t *
+pm_word_get(uintptr_t a)
+{
+	return kmemi_pm_word_get(a);
+}
+
+/*
+ * A pool page of class c at p (npg system pages): every page's word says
+ * so; false (words cleared) if a leaf could not be made.
+ */
+static bool
+pm_mark_small(void *p, size_t npg, unsigned int c)
+{
+	_Atomic uint32_t *w;
+	size_t i;
+
+	for (i = 0; i < npg; i++) {
+		w = pm_word((uintptr_t)p + (i << kmemi_pgshift));
+		if (w == NULL) {
+			while (i-- > 0)
+				atomic_store_explicit(pm_word_get((uintptr_t)p +
+							  (i << kmemi_pgshift)),
+				    0, memory_order_relaxed);
+			return false;
+		}
+		atomic_store_explicit(
+		    w, PM_SMALL | c << 8 | (uint32_t)i, memory_order_relaxed);
+	}
+	return true;
+}
+
+/* A pool page goes back: its pages are nobody's. */
+static void
+pm_clear(void *p, size_t npg)
+{
+	_Atomic uint32_t *w;
+	size_t i;
+
+	for (i = 0; i < npg; i++)
+		if ((w = pm_word_get((uintptr_t)p + (i << kmemi_pgshift))) !=
+		    NULL)
+			atomic_store_explicit(w, 0, memory_order_relaxed);
 }
 
 /* ---- pool pages for the caches ---- */
@@ -171,17 +253,25 @@ static struct pool_allocator kmem_page_allocator[KMEM_PAGE_NSIZES] = {
     {kmem_page_alloc, kmem_page_free, 1u << 16, 0, 0},
 };
 
+/*
+ * A pool page of a class's cache: from kva, and marked in the page map
+ * with the class (pr_size is the class size) and each system page's index.
+ */
 static void *
 kmem_page_alloc(struct pool *pp, int flags)
 {
 	vm_flag_t vf = (flags & PR_WAITOK) ? VM_SLEEP : VM_NOSLEEP;
 	vmem_t *vm = kmemi_page_arena();
+	size_t sz = pp->pr_alloc->pa_pagesz;
 	vmem_addr_t a;
 
-	if (vm == NULL ||
-	    vmem_alloc(vm, pp->pr_alloc->pa_pagesz, vf | VM_INSTANTFIT, &a) !=
-		0)
+	if (vm == NULL || vmem_alloc(vm, sz, vf | VM_INSTANTFIT, &a) != 0)
 		return NULL;
+	if (kmem_unlikely(!pm_mark_small(
+		(void *)a, sz >> kmemi_pgshift, kmem_class_of(pp->pr_size)))) {
+		vmem_free(vm, a, sz);
+		return NULL;
+	}
 	return (void *)a;
 }
 
@@ -192,6 +282,7 @@ kmem_page_free(struct pool *pp, void *v)
 
 	if (kmem_unlikely(GATE_DEBUG() != 0))
 		kmemi_debug_forget(v, sz);
+	pm_clear(v, sz >> kmemi_pgshift);
 	vmem_free(kmemi_page_arena(), (vmem_addr_t)v, sz);
 }
 
@@ -234,10 +325,10 @@ kmem_tables_init(void)
 	unsigned int c = 0;
 	size_t i;
 
-	for (i = 0; i < KMEM_ARRAY_SIZE(kmem_idx); i++) {
+	for (i = 0; i < KMEM_ARRAY_SIZE(kmemi_idx); i++) {
 		while (kmem_class_table[c] < (i << KMEM_IDX_SHIFT))
 			c++;
-		kmem_idx[i] = (uint8_t)c;
+		kmemi_idx[i] = (uint8_t)c;
 	}
 }
 
@@ -270,14 +361,20 @@ kmem_caches_init(void)
 		 * objects (126 KiB) a CPU stay in the CPU layer.
 		 */
 		kmem_cache[i] = kmemi_cache_create(c, align, 0,
-		    PR_NOALIGN | (c <= KMEM_LARGECACHE_MAX ? PR_LARGECACHE : 0),
+		    PR_NOALIGN | KMEMI_PR_NOCOLOR |
+			(c <= KMEM_LARGECACHE_MAX ? PR_LARGECACHE : 0),
 		    kmem_cache_name[i],
 		    &kmem_page_allocator[kmem_page_choice(c)], IPL_VM, NULL,
 		    NULL, NULL);
 		if (kmem_cache[i] == NULL)
 			return false;
-		kmem_fast[i].kf_cpus = kmemi_cache_cpus(
-		    kmem_cache[i], &kmem_fast[i].kf_ncpu, &kmem_rseq);
+		kmemi_fast[i].kf_size = (uint32_t)c;
+		kmemi_fast[i].kf_recip =
+		    (uint32_t)(((uint64_t)1 << 32) / c + 1);
+		kmemi_fast[i].kf_nitems =
+		    ((struct pool *)(void *)kmem_cache[i])->pr_itemsperpage;
+		kmemi_fast[i].kf_cpus = kmemi_cache_cpus(
+		    kmem_cache[i], &kmemi_fast[i].kf_ncpu, &kmem_rseq);
 	}
 	kmem_large_fast_init();
 	return true;
@@ -296,11 +393,11 @@ kmem_large_fast_init(void)
 
 		if (pc == NULL)
 			break;
-		kmem_large_fast[npg].kf_cpus =
-		    kmemi_cache_cpus(pc, &kmem_large_fast[npg].kf_ncpu, &rseq);
+		kmemi_large_fast[npg].kf_cpus =
+		    kmemi_cache_cpus(pc, &kmemi_large_fast[npg].kf_ncpu, &rseq);
 		if (!rseq)
 			break;
-		kmem_large_fast_max = npg * kmem_pagesz;
+		kmemi_large_fast_max = npg * kmem_pagesz;
 	}
 }
 
@@ -327,16 +424,25 @@ kmem_reaper(void *arg)
 	return NULL;
 }
 
+/*
+ * The thread inside kmem_setup (0: none): what it calls (pthread_atfork,
+ * sysconf) may call malloc, which for the preloaded library is ours, and
+ * must not wait for init_lock (kmemi_setup_by_self).
+ */
+static _Atomic uintptr_t init_owner;
+
 /* Set up; false if there was no memory for it (NOSLEEP callers fail). */
 static bool
 kmem_setup(void)
 {
-	bool ok;
+	bool ok, reaper = false;
 
 	if (kmem_likely(
 		atomic_load_explicit(&kmem_ready, memory_order_acquire)))
 		return true;
 	kmem_mutex_enter(&init_lock);
+	atomic_store_explicit(
+	    &init_owner, (uintptr_t)pthread_self(), memory_order_relaxed);
 	ok = atomic_load_explicit(&kmem_ready, memory_order_relaxed);
 	if (!ok) {
 		kmem_options_init();
@@ -345,7 +451,7 @@ kmem_setup(void)
 		    kmem_pagesz < (1u << KMEM_PAGE_MIN_SHIFT))
 			kmem_panic("kmem_init: page size %zu not supported",
 			    kmem_pagesz);
-		kmem_pgshift = kmem_ilog2(kmem_pagesz);
+		kmemi_pgshift = kmem_ilog2(kmem_pagesz);
 		kmem_tables_init();
 		ok = kmemi_page_arena() != NULL && kmem_caches_init();
 		if (ok) {
@@ -357,16 +463,31 @@ kmem_setup(void)
 			__atomic_store_n(&kmemi_gate,
 			    dbg | (kmem_rseq ? 0 : KMEM_GATE_NORSEQ),
 			    __ATOMIC_RELEASE);
-			if (kmem_opts.reap_thread_ms != 0 &&
-			    kmem_prim_thread_start(kmem_reaper, NULL) != 0)
-				kmem_warn("KMEM_OPTIONS=reap_thread_ms=%llu: "
-					  "cannot start the thread",
-				    (unsigned long long)
-					kmem_opts.reap_thread_ms);
+			reaper = kmem_opts.reap_thread_ms != 0;
 		}
 	}
+	atomic_store_explicit(&init_owner, 0, memory_order_relaxed);
 	kmem_mutex_exit(&init_lock);
+	/* Not under init_lock: pthread_create allocates (the new TLS). */
+	if (reaper && kmem_prim_thread_start(kmem_reaper, NULL) != 0)
+		kmem_warn("KMEM_OPTIONS=reap_thread_ms=%llu: cannot start the "
+			  "thread",
+		    (unsigned long long)kmem_opts.reap_thread_ms);
 	return ok;
+}
+
+bool
+kmemi_setup(void)
+{
+	return kmem_setup();
+}
+
+bool
+kmemi_setup_by_self(void)
+{
+	return !atomic_load_explicit(&kmem_ready, memory_order_acquire) &&
+	    atomic_load_explicit(&init_owner, memory_order_relaxed) ==
+	    (uintptr_t)pthread_self();
 }
 
 /* The class tables (and names) without the rest: they need no memory. */
@@ -402,127 +523,178 @@ kmemi_gate_set(unsigned int bits)
 	    __ATOMIC_RELEASE);
 }
 
-/* ---- the page map of large blocks ---- */
-
-#define PM_LEAF_SHIFT 20 /* pages per leaf: 2^20 (4 GiB of 4 KiB pages) */
-#define PM_ROOT_BITS  15 /* leaves: 2^15, so 2^47 bytes of address space */
-#define PM_LIVE	      0x80000000u
-#define PM_FREED      0x40000000u
-#define PM_NPAGES     0x3fffffffu /* page count; 0: too big to record */
-
-static _Atomic(uint32_t *) pm_root[1u << PM_ROOT_BITS];
-
-/* The word of address a's page; NULL if out of range or no leaf (and
- * "create" is false, or memory ran out). */
-/* The word of address a's page if its leaf exists, else NULL (inlined). */
-static inline _Atomic uint32_t *
-pm_word_get(uintptr_t a)
-{
-	uintptr_t pg = a >> kmem_pgshift, r = pg >> PM_LEAF_SHIFT;
-	uint32_t *leaf;
-
-	if (kmem_unlikely(r >= (1u << PM_ROOT_BITS)))
-		return NULL;
-	leaf = atomic_load_explicit(&pm_root[r], memory_order_acquire);
-	if (kmem_unlikely(leaf == NULL))
-		return NULL;
-	return (_Atomic uint32_t *)&leaf[pg & ((1u << PM_LEAF_SHIFT) - 1)];
-}
-
-static _Atomic uint32_t *
-pm_word(uintptr_t a, bool create)
-{
-	uintptr_t pg = a / kmem_pagesz;
-	uintptr_t r = pg >> PM_LEAF_SHIFT;
-	uint32_t *leaf, *fresh = NULL;
-	size_t leafsz = sizeof(uint32_t) << PM_LEAF_SHIFT;
-
-	if (r >= (1u << PM_ROOT_BITS))
-		return NULL;
-	leaf = atomic_load_explicit(&pm_root[r], memory_order_acquire);
-	if (leaf == NULL) {
-		void *m;
-
-		if (!create || kmem_prim_alloc(leafsz, 0, &m) != 0)
-			return NULL;
-		fresh = m;
-		if (atomic_compare_exchange_strong_explicit(&pm_root[r], &leaf,
-			fresh, memory_order_acq_rel, memory_order_acquire))
-			leaf = fresh;
-		else
-			kmem_prim_release(fresh, leafsz);
-	}
-	return (_Atomic uint32_t *)&leaf[pg & ((1u << PM_LEAF_SHIFT) - 1)];
-}
-
 /* ---- large blocks ---- */
 
-static void *
-large_alloc(size_t size)
+/*
+ * "fn(p, size)" or, from free(3) and friends (size 0), "fn(p)": the call
+ * a report names.
+ */
+static const char *
+call_str(char *buf, size_t n, const char *fn, const void *p, size_t size)
 {
-	size_t rsize = kmem_align_up(size, kmem_pagesz), npg;
+	if (size != 0)
+		kmem_snprintf(buf, n, "%s(%p, %zu)", fn, p, size);
+	else
+		kmem_snprintf(buf, n, "%s(%p)", fn, p);
+	return buf;
+}
+
+/*
+ * A large block of "size" bytes, page-rounded, from kva: by vmem_alloc,
+ * or by vmem_xalloc when "align" is more than a page; its first page's
+ * word says live, how many pages, and how to free it.  NULL when there is
+ * no memory, or the size cannot be had or recorded ("recorded": malloc's
+ * blocks must be, their size is nowhere else).
+ */
+static void *
+large_alloc(size_t size, size_t align, bool recorded)
+{
+	vmem_t *vm = kmemi_page_arena();
+	uint32_t x = 0;
 	_Atomic uint32_t *w;
+	size_t rsize, npg;
 	vmem_addr_t a;
 
-	if (rsize < size) /* wrapped */
+	if (!kmem_align_up_ok(size, kmem_pagesz, &rsize) ||
+	    rsize >= KMEM_SIZE_LIMIT)
 		return NULL;
-	if (vmem_alloc(
-		kmemi_page_arena(), rsize, VM_NOSLEEP | VM_INSTANTFIT, &a) != 0)
+	npg = rsize >> kmemi_pgshift;
+	if (recorded && npg > PM_NPAGES)
 		return NULL;
-	w = pm_word((uintptr_t)a, true);
+	if (align <= kmem_pagesz) {
+		if (vmem_alloc(vm, rsize, VM_NOSLEEP | VM_INSTANTFIT, &a) != 0)
+			return NULL;
+	} else {
+		if (vmem_xalloc(vm, rsize, align, 0, 0, VMEM_ADDR_MIN,
+			VMEM_ADDR_MAX, VM_NOSLEEP | VM_INSTANTFIT, &a) != 0)
+			return NULL;
+		x = PM_XALLOC;
+	}
+	w = pm_word((uintptr_t)a);
 	if (kmem_unlikely(w == NULL)) {
-		vmem_free(kmemi_page_arena(), a, rsize);
+		if (x != 0)
+			vmem_xfree(vm, a, rsize);
+		else
+			vmem_free(vm, a, rsize);
 		return NULL;
 	}
-	npg = rsize / kmem_pagesz;
 	atomic_store_explicit(w,
-	    PM_LIVE | (npg <= PM_NPAGES ? (uint32_t)npg : 0),
+	    PM_LIVE | x | (npg <= PM_NPAGES ? (uint32_t)npg : 0),
 	    memory_order_relaxed);
 	return (void *)a;
 }
 
+/*
+ * Free the large block at p: its word goes from live to freed by one
+ * compare-and-swap, so of two frees only one succeeds.  "size" is what
+ * kmem_free was given (its page count must be the block's); 0 from
+ * free(3), which frees what the page map recorded.
+ */
 static void
 large_free(const char *fn, void *p, size_t size)
 {
-	size_t rsize = kmem_align_up(size, kmem_pagesz);
+	size_t rsize = kmem_align_up(size, kmem_pagesz), bytes;
 	_Atomic uint32_t *w = NULL;
 	uint32_t old, npg;
+	char call[80];
 
 	if (((uintptr_t)p & (kmem_pagesz - 1)) == 0)
-		w = pm_word((uintptr_t)p, false);
+		w = pm_word_get((uintptr_t)p);
 	old = w != NULL ? atomic_load_explicit(w, memory_order_relaxed) : 0;
-	npg = rsize >= size && rsize / kmem_pagesz <= PM_NPAGES
-	    ? (uint32_t)(rsize / kmem_pagesz)
-	    : 0;
+	npg = old & PM_NPAGES;
 	if (kmem_unlikely(!(old & PM_LIVE) ||
 		!atomic_compare_exchange_strong_explicit(w, &old,
-		    PM_FREED | (old & PM_NPAGES), memory_order_relaxed,
+		    (old & ~PM_LIVE) | PM_FREED, memory_order_relaxed,
 		    memory_order_relaxed))) {
+		call_str(call, sizeof call, fn, p, size);
 		if (old & PM_FREED)
-			kmem_panic("%s(%p, %zu): double free (large block of "
-				   "%zu bytes, arena kva)",
-			    fn, p, size,
-			    (size_t)(old & PM_NPAGES) * kmem_pagesz);
-		kmem_panic("%s(%p, %zu): not the start of a live large block "
-			   "(arena kva)",
-		    fn, p, size);
+			kmem_panic("%s: double free (large block of %zu bytes, "
+				   "arena kva)",
+			    call, (size_t)(old & PM_NPAGES) * kmem_pagesz);
+		kmem_panic("%s: not the start of a live large block (arena "
+			   "kva)",
+		    call);
 	}
-	if (kmem_unlikely((old & PM_NPAGES) != npg || rsize < size))
-		kmem_panic("%s(%p, %zu) != allocated size %zu (large block, "
-			   "page-rounded)",
-		    fn, p, size, (size_t)(old & PM_NPAGES) * kmem_pagesz);
-	vmem_free(kmemi_page_arena(), (vmem_addr_t)p, rsize);
+	if (size != 0) {
+		if (kmem_unlikely(rsize < size ||
+			npg !=
+			    (rsize / kmem_pagesz <= PM_NPAGES
+				    ? (uint32_t)(rsize / kmem_pagesz)
+				    : 0)))
+			kmem_panic("%s(%p, %zu) != allocated size %zu (large "
+				   "block, page-rounded)",
+			    fn, p, size, (size_t)npg * kmem_pagesz);
+		bytes = rsize;
+	} else {
+		KMEM_VERIFY(npg != 0); /* malloc's blocks are recorded */
+		bytes = (size_t)npg << kmemi_pgshift;
+	}
+	if (old & PM_XALLOC)
+		vmem_xfree(kmemi_page_arena(), (vmem_addr_t)p, bytes);
+	else
+		vmem_free(kmemi_page_arena(), (vmem_addr_t)p, bytes);
 }
 
-/* ---- the raw allocator (what debug.c builds on) ---- */
+/*
+ * A large block of npg pages from kva's quantum cache, the fast way: mark
+ * it live in the page map.  Out of line: the page map has no leaf there
+ * yet; NULL (block given back) if there is no memory for one.
+ */
+KMEM_NOINLINE void *
+kmemi_large_fast_mark(void *p, size_t npg)
+{
+	_Atomic uint32_t *w = pm_word((uintptr_t)p);
+
+	if (w == NULL) {
+		vmem_free(
+		    kmemi_page_arena(), (vmem_addr_t)p, npg << kmemi_pgshift);
+		return NULL;
+	}
+	atomic_store_explicit(w, PM_LIVE | (uint32_t)npg, memory_order_relaxed);
+	return p;
+}
+
+/* A large block whose page-map word says freed: back to kva by vmem. */
+KMEM_NOINLINE void
+kmemi_large_fast_unput(void *p, size_t npg)
+{
+	vmem_free(kmemi_page_arena(), (vmem_addr_t)p, npg << kmemi_pgshift);
+}
+
+/* ---- the raw allocator (what debug.c and malloc build on) ---- */
+
+/*
+ * The class to serve "size" bytes aligned to "align" (at most a page),
+ * from malloc's first class for the size up: the first whose size is a
+ * multiple of align.  Its objects then are aligned, as pool pages are
+ * page-aligned and carry no colour.  -1: none (the large path).
+ */
+static int
+kmem_aligned_class(size_t size, size_t align)
+{
+	unsigned int c;
+
+	if (size > KMEM_CACHE_MAX || align > kmem_pagesz)
+		return -1;
+	for (c = kmem_mclass_of(size); c < KMEM_NCLASS; c++)
+		if ((kmem_class_table[c] & (align - 1)) == 0)
+			return (int)c;
+	return -1;
+}
 
 static void *
-raw_alloc_once(size_t size)
+raw_alloc_once(size_t size, size_t align, bool recorded)
 {
-	if (size <= KMEM_CACHE_MAX)
+	int c;
+
+	if (align <= 16 && size <= KMEM_CACHE_MAX)
 		return pool_cache_get_paddr(
-		    kmem_cache[kmem_class_of(size)], PR_NOWAIT, NULL);
-	return large_alloc(size);
+		    kmem_cache[recorded ? kmem_mclass_of(size)
+					: kmem_class_of(size)],
+		    PR_NOWAIT, NULL);
+	if ((c = kmem_aligned_class(size, align)) >= 0)
+		return pool_cache_get_paddr(kmem_cache[c], PR_NOWAIT, NULL);
+	return large_alloc(size, align, recorded);
 }
 
 /*
@@ -553,11 +725,11 @@ kmemi_raw_alloc(const char *fn, size_t size, km_flag_t flags)
 	uint64_t start = 0;
 	void *p;
 
-	if (kmem_likely((p = raw_alloc_once(size)) != NULL))
+	if (kmem_likely((p = raw_alloc_once(size, 0, false)) != NULL))
 		return p;
 	if (flags & KM_NOSLEEP)
 		return NULL;
-	while ((p = raw_alloc_once(size)) == NULL)
+	while ((p = raw_alloc_once(size, 0, false)) == NULL)
 		kmem_oom_wait(fn, size, &start);
 	return p;
 }
@@ -570,6 +742,85 @@ kmemi_raw_free(const char *fn, void *p, size_t size)
 		    kmem_cache[kmem_class_of(size)], p, POOL_PADDR_INVALID);
 	else
 		large_free(fn, p, size);
+}
+
+void *
+kmemi_malloc_raw(size_t size, size_t align)
+{
+	void *p;
+
+	if (kmem_unlikely(!kmem_setup()))
+		return NULL;
+	if (kmem_likely((p = raw_alloc_once(size, align, true)) != NULL))
+		return p;
+	/* What the caches hold may be what the system would not give. */
+	kmem_reap_all();
+	return raw_alloc_once(size, align, true);
+}
+
+/*
+ * What the page map says p is, for free(3) and malloc_usable_size(3):
+ * the class of a cache object (p checked to start one), or -1 for the
+ * start of a live large block; anything else is reported.
+ */
+static int
+kmem_lookup(const char *fn, const void *p, uint32_t *wordp)
+{
+	uintptr_t a = (uintptr_t)p;
+	_Atomic uint32_t *wp = pm_word_get(a);
+	uint32_t w =
+	    wp != NULL ? atomic_load_explicit(wp, memory_order_relaxed) : 0;
+
+	*wordp = w;
+	if (w & PM_SMALL) {
+		const struct kmem_fast *kf = &kmemi_fast[PM_CLASS(w)];
+		uintptr_t base = (a & ~(uintptr_t)(kmem_pagesz - 1)) -
+		    ((uintptr_t)PM_PGIDX(w) << kmemi_pgshift);
+		size_t off = a - base;
+
+		if (kmem_likely(kmemi_small_valid(a, w, kf)))
+			return (int)PM_CLASS(w);
+		if (off / kf->kf_size >= kf->kf_nitems)
+			kmem_panic(
+			    "%s(%p): pointer not allocated by kmem (past "
+			    "the last object of a page of cache %s)",
+			    fn, p, kmem_cache_name[PM_CLASS(w)]);
+		kmem_panic("%s(%p): interior pointer, %zu bytes into object "
+			   "%p of cache %s",
+		    fn, p, off % kf->kf_size,
+		    (void *)(base + off / kf->kf_size * kf->kf_size),
+		    kmem_cache_name[PM_CLASS(w)]);
+	}
+	if ((w & PM_LIVE) && (a & (kmem_pagesz - 1)) == 0)
+		return -1;
+	if ((w & PM_FREED) && (a & (kmem_pagesz - 1)) == 0)
+		kmem_panic("%s(%p): double free (large block of %zu bytes, "
+			   "arena kva)",
+		    fn, p, (size_t)(w & PM_NPAGES) * kmem_pagesz);
+	kmem_panic("%s(%p): pointer not allocated by kmem", fn, p);
+}
+
+void
+kmemi_free_unsized(const char *fn, void *p)
+{
+	uint32_t w;
+	int c = kmem_lookup(fn, p, &w);
+
+	if (c >= 0)
+		pool_cache_put_paddr(kmem_cache[c], p, POOL_PADDR_INVALID);
+	else
+		large_free(fn, p, 0);
+}
+
+size_t
+kmemi_usable_unsized(const char *fn, const void *p)
+{
+	uint32_t w;
+	int c = kmem_lookup(fn, p, &w);
+
+	if (c >= 0)
+		return kmem_class_table[c];
+	return (size_t)(w & PM_NPAGES) << kmemi_pgshift;
 }
 
 const char *
@@ -638,81 +889,18 @@ kmem_alloc_slow(const char *fn, size_t size, km_flag_t flags)
 }
 
 /*
- * The fast path: a cached size, valid flags, gate open, and this CPU's
- * current group has an object -- one inlined restartable sequence, and
- * no call.  Everything else (and every build without rseq) takes the
- * slow path, by a tail call.
- */
-/*
- * A large block of npg pages from kva's quantum cache, the fast way: mark
- * it live in the page map.  Out of line: the page map has no leaf there
- * yet; NULL (block given back) if there is no memory for one.
- */
-static KMEM_NOINLINE void *
-large_fast_mark(void *p, size_t npg)
-{
-	_Atomic uint32_t *w = pm_word((uintptr_t)p, true);
-
-	if (w == NULL) {
-		vmem_free(
-		    kmemi_page_arena(), (vmem_addr_t)p, npg << kmem_pgshift);
-		return NULL;
-	}
-	atomic_store_explicit(w, PM_LIVE | (uint32_t)npg, memory_order_relaxed);
-	return p;
-}
-
-/* A large block whose page-map word says freed: back to kva by vmem. */
-static KMEM_NOINLINE void
-large_fast_unput(void *p, size_t npg)
-{
-	vmem_free(kmemi_page_arena(), (vmem_addr_t)p, npg << kmem_pgshift);
-}
-
-/*
- * The fast path: valid flags, gate open, and this CPU's current group of
- * the size's cache has an object -- one inlined restartable sequence,
- * no call.  Cached sizes use their class's cache; large sizes up to 16
- * pages kva's quantum cache of their page count, plus the page map.
- * Everything else (and every build without rseq) takes the slow path by
+ * The fast path (kmemi_alloc_fast, kmem_impl.h) when the flags are valid;
+ * everything else (and every build without rseq) takes the slow path, by
  * a tail call.
  */
 static inline void *
 kmem_alloc_common(const char *fn, size_t size, km_flag_t flags)
 {
-#ifdef PC_RSEQ
-	if (kmem_likely(flags - 1 <= 1 && GATE() == 0)) {
-		paddr_t pa; /* kmem's caches have none: unused */
-		void *p;
+	void *p;
 
-		if (kmem_likely(size - 1 < KMEM_CACHE_MAX)) {
-			unsigned int c = kmem_class_of(size);
-
-			if (kmem_likely(pc_rseq_get(kmem_fast[c].kf_cpus,
-				kmem_fast[c].kf_ncpu, &p, &pa)))
-				return p;
-		} else if (size - 1 < kmem_large_fast_max) {
-			size_t npg = (size + kmem_pagesz - 1) >> kmem_pgshift;
-			_Atomic uint32_t *w;
-
-			if (kmem_likely(
-				pc_rseq_get(kmem_large_fast[npg].kf_cpus,
-				    kmem_large_fast[npg].kf_ncpu, &p, &pa))) {
-				w = pm_word_get((uintptr_t)p);
-				/* No leaf, no memory for one: the slow path. */
-				if (kmem_unlikely(w == NULL))
-					return (p = large_fast_mark(p, npg)) !=
-						NULL
-					    ? p
-					    : kmem_alloc_slow(fn, size, flags);
-				atomic_store_explicit(w,
-				    PM_LIVE | (uint32_t)npg,
-				    memory_order_relaxed);
-				return p;
-			}
-		}
-	}
-#endif
+	if (kmem_likely(flags - 1 <= 1) &&
+	    kmem_likely((p = kmemi_alloc_fast(size, false)) != NULL))
+		return p;
 	return kmem_alloc_slow(fn, size, flags);
 }
 
@@ -791,15 +979,16 @@ kmem_free_common(const char *fn, void *p, size_t size)
 #ifdef PC_RSEQ
 	if (kmem_likely(p != NULL && GATE() == 0)) {
 		if (kmem_likely(size - 1 < KMEM_CACHE_MAX)) {
-			unsigned int c = kmem_class_of(size);
+			const struct kmem_fast *kf =
+			    &kmemi_fast[kmem_class_of(size)];
 
-			if (kmem_likely(pc_rseq_put(kmem_fast[c].kf_cpus,
-				kmem_fast[c].kf_ncpu, p, POOL_PADDR_INVALID)))
+			if (kmem_likely(pc_rseq_put(kf->kf_cpus, kf->kf_ncpu, p,
+				POOL_PADDR_INVALID)))
 				return;
-		} else if (size - 1 < kmem_large_fast_max &&
+		} else if (size - 1 < kmemi_large_fast_max &&
 		    ((uintptr_t)p & (kmem_pagesz - 1)) == 0) {
 			/* The checks of large_free, when all is well. */
-			size_t npg = (size + kmem_pagesz - 1) >> kmem_pgshift;
+			size_t npg = (size + kmem_pagesz - 1) >> kmemi_pgshift;
 			_Atomic uint32_t *w = pm_word_get((uintptr_t)p);
 			uint32_t live = PM_LIVE | (uint32_t)npg;
 
@@ -808,10 +997,10 @@ kmem_free_common(const char *fn, void *p, size_t size)
 				w, &live, PM_FREED | (uint32_t)npg,
 				memory_order_relaxed, memory_order_relaxed))) {
 				if (kmem_unlikely(!pc_rseq_put(
-					kmem_large_fast[npg].kf_cpus,
-					kmem_large_fast[npg].kf_ncpu, p,
+					kmemi_large_fast[npg].kf_cpus,
+					kmemi_large_fast[npg].kf_ncpu, p,
 					POOL_PADDR_INVALID)))
-					large_fast_unput(p, npg);
+					kmemi_large_fast_unput(p, npg);
 				return;
 			}
 		}

@@ -31,7 +31,8 @@
  *      lookup, an unaligned (PR_NOALIGN) one in the block of the address or
  *      the block before.  The hash doubles when pages exceed 2 per bucket.
  *    - Colouring: the slack left after the items is spread as different
- *      starting offsets (multiples of the alignment) on successive pages.
+ *      starting offsets (multiples of the alignment) on successive pages
+ *      (not with kmem's KMEMI_PR_NOCOLOR: first item at the page start).
  *    - Page lists are circular, doubly linked; the empty list is kept in
  *      order of emptying (oldest at the tail), so idle pages are found at
  *      the tail in constant time.
@@ -537,7 +538,7 @@ pool_init(struct pool *pp, size_t size, unsigned int align,
 {
 	size_t pagesz, avail, hdr_on, ipp_on, ipp_off, slack;
 	unsigned int ipp, bmwords;
-	bool onpage;
+	bool onpage, nocolor;
 
 	(void)ipl;
 	kmem_options_init();
@@ -553,6 +554,8 @@ pool_init(struct pool *pp, size_t size, unsigned int align,
 		    wchan, size, align, align_offset);
 	if (flags & PR_PSERIALIZE)
 		flags |= PR_NOTOUCH;
+	nocolor = (flags & KMEMI_PR_NOCOLOR) != 0;
+	flags &= ~KMEMI_PR_NOCOLOR;
 	kmem_mutex_enter(&pool_list_lock);
 	if (palloc == NULL)
 		palloc = pool_default_allocator(
@@ -613,7 +616,7 @@ pool_init(struct pool *pp, size_t size, unsigned int align,
 	pp->pr_itemoffset = onpage ? hdr_on : 0;
 	avail = pagesz - pp->pr_itemoffset;
 	slack = avail - (size_t)ipp * pp->pr_size;
-	pp->pr_maxcolor = kmem_align_down(slack, align);
+	pp->pr_maxcolor = nocolor ? 0 : kmem_align_down(slack, align);
 	if (!onpage)
 		pp->pr_roflags |= PR_ROF_OFFPAGE;
 	if (!onpage || (flags & PR_NOALIGN))

@@ -12,6 +12,9 @@
 #include <kmem/kmem.h>
 #include <kmem/pool.h>
 
+#include "internal/internal.h"
+#include "internal/pool_cache_impl.h"
+
 /*
  * The gate every kmem_alloc/kmem_free fast path tests, one predictable
  * branch: non-zero before kmem is set up (KMEM_GATE_INIT), while any
@@ -22,6 +25,207 @@
 #define KMEM_GATE_NORSEQ 0x200u /* no lock-free fast path: slow path */
 #define KMEM_GATE_DEBUG	 0xffu	/* the KMEM_DEBUG_* items */
 extern unsigned int kmemi_gate;
+/* A plain load on x86; atomic so that TSan sees the init handover. */
+#define KMEMI_GATE() __atomic_load_n(&kmemi_gate, __ATOMIC_RELAXED)
+
+/* ---- the fast paths' data (kmem.c), inlined by kmem.c and malloc.c ---- */
+
+#define KMEM_NCLASS    37 /* size classes (kmem.c section 2) */
+#define KMEM_IDX_SHIFT 3  /* the size-to-class table: 8-byte steps */
+#define KMEM_QC_PAGES  16 /* kva's quantum caches: up to 16 pages */
+
+/*
+ * One cache the fast paths use without a call: its CPU slots and their
+ * count (pool_cache_impl.h); for a class, also what free(p) needs to
+ * check that p starts an object (section 4 of kmem.c): the object size,
+ * ceil(2^32 / size) (an offset below 2^16 divided by one multiply) and
+ * the objects on a pool page.
+ */
+struct kmem_fast {
+	struct pc_cpu *kf_cpus;
+	unsigned int kf_ncpu;
+	uint32_t kf_size;
+	uint32_t kf_recip;
+	uint32_t kf_nitems;
+};
+
+/* Size (in 8-byte steps) -> class; classes; large sizes by page count. */
+extern uint8_t kmemi_idx[(KMEM_CACHE_MAX >> KMEM_IDX_SHIFT) + 1];
+extern struct kmem_fast kmemi_fast[KMEM_NCLASS];
+extern struct kmem_fast kmemi_large_fast[KMEM_QC_PAGES + 1];
+extern size_t kmemi_large_fast_max; /* largest size served so; 0: none */
+extern unsigned int kmemi_pgshift;  /* log2 of the system page */
+
+/*
+ * The page map (kmem.c section 4): one 32-bit word per system page of the
+ * 2^47-byte user address space, in leaves of 2^20 words (4 GiB of 4 KiB
+ * pages) made on first use.  A word says what kmem has at that page:
+ *   0                          nothing (kmem never handed it out)
+ *   PM_SMALL | class << 8 | i  page i of a pool page of a size class
+ *   PM_LIVE | npages           first page of a live large block
+ *   PM_FREED | npages          ... of a freed one (a second free is told)
+ *   | PM_XALLOC                the block came from vmem_xalloc (aligned)
+ * npages is 0 for blocks too large to record (2^28 pages and more).
+ */
+#define PM_LEAF_SHIFT 20
+#define PM_ROOT_BITS  15
+#define PM_LIVE	      0x80000000u
+#define PM_FREED      0x40000000u
+#define PM_XALLOC     0x20000000u
+#define PM_SMALL      0x10000000u
+#define PM_NPAGES     0x0fffffffu
+#define PM_CLASS(w)   (((w) >> 8) & 0xffu)
+#define PM_PGIDX(w)   ((w)&0xffu)
+extern _Atomic(uint32_t *) kmemi_pm_root[1u << PM_ROOT_BITS];
+
+/* The word of address a's page if its leaf exists, else NULL. */
+static inline _Atomic uint32_t *
+kmemi_pm_word_get(uintptr_t a)
+{
+	uintptr_t pg = a >> kmemi_pgshift, r = pg >> PM_LEAF_SHIFT;
+	uint32_t *leaf;
+
+	if (kmem_unlikely(r >= (1u << PM_ROOT_BITS)))
+		return NULL;
+	leaf = __atomic_load_n(&kmemi_pm_root[r], __ATOMIC_ACQUIRE);
+	if (kmem_unlikely(leaf == NULL))
+		return NULL;
+	return (_Atomic uint32_t *)&leaf[pg & ((1u << PM_LEAF_SHIFT) - 1)];
+}
+
+/* True if a is the start of an object of the pool page word w describes. */
+static inline bool
+kmemi_small_valid(uintptr_t a, uint32_t w, const struct kmem_fast *kf)
+{
+	uintptr_t base = (a >> kmemi_pgshift << kmemi_pgshift) -
+	    ((uintptr_t)PM_PGIDX(w) << kmemi_pgshift);
+	uint32_t off = (uint32_t)(a - base);
+	uint32_t q = (uint32_t)(((uint64_t)off * kf->kf_recip) >> 32);
+
+	return q * kf->kf_size == off && q < kf->kf_nitems;
+}
+
+/* Out of line (kmem.c): a fast large block whose page has no leaf yet. */
+void *kmemi_large_fast_mark(void *p, size_t npg);
+/* Out of line (kmem.c): a fast large free whose quantum cache was full. */
+void kmemi_large_fast_unput(void *p, size_t npg);
+
+/*
+ * The allocation fast path: the gate open and this CPU's current group
+ * of the cache has an object -- one inlined restartable sequence, no
+ * call.  Sizes 1..KMEM_CACHE_MAX from their class (with "min16", sizes
+ * below 16 from the 16-byte class: malloc's alignment), larger ones up
+ * to kmemi_large_fast_max from kva's quantum cache of their page count,
+ * marked live in the page map.  NULL: take the slow path.
+ */
+static inline void *
+kmemi_alloc_fast(size_t size, bool min16)
+{
+#ifdef PC_RSEQ
+	paddr_t pa; /* kmem's caches have none: unused */
+	void *p;
+
+	if (kmem_unlikely(KMEMI_GATE() != 0))
+		return NULL;
+	if (kmem_likely(size - 1 < KMEM_CACHE_MAX)) {
+		size_t i = (size + 7) >> KMEM_IDX_SHIFT;
+		const struct kmem_fast *kf;
+
+		if (min16 && i < 2)
+			i = 2;
+		kf = &kmemi_fast[kmemi_idx[i]];
+		if (kmem_likely(pc_rseq_get(kf->kf_cpus, kf->kf_ncpu, &p, &pa)))
+			return p;
+	} else if (size - 1 < kmemi_large_fast_max) {
+		size_t npg =
+		    (size + ((size_t)1 << kmemi_pgshift) - 1) >> kmemi_pgshift;
+		const struct kmem_fast *kf = &kmemi_large_fast[npg];
+		_Atomic uint32_t *w;
+
+		if (kmem_likely(
+			pc_rseq_get(kf->kf_cpus, kf->kf_ncpu, &p, &pa))) {
+			w = kmemi_pm_word_get((uintptr_t)p);
+			if (kmem_unlikely(w == NULL))
+				return kmemi_large_fast_mark(p, npg);
+			__atomic_store_n(
+			    w, PM_LIVE | (uint32_t)npg, __ATOMIC_RELAXED);
+			return p;
+		}
+	}
+#else
+	(void)size;
+	(void)min16;
+#endif
+	return NULL;
+}
+
+/*
+ * The free fast path without a size (free(3)): the page map says what p
+ * is.  A cache object goes back to this CPU's current group, a large
+ * block of up to 16 pages (freed with a compare-and-swap of its word, so
+ * that a double free is caught) to kva's quantum cache.  False: take the
+ * slow path, which also reports what is wrong with p.
+ */
+static inline bool
+kmemi_free_fast(void *p)
+{
+#ifdef PC_RSEQ
+	uintptr_t a = (uintptr_t)p;
+	_Atomic uint32_t *wp;
+	uint32_t w, npg;
+
+	if (kmem_unlikely(KMEMI_GATE() != 0) ||
+	    kmem_unlikely((wp = kmemi_pm_word_get(a)) == NULL))
+		return false;
+	w = __atomic_load_n(wp, __ATOMIC_RELAXED);
+	if (kmem_likely(w & PM_SMALL)) {
+		const struct kmem_fast *kf = &kmemi_fast[PM_CLASS(w)];
+
+		return kmem_likely(kmemi_small_valid(a, w, kf)) &&
+		    kmem_likely(pc_rseq_put(
+			kf->kf_cpus, kf->kf_ncpu, p, POOL_PADDR_INVALID));
+	}
+	npg = w & PM_NPAGES;
+	if ((w & ~PM_NPAGES) == PM_LIVE &&
+	    ((size_t)npg << kmemi_pgshift) - 1 < kmemi_large_fast_max &&
+	    (a & (((uintptr_t)1 << kmemi_pgshift) - 1)) == 0 &&
+	    kmemi_large_fast[npg].kf_cpus != NULL &&
+	    __atomic_compare_exchange_n(wp, &w, PM_FREED | npg, false,
+		__ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+		const struct kmem_fast *kf = &kmemi_large_fast[npg];
+
+		if (kmem_unlikely(!pc_rseq_put(
+			kf->kf_cpus, kf->kf_ncpu, p, POOL_PADDR_INVALID)))
+			kmemi_large_fast_unput(p, npg);
+		return true;
+	}
+#else
+	(void)p;
+#endif
+	return false;
+}
+
+/*
+ * The slow paths without a size (kmem.c), for malloc.c: free p, or say
+ * how many bytes it owns, as the page map tells; anything it does not
+ * know aborts with a report naming "fn" and p.  Not for debug mode.
+ */
+void kmemi_free_unsized(const char *fn, void *p);
+size_t kmemi_usable_unsized(const char *fn, const void *p);
+/*
+ * malloc's allocator under the fast path (kmem.c): "size" bytes (1 and
+ * up; below 16 from the 16-byte class) aligned to "align" (a power of
+ * two; 16 or less is the natural alignment), without waiting; NULL when
+ * there is no memory (after reaping the caches once) or the size cannot
+ * be recorded.  Sets kmem up if needed.  Not for debug mode.
+ */
+void *kmemi_malloc_raw(size_t size, size_t align);
+/* The bytes an allocation of (size, align) by kmemi_malloc_raw owns. */
+size_t kmemi_malloc_usable(size_t size, size_t align);
+/* True if kmem is set up; sets it up (false if out of memory). */
+bool kmemi_setup(void);
+/* True if this thread is setting kmem up (its allocations recurse). */
+bool kmemi_setup_by_self(void);
 
 /* ---- kmem.c, for debug.c: the allocator under the debug layer ---- */
 

@@ -28,6 +28,15 @@ struct kmem_pool_page {
 	uint64_t ph_bitmap[];	  /* bit set: item free */
 };
 
+/*
+ * pool_init flag of kmem's own (not NetBSD's, not shown in vmstat -m):
+ * no colouring, so that every page's first item is at the page start.
+ * kmem's size-class caches use it: free(p) finds p's item from the page
+ * alone (kmem.c section 4), and power-of-two classes are aligned to their
+ * size (memalign).
+ */
+#define KMEMI_PR_NOCOLOR 0x40000000
+
 /* The library's page arena: quantum = page, imports from prim. */
 vmem_t *kmemi_page_arena(void);
 /* pool.c: its purge pass if one is due, or over everything; no-op if none. */
