@@ -87,6 +87,7 @@ struct dbg_rec {
 	size_t r_size;	/* requested */
 	size_t r_raw;	/* asked of the allocator underneath; 0: guard */
 	size_t r_owned; /* bytes from r_addr the object owns */
+	size_t r_align; /* guard slots: the alignment asked for (0: none) */
 	unsigned int r_state;
 };
 
@@ -373,6 +374,18 @@ kmemi_debug_forget(const void *page, size_t size)
 
 /* ---- reports ---- */
 
+/* "fn(p, size)", or "fn(p)" from free(3) and friends (unsized). */
+static const char *
+dbg_call(
+    char *buf, size_t n, const char *fn, const void *p, size_t size, bool sized)
+{
+	if (sized)
+		kmem_snprintf(buf, n, "%s(%p, %zu)", fn, p, size);
+	else
+		kmem_snprintf(buf, n, "%s(%p)", fn, p);
+	return buf;
+}
+
 static const char *
 dbg_name(const struct dbg_rec *r)
 {
@@ -381,10 +394,13 @@ dbg_name(const struct dbg_rec *r)
 
 /* No record for p: say what p is, and abort. */
 static _Noreturn void
-dbg_foreign(const char *fn, void *p, size_t size)
+dbg_foreign(const char *fn, void *p, size_t size, bool sized)
 {
 	unsigned int i, n = kmemi_nclasses();
+	char call[96];
 	uintptr_t a;
+
+	dbg_call(call, sizeof call, fn, p, size, sized);
 
 	for (i = 0; i < n; i++) {
 		pool_cache_t pc = kmemi_class_cache(i);
@@ -398,10 +414,10 @@ dbg_foreign(const char *fn, void *p, size_t size)
 		if (item != p) {
 			const struct dbg_rec *r = dbg_find((uintptr_t)item);
 
-			kmem_panic("%s(%p, %zu): interior pointer, %zu bytes "
-				   "into object %p of cache %s%s",
-			    fn, p, size, (size_t)((char *)p - (char *)item),
-			    item, pp->pr_wchan,
+			kmem_panic("%s: interior pointer, %zu bytes into "
+				   "object %p of cache %s%s",
+			    call, (size_t)((char *)p - (char *)item), item,
+			    pp->pr_wchan,
 			    r != NULL && r->r_state == REC_LIVE ? ""
 								: " (freed)");
 		}
@@ -411,9 +427,9 @@ dbg_foreign(const char *fn, void *p, size_t size)
 		 * the pool or in a cache group.
 		 */
 		(void)out;
-		kmem_panic("%s(%p, %zu): pointer not allocated by kmem (a "
-			   "free object of cache %s)",
-		    fn, p, size, pp->pr_wchan);
+		kmem_panic("%s: pointer not allocated by kmem (a free object "
+			   "of cache %s)",
+		    call, pp->pr_wchan);
 	}
 	/* Inside a record's object (guard slots, large blocks)? */
 	for (a = (uintptr_t)p & ~(uintptr_t)7, i = 0; a > 0 && i < 8192;
@@ -423,14 +439,14 @@ dbg_foreign(const char *fn, void *p, size_t size)
 		if (r == NULL || r->r_state == REC_DEAD)
 			continue;
 		if ((uintptr_t)p - a < r->r_owned)
-			kmem_panic("%s(%p, %zu): interior pointer, %zu bytes "
-				   "into object %p of cache %s%s",
-			    fn, p, size, (size_t)((uintptr_t)p - a), (void *)a,
+			kmem_panic("%s: interior pointer, %zu bytes into "
+				   "object %p of cache %s%s",
+			    call, (size_t)((uintptr_t)p - a), (void *)a,
 			    dbg_name(r),
 			    r->r_state == REC_LIVE ? "" : " (freed)");
 		break;
 	}
-	kmem_panic("%s(%p, %zu): pointer not allocated by kmem", fn, p, size);
+	kmem_panic("%s: pointer not allocated by kmem", call);
 }
 
 /* ---- guard slots ---- */
@@ -445,35 +461,61 @@ dbg_align(size_t size)
 	return size < 16 ? 8 : 16;
 }
 
-/* The slot of a guarded object: its first page and data pages' length. */
+/*
+ * The slot of a guarded object at p owning "owned" bytes, asked aligned to
+ * "align" (0: its natural alignment): its first data page, the data
+ * pages' length, and the whole reservation (the lower guard is a page, or
+ * "align" bytes when that is more, so that the object can start a page).
+ */
 static void
-dbg_guard_geom(uintptr_t p, size_t size, uintptr_t *basep, size_t *datap)
+dbg_guard_geom(uintptr_t p, size_t owned, size_t align, uintptr_t *basep,
+    size_t *datap, uintptr_t *resvp, size_t *lenp)
 {
 	size_t ps = kmem_prim_page_size();
-	size_t asz = kmem_align_up(size, dbg_align(size));
+	size_t lower = align > ps ? align : ps;
 
-	*datap = kmem_align_up(asz, ps);
-	*basep = p + asz - *datap;
+	*datap = kmem_align_up(owned, ps);
+	*basep = p + owned - *datap;
+	*resvp = *basep - lower;
+	*lenp = lower + *datap + ps;
+}
+
+/* The bytes a guarded object of "size" owns, aligned to "align". */
+static bool
+dbg_guard_owned(size_t size, size_t align, size_t *ownedp)
+{
+	size_t a = dbg_align(size);
+
+	return kmem_align_up_ok(size, align > a ? align : a, ownedp);
 }
 
 static void *
-dbg_guard_alloc(size_t size)
+dbg_guard_alloc(size_t size, size_t align, size_t *ownedp)
 {
 	size_t ps = kmem_prim_page_size();
-	size_t asz, data;
-	void *base;
+	size_t asz, data, len;
+	uintptr_t base, resv;
+	void *m;
 
-	if (!kmem_align_up_ok(size, dbg_align(size), &asz) ||
-	    !kmem_align_up_ok(asz, ps, &data) || data + 2 * ps < data)
+	if (!dbg_guard_owned(size, align, &asz) ||
+	    !kmem_align_up_ok(asz, ps, &data) || data + 2 * ps < data ||
+	    data + 2 * ps + (align > ps ? align : 0) < data)
 		return NULL;
-	/* [guard page][data pages, object right-aligned][guard page] */
-	if (kmem_prim_reserve(data + 2 * ps, 0, &base) != 0)
+	/*
+	 * [guard][data pages, object right-aligned][guard page]; the lower
+	 * guard is align bytes when align is more than a page, and the
+	 * reservation is aligned to it, so that the object starts aligned.
+	 */
+	dbg_guard_geom(0, asz, align, &base, &data, &resv, &len);
+	if (kmem_prim_reserve(len, align > ps ? align : 0, &m) != 0)
 		return NULL;
-	if (kmem_prim_commit((char *)base + ps, data) != 0) {
-		kmem_prim_release(base, data + 2 * ps);
+	base = (uintptr_t)m + (len - ps - data);
+	if (kmem_prim_commit((void *)base, data) != 0) {
+		kmem_prim_release(m, len);
 		return NULL;
 	}
-	return (char *)base + ps + data - asz;
+	*ownedp = asz;
+	return (void *)(base + data - asz);
 }
 
 /* Quarantine a freed guard slot; the oldest leaves.  dbg_lock held. */
@@ -513,8 +555,12 @@ dbg_guard_quarantine(const char *fn, size_t size, void *base, size_t len,
 
 /* ---- alloc / free ---- */
 
-void *
-kmemi_debug_alloc(const char *fn, size_t size, km_flag_t flags)
+/*
+ * "size" bytes aligned to "align" (0: kmem's natural alignment; else a
+ * power of two, malloc's at least 16), recorded.
+ */
+static void *
+dbg_alloc(const char *fn, size_t size, size_t align, km_flag_t flags)
 {
 	bool guard = (dbg_flags & KMEM_DEBUG_GUARD) != 0;
 	size_t raw = size, owned, ps = kmem_prim_page_size();
@@ -523,7 +569,7 @@ kmemi_debug_alloc(const char *fn, size_t size, km_flag_t flags)
 	void *p;
 
 	if (guard) {
-		p = dbg_guard_alloc(size);
+		p = dbg_guard_alloc(size, align, &owned);
 		if (p == NULL) {
 			if (flags & KM_NOSLEEP)
 				return NULL;
@@ -532,7 +578,6 @@ kmemi_debug_alloc(const char *fn, size_t size, km_flag_t flags)
 			    fn, size);
 		}
 		raw = 0;
-		owned = kmem_align_up(size, dbg_align(size));
 	} else {
 		/*
 		 * A redzone needs a byte more; a page multiple takes a page
@@ -543,7 +588,10 @@ kmemi_debug_alloc(const char *fn, size_t size, km_flag_t flags)
 			raw += ps;
 		else if ((dbg_flags & KMEM_DEBUG_REDZONE) && raw < SIZE_MAX)
 			raw++;
-		p = kmemi_raw_alloc(fn, raw, flags);
+		/* The raw size recorded is one that frees what was used. */
+		p = align == 0
+		    ? kmemi_raw_alloc(fn, raw, flags)
+		    : kmemi_raw_alloc_aligned(fn, &raw, align, flags);
 		if (p == NULL)
 			return NULL;
 		owned = kmem_usable_size(raw);
@@ -561,12 +609,13 @@ kmemi_debug_alloc(const char *fn, size_t size, km_flag_t flags)
 	r->r_size = size;
 	r->r_raw = raw;
 	r->r_owned = owned;
+	r->r_align = guard ? align : 0;
 	kmem_mutex_exit(&dbg_lock);
 	if (guard) {
-		uintptr_t base;
-		size_t data;
+		uintptr_t base, resv;
+		size_t data, len;
 
-		dbg_guard_geom(a, size, &base, &data);
+		dbg_guard_geom(a, owned, align, &base, &data, &resv, &len);
 		dbg_fill(base, a);
 		dbg_fill(a + size, a + owned);
 	} else if (dbg_flags & KMEM_DEBUG_REDZONE) {
@@ -575,49 +624,84 @@ kmemi_debug_alloc(const char *fn, size_t size, km_flag_t flags)
 	return p;
 }
 
-void
-kmemi_debug_free(const char *fn, void *p, size_t size)
+void *
+kmemi_debug_alloc(const char *fn, size_t size, km_flag_t flags)
 {
-	uintptr_t a = (uintptr_t)p, bad, base = 0;
-	struct dbg_quar evicted = {NULL, 0, 0};
-	struct dbg_rec *r;
-	size_t raw, data = 0;
+	return dbg_alloc(fn, size, 0, flags);
+}
 
-	kmem_mutex_enter(&dbg_lock);
-	r = dbg_find(a);
+void *
+kmemi_debug_alloc_aligned(
+    const char *fn, size_t size, size_t align, km_flag_t flags)
+{
+	return dbg_alloc(fn, size, align < 16 ? 16 : align, flags);
+}
+
+/* The live record of p (dbg_lock held); anything else is reported. */
+static struct dbg_rec *
+dbg_live(const char *fn, void *p, size_t size, bool sized)
+{
+	struct dbg_rec *r = dbg_find((uintptr_t)p);
+	char call[96];
+
 	if (r == NULL || r->r_state == REC_DEAD)
-		dbg_foreign(fn, p, size);
+		dbg_foreign(fn, p, size, sized);
 	if (r->r_state != REC_LIVE)
-		kmem_panic("%s(%p, %zu): double free (allocated size %zu, "
-			   "cache %s)",
-		    fn, p, size, r->r_size, dbg_name(r));
-	if (r->r_size != size)
+		kmem_panic("%s: double free (allocated size %zu, cache %s)",
+		    dbg_call(call, sizeof call, fn, p, size, sized), r->r_size,
+		    dbg_name(r));
+	if (sized && r->r_size != size)
 		kmem_panic("%s(%p, %zu) != allocated size %zu", fn, p, size,
 		    r->r_size);
+	return r;
+}
+
+size_t
+kmemi_debug_usable(const char *fn, void *p)
+{
+	size_t size;
+
+	kmem_mutex_enter(&dbg_lock);
+	size = dbg_live(fn, p, 0, false)->r_size;
+	kmem_mutex_exit(&dbg_lock);
+	return size;
+}
+
+static void
+dbg_free(const char *fn, void *p, size_t size, bool sized)
+{
+	uintptr_t a = (uintptr_t)p, bad, base = 0, resv = 0;
+	struct dbg_quar evicted = {NULL, 0, 0};
+	struct dbg_rec *r;
+	size_t raw, data = 0, len = 0;
+	char call[96];
+
+	kmem_mutex_enter(&dbg_lock);
+	r = dbg_live(fn, p, size, sized);
+	size = r->r_size;
 	if (r->r_raw == 0 || (dbg_flags & KMEM_DEBUG_REDZONE)) {
 		bad = dbg_check(a + size, a + r->r_owned);
 		if (bad != 0)
-			kmem_panic("%s(%p, %zu): redzone overwritten at offset "
-				   "%zu: expected 0x%02x, found 0x%02x (cache "
-				   "%s)",
-			    fn, p, size, (size_t)(bad - a),
-			    dbg_rzpat(bad, a + size), *(const uint8_t *)bad,
-			    dbg_name(r));
+			kmem_panic("%s: redzone overwritten at offset %zu: "
+				   "expected 0x%02x, found 0x%02x (cache %s)",
+			    dbg_call(call, sizeof call, fn, p, size, sized),
+			    (size_t)(bad - a), dbg_rzpat(bad, a + size),
+			    *(const uint8_t *)bad, dbg_name(r));
 	}
 	raw = r->r_raw;
 	if (raw == 0) {
-		dbg_guard_geom(a, size, &base, &data);
+		dbg_guard_geom(
+		    a, r->r_owned, r->r_align, &base, &data, &resv, &len);
 		if ((bad = dbg_check(base, a)) != 0)
-			kmem_panic("%s(%p, %zu): memory before the object "
-				   "overwritten at offset -%zu: expected "
-				   "0x%02x, found 0x%02x (guard)",
-			    fn, p, size, (size_t)(a - bad),
-			    dbg_rzpat(bad, base), *(const uint8_t *)bad);
+			kmem_panic("%s: memory before the object overwritten "
+				   "at offset -%zu: expected 0x%02x, found "
+				   "0x%02x (guard)",
+			    dbg_call(call, sizeof call, fn, p, size, sized),
+			    (size_t)(a - bad), dbg_rzpat(bad, base),
+			    *(const uint8_t *)bad);
 		r->r_state = REC_FREED;
 		kmem_prim_decommit((void *)base, data);
-		dbg_guard_quarantine(fn, size,
-		    (void *)(base - kmem_prim_page_size()),
-		    data + 2 * kmem_prim_page_size(), a, &evicted);
+		dbg_guard_quarantine(fn, size, (void *)resv, len, a, &evicted);
 	} else if (dbg_flags & KMEM_DEBUG_POISON) {
 		dbg_poison(a, a + r->r_owned);
 		/*
@@ -636,4 +720,16 @@ kmemi_debug_free(const char *fn, void *p, size_t size)
 		kmem_prim_release(evicted.q_base, evicted.q_len);
 	if (raw != 0)
 		kmemi_raw_free(fn, p, raw);
+}
+
+void
+kmemi_debug_free(const char *fn, void *p, size_t size)
+{
+	dbg_free(fn, p, size, true);
+}
+
+void
+kmemi_debug_free_unsized(const char *fn, void *p)
+{
+	dbg_free(fn, p, 0, false);
 }

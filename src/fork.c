@@ -84,26 +84,51 @@ fork_release(int phase)
  */
 static bool fork_locked;
 
+/*
+ * The thread that holds every lock, from prepare to parent/child (0:
+ * none).  Other libraries' fork handlers run in that window too -- their
+ * prepare handlers after ours if they registered before us, their parent
+ * and child handlers before ours -- and may call malloc and free, which
+ * must not wait for the locks this thread holds (kmemi_fork_by_self;
+ * malloc.c serves them on the side).
+ */
+static _Atomic uintptr_t fork_owner;
+
 static void
 fork_prepare(void)
 {
 	fork_locked = !kmem_prim_single_threaded();
-	if (fork_locked)
+	if (fork_locked) {
 		fork_phase(KMEMI_FORK_PREPARE);
+		atomic_store_explicit(&fork_owner, (uintptr_t)pthread_self(),
+		    memory_order_relaxed);
+	}
 }
 
 static void
 fork_parent(void)
 {
-	if (fork_locked)
+	if (fork_locked) {
+		atomic_store_explicit(&fork_owner, 0, memory_order_relaxed);
 		fork_release(KMEMI_FORK_PARENT);
+	}
 }
 
 static void
 fork_child(void)
 {
-	if (fork_locked)
+	if (fork_locked) {
+		atomic_store_explicit(&fork_owner, 0, memory_order_relaxed);
 		fork_release(KMEMI_FORK_CHILD);
+	}
+}
+
+bool
+kmemi_fork_by_self(void)
+{
+	uintptr_t o = atomic_load_explicit(&fork_owner, memory_order_relaxed);
+
+	return o != 0 && o == (uintptr_t)pthread_self();
 }
 
 void

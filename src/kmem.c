@@ -734,6 +734,26 @@ kmemi_raw_alloc(const char *fn, size_t size, km_flag_t flags)
 	return p;
 }
 
+void *
+kmemi_raw_alloc_aligned(
+    const char *fn, size_t *sizep, size_t align, km_flag_t flags)
+{
+	size_t size = *sizep;
+	uint64_t start = 0;
+	void *p;
+	int c;
+
+	if ((c = kmem_aligned_class(size, align)) >= 0)
+		size = kmem_class_table[c];
+	while ((p = raw_alloc_once(size, align, true)) == NULL) {
+		if (flags & KM_NOSLEEP)
+			return NULL;
+		kmem_oom_wait(fn, size, &start);
+	}
+	*sizep = size;
+	return p;
+}
+
 void
 kmemi_raw_free(const char *fn, void *p, size_t size)
 {
@@ -927,6 +947,12 @@ kmem_zero(void *p, size_t size)
 	    kmem_prim_purge(p, kmem_align_up(size, kmem_pagesz)) == 0)
 		return;
 	memset(p, 0, size);
+}
+
+void
+kmemi_zero(void *p, size_t size)
+{
+	kmem_zero(p, size);
 }
 
 void *

@@ -683,6 +683,47 @@ pool_cache_invalidate(pool_cache_t pc)
 	pc_destruct_groups(pc, chain);
 }
 
+/* True if one of the n groups from g on holds obj. */
+static bool
+pcg_holds(const struct pcg *g, const void *obj, unsigned long n)
+{
+	unsigned int i;
+
+	for (; g != NULL && n > 0; g = g->pcg_next, n--)
+		for (i = 0; i < g->pcg_avail; i++)
+			if (g->pcg_objects[i].po_va == obj)
+				return true;
+	return false;
+}
+
+bool
+kmemi_cache_holds_free(pool_cache_t pc, const void *obj)
+{
+	bool found = false, out = true;
+	unsigned int i;
+	void *item;
+
+	/* One CPU lock at a time, as invalidation (section 5). */
+	for (i = 0; i < pc->pc_ncpu && !found; i++) {
+		struct pc_cpu *cc = &pc->pc_cpus[i];
+
+		kmem_spin_enter(&cc->cc_lock);
+		if (pc->pc_rseq)
+			kmem_prim_rseq_fence(i);
+		found = pcg_holds(cc->cc_current, obj, 1) ||
+		    pcg_holds(cc->cc_previous, obj, 1);
+		kmem_spin_exit(&cc->cc_lock);
+	}
+	if (!found) {
+		kmem_mutex_enter(&pc->pc_depot_lock);
+		found = pcg_holds(pc->pc_full, obj, pc->pc_nfull);
+		kmem_mutex_exit(&pc->pc_depot_lock);
+	}
+	if (!found && kmemi_pool_item_of(&pc->pc_pool, obj, &item, &out))
+		found = item == obj && !out;
+	return found;
+}
+
 void
 kmemi_cache_drain(struct pool_cache *pc)
 {

@@ -145,5 +145,10 @@ void kmem_options_print(void);
 enum { KMEMI_FORK_PREPARE, KMEMI_FORK_PARENT, KMEMI_FORK_CHILD };
 /* Register the fork handlers, once (called by kmem_options_init). */
 void kmemi_fork_init(void);
+/*
+ * True in the thread that runs fork(2), while it holds every lock of the
+ * library (between the prepare handler and the parent or child handler).
+ */
+bool kmemi_fork_by_self(void);
 
 #endif /* KMEM_INTERNAL_H */

@@ -160,47 +160,36 @@ kmemi_alloc_fast(size_t size, bool min16)
 }
 
 /*
- * The free fast path without a size (free(3)): the page map says what p
- * is.  A cache object goes back to this CPU's current group, a large
- * block of up to 16 pages (freed with a compare-and-swap of its word, so
- * that a double free is caught) to kva's quantum cache.  False: take the
- * slow path, which also reports what is wrong with p.
+ * The free fast path of a large block of up to 16 pages whose first
+ * page's word (at *wp) is w, without a size (free(3)): freed with a
+ * compare-and-swap of the word, so that of two frees one fails, then put
+ * in kva's quantum cache of its page count.  False: take the slow path,
+ * which also reports what is wrong with p.
  */
 static inline bool
-kmemi_free_fast(void *p)
+kmemi_large_free_fast(void *p, _Atomic uint32_t *wp, uint32_t w)
 {
 #ifdef PC_RSEQ
-	uintptr_t a = (uintptr_t)p;
-	_Atomic uint32_t *wp;
-	uint32_t w, npg;
+	uint32_t npg = w & PM_NPAGES;
+	const struct kmem_fast *kf;
 
-	if (kmem_unlikely(KMEMI_GATE() != 0) ||
-	    kmem_unlikely((wp = kmemi_pm_word_get(a)) == NULL))
+	if ((w & ~PM_NPAGES) != PM_LIVE || npg > KMEM_QC_PAGES ||
+	    ((size_t)npg << kmemi_pgshift) > kmemi_large_fast_max ||
+	    ((uintptr_t)p & (((uintptr_t)1 << kmemi_pgshift) - 1)) != 0)
 		return false;
-	w = __atomic_load_n(wp, __ATOMIC_RELAXED);
-	if (kmem_likely(w & PM_SMALL)) {
-		const struct kmem_fast *kf = &kmemi_fast[PM_CLASS(w)];
-
-		return kmem_likely(kmemi_small_valid(a, w, kf)) &&
-		    kmem_likely(pc_rseq_put(
-			kf->kf_cpus, kf->kf_ncpu, p, POOL_PADDR_INVALID));
-	}
-	npg = w & PM_NPAGES;
-	if ((w & ~PM_NPAGES) == PM_LIVE &&
-	    ((size_t)npg << kmemi_pgshift) - 1 < kmemi_large_fast_max &&
-	    (a & (((uintptr_t)1 << kmemi_pgshift) - 1)) == 0 &&
-	    kmemi_large_fast[npg].kf_cpus != NULL &&
-	    __atomic_compare_exchange_n(wp, &w, PM_FREED | npg, false,
-		__ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-		const struct kmem_fast *kf = &kmemi_large_fast[npg];
-
-		if (kmem_unlikely(!pc_rseq_put(
-			kf->kf_cpus, kf->kf_ncpu, p, POOL_PADDR_INVALID)))
-			kmemi_large_fast_unput(p, npg);
-		return true;
-	}
+	kf = &kmemi_large_fast[npg];
+	if (kf->kf_cpus == NULL ||
+	    !__atomic_compare_exchange_n(wp, &w, PM_FREED | npg, false,
+		__ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		return false;
+	if (kmem_unlikely(
+		!pc_rseq_put(kf->kf_cpus, kf->kf_ncpu, p, POOL_PADDR_INVALID)))
+		kmemi_large_fast_unput(p, npg);
+	return true;
 #else
 	(void)p;
+	(void)wp;
+	(void)w;
 #endif
 	return false;
 }
@@ -220,8 +209,11 @@ size_t kmemi_usable_unsized(const char *fn, const void *p);
  * be recorded.  Sets kmem up if needed.  Not for debug mode.
  */
 void *kmemi_malloc_raw(size_t size, size_t align);
-/* The bytes an allocation of (size, align) by kmemi_malloc_raw owns. */
-size_t kmemi_malloc_usable(size_t size, size_t align);
+/*
+ * Zero size bytes of a new block at p; large blocks of 256 KiB and more
+ * are purged instead (pages read as zero), unless debugging is on.
+ */
+void kmemi_zero(void *p, size_t size);
 /* True if kmem is set up; sets it up (false if out of memory). */
 bool kmemi_setup(void);
 /* True if this thread is setting kmem up (its allocations recurse). */
@@ -231,6 +223,13 @@ bool kmemi_setup_by_self(void);
 
 /* Allocate / free "size" bytes by class or large path; no debug layer. */
 void *kmemi_raw_alloc(const char *fn, size_t size, km_flag_t flags);
+/*
+ * The same aligned to "align" (a power of two, 16 or more), as malloc
+ * would (nothing below the 16-byte class); *sizep becomes the size to
+ * give kmemi_raw_free: the class size when a class serves it.
+ */
+void *kmemi_raw_alloc_aligned(
+    const char *fn, size_t *sizep, size_t align, km_flag_t flags);
 void kmemi_raw_free(const char *fn, void *p, size_t size);
 /* The name of what serves "size": "kmem-00064", or "kva" (large path). */
 const char *kmemi_size_name(size_t size);
@@ -250,6 +249,14 @@ unsigned int kmemi_debug_init(void);
 unsigned int kmemi_debug_configure(const char *spec);
 void *kmemi_debug_alloc(const char *fn, size_t size, km_flag_t flags);
 void kmemi_debug_free(const char *fn, void *p, size_t size);
+/*
+ * For malloc: allocate aligned to "align" (16 at least); free and the
+ * size asked for, both by pointer alone (the record has the size).
+ */
+void *kmemi_debug_alloc_aligned(
+    const char *fn, size_t size, size_t align, km_flag_t flags);
+void kmemi_debug_free_unsized(const char *fn, void *p);
+size_t kmemi_debug_usable(const char *fn, void *p);
 /* A page of a kmem cache goes back to the page arena: forget its records. */
 void kmemi_debug_forget(const void *page, size_t size);
 

@@ -47,6 +47,11 @@ pool_cache_t kmemi_cache_create(size_t size, unsigned int align,
     unsigned int align_offset, unsigned int flags, const char *wchan,
     struct pool_allocator *palloc, int ipl, int (*ctor)(void *, void *, int),
     void (*dtor)(void *, void *), void *arg);
+/*
+ * pool_cache.c: true if obj is free in the cache (in a CPU's group, in
+ * the depot) or in its pool.  Takes every lock in turn: for reports.
+ */
+bool kmemi_cache_holds_free(pool_cache_t pc, const void *obj);
 /* pool_cache.c: invalidate, then give back every idle page. */
 void kmemi_cache_drain(struct pool_cache *pc);
 /* pool.c: pages for internal pools (headers, groups), never from a cache. */

@@ -229,6 +229,12 @@ uint64_t kmem_prim_clock_ns(void);
  * (CLOCK_MONOTONIC_COARSE): for intervals of seconds on hot paths.
  */
 uint64_t kmem_prim_clock_coarse_ns(void);
+/*
+ * 64 random bits, the same for the whole process (the kernel's AT_RANDOM
+ * bytes, mixed with the clock; no system call, no allocation): a secret
+ * for tags that a program must not be able to forge by accident.
+ */
+uint64_t kmem_prim_secret(void);
 /* This process's id (getpid). */
 long kmem_prim_getpid(void);
 /* Sleep for about "ns" nanoseconds. */

@@ -46,6 +46,7 @@
 #include <string.h>
 #include <linux/membarrier.h>
 #include <sys/mman.h>
+#include <sys/auxv.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -526,6 +527,36 @@ kmem_prim_sleep_ns(uint64_t ns)
 }
 
 /* ---- process ---- */
+
+uint64_t
+kmem_prim_secret(void)
+{
+	static _Atomic uint64_t secret;
+	uint64_t s = atomic_load_explicit(&secret, memory_order_relaxed);
+	const unsigned char *r;
+
+	if (kmem_likely(s != 0))
+		return s;
+	s = kmem_prim_clock_ns() ^ (uint64_t)(uintptr_t)&secret;
+	r = (const unsigned char *)(uintptr_t)getauxval(AT_RANDOM);
+	if (r != NULL) {
+		uint64_t x;
+
+		memcpy(&x, r, sizeof x);
+		s ^= x;
+	}
+	s = (s ^ (s >> 31)) * 0x9e3779b97f4a7c15ull;
+	s |= 1; /* never 0: 0 means not yet drawn */
+	/* Racing first callers: the first one's value wins for everyone. */
+	{
+		uint64_t zero = 0;
+
+		if (!atomic_compare_exchange_strong_explicit(&secret, &zero, s,
+			memory_order_relaxed, memory_order_relaxed))
+			s = zero;
+	}
+	return s;
+}
 
 extern char **environ;
 

@@ -1,0 +1,568 @@
+/*
+ * malloc.c -- the C library's allocator on kmem: libkmem-malloc.so, which
+ * replaces glibc's malloc when preloaded (LD_PRELOAD) or linked first.
+ *
+ * 1. What it is.  malloc, free, calloc, realloc, reallocarray,
+ *    aligned_alloc, posix_memalign, memalign, valloc, pvalloc,
+ *    malloc_usable_size and malloc_trim, and nothing else (the version
+ *    script src/libkmem-malloc.map): kmem's own API stays hidden, so a
+ *    preloaded program never sees pool_init or vmem_create.
+ *
+ * 2. Paths.  A request of up to 16 KiB is an object of the smallest kmem
+ *    class that holds it, never below the 16-byte class (malloc promises
+ *    16-byte alignment, as glibc does); 16 KiB to 64 KiB a large block
+ *    from kva's quantum caches; beyond, a page-rounded segment of kva (the
+ *    shared fast paths of kmem_impl.h).  free(p) has no size: kmem's page
+ *    map (kmem.c section 4) says, from p's page alone, which class owns
+ *    it, or that a large block starts there; it also says when p is
+ *    nothing kmem handed out -- reported, never trusted.  There is no
+ *    header in the objects.
+ *
+ * 3. Double frees.  A freed object carries a tag in its second word (an
+ *    object is 16 bytes or more): its address xor a secret of the process
+ *    (kmem_prim_secret); every allocation clears it.  free finds the tag
+ *    already there only if the object is free, or if the program stored
+ *    that exact value there; to tell which, the suspect is looked for
+ *    among the cache's free objects (kmemi_cache_holds_free, under each
+ *    lock in turn); found, the free is reported.  Large blocks are freed
+ *    by a compare-and-swap of their page-map word, so a second free fails
+ *    it.  (glibc's tcache does the same with its key and a bin walk.)
+ *
+ * 4. Alignment.  Up to 16: any class.  Up to a page: the first class
+ *    from the size up that is a multiple of the alignment (pool pages are
+ *    page-aligned and carry no colour, so its objects are aligned);
+ *    beyond: a large block by vmem_xalloc, freed by vmem_xfree (its
+ *    page-map word says so).  Tested to 1 GiB.
+ *
+ * 5. Start-up and recursion.  The first call sets kmem up.  What that
+ *    calls (pthread_atfork, sysconf) may call malloc, which is this one:
+ *    the thread setting kmem up (kmemi_setup_by_self) is served from a
+ *    static bootstrap area instead of waiting for itself.  So is the
+ *    thread running fork(2) while it holds every lock of the library
+ *    (kmemi_fork_by_self): other libraries' fork handlers may allocate;
+ *    their frees in that window are deferred on a list threaded through
+ *    the objects and done by the next slow path.  Bootstrap blocks are
+ *    never reused (free ignores them; realloc copies out).  No TLS is
+ *    used here; the library is built with initial-exec TLS (prim's thread
+ *    hash), so nothing calls __tls_get_addr, which may allocate.  The
+ *    environment is read without allocating (kmem_prim_getenv).
+ *
+ * 6. Threads and fork.  Per-CPU caches, not per-thread ones: a thread
+ *    that exits leaves nothing behind to hand back.  Fork is fork.c's:
+ *    handlers take every lock in the library's order; the child can
+ *    allocate.  Usable before main (a constructor's malloc sets kmem up)
+ *    and after exit handlers (nothing is torn down; KMEM_STATS prints
+ *    from a destructor that allocates nothing).
+ *
+ * 7. Debugging.  With KMEM_DEBUG on, every call goes to debug.c, whose
+ *    record table gives free its size and names what is wrong: double
+ *    free, foreign and interior pointers, redzones, write after free,
+ *    guard pages; malloc_usable_size is then the size asked for, so
+ *    writing all of it never trips a redzone.
+ *
+ * 8. Failure policy (glibc's where C leaves it open).  Out of memory:
+ *    the caches are reaped once and the request retried, then NULL with
+ *    errno ENOMEM; so for every size that cannot be had (2^47 bytes and
+ *    more, calloc and reallocarray overflow).  malloc(0) is a unique
+ *    16-byte object.  realloc(p, 0) frees p and returns NULL, errno
+ *    untouched; a failed realloc leaves p as it was.  posix_memalign with
+ *    an alignment that is not a power of two multiple of sizeof(void *):
+ *    EINVAL, *memptr untouched; aligned_alloc with one that is not a power
+ *    of two: NULL, EINVAL (C17); memalign rounds it up (glibc).  free and
+ *    successful calls leave errno alone.  Bad pointers abort through
+ *    kmem_panic with a "kmem: " line naming the call and the pointer.
+ *
+ * 9. Locking.  None of its own: the caches' and kva's.  The deferred
+ *    list is a lock-free stack (pushes by the forking thread, one
+ *    exchange to take it all); the bootstrap area a lock-free bump.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <kmem/kmem.h>
+#include <kmem/pool.h>
+#include <kmem/vmem.h>
+
+#include "internal/internal.h"
+#include "internal/kmem_impl.h"
+#include "internal/pool_cache_impl.h"
+#include "internal/pool_impl.h"
+#include "internal/prim.h"
+
+/* The exported names: the version script keeps everything else local. */
+#define KMEM_EXPORT __attribute__((visibility("default")))
+
+void *malloc(size_t size) KMEM_EXPORT;
+void free(void *p) KMEM_EXPORT;
+void *calloc(size_t n, size_t size) KMEM_EXPORT;
+void *realloc(void *p, size_t size) KMEM_EXPORT;
+void *reallocarray(void *p, size_t n, size_t size) KMEM_EXPORT;
+void *aligned_alloc(size_t align, size_t size) KMEM_EXPORT;
+int posix_memalign(void **memptr, size_t align, size_t size) KMEM_EXPORT;
+void *memalign(size_t align, size_t size) KMEM_EXPORT;
+void *valloc(size_t size) KMEM_EXPORT;
+void *pvalloc(size_t size) KMEM_EXPORT;
+size_t malloc_usable_size(void *p) KMEM_EXPORT;
+int malloc_trim(size_t pad) KMEM_EXPORT;
+
+#define MALLOC_ALIGN 16 /* what every malloc result is aligned to */
+/* Larger requests never succeed (kmem.c's KMEM_SIZE_LIMIT, 2^47). */
+#define MALLOC_MAX ((size_t)1 << 47)
+
+/* The debug items among the gate's bits (kmem_impl.h). */
+#define GATE_DEBUG() (KMEMI_GATE() & KMEM_GATE_DEBUG)
+
+/* ---- the double-free tag (section 3) ---- */
+
+static uintptr_t malloc_secret; /* set before the first object exists */
+
+static inline uintptr_t
+tag_of(uintptr_t a)
+{
+	return a ^ __atomic_load_n(&malloc_secret, __ATOMIC_RELAXED);
+}
+
+/* A new object: no tag.  (Every path that hands one out.) */
+static inline void *
+untag(void *p)
+{
+	((uintptr_t *)p)[1] = 0;
+	return p;
+}
+
+/* ---- the bootstrap area (section 5) ---- */
+
+#define BOOT_SIZE (256u << 10)
+#define BOOT_HDR  16 /* before each block: its size */
+
+static char boot_mem[BOOT_SIZE] __attribute__((aligned(4096)));
+static _Atomic size_t boot_used;
+
+static void *
+boot_alloc(size_t size, size_t align)
+{
+	size_t old = atomic_load_explicit(&boot_used, memory_order_relaxed);
+	size_t start, end;
+
+	if (align < MALLOC_ALIGN)
+		align = MALLOC_ALIGN;
+	if (size > BOOT_SIZE || align > BOOT_SIZE / 4)
+		return NULL;
+	do {
+		start = kmem_align_up(old + BOOT_HDR, align);
+		end = start + kmem_align_up(size, MALLOC_ALIGN);
+		if (end > BOOT_SIZE)
+			return NULL;
+	} while (!atomic_compare_exchange_weak_explicit(
+	    &boot_used, &old, end, memory_order_relaxed, memory_order_relaxed));
+	*(size_t *)(void *)(boot_mem + start - BOOT_HDR) = size;
+	return boot_mem + start; /* zero: the area is never reused */
+}
+
+static inline bool
+boot_owns(const void *p)
+{
+	return (uintptr_t)p - (uintptr_t)boot_mem < BOOT_SIZE;
+}
+
+static size_t
+boot_size(const void *p)
+{
+	return *(const size_t *)(const void *)((const char *)p - BOOT_HDR);
+}
+
+/* True when this thread must not enter the allocator (section 5). */
+static inline bool
+must_bootstrap(void)
+{
+	return kmemi_setup_by_self() || kmemi_fork_by_self();
+}
+
+/* ---- frees deferred while the forking thread holds every lock ---- */
+
+static void *_Atomic deferred;
+
+static void
+defer_free(void *p)
+{
+	void *old = atomic_load_explicit(&deferred, memory_order_relaxed);
+
+	do
+		*(void **)p = old;
+	while (!atomic_compare_exchange_weak_explicit(
+	    &deferred, &old, p, memory_order_release, memory_order_relaxed));
+}
+
+static void free_locked(void *p);
+
+static void
+drain_deferred(void)
+{
+	void *p, *next;
+
+	if (kmem_likely(atomic_load_explicit(&deferred, memory_order_relaxed) ==
+		NULL) ||
+	    kmemi_fork_by_self())
+		return;
+	p = atomic_exchange_explicit(&deferred, NULL, memory_order_acquire);
+	for (; p != NULL; p = next) {
+		next = *(void **)p;
+		free_locked(p);
+	}
+}
+
+/* ---- allocation ---- */
+
+/*
+ * Everything the fast path does not serve: size 0, the first call, a
+ * cache miss, an alignment, debugging, recursion, out of memory.
+ */
+static KMEM_NOINLINE void *
+malloc_slow(const char *fn, size_t size, size_t align)
+{
+	int saved = errno;
+	void *p;
+
+	if (size == 0)
+		size = 1;
+	if (kmem_unlikely(size >= MALLOC_MAX))
+		goto nomem;
+	if (kmem_unlikely(must_bootstrap())) {
+		if ((p = boot_alloc(size, align)) == NULL)
+			goto nomem;
+		return p;
+	}
+	drain_deferred();
+	if (kmem_unlikely(!kmemi_setup()))
+		goto nomem;
+	if (kmem_unlikely(
+		__atomic_load_n(&malloc_secret, __ATOMIC_RELAXED) == 0))
+		__atomic_store_n(
+		    &malloc_secret, kmem_prim_secret(), __ATOMIC_RELAXED);
+	if (kmem_unlikely(GATE_DEBUG() != 0))
+		p = kmemi_debug_alloc_aligned(fn, size, align, KM_NOSLEEP);
+	else if ((p = kmemi_malloc_raw(size, align)) != NULL)
+		p = untag(p);
+	if (kmem_unlikely(p == NULL))
+		goto nomem;
+	errno = saved;
+	return p;
+nomem:
+	errno = ENOMEM;
+	return NULL;
+}
+
+static inline void *
+malloc_common(const char *fn, size_t size)
+{
+	void *p = kmemi_alloc_fast(size, true);
+
+	if (kmem_likely(p != NULL))
+		return untag(p);
+	return malloc_slow(fn, size, MALLOC_ALIGN);
+}
+
+void *
+malloc(size_t size)
+{
+	return malloc_common("malloc", size);
+}
+
+void *
+calloc(size_t n, size_t size)
+{
+	size_t total;
+	void *p;
+
+	if (kmem_unlikely(__builtin_mul_overflow(n, size, &total))) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	p = malloc_common("calloc", total);
+	if (kmem_likely(p != NULL) && !boot_owns(p))
+		kmemi_zero(p, total);
+	return p;
+}
+
+/* ---- free ---- */
+
+/* Free p when no lock of ours is held by this thread; reports bad p. */
+static void
+free_locked(void *p)
+{
+	if (GATE_DEBUG() != 0)
+		kmemi_debug_free_unsized("free", p);
+	else
+		kmemi_free_unsized("free", p);
+}
+
+static KMEM_NOINLINE void
+free_slow(void *p)
+{
+	int saved = errno;
+
+	if (p == NULL || boot_owns(p))
+		return;
+	if (kmem_unlikely(kmemi_fork_by_self())) {
+		defer_free(p);
+		return;
+	}
+	if (kmem_unlikely(KMEMI_GATE() & KMEM_GATE_INIT))
+		kmem_panic("free(%p): pointer not allocated by kmem (kmem has "
+			   "allocated nothing yet)",
+		    p);
+	drain_deferred();
+	free_locked(p);
+	errno = saved;
+}
+
+/*
+ * A cache object whose tag says it is free already (section 3): report
+ * the double free if it is, else free it as usual.
+ */
+static KMEM_NOINLINE void
+free_suspect(void *p, unsigned int c)
+{
+	int saved = errno;
+	pool_cache_t pc = kmemi_class_cache(c);
+
+	if (kmemi_cache_holds_free(pc, p))
+		kmem_panic("free(%p): double free (object of cache %s)", p,
+		    ((struct pool *)(void *)pc)->pr_wchan);
+	pool_cache_put_paddr(pc, p, POOL_PADDR_INVALID);
+	errno = saved;
+}
+
+/* The group was full, or there is no lock-free path: the cache's put. */
+static KMEM_NOINLINE void
+free_put(void *p, unsigned int c)
+{
+	int saved = errno;
+
+	pool_cache_put_paddr(kmemi_class_cache(c), p, POOL_PADDR_INVALID);
+	errno = saved;
+}
+
+void
+free(void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+	unsigned int gate = KMEMI_GATE();
+	_Atomic uint32_t *wp;
+	uint32_t w;
+
+	if (kmem_likely((gate & ~KMEM_GATE_NORSEQ) == 0) &&
+	    kmem_likely((wp = kmemi_pm_word_get(a)) != NULL)) {
+		w = __atomic_load_n(wp, __ATOMIC_RELAXED);
+		if (kmem_likely(w & PM_SMALL)) {
+			const struct kmem_fast *kf = &kmemi_fast[PM_CLASS(w)];
+			uintptr_t *tag = (uintptr_t *)p + 1;
+
+			if (kmem_unlikely(!kmemi_small_valid(a, w, kf))) {
+				free_slow(p); /* reports it */
+				return;
+			}
+			if (kmem_unlikely(*tag == tag_of(a))) {
+				free_suspect(p, PM_CLASS(w));
+				return;
+			}
+			*tag = tag_of(a);
+#ifdef PC_RSEQ
+			if (kmem_likely(gate == 0) &&
+			    kmem_likely(pc_rseq_put(kf->kf_cpus, kf->kf_ncpu, p,
+				POOL_PADDR_INVALID)))
+				return;
+#endif
+			free_put(p, PM_CLASS(w));
+			return;
+		}
+		if (gate == 0 && kmemi_large_free_fast(p, wp, w))
+			return;
+	}
+	free_slow(p);
+}
+
+/* ---- realloc ---- */
+
+/* Whether an object of "usable" bytes can hold "size" and should. */
+static inline bool
+fits_in_place(size_t usable, size_t size)
+{
+	if (size > usable)
+		return false;
+	if (usable <= KMEM_CACHE_MAX) /* the class it would get anyway */
+		return kmem_usable_size(
+			   size < MALLOC_ALIGN ? MALLOC_ALIGN : size) == usable;
+	/* Large: keep it while it is at least half used. */
+	return size > KMEM_CACHE_MAX && size >= usable / 2;
+}
+
+static void *
+realloc_common(const char *fn, void *p, size_t size)
+{
+	size_t old;
+	void *q;
+
+	if (p == NULL)
+		return malloc_common(fn, size);
+	if (size == 0) {
+		free(p);
+		return NULL;
+	}
+	if (kmem_unlikely(size >= MALLOC_MAX)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (boot_owns(p)) {
+		old = boot_size(p);
+	} else if (GATE_DEBUG() != 0) {
+		/* Always a new block: a stale pointer then faults or is told.
+		 */
+		old = kmemi_debug_usable(fn, p);
+	} else {
+		old = kmemi_usable_unsized(fn, p);
+		if (fits_in_place(old, size))
+			return p;
+	}
+	if ((q = malloc_common(fn, size)) == NULL)
+		return NULL;
+	memcpy(q, p, old < size ? old : size);
+	free(p);
+	return q;
+}
+
+void *
+realloc(void *p, size_t size)
+{
+	return realloc_common("realloc", p, size);
+}
+
+void *
+reallocarray(void *p, size_t n, size_t size)
+{
+	size_t total;
+
+	if (__builtin_mul_overflow(n, size, &total)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return realloc_common("reallocarray", p, total);
+}
+
+/* ---- aligned allocation ---- */
+
+static void *
+aligned_common(const char *fn, size_t align, size_t size)
+{
+	void *p;
+
+	if (align <= MALLOC_ALIGN)
+		return malloc_common(fn, size);
+	p = malloc_slow(fn, size, align);
+	KMEM_ASSERT(p == NULL || ((uintptr_t)p & (align - 1)) == 0);
+	return p;
+}
+
+void *
+aligned_alloc(size_t align, size_t size)
+{
+	if (!kmem_powerof2(align)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return aligned_common("aligned_alloc", align, size);
+}
+
+int
+posix_memalign(void **memptr, size_t align, size_t size)
+{
+	int saved = errno;
+	void *p;
+
+	if (!kmem_powerof2(align) || align % sizeof(void *) != 0)
+		return EINVAL;
+	if ((p = aligned_common("posix_memalign", align, size)) == NULL)
+		return ENOMEM; /* errno is ENOMEM too, as glibc's */
+	errno = saved;
+	*memptr = p;
+	return 0;
+}
+
+void *
+memalign(size_t align, size_t size)
+{
+	/* glibc: an alignment that is not a power of two is rounded up. */
+	if (!kmem_powerof2(align)) {
+		if (align > SIZE_MAX / 2 + 1) {
+			errno = EINVAL;
+			return NULL;
+		}
+		align = (size_t)1 << (kmem_ilog2(align) + 1);
+	}
+	return aligned_common("memalign", align, size);
+}
+
+void *
+valloc(size_t size)
+{
+	return aligned_common("valloc", kmem_prim_page_size(), size);
+}
+
+void *
+pvalloc(size_t size)
+{
+	size_t ps = kmem_prim_page_size(), r;
+
+	if (!kmem_align_up_ok(size == 0 ? 1 : size, ps, &r)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return aligned_common("pvalloc", ps, r);
+}
+
+/* ---- the rest ---- */
+
+size_t
+malloc_usable_size(void *p)
+{
+	if (p == NULL)
+		return 0;
+	if (boot_owns(p))
+		return boot_size(p);
+	if (KMEMI_GATE() & KMEM_GATE_INIT)
+		kmem_panic("malloc_usable_size(%p): pointer not allocated by "
+			   "kmem (kmem has allocated nothing yet)",
+		    p);
+	if (GATE_DEBUG() != 0)
+		return kmemi_debug_usable("malloc_usable_size", p);
+	return kmemi_usable_unsized("malloc_usable_size", p);
+}
+
+/*
+ * Give back what the caches do not need (kmem_reap): 1 if kva held free
+ * memory to give back, else 0 (glibc: 1 if memory was released).  "pad"
+ * (bytes to leave at the top of the heap) has no meaning here.
+ */
+int
+malloc_trim(size_t pad)
+{
+	struct kmem_vmem_stats st;
+	int saved = errno;
+	vmem_t *vm;
+	bool had;
+
+	(void)pad;
+	if (KMEMI_GATE() & KMEM_GATE_INIT)
+		return 0;
+	vm = kmemi_page_arena();
+	st.vs_size = sizeof st;
+	kmem_vmem_stats(vm, &st);
+	had = st.vs_imported > st.vs_inuse;
+	kmem_reap();
+	errno = saved;
+	return had ? 1 : 0;
+}
