@@ -33,9 +33,15 @@
  *      cache object the cache-layer fields, an arena object every field of
  *      struct kmem_vmem_stats (but vs_size).  Names are escaped (quote,
  *      backslash, control characters; invalid UTF-8 becomes U+FFFD), so
- *      the output is valid JSON whatever the names hold.
+ *      the output is valid JSON whatever the names hold.  The file
+ *      KMEM_STATS writes at exit starts with "process":{"pid":N,
+ *      "command":"name"}, and "%p" in its path becomes the process id, so
+ *      that the processes of one run (kmemstat) each write their own.
  *    "what" with no section bit means all sections.  Tables are separated
  *    by one blank line; in them, control characters in names show as '?'.
+ *    The rows come from the live pools and arenas, or from snapshots
+ *    (struct stats_src; kmemi_stats_write_rows, kmemstat's merged rows),
+ *    through the same formatting.
  *
  * 2. Data structures.  The output goes through a sink on the caller's
  *    stack (struct stats_out): the caller's printf-like pr, called once
@@ -421,7 +427,38 @@ cache_json(struct pool_walk *w, const struct kmem_pool_stats *st)
 	out_line(o, "\"cached_objects\":%lu}\n", st->ps_cached_objects);
 }
 
-/* kmemi_pool_foreach's callback: one pool, for any section and mode. */
+/* One pool's snapshot, for any section and mode. */
+static void
+pool_walk_row(struct pool_walk *w, const struct kmem_pool_stats *st)
+{
+	bool all = (w->what & KMEM_STATS_ALLROWS) != 0;
+
+	if (w->caches && !st->ps_cached)
+		return;
+	if (!all && (w->caches ? st->ps_depotmiss == 0 : st->ps_nget == 0))
+		return;
+	switch (w->mode) {
+	case WALK_WIDTH:
+		if (strlen(st->ps_name) > w->longest)
+			w->longest = strlen(st->ps_name);
+		break;
+	case WALK_TABLE:
+		if (w->caches)
+			cache_row(w, st);
+		else
+			pool_row(w, st);
+		break;
+	default:
+		if (w->caches)
+			cache_json(w, st);
+		else
+			pool_json(w, st);
+		break;
+	}
+	w->nrows++;
+}
+
+/* kmemi_pool_foreach's callback: one live pool. */
 static int
 pool_walk_fn(struct pool *pp, void *arg)
 {
@@ -433,7 +470,6 @@ pool_walk_fn(struct pool *pp, void *arg)
 	 * valid while we read it.
 	 */
 	pool_cache_t pc = __atomic_load_n(&pp->pr_cache, __ATOMIC_ACQUIRE);
-	bool all = (w->what & KMEM_STATS_ALLROWS) != 0;
 
 	if (w->caches && pc == NULL)
 		return 0;
@@ -443,28 +479,33 @@ pool_walk_fn(struct pool *pp, void *arg)
 	else
 		kmem_pool_stats(pp, &st);
 	st.ps_name[sizeof st.ps_name - 1] = '\0';
-	if (!all && (w->caches ? st.ps_depotmiss == 0 : st.ps_nget == 0))
-		return 0;
-	switch (w->mode) {
-	case WALK_WIDTH:
-		if (strlen(st.ps_name) > w->longest)
-			w->longest = strlen(st.ps_name);
-		break;
-	case WALK_TABLE:
-		if (w->caches)
-			cache_row(w, &st);
-		else
-			pool_row(w, &st);
-		break;
-	default:
-		if (w->caches)
-			cache_json(w, &st);
-		else
-			pool_json(w, &st);
-		break;
-	}
-	w->nrows++;
+	pool_walk_row(w, &st);
 	return 0;
+}
+
+/*
+ * Where the rows come from: the live pools and arenas (pools NULL), or
+ * snapshots (kmemstat: what processes wrote at exit, merged).
+ */
+struct stats_src {
+	const struct kmem_pool_stats *pools;
+	size_t npools;
+	const struct kmem_vmem_stats *arenas;
+	size_t narenas;
+	const char *json_head; /* members first in the JSON object, or NULL */
+};
+
+static void
+src_pools(const struct stats_src *src, struct pool_walk *w)
+{
+	size_t i;
+
+	if (src->pools == NULL) {
+		(void)kmemi_pool_foreach(pool_walk_fn, w);
+		return;
+	}
+	for (i = 0; i < src->npools; i++)
+		pool_walk_row(w, &src->pools[i]);
 }
 
 static void
@@ -480,21 +521,21 @@ pool_walk_init(struct pool_walk *w, struct stats_out *o, unsigned int what,
 
 /* The name column's width for the rows a table will show. */
 static size_t
-pool_name_width(unsigned int what, bool caches)
+pool_name_width(const struct stats_src *src, unsigned int what, bool caches)
 {
 	struct pool_walk w;
 
 	pool_walk_init(&w, NULL, what, WALK_WIDTH, caches);
-	(void)kmemi_pool_foreach(pool_walk_fn, &w);
+	src_pools(src, &w);
 	return name_width(w.longest);
 }
 
 static void
-pools_table(struct stats_out *o, unsigned int what)
+pools_table(struct stats_out *o, const struct stats_src *src, unsigned int what)
 {
 	char name[STATS_NAME_MAX + 1];
 	struct pool_walk w;
-	size_t namew = pool_name_width(what, false);
+	size_t namew = pool_name_width(src, what, false);
 	unsigned long long u;
 
 	out_line(o, "Memory resource pool statistics\n");
@@ -506,7 +547,7 @@ pools_table(struct stats_out *o, unsigned int what)
 	    "PageSz", "Hiwat", "Minpg", "Maxpg", "Idle", "Flags", "Util");
 	pool_walk_init(&w, o, what, WALK_TABLE, false);
 	w.namew = namew;
-	(void)kmemi_pool_foreach(pool_walk_fn, &w);
+	src_pools(src, &w);
 	out_line(o, "%s %6s %9lu %5lu %9lu %7lu %6lu %6lu %6lu %6lu\n",
 	    pad_name(name, sizeof name, "Totals", namew), "", w.nget, w.nfail,
 	    w.nput, w.nout, w.nitems, w.npagealloc, w.npagefree, w.npages);
@@ -517,11 +558,12 @@ pools_table(struct stats_out *o, unsigned int what)
 }
 
 static void
-caches_table(struct stats_out *o, unsigned int what)
+caches_table(
+    struct stats_out *o, const struct stats_src *src, unsigned int what)
 {
 	char name[STATS_NAME_MAX + 1];
 	struct pool_walk w;
-	size_t namew = pool_name_width(what, true);
+	size_t namew = pool_name_width(src, what, true);
 
 	out_line(o, "Pool cache statistics.\n");
 	out_line(o, "%s %5s %5s %5s %5s %10s %10s %4s %11s %4s\n",
@@ -529,7 +571,7 @@ caches_table(struct stats_out *o, unsigned int what)
 	    "Emty", "PoolLayer", "CacheLayer", "Hit%", "CpuLayer", "Hit%");
 	pool_walk_init(&w, o, what, WALK_TABLE, true);
 	w.namew = namew;
-	(void)kmemi_pool_foreach(pool_walk_fn, &w);
+	src_pools(src, &w);
 }
 
 /* ---- vmem arenas ---- */
@@ -604,107 +646,135 @@ vmem_json(struct stats_out *o, const struct kmem_vmem_stats *st, bool first)
 	    (unsigned long long)st->vs_hashsize);
 }
 
-/* Every arena, rows or JSON objects. */
+/* What is done with each arena's snapshot. */
+struct vmem_walk {
+	struct stats_out *o;
+	int mode;	/* WALK_* */
+	size_t longest; /* WALK_WIDTH */
+	size_t namew;	/* WALK_TABLE */
+	bool first;	/* WALK_JSON: no comma before the next object */
+};
+
 static void
-vmem_rows(struct stats_out *o, bool json, size_t namew)
+vmem_walk_row(struct vmem_walk *w, const struct kmem_vmem_stats *st)
+{
+	switch (w->mode) {
+	case WALK_WIDTH:
+		if (strlen(st->vs_name) > w->longest)
+			w->longest = strlen(st->vs_name);
+		break;
+	case WALK_TABLE:
+		vmem_row(w->o, st, w->namew);
+		break;
+	default:
+		vmem_json(w->o, st, w->first);
+		w->first = false;
+		break;
+	}
+}
+
+/* Every arena, live (in batches, section 3) or from the snapshots. */
+static void
+src_arenas(const struct stats_src *src, struct vmem_walk *w)
 {
 	struct vmem_batch b;
-	bool first = true;
-	unsigned int i;
+	size_t i;
 
+	if (src->pools != NULL) {
+		for (i = 0; i < src->narenas; i++)
+			vmem_walk_row(w, &src->arenas[i]);
+		return;
+	}
 	memset(&b, 0, sizeof b);
 	while (vmem_next_batch(&b)) {
-		for (i = 0; i < b.n; i++) {
-			if (json)
-				vmem_json(o, &b.st[i], first);
-			else
-				vmem_row(o, &b.st[i], namew);
-			first = false;
-		}
+		for (i = 0; i < b.n; i++)
+			vmem_walk_row(w, &b.st[i]);
 	}
 }
 
 static void
-vmem_table(struct stats_out *o)
+vmem_table(struct stats_out *o, const struct stats_src *src)
 {
 	char name[STATS_NAME_MAX + 1];
-	struct vmem_batch b;
-	size_t longest = 0, namew;
-	unsigned int i;
+	struct vmem_walk w = {o, WALK_WIDTH, 0, 0, true};
+	size_t namew;
 
-	memset(&b, 0, sizeof b);
-	while (vmem_next_batch(&b)) {
-		for (i = 0; i < b.n; i++) {
-			if (strlen(b.st[i].vs_name) > longest)
-				longest = strlen(b.st[i].vs_name);
-		}
-	}
-	namew = name_width(longest);
+	src_arenas(src, &w);
+	namew = name_width(w.longest);
 	out_line(o, "Vmem arena statistics\n");
 	out_line(o, "%s %8s %12s %12s %14s %10s %10s %6s %6s %6s %6s %8s\n",
 	    pad_name(name, sizeof name, "Arena", namew), "Quantum", "InUse",
 	    "Imported", "Total", "Allocs", "Frees", "Fails", "Waits", "SpImp",
 	    "SpRel", "Busy");
-	vmem_rows(o, false, namew);
+	w.mode = WALK_TABLE;
+	w.namew = namew;
+	src_arenas(src, &w);
 }
 
 /* ---- the emitter ---- */
 
 static void
-stats_json(struct stats_out *o, unsigned int what)
+stats_json(struct stats_out *o, const struct stats_src *src, unsigned int what)
 {
+	struct vmem_walk vw = {o, WALK_JSON, 0, 0, true};
 	struct pool_walk w;
 	bool first = true;
 
+	if (src->json_head != NULL) {
+		out_line(o, "{%s\n", src->json_head);
+		first = false;
+	}
 	if (what & KMEM_STATS_POOLS) {
-		out_line(o, "{\"pools\":[\n");
+		out_line(o, "%s\"pools\":[\n", first ? "{" : ",");
 		pool_walk_init(&w, o, what, WALK_JSON, false);
-		(void)kmemi_pool_foreach(pool_walk_fn, &w);
+		src_pools(src, &w);
 		out_line(o, "]\n");
 		first = false;
 	}
 	if (what & KMEM_STATS_CACHES) {
 		out_line(o, "%s\"caches\":[\n", first ? "{" : ",");
 		pool_walk_init(&w, o, what, WALK_JSON, true);
-		(void)kmemi_pool_foreach(pool_walk_fn, &w);
+		src_pools(src, &w);
 		out_line(o, "]\n");
 		first = false;
 	}
 	if (what & KMEM_STATS_VMEM) {
 		out_line(o, "%s\"arenas\":[\n", first ? "{" : ",");
-		vmem_rows(o, true, 0);
+		src_arenas(src, &vw);
 		out_line(o, "]\n");
 	}
 	out_line(o, "}\n");
 }
 
 static void
-stats_emit(struct stats_out *o, unsigned int what)
+stats_emit(struct stats_out *o, const struct stats_src *src, unsigned int what)
 {
 	bool first = true;
 
 	if ((what & KMEM_STATS_ALL) == 0)
 		what |= KMEM_STATS_ALL;
 	if (what & KMEM_STATS_JSON) {
-		stats_json(o, what);
+		stats_json(o, src, what);
 		return;
 	}
 	if (what & KMEM_STATS_POOLS) {
-		pools_table(o, what);
+		pools_table(o, src, what);
 		first = false;
 	}
 	if (what & KMEM_STATS_CACHES) {
 		if (!first)
 			out_line(o, "\n");
-		caches_table(o, what);
+		caches_table(o, src, what);
 		first = false;
 	}
 	if (what & KMEM_STATS_VMEM) {
 		if (!first)
 			out_line(o, "\n");
-		vmem_table(o);
+		vmem_table(o, src);
 	}
 }
+
+static const struct stats_src stats_live = {NULL, 0, NULL, 0, NULL};
 
 void
 kmem_stats_print(void (*pr)(const char *, ...), unsigned int what)
@@ -712,21 +782,41 @@ kmem_stats_print(void (*pr)(const char *, ...), unsigned int what)
 	struct stats_out o;
 
 	out_init(&o, pr != NULL ? OUT_PR : OUT_STDERR, pr, -1);
-	stats_emit(&o, what);
+	stats_emit(&o, &stats_live, what);
 	out_flush(&o);
 }
 
-int
-kmem_stats_write(int fd, unsigned int what)
+/* The tables or JSON of src to fd; 0 or the errno of a failed write. */
+static int
+stats_write_src(int fd, const struct stats_src *src, unsigned int what)
 {
 	struct stats_out o;
 
 	if (fd < 0)
 		return EBADF;
 	out_init(&o, OUT_FD, NULL, fd);
-	stats_emit(&o, what);
+	stats_emit(&o, src, what);
 	out_flush(&o);
 	return o.error;
+}
+
+int
+kmem_stats_write(int fd, unsigned int what)
+{
+	return stats_write_src(fd, &stats_live, what);
+}
+
+int
+kmemi_stats_write_rows(int fd, unsigned int what,
+    const struct kmem_pool_stats *pools, size_t npools,
+    const struct kmem_vmem_stats *arenas, size_t narenas, const char *json_head)
+{
+	/* A non-NULL array marks snapshots, even when there are none. */
+	static const struct kmem_pool_stats none;
+	struct stats_src src = {
+	    pools != NULL ? pools : &none, npools, arenas, narenas, json_head};
+
+	return stats_write_src(fd, &src, what);
 }
 
 /* ---- KMEM_STATS: the print at exit ---- */
@@ -737,11 +827,36 @@ static _Atomic unsigned int stats_what; /* KMEM_STATS_*; 0: nothing */
 static char stats_path[STATS_PATH_MAX]; /* "": standard error */
 static long stats_pid;			/* the process that read KMEM_STATS */
 
+/* path with every "%p" replaced by pid; false if it does not fit. */
+static bool
+stats_expand(char *dst, size_t n, const char *path, long pid)
+{
+	size_t j = 0;
+
+	for (; *path != '\0'; path++) {
+		int k = 1;
+
+		if (path[0] == '%' && path[1] == 'p') {
+			k = kmem_snprintf(dst + j, n - j, "%ld", pid);
+			path++;
+		} else if (j < n) {
+			dst[j] = *path;
+		}
+		j += (size_t)k;
+		if (j >= n)
+			return false;
+	}
+	dst[j] = '\0';
+	return true;
+}
+
 static void
 stats_at_exit(void)
 {
 	unsigned int what =
 	    atomic_load_explicit(&stats_what, memory_order_acquire);
+	char path[STATS_PATH_MAX + 64], command[STATS_JSON_NAME], head[160];
+	struct stats_src src = stats_live;
 	int fd, err;
 
 	/*
@@ -755,14 +870,24 @@ stats_at_exit(void)
 		kmem_stats_print(NULL, what);
 		return;
 	}
-	if ((err = kmem_prim_open_write(stats_path, &fd)) != 0) {
-		kmem_warn(
-		    "KMEM_STATS: cannot create %s (errno %d)", stats_path, err);
+	if (!stats_expand(path, sizeof path, stats_path, stats_pid)) {
+		kmem_warn("KMEM_STATS: %s: path too long with the process id",
+		    stats_path);
 		return;
 	}
-	if ((err = kmem_stats_write(fd, what)) != 0)
-		kmem_warn(
-		    "KMEM_STATS: cannot write %s (errno %d)", stats_path, err);
+	if ((err = kmem_prim_open_write(path, &fd)) != 0) {
+		kmem_warn("KMEM_STATS: cannot create %s (errno %d)", path, err);
+		return;
+	}
+	/* JSON says which process it was (kmemstat merges several). */
+	kmem_snprintf(head, sizeof head,
+	    "\"process\":{\"pid\":%ld,"
+	    "\"command\":%s}",
+	    stats_pid,
+	    json_quote(command, sizeof command, kmem_prim_progname()));
+	src.json_head = head;
+	if ((err = stats_write_src(fd, &src, what)) != 0)
+		kmem_warn("KMEM_STATS: cannot write %s (errno %d)", path, err);
 	kmem_prim_close(fd);
 }
 

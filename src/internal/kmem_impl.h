@@ -11,6 +11,7 @@
 
 #include <kmem/kmem.h>
 #include <kmem/pool.h>
+#include <kmem/vmem.h>
 
 #include "internal/internal.h"
 #include "internal/pool_cache_impl.h"
@@ -264,6 +265,15 @@ void kmemi_debug_forget(const void *page, size_t size);
 
 /* Read KMEM_STATS (once, from kmem_init) and arrange the print at exit. */
 void kmemi_stats_init(void);
+/*
+ * kmemstat: the tables (or JSON) of snapshot rows rather than of the live
+ * pools and arenas, to fd; json_head, if not NULL, is put first in the
+ * JSON object (its members, comma-separated).  0 or an errno value.
+ */
+int kmemi_stats_write_rows(int fd, unsigned int what,
+    const struct kmem_pool_stats *pools, size_t npools,
+    const struct kmem_vmem_stats *arenas, size_t narenas,
+    const char *json_head);
 
 /* Tests (kmemi_debug_configure): set the gate's debug bits. */
 void kmemi_gate_set(unsigned int bits);

@@ -235,6 +235,8 @@ uint64_t kmem_prim_clock_coarse_ns(void);
  * for tags that a program must not be able to forge by accident.
  */
 uint64_t kmem_prim_secret(void);
+/* This program's name (glibc's program_invocation_short_name), or "?". */
+const char *kmem_prim_progname(void);
 /* This process's id (getpid). */
 long kmem_prim_getpid(void);
 /* Sleep for about "ns" nanoseconds. */

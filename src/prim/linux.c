@@ -528,6 +528,14 @@ kmem_prim_sleep_ns(uint64_t ns)
 
 /* ---- process ---- */
 
+const char *
+kmem_prim_progname(void)
+{
+	const char *n = program_invocation_short_name;
+
+	return n != NULL && n[0] != '\0' ? n : "?";
+}
+
 uint64_t
 kmem_prim_secret(void)
 {

@@ -8,6 +8,7 @@
  * and its errors, and KMEM_STATS in child processes (1, json, /path,
  * ./path, json:/path, bad values, idempotence, an unopenable file).
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -526,6 +527,10 @@ static const char json_check_py[] =
     "for path, w in zip(sys.argv[1::2], sys.argv[2::2]):\n"
     "  d = json.load(open(path, encoding='utf-8'))\n"
     "  want = json.loads(w)\n"
+    "  pr = d.pop('process', None)\n"
+    "  if pr is not None:\n"
+    "    assert set(pr) == {'pid', 'command'}, (path, pr)\n"
+    "    assert isinstance(pr['pid'], int) and pr['pid'] > 1, (path, pr)\n"
     "  assert set(d) == set(want), (path, sorted(d), sorted(want))\n"
     "  for sec, rows in d.items():\n"
     "    for r in rows:\n"
@@ -856,7 +861,7 @@ test_env_stderr(void)
 static void
 test_env_file(void)
 {
-	char path[128], value[160];
+	char path[128], value[160], found[512];
 	struct stat sb;
 	mode_t um;
 	char *text;
@@ -897,9 +902,37 @@ test_env_file(void)
 	run_env(value, NULL, false);
 	T_EQ(child_err[0], '\0');
 	text = slurp(path);
-	T_ASSERT(strncmp(text, "{\"pools\":[\n", 11) == 0);
+	/* The file at exit names its process first. */
+	T_ASSERT(strncmp(text, "{\"process\":{\"pid\":", 18) == 0);
+	T_ASSERT(strstr(text, "\"command\":\"t_unit_stats\"}\n,\"pools\":[") !=
+	    NULL);
 	free(text);
 	json_check(path, child_want);
+
+	/* %p: the process id, so that processes (kmemstat's) do not clash. */
+	snprintf(value, sizeof value, "json:%s/st-%%p-%%p.json", tmpdir);
+	run_env(value, NULL, false);
+	T_EQ(child_err[0], '\0');
+	{
+		DIR *d = opendir(tmpdir);
+		struct dirent *e;
+		long a, b;
+		int n = 0;
+
+		T_ASSERT(d != NULL);
+		while ((e = readdir(d)) != NULL) {
+			if (sscanf(e->d_name, "st-%ld-%ld.json", &a, &b) != 2)
+				continue;
+			T_EQ(a, b);
+			T_GT(a, 1);
+			snprintf(found, sizeof found, "%s/%s", tmpdir,
+			    e->d_name);
+			n++;
+		}
+		closedir(d);
+		T_EQ(n, 1);
+	}
+	json_check(found, child_want);
 
 	/* ./relative, from the child's working directory. */
 	snprintf(path, sizeof path, "%s/rel.txt", tmpdir);
