@@ -168,7 +168,7 @@ _Atomic(uint32_t *) kmemi_pm_root[1u << PM_ROOT_BITS];
 static _Atomic uint32_t *
 pm_word(uintptr_t a)
 {
-	uintptr_t pg = a >> kmemi_pgshift;
+	uintptr_t pg = a >> PM_SHIFT;
 	uintptr_t r = pg >> PM_LEAF_SHIFT;
 	uint32_t *leaf, *fresh = NULL;
 	size_t leafsz = sizeof(uint32_t) << PM_LEAF_SHIFT;
@@ -200,21 +200,22 @@ pm_word_get(uintptr_t a)
 }
 
 /*
- * A pool page of class c at p (npg system pages): every page's word says
- * so; false (words cleared) if a leaf could not be made.
+ * A pool page of class c at p (n units of 4 KiB): every unit's word says
+ * so, and which unit it is; false (words cleared) if a leaf could not be
+ * made.
  */
 static bool
-pm_mark_small(void *p, size_t npg, unsigned int c)
+pm_mark_small(void *p, size_t n, unsigned int c)
 {
 	_Atomic uint32_t *w;
 	size_t i;
 
-	for (i = 0; i < npg; i++) {
-		w = pm_word((uintptr_t)p + (i << kmemi_pgshift));
+	for (i = 0; i < n; i++) {
+		w = pm_word((uintptr_t)p + (i << PM_SHIFT));
 		if (w == NULL) {
 			while (i-- > 0)
-				atomic_store_explicit(pm_word_get((uintptr_t)p +
-							  (i << kmemi_pgshift)),
+				atomic_store_explicit(
+				    pm_word_get((uintptr_t)p + (i << PM_SHIFT)),
 				    0, memory_order_relaxed);
 			return false;
 		}
@@ -224,16 +225,15 @@ pm_mark_small(void *p, size_t npg, unsigned int c)
 	return true;
 }
 
-/* A pool page goes back: its pages are nobody's. */
+/* A pool page goes back: its n units are nobody's. */
 static void
-pm_clear(void *p, size_t npg)
+pm_clear(void *p, size_t n)
 {
 	_Atomic uint32_t *w;
 	size_t i;
 
-	for (i = 0; i < npg; i++)
-		if ((w = pm_word_get((uintptr_t)p + (i << kmemi_pgshift))) !=
-		    NULL)
+	for (i = 0; i < n; i++)
+		if ((w = pm_word_get((uintptr_t)p + (i << PM_SHIFT))) != NULL)
 			atomic_store_explicit(w, 0, memory_order_relaxed);
 }
 
@@ -268,7 +268,7 @@ kmem_page_alloc(struct pool *pp, int flags)
 	if (vm == NULL || vmem_alloc(vm, sz, vf | VM_INSTANTFIT, &a) != 0)
 		return NULL;
 	if (kmem_unlikely(!pm_mark_small(
-		(void *)a, sz >> kmemi_pgshift, kmem_class_of(pp->pr_size)))) {
+		(void *)a, sz >> PM_SHIFT, kmem_class_of(pp->pr_size)))) {
 		vmem_free(vm, a, sz);
 		return NULL;
 	}
@@ -282,7 +282,7 @@ kmem_page_free(struct pool *pp, void *v)
 
 	if (kmem_unlikely(GATE_DEBUG() != 0))
 		kmemi_debug_forget(v, sz);
-	pm_clear(v, sz >> kmemi_pgshift);
+	pm_clear(v, sz >> PM_SHIFT);
 	vmem_free(kmemi_page_arena(), (vmem_addr_t)v, sz);
 }
 
@@ -794,8 +794,8 @@ kmem_lookup(const char *fn, const void *p, uint32_t *wordp)
 	*wordp = w;
 	if (w & PM_SMALL) {
 		const struct kmem_fast *kf = &kmemi_fast[PM_CLASS(w)];
-		uintptr_t base = (a & ~(uintptr_t)(kmem_pagesz - 1)) -
-		    ((uintptr_t)PM_PGIDX(w) << kmemi_pgshift);
+		uintptr_t base = (a >> PM_SHIFT << PM_SHIFT) -
+		    ((uintptr_t)PM_PGIDX(w) << PM_SHIFT);
 		size_t off = a - base;
 
 		if (kmem_likely(kmemi_small_valid(a, w, kf)))

@@ -360,17 +360,17 @@ free(void *p)
 		w = __atomic_load_n(wp, __ATOMIC_RELAXED);
 		if (kmem_likely(w & PM_SMALL)) {
 			const struct kmem_fast *kf = &kmemi_fast[PM_CLASS(w)];
-			uintptr_t *tag = (uintptr_t *)p + 1;
+			uintptr_t *tag = (uintptr_t *)p + 1, t = tag_of(a);
 
 			if (kmem_unlikely(!kmemi_small_valid(a, w, kf))) {
 				free_slow(p); /* reports it */
 				return;
 			}
-			if (kmem_unlikely(*tag == tag_of(a))) {
+			if (kmem_unlikely(*tag == t)) {
 				free_suspect(p, PM_CLASS(w));
 				return;
 			}
-			*tag = tag_of(a);
+			*tag = t;
 #ifdef PC_RSEQ
 			if (kmem_likely(gate == 0) &&
 			    kmem_likely(pc_rseq_put(kf->kf_cpus, kf->kf_ncpu, p,

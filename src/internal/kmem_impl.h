@@ -58,16 +58,20 @@ extern size_t kmemi_large_fast_max; /* largest size served so; 0: none */
 extern unsigned int kmemi_pgshift;  /* log2 of the system page */
 
 /*
- * The page map (kmem.c section 4): one 32-bit word per system page of the
- * 2^47-byte user address space, in leaves of 2^20 words (4 GiB of 4 KiB
- * pages) made on first use.  A word says what kmem has at that page:
+ * The page map (kmem.c section 4): one 32-bit word per 4 KiB of the
+ * 2^47-byte user address space (PM_SHIFT: a constant, so the lookup
+ * needs no load for it; system pages are 4 KiB or a multiple), in leaves
+ * of 2^20 words (4 GiB) made on first use.  A word says what kmem has
+ * there:
  *   0                          nothing (kmem never handed it out)
- *   PM_SMALL | class << 8 | i  page i of a pool page of a size class
- *   PM_LIVE | npages           first page of a live large block
+ *   PM_SMALL | class << 8 | i  4 KiB unit i of a pool page of a class
+ *   PM_LIVE | npages           first unit of a live large block of
+ *                              npages system pages
  *   PM_FREED | npages          ... of a freed one (a second free is told)
  *   | PM_XALLOC                the block came from vmem_xalloc (aligned)
  * npages is 0 for blocks too large to record (2^28 pages and more).
  */
+#define PM_SHIFT      12
 #define PM_LEAF_SHIFT 20
 #define PM_ROOT_BITS  15
 #define PM_LIVE	      0x80000000u
@@ -83,7 +87,7 @@ extern _Atomic(uint32_t *) kmemi_pm_root[1u << PM_ROOT_BITS];
 static inline _Atomic uint32_t *
 kmemi_pm_word_get(uintptr_t a)
 {
-	uintptr_t pg = a >> kmemi_pgshift, r = pg >> PM_LEAF_SHIFT;
+	uintptr_t pg = a >> PM_SHIFT, r = pg >> PM_LEAF_SHIFT;
 	uint32_t *leaf;
 
 	if (kmem_unlikely(r >= (1u << PM_ROOT_BITS)))
@@ -98,8 +102,8 @@ kmemi_pm_word_get(uintptr_t a)
 static inline bool
 kmemi_small_valid(uintptr_t a, uint32_t w, const struct kmem_fast *kf)
 {
-	uintptr_t base = (a >> kmemi_pgshift << kmemi_pgshift) -
-	    ((uintptr_t)PM_PGIDX(w) << kmemi_pgshift);
+	uintptr_t base =
+	    (a >> PM_SHIFT << PM_SHIFT) - ((uintptr_t)PM_PGIDX(w) << PM_SHIFT);
 	uint32_t off = (uint32_t)(a - base);
 	uint32_t q = (uint32_t)(((uint64_t)off * kf->kf_recip) >> 32);
 
