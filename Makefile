@@ -1,7 +1,9 @@
 # kmem front end: CMake does the building, ctest runs the tests.
 #
 #   make            release build (everything `make install` installs)
-#   make run        build, then run the main job (kmem-demo) with statistics
+#   make run        build, then the main job: gcc compiling a file on
+#                   libkmem-malloc.so through kmemstat, with its statistics
+#   make demo       kmem-demo, a tour of the API with statistics
 #   make test       the whole suite: release (gcc) + valgrind, ASan+UBSan
 #                   (clang), TSan (gcc) on every test: the threaded ones
 #                   are what it is for, the rest cost seconds
@@ -10,12 +12,13 @@
 #   make soak       long randomized runs
 #   make fuzz       ten minutes of libFuzzer on vmem (clang, ASan)
 #   make format / make format-check
+MAKEFLAGS += --no-print-directory
 PREFIX ?= /usr/local
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE  ?= cmake
 B      := build
 
-.PHONY: all deps release run test test-release test-asan test-tsan \
+.PHONY: all deps release run demo test test-release test-asan test-tsan \
 	asan-build install bench soak fuzz format format-check clean
 
 all: release
@@ -28,7 +31,15 @@ release: deps
 	    -DCMAKE_BUILD_TYPE=Release -DKMEM_VALGRIND_TESTS=ON >/dev/null
 	@$(CMAKE) --build $(B)/release -j $(JOBS)
 
+# The main job: the C compiler compiles kmem's own vmem.c with kmem as
+# its malloc (gcc, cc1 and as, merged), through kmemstat.
 run: release
+	@echo "kmem: gcc compiles src/vmem.c on libkmem-malloc.so, through kmemstat:"
+	./$(B)/release/kmemstat -- gcc -O2 -g -D_GNU_SOURCE -Iinclude -Isrc \
+	    -c src/vmem.c -o $(B)/vmem-on-kmem.o
+
+# A tour of the API: vmem, pool, pool_cache and kmem_alloc in one program.
+demo: release
 	./$(B)/release/kmem-demo
 
 test: test-release test-asan test-tsan

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Install what building and testing kmem needs, if it is missing.
+# Install what building and testing kmem needs, if it is missing: the
+# compilers and tools, and the programs the malloc shim's tests run.
 # Debian/Ubuntu: apt-get (as root, or through sudo).  Prints nothing when
 # everything is already there.
 set -e
@@ -13,6 +14,11 @@ have clang || need="$need clang"
 have valgrind || need="$need valgrind"
 have clang-format || need="$need clang-format"
 have pkg-config || need="$need pkg-config"
+# The malloc shim's tests run real programs on it (tests/programs).
+have python3 || need="$need python3"
+have sqlite3 || need="$need sqlite3"
+have perl || need="$need perl"
+[ -f /usr/include/stdio.h ] || need="$need libc6-dev"
 # clang's sanitizer runtimes live in libclang-rt-*-dev on Debian 12.
 if have clang; then
 	rt=$(clang -print-file-name=libclang_rt.asan-x86_64.a 2>/dev/null || true)

@@ -758,12 +758,24 @@ main(int argc, char **argv)
 		print_procs(hf, true);
 		fputs("]}", hf);
 	} else {
+		unsigned long ops = 0, hits = 0;
+		size_t i;
+
+		/* What malloc and free did: the class caches' CPU layer. */
+		for (i = 0; i < npools; i++)
+			if (strncmp(pools[i].ps_name, "kmem-", 5) == 0) {
+				ops += pools[i].ps_cpuhit + pools[i].ps_cpumiss;
+				hits += pools[i].ps_cpuhit;
+			}
 		fprintf(hf,
 		    "kmemstat: %s: %zu process%s on kmem: ", argv[optind],
 		    nprocs, nprocs == 1 ? "" : "es");
 		print_procs(hf, false);
-		fputs(
-		    nprocs > 1 ? "; their counts are summed\n\n" : "\n\n", hf);
+		fprintf(hf,
+		    "%s\nkmemstat: %lu gets and puts of kmem's size classes, "
+		    "%.1f%% of them served by the per-CPU layer\n\n",
+		    nprocs > 1 ? "; their counts are summed" : "", ops,
+		    ops ? 100.0 * (double)hits / (double)ops : 0.0);
 	}
 	fclose(hf);
 	if (!(what & KMEM_STATS_JSON) &&

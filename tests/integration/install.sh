@@ -1,6 +1,7 @@
 #!/bin/sh
 # make install into a scratch prefix, then build a program against it
-# through pkg-config, dynamically and statically, and run both.
+# through pkg-config, dynamically and statically, and run both; and run
+# a command through the installed kmemstat on the installed malloc.
 # Usage: install.sh SOURCE_DIR BUILD_DIR
 set -eu
 src=$1
@@ -9,7 +10,8 @@ prefix=$(mktemp -d "${TMPDIR:-/tmp}/kmem-install.XXXXXX")
 trap 'rm -rf "$prefix"' EXIT
 cmake --install "$build" --prefix "$prefix" >/dev/null
 for f in include/kmem/vmem.h include/kmem/ipl.h lib/libkmem.a lib/libkmem.so \
-    lib/pkgconfig/kmem.pc; do
+    lib/pkgconfig/kmem.pc lib/libkmem-malloc.so bin/kmemstat \
+    share/man/man1/kmemstat.1 share/man/man3/kmem.3; do
 	[ -e "$prefix/$f" ] || { echo "missing $prefix/$f"; exit 1; }
 done
 grep -q "^prefix=$prefix\$" "$prefix/lib/pkgconfig/kmem.pc" || {
@@ -43,4 +45,10 @@ cc -std=c11 -Wall -Werror -o "$prefix/prog-static" "$prefix/prog.c" \
 if ldd "$prefix/prog-static" | grep -q libkmem; then
 	echo "static program links libkmem.so"; exit 1
 fi
+# The installed kmemstat finds the installed libkmem-malloc.so (../lib).
+"$prefix/bin/kmemstat" -j -o "$prefix/ls.json" -- ls -l / >/dev/null
+grep -q '"processes":\[{"pid":[0-9]*,"command":"ls"}\]' "$prefix/ls.json" || {
+	echo "installed kmemstat: no statistics of ls:"; head -c 400 "$prefix/ls.json"; exit 1; }
+grep -q '"name":"kmem-00016"' "$prefix/ls.json" || {
+	echo "installed kmemstat: ls did not run on kmem"; exit 1; }
 echo "1 passed, 0 failed"
