@@ -543,26 +543,27 @@ malloc_usable_size(void *p)
 }
 
 /*
- * Give back what the caches do not need (kmem_reap): 1 if kva held free
- * memory to give back, else 0 (glibc: 1 if memory was released).  "pad"
- * (bytes to leave at the top of the heap) has no meaning here.
+ * Give back every byte not in use (kmem_reap_all: the caches emptied, the
+ * empty pool pages and kva's free pages back to the OS): 1 if memory
+ * was released, else 0, as glibc.
+ * "pad" (bytes to leave at the top of the heap) has no meaning here.
  */
 int
 malloc_trim(size_t pad)
 {
-	struct kmem_vmem_stats st;
+	struct kmem_vmem_stats before, after;
 	int saved = errno;
 	vmem_t *vm;
-	bool had;
 
 	(void)pad;
 	if (KMEMI_GATE() & KMEM_GATE_INIT)
 		return 0;
 	vm = kmemi_page_arena();
-	st.vs_size = sizeof st;
-	kmem_vmem_stats(vm, &st);
-	had = st.vs_imported > st.vs_inuse;
-	kmem_reap();
+	kmem_vmem_stats(vm, &before);
+	kmem_reap_all();
+	kmem_vmem_stats(vm, &after);
 	errno = saved;
-	return had ? 1 : 0;
+	/* Pages came back to kva, or kva had free pages to purge. */
+	return after.vs_inuse < before.vs_inuse ||
+	    before.vs_imported > before.vs_inuse;
 }

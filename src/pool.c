@@ -1002,18 +1002,15 @@ pool_get(struct pool *pp, int flags)
 	return v;
 }
 
-void
-pool_put(struct pool *pp, void *v)
+/* Put v back; pool lock held.  Pages to free go on *idle. */
+static void
+pool_put_locked(struct pool *pp, void *v, struct kmem_pool_page **idle)
 {
-	struct kmem_pool_page *ph, *idle = NULL;
+	struct kmem_pool_page *ph;
 	size_t off;
 	unsigned int idx;
 	uint64_t bit;
 
-	if (pp->pr_magic != POOL_MAGIC)
-		kmem_panic(
-		    "pool_put(%p, %p): not an initialised pool", (void *)pp, v);
-	pthread_mutex_lock(&pp->pr_lock);
 	ph = pool_page_of(pp, "pool_put", v);
 	off = (size_t)((char *)v - ph->ph_items);
 	if ((char *)v < ph->ph_items || off % pp->pr_size != 0 ||
@@ -1044,12 +1041,49 @@ pool_put(struct pool *pp, void *v)
 		    (pp->pr_nitems > pp->pr_maxitems ||
 			pp->pr_npages > pp->pr_maxpages)) {
 			pool_page_detach(pp, ph);
-			ph->ph_hnext = idle;
-			idle = ph;
+			ph->ph_hnext = *idle;
+			*idle = ph;
 		} else {
-			pool_free_idle(pp, false, &idle);
+			pool_free_idle(pp, false, idle);
 		}
 	}
+}
+
+static void
+pool_check_magic(struct pool *pp, void *v)
+{
+	if (pp->pr_magic != POOL_MAGIC)
+		kmem_panic(
+		    "pool_put(%p, %p): not an initialised pool", (void *)pp, v);
+}
+
+void
+pool_put(struct pool *pp, void *v)
+{
+	struct kmem_pool_page *idle = NULL;
+
+	pool_check_magic(pp, v);
+	pthread_mutex_lock(&pp->pr_lock);
+	pool_put_locked(pp, v, &idle);
+	if (pp->pr_nwaiters != 0)
+		pthread_cond_broadcast(&pp->pr_cv);
+	pthread_mutex_unlock(&pp->pr_lock);
+	if (idle != NULL)
+		pool_release_list(pp, idle);
+}
+
+void
+kmemi_pool_put_batch(struct pool *pp, void *const *objs, unsigned int n)
+{
+	struct kmem_pool_page *idle = NULL;
+	unsigned int i;
+
+	if (n == 0)
+		return;
+	pool_check_magic(pp, objs[0]);
+	pthread_mutex_lock(&pp->pr_lock);
+	for (i = 0; i < n; i++)
+		pool_put_locked(pp, objs[i], &idle);
 	if (pp->pr_nwaiters != 0)
 		pthread_cond_broadcast(&pp->pr_cv);
 	pthread_mutex_unlock(&pp->pr_lock);

@@ -133,6 +133,18 @@ static const unsigned int pcg_ladder[] = {15, 31, 63, 127, 255};
 #define PC_CONTENTION_MAX 3
 /* A miss fills at most this many objects into the CPU's group. */
 #define PCG_FILL_MAX 32
+/*
+ * The depot of a cache without constructor and destructor holds about
+ * PC_DEPOT_BYTES of objects in full groups (at least PC_DEPOT_MIN, at
+ * most PC_DEPOT_MAX groups); what is freed beyond goes back to the pool,
+ * whose empty pages go back to the page arena.  Such objects cost nothing
+ * to make again, and a program's burst of frees (kmem's malloc) should
+ * not sit in the depot, its groups costing 16 bytes per object more, for
+ * the working-set intervals it takes reaping to notice (section 7).
+ */
+#define PC_DEPOT_BYTES (1u << 20)
+#define PC_DEPOT_MIN   4
+#define PC_DEPOT_MAX   64
 
 /* struct pcg_obj, pcg, pc_cpu: internal/pool_cache_impl.h. */
 
@@ -253,6 +265,37 @@ pc_destruct(pool_cache_t pc, void *obj)
 	if (pc->pc_dtor != NULL)
 		pc->pc_dtor(pc->pc_arg, obj);
 	pool_put(&pc->pc_pool, obj);
+}
+
+/* Objects of group g straight back to the pool (no destructor); g empty. */
+static void
+pc_flush_group(pool_cache_t pc, struct pcg *g)
+{
+	void *objs[256];
+	unsigned int i;
+
+	_Static_assert(KMEM_ARRAY_SIZE(objs) >= 255, "the largest group");
+	for (i = 0; i < g->pcg_avail; i++)
+		objs[i] = g->pcg_objects[i].po_va;
+	kmemi_pool_put_batch(&pc->pc_pool, objs, g->pcg_avail);
+	g->pcg_avail = 0;
+}
+
+/* True if a full group of g's size should not go to the depot (above). */
+static bool
+pc_depot_capped(pool_cache_t pc, const struct pcg *g)
+{
+	unsigned long cap;
+
+	if (pc->pc_ctor != NULL || pc->pc_dtor != NULL)
+		return false;
+	cap =
+	    PC_DEPOT_BYTES / ((unsigned long)pc->pc_pool.pr_size * g->pcg_size);
+	if (cap < PC_DEPOT_MIN)
+		cap = PC_DEPOT_MIN;
+	else if (cap > PC_DEPOT_MAX)
+		cap = PC_DEPOT_MAX;
+	return pc->pc_nfull >= cap;
 }
 
 /* Destruct every object of a chain of groups; keep the groups (empty). */
@@ -468,9 +511,7 @@ pc_get_fill(pool_cache_t pc, int flags, bool lk)
 	}
 	pc_cpu_exit(cc, lk);
 	if (g != NULL) {
-		for (k = 0; k < g->pcg_avail; k++)
-			pool_put(&pc->pc_pool, g->pcg_objects[k].po_va);
-		g->pcg_avail = 0;
+		pc_flush_group(pc, g);
 		pcg_put_empty(g);
 	}
 	return objs[0];
@@ -626,8 +667,17 @@ pool_cache_put_paddr(pool_cache_t pc, void *obj, paddr_t pa)
 			cc->cc_previous = empty;
 			continue;
 		}
-		/* The full current goes to the depot. */
+		/* The full current goes to the depot, or to the pool. */
 		pc_depot_lock(pc);
+		if (kmem_unlikely(pc_depot_capped(pc, g))) {
+			kmem_mutex_exit(&pc->pc_depot_lock);
+			cc->cc_current = empty;
+			pc_cpu_exit(cc, lk);
+			pc_flush_group(pc, g);
+			pcg_put_empty(g);
+			cc = pc_cpu_enter(pc, lk);
+			continue;
+		}
 		g->pcg_next = pc->pc_full;
 		pc->pc_full = g;
 		pc->pc_nfull++;

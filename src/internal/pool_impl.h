@@ -66,6 +66,8 @@ void kmemi_pool_reap_all(bool everything);
 /* pool.c: pool_get of up to n items under one lock hold; how many. */
 unsigned int kmemi_pool_get_batch(
     struct pool *pp, int flags, void **objs, unsigned int n);
+/* pool.c: pool_put of n items under one lock hold. */
+void kmemi_pool_put_batch(struct pool *pp, void *const *objs, unsigned int n);
 /* pool.c: fn(pp, arg) for every pool, no list lock held; stops on non-zero. */
 int kmemi_pool_foreach(int (*fn)(struct pool *, void *), void *arg);
 /* pool.c: the item of hashed pool pp containing v, and whether it is out. */

@@ -40,7 +40,8 @@
  *    step 7 to 70000 and large sizes, the whole usable size writable
  *    (64 blocks live at once, patterns verified); usable_size(NULL) == 0;
  *    plain malloc(n) results are 16-aligned for every n;
- *  - malloc_trim(0) returns 0 or 1 and later allocation still works.
+ *  - malloc_trim(0) returns 0 or 1 and later allocation still works;
+ *    after a burst of frees it gives the memory back (plan C20).
  *
  * All calls go through volatile function pointers so the compiler cannot
  * fold or elide them (clang removes an unused malloc and assumes it
@@ -1013,6 +1014,43 @@ test_malloc_trim(void)
 	f_free(f_malloc(100));
 }
 
+/*
+ * Reliability plan C20: a burst of small objects, all freed, then
+ * malloc_trim(0): resident memory is back near where it started at once
+ * (kmem: kmem_reap_all; glibc: the heap's top trimmed).  Pass: RSS within
+ * 16 MiB of the baseline after freeing about 200 MiB, and malloc_trim
+ * says memory was released.
+ */
+static void
+test_malloc_trim_returns(void)
+{
+	enum { N = 1 << 21 }; /* 2 Mi objects of 16..256 bytes: ~270 MiB */
+	void **v = f_malloc(N * sizeof *v);
+	long base, peak, after;
+	int rc;
+
+	T_ASSERT(v != NULL);
+	memset(v, 0, N * sizeof *v);
+	base = rss_kib();
+	for (size_t i = 0; i < N; i++) {
+		v[i] = f_malloc(16 + (i % 16) * 16);
+		T_ASSERT(v[i] != NULL);
+		memset(v[i], 1, 16);
+	}
+	peak = rss_kib();
+	for (size_t i = 0; i < N; i++)
+		f_free(v[i]);
+	rc = f_malloc_trim(0);
+	after = rss_kib();
+	printf("   RSS %ld KiB before, %ld KiB at the peak, %ld KiB after the "
+	       "frees and malloc_trim (returned %d)\n",
+	    base, peak, after, rc);
+	T_GT(peak - base, 200 * 1024);
+	T_LT(after - base, 16 * 1024);
+	T_EQ(rc, 1);
+	f_free(v);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1040,5 +1078,6 @@ main(int argc, char **argv)
 	RUN(test_usable_size);
 	RUN(test_malloc_align16);
 	RUN(test_malloc_trim);
+	RUN(test_malloc_trim_returns);
 	return t_done();
 }

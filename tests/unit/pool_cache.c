@@ -980,6 +980,65 @@ test_fill_run(void)
 	pool_cache_destroy(pc);
 }
 
+/*
+ * The depot of a cache without constructor and destructor is capped
+ * (about 1 MiB of objects, 4 to 64 groups): a burst of puts beyond goes
+ * back to the pool, whose pages empty.  With a constructor it is not.
+ */
+static void
+test_depot_cap(void)
+{
+	const size_t size = 1024, n = 4000; /* 4 MiB: 4 times the cap */
+	pool_cache_t pc = pool_cache_init(
+	    size, 0, 0, 0, "t-cap", NULL, IPL_NONE, NULL, NULL, NULL);
+	struct kmem_pool_stats st;
+	struct counters c;
+	void **v = malloc(n * sizeof *v);
+	unsigned long cap;
+	size_t i;
+
+	T_ASSERT(v != NULL);
+	for (i = 0; i < n; i++)
+		T_ASSERT((v[i] = pool_cache_get(pc, PR_WAITOK)) != NULL);
+	for (i = 0; i < n; i++)
+		pool_cache_put(pc, v[i]);
+	kmem_pool_cache_stats(pc, &st);
+	cap = (1ul << 20) / (size * st.ps_groupsize);
+	cap = cap < 4 ? 4 : cap > 64 ? 64 : cap;
+	printf("   %zu puts: %lu full groups of %u in the depot (cap %lu), "
+	       "%lu cached, %u objects in the pool, %u out\n",
+	    n, st.ps_nfull, st.ps_groupsize, cap, st.ps_cached_objects,
+	    st.ps_nitems, st.ps_nout);
+	T_LE(st.ps_nfull, cap);
+	/* The rest: the CPU layer's two groups a CPU, and the pool. */
+	T_LE(st.ps_cached_objects,
+	    (cap + 2 * (unsigned long)sysconf(_SC_NPROCESSORS_CONF)) *
+		st.ps_groupsize);
+	/* The others went back to the pool (whose empty pages may go). */
+	T_EQ(st.ps_nout, st.ps_cached_objects);
+	T_EQ(st.ps_nput, n - st.ps_cached_objects);
+	/* Gets take the cached ones first, then the pool's: all come back. */
+	for (i = 0; i < n; i++)
+		T_ASSERT((v[i] = pool_cache_get(pc, PR_WAITOK)) != NULL);
+	kmem_pool_cache_stats(pc, &st);
+	T_EQ(st.ps_nout, n + st.ps_cached_objects);
+	for (i = 0; i < n; i++)
+		pool_cache_put(pc, v[i]);
+	pool_cache_destroy(pc);
+
+	/* Constructed objects stay cached: no destructor ran. */
+	pc = mkcache("t-nocap", 0, &c);
+	for (i = 0; i < n; i++)
+		T_ASSERT((v[i] = pool_cache_get(pc, PR_WAITOK)) != NULL);
+	for (i = 0; i < n; i++)
+		pool_cache_put(pc, v[i]);
+	T_EQ(c.ndtor, 0);
+	T_EQ(pcstats(pc).ps_cached_objects, n);
+	check_conservation(pc, &c, 0);
+	pool_cache_destroy(pc);
+	free(v);
+}
+
 static atomic_int fill_dtors;
 
 static void
@@ -1065,5 +1124,6 @@ main(void)
 	T_RUN(test_fill_run);
 	T_RUN(test_fill_hardlimit);
 	T_RUN(test_fill_not_with_dtor);
+	T_RUN(test_depot_cap);
 	return t_done();
 }
