@@ -7,7 +7,9 @@
  *    segments of the page arena "kva" (kmemi_page_arena(): quantum caches
  *    up to 16 pages, instant-fit freelists beyond, spans of >= 1 MiB
  *    imported from prim).  kmem_free(p, size) recomputes the path from
- *    size, as NetBSD's does: no header, no lookup.
+ *    size, as NetBSD's does: no header, no lookup.  malloc.c's free(p),
+ *    which has no size, finds the path through the page map (section 4,
+ *    kmemi_free_unsized); the shared fast paths are in kmem_impl.h.
  *
  * 2. Size classes, as data (kmem_class_table): 16-byte steps up to 128,
  *    then four classes per doubling up to 16 KiB -- 37 classes.  Why:
@@ -31,7 +33,12 @@
  *    Pool pages: the smallest of 4..64 KiB that holds 8 objects with at
  *    most 1/8 of the page left over, else the least wasteful; pages come
  *    from kva through the quantum caches, with off-page headers
- *    (PR_NOALIGN), so an address's page is found without reading it.
+ *    (PR_NOALIGN), so an address's page is found without reading it, and
+ *    no colour (KMEMI_PR_NOCOLOR), so a page's first object is at its
+ *    start: an object's offset in its page is a multiple of the class,
+ *    and the objects of a power-of-two class are aligned to its size
+ *    (malloc's memalign takes the first class that is a multiple of the
+ *    alignment, up to a page; beyond, a large block by vmem_xalloc).
  *
  * 3. The gate.  kmemi_gate is non-zero until kmem is set up, while a
  *    debug item is on, and when the lock-free fast path cannot be used
@@ -40,14 +47,20 @@
  *    branch.  Closed, the slow paths set kmem up and hand debug calls to
  *    debug.c, which allocates through kmemi_raw_alloc/kmemi_raw_free.
  *
- * 4. Large blocks.  A page map (two levels: a root of 2^15 leaves, each
- *    leaf one 32-bit word per page of a 4 GiB region, reserved lazily
- *    from prim) holds, for the first page of every large block, its state
- *    (live, freed) and page count.  Free checks and flips it with one
- *    compare-and-swap: a double free, a pointer that is not a block's
- *    start, and a size of another page count are reported at the call,
- *    with debugging on or off, without touching the block's memory (it
- *    may be unmapped).  Up to 16 pages, the fast paths take the block
+ * 4. The page map (two levels: a root of 2^15 leaves, each leaf one
+ *    32-bit word per 4 KiB of a 4 GiB region, reserved lazily from prim;
+ *    encoding in kmem_impl.h) says what every address kmem handed out is.
+ *    Every 4 KiB of a class's pool page holds the class and its index in
+ *    the pool page (set when kva gives the page to the pool, cleared when
+ *    it goes back), so free(p) finds the class in constant time and
+ *    checks that p starts an object (its offset from the pool page a
+ *    multiple of the class, by a multiply), without reading the object.
+ *    The first page of every large block holds its state (live, freed),
+ *    page count, and whether it was vmem_xalloc'd.  Free checks and flips
+ *    it with one compare-and-swap: a double free, a pointer that is not a
+ *    block's start, and a size of another page count are reported at the
+ *    call, with debugging on or off, without touching the block's memory
+ *    (it may be unmapped).  Up to 16 pages, the fast paths take the block
  *    straight from kva's quantum cache of its page count
  *    (kmemi_vmem_qcache: the same cache vmem_alloc would use), with the
  *    same inlined restartable sequence as the cached sizes, and mark the
@@ -73,9 +86,10 @@
  *    retry every vmem_sleep_retry_ms, and after oom_wait_ms abort naming
  *    the call and the size.  Bad arguments (size 0, NULL, flags) and bad
  *    large frees abort through kmem_panic with the messages of
- *    docs/kmem-contract.md.  Small frees are not checked without
- *    debugging (NetBSD's behaviour; the pool layer catches a double put
- *    when the object leaves the cache).
+ *    docs/kmem-contract.md.  Small frees with a size are not checked
+ *    without debugging (NetBSD's behaviour; the pool layer catches a
+ *    double put when the object leaves the cache); malloc's free(p) is,
+ *    through the page map (and malloc.c's double-free tag).
  */
 #include <errno.h>
 #include <stdarg.h>

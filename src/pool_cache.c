@@ -71,6 +71,11 @@
  *    interval, the group size moves one step up the ladder (15, 31, 63,
  *    127, 255); groups of the old size stay valid until they empty.
  *
+ *    A cache without constructor and destructor keeps at most about
+ *    1 MiB of full groups in its depot (PC_DEPOT_BYTES): a full group
+ *    that would go beyond goes back to the pool instead, its objects in
+ *    one pool lock hold, and becomes the CPU's empty group.
+ *
  * 7. Working-set reaping.  Every reap_interval_ms (15 s, illumos's
  *    kmem_reap_interval), noticed on the depot slow path or in
  *    kmem_reap(): reaplimit := min; min := current count.  A reap frees
