@@ -72,7 +72,8 @@
  *    127, 255); groups of the old size stay valid until they empty.
  *
  *    A cache without constructor and destructor keeps at most about
- *    1 MiB of full groups in its depot (PC_DEPOT_BYTES): a full group
+ *    1 MiB of full groups in its depot (PC_DEPOT_BYTES, one group at
+ *    least): a full group
  *    that would go beyond goes back to the pool instead, its objects in
  *    one pool lock hold, and becomes the CPU's empty group.
  *
@@ -148,7 +149,7 @@ static const unsigned int pcg_ladder[] = {15, 31, 63, 127, 255};
  * the working-set intervals it takes reaping to notice (section 7).
  */
 #define PC_DEPOT_BYTES (1u << 20)
-#define PC_DEPOT_MIN   4
+#define PC_DEPOT_MIN   1
 #define PC_DEPOT_MAX   64
 
 /* struct pcg_obj, pcg, pc_cpu: internal/pool_cache_impl.h. */

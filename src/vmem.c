@@ -107,7 +107,11 @@
  *    ever forgotten; a merge keeps the older epoch, so alloc/free churn
  *    next to a big dirty range cannot put its purge off for ever (the
  *    range freed last may go back a pass early: harmless).  A pass is
- * O(segments), at most once per delay.
+ *    O(segments), at most once per delay -- and once before each import:
+ *    an arena about to grow purges all its dirty free ranges first, since
+ *    they could not serve the request (a program that frees small
+ *    objects, then allocates large ones, would otherwise hold both:
+ *    python3 on kmem's malloc peaked at 98 MB against glibc's 65 MB).
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -1063,6 +1067,8 @@ vmem_tags_wait(vmem_t *vm, const char *fn, vmem_size_t size, unsigned *tries)
 	vmem_wait(vm, true);
 }
 
+static unsigned int vmem_purge_pass(vmem_t *vm, bool all, uint64_t now);
+
 static int
 vmem_xalloc_req(vmem_t *vm, const char *fn, const struct vmem_req *r,
     vm_flag_t flags, uint8_t btflags, vmem_addr_t *addrp)
@@ -1072,7 +1078,7 @@ vmem_xalloc_req(vmem_t *vm, const char *fn, const struct vmem_req *r,
 	unsigned tries = 0;
 	bool imported;
 	bool canimport = vm->vm_importfn != NULL || vm->vm_ximportfn != NULL;
-	bool reaped = false;
+	bool reaped = false, purged = false;
 	int err;
 
 	kmem_mutex_enter(&vm->vm_lock);
@@ -1090,6 +1096,18 @@ vmem_xalloc_req(vmem_t *vm, const char *fn, const struct vmem_req *r,
 		}
 		bt = vmem_find(vm, r, flags, &addr);
 		imported = false;
+		/*
+		 * Deferred mode, about to grow: first give back the free
+		 * pages that could not serve this (section 7), so that the
+		 * memory held is what is in use plus what is new.
+		 */
+		if (bt == NULL && canimport && vm->vm_purgefn != NULL &&
+		    !purged) {
+			purged = true;
+			(void)vmem_purge_pass(vm, true, kmem_prim_clock_ns());
+			kmem_mutex_enter(&vm->vm_lock);
+			continue;
+		}
 		if (bt == NULL && canimport) {
 			err = vmem_import(vm, r, flags, &span);
 			if (err == EAGAIN && !(flags & VM_NOSLEEP)) {

@@ -31,7 +31,7 @@ extern unsigned int kmemi_gate;
 
 /* ---- the fast paths' data (kmem.c), inlined by kmem.c and malloc.c ---- */
 
-#define KMEM_NCLASS    37 /* size classes (kmem.c section 2) */
+#define KMEM_NCLASS    51 /* size classes (kmem.c section 2) */
 #define KMEM_IDX_SHIFT 3  /* the size-to-class table: 8-byte steps */
 #define KMEM_QC_PAGES  16 /* kva's quantum caches: up to 16 pages */
 

@@ -982,7 +982,7 @@ test_fill_run(void)
 
 /*
  * The depot of a cache without constructor and destructor is capped
- * (about 1 MiB of objects, 4 to 64 groups): a burst of puts beyond goes
+ * (about 1 MiB of objects, 1 to 64 groups): a burst of puts beyond goes
  * back to the pool, whose pages empty.  With a constructor it is not.
  */
 static void
@@ -1004,7 +1004,7 @@ test_depot_cap(void)
 		pool_cache_put(pc, v[i]);
 	kmem_pool_cache_stats(pc, &st);
 	cap = (1ul << 20) / (size * st.ps_groupsize);
-	cap = cap < 4 ? 4 : cap > 64 ? 64 : cap;
+	cap = cap < 1 ? 1 : cap > 64 ? 64 : cap;
 	printf("   %zu puts: %lu full groups of %u in the depot (cap %lu), "
 	       "%lu cached, %u objects in the pool, %u out\n",
 	    n, st.ps_nfull, st.ps_groupsize, cap, st.ps_cached_objects,
