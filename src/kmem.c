@@ -369,6 +369,21 @@ kmem_tables_init(void)
 
 static void kmem_large_fast_init(void);
 
+/* The divisibility test's constants for size d (kmemi_small_valid). */
+static void
+kmem_fast_divisor(struct kmem_fast *kf, uint32_t d)
+{
+	uint32_t odd, inv;
+	int i;
+
+	kf->kf_size = d;
+	kf->kf_shift = (uint32_t)__builtin_ctz(d);
+	odd = d >> kf->kf_shift;
+	for (inv = odd, i = 0; i < 5; i++) /* Newton: 3, 6, 12, 24, 48 bits */
+		inv *= 2 - odd * inv;
+	kf->kf_inv = inv;
+}
+
 /* Create what is missing; false if memory ran out (tried again later). */
 static bool
 kmem_caches_init(void)
@@ -412,9 +427,7 @@ kmem_caches_init(void)
 		pool_cache_sethiwat(kmem_cache[i],
 		    (int)((struct pool *)(void *)kmem_cache[i])
 			->pr_itemsperpage);
-		kmemi_fast[i].kf_size = (uint32_t)c;
-		kmemi_fast[i].kf_recip =
-		    (uint32_t)(((uint64_t)1 << 32) / c + 1);
+		kmem_fast_divisor(&kmemi_fast[i], (uint32_t)c);
 		kmemi_fast[i].kf_nitems =
 		    ((struct pool *)(void *)kmem_cache[i])->pr_itemsperpage;
 		kmemi_fast[i].kf_cpus = kmemi_cache_cpus(

@@ -17,6 +17,12 @@
 #define KMEM_COLD	  __attribute__((cold))
 #define KMEM_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #define KMEM_CACHELINE	  64
+/*
+ * Library-internal data: hidden, so that the fast paths reach it
+ * directly rather than through the GOT (-fPIC assumes an extern
+ * variable may live in another object).  Never on the public API.
+ */
+#define KMEM_HIDDEN __attribute__((visibility("hidden")))
 
 #define KMEM_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -125,7 +131,7 @@ struct kmem_options {
 	uint64_t reap_thread_ms;    /* background kmem_reap period, 0: off */
 };
 
-extern struct kmem_options kmem_opts;
+extern struct kmem_options kmem_opts KMEM_HIDDEN;
 
 /* Parse KMEM_OPTIONS once (idempotent, thread-safe). */
 void kmem_options_init(void);

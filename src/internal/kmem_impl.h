@@ -25,7 +25,7 @@
 #define KMEM_GATE_INIT	 0x100u
 #define KMEM_GATE_NORSEQ 0x200u /* no lock-free fast path: slow path */
 #define KMEM_GATE_DEBUG	 0xffu	/* the KMEM_DEBUG_* items */
-extern unsigned int kmemi_gate;
+extern unsigned int kmemi_gate KMEM_HIDDEN;
 /* A plain load on x86; atomic so that TSan sees the init handover. */
 #define KMEMI_GATE() __atomic_load_n(&kmemi_gate, __ATOMIC_RELAXED)
 
@@ -38,24 +38,28 @@ extern unsigned int kmemi_gate;
 /*
  * One cache the fast paths use without a call: its CPU slots and their
  * count (pool_cache_impl.h); for a class, also what free(p) needs to
- * check that p starts an object (section 4 of kmem.c): the object size,
- * ceil(2^32 / size) (an offset below 2^16 divided by one multiply) and
- * the objects on a pool page.
+ * check that p starts an object (section 4 of kmem.c), in one multiply:
+ * the size is odd * 2^shift, inv the inverse of odd modulo 2^32, and an
+ * offset is a multiple of the size below nitems of them exactly when
+ * ror32(offset * inv, shift) < nitems (kmemi_small_valid).
  */
 struct kmem_fast {
 	struct pc_cpu *kf_cpus;
 	unsigned int kf_ncpu;
 	uint32_t kf_size;
-	uint32_t kf_recip;
+	uint32_t kf_inv;
+	uint32_t kf_shift;
 	uint32_t kf_nitems;
+	uint32_t kf_pad;
 };
 
 /* Size (in 8-byte steps) -> class; classes; large sizes by page count. */
-extern uint8_t kmemi_idx[(KMEM_CACHE_MAX >> KMEM_IDX_SHIFT) + 1];
-extern struct kmem_fast kmemi_fast[KMEM_NCLASS];
-extern struct kmem_fast kmemi_large_fast[KMEM_QC_PAGES + 1];
-extern size_t kmemi_large_fast_max; /* largest size served so; 0: none */
-extern unsigned int kmemi_pgshift;  /* log2 of the system page */
+extern uint8_t kmemi_idx[(KMEM_CACHE_MAX >> KMEM_IDX_SHIFT) + 1] KMEM_HIDDEN;
+extern struct kmem_fast kmemi_fast[KMEM_NCLASS] KMEM_HIDDEN;
+extern struct kmem_fast kmemi_large_fast[KMEM_QC_PAGES + 1] KMEM_HIDDEN;
+/* The largest size served so (0: none); log2 of the system page. */
+extern size_t kmemi_large_fast_max KMEM_HIDDEN;
+extern unsigned int kmemi_pgshift KMEM_HIDDEN;
 
 /*
  * The page map (kmem.c section 4): one 32-bit word per 4 KiB of the
@@ -81,7 +85,7 @@ extern unsigned int kmemi_pgshift;  /* log2 of the system page */
 #define PM_NPAGES     0x0fffffffu
 #define PM_CLASS(w)   (((w) >> 8) & 0xffu)
 #define PM_PGIDX(w)   ((w)&0xffu)
-extern _Atomic(uint32_t *) kmemi_pm_root[1u << PM_ROOT_BITS];
+extern _Atomic(uint32_t *) kmemi_pm_root[1u << PM_ROOT_BITS] KMEM_HIDDEN;
 
 /* The word of address a's page if its leaf exists, else NULL. */
 static inline _Atomic uint32_t *
@@ -98,16 +102,24 @@ kmemi_pm_word_get(uintptr_t a)
 	return (_Atomic uint32_t *)&leaf[pg & ((1u << PM_LEAF_SHIFT) - 1)];
 }
 
-/* True if a is the start of an object of the pool page word w describes. */
+/*
+ * True if a is the start of an object of the pool page word w describes.
+ * Its offset off < 2^16 in the pool page, and size = odd * 2^k: if size
+ * divides off, off * inv = (off / size) * 2^k and the rotation gives
+ * off / size; if 2^k does not, low bits rotate to the top; else
+ * (off >> k) * inv mod 2^(32-k) is above (2^(32-k) - 1) / odd (the
+ * divisibility test of Granlund and Montgomery) -- above nitems either
+ * way, as nitems <= 2^16 / size.
+ */
 static inline bool
 kmemi_small_valid(uintptr_t a, uint32_t w, const struct kmem_fast *kf)
 {
-	uintptr_t base =
-	    (a >> PM_SHIFT << PM_SHIFT) - ((uintptr_t)PM_PGIDX(w) << PM_SHIFT);
-	uint32_t off = (uint32_t)(a - base);
-	uint32_t q = (uint32_t)(((uint64_t)off * kf->kf_recip) >> 32);
+	uint32_t off =
+	    (uint32_t)(a & ((1u << PM_SHIFT) - 1)) + (PM_PGIDX(w) << PM_SHIFT);
+	uint32_t x = off * kf->kf_inv;
 
-	return q * kf->kf_size == off && q < kf->kf_nitems;
+	return ((x >> kf->kf_shift) | (x << ((32 - kf->kf_shift) & 31))) <
+	    kf->kf_nitems;
 }
 
 /* Out of line (kmem.c): a fast large block whose page has no leaf yet. */

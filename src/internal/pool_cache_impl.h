@@ -21,18 +21,39 @@ struct pcg_obj {
 	paddr_t po_pa;
 };
 
+/*
+ * A group.  Its count, capacity and the CPU layer's operations on it
+ * share one 64-bit word, so that a lock-free get or put changes all of
+ * them, and commits, with one store (section 9 of pool_cache.c): byte 0
+ * the objects held, byte 1 the capacity (the ladder ends at 255), bits
+ * 16-63 the gets and puts served from the group since it came to its CPU
+ * (2^48: years of them), added to the CPU's cc_hits when it leaves.
+ */
 struct pcg {
 	struct pcg *pcg_next;
-	unsigned int pcg_size;	/* capacity */
-	unsigned int pcg_avail; /* objects held */
+	union {
+		uint64_t pcg_word;
+		struct {
+			uint8_t pcg_avail; /* objects held */
+			uint8_t pcg_size;  /* capacity */
+		};
+	};
 	struct pcg_obj pcg_objects[];
 };
+#define PCG_OPS_SHIFT 16
+
+/* The CPU-layer operations counted in g's word since it was cleared. */
+static inline unsigned long
+pcg_ops(const struct pcg *g)
+{
+	return (unsigned long)(g->pcg_word >> PCG_OPS_SHIFT);
+}
 
 struct pc_cpu {
 	kmem_spin_t cc_lock;
 	struct pcg *cc_current;
 	struct pcg *cc_previous;
-	unsigned long cc_hits;	 /* served by the CPU layer */
+	unsigned long cc_hits;	 /* served by the CPU layer (and in groups) */
 	unsigned long cc_misses; /* went to the depot */
 } __attribute__((aligned(KMEM_CACHELINE)));
 
@@ -49,6 +70,12 @@ struct pc_cpu *kmemi_cache_cpus(
 #define PC_RSEQ 1
 _Static_assert(sizeof(struct pc_cpu) == 64, "pc_cpu is one cache line");
 _Static_assert(sizeof(struct pcg_obj) == 16, "group slots are 16 bytes");
+_Static_assert(
+    offsetof(struct pcg, pcg_avail) == offsetof(struct pcg, pcg_word),
+    "the count is byte 0 of the word (x86-64 is little-endian)");
+_Static_assert(
+    offsetof(struct pcg, pcg_size) == offsetof(struct pcg, pcg_word) + 1,
+    "the capacity is byte 1");
 
 /*
  * The descriptor and abort handler of one critical section (the rseq ABI,
@@ -107,28 +134,25 @@ retry:
 	__asm__ goto(
 	    PC_RSEQ_CS("3") PC_RSEQ_SLOT
 
-	    "movl %c[availoff](%%rcx), %%edx\n\t"
-	    "testl %%edx, %%edx\n\t"
+	    "movq %c[wordoff](%%rcx), %%rdx\n\t"
+	    "movzbl %%dl, %%r8d\n\t"
+	    "testl %%r8d, %%r8d\n\t"
 	    "jz %l[slow]\n\t"
-	    "subl $1, %%edx\n\t"
-	    "movq %%rdx, %%r8\n\t"
+	    "subl $1, %%r8d\n\t"
 	    "shlq $4, %%r8\n\t"
 	    "addq %%rcx, %%r8\n\t"
-	    "movq %c[objoff](%%r8), %%r9\n\t"
-	    "movq %%r9, %[obj]\n\t"
-	    "movq %c[objoff]+8(%%r8), %%r9\n\t"
-	    "movq %%r9, %[pa]\n\t"
-	    "incq %c[hitsoff](%%rax)\n\t"
-	    "movl %%edx, %c[availoff](%%rcx)\n\t"
+	    "movq %c[objoff](%%r8), %[obj]\n\t"
+	    "movq %c[objoff]+8(%%r8), %[pa]\n\t"
+	    "addq $0xffff, %%rdx\n\t" /* count - 1, one operation more */
+	    "movq %%rdx, %c[wordoff](%%rcx)\n\t"
 	    "2:\n\t"
-	    : [obj] "=m"(obj), [pa] "=m"(pa)
-	    : [off] "r"(__rseq_offset), [ncpu] "r"(ncpu), [base] "r"(cpus),
+	    : [obj] "=&r"(obj), [pa] "=&r"(pa)
+	    : [off] "r"(kmem_prim_rseq_off), [ncpu] "r"(ncpu), [base] "r"(cpus),
 	    [lockoff] "i"(offsetof(struct pc_cpu, cc_lock)),
 	    [curoff] "i"(offsetof(struct pc_cpu, cc_current)),
-	    [hitsoff] "i"(offsetof(struct pc_cpu, cc_hits)),
-	    [availoff] "i"(offsetof(struct pcg, pcg_avail)),
+	    [wordoff] "i"(offsetof(struct pcg, pcg_word)),
 	    [objoff] "i"(offsetof(struct pcg, pcg_objects))
-	    : "rax", "rcx", "rdx", "r8", "r9", "memory", "cc"
+	    : "rax", "rcx", "rdx", "r8", "memory", "cc"
 	    : slow, abort);
 	*objp = obj;
 	*pap = pa;
@@ -151,26 +175,23 @@ pc_rseq_put(struct pc_cpu *cpus, unsigned int ncpu, void *obj, paddr_t pa)
 retry:
 	__asm__ goto(PC_RSEQ_CS("3") PC_RSEQ_SLOT
 
-		     "movl %c[availoff](%%rcx), %%edx\n\t"
-		     "cmpl %c[sizeoff](%%rcx), %%edx\n\t"
+		     "movq %c[wordoff](%%rcx), %%rdx\n\t"
+		     "cmpb %%dh, %%dl\n\t" /* count, capacity */
 		     "jae %l[slow]\n\t"
-		     "movq %%rdx, %%r8\n\t"
+		     "movzbl %%dl, %%r8d\n\t"
 		     "shlq $4, %%r8\n\t"
 		     "addq %%rcx, %%r8\n\t"
 		     "movq %[obj], %c[objoff](%%r8)\n\t"
 		     "movq %[pa], %c[objoff]+8(%%r8)\n\t"
-		     "incq %c[hitsoff](%%rax)\n\t"
-		     "addl $1, %%edx\n\t"
-		     "movl %%edx, %c[availoff](%%rcx)\n\t"
+		     "addq $0x10001, %%rdx\n\t" /* count + 1, one more op */
+		     "movq %%rdx, %c[wordoff](%%rcx)\n\t"
 		     "2:\n\t"
 		     :
-		     : [off] "r"(__rseq_offset), [ncpu] "r"(ncpu),
+		     : [off] "r"(kmem_prim_rseq_off), [ncpu] "r"(ncpu),
 		     [base] "r"(cpus), [obj] "r"(obj), [pa] "r"(pa),
 		     [lockoff] "i"(offsetof(struct pc_cpu, cc_lock)),
 		     [curoff] "i"(offsetof(struct pc_cpu, cc_current)),
-		     [hitsoff] "i"(offsetof(struct pc_cpu, cc_hits)),
-		     [availoff] "i"(offsetof(struct pcg, pcg_avail)),
-		     [sizeoff] "i"(offsetof(struct pcg, pcg_size)),
+		     [wordoff] "i"(offsetof(struct pcg, pcg_word)),
 		     [objoff] "i"(offsetof(struct pcg, pcg_objects))
 		     : "rax", "rcx", "rdx", "r8", "memory", "cc"
 		     : slow, abort);

@@ -12,6 +12,8 @@
 #include <kmem/pool.h>
 #include <kmem/vmem.h>
 
+#include "internal/internal.h"
+
 /* A pool page's header: inside the page (at its start) or outside it. */
 struct kmem_pool_page {
 	struct kmem_pool_page *ph_next; /* on the pool's page list */
@@ -55,7 +57,7 @@ bool kmemi_cache_holds_free(pool_cache_t pc, const void *obj);
 /* pool_cache.c: invalidate, then give back every idle page. */
 void kmemi_cache_drain(struct pool_cache *pc);
 /* pool.c: pages for internal pools (headers, groups), never from a cache. */
-extern struct pool_allocator kmemi_pool_allocator_meta;
+extern struct pool_allocator kmemi_pool_allocator_meta KMEM_HIDDEN;
 /* pool_cache.c: trim depots to their working sets (kmem_reap). */
 void kmemi_cache_reap_all(bool everything);
 /* pool.c: free pages idle long enough (everything: all empty pages). */

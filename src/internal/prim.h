@@ -48,8 +48,15 @@ const char *kmem_prim_cpu_source(void);
  * registered it, else kmem_prim_cpu_current().  The result may be >= ncpu
  * on exotic CPU numbering: callers reduce it.
  */
-extern _Atomic int kmem_prim_rseq_ready; /* 1 once rseq is known usable */
+/* 1 once rseq is known usable (hidden: see KMEM_HIDDEN, internal.h). */
+extern _Atomic int kmem_prim_rseq_ready __attribute__((visibility("hidden")));
+/* glibc's (2.35+); weak, so that an older glibc still loads us. */
 extern const ptrdiff_t __rseq_offset __attribute__((weak));
+/*
+ * A copy of __rseq_offset, made before kmem_prim_rseq_cs_init() first
+ * says yes: the critical sections load it directly, not through the GOT.
+ */
+extern ptrdiff_t kmem_prim_rseq_off __attribute__((visibility("hidden")));
 
 static inline unsigned
 kmem_prim_cpu_fast(void)

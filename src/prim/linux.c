@@ -99,6 +99,7 @@ kmem_prim_ncpu(void)
 /* glibc's rseq registration (2.35+); weak so older glibcs still link. */
 extern const unsigned int __rseq_size __attribute__((weak));
 _Atomic int kmem_prim_rseq_ready; /* 0 unknown, 1 usable, -1 not */
+ptrdiff_t kmem_prim_rseq_off;	  /* __rseq_offset, once probed */
 
 /* struct rseq's second word is cpu_id (linux/rseq.h, ABI-stable). */
 #define PRIM_RSEQ_CPU_ID_OFFSET 4
@@ -208,8 +209,10 @@ kmem_prim_rseq_cs_init(void)
     !KMEM_HAS_FEATURE_TSAN
 	if (prim_cpu_source_probe() == PRIM_CPU_RSEQ &&
 	    syscall(SYS_membarrier,
-		MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0) == 0)
+		MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0) == 0) {
+		kmem_prim_rseq_off = __rseq_offset;
 		v = 1;
+	}
 #endif
 	atomic_store_explicit(&prim_rseq_cs, v, memory_order_release);
 	return v == 1;
