@@ -357,7 +357,7 @@ free(void *p)
 
 	if (kmem_likely((gate & ~KMEM_GATE_NORSEQ) == 0) &&
 	    kmem_likely((wp = kmemi_pm_word_get(a)) != NULL)) {
-		w = __atomic_load_n(wp, __ATOMIC_RELAXED);
+		w = atomic_load_explicit(wp, memory_order_relaxed);
 		if (kmem_likely(w & PM_SMALL)) {
 			const struct kmem_fast *kf = &kmemi_fast[PM_CLASS(w)];
 			uintptr_t *tag = (uintptr_t *)p + 1, t = tag_of(a);

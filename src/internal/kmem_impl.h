@@ -5,6 +5,7 @@
 #ifndef KMEM_INTERNAL_KMEM_IMPL_H
 #define KMEM_INTERNAL_KMEM_IMPL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -96,7 +97,7 @@ kmemi_pm_word_get(uintptr_t a)
 
 	if (kmem_unlikely(r >= (1u << PM_ROOT_BITS)))
 		return NULL;
-	leaf = __atomic_load_n(&kmemi_pm_root[r], __ATOMIC_ACQUIRE);
+	leaf = atomic_load_explicit(&kmemi_pm_root[r], memory_order_acquire);
 	if (kmem_unlikely(leaf == NULL))
 		return NULL;
 	return (_Atomic uint32_t *)&leaf[pg & ((1u << PM_LEAF_SHIFT) - 1)];
@@ -164,8 +165,8 @@ kmemi_alloc_fast(size_t size, bool min16)
 			w = kmemi_pm_word_get((uintptr_t)p);
 			if (kmem_unlikely(w == NULL))
 				return kmemi_large_fast_mark(p, npg);
-			__atomic_store_n(
-			    w, PM_LIVE | (uint32_t)npg, __ATOMIC_RELAXED);
+			atomic_store_explicit(
+			    w, PM_LIVE | (uint32_t)npg, memory_order_relaxed);
 			return p;
 		}
 	}
@@ -196,8 +197,8 @@ kmemi_large_free_fast(void *p, _Atomic uint32_t *wp, uint32_t w)
 		return false;
 	kf = &kmemi_large_fast[npg];
 	if (kf->kf_cpus == NULL ||
-	    !__atomic_compare_exchange_n(wp, &w, PM_FREED | npg, false,
-		__ATOMIC_RELAXED, __ATOMIC_RELAXED))
+	    !atomic_compare_exchange_strong_explicit(wp, &w, PM_FREED | npg,
+		memory_order_relaxed, memory_order_relaxed))
 		return false;
 	if (kmem_unlikely(
 		!pc_rseq_put(kf->kf_cpus, kf->kf_ncpu, p, POOL_PADDR_INVALID)))
