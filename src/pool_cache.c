@@ -71,9 +71,9 @@
  *    interval, the group size moves one step up the ladder (15, 31, 63,
  *    127, 255); groups of the old size stay valid until they empty.
  *
- *    A cache without constructor and destructor keeps at most about
- *    1 MiB of full groups in its depot (PC_DEPOT_BYTES, one group at
- *    least): a full group
+ *    The depots of caches without constructor and destructor share a
+ *    budget of 8 MiB of objects (PC_DEPOT_BUDGET; one group each at
+ *    least, 64 at most): a full group
  *    that would go beyond goes back to the pool instead, its objects in
  *    one pool lock hold, and becomes the CPU's empty group.
  *
@@ -143,17 +143,20 @@ static const unsigned int pcg_ladder[] = {15, 31, 63, 127, 255};
 /* A miss fills at most this many objects into the CPU's group. */
 #define PCG_FILL_MAX 32
 /*
- * The depot of a cache without constructor and destructor holds about
- * PC_DEPOT_BYTES of objects in full groups (at least PC_DEPOT_MIN, at
- * most PC_DEPOT_MAX groups); what is freed beyond goes back to the pool,
- * whose empty pages go back to the page arena.  Such objects cost nothing
- * to make again, and a program's burst of frees (kmem's malloc) should
- * not sit in the depot, its groups costing 16 bytes per object more, for
- * the working-set intervals it takes reaping to notice (section 7).
+ * The depots of caches without constructor and destructor share a budget
+ * of PC_DEPOT_BUDGET bytes of objects in full groups (each may keep one
+ * group whatever the budget, PC_DEPOT_MAX at most); what is freed beyond
+ * goes back to the pools, whose empty pages go back to the page arena.
+ * Such objects cost nothing to make again, and a program's burst of frees
+ * (kmem's malloc) should not sit in depots, their groups costing 16 bytes
+ * per object more, for the working-set intervals it takes reaping to
+ * notice (section 7).  One budget, not one per cache: a program that
+ * frees a batch of one size finds them all cached (a thousand 4 KiB
+ * objects are 4 MiB), one that frees everything keeps 8 MiB.
  */
-#define PC_DEPOT_BYTES (1u << 20)
-#define PC_DEPOT_MIN   1
-#define PC_DEPOT_MAX   64
+#define PC_DEPOT_BUDGET (8u << 20)
+#define PC_DEPOT_MAX	64
+static _Atomic size_t pc_depot_bytes; /* in budgeted depots */
 
 /* struct pcg_obj, pcg, pc_cpu: internal/pool_cache_impl.h. */
 
@@ -301,21 +304,47 @@ pc_flush_group(pool_cache_t pc, struct pcg *g)
 	g->pcg_avail = 0;
 }
 
-/* True if a full group of g's size should not go to the depot (above). */
+/* Whether pc's depot counts against the budget; bytes in a full g. */
+static inline bool
+pc_budgeted(pool_cache_t pc)
+{
+	return pc->pc_ctor == NULL && pc->pc_dtor == NULL;
+}
+
+static inline size_t
+pc_group_bytes(pool_cache_t pc, const struct pcg *g)
+{
+	return (size_t)g->pcg_size * pc->pc_pool.pr_size;
+}
+
+/* A full group leaves the depot (lock held): the budget has it back. */
+static inline void
+pc_depot_unbudget(pool_cache_t pc, const struct pcg *g)
+{
+	if (pc_budgeted(pc))
+		atomic_fetch_sub_explicit(&pc_depot_bytes,
+		    pc_group_bytes(pc, g), memory_order_relaxed);
+}
+
+/*
+ * A full group g would go to pc's depot (lock held): false, and it is
+ * counted, if it may; true if it should go to the pool (above).
+ */
 static bool
 pc_depot_capped(pool_cache_t pc, const struct pcg *g)
 {
-	unsigned long cap;
+	size_t bytes = pc_group_bytes(pc, g);
 
-	if (pc->pc_ctor != NULL || pc->pc_dtor != NULL)
+	if (!pc_budgeted(pc))
 		return false;
-	cap =
-	    PC_DEPOT_BYTES / ((unsigned long)pc->pc_pool.pr_size * g->pcg_size);
-	if (cap < PC_DEPOT_MIN)
-		cap = PC_DEPOT_MIN;
-	else if (cap > PC_DEPOT_MAX)
-		cap = PC_DEPOT_MAX;
-	return pc->pc_nfull >= cap;
+	if (pc->pc_nfull >= PC_DEPOT_MAX ||
+	    (pc->pc_nfull > 0 &&
+		atomic_load_explicit(&pc_depot_bytes, memory_order_relaxed) +
+			bytes >
+		    PC_DEPOT_BUDGET))
+		return true;
+	atomic_fetch_add_explicit(&pc_depot_bytes, bytes, memory_order_relaxed);
+	return false;
 }
 
 /* Destruct every object of a chain of groups; keep the groups (empty). */
@@ -376,6 +405,7 @@ pc_depot_take(pool_cache_t pc, unsigned long n)
 	while (n-- > 0 && (g = pc->pc_full) != NULL) {
 		pc->pc_full = g->pcg_next;
 		pc->pc_nfull--;
+		pc_depot_unbudget(pc, g);
 		g->pcg_next = chain;
 		chain = g;
 	}
@@ -472,6 +502,7 @@ pc_get_from_depot(pool_cache_t pc, struct pc_cpu *cc, struct pcg **reap)
 		pc->pc_full = full->pcg_next;
 		if (--pc->pc_nfull < pc->pc_full_min)
 			pc->pc_full_min = pc->pc_nfull;
+		pc_depot_unbudget(pc, full);
 		pc->pc_depothit++;
 	} else {
 		pc->pc_depotmiss++;

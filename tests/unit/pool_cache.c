@@ -981,9 +981,10 @@ test_fill_run(void)
 }
 
 /*
- * The depot of a cache without constructor and destructor is capped
- * (about 1 MiB of objects, 1 to 64 groups): a burst of puts beyond goes
- * back to the pool, whose pages empty.  With a constructor it is not.
+ * The depots of caches without constructor and destructor are capped
+ * (64 groups each, 8 MiB of objects between them, one group each at
+ * least): a burst of puts beyond goes back to the pool.  With a
+ * constructor they are not.
  */
 static void
 test_depot_cap(void)
@@ -1003,8 +1004,7 @@ test_depot_cap(void)
 	for (i = 0; i < n; i++)
 		pool_cache_put(pc, v[i]);
 	kmem_pool_cache_stats(pc, &st);
-	cap = (1ul << 20) / (size * st.ps_groupsize);
-	cap = cap < 1 ? 1 : cap > 64 ? 64 : cap;
+	cap = 64;
 	printf("   %zu puts: %lu full groups of %u in the depot (cap %lu), "
 	       "%lu cached, %u objects in the pool, %u out\n",
 	    n, st.ps_nfull, st.ps_groupsize, cap, st.ps_cached_objects,
@@ -1024,6 +1024,21 @@ test_depot_cap(void)
 	T_EQ(st.ps_nout, n + st.ps_cached_objects);
 	for (i = 0; i < n; i++)
 		pool_cache_put(pc, v[i]);
+	pool_cache_destroy(pc);
+
+	/* 16 KiB objects: the 8 MiB budget binds before 64 groups. */
+	pc = pool_cache_init(
+	    16384, 0, 0, 0, "t-budget", NULL, IPL_NONE, NULL, NULL, NULL);
+	for (i = 0; i < 1000; i++)
+		T_ASSERT((v[i] = pool_cache_get(pc, PR_WAITOK)) != NULL);
+	for (i = 0; i < 1000; i++)
+		pool_cache_put(pc, v[i]);
+	kmem_pool_cache_stats(pc, &st);
+	printf("   16 KiB: %lu full groups of %u in the depot\n", st.ps_nfull,
+	    st.ps_groupsize);
+	T_GE(st.ps_nfull, 1);
+	T_LE((st.ps_nfull - 1) * st.ps_groupsize * 16384, 8u << 20);
+	T_EQ(st.ps_nout, st.ps_cached_objects);
 	pool_cache_destroy(pc);
 
 	/* Constructed objects stay cached: no destructor ran. */
