@@ -168,6 +168,7 @@ static size_t kmem_pagesz; /* the system page */
 static char kmem_cache_name[KMEM_NCLASS][16];
 
 unsigned int kmemi_gate = KMEM_GATE_INIT;
+uintptr_t kmemi_tag;
 #define GATE() KMEMI_GATE()
 /* The debug items among the gate's bits. */
 #define GATE_DEBUG() (GATE() & KMEM_GATE_DEBUG)
@@ -482,6 +483,26 @@ kmem_reaper(void *arg)
 }
 
 /*
+ * The free tag of malloc.c (section 3 there), in libkmem-malloc.so only
+ * (KMEM_MALLOC_SHIM; kmem_free leaves none): objects of the classes of
+ * 16 bytes and more that a miss moves from the pool into a CPU's group
+ * get it as a free would leave them, and every object that leaves a
+ * group must have it (pool_cache.c).  Set before the gate opens, so that
+ * no fast path ever sees an object without it; 0 (no tags) while
+ * debugging, whose poison must not be written over.
+ */
+static void
+kmem_tags_set(uintptr_t secret)
+{
+	unsigned int i;
+
+	kmemi_tag = secret;
+	for (i = 0; i < KMEM_NCLASS; i++)
+		if (kmem_class_table[i] >= 2 * sizeof(uintptr_t))
+			kmemi_cache_set_tag(kmem_cache[i], secret);
+}
+
+/*
  * The thread inside kmem_setup (0: none): what it calls (pthread_atfork,
  * sysconf) may call malloc, which for the preloaded library is ours, and
  * must not wait for init_lock (kmemi_setup_by_self).
@@ -514,6 +535,10 @@ kmem_setup(void)
 		if (ok) {
 			unsigned int dbg = kmemi_debug_init();
 
+#ifdef KMEM_MALLOC_SHIM
+			if (dbg == 0)
+				kmem_tags_set(kmem_prim_secret());
+#endif
 			kmemi_stats_init();
 			atomic_store_explicit(
 			    &kmem_ready, true, memory_order_release);
@@ -576,6 +601,8 @@ void
 kmemi_gate_set(unsigned int bits)
 {
 	kmem_init();
+	if (bits & KMEM_GATE_DEBUG) /* the debug layer's patterns: no tags */
+		kmem_tags_set(0);
 	__atomic_store_n(&kmemi_gate, bits | (kmem_rseq ? 0 : KMEM_GATE_NORSEQ),
 	    __ATOMIC_RELEASE);
 }
@@ -883,9 +910,11 @@ kmemi_free_unsized(const char *fn, void *p)
 	uint32_t w;
 	int c = kmem_lookup(fn, p, &w);
 
-	if (c >= 0)
+	if (c >= 0) {
+		if (kmemi_tag != 0) /* malloc.c's free tag */
+			((uintptr_t *)p)[1] = (uintptr_t)p ^ kmemi_tag;
 		pool_cache_put_paddr(kmem_cache[c], p, POOL_PADDR_INVALID);
-	else
+	} else
 		large_free(fn, p, 0);
 }
 

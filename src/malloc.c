@@ -18,15 +18,23 @@
  *    nothing kmem handed out -- reported, never trusted.  There is no
  *    header in the objects.
  *
- * 3. Double frees.  A freed object carries a tag in its second word (an
+ * 3. Double frees.  A free object carries a tag in its second word (an
  *    object is 16 bytes or more): its address xor a secret of the process
- *    (kmem_prim_secret); every allocation clears it.  free finds the tag
- *    already there only if the object is free, or if the program stored
- *    that exact value there; to tell which, the suspect is looked for
- *    among the cache's free objects (kmemi_cache_holds_free, under each
- *    lock in turn); found, the free is reported.  Large blocks are freed
- *    by a compare-and-swap of their page-map word, so a second free fails
- *    it.  (glibc's tcache does the same with its key and a bin walk.)
+ *    (kmemi_tag, from kmem_prim_secret), stored by free -- a store, no
+ *    load: the object may be cold, and a load there cost 17 ns a free of
+ *    random objects -- and put in objects a miss moves from the pool into
+ *    a CPU's group (pool_cache.c).  Every object that leaves a group, to
+ *    malloc's fast path (checked here) or to the cache's slow path and
+ *    the pool (checked there), must carry its tag, and malloc clears it.
+ *    An object freed twice sits in the groups twice; whichever copy
+ *    leaves second finds its tag cleared (or the program's data) and is
+ *    reported -- before the object has two owners -- as a double free
+ *    when the other copy is still cached (kmemi_cache_holds_free), else
+ *    as "freed twice or written after free".  So a double free is found
+ *    when its object comes back out, not at the second free; a write
+ *    after free into the second word is found the same way.  Large
+ *    blocks are freed by a compare-and-swap of their page-map word, so a
+ *    second free fails it at the call.
  *
  * 4. Alignment.  Up to 16: any class.  Up to a page: the first class
  *    from the size up that is a multiple of the alignment (pool pages are
@@ -116,14 +124,12 @@ int malloc_trim(size_t pad) KMEM_EXPORT;
 /* The debug items among the gate's bits (kmem_impl.h). */
 #define GATE_DEBUG() (KMEMI_GATE() & KMEM_GATE_DEBUG)
 
-/* ---- the double-free tag (section 3) ---- */
-
-static uintptr_t malloc_secret; /* set before the first object exists */
+/* ---- the free tag (section 3) ---- */
 
 static inline uintptr_t
 tag_of(uintptr_t a)
 {
-	return a ^ __atomic_load_n(&malloc_secret, __ATOMIC_RELAXED);
+	return a ^ kmemi_tag;
 }
 
 /* A new object: no tag.  (Every path that hands one out.) */
@@ -239,10 +245,6 @@ malloc_slow(const char *fn, size_t size, size_t align)
 	drain_deferred();
 	if (kmem_unlikely(!kmemi_setup()))
 		goto nomem;
-	if (kmem_unlikely(
-		__atomic_load_n(&malloc_secret, __ATOMIC_RELAXED) == 0))
-		__atomic_store_n(
-		    &malloc_secret, kmem_prim_secret(), __ATOMIC_RELAXED);
 	if (kmem_unlikely(GATE_DEBUG() != 0))
 		p = kmemi_debug_alloc_aligned(fn, size, align, KM_NOSLEEP);
 	else if ((p = kmemi_malloc_raw(size, align)) != NULL)
@@ -256,13 +258,37 @@ nomem:
 	return NULL;
 }
 
+/*
+ * The fast path: kmem_impl.h's, and for a class object the check that it
+ * carries the free tag (section 3) -- its line is the one free just wrote.
+ */
 static inline void *
 malloc_common(const char *fn, size_t size)
 {
-	void *p = kmemi_alloc_fast(size, true);
+#ifdef PC_RSEQ
+	void *p;
 
-	if (kmem_likely(p != NULL))
-		return untag(p);
+	if (kmem_likely(size - 1 < KMEM_CACHE_MAX) &&
+	    kmem_likely(KMEMI_GATE() == 0)) {
+		size_t i = (size + 7) >> KMEM_IDX_SHIFT;
+		unsigned int c = kmemi_idx[i < 2 ? 2 : i];
+		const struct kmem_fast *kf = &kmemi_fast[c];
+		paddr_t pa;
+
+		if (kmem_likely(
+			pc_rseq_get(kf->kf_cpus, kf->kf_ncpu, &p, &pa))) {
+			uintptr_t *tag = (uintptr_t *)p + 1;
+
+			if (kmem_unlikely(*tag != tag_of((uintptr_t)p)))
+				kmemi_cache_tag_report(
+				    kmemi_class_cache(c), p, fn);
+			*tag = 0;
+			return p;
+		}
+	} else if ((p = kmemi_alloc_fast(size, true)) != NULL) {
+		return p; /* a large block: no tag */
+	}
+#endif
 	return malloc_slow(fn, size, MALLOC_ALIGN);
 }
 
@@ -320,23 +346,6 @@ free_slow(void *p)
 	errno = saved;
 }
 
-/*
- * A cache object whose tag says it is free already (section 3): report
- * the double free if it is, else free it as usual.
- */
-static KMEM_NOINLINE void
-free_suspect(void *p, unsigned int c)
-{
-	int saved = errno;
-	pool_cache_t pc = kmemi_class_cache(c);
-
-	if (kmemi_cache_holds_free(pc, p))
-		kmem_panic("free(%p): double free (object of cache %s)", p,
-		    ((struct pool *)(void *)pc)->pr_wchan);
-	pool_cache_put_paddr(pc, p, POOL_PADDR_INVALID);
-	errno = saved;
-}
-
 /* The group was full, or there is no lock-free path: the cache's put. */
 static KMEM_NOINLINE void
 free_put(void *p, unsigned int c)
@@ -360,17 +369,12 @@ free(void *p)
 		w = atomic_load_explicit(wp, memory_order_relaxed);
 		if (kmem_likely(w & PM_SMALL)) {
 			const struct kmem_fast *kf = &kmemi_fast[PM_CLASS(w)];
-			uintptr_t *tag = (uintptr_t *)p + 1, t = tag_of(a);
 
 			if (kmem_unlikely(!kmemi_small_valid(a, w, kf))) {
 				free_slow(p); /* reports it */
 				return;
 			}
-			if (kmem_unlikely(*tag == t)) {
-				free_suspect(p, PM_CLASS(w));
-				return;
-			}
-			*tag = t;
+			((uintptr_t *)p)[1] = tag_of(a); /* no load: a store */
 #ifdef PC_RSEQ
 			if (kmem_likely(gate == 0) &&
 			    kmem_likely(pc_rseq_put(kf->kf_cpus, kf->kf_ncpu, p,

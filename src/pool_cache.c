@@ -166,7 +166,8 @@ struct pool_cache {
 	void (*pc_dtor)(void *, void *);
 	void *pc_arg;
 	unsigned int pc_ncpu;
-	bool pc_rseq; /* the lock-free fast path is usable (section 9) */
+	bool pc_rseq;	  /* the lock-free fast path is usable (section 9) */
+	uintptr_t pc_tag; /* kmemi_cache_set_tag: free objects' second word */
 	size_t pc_mapsize;
 	struct pool_cache *pc_next; /* all caches */
 	struct pool_cache **pc_pprev;
@@ -282,9 +283,24 @@ pc_fold(struct pc_cpu *cc, struct pcg *g)
 
 /* ---- destruction ---- */
 
+/*
+ * A free object leaves a group (to a caller or to the pool): with tags
+ * on (kmemi_cache_set_tag), it must carry its tag -- an object freed
+ * twice is in a group twice, and its first copy to leave took it off.
+ */
+static inline void
+pc_tag_check(pool_cache_t pc, void *obj, const char *fn)
+{
+	if (kmem_unlikely(pc->pc_tag != 0) &&
+	    kmem_unlikely(
+		((uintptr_t *)obj)[1] != ((uintptr_t)obj ^ pc->pc_tag)))
+		kmemi_cache_tag_report(pc, obj, fn);
+}
+
 static void
 pc_destruct(pool_cache_t pc, void *obj)
 {
+	pc_tag_check(pc, obj, "pool_cache_put");
 	if (pc->pc_dtor != NULL)
 		pc->pc_dtor(pc->pc_arg, obj);
 	pool_put(&pc->pc_pool, obj);
@@ -298,8 +314,10 @@ pc_flush_group(pool_cache_t pc, struct pcg *g)
 	unsigned int i;
 
 	_Static_assert(KMEM_ARRAY_SIZE(objs) >= 255, "the largest group");
-	for (i = 0; i < g->pcg_avail; i++)
+	for (i = 0; i < g->pcg_avail; i++) {
 		objs[i] = g->pcg_objects[i].po_va;
+		pc_tag_check(pc, objs[i], "pool_cache_put");
+	}
 	kmemi_pool_put_batch(&pc->pc_pool, objs, g->pcg_avail);
 	g->pcg_avail = 0;
 }
@@ -551,6 +569,9 @@ pc_get_fill(pool_cache_t pc, int flags, bool lk)
 	for (k = 0; k < got - 1; k++) {
 		g->pcg_objects[k].po_va = objs[got - 1 - k];
 		g->pcg_objects[k].po_pa = POOL_PADDR_INVALID;
+		if (pc->pc_tag != 0) /* as a free would have left them */
+			((uintptr_t *)objs[got - 1 - k])[1] =
+			    (uintptr_t)objs[got - 1 - k] ^ pc->pc_tag;
 	}
 	g->pcg_avail = got - 1;
 	cc = pc_cpu_enter(pc, lk);
@@ -609,6 +630,7 @@ pool_cache_get_paddr(pool_cache_t pc, int flags, paddr_t *pap)
 			if (!missed) /* one count per get: hit or miss */
 				cc->cc_hits++;
 			obj = o->po_va;
+			pc_tag_check(pc, obj, "pool_cache_get");
 			if (pap != NULL)
 				*pap = o->po_pa;
 			pc_cpu_exit(cc, lk);
@@ -739,6 +761,27 @@ pool_cache_put_paddr(pool_cache_t pc, void *obj, paddr_t pa)
 		kmem_mutex_exit(&pc->pc_depot_lock);
 		cc->cc_current = empty;
 	}
+}
+
+void
+kmemi_cache_tag_report(pool_cache_t pc, void *obj, const char *fn)
+{
+	uintptr_t word = ((uintptr_t *)obj)[1];
+
+	if (kmemi_cache_holds_free(pc, obj))
+		kmem_panic("%s: free object %p of cache %s is cached twice: "
+			   "double free",
+		    fn, obj, pc->pc_pool.pr_wchan);
+	kmem_panic("%s: free object %p of cache %s was freed twice or written "
+		   "after free (its second word is %#lx, not its free tag)",
+	    fn, obj, pc->pc_pool.pr_wchan, (unsigned long)word);
+}
+
+void
+kmemi_cache_set_tag(pool_cache_t pc, uintptr_t secret)
+{
+	KMEM_VERIFY(pc->pc_pool.pr_size >= 2 * sizeof(uintptr_t));
+	pc->pc_tag = secret;
 }
 
 struct pc_cpu *

@@ -27,6 +27,11 @@
 #define KMEM_GATE_NORSEQ 0x200u /* no lock-free fast path: slow path */
 #define KMEM_GATE_DEBUG	 0xffu	/* the KMEM_DEBUG_* items */
 extern unsigned int kmemi_gate KMEM_HIDDEN;
+/*
+ * malloc.c's free tag: a free object of a class of 16 bytes or more has
+ * address ^ kmemi_tag in its second word (0: no tags, while debugging).
+ */
+extern uintptr_t kmemi_tag KMEM_HIDDEN;
 /* A plain load on x86; atomic so that TSan sees the init handover. */
 #define KMEMI_GATE() __atomic_load_n(&kmemi_gate, __ATOMIC_RELAXED)
 

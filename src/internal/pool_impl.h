@@ -54,6 +54,15 @@ pool_cache_t kmemi_cache_create(size_t size, unsigned int align,
  * the depot) or in its pool.  Takes every lock in turn: for reports.
  */
 bool kmemi_cache_holds_free(pool_cache_t pc, const void *obj);
+/*
+ * pool_cache.c: objects a miss installs in a CPU's group get
+ * obj ^ secret in their second word, the tag malloc.c's free leaves in
+ * the objects it frees (objects of 16 bytes at least; set before use).
+ */
+void kmemi_cache_set_tag(pool_cache_t pc, uintptr_t secret);
+/* pool_cache.c: obj, leaving a group, lacks its tag: report it ("fn"). */
+_Noreturn void kmemi_cache_tag_report(
+    pool_cache_t pc, void *obj, const char *fn) KMEM_COLD;
 /* pool_cache.c: invalidate, then give back every idle page. */
 void kmemi_cache_drain(struct pool_cache *pc);
 /* pool.c: pages for internal pools (headers, groups), never from a cache. */

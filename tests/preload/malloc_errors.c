@@ -1,0 +1,299 @@
+/*
+ * malloc_errors -- bad pointers through libkmem-malloc.so get a clear
+ * report, never silent corruption (reliability plan E26, E28, E29, E31,
+ * E32; docs/kmem-contract.md, "malloc").
+ *
+ * Each case runs in a child process (t_expect_death): the child must die
+ * of SIGABRT (SIGSEGV for guard pages) and its stderr must hold the
+ * contract's words.  Debugging off: a foreign pointer, an interior one,
+ * one into a large block, a double free of a class object (found when
+ * the object comes out of the cache again, before it has two owners), a
+ * write after free into a free object's tag, a large double free, and
+ * realloc and malloc_usable_size of a foreign pointer.  With KMEM_DEBUG
+ * (read once at start-up, so the child executes this program again with
+ * it set and the case's number): a one-byte overrun, a double free at the
+ * call, a write after free, and an overrun onto a guard page.
+ *
+ * Only under kmem (KMEM_TEST_PRELOAD): glibc's reports are its own, and
+ * some of these it does not find; the oracle run skips (exit 77).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <malloc.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "t.h"
+
+/* Calls through volatile pointers: the compiler may not see the bugs. */
+static void *(*volatile f_malloc)(size_t) = malloc;
+static void (*volatile f_free)(void *) = free;
+static void *(*volatile f_realloc)(void *, size_t) = realloc;
+static size_t (*volatile f_usable)(void *) = malloc_usable_size;
+
+static void
+sink(void *p)
+{
+	__asm__ volatile("" : : "r"(p) : "memory");
+}
+
+/* ---- the cases (run in a child; each must not return) ---- */
+
+static void
+c_stack(void *arg)
+{
+	char buf[64];
+
+	(void)arg;
+	sink(buf);
+	f_free(buf);
+}
+
+static void
+c_interior(void *arg)
+{
+	char *p = f_malloc(40);
+
+	(void)arg;
+	f_free(p + 16);
+}
+
+static void
+c_large_interior(void *arg)
+{
+	char *p = f_malloc(100000);
+
+	(void)arg;
+	f_free(p + 4096);
+}
+
+/* A double free, then the object comes out of the cache twice. */
+static void
+c_double_small(void *arg)
+{
+	char *p = f_malloc(40), *a, *b;
+	int i;
+
+	(void)arg;
+	f_free(p);
+	f_free(p);
+	for (i = 0; i < 1000; i++) { /* the second copy comes out too */
+		a = f_malloc(40);
+		b = f_malloc(40);
+		sink(a);
+		sink(b);
+	}
+}
+
+/* The same with other frees between: the copies are apart. */
+static void
+c_double_apart(void *arg)
+{
+	void *v[100], *p = f_malloc(200);
+	int i;
+
+	(void)arg;
+	for (i = 0; i < 100; i++)
+		v[i] = f_malloc(200);
+	f_free(p);
+	for (i = 0; i < 50; i++)
+		f_free(v[i]);
+	f_free(p);
+	for (i = 50; i < 100; i++)
+		f_free(v[i]);
+	for (i = 0; i < 10000; i++)
+		sink(f_malloc(200));
+}
+
+static void
+c_write_after_free(void *arg)
+{
+	char *p = f_malloc(40);
+	int i;
+
+	(void)arg;
+	f_free(p);
+	p[12] = 'x'; /* the free tag lives in bytes 8..15 */
+	for (i = 0; i < 1000; i++)
+		sink(f_malloc(40));
+}
+
+static void
+c_double_large(void *arg)
+{
+	char *p = f_malloc(100000);
+
+	(void)arg;
+	f_free(p);
+	f_free(p);
+}
+
+static void
+c_realloc_stack(void *arg)
+{
+	char buf[64];
+
+	(void)arg;
+	sink(buf);
+	sink(f_realloc(buf, 100));
+}
+
+static void
+c_usable_interior(void *arg)
+{
+	char *p = f_malloc(100);
+
+	(void)arg;
+	printf("%zu\n", f_usable(p + 8));
+}
+
+/* ---- the KMEM_DEBUG cases: this program again, with it set ---- */
+
+static void
+d_overrun(void)
+{
+	char *p = f_malloc(40);
+
+	p[40] = 1;
+	f_free(p);
+}
+
+static void
+d_double(void)
+{
+	char *p = f_malloc(40);
+
+	f_free(p);
+	f_free(p);
+}
+
+static void
+d_poison(void)
+{
+	char *p = f_malloc(40);
+
+	f_free(p);
+	p[3] = 7;
+	sink(f_malloc(40));
+}
+
+static void
+d_guard(void)
+{
+	char *p = f_malloc(4096);
+
+	p[4096] = 1; /* the guard page */
+	f_free(p);
+}
+
+static void (*const debug_case[])(void) = {
+    d_overrun, d_double, d_poison, d_guard};
+
+struct dbg {
+	const char *debug;
+	int n;
+};
+
+static void
+c_debug(void *arg)
+{
+	const struct dbg *d = arg;
+	char n[16], *argv[4];
+
+	snprintf(n, sizeof n, "%d", d->n);
+	argv[0] = (char *)"malloc_errors";
+	argv[1] = (char *)"--debug-case";
+	argv[2] = n;
+	argv[3] = NULL;
+	setenv("KMEM_DEBUG", d->debug, 1);
+	execv("/proc/self/exe", argv);
+	perror("execv /proc/self/exe");
+	_exit(1);
+}
+
+/* ---- the tests ---- */
+
+static void
+test_foreign(void)
+{
+	T_ASSERT(t_expect_death(
+	    c_stack, NULL, SIGABRT, "): pointer not allocated by kmem"));
+	T_ASSERT(
+	    t_expect_death(c_realloc_stack, NULL, SIGABRT, "kmem: realloc(0x"));
+	T_ASSERT(
+	    t_expect_death(c_large_interior, NULL, SIGABRT, "kmem: free("));
+}
+
+static void
+test_interior(void)
+{
+	T_ASSERT(t_expect_death(c_interior, NULL, SIGABRT,
+	    "): interior pointer, 16 bytes into object 0x"));
+	T_ASSERT(t_expect_death(
+	    c_usable_interior, NULL, SIGABRT, "kmem: malloc_usable_size(0x"));
+}
+
+static void
+test_double_free(void)
+{
+	T_ASSERT(t_expect_death(c_double_small, NULL, SIGABRT,
+	    "of cache kmem-00048 was freed twice or written after free"));
+	T_ASSERT(t_expect_death(
+	    c_double_apart, NULL, SIGABRT, "of cache kmem-00224 "));
+	T_ASSERT(t_expect_death(c_double_large, NULL, SIGABRT,
+	    "): double free (large block of 102400 bytes, arena kva)"));
+}
+
+static void
+test_write_after_free(void)
+{
+	T_ASSERT(t_expect_death(c_write_after_free, NULL, SIGABRT,
+	    "was freed twice or written after free (its second word is"));
+}
+
+static void
+test_debug(void)
+{
+	static const struct {
+		struct dbg d;
+		int sig;
+		const char *want;
+	} cases[] = {
+	    {{"redzone", 0}, SIGABRT,
+		"kmem: free(0x"}, /* ...): redzone overwritten at offset 40 */
+	    {{"size", 1}, SIGABRT, "): double free (allocated size 40, cache"},
+	    {{"poison", 2}, SIGABRT, "kmem: malloc(40): write after free"},
+	    {{"guard", 3}, SIGSEGV, NULL},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		T_ASSERT(t_expect_death(
+		    c_debug, (void *)&cases[i].d, cases[i].sig, cases[i].want));
+	T_ASSERT(t_expect_death(c_debug, (void *)&cases[0].d, SIGABRT,
+	    "redzone overwritten at offset 40"));
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc == 3 && strcmp(argv[1], "--debug-case") == 0) {
+		debug_case[atoi(argv[2]) & 3]();
+		fprintf(
+		    stderr, "malloc_errors: debug case %s survived\n", argv[2]);
+		return 0;
+	}
+	if (getenv("KMEM_TEST_PRELOAD") == NULL)
+		t_skip("kmem's reports: only under libkmem-malloc.so");
+	T_RUN(test_foreign);
+	T_RUN(test_interior);
+	T_RUN(test_double_free);
+	T_RUN(test_write_after_free);
+	T_RUN(test_debug);
+	return t_done();
+}
