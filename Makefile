@@ -9,6 +9,7 @@
 #                   are what it is for, the rest cost seconds
 #   make install PREFIX=/abs/path
 #   make bench      benchmarks (numbers, not tests)
+#   make bench-malloc   the LD_PRELOAD suite against the peers only
 #   make soak       long randomized runs
 #   make fuzz       ten minutes of libFuzzer on vmem (clang, ASan)
 #   make format / make format-check
@@ -18,7 +19,7 @@ JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE  ?= cmake
 B      := build
 
-.PHONY: all deps release run demo test test-release test-asan test-tsan \
+.PHONY: all deps release run demo bench-malloc test test-release test-asan test-tsan \
 	asan-build install bench soak fuzz format format-check clean
 
 all: release
@@ -76,6 +77,13 @@ bench: release
 	./$(B)/release/bench_vmem
 	./$(B)/release/bench_pool
 	./$(B)/release/bench_kmem
+	python3 scripts/bench-malloc.py --out $(B)/bench-malloc
+
+# The malloc suite alone (LD_PRELOAD: glibc, jemalloc, tcmalloc,
+# mimalloc, kmem); BENCH_ARGS=--quick for a short run.
+bench-malloc: release
+	@sh scripts/bench-deps.sh
+	python3 scripts/bench-malloc.py --out $(B)/bench-malloc $(BENCH_ARGS)
 
 soak: release
 	KMEM_TEST_SCALE=50 ./$(B)/release/t_unit_vmem_model
