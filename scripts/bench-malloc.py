@@ -36,9 +36,12 @@ What is run
     programs    the real programs of tests/programs/workload.sh ("list",
                 "prepare DIR" once, "missing NAME", "cmd NAME DIR"), each
                 command split into words and run from the repository root
-                (through sh -c only if it had shell operators): wall time
-                and peak RSS (ru_maxrss of the child tree, from os.wait4:
-                the largest process of the tree); stdout discarded
+                (through sh -c only if it had shell operators): CPU time
+                (user + system of the child tree, from os.wait4: ranked,
+                and the goal's "time", as the shared machine's other
+                tenants inflate wall time, not CPU time), wall time
+                (shown), and peak RSS (ru_maxrss: the largest process of
+                the tree); stdout discarded
   Sizes above are the full run's (pair/batch cells ~20 ms per timed run,
   xthread 1 s, falseshare 20 million counts per thread and round); --quick
   shrinks them (3 ms, 200 ms, 5 million, churn 1000 threads, frag 50 MiB,
@@ -63,7 +66,7 @@ Goals (issue, section 4), checked when kmem ran: the geometric mean of
   kmem / best peer over the synthetic speed cells (pair, batch, random,
   xthread, falseshare, churn; 24 of the 31 are pair/batch sizes) <= 1.5;
   no synthetic cell, speed or memory, worse than 3x the best peer; every
-  real program within 1.15x of the best peer's wall time and peak RSS.
+  real program within 1.15x of the best peer's CPU time and peak RSS.
 
 Before measuring, each allocator runs "bench_malloc probe", which prints
 the file the program's malloc is bound to (dladdr): an allocator whose
@@ -684,7 +687,10 @@ def write_md(res, outdir, plots):
              ("pair-", "batch-", "prog:"))),
         ("Memory (RSS)", "test",
          lambda m: m["kind"] == "memory" and not m["id"].startswith("prog:")),
-        ("Real programs: wall time", "program",
+        ("Real programs: CPU time (user + system, the whole process tree)",
+         "program",
+         lambda m: m["id"].startswith("prog:") and m["id"].endswith(":cpu")),
+        ("Real programs: wall time (info)", "program",
          lambda m: m["id"].startswith("prog:") and m["id"].endswith(":time")),
         ("Real programs: peak RSS", "program",
          lambda m: m["id"].startswith("prog:") and m["id"].endswith(":rss")),
@@ -740,13 +746,16 @@ def goals(res):
               == []]
     if failed:
         L.append("- kmem failed in: " + ", ".join(failed))
-    progs = [m for m in mets if m["id"].startswith("prog:")]
+    # Time: CPU time, which other tenants' load on a shared machine
+    # (steal) does not inflate as it does wall time; wall time is shown.
+    progs = [m for m in mets if m["id"].startswith("prog:")
+             and not m["id"].endswith(":time")]
     if progs:
-        over = [("%s (%s)" % (m["label"], "wall time" if m["id"].endswith(
-            ":time") else "peak RSS"), m["kmem_vs_peer"]) for m in progs
+        over = [("%s (%s)" % (m["label"], "CPU time" if m["id"].endswith(
+            ":cpu") else "peak RSS"), m["kmem_vs_peer"]) for m in progs
                 if m["kmem_vs_peer"] is None or m["kmem_vs_peer"] > 1.15]
-        L.append("- real programs within 1.15x of the best peer's time and "
-                 "peak RSS: %s" % ("met" if not over else "NOT MET"))
+        L.append("- real programs within 1.15x of the best peer's CPU time "
+                 "and peak RSS: %s" % ("met" if not over else "NOT MET"))
         for lab, r in over:
             L.append("  - %s: %s" % (lab, "%.2fx" % r if r else "failed"))
     else:
@@ -880,20 +889,20 @@ def plots(res, outdir):
     if progs:
         pn = sorted({m["id"].split(":")[1] for m in progs},
                     key=lambda n: [m["id"] for m in progs].index(
-                        "prog:%s:time" % n))
+                        "prog:%s:cpu" % n))
         with open(os.path.join(outdir, "programs.dat"), "w") as f:
             f.write("# program " + " ".join("time:" + a for a in names) +
                     " " + " ".join("rss:" + a for a in names) + "\n")
             for n in pn:
                 row = [q(n)]
-                for k in ("time", "rss"):
+                for k in ("cpu", "rss"):
                     m = mets.get("prog:%s:%s" % (n, k))
                     row += [num(m["ratio"].get(a) if m else None)
                             for a in names]
                 f.write(" ".join(row) + "\n")
         n = len(names)
         pl = []
-        for k, off in (("wall time", 2), ("peak RSS", 2 + n)):
+        for k, off in (("CPU time", 2), ("peak RSS", 2 + n)):
             pl.append("set title %s\nplot %s\n" % (
                 q("real programs: %s / best" % k), ", ".join(
                     "'programs.dat' using %d%s title %s%s" % (
@@ -990,10 +999,13 @@ def main():
             log("bench-malloc: programs: " + note)
         for n, _ in progs:
             metrics.append(metric("prog:%s:time" % n, n, None, "s", "lower",
-                                  "speed", "wall", "%.3f"))
+                                  "info", "wall", "%.3f"))
+            metrics.append(metric("prog:%s:cpu" % n, n, None, "s", "lower",
+                                  "speed", "cpu", "%.3f"))
             metrics.append(metric("prog:%s:rss" % n, n, None, "MiB", "lower",
                                   "memory", "none", "%.1f", 1 / 1024))
             values["prog:%s:time" % n] = {}
+            values["prog:%s:cpu" % n] = {}
             values["prog:%s:rss" % n] = {}
 
     for rep in range(reps):
@@ -1028,6 +1040,7 @@ def main():
                 rc, wall, rss, cpu, tail = run_measured(
                     argv, child_env(a["lib"]), ROOT, CELL_TIMEOUT)
                 tv = values["prog:%s:time" % n].setdefault(a["name"], [])
+                cv = values["prog:%s:cpu" % n].setdefault(a["name"], [])
                 rv = values["prog:%s:rss" % n].setdefault(a["name"], [])
                 if rc != 0:
                     errors.append("program %s %s rep %d: rc %d: %s" % (
@@ -1037,9 +1050,10 @@ def main():
                     shown.append("%s FAIL" % a["name"])
                     continue
                 tv.append(wall)
+                cv.append(cpu)
                 rv.append(rss)
-                shown.append("%s %.3fs %.0fMiB" % (a["name"], wall,
-                                                   rss / 1024))
+                shown.append("%s %.3fs (cpu %.3fs) %.0fMiB" % (
+                    a["name"], wall, cpu, rss / 1024))
             log("[rep %d/%d] %-20s %s" % (rep + 1, reps, "prog " + n,
                                            "  ".join(shown)))
 

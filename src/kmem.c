@@ -137,6 +137,9 @@ _Static_assert(KMEM_ARRAY_SIZE(kmem_class_table) == KMEM_NCLASS,
     "KMEM_NCLASS (kmem_impl.h) counts the classes");
 
 #define KMEM_LARGECACHE_MAX 1024u /* 63-object groups up to here */
+#ifndef KMEM_HIWAT_PAGES
+#define KMEM_HIWAT_PAGES 1
+#endif
 
 uint8_t kmemi_idx[(KMEM_CACHE_MAX >> KMEM_IDX_SHIFT) + 1];
 static pool_cache_t kmem_cache[KMEM_NCLASS];
@@ -426,8 +429,9 @@ kmem_caches_init(void)
 		 * to reuse.
 		 */
 		pool_cache_sethiwat(kmem_cache[i],
-		    (int)((struct pool *)(void *)kmem_cache[i])
-			->pr_itemsperpage);
+		    KMEM_HIWAT_PAGES *
+			(int)((struct pool *)(void *)kmem_cache[i])
+			    ->pr_itemsperpage);
 		kmem_fast_divisor(&kmemi_fast[i], (uint32_t)c);
 		kmemi_fast[i].kf_nitems =
 		    ((struct pool *)(void *)kmem_cache[i])->pr_itemsperpage;

@@ -72,7 +72,7 @@
  *    127, 255); groups of the old size stay valid until they empty.
  *
  *    The depots of caches without constructor and destructor share a
- *    budget of 8 MiB of objects (PC_DEPOT_BUDGET; one group each at
+ *    budget of 16 MiB of objects (PC_DEPOT_BUDGET; one group each at
  *    least, 64 at most): a full group
  *    that would go beyond goes back to the pool instead, its objects in
  *    one pool lock hold, and becomes the CPU's empty group.
@@ -152,9 +152,10 @@ static const unsigned int pcg_ladder[] = {15, 31, 63, 127, 255};
  * per object more, for the working-set intervals it takes reaping to
  * notice (section 7).  One budget, not one per cache: a program that
  * frees a batch of one size finds them all cached (a thousand 4 KiB
- * objects are 4 MiB), one that frees everything keeps 8 MiB.
+ * objects are 4 MiB, of 16 KiB 16 MiB), one that frees everything keeps
+ * 16 MiB (tcmalloc's thread caches hold up to 32 MiB by default).
  */
-#define PC_DEPOT_BUDGET (8u << 20)
+#define PC_DEPOT_BUDGET (16u << 20)
 #define PC_DEPOT_MAX	64
 static _Atomic size_t pc_depot_bytes; /* in budgeted depots */
 

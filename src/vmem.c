@@ -107,11 +107,14 @@
  *    ever forgotten; a merge keeps the older epoch, so alloc/free churn
  *    next to a big dirty range cannot put its purge off for ever (the
  *    range freed last may go back a pass early: harmless).  A pass is
- *    O(segments), at most once per delay -- and once before each import:
- *    an arena about to grow purges all its dirty free ranges first, since
+ *    O(segments), at most once per delay -- and before an import when
+ *    the arena freed at least the import's size since the last pass: an
+ *    arena about to grow purges all its dirty free ranges first, since
  *    they could not serve the request (a program that frees small
  *    objects, then allocates large ones, would otherwise hold both:
  *    python3 on kmem's malloc peaked at 98 MB against glibc's 65 MB).
+ *    (Bytes freed since the last pass, vm_freed_dirty, stand for the
+ *    dirty free bytes: what was freed earlier was purged by that pass.)
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -196,7 +199,8 @@ struct vmem {
 	 */
 	void (*vm_purgefn)(vmem_addr_t, vmem_size_t);
 	uint64_t vm_purge_delay_ns;
-	uint64_t vm_purge_last; /* ns */
+	uint64_t vm_purge_last;	    /* ns */
+	vmem_size_t vm_freed_dirty; /* bytes freed since the last pass */
 	uint32_t vm_epoch;
 
 	bt_t vm_seg0;	     /* segment and span list sentinel */
@@ -1102,7 +1106,10 @@ vmem_xalloc_req(vmem_t *vm, const char *fn, const struct vmem_req *r,
 		 * memory held is what is in use plus what is new.
 		 */
 		if (bt == NULL && canimport && vm->vm_purgefn != NULL &&
-		    !purged) {
+		    !purged &&
+		    vm->vm_freed_dirty >= (r->size > vm->vm_min_import
+						  ? r->size
+						  : vm->vm_min_import)) {
 			purged = true;
 			(void)vmem_purge_pass(vm, true, kmem_prim_clock_ns());
 			kmem_mutex_enter(&vm->vm_lock);
@@ -1465,6 +1472,7 @@ vmem_purge_pass(vmem_t *vm, bool all, uint64_t now)
 	}
 	vm->vm_epoch++;
 	vm->vm_purge_last = now;
+	vm->vm_freed_dirty = 0;
 	if (vm->vm_nwaiters != 0)
 		kmem_cond_broadcast(&vm->vm_cv);
 	kmem_mutex_exit(&vm->vm_lock);
@@ -1518,6 +1526,7 @@ vmem_free_bt(vmem_t *vm, bt_t *bt)
 	if (vm->vm_purgefn != NULL) {
 		bt->bt_flags = BT_F_DIRTY;
 		bt->bt_epoch = vm->vm_epoch;
+		vm->vm_freed_dirty += bt->bt_size;
 	}
 	if (n->bt_type == BT_TYPE_FREE) {
 		freelist_remove(vm, n);

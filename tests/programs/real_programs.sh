@@ -14,9 +14,9 @@
 #     workload's minimum of gets from the pool layer (nget) and of gets
 #     and puts at the per-CPU cache layer (cpuhit + cpumiss).  A preload
 #     that silently did not take (a static binary, a wrong path, a
-#     fallback to glibc) leaves these near zero.  Where the JSON names
-#     its process ("process":{"command":...}), that must be the workload's
-#     program, not a wrapper (env, sh).
+#     fallback to glibc) leaves these near zero.  The processes kmemstat
+#     counted must include the workload's program, not only a wrapper
+#     (env, sh).
 # One line per workload: name, glibc seconds, kmem seconds and the
 # counters.  The exit status is 1 if any workload failed, 77 (skipped) if
 # libkmem-malloc.so or kmemstat is not built.
@@ -191,14 +191,24 @@ for p in d["pools"]:
         ops += int(p.get("cpuhit", 0)) + int(p.get("cpumiss", 0))
 kva = sum(int(a.get("alloc", 0)) for a in d.get("arenas", [])
           if isinstance(a, dict) and a.get("name") == "kva")
-# Whose statistics: "process":{"command":...}, where the JSON says.
-proc = d.get("process")
-comm = proc.get("command", "") if isinstance(proc, dict) else ""
-comm = str(comm).rsplit("/", 1)[-1][:15]
+# Whose statistics: kmemstat lists the processes it counted
+# ("kmemstat":{"processes":[{"pid":N,"command":...}]}); a file the
+# library wrote itself names its one process ("process":{...}).
 want = sys.argv[2].rsplit("/", 1)[-1][:15]
-if comm and comm != want:
-    print("the statistics are of \"%s\", not of the workload's %s"
-          % (comm, want))
+ks = d.get("kmemstat")
+if isinstance(ks, dict):
+    comms = [str(p.get("command", ""))[:15] for p in ks.get("processes", [])
+             if isinstance(p, dict)]
+else:
+    proc = d.get("process")
+    comms = [str(proc.get("command", ""))[:15]] if isinstance(proc, dict) \
+        else []
+if not comms:
+    print("the statistics name no process")
+    sys.exit(1)
+if want not in comms:
+    print("the statistics are of %s, not of the workload's %s"
+          % (", ".join(comms), want))
     sys.exit(1)
 print(nget, ops, kva)
 EOF
