@@ -1,6 +1,6 @@
 /*
- * bench.h -- what the benchmark programs share: the clock, the median,
- * and how they give up.
+ * bench.h -- what the benchmark programs share: the clocks, the median,
+ * keeping a pointer alive, and how they give up.
  */
 #ifndef KMEM_BENCH_H
 #define KMEM_BENCH_H
@@ -27,6 +27,27 @@ bench_now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * CPU time of this process, ns: user + system time of all its threads,
+ * not the time it waited for a CPU that other processes on a shared
+ * machine were using.
+ */
+static inline uint64_t
+bench_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Keep the compiler from eliding an allocation it can see through. */
+static inline void
+bench_escape(void *p)
+{
+	__asm__ volatile("" : : "r"(p) : "memory");
 }
 
 static inline int

@@ -177,27 +177,6 @@ static void (*volatile f_tc_free_sized)(void *, size_t);
 static void *(*volatile f_mi_malloc)(size_t);
 static void (*volatile f_mi_free_size)(void *, size_t);
 
-/*
- * CPU time of this process, ns: user + system time of all its threads,
- * not the time it waited for a CPU the other processes on this shared
- * machine were using.  ("threads" and "falseshare" use wall time.)
- */
-static inline uint64_t
-cpu_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Keep the compiler from eliding an allocation it can see through. */
-static inline void
-escape(void *p)
-{
-	__asm__ volatile("" : : "r"(p) : "memory");
-}
-
 static inline __attribute__((always_inline)) void *
 a_alloc(enum alloc a, size_t size)
 {
@@ -358,16 +337,16 @@ a_load(enum alloc a, char *ver, size_t verlen)
 static inline __attribute__((always_inline)) double
 pair_loop(enum alloc a, size_t size, size_t iters)
 {
-	uint64_t t0 = cpu_now_ns(), t1;
+	uint64_t t0 = bench_cpu_ns(), t1;
 
 	for (size_t i = 0; i < iters; i++) {
 		char *p = a_alloc(a, size);
 
 		*(volatile char *)p = (char)i;
-		escape(p);
+		bench_escape(p);
 		a_free(a, p, size);
 	}
-	t1 = cpu_now_ns();
+	t1 = bench_cpu_ns();
 	return (double)(t1 - t0) / (double)iters;
 }
 
@@ -376,7 +355,7 @@ static inline __attribute__((always_inline)) double
 batch_loop(enum alloc a, size_t size, size_t iters)
 {
 	static void *live[BATCH];
-	uint64_t t0 = cpu_now_ns(), t1;
+	uint64_t t0 = bench_cpu_ns(), t1;
 
 	for (size_t r = 0; r < iters; r++) {
 		for (size_t i = 0; i < BATCH; i++) {
@@ -385,11 +364,11 @@ batch_loop(enum alloc a, size_t size, size_t iters)
 			*(volatile char *)p = (char)i;
 			live[i] = p;
 		}
-		escape(live);
+		bench_escape(live);
 		for (size_t i = BATCH; i-- > 0;)
 			a_free(a, live[i], size);
 	}
-	t1 = cpu_now_ns();
+	t1 = bench_cpu_ns();
 	return (double)(t1 - t0) / ((double)iters * BATCH);
 }
 

@@ -197,22 +197,6 @@ static struct {
 
 /* ---- small helpers ---- */
 
-static uint64_t
-cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Keep the compiler from eliding an allocation it can see through. */
-static inline void
-escape(void *p)
-{
-	__asm__ volatile("" : : "r"(p) : "memory");
-}
-
 static inline void
 cpu_relax(void)
 {
@@ -501,14 +485,14 @@ pair_run(void *varg, size_t iters)
 	struct pair_arg *a = varg;
 	size_t size = a->size, batch = a->batch;
 	void **live = a->live;
-	uint64_t t0 = cpu_ns();
+	uint64_t t0 = bench_cpu_ns();
 
 	if (batch <= 1) {
 		for (size_t i = 0; i < iters; i++) {
 			char *p = xmalloc(size);
 
 			*(volatile char *)p = (char)i;
-			escape(p);
+			bench_escape(p);
 			free(p);
 		}
 	} else {
@@ -519,12 +503,12 @@ pair_run(void *varg, size_t iters)
 				*(volatile char *)p = (char)i;
 				live[i] = p;
 			}
-			escape(live);
+			bench_escape(live);
 			for (size_t i = 0; i < batch; i++)
 				free(live[i]);
 		}
 	}
-	return cpu_ns() - t0;
+	return bench_cpu_ns() - t0;
 }
 
 static void
@@ -558,7 +542,7 @@ random_run(void *varg, size_t iters)
 	struct random_arg *a = varg;
 	void **slot = a->slot;
 	size_t live = a->live;
-	uint64_t rng = a->rng, t0 = cpu_ns();
+	uint64_t rng = a->rng, t0 = bench_cpu_ns();
 
 	for (size_t i = 0; i < iters; i++) {
 		size_t j = rng_below(rng_next(&rng), live);
@@ -570,7 +554,7 @@ random_run(void *varg, size_t iters)
 		slot[j] = p;
 	}
 	a->rng = rng;
-	return cpu_ns() - t0;
+	return bench_cpu_ns() - t0;
 }
 
 static void
@@ -720,7 +704,7 @@ test_xthread(void)
 		nwin = 1;
 	if (nwin > XT_MAXWIN)
 		nwin = XT_MAXWIN;
-	c0 = cpu_ns();
+	c0 = bench_cpu_ns();
 	clock_gettime(CLOCK_MONOTONIC, &ts0);
 	t0 = tprev = bench_now_ns();
 	atomic_store_explicit(&xt_go, 1, memory_order_release);
@@ -750,7 +734,7 @@ test_xthread(void)
 		xpthread_join(cons[i]);
 	}
 	t1 = bench_now_ns();
-	c1 = cpu_ns();
+	c1 = bench_cpu_ns();
 	for (size_t i = 0; i < np; i++)
 		total += atomic_load(&rings[i].produced);
 	unmap_array(rings, np * sizeof *rings);
@@ -909,7 +893,7 @@ churn_thread(void *varg)
 		obj[i] = xmalloc(skew_size(rng_next(&rng), 16, 1024));
 		*(volatile char *)obj[i] = (char)i;
 	}
-	escape(obj);
+	bench_escape(obj);
 	for (int i = 1; i < CHURN_N; i += 2)
 		free(obj[i]);
 	for (int i = 0; i < CHURN_N; i += 2)
@@ -926,7 +910,7 @@ test_churn(void)
 	pthread_t *thr = map_array(bytes);
 	uint64_t t0, t1, c0, c1;
 
-	c0 = cpu_ns();
+	c0 = bench_cpu_ns();
 	t0 = bench_now_ns();
 	for (size_t i = 0; i < total; i++) {
 		if (i >= conc)
@@ -937,7 +921,7 @@ test_churn(void)
 	for (size_t i = total > conc ? total - conc : 0; i < total; i++)
 		xpthread_join(thr[i % conc]);
 	t1 = bench_now_ns();
-	c1 = cpu_ns();
+	c1 = bench_cpu_ns();
 	unmap_array(thr, bytes);
 	put_head("cpu+wall");
 	printf(",\"total\":%zu,\"conc\":%zu,\"threads\":%zu,\"wall_ms\":%.3f,"
@@ -966,7 +950,7 @@ test_frag(void)
 	size_t small_bytes = 0, kept_bytes = 0, big_bytes = 0;
 	char **ptr = map_array(cap * sizeof *ptr);
 	char **big = map_array(bigcap * sizeof *big);
-	uint64_t seed = opt.seed, c0 = cpu_ns();
+	uint64_t seed = opt.seed, c0 = bench_cpu_ns();
 	long rss0 = status_kib("VmRSS"), rss1, rss2, rss3, hwm;
 
 	/* Phase 1: small objects up to the target. */
@@ -1003,8 +987,8 @@ test_frag(void)
 	}
 	rss3 = status_kib("VmRSS");
 	hwm = status_kib("VmHWM");
-	escape(ptr);
-	escape(big);
+	bench_escape(ptr);
+	bench_escape(big);
 	put_head("none");
 	printf(",\"mb\":%zu,\"small_objects\":%zu,\"small_bytes\":%zu,"
 	       "\"kept_bytes\":%zu,\"big_objects\":%zu,\"big_bytes\":%zu,"
@@ -1013,7 +997,7 @@ test_frag(void)
 	       "\"final_kib\":%ld,\"peak_kib\":%ld,\"cpu_ms\":%.3f",
 	    target >> 20, n, small_bytes, kept_bytes, nbig, big_bytes,
 	    kept_bytes + big_bytes, (n + nbig) * sizeof(char *) / 1024, rss0,
-	    rss1, rss2, rss3, hwm, (double)(cpu_ns() - c0) / 1e6);
+	    rss1, rss2, rss3, hwm, (double)(bench_cpu_ns() - c0) / 1e6);
 	put_end();
 }
 
@@ -1034,7 +1018,7 @@ test_idle(void)
 	if (nsamp > MAXSAMP)
 		nsamp = MAXSAMP;
 	rss0 = status_kib("VmRSS");
-	c0 = cpu_ns();
+	c0 = bench_cpu_ns();
 	while (bytes < target && n < cap) {
 		size_t sz = skew_size(rng_at(opt.seed, n), 16, 2048);
 
@@ -1043,12 +1027,12 @@ test_idle(void)
 		bytes += sz;
 		n++;
 	}
-	escape(ptr);
+	bench_escape(ptr);
 	rss1 = status_kib("VmRSS");
-	c1 = cpu_ns();
+	c1 = bench_cpu_ns();
 	for (size_t i = 0; i < n; i++)
 		free(ptr[(size_t)(((uint64_t)i * SCATTER) % n)]);
-	c2 = cpu_ns();
+	c2 = bench_cpu_ns();
 	unmap_array(ptr, abytes);
 	/* Idle: no allocator call from here to the last sample. */
 	clock_gettime(CLOCK_MONOTONIC, &t0);

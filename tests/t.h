@@ -12,6 +12,9 @@
  *                                run fn(arg) in a child process; true if
  *                                it died of signal "sig" and its stderr
  *                                contains "substr"
+ *   t_args(argc, argv); T_RUN_IF(test_fn);
+ *                                run only the tests the command line names
+ *   t_rss_kib()                  resident memory (VmRSS), KiB
  *   return t_done();             prints "N passed, 0 failed" and exits 0
  *
  * A failed assertion prints file:line and the expression, then exits 1,
@@ -281,6 +284,56 @@ t_expect_death(void (*fn)(void *), void *arg, int sig, const char *substr)
 	}
 	printf("   died as expected: %.*s", (int)strcspn(buf, "\n") + 1, buf);
 	return true;
+}
+
+/*
+ * Test selection: main calls t_args(argc, argv); T_RUN_IF(fn) runs fn
+ * when the command line names no test, or names fn.
+ */
+static int t_argc;
+static char **t_argv;
+
+static inline void
+t_args(int argc, char **argv)
+{
+	t_argc = argc;
+	t_argv = argv;
+}
+
+static inline bool
+t_want(const char *name)
+{
+	int i;
+
+	if (t_argc < 2)
+		return true;
+	for (i = 1; i < t_argc; i++)
+		if (strcmp(t_argv[i], name) == 0)
+			return true;
+	return false;
+}
+
+#define T_RUN_IF(fn)                                                           \
+	do {                                                                   \
+		if (t_want(#fn))                                               \
+			T_RUN(fn);                                             \
+	} while (0)
+
+/* This process's resident memory in KiB (VmRSS of /proc/self/status). */
+static inline long
+t_rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long v = -1;
+
+	T_ASSERT(f != NULL);
+	while (fgets(line, sizeof line, f) != NULL)
+		if (strncmp(line, "VmRSS:", 6) == 0)
+			v = strtol(line + 6, NULL, 10);
+	fclose(f);
+	T_ASSERT(v >= 0);
+	return v;
 }
 
 #endif /* KMEM_TESTS_T_H */

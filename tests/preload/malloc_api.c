@@ -77,26 +77,6 @@ static size_t (*volatile f_usable)(void *) = malloc_usable_size;
 static int (*volatile f_malloc_trim)(size_t) = malloc_trim;
 
 static size_t PS; /* the page size */
-static int g_argc;
-static char **g_argv;
-
-/* Tests named on the command line, or all. */
-static bool
-want(const char *name)
-{
-	if (g_argc < 2)
-		return true;
-	for (int i = 1; i < g_argc; i++)
-		if (strcmp(g_argv[i], name) == 0)
-			return true;
-	return false;
-}
-
-#define RUN(fn)                                                                \
-	do {                                                                   \
-		if (want(#fn))                                                 \
-			T_RUN(fn);                                             \
-	} while (0)
 
 /* The byte at offset i of a block tagged "tag". */
 static inline uint8_t
@@ -171,22 +151,6 @@ static bool
 aligned(const void *p, size_t a)
 {
 	return ((uintptr_t)p & (a - 1)) == 0;
-}
-
-static long
-rss_kib(void)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	long v = -1;
-
-	T_ASSERT(f != NULL);
-	while (fgets(line, sizeof line, f) != NULL)
-		if (strncmp(line, "VmRSS:", 6) == 0)
-			v = strtol(line + 6, NULL, 10);
-	fclose(f);
-	T_ASSERT(v >= 0);
-	return v;
 }
 
 /* ---------------------------------------------------------------- A.3 */
@@ -625,7 +589,7 @@ test_realloc_null_and_zero(void)
 		f_free(p);
 	}
 	/* realloc(p, 0) frees p: 20000 x 4 KiB must not stay resident. */
-	before = rss_kib();
+	before = t_rss_kib();
 	for (int i = 0; i < 20000; i++) {
 		p = f_malloc(4096 + (size_t)(i % 5) * 1000);
 		T_ASSERT(p != NULL);
@@ -637,7 +601,7 @@ test_realloc_null_and_zero(void)
 			    "realloc(p, 0) returned %p, not NULL", (void *)p);
 		T_EQ(errno, 1234);
 	}
-	after = rss_kib();
+	after = t_rss_kib();
 	printf("   realloc(p, 0) x 20000: RSS %ld -> %ld KiB\n", before, after);
 	T_LT(after, before + 16 * 1024);
 }
@@ -1031,17 +995,17 @@ test_malloc_trim_returns(void)
 
 	T_ASSERT(v != NULL);
 	memset(v, 0, N * sizeof *v);
-	base = rss_kib();
+	base = t_rss_kib();
 	for (size_t i = 0; i < N; i++) {
 		v[i] = f_malloc(16 + (i % 16) * 16);
 		T_ASSERT(v[i] != NULL);
 		memset(v[i], 1, 16);
 	}
-	peak = rss_kib();
+	peak = t_rss_kib();
 	for (size_t i = 0; i < N; i++)
 		f_free(v[i]);
 	rc = f_malloc_trim(0);
-	after = rss_kib();
+	after = t_rss_kib();
 	printf("   RSS %ld KiB before, %ld KiB at the peak, %ld KiB after the "
 	       "frees and malloc_trim (returned %d)\n",
 	    base, peak, after, rc);
@@ -1054,30 +1018,29 @@ test_malloc_trim_returns(void)
 int
 main(int argc, char **argv)
 {
-	g_argc = argc;
-	g_argv = argv;
+	t_args(argc, argv);
 	alarm(60);
 	PS = (size_t)sysconf(_SC_PAGESIZE);
 	printf("preload: %s\n",
 	    getenv("KMEM_TEST_PRELOAD") != NULL
 		? "kmem (KMEM_TEST_PRELOAD)"
 		: "none / foreign (oracle rules)");
-	RUN(test_malloc_zero);
-	RUN(test_free_errno);
-	RUN(test_too_large);
-	RUN(test_calloc_overflow);
-	RUN(test_calloc_zeroed);
-	RUN(test_realloc_grid);
-	RUN(test_realloc_chain);
-	RUN(test_realloc_null_and_zero);
-	RUN(test_reallocarray);
-	RUN(test_posix_memalign_einval);
-	RUN(test_align_grid);
-	RUN(test_align_1g);
-	RUN(test_page_aligned);
-	RUN(test_usable_size);
-	RUN(test_malloc_align16);
-	RUN(test_malloc_trim);
-	RUN(test_malloc_trim_returns);
+	T_RUN_IF(test_malloc_zero);
+	T_RUN_IF(test_free_errno);
+	T_RUN_IF(test_too_large);
+	T_RUN_IF(test_calloc_overflow);
+	T_RUN_IF(test_calloc_zeroed);
+	T_RUN_IF(test_realloc_grid);
+	T_RUN_IF(test_realloc_chain);
+	T_RUN_IF(test_realloc_null_and_zero);
+	T_RUN_IF(test_reallocarray);
+	T_RUN_IF(test_posix_memalign_einval);
+	T_RUN_IF(test_align_grid);
+	T_RUN_IF(test_align_1g);
+	T_RUN_IF(test_page_aligned);
+	T_RUN_IF(test_usable_size);
+	T_RUN_IF(test_malloc_align16);
+	T_RUN_IF(test_malloc_trim);
+	T_RUN_IF(test_malloc_trim_returns);
 	return t_done();
 }

@@ -59,26 +59,7 @@
 
 #include "t.h"
 
-static int g_argc;
-static char **g_argv;
 static uint64_t g_seed;
-
-static bool
-want(const char *name)
-{
-	if (g_argc < 2)
-		return true;
-	for (int i = 1; i < g_argc; i++)
-		if (strcmp(g_argv[i], name) == 0)
-			return true;
-	return false;
-}
-
-#define RUN(fn)                                                                \
-	do {                                                                   \
-		if (want(#fn))                                                 \
-			T_RUN(fn);                                             \
-	} while (0)
 
 static double
 now_s(void)
@@ -716,13 +697,12 @@ test_fork_exec_thread(void)
 int
 main(int argc, char **argv)
 {
-	g_argc = argc;
-	g_argv = argv;
+	t_args(argc, argv);
 	alarm(60);
 	/* Must come first: it needs a process that never had a thread. */
-	RUN(test_fork_from_signal);
-	RUN(test_atfork);
-	RUN(test_fork_storm);
-	RUN(test_fork_exec_thread);
+	T_RUN_IF(test_fork_from_signal);
+	T_RUN_IF(test_atfork);
+	T_RUN_IF(test_fork_storm);
+	T_RUN_IF(test_fork_exec_thread);
 	return t_done();
 }

@@ -46,42 +46,7 @@
 
 #include "t.h"
 
-static int g_argc;
-static char **g_argv;
 static uint64_t g_seed;
-
-static bool
-want(const char *name)
-{
-	if (g_argc < 2)
-		return true;
-	for (int i = 1; i < g_argc; i++)
-		if (strcmp(g_argv[i], name) == 0)
-			return true;
-	return false;
-}
-
-#define RUN(fn)                                                                \
-	do {                                                                   \
-		if (want(#fn))                                                 \
-			T_RUN(fn);                                             \
-	} while (0)
-
-static long
-rss_kib(void)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	long v = -1;
-
-	T_ASSERT(f != NULL);
-	while (fgets(line, sizeof line, f) != NULL)
-		if (strncmp(line, "VmRSS:", 6) == 0)
-			v = strtol(line + 6, NULL, 10);
-	fclose(f);
-	T_ASSERT(v >= 0);
-	return v;
-}
 
 static double
 now_s(void)
@@ -371,7 +336,7 @@ test_thread_churn(void)
 		T_EQ(pthread_join(th[0], &q), 0);
 		free(q);
 	}
-	base = rss_kib();
+	base = t_rss_kib();
 	t0 = now_s();
 	for (uint64_t i = 0; i < n; i += CONC) {
 		for (unsigned j = 0; j < CONC; j++)
@@ -388,7 +353,7 @@ test_thread_churn(void)
 			free(q);
 		}
 	}
-	end = rss_kib();
+	end = t_rss_kib();
 	printf("   %ju threads in %.2f s: VmRSS %ld -> %ld KiB\n", (uintmax_t)n,
 	    now_s() - t0, base, end);
 	T_LT(end, base + 64 * 1024);
@@ -562,16 +527,15 @@ test_tsd_destructor_alloc(void)
 int
 main(int argc, char **argv)
 {
-	g_argc = argc;
-	g_argv = argv;
+	t_args(argc, argv);
 	alarm(60);
 	/*
 	 * Churn first: its RSS bound needs a baseline not inflated by the
 	 * stress test's free-but-resident memory.
 	 */
-	RUN(test_thread_churn);
-	RUN(test_thread_exit_race);
-	RUN(test_tsd_destructor_alloc);
-	RUN(test_cross_thread_stress);
+	T_RUN_IF(test_thread_churn);
+	T_RUN_IF(test_thread_exit_race);
+	T_RUN_IF(test_tsd_destructor_alloc);
+	T_RUN_IF(test_cross_thread_stress);
 	return t_done();
 }
