@@ -5,7 +5,7 @@
  *    pool_cache of its size class ("kmem-NNNNN"); the per-CPU layer of
  *    that cache is the fast path.  Larger requests are page-rounded
  *    segments of the page arena "kva" (kmemi_page_arena(): quantum caches
- *    up to 16 pages, instant-fit freelists beyond, spans of >= 1 MiB
+ *    up to 16 pages, best-fit freelists beyond, spans of >= 1 MiB
  *    imported from prim).  kmem_free(p, size) recomputes the path from
  *    size, as NetBSD's does: no header, no lookup.  malloc.c's free(p),
  *    which has no size, finds the path through the page map (section 4,
@@ -649,12 +649,20 @@ large_alloc(size_t size, size_t align, bool recorded)
 	npg = rsize >> kmemi_pgshift;
 	if (recorded && npg > PM_NPAGES)
 		return NULL;
+	/*
+	 * Best fit: the smallest free range that holds the block, most often
+	 * one a block of about its size left dirty, rather than instant
+	 * fit's first range of the next power of two up, often a span's
+	 * untouched tail (a threaded program freeing and allocating blocks
+	 * of up to 1 MiB took 80,000 page faults so, 25,000 by best fit, and
+	 * 51 MB instead of 59).
+	 */
 	if (align <= kmem_pagesz) {
-		if (vmem_alloc(vm, rsize, VM_NOSLEEP | VM_INSTANTFIT, &a) != 0)
+		if (vmem_alloc(vm, rsize, VM_NOSLEEP | VM_BESTFIT, &a) != 0)
 			return NULL;
 	} else {
 		if (vmem_xalloc(vm, rsize, align, 0, 0, VMEM_ADDR_MIN,
-			VMEM_ADDR_MAX, VM_NOSLEEP | VM_INSTANTFIT, &a) != 0)
+			VMEM_ADDR_MAX, VM_NOSLEEP | VM_BESTFIT, &a) != 0)
 			return NULL;
 		x = PM_XALLOC;
 	}

@@ -258,37 +258,57 @@ nomem:
 	return NULL;
 }
 
+/* malloc's class for size (1..KMEM_CACHE_MAX): none below 16 bytes. */
+static inline unsigned int
+class_of(size_t size)
+{
+	size_t i = (size + 7) >> KMEM_IDX_SHIFT;
+
+	return kmemi_idx[i < 2 ? 2 : i];
+}
+
 /*
- * The fast path: kmem_impl.h's, and for a class object the check that it
- * carries the free tag (section 3) -- its line is the one free just wrote.
+ * An object of class c from this CPU's group without a lock (the gate
+ * checked by the caller), with the check that it carries the free tag
+ * (section 3) -- its line is the one free just wrote.  NULL: a miss.
  */
+static inline void *
+class_get_fast(const char *fn, unsigned int c)
+{
+#ifdef PC_RSEQ
+	const struct kmem_fast *kf = &kmemi_fast[c];
+	paddr_t pa;
+	void *p;
+
+	if (kmem_likely(pc_rseq_get(kf->kf_cpus, kf->kf_ncpu, &p, &pa))) {
+		uintptr_t *tag = (uintptr_t *)p + 1;
+
+		if (kmem_unlikely(*tag != tag_of((uintptr_t)p)))
+			kmemi_cache_tag_report(kmemi_class_cache(c), p, fn);
+		*tag = 0;
+		return p;
+	}
+#else
+	(void)fn;
+	(void)c;
+#endif
+	return NULL;
+}
+
+/* The fast path: a class object, or a large block (kmem_impl.h). */
 static inline void *
 malloc_common(const char *fn, size_t size)
 {
-#ifdef PC_RSEQ
 	void *p;
 
-	if (kmem_likely(size - 1 < KMEM_CACHE_MAX) &&
-	    kmem_likely(KMEMI_GATE() == 0)) {
-		size_t i = (size + 7) >> KMEM_IDX_SHIFT;
-		unsigned int c = kmemi_idx[i < 2 ? 2 : i];
-		const struct kmem_fast *kf = &kmemi_fast[c];
-		paddr_t pa;
-
-		if (kmem_likely(
-			pc_rseq_get(kf->kf_cpus, kf->kf_ncpu, &p, &pa))) {
-			uintptr_t *tag = (uintptr_t *)p + 1;
-
-			if (kmem_unlikely(*tag != tag_of((uintptr_t)p)))
-				kmemi_cache_tag_report(
-				    kmemi_class_cache(c), p, fn);
-			*tag = 0;
+	if (kmem_likely(size - 1 < KMEM_CACHE_MAX)) {
+		if (kmem_likely(KMEMI_GATE() == 0) &&
+		    kmem_likely(
+			(p = class_get_fast(fn, class_of(size))) != NULL))
 			return p;
-		}
 	} else if ((p = kmemi_alloc_fast(size, true)) != NULL) {
 		return p; /* a large block: no tag */
 	}
-#endif
 	return malloc_slow(fn, size, MALLOC_ALIGN);
 }
 
@@ -466,6 +486,21 @@ aligned_common(const char *fn, size_t align, size_t size)
 
 	if (align <= MALLOC_ALIGN)
 		return malloc_common(fn, size);
+	/*
+	 * Up to a page, the fast path of the first class from the size up
+	 * that is a multiple of the alignment (section 4; the slow path
+	 * takes the same one).
+	 */
+	if (size - 1 < KMEM_CACHE_MAX && KMEMI_GATE() == 0 &&
+	    align <= ((size_t)1 << kmemi_pgshift)) {
+		unsigned int c;
+
+		for (c = class_of(size); c < KMEM_NCLASS; c++)
+			if ((kmemi_fast[c].kf_size & (align - 1)) == 0)
+				break;
+		if (c < KMEM_NCLASS && (p = class_get_fast(fn, c)) != NULL)
+			return p;
+	}
 	p = malloc_slow(fn, size, align);
 	KMEM_ASSERT(p == NULL || ((uintptr_t)p & (align - 1)) == 0);
 	return p;
