@@ -366,13 +366,22 @@ free_slow(void *p)
 	errno = saved;
 }
 
-/* The group was full, or there is no lock-free path: the cache's put. */
+/*
+ * The group was full, or there is no lock-free path: the cache's put --
+ * unless this thread holds every lock for fork(2) (a fork handler's
+ * free: the CPU layer's lock-free put fails on the held lock, and the
+ * locked put would wait for itself).
+ */
 static KMEM_NOINLINE void
 free_put(void *p, unsigned int c)
 {
 	int saved = errno;
 
-	pool_cache_put_paddr(kmemi_class_cache(c), p, POOL_PADDR_INVALID);
+	if (kmem_unlikely(kmemi_fork_by_self()))
+		defer_free(p);
+	else
+		pool_cache_put_paddr(
+		    kmemi_class_cache(c), p, POOL_PADDR_INVALID);
 	errno = saved;
 }
 
@@ -404,7 +413,9 @@ free(void *p)
 			free_put(p, PM_CLASS(w));
 			return;
 		}
-		if (gate == 0 && kmemi_large_free_fast(p, wp, w))
+		/* (A large free may take kva's lock: not in a fork handler.) */
+		if (gate == 0 && !kmemi_fork_by_self() &&
+		    kmemi_large_free_fast(p, wp, w))
 			return;
 	}
 	free_slow(p);

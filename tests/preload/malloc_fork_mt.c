@@ -125,6 +125,13 @@ child_allocates(void)
 static atomic_bool g_atfork_alloc;
 static atomic_uint g_prep_early, g_parent_early, g_prep_late, g_parent_late;
 static void *g_prep_block_early, *g_prep_block_late;
+/*
+ * Allocated before each fork, freed by the early parent and child
+ * handlers: inside the window where the forking thread holds every lock
+ * of a library that registered its handlers after them (kmem defers such
+ * a free to its next slow path).
+ */
+static void *g_before_fork, *g_before_fork_qc, *g_before_fork_large;
 static unsigned g_child_early, g_child_late;
 static char g_order[8];
 static atomic_uint g_norder;
@@ -166,6 +173,9 @@ parent_early(void)
 		return;
 	order_mark('e');
 	free(g_prep_block_early);
+	free(g_before_fork);
+	free(g_before_fork_qc);
+	free(g_before_fork_large);
 	free(handler_block(5000, 0xe2));
 }
 
@@ -177,6 +187,9 @@ child_early(void)
 		return;
 	order_mark('c');
 	free(g_prep_block_early);
+	free(g_before_fork);
+	free(g_before_fork_qc);
+	free(g_before_fork_large);
 	free(handler_block(300, 0xe3));
 	free(handler_block(300000, 0xe4));
 }
@@ -483,6 +496,9 @@ atfork_one(unsigned who, unsigned i)
 	T_EQ(pthread_mutex_lock(&g_fork_lock), 0);
 	atomic_store(&g_norder, 0);
 	g_child_early = g_child_late = 0;
+	g_before_fork = handler_block(100, 0xbf);
+	g_before_fork_qc = handler_block(32768, 0xbf);	   /* kva's qcache */
+	g_before_fork_large = handler_block(200000, 0xbf); /* kva */
 	pid = fork();
 	if (pid == 0)
 		atfork_child_body();
