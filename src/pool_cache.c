@@ -83,7 +83,9 @@
  *    min(reaplimit, min) full groups -- ones that sat unused through a
  *    whole interval -- destructing their objects; the pool's pages that
  *    empty then go back once idle.  kmem_reap_all() frees everything
- *    cached.  The shared empty groups are reaped the same way.
+ *    cached.  The shared empty groups are reaped the same way.  A cache
+ *    without constructor and destructor uses an interval of a second at
+ *    most: remaking its objects costs nothing, keeping them pins pages.
  *
  * 8. Failure policy.  A failing constructor makes get return NULL and
  *    puts the object back in the pool (nothing leaks).  PR_NOWAIT gets
@@ -402,11 +404,21 @@ pc_depot_lock(pool_cache_t pc)
 /*
  * Working-set update, if an interval has passed: reaplimit := min;
  * min := count.  Depot lock held.  True if the depot has groups to reap.
+ * A budgeted cache's interval is a second at most (PC_WS_BUDGETED_MS):
+ * its objects cost nothing to make again, and the groups a burst of
+ * frees left in its depot pin scattered pool pages (after half a GiB of
+ * frees, 4,000 cached objects of 32 bytes held 3,300 pages).
  */
+#define PC_WS_BUDGETED_MS 1000
+
 static bool
 pc_ws_update(pool_cache_t pc, uint64_t now)
 {
-	if (now - pc->pc_ws_time < kmem_opts.reap_interval_ms * 1000000u)
+	uint64_t ms = kmem_opts.reap_interval_ms;
+
+	if (pc_budgeted(pc) && ms > PC_WS_BUDGETED_MS)
+		ms = PC_WS_BUDGETED_MS;
+	if (now - pc->pc_ws_time < ms * 1000000u)
 		return false;
 	pc->pc_ws_time = now;
 	pc->pc_full_reaplimit = pc->pc_full_min;
