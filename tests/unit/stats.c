@@ -925,8 +925,8 @@ test_env_file(void)
 				continue;
 			T_EQ(a, b);
 			T_GT(a, 1);
-			snprintf(found, sizeof found, "%s/%s", tmpdir,
-			    e->d_name);
+			snprintf(
+			    found, sizeof found, "%s/%s", tmpdir, e->d_name);
 			n++;
 		}
 		closedir(d);
