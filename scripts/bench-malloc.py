@@ -891,7 +891,7 @@ def plots(res, outdir):
                     key=lambda n: [m["id"] for m in progs].index(
                         "prog:%s:cpu" % n))
         with open(os.path.join(outdir, "programs.dat"), "w") as f:
-            f.write("# program " + " ".join("time:" + a for a in names) +
+            f.write("# program " + " ".join("cpu:" + a for a in names) +
                     " " + " ".join("rss:" + a for a in names) + "\n")
             for n in pn:
                 row = [q(n)]

@@ -15,6 +15,7 @@
  *   t_args(argc, argv); T_RUN_IF(test_fn);
  *                                run only the tests the command line names
  *   t_rss_kib()                  resident memory (VmRSS), KiB
+ *   t_proc_status("Threads:")    a number of /proc/self/status
  *   return t_done();             prints "N passed, 0 failed" and exits 0
  *
  * A failed assertion prints file:line and the expression, then exits 1,
@@ -319,21 +320,29 @@ t_want(const char *name)
 			T_RUN(fn);                                             \
 	} while (0)
 
-/* This process's resident memory in KiB (VmRSS of /proc/self/status). */
+/* The number after "key" (e.g. "Threads:") in /proc/self/status. */
 static inline long
-t_rss_kib(void)
+t_proc_status(const char *key)
 {
 	FILE *f = fopen("/proc/self/status", "r");
+	size_t n = strlen(key);
 	char line[256];
 	long v = -1;
 
 	T_ASSERT(f != NULL);
 	while (fgets(line, sizeof line, f) != NULL)
-		if (strncmp(line, "VmRSS:", 6) == 0)
-			v = strtol(line + 6, NULL, 10);
+		if (strncmp(line, key, n) == 0)
+			v = strtol(line + n, NULL, 10);
 	fclose(f);
 	T_ASSERT(v >= 0);
 	return v;
+}
+
+/* This process's resident memory in KiB (VmRSS). */
+static inline long
+t_rss_kib(void)
+{
+	return t_proc_status("VmRSS:");
 }
 
 #endif /* KMEM_TESTS_T_H */

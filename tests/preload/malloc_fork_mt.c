@@ -73,16 +73,7 @@ now_s(void)
 static int
 nthreads_now(void)
 {
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	int n = -1;
-
-	T_ASSERT(f != NULL);
-	while (fgets(line, sizeof line, f) != NULL)
-		if (strncmp(line, "Threads:", 8) == 0)
-			n = atoi(line + 8);
-	fclose(f);
-	return n;
+	return (int)t_proc_status("Threads:");
 }
 
 static const char *
