@@ -318,7 +318,10 @@ kmem_options_init(void)
 			kmem_prim_fault_set(kmem_opts.fault_nth, false);
 		if (kmem_opts.verbose)
 			kmem_options_print();
+#ifndef KMEM_MALLOC_SHIM
+		/* libkmem-malloc.so registers them from a constructor. */
 		kmemi_fork_init();
+#endif
 		atomic_store_explicit(&opt_done, true, memory_order_release);
 	}
 	kmem_mutex_exit(&opt_lock);
