@@ -1007,18 +1007,43 @@ kmem_alloc_slow(const char *fn, size_t size, km_flag_t flags)
 }
 
 /*
- * The fast path (kmemi_alloc_fast, kmem_impl.h) when the flags are valid;
- * everything else (and every build without rseq) takes the slow path, by
- * a tail call.
+ * The fast path, when the flags are valid: this CPU's current group of
+ * the size's class -- one inlined restartable sequence, no call -- or,
+ * for a large size, kmemi_large_alloc_fast (kmem_impl.h).  Everything
+ * else (and every build without rseq) takes the slow path, by a tail
+ * call.
  */
+/* An object of size's class from this CPU's group, or NULL (a miss). */
+static inline void *
+kmem_class_get_fast(size_t size)
+{
+#ifdef PC_RSEQ
+	const struct kmem_fast *kf = &kmemi_fast[kmem_class_of(size)];
+	paddr_t pa; /* kmem's caches have none: unused */
+	void *p;
+
+	if (kmem_likely(GATE() == 0) &&
+	    kmem_likely(pc_rseq_get(kf->kf_cpus, kf->kf_ncpu, &p, &pa)))
+		return p;
+#else
+	(void)size;
+#endif
+	return NULL;
+}
+
 static inline void *
 kmem_alloc_common(const char *fn, size_t size, km_flag_t flags)
 {
 	void *p;
 
-	if (kmem_likely(flags - 1 <= 1) &&
-	    kmem_likely((p = kmemi_alloc_fast(size, false)) != NULL))
-		return p;
+	if (kmem_likely(flags - 1 <= 1)) {
+		if (kmem_likely(size - 1 < KMEM_CACHE_MAX))
+			p = kmem_class_get_fast(size);
+		else
+			p = kmemi_large_alloc_fast(size);
+		if (kmem_likely(p != NULL))
+			return p;
+	}
 	return kmem_alloc_slow(fn, size, flags);
 }
 

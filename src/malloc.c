@@ -59,9 +59,9 @@
  *    that exits leaves nothing behind to hand back.  Fork is fork.c's:
  *    handlers take every lock in the library's order; the child can
  *    allocate.  They are registered by this library's constructor, not
- *    by kmem's set-up inside a malloc (malloc_fork_init).  Usable before main (a constructor's malloc sets kmem up)
- *    and after exit handlers (nothing is torn down; KMEM_STATS prints
- *    from a destructor that allocates nothing).
+ *    by kmem's set-up inside a malloc (malloc_fork_init).  Usable before main
+ * (a constructor's malloc sets kmem up) and after exit handlers (nothing is
+ * torn down; KMEM_STATS prints from a destructor that allocates nothing).
  *
  * 7. Debugging.  With KMEM_DEBUG on, every call goes to debug.c, whose
  *    record table gives free its size and names what is wrong: double
@@ -322,7 +322,7 @@ malloc_common(const char *fn, size_t size)
 		    kmem_likely(
 			(p = class_get_fast(fn, class_of(size))) != NULL))
 			return p;
-	} else if ((p = kmemi_alloc_fast(size, true)) != NULL) {
+	} else if ((p = kmemi_large_alloc_fast(size)) != NULL) {
 		return p; /* a large block: no tag */
 	}
 	return malloc_slow(fn, size, MALLOC_ALIGN);

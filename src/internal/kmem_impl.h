@@ -134,32 +134,20 @@ void *kmemi_large_fast_mark(void *p, size_t npg);
 void kmemi_large_fast_unput(void *p, size_t npg);
 
 /*
- * The allocation fast path: the gate open and this CPU's current group
- * of the cache has an object -- one inlined restartable sequence, no
- * call.  Sizes 1..KMEM_CACHE_MAX from their class (with "min16", sizes
- * below 16 from the 16-byte class: malloc's alignment), larger ones up
- * to kmemi_large_fast_max from kva's quantum cache of their page count,
- * marked live in the page map.  NULL: take the slow path.
+ * The fast path of a large size (above KMEM_CACHE_MAX): up to
+ * kmemi_large_fast_max, the gate open, a block of kva's quantum cache of
+ * its page count from this CPU's group -- one inlined restartable
+ * sequence -- marked live in the page map.  NULL: take the slow path.
  */
 static inline void *
-kmemi_alloc_fast(size_t size, bool min16)
+kmemi_large_alloc_fast(size_t size)
 {
 #ifdef PC_RSEQ
-	paddr_t pa; /* kmem's caches have none: unused */
+	paddr_t pa; /* kva's quantum caches have none: unused */
 	void *p;
 
-	if (kmem_unlikely(KMEMI_GATE() != 0))
-		return NULL;
-	if (kmem_likely(size - 1 < KMEM_CACHE_MAX)) {
-		size_t i = (size + 7) >> KMEM_IDX_SHIFT;
-		const struct kmem_fast *kf;
-
-		if (min16 && i < 2)
-			i = 2;
-		kf = &kmemi_fast[kmemi_idx[i]];
-		if (kmem_likely(pc_rseq_get(kf->kf_cpus, kf->kf_ncpu, &p, &pa)))
-			return p;
-	} else if (size - 1 < kmemi_large_fast_max) {
+	if (kmem_likely(size - 1 < kmemi_large_fast_max) &&
+	    kmem_likely(KMEMI_GATE() == 0)) {
 		size_t npg =
 		    (size + ((size_t)1 << kmemi_pgshift) - 1) >> kmemi_pgshift;
 		const struct kmem_fast *kf = &kmemi_large_fast[npg];
@@ -177,7 +165,6 @@ kmemi_alloc_fast(size_t size, bool min16)
 	}
 #else
 	(void)size;
-	(void)min16;
 #endif
 	return NULL;
 }
