@@ -137,9 +137,6 @@ _Static_assert(KMEM_ARRAY_SIZE(kmem_class_table) == KMEM_NCLASS,
     "KMEM_NCLASS (kmem_impl.h) counts the classes");
 
 #define KMEM_LARGECACHE_MAX 1024u /* 63-object groups up to here */
-#ifndef KMEM_HIWAT_PAGES
-#define KMEM_HIWAT_PAGES 1
-#endif
 
 uint8_t kmemi_idx[(KMEM_CACHE_MAX >> KMEM_IDX_SHIFT) + 1];
 static pool_cache_t kmem_cache[KMEM_NCLASS];
@@ -224,13 +221,6 @@ pm_word(uintptr_t a)
 	return (_Atomic uint32_t *)&leaf[pg & ((1u << PM_LEAF_SHIFT) - 1)];
 }
 
-/* The word of address a's page, or NULL if no leaf covers it. */
-static inline _Atomic uint32_t *
-pm_word_get(uintptr_t a)
-{
-	return kmemi_pm_word_get(a);
-}
-
 /*
  * A pool page of class c at p (n units of 4 KiB): every unit's word says
  * so, and which unit it is; false (words cleared) if a leaf could not be
@@ -247,7 +237,8 @@ pm_mark_small(void *p, size_t n, unsigned int c)
 		if (w == NULL) {
 			while (i-- > 0)
 				atomic_store_explicit(
-				    pm_word_get((uintptr_t)p + (i << PM_SHIFT)),
+				    kmemi_pm_word_get(
+					(uintptr_t)p + (i << PM_SHIFT)),
 				    0, memory_order_relaxed);
 			return false;
 		}
@@ -265,7 +256,8 @@ pm_clear(void *p, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		if ((w = pm_word_get((uintptr_t)p + (i << PM_SHIFT))) != NULL)
+		if ((w = kmemi_pm_word_get((uintptr_t)p + (i << PM_SHIFT))) !=
+		    NULL)
 			atomic_store_explicit(w, 0, memory_order_relaxed);
 }
 
@@ -429,9 +421,8 @@ kmem_caches_init(void)
 		 * to reuse.
 		 */
 		pool_cache_sethiwat(kmem_cache[i],
-		    KMEM_HIWAT_PAGES *
-			(int)((struct pool *)(void *)kmem_cache[i])
-			    ->pr_itemsperpage);
+		    (int)((struct pool *)(void *)kmem_cache[i])
+			->pr_itemsperpage);
 		kmem_fast_divisor(&kmemi_fast[i], (uint32_t)c);
 		kmemi_fast[i].kf_nitems =
 		    ((struct pool *)(void *)kmem_cache[i])->pr_itemsperpage;
@@ -695,7 +686,7 @@ large_free(const char *fn, void *p, size_t size)
 	char call[80];
 
 	if (((uintptr_t)p & (kmem_pagesz - 1)) == 0)
-		w = pm_word_get((uintptr_t)p);
+		w = kmemi_pm_word_get((uintptr_t)p);
 	old = w != NULL ? atomic_load_explicit(w, memory_order_relaxed) : 0;
 	npg = old & PM_NPAGES;
 	if (kmem_unlikely(!(old & PM_LIVE) ||
@@ -883,7 +874,7 @@ static int
 kmem_lookup(const char *fn, const void *p, uint32_t *wordp)
 {
 	uintptr_t a = (uintptr_t)p;
-	_Atomic uint32_t *wp = pm_word_get(a);
+	_Atomic uint32_t *wp = kmemi_pm_word_get(a);
 	uint32_t w =
 	    wp != NULL ? atomic_load_explicit(wp, memory_order_relaxed) : 0;
 
@@ -1138,7 +1129,7 @@ kmem_free_common(const char *fn, void *p, size_t size)
 		    ((uintptr_t)p & (kmem_pagesz - 1)) == 0) {
 			/* The checks of large_free, when all is well. */
 			size_t npg = (size + kmem_pagesz - 1) >> kmemi_pgshift;
-			_Atomic uint32_t *w = pm_word_get((uintptr_t)p);
+			_Atomic uint32_t *w = kmemi_pm_word_get((uintptr_t)p);
 			uint32_t live = PM_LIVE | (uint32_t)npg;
 
 			if (kmem_likely(w != NULL) &&

@@ -21,11 +21,11 @@
  * 3. Double frees.  A free object carries a tag in its second word (an
  *    object is 16 bytes or more): its address xor a secret of the process
  *    (kmemi_tag, from kmem_prim_secret), stored by free -- a store, no
- *    load: the object may be cold, and a load there cost 17 ns a free of
- *    random objects -- and put in objects a miss moves from the pool into
- *    a CPU's group (pool_cache.c).  Every object that leaves a group, to
- *    malloc's fast path (checked here) or to the cache's slow path and
- *    the pool (checked there), must carry its tag, and malloc clears it.
+ *    load: the object may be cold, and a load there cost 17 ns of the
+ *    65 ns operation of the random-sizes benchmark -- and put in objects a miss
+ * moves from the pool into a CPU's group (pool_cache.c).  Every object that
+ * leaves a group, to malloc's fast path (checked here) or to the cache's slow
+ * path and the pool (checked there), must carry its tag, and malloc clears it.
  *    An object freed twice sits in the groups twice; whichever copy
  *    leaves second finds its tag cleared (or the program's data) and is
  *    reported -- before the object has two owners -- as a double free

@@ -406,7 +406,7 @@ pc_depot_lock(pool_cache_t pc)
  * min := count.  Depot lock held.  True if the depot has groups to reap.
  * A budgeted cache's interval is a second at most (PC_WS_BUDGETED_MS):
  * its objects cost nothing to make again, and the groups a burst of
- * frees left in its depot pin scattered pool pages (after half a GiB of
+ * frees left in its depot pin scattered pool pages (after 128 MiB of
  * frees, 4,000 cached objects of 32 bytes held 3,300 pages).
  */
 #define PC_WS_BUDGETED_MS 1000

@@ -320,6 +320,16 @@ t_want(const char *name)
 			T_RUN(fn);                                             \
 	} while (0)
 
+/* Monotonic clock, seconds. */
+static inline double
+t_now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 /* The number after "key" (e.g. "Threads:") in /proc/self/status. */
 static inline long
 t_proc_status(const char *key)

@@ -237,9 +237,9 @@ uint64_t kmem_prim_clock_ns(void);
  */
 uint64_t kmem_prim_clock_coarse_ns(void);
 /*
- * 64 random bits, the same for the whole process (the kernel's AT_RANDOM
- * bytes, mixed with the clock; no system call, no allocation): a secret
- * for tags that a program must not be able to forge by accident.
+ * 64 random bits, never 0 (the kernel's AT_RANDOM bytes, mixed with the
+ * clock; no system call, no allocation): a secret for tags that a
+ * program must not be able to forge by accident.  Each call draws anew.
  */
 uint64_t kmem_prim_secret(void);
 /* This program's name (glibc's program_invocation_short_name), or "?". */

@@ -542,14 +542,10 @@ kmem_prim_progname(void)
 uint64_t
 kmem_prim_secret(void)
 {
-	static _Atomic uint64_t secret;
-	uint64_t s = atomic_load_explicit(&secret, memory_order_relaxed);
-	const unsigned char *r;
+	const unsigned char *r =
+	    (const unsigned char *)(uintptr_t)getauxval(AT_RANDOM);
+	uint64_t s = kmem_prim_clock_ns() ^ (uint64_t)(uintptr_t)&r;
 
-	if (kmem_likely(s != 0))
-		return s;
-	s = kmem_prim_clock_ns() ^ (uint64_t)(uintptr_t)&secret;
-	r = (const unsigned char *)(uintptr_t)getauxval(AT_RANDOM);
 	if (r != NULL) {
 		uint64_t x;
 
@@ -557,16 +553,7 @@ kmem_prim_secret(void)
 		s ^= x;
 	}
 	s = (s ^ (s >> 31)) * 0x9e3779b97f4a7c15ull;
-	s |= 1; /* never 0: 0 means not yet drawn */
-	/* Racing first callers: the first one's value wins for everyone. */
-	{
-		uint64_t zero = 0;
-
-		if (!atomic_compare_exchange_strong_explicit(&secret, &zero, s,
-			memory_order_relaxed, memory_order_relaxed))
-			s = zero;
-	}
-	return s;
+	return s | 1; /* never 0 */
 }
 
 extern char **environ;

@@ -61,15 +61,6 @@
 
 static uint64_t g_seed;
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static int
 nthreads_now(void)
 {
@@ -628,8 +619,8 @@ test_fork_storm(void)
 	T_EQ(pthread_create(&flth, NULL, flusher_thread, NULL), 0);
 	for (unsigned i = 0; i < NFORK; i++)
 		T_EQ(pthread_create(&fth[i], NULL, storm_forker, NULL), 0);
-	t0 = now_s();
-	while (now_s() - t0 < secs)
+	t0 = t_now_s();
+	while (t_now_s() - t0 < secs)
 		usleep(10000);
 	atomic_store(&g_stop, true);
 	for (unsigned i = 0; i < NFORK; i++)
@@ -640,7 +631,7 @@ test_fork_storm(void)
 	unlink(path);
 	printf("   %.1f s: %lu children all exited 17; %lu allocator ops, "
 	       "%lu fflush\n",
-	    now_s() - t0, atomic_load(&g_storm_forks),
+	    t_now_s() - t0, atomic_load(&g_storm_forks),
 	    atomic_load(&g_storm_ops), atomic_load(&g_storm_flushes));
 	T_GT(atomic_load(&g_storm_forks), 0);
 }

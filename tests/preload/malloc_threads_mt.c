@@ -48,15 +48,6 @@
 
 static uint64_t g_seed;
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* ----------------------------------------------------- B.16: stress */
 
 /*
@@ -256,7 +247,7 @@ test_cross_thread_stress(void)
 	struct stress_arg *args = calloc(nthreads, sizeof *args);
 	struct t_rng r;
 	size_t survivors = 0;
-	double t0 = now_s();
+	double t0 = t_now_s();
 
 	T_ASSERT(th != NULL && args != NULL);
 	g_seed = t_seed();
@@ -286,7 +277,7 @@ test_cross_thread_stress(void)
 			    round, survivors);
 	}
 	printf("   %u threads x %u rounds, %lu ops in %.2f s\n", nthreads,
-	    rounds, atomic_load(&g_ops), now_s() - t0);
+	    rounds, atomic_load(&g_ops), t_now_s() - t0);
 	free(th);
 	free(args);
 }
@@ -337,7 +328,7 @@ test_thread_churn(void)
 		free(q);
 	}
 	base = t_rss_kib();
-	t0 = now_s();
+	t0 = t_now_s();
 	for (uint64_t i = 0; i < n; i += CONC) {
 		for (unsigned j = 0; j < CONC; j++)
 			T_EQ(pthread_create(&th[j], NULL, churn_thread,
@@ -355,7 +346,7 @@ test_thread_churn(void)
 	}
 	end = t_rss_kib();
 	printf("   %ju threads in %.2f s: VmRSS %ld -> %ld KiB\n", (uintmax_t)n,
-	    now_s() - t0, base, end);
+	    t_now_s() - t0, base, end);
 	T_LT(end, base + 64 * 1024);
 }
 
@@ -439,7 +430,7 @@ static void
 test_thread_exit_race(void)
 {
 	pthread_t outer[2];
-	double secs = (double)t_scale(800) / 1000.0, t0 = now_s();
+	double secs = (double)t_scale(800) / 1000.0, t0 = t_now_s();
 	unsigned long total = 0;
 
 	g_seed = t_seed();
@@ -447,7 +438,7 @@ test_thread_exit_race(void)
 	for (uintptr_t i = 0; i < 2; i++)
 		T_EQ(pthread_create(&outer[i], NULL, outer_thread, (void *)i),
 		    0);
-	while (now_s() - t0 < secs)
+	while (t_now_s() - t0 < secs)
 		usleep(10000);
 	atomic_store(&g_stop, true);
 	for (int i = 0; i < 2; i++) {
@@ -457,7 +448,7 @@ test_thread_exit_race(void)
 		total += (unsigned long)(uintptr_t)rounds;
 	}
 	printf("   %lu rounds of 4 inner threads in %.2f s\n", total,
-	    now_s() - t0);
+	    t_now_s() - t0);
 	T_GT(total, 0);
 }
 
