@@ -488,13 +488,23 @@ test_forwarders(void)
 	pool_cache_t pc = mkcache("t-forward", 0, &c);
 	struct kmem_pool_stats st;
 	struct obj *o[20], *p;
+	cpu_set_t saved;
 	unsigned int ipp;
 	int i;
 
 	ipp = pcstats(pc).ps_itemsperpage;
 	T_GT(ipp, 1);
 
-	/* nget/nput count the pool layer only. */
+	/*
+	 * nget/nput count the pool layer only.  On one CPU: a thread that
+	 * migrates between its puts and gets finds another CPU's groups
+	 * empty and goes to the pool (this failed on a loaded machine).
+	 */
+	if (!t_pin_here(&saved)) {
+		t_skip("cannot pin the thread to a CPU");
+		pool_cache_destroy(pc);
+		return;
+	}
 	T_EQ(pool_cache_nget(pc), 0);
 	for (i = 0; i < 5; i++)
 		o[i] = pool_cache_get(pc, PR_WAITOK);
@@ -507,6 +517,7 @@ test_forwarders(void)
 	T_EQ(pool_cache_nget(pc), 5); /* all from the cache */
 	for (i = 0; i < 5; i++)
 		pool_cache_put(pc, o[i]);
+	t_unpin(&saved);
 	pool_cache_invalidate(pc);
 	T_EQ(pool_cache_nput(pc), 5);
 
@@ -1014,9 +1025,12 @@ test_depot_cap(void)
 	T_LE(st.ps_cached_objects,
 	    (cap + 2 * (unsigned long)sysconf(_SC_NPROCESSORS_CONF)) *
 		st.ps_groupsize);
-	/* The others went back to the pool (whose empty pages may go). */
+	/*
+	 * The others went back to the pool (whose empty pages may go).  (A
+	 * miss's fill may have taken more from the pool than the gets.)
+	 */
 	T_EQ(st.ps_nout, st.ps_cached_objects);
-	T_EQ(st.ps_nput, n - st.ps_cached_objects);
+	T_EQ(st.ps_nput, st.ps_nget - st.ps_cached_objects);
 	/* Gets take the cached ones first, then the pool's: all come back. */
 	for (i = 0; i < n; i++)
 		T_ASSERT((v[i] = pool_cache_get(pc, PR_WAITOK)) != NULL);
