@@ -263,6 +263,21 @@ void kmem_prim_write_stderr(const char *buf, size_t len);
 int kmem_prim_atfork(
     void (*prepare)(void), void (*parent)(void), void (*child)(void));
 /*
+ * The C library's lock that fork(2) itself takes after the atfork
+ * prepare handlers have run: stdio's list lock (glibc's _IO_list_lock,
+ * which fflush(NULL) holds while it waits for each FILE's lock, and a
+ * FILE's lock is held across the malloc inside getline).  glibc's fork
+ * takes it before its own malloc's locks; an allocator whose prepare
+ * handler takes its locks first can deadlock with getline and
+ * fflush(NULL) (glibc bug 19431).  So kmem's prepare handler takes it
+ * first (kmem_prim_stdio_lock); the parent handler drops it
+ * (kmem_prim_stdio_unlock(false)) after glibc's fork has dropped its own
+ * recursive hold; the child handler resets it (true), as glibc's fork
+ * does in the child.  Elsewhere than glibc: nothing.
+ */
+void kmem_prim_stdio_lock(void);
+void kmem_prim_stdio_unlock(bool child);
+/*
  * Start a detached thread running fn(arg), with every signal blocked (it
  * must not take the process's signals).  0, or an errno value.
  */

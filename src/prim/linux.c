@@ -598,6 +598,38 @@ kmem_prim_atfork(
 	return pthread_atfork(prepare, parent, child) == 0 ? 0 : ENOMEM;
 }
 
+#ifdef __GLIBC__
+/*
+ * Exported by every glibc since 2.2.5 (not declared in its headers): the
+ * recursive lock of the list of open FILEs.  Recursive, so a fork from a
+ * signal handler that interrupted stdio in this thread takes it again.
+ */
+extern void _IO_list_lock(void);
+extern void _IO_list_unlock(void);
+extern void _IO_list_resetlock(void);
+#endif
+
+void
+kmem_prim_stdio_lock(void)
+{
+#ifdef __GLIBC__
+	_IO_list_lock();
+#endif
+}
+
+void
+kmem_prim_stdio_unlock(bool child)
+{
+#ifdef __GLIBC__
+	if (child)
+		_IO_list_resetlock();
+	else
+		_IO_list_unlock();
+#else
+	(void)child;
+#endif
+}
+
 int
 kmem_prim_thread_start(void *(*fn)(void *), void *arg)
 {
