@@ -866,12 +866,16 @@ kmemi_malloc_raw(size_t size, size_t align)
 }
 
 /*
- * What the page map says p is, for free(3) and malloc_usable_size(3):
- * the class of a cache object (p checked to start one), or -1 for the
- * start of a live large block; anything else is reported.
+ * What the page map says p is, for free(3), realloc(3) and
+ * malloc_usable_size(3): the class of a cache object (p checked to start
+ * one), or -1 for the start of a live large block; anything else is
+ * reported.  "freeing": the call is a free, so a freed large block is a
+ * double free; otherwise (realloc, malloc_usable_size) a use after free,
+ * as is a class object that carries its free tag (malloc.c section 3):
+ * handing it back would give it two owners.
  */
 static int
-kmem_lookup(const char *fn, const void *p, uint32_t *wordp)
+kmem_lookup(const char *fn, const void *p, uint32_t *wordp, bool freeing)
 {
 	uintptr_t a = (uintptr_t)p;
 	_Atomic uint32_t *wp = kmemi_pm_word_get(a);
@@ -885,8 +889,16 @@ kmem_lookup(const char *fn, const void *p, uint32_t *wordp)
 		    ((uintptr_t)PM_PGIDX(w) << PM_SHIFT);
 		size_t off = a - base;
 
-		if (kmem_likely(kmemi_small_valid(a, w, kf)))
+		if (kmem_likely(kmemi_small_valid(a, w, kf))) {
+			if (!freeing && kmemi_tag != 0 &&
+			    kmem_unlikely(
+				((const uintptr_t *)p)[1] == (a ^ kmemi_tag)))
+				kmem_panic("%s(%p): pointer already freed: "
+					   "use after free of an object of "
+					   "cache %s",
+				    fn, p, kmem_cache_name[PM_CLASS(w)]);
 			return (int)PM_CLASS(w);
+		}
 		if (off / kf->kf_size >= kf->kf_nitems)
 			kmem_panic(
 			    "%s(%p): pointer not allocated by kmem (past "
@@ -901,9 +913,11 @@ kmem_lookup(const char *fn, const void *p, uint32_t *wordp)
 	if ((w & PM_LIVE) && (a & (kmem_pagesz - 1)) == 0)
 		return -1;
 	if ((w & PM_FREED) && (a & (kmem_pagesz - 1)) == 0)
-		kmem_panic("%s(%p): double free (large block of %zu bytes, "
-			   "arena kva)",
-		    fn, p, (size_t)(w & PM_NPAGES) * kmem_pagesz);
+		kmem_panic("%s(%p): %s (large block of %zu bytes, arena kva)",
+		    fn, p,
+		    freeing ? "double free"
+			    : "pointer already freed: use after free",
+		    (size_t)(w & PM_NPAGES) * kmem_pagesz);
 	kmem_panic("%s(%p): pointer not allocated by kmem", fn, p);
 }
 
@@ -911,7 +925,7 @@ void
 kmemi_free_unsized(const char *fn, void *p)
 {
 	uint32_t w;
-	int c = kmem_lookup(fn, p, &w);
+	int c = kmem_lookup(fn, p, &w, true);
 
 	if (c >= 0) {
 		if (kmemi_tag != 0) /* malloc.c's free tag */
@@ -925,7 +939,7 @@ size_t
 kmemi_usable_unsized(const char *fn, const void *p)
 {
 	uint32_t w;
-	int c = kmem_lookup(fn, p, &w);
+	int c = kmem_lookup(fn, p, &w, false);
 
 	if (c >= 0)
 		return kmem_class_table[c];
