@@ -504,15 +504,29 @@ kmem_tags_set(uintptr_t secret)
  */
 static _Atomic uintptr_t init_owner;
 
-/* Set up; false if there was no memory for it (NOSLEEP callers fail). */
+/*
+ * Set up; false if there was no memory for it (NOSLEEP callers fail).
+ *
+ * With every signal blocked: a handler that interrupted the set-up and
+ * called fork(2) left a child whose only thread had init_lock held, and
+ * the set-up half done, for ever (the child's kmem_alloc hung, its
+ * malloc lived on the bootstrap area until ENOMEM).  Blocked, a signal
+ * that arrives meanwhile is handled when the set-up is over -- still
+ * inside the first call, but with no lock of kmem's held.  Blocked
+ * before init_lock is taken, so that no handler runs between taking it
+ * and marking this thread its owner.  Two system calls, on the first
+ * call only (test: kmem_setup_fork, malloc_setup_fork).
+ */
 static bool
 kmem_setup(void)
 {
 	bool ok, reaper = false;
+	sigset_t saved;
 
 	if (kmem_likely(
 		atomic_load_explicit(&kmem_ready, memory_order_acquire)))
 		return true;
+	kmem_prim_signals_block(&saved);
 	kmem_mutex_enter(&init_lock);
 	atomic_store_explicit(
 	    &init_owner, (uintptr_t)pthread_self(), memory_order_relaxed);
@@ -545,6 +559,7 @@ kmem_setup(void)
 	}
 	atomic_store_explicit(&init_owner, 0, memory_order_relaxed);
 	kmem_mutex_exit(&init_lock);
+	kmem_prim_signals_restore(&saved);
 	/* Not under init_lock: pthread_create allocates (the new TLS). */
 	if (reaper && kmem_prim_thread_start(kmem_reaper, NULL) != 0)
 		kmem_warn("KMEM_OPTIONS=reap_thread_ms=%llu: cannot start the "

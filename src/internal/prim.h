@@ -23,6 +23,7 @@
 #define KMEM_INTERNAL_PRIM_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -277,6 +278,13 @@ int kmem_prim_atfork(
  */
 void kmem_prim_stdio_lock(void);
 void kmem_prim_stdio_unlock(bool child);
+/*
+ * Block every signal this thread can block, saving the old mask in *old
+ * (kmem_prim_signals_restore puts it back): kmem's set-up runs so, and a
+ * handler that forks or allocates runs after it, never inside it.
+ */
+void kmem_prim_signals_block(sigset_t *old);
+void kmem_prim_signals_restore(const sigset_t *old);
 /*
  * Start a detached thread running fn(arg), with every signal blocked (it
  * must not take the process's signals).  0, or an errno value.

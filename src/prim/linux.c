@@ -630,6 +630,21 @@ kmem_prim_stdio_unlock(bool child)
 #endif
 }
 
+void
+kmem_prim_signals_block(sigset_t *old)
+{
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, old);
+}
+
+void
+kmem_prim_signals_restore(const sigset_t *old)
+{
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
 int
 kmem_prim_thread_start(void *(*fn)(void *), void *arg)
 {
