@@ -1038,12 +1038,15 @@ static inline void *
 kmem_class_get_fast(size_t size)
 {
 #ifdef PC_RSEQ
-	const struct kmem_fast *kf = &kmemi_fast[kmem_class_of(size)];
+	const struct kmem_fast *kf;
 	paddr_t pa; /* kmem's caches have none: unused */
 	void *p;
 
-	if (kmem_likely(GATE() == 0) &&
-	    kmem_likely(pc_rseq_get(kf->kf_cpus, kf->kf_ncpu, &p, &pa)))
+	if (kmem_unlikely(GATE() != 0))
+		return NULL;
+	/* The table only now: it is filled before the gate opens. */
+	kf = &kmemi_fast[kmem_class_of(size)];
+	if (kmem_likely(pc_rseq_get(kf->kf_cpus, kf->kf_ncpu, &p, &pa)))
 		return p;
 #else
 	(void)size;

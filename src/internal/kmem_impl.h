@@ -32,8 +32,17 @@ extern unsigned int kmemi_gate KMEM_HIDDEN;
  * address ^ kmemi_tag in its second word (0: no tags, while debugging).
  */
 extern uintptr_t kmemi_tag KMEM_HIDDEN;
-/* A plain load on x86; atomic so that TSan sees the init handover. */
-#define KMEMI_GATE() __atomic_load_n(&kmemi_gate, __ATOMIC_RELAXED)
+/*
+ * Every fast path reads the gate first, by this acquire load, and only
+ * then the data the set-up fills before it opens the gate with a release
+ * store (the size-to-class table, kmemi_fast, kmemi_large_fast_max, the
+ * page shift, the tag): so no fast path can act on a table it read
+ * before the set-up filled it (a class-0 object for a large request)
+ * and TSan sees the handover.  A plain load on x86 (the order is the
+ * compiler's to keep): the fast paths cost what they did (BENCHMARKS.md,
+ * issue 10).  Test: kmem_first_call_mt.
+ */
+#define KMEMI_GATE() __atomic_load_n(&kmemi_gate, __ATOMIC_ACQUIRE)
 
 /* ---- the fast paths' data (kmem.c), inlined by kmem.c and malloc.c ---- */
 
@@ -146,8 +155,8 @@ kmemi_large_alloc_fast(size_t size)
 	paddr_t pa; /* kva's quantum caches have none: unused */
 	void *p;
 
-	if (kmem_likely(size - 1 < kmemi_large_fast_max) &&
-	    kmem_likely(KMEMI_GATE() == 0)) {
+	if (kmem_likely(KMEMI_GATE() == 0) &&
+	    kmem_likely(size - 1 < kmemi_large_fast_max)) {
 		size_t npg =
 		    (size + ((size_t)1 << kmemi_pgshift) - 1) >> kmemi_pgshift;
 		const struct kmem_fast *kf = &kmemi_large_fast[npg];
