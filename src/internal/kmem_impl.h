@@ -137,6 +137,18 @@ kmemi_small_valid(uintptr_t a, uint32_t w, const struct kmem_fast *kf)
 	    kf->kf_nitems;
 }
 
+/*
+ * A class's CPU slots, for its fast paths (after the gate): until its
+ * cache is made they are slots that never hold a group (a miss), then
+ * the cache's, switched by one release store (kmem.c, kmem_class_make).
+ * An acquire load: a plain mov on x86.
+ */
+static inline struct pc_cpu *
+kmemi_fast_cpus(const struct kmem_fast *kf)
+{
+	return __atomic_load_n(&kf->kf_cpus, __ATOMIC_ACQUIRE);
+}
+
 /* Out of line (kmem.c): a fast large block whose page has no leaf yet. */
 void *kmemi_large_fast_mark(void *p, size_t npg);
 /* Out of line (kmem.c): a fast large free whose quantum cache was full. */
