@@ -77,6 +77,7 @@ bench: release
 	./$(B)/release/bench_vmem
 	./$(B)/release/bench_pool
 	./$(B)/release/bench_kmem
+	./$(B)/release/bench_startup
 	python3 scripts/bench-malloc.py --out $(B)/bench-malloc
 
 # The malloc suite alone (LD_PRELOAD: glibc, jemalloc, tcmalloc,
