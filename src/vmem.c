@@ -910,32 +910,66 @@ vmem_req_init(const vmem_t *vm, const char *fn, struct vmem_req *r,
 /* ---- import ---- */
 
 /*
+ * Ask the source for a span of "size" bytes; the arena lock is not held.
+ * 0 with *addrp and *actualp (the span's real size, at least "size"), or
+ * an error.
+ */
+static int
+vmem_import_call(vmem_t *vm, const struct vmem_req *r, bool direct,
+    vmem_size_t size, vm_flag_t iflags, vmem_addr_t *addrp,
+    vmem_size_t *actualp)
+{
+	int err;
+
+	*actualp = size;
+	if (direct)
+		return vmem_xalloc(vm->vm_source, size, r->align, r->phase,
+		    r->nocross, r->minaddr, r->maxaddr, iflags, addrp);
+	if (vm->vm_ximportfn == NULL)
+		return vm->vm_importfn(vm->vm_source, size, iflags, addrp);
+	err = vm->vm_ximportfn(vm->vm_source, size, actualp, iflags, addrp);
+	if (err == 0 && *actualp < size)
+		kmem_panic("vmem_import(arena '%s', size %#zx): ximport "
+			   "reported %#zx, less than requested",
+		    vm->vm_name, size, *actualp);
+	return err;
+}
+
+/*
  * Import a span that can hold request r; called and returns with the
  * arena lock held, drops it around the import function.  *spanp is the new
  * span's marker.  0, ENOMEM (nothing imported), or EAGAIN (imported, but
  * no tags to record the span: given back).
+ *
+ * Two sizes: "need", the least span that holds the request wherever it
+ * lands, and "size", that enlarged to the minimum import (and 16x with
+ * VM_LARGEIMPORT).  The enlarged import is a wish: it is asked for
+ * without sleeping, and when the source cannot give it the import falls
+ * back to "need" with the caller's flags -- a minimum import larger than
+ * the source can give (vmem_min_import=1G over a 255 MiB source, or a
+ * page source that refuses big mappings) must not make a request fail,
+ * or a VM_SLEEP one wait for ever, while the memory it needs is there.
  */
 static int
 vmem_import(vmem_t *vm, const struct vmem_req *r, vm_flag_t flags, bt_t **spanp)
 {
-	vmem_size_t q = vm->vm_quantum_mask + 1, size = r->size, extra = 0;
-	vmem_size_t actual;
+	vmem_size_t q = vm->vm_quantum_mask + 1, need = r->size, size;
+	vmem_size_t extra = 0, want = 0, actual;
 	vmem_addr_t addr;
 	vm_flag_t iflags = (flags & VM_SLEEPMASK) | VM_INSTANTFIT;
 	bool direct = false;
+	int err = ENOMEM;
 
+	if (vm->vm_importfn == NULL && vm->vm_ximportfn == NULL)
+		return ENOMEM;
 	/*
 	 * A vmem source is asked with VM_NOSLEEP: a VM_SLEEP request waits
 	 * here (timed), where frees in this arena wake it, never on the
 	 * source's condition variable, where they would not.  A foreign
-	 * import function gets the caller's sleep flag.
+	 * import function gets the caller's sleep flag (for "need" only).
 	 */
 	if (vm->vm_importfn == vmem_alloc)
 		iflags = VM_NOSLEEP | VM_INSTANTFIT;
-	int err;
-
-	if (vm->vm_importfn == NULL && vm->vm_ximportfn == NULL)
-		return ENOMEM;
 	if (r->constrained && vm->vm_importfn == vmem_alloc &&
 	    (vm->vm_releasefn == vmem_free || vm->vm_releasefn == NULL)) {
 		/*
@@ -948,29 +982,31 @@ vmem_import(vmem_t *vm, const struct vmem_req *r, vm_flag_t flags, bt_t **spanp)
 		 * aligned base.
 		 */
 		const vmem_t *src = vm->vm_source;
-		vmem_size_t sq = src->vm_quantum_mask + 1, want = 0;
+		vmem_size_t sq = src->vm_quantum_mask + 1;
 
-		direct = kmem_align_up_ok(size, sq, &size) &&
+		direct = kmem_align_up_ok(need, sq, &need) &&
 		    (r->align & (sq - 1)) == 0 && (r->phase & (sq - 1)) == 0 &&
-		    (r->nocross == 0 || r->nocross >= size) &&
-		    size - 1 <= r->maxaddr - r->minaddr;
-		if (!direct) {
-			size = r->size;
-		} else {
-			if ((vm->vm_flags & VM_LARGEIMPORT) &&
-			    !__builtin_mul_overflow(size, 16, &want))
-				want = vmem_roundup(src, want);
-			if (want < vm->vm_min_import)
-				want = vmem_roundup(src, vm->vm_min_import);
-			if (want > size &&
-			    (r->nocross == 0 ||
-				((r->phase ^ (r->phase + want - 1)) &
-				    ~(r->nocross - 1)) == 0) &&
-			    want - 1 <= r->maxaddr - r->minaddr)
-				size = want;
-		}
+		    (r->nocross == 0 || r->nocross >= need) &&
+		    need - 1 <= r->maxaddr - r->minaddr;
+		if (!direct)
+			need = r->size;
 	}
-	if (!direct) {
+	if (direct) {
+		const vmem_t *src = vm->vm_source;
+
+		if ((vm->vm_flags & VM_LARGEIMPORT) &&
+		    !__builtin_mul_overflow(need, 16, &want))
+			want = vmem_roundup(src, want);
+		if (want < vm->vm_min_import)
+			want = vmem_roundup(src, vm->vm_min_import);
+		size = need;
+		if (want > need &&
+		    (r->nocross == 0 ||
+			((r->phase ^ (r->phase + want - 1)) &
+			    ~(r->nocross - 1)) == 0) &&
+		    want - 1 <= r->maxaddr - r->minaddr)
+			size = want;
+	} else {
 		/* Room for a fitting range wherever the span lands. */
 		if (r->nocross != 0)
 			extra =
@@ -978,32 +1014,26 @@ vmem_import(vmem_t *vm, const struct vmem_req *r, vm_flag_t flags, bt_t **spanp)
 			    r->phase - q;
 		else if (r->align > q)
 			extra = r->align - q; /* phase < align */
-		if (__builtin_add_overflow(size, extra, &size))
+		if (__builtin_add_overflow(need, extra, &need) ||
+		    !kmem_align_up_ok(need, q, &need))
 			return ENOMEM;
-		if (vm->vm_flags & VM_LARGEIMPORT) {
-			if (__builtin_mul_overflow(size, 16, &size))
-				size = r->size + extra;
-		}
+		size = need;
+		if ((vm->vm_flags & VM_LARGEIMPORT) &&
+		    __builtin_mul_overflow(need, 16, &size))
+			size = need;
 		if (size < vm->vm_min_import)
 			size = vm->vm_min_import;
 		if (!kmem_align_up_ok(size, q, &size))
-			return ENOMEM;
+			size = need;
 	}
 	kmem_mutex_exit(&vm->vm_lock);
-	actual = size;
-	if (direct) {
-		err = vmem_xalloc(vm->vm_source, size, r->align, r->phase,
-		    r->nocross, r->minaddr, r->maxaddr, iflags, &addr);
-	} else if (vm->vm_ximportfn != NULL) {
-		err = vm->vm_ximportfn(
-		    vm->vm_source, size, &actual, iflags, &addr);
-		if (err == 0 && actual < size)
-			kmem_panic(
-			    "vmem_import(arena '%s', size %#zx): ximport "
-			    "reported %#zx, less than requested",
-			    vm->vm_name, size, actual);
-	} else {
-		err = vm->vm_importfn(vm->vm_source, size, iflags, &addr);
+	if (size > need)
+		err = vmem_import_call(vm, r, direct, size,
+		    (iflags & ~VM_SLEEPMASK) | VM_NOSLEEP, &addr, &actual);
+	if (err != 0) {
+		size = need;
+		err = vmem_import_call(
+		    vm, r, direct, size, iflags, &addr, &actual);
 	}
 	kmem_mutex_enter(&vm->vm_lock);
 	if (err != 0)

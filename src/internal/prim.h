@@ -16,8 +16,10 @@
  * Fault injection: the calls that obtain memory (kmem_prim_reserve,
  * kmem_prim_commit, kmem_prim_alloc) are counted; a test selects "fail the
  * Nth such call" or "fail every call from the Nth on" with
- * kmem_prim_fault_set() or KMEM_OPTIONS=fault_nth=N / fault_from=N.  The
- * check is one predictable branch on a path that makes a system call.
+ * kmem_prim_fault_set() or KMEM_OPTIONS=fault_nth=N / fault_from=N, or
+ * "fail every call for more than N bytes" with kmem_prim_fault_size().
+ * The checks are two predictable branches on a path that makes a system
+ * call.
  */
 #ifndef KMEM_INTERNAL_PRIM_H
 #define KMEM_INTERNAL_PRIM_H
@@ -159,6 +161,13 @@ int kmem_prim_release(void *addr, size_t size);
  * Resets the call counter.
  */
 void kmem_prim_fault_set(uint64_t nth, bool from_on);
+/*
+ * max != 0: every memory-obtaining call for more than "max" bytes fails
+ * with ENOMEM, smaller ones are served (a process near its address-space
+ * limit: big mappings refused, small ones granted); 0: off.  Independent
+ * of kmem_prim_fault_set().
+ */
+void kmem_prim_fault_size(size_t max);
 /* Memory-obtaining calls made since the last kmem_prim_fault_set(). */
 uint64_t kmem_prim_fault_calls(void);
 

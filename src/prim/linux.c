@@ -248,6 +248,7 @@ kmem_prim_rseq_fence(unsigned cpu)
 static _Atomic uint64_t prim_fault_nth; /* 0 = off */
 static _Atomic bool prim_fault_from_on;
 static _Atomic uint64_t prim_fault_count; /* calls since the last set */
+static _Atomic size_t prim_fault_max;	  /* 0 = off */
 
 void
 kmem_prim_fault_set(uint64_t nth, bool from_on)
@@ -257,21 +258,31 @@ kmem_prim_fault_set(uint64_t nth, bool from_on)
 	atomic_store(&prim_fault_nth, nth);
 }
 
+void
+kmem_prim_fault_size(size_t max)
+{
+	atomic_store(&prim_fault_max, max);
+}
+
 uint64_t
 kmem_prim_fault_calls(void)
 {
 	return atomic_load(&prim_fault_count);
 }
 
-/* True if this memory-obtaining call is to fail. */
+/* True if this memory-obtaining call, for "size" bytes, is to fail. */
 static inline bool
-prim_fault(void)
+prim_fault(size_t size)
 {
 	uint64_t nth, n;
+	size_t max;
 
 	n = atomic_fetch_add_explicit(
 		&prim_fault_count, 1, memory_order_relaxed) +
 	    1;
+	max = atomic_load_explicit(&prim_fault_max, memory_order_relaxed);
+	if (kmem_unlikely(max != 0 && size > max))
+		return true;
 	nth = atomic_load_explicit(&prim_fault_nth, memory_order_relaxed);
 	if (kmem_likely(nth == 0))
 		return false;
@@ -302,7 +313,7 @@ prim_map(size_t size, size_t align, int prot, int flags, void **out)
 	if (size == 0 || (size & (ps - 1)) != 0 ||
 	    (align != 0 && !kmem_powerof2(align)))
 		return EINVAL;
-	if (prim_fault())
+	if (prim_fault(size))
 		return ENOMEM;
 	flags |= MAP_PRIVATE | MAP_ANONYMOUS;
 	if (align <= ps) {
@@ -344,7 +355,7 @@ kmem_prim_commit(void *addr, size_t size)
 {
 	if (!prim_page_aligned(addr, size))
 		return EINVAL;
-	if (prim_fault())
+	if (prim_fault(size))
 		return ENOMEM;
 	if (mprotect(addr, size, PROT_READ | PROT_WRITE) != 0)
 		return errno == EINVAL ? EINVAL : ENOMEM;
