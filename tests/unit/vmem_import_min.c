@@ -221,8 +221,8 @@ test_constrained(void)
 static vmem_size_t g_max; /* the foreign source refuses more than this */
 
 static int
-small_ximport(vmem_t *src, vmem_size_t size, vmem_size_t *actual,
-    vm_flag_t fl, vmem_addr_t *out)
+small_ximport(vmem_t *src, vmem_size_t size, vmem_size_t *actual, vm_flag_t fl,
+    vmem_addr_t *out)
 {
 	int e;
 
@@ -305,7 +305,8 @@ kva_child(void *arg)
 	imp0 = t_vmem_stats(kmemi_page_arena()).vs_import;
 	kmem_prim_fault_size((size_t)768 << 10);
 	for (i = 0; i < KVA_NBLK; i++) {
-		p[i] = kmem_alloc(KVA_BLOCK, arg != NULL ? KM_SLEEP : KM_NOSLEEP);
+		p[i] =
+		    kmem_alloc(KVA_BLOCK, arg != NULL ? KM_SLEEP : KM_NOSLEEP);
 		T_ASSERT(p[i] != NULL);
 		memset(p[i], (int)i, KVA_BLOCK);
 	}
@@ -322,7 +323,7 @@ kva_child(void *arg)
 static void
 test_kva_small_maps(void)
 {
-	in_child(kva_child, NULL);	 /* KM_NOSLEEP */
+	in_child(kva_child, NULL);	/* KM_NOSLEEP */
 	in_child(kva_child, (void *)1); /* KM_SLEEP: no 10 s abort */
 }
 
