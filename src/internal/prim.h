@@ -173,22 +173,42 @@ uint64_t kmem_prim_fault_calls(void);
 
 /* ---- locks ---- */
 
+/*
+ * Debug builds (KMEM_DEBUG_ASSERT) record the holder, so that code can
+ * assert that it holds a lock (kmem_mutex_owned); release builds do not,
+ * and kmem_mutex_owned says true.
+ */
 typedef struct kmem_mutex {
 	pthread_mutex_t m;
+#ifdef KMEM_DEBUG_ASSERT
+	_Atomic uintptr_t owner; /* pthread_self() of the holder, 0: none */
+#endif
 } kmem_mutex_t;
 typedef struct kmem_cond {
 	pthread_cond_t c;
 } kmem_cond_t;
+#ifdef KMEM_DEBUG_ASSERT
+#define KMEM_MUTEX_INITIALIZER                                                 \
+	{                                                                      \
+		PTHREAD_MUTEX_INITIALIZER, 0                                   \
+	}
+#else
 #define KMEM_MUTEX_INITIALIZER                                                 \
 	{                                                                      \
 		PTHREAD_MUTEX_INITIALIZER                                      \
 	}
+#endif
 
 void kmem_mutex_init(kmem_mutex_t *mtx);
 void kmem_mutex_destroy(kmem_mutex_t *mtx);
 void kmem_mutex_enter(kmem_mutex_t *mtx);
 bool kmem_mutex_tryenter(kmem_mutex_t *mtx);
 void kmem_mutex_exit(kmem_mutex_t *mtx);
+/*
+ * True if the calling thread holds mtx (debug builds); always true in
+ * release builds, where the holder is not recorded: for KMEM_ASSERT.
+ */
+bool kmem_mutex_owned(const kmem_mutex_t *mtx);
 
 /* Condition variables use the monotonic clock. */
 /*

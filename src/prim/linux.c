@@ -28,7 +28,9 @@
  * value) through relaxed atomics.  It provides the locks: pthread mutexes
  * and condition variables (monotonic clock), and spin locks for the
  * per-CPU caches (inline in prim.h; the contended path spins, then
- * sched_yield()s so a preempted holder can run).
+ * sched_yield()s so a preempted holder can run).  In debug builds a
+ * mutex records its holder (a relaxed atomic that only the holder
+ * writes), for kmem_mutex_owned().
  *
  * Failure policy.  Every function that can fail returns an errno value
  * (ENOMEM for the OS refusing memory, EINVAL for a contract violation) and
@@ -423,11 +425,38 @@ prim_lock_check(int err, const char *what)
 		kmem_panic("%s failed: error %d", what, err);
 }
 
+/* Debug builds: who holds the mutex (kmem_mutex_owned). */
+static inline void
+prim_owner_set(kmem_mutex_t *mtx, bool held)
+{
+#ifdef KMEM_DEBUG_ASSERT
+	atomic_store_explicit(&mtx->owner, held ? (uintptr_t)pthread_self() : 0,
+	    memory_order_relaxed);
+#else
+	(void)mtx;
+	(void)held;
+#endif
+}
+
+bool
+kmem_mutex_owned(const kmem_mutex_t *mtx)
+{
+#ifdef KMEM_DEBUG_ASSERT
+	/* Only this thread stores its own id there: a relaxed load is exact. */
+	return atomic_load_explicit(&mtx->owner, memory_order_relaxed) ==
+	    (uintptr_t)pthread_self();
+#else
+	(void)mtx;
+	return true;
+#endif
+}
+
 void
 kmem_mutex_init(kmem_mutex_t *mtx)
 {
 	prim_lock_check(
 	    pthread_mutex_init(&mtx->m, NULL), "pthread_mutex_init");
+	prim_owner_set(mtx, false);
 }
 
 void
@@ -441,17 +470,22 @@ void
 kmem_mutex_enter(kmem_mutex_t *mtx)
 {
 	prim_lock_check(pthread_mutex_lock(&mtx->m), "pthread_mutex_lock");
+	prim_owner_set(mtx, true);
 }
 
 bool
 kmem_mutex_tryenter(kmem_mutex_t *mtx)
 {
-	return pthread_mutex_trylock(&mtx->m) == 0;
+	if (pthread_mutex_trylock(&mtx->m) != 0)
+		return false;
+	prim_owner_set(mtx, true);
+	return true;
 }
 
 void
 kmem_mutex_exit(kmem_mutex_t *mtx)
 {
+	prim_owner_set(mtx, false);
 	prim_lock_check(pthread_mutex_unlock(&mtx->m), "pthread_mutex_unlock");
 }
 
@@ -476,8 +510,10 @@ kmem_cond_destroy(kmem_cond_t *cv)
 void
 kmem_cond_wait(kmem_cond_t *cv, kmem_mutex_t *mtx)
 {
+	prim_owner_set(mtx, false);
 	prim_lock_check(
 	    pthread_cond_wait(&cv->c, &mtx->m), "pthread_cond_wait");
+	prim_owner_set(mtx, true);
 }
 
 bool
@@ -489,7 +525,9 @@ kmem_cond_timedwait(kmem_cond_t *cv, kmem_mutex_t *mtx, uint64_t ns)
 
 	ts.tv_sec = (time_t)(t / 1000000000u);
 	ts.tv_nsec = (long)(t % 1000000000u);
+	prim_owner_set(mtx, false);
 	err = pthread_cond_timedwait(&cv->c, &mtx->m, &ts);
+	prim_owner_set(mtx, true);
 	if (err == ETIMEDOUT)
 		return false;
 	prim_lock_check(err, "pthread_cond_timedwait");
