@@ -399,6 +399,11 @@ test_kva_reap(void)
 	pthread_t th[MAXTHREADS], rt;
 	unsigned i, nth = 3;
 
+	/*
+	 * kmem set up before the threads start: first calls that race the
+	 * set-up are another test's subject (issue 10, item 9).
+	 */
+	kmem_free(kmem_alloc(PG, KM_SLEEP), PG);
 	s2_end = t_now_s() + (double)t_scale(1500) / 1000.0;
 	atomic_store(&s2_stop, 0);
 	T_EQ(pthread_create(&rt, NULL, s3_reaper, NULL), 0);
