@@ -9,7 +9,10 @@
  *     the arena lock across it, so the other thread could not get in
  *     and the wait timed out: the test fails, it does not hang.  A third
  *     thread asks, meanwhile, for exactly the range being purged: it must
- *     get it only after the purge is over.
+ *     get it only after the purge is over; a fourth asks for a purge of
+ *     everything: it runs after the one in progress.  And a fork(2)
+ *     meanwhile: the child, with no thread to finish the pass, gets the
+ *     range back.
  *  2. Stress: threads allocate from an arena in deferred mode with a
  *     purge delay of 0 (every free runs a pass) and a purge function that
  *     really purges (kmem_prim_purge: the pages read as zero after) and
@@ -104,13 +107,25 @@ p1_exact(void *arg)
 	return NULL;
 }
 
+/* An "all" purge while a pass runs: it waits for that pass, then runs. */
+static _Atomic int p1_all_early;
+
+static void *
+p1_allpurge(void *arg)
+{
+	kmemi_vmem_purge(arg, true);
+	if (!atomic_load(&p1_finished))
+		atomic_store(&p1_all_early, 1);
+	return NULL;
+}
+
 static void
 test_purge_unlocked(void)
 {
 	static char mem[64 * 4096] __attribute__((aligned(4096)));
 	vmem_t *vm;
 	vmem_addr_t a, b, c, d;
-	pthread_t pt, xt;
+	pthread_t pt, xt, at;
 	double end;
 
 	/* Static memory: the purge function is ours, nothing is unmapped. */
@@ -136,6 +151,7 @@ test_purge_unlocked(void)
 	T_EQ(p1_size, 4 * PG);
 	/* Someone wants the range under purge: they wait for it. */
 	T_EQ(pthread_create(&xt, NULL, p1_exact, NULL), 0);
+	T_EQ(pthread_create(&at, NULL, p1_allpurge, vm), 0);
 	/* The arena is ours meanwhile: alloc, free, size, stats. */
 	T_EQ(vmem_alloc(vm, 2 * PG, VM_NOSLEEP | VM_BESTFIT, &d), 0);
 	if (atomic_load(&p1_finished))
@@ -150,13 +166,74 @@ test_purge_unlocked(void)
 	atomic_store(&p1_others, 1);
 	T_EQ(pthread_join(pt, NULL), 0);
 	T_EQ(pthread_join(xt, NULL), 0);
+	T_EQ(pthread_join(at, NULL), 0);
 	T_ASSERT(!atomic_load(&p1_timed_out));
+	T_ASSERT(!atomic_load(&p1_all_early));
 	T_ASSERT(!atomic_load(&p1_exact_early));
 	T_ASSERT(atomic_load(&p1_exact_done));
 	vmem_xfree(vm, b, 4 * PG);
 	vmem_free(vm, a, 8 * PG);
 	vmem_free(vm, c, 8 * PG);
 	T_EQ(vmem_size(vm, VMEM_ALLOC), 0);
+	vmem_destroy(vm);
+}
+
+/*
+ * fork(2) while a pass has the lock dropped: the child has no thread to
+ * finish it, and must get the range back (still dirty) to use.
+ */
+static void
+fork_child(void *arg)
+{
+	vmem_t *vm = arg;
+	struct kmem_vmem_stats st = t_vmem_stats(vm);
+
+	T_EQ(st.vs_nfree, 2); /* b's range is FREE again, and the tail */
+	T_EQ(vmem_xalloc_addr(vm, p1_addr, p1_size, VM_NOSLEEP), 0);
+	vmem_xfree(vm, p1_addr, p1_size);
+	/* A pass of the child's own runs (and the blocking purge is off). */
+	kmemi_vmem_purge(vm, true);
+}
+
+static void
+test_purge_fork(void)
+{
+	static char mem[64 * 4096] __attribute__((aligned(4096)));
+	char buf[4096];
+	vmem_t *vm;
+	vmem_addr_t a, b, c;
+	pthread_t pt;
+	double end;
+	int status;
+
+	vm = vmem_create("purge-fork", (vmem_addr_t)mem, sizeof mem, PG, NULL,
+	    NULL, NULL, 0, VM_SLEEP, IPL_NONE);
+	T_ASSERT(vm != NULL);
+	kmemi_vmem_set_purge(vm, blocking_purge, 0);
+	T_EQ(vmem_alloc(vm, 8 * PG, VM_NOSLEEP | VM_BESTFIT, &a), 0);
+	T_EQ(vmem_alloc(vm, 4 * PG, VM_NOSLEEP | VM_BESTFIT, &b), 0);
+	T_EQ(vmem_alloc(vm, 8 * PG, VM_NOSLEEP | VM_BESTFIT, &c), 0);
+	vmem_free(vm, b, 4 * PG);
+	atomic_store(&p1_started, 0);
+	atomic_store(&p1_others, 0);
+	atomic_store(&p1_finished, 0);
+	atomic_store(&p1_armed, 1);
+	T_EQ(pthread_create(&pt, NULL, p1_purger, vm), 0);
+	end = t_now_s() + WAIT_S;
+	while (!atomic_load(&p1_started)) {
+		T_ASSERT(t_now_s() < end);
+		sleep_us(1000);
+	}
+	T_EQ(p1_addr, b);
+	T_EQ(p1_size, 4 * PG);
+	status = t_child(fork_child, vm, buf, sizeof buf);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		T_FAIL("child: status %#x, stderr:\n%s", status, buf);
+	atomic_store(&p1_others, 1);
+	T_EQ(pthread_join(pt, NULL), 0);
+	T_ASSERT(!atomic_load(&p1_timed_out));
+	vmem_free(vm, a, 8 * PG);
+	vmem_free(vm, c, 8 * PG);
 	vmem_destroy(vm);
 }
 
@@ -422,6 +499,7 @@ main(int argc, char **argv)
 {
 	t_args(argc, argv);
 	T_RUN_IF(test_purge_unlocked);
+	T_RUN_IF(test_purge_fork);
 	T_RUN_IF(test_purge_stress);
 	T_RUN_IF(test_kva_reap);
 	return t_done();
