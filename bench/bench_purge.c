@@ -39,6 +39,13 @@
  * ones).  Response includes the wake-up delay of a sleeping thread: on a
  * loaded machine that is its floor.
  *
+ * With KMEM_BENCH_RT=1 in the environment the measured thread asks for
+ * SCHED_FIFO (priority 10; it sleeps nearly all the time, so it takes no
+ * CPU from anyone): on a shared machine other processes then cannot
+ * preempt it, and what remains is the allocator (the churn thread stays
+ * an ordinary one, so no real-time throttling either).  Without the
+ * privilege it says so and runs as an ordinary thread.
+ *
  * Output: samples and the churn's time per round, then for each latency
  * the median, p99, p99.9 and maximum in microseconds, and how many pairs
  * took over 1 ms.  Compare builds by running them alternately, several
@@ -47,6 +54,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -70,6 +78,7 @@ static size_t nsamples;
 static bool reap_mode = true;
 static int rounds = 3;
 static size_t lat_size = (size_t)256 << 10;
+static const char *rt = "ordinary";
 static double churn_s_per_round;
 
 static void *
@@ -111,6 +120,14 @@ measure(void)
 	struct timespec ts;
 	void *p;
 
+	if (getenv("KMEM_BENCH_RT") != NULL &&
+	    strcmp(getenv("KMEM_BENCH_RT"), "1") == 0) {
+		struct sched_param sp = {.sched_priority = 10};
+		int err =
+		    pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
+
+		rt = err == 0 ? "SCHED_FIFO" : "ordinary (SCHED_FIFO refused)";
+	}
 	due = bench_now_ns();
 	while (!atomic_load_explicit(&churn_done, memory_order_relaxed)) {
 		/* Sleep until this pair is due, unless already late. */
@@ -194,9 +211,10 @@ main(int argc, char **argv)
 	pthread_join(th, NULL);
 	if (nsamples == 0)
 		bench_die("bench_purge", "no samples", EAGAIN);
-	printf("bench_purge %s, %zu KiB: %zu pairs, churn %.2f s/round\n",
+	printf("bench_purge %s, %zu KiB: %zu pairs, churn %.2f s/round, "
+	       "measured thread %s\n",
 	    reap_mode ? "reap" : "delay", lat_size >> 10, nsamples,
-	    churn_s_per_round);
+	    churn_s_per_round, rt);
 	print_pct("response", response);
 	print_pct("service ", service);
 	free(service);
