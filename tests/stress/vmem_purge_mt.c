@@ -39,9 +39,8 @@
 #include "internal/pool_impl.h"
 #include "internal/prim.h"
 
-#define PG	   ((vmem_size_t)4096)
-#define WAIT_S	   10 /* how long the blocking purge waits for the others */
-#define MAXTHREADS 4
+#define PG     ((vmem_size_t)4096)
+#define WAIT_S 10 /* how long the blocking purge waits for the others */
 
 static void
 sleep_us(unsigned us)
@@ -119,36 +118,54 @@ p1_allpurge(void *arg)
 	return NULL;
 }
 
-static void
-test_purge_unlocked(void)
+/*
+ * An arena on 64 static pages (the purge function is ours: nothing is
+ * unmapped) with busy segments a (8 pages) and c (8) around b (4), which
+ * is freed; then a thread (*pt) purges everything, and is inside
+ * blocking_purge, on b's range alone, when this returns.
+ */
+static vmem_t *
+p1_start(const char *name, vmem_addr_t *a, vmem_addr_t *b, vmem_addr_t *c,
+    pthread_t *pt)
 {
-	static char mem[64 * 4096] __attribute__((aligned(4096)));
+	static char mem[2][64 * 4096] __attribute__((aligned(4096)));
+	static unsigned n;
 	vmem_t *vm;
-	vmem_addr_t a, b, c, d;
-	pthread_t pt, xt, at;
 	double end;
 
-	/* Static memory: the purge function is ours, nothing is unmapped. */
-	vm = vmem_create("purge-lock", (vmem_addr_t)mem, sizeof mem, PG, NULL,
+	T_LT(n, 2);
+	vm = vmem_create(name, (vmem_addr_t)mem[n], sizeof mem[n], PG, NULL,
 	    NULL, NULL, 0, VM_SLEEP, IPL_NONE);
+	n++;
 	T_ASSERT(vm != NULL);
-	p1_vm = vm;
 	kmemi_vmem_set_purge(vm, blocking_purge, 0);
-	T_EQ(vmem_alloc(vm, 8 * PG, VM_NOSLEEP | VM_BESTFIT, &a), 0);
-	T_EQ(vmem_alloc(vm, 4 * PG, VM_NOSLEEP | VM_BESTFIT, &b), 0);
-	T_EQ(vmem_alloc(vm, 8 * PG, VM_NOSLEEP | VM_BESTFIT, &c), 0);
-	/* A pass now: b's range is the only dirty one after it is freed. */
-	kmemi_vmem_purge(vm, true);
-	vmem_free(vm, b, 4 * PG);
+	T_EQ(vmem_alloc(vm, 8 * PG, VM_NOSLEEP | VM_BESTFIT, a), 0);
+	T_EQ(vmem_alloc(vm, 4 * PG, VM_NOSLEEP | VM_BESTFIT, b), 0);
+	T_EQ(vmem_alloc(vm, 8 * PG, VM_NOSLEEP | VM_BESTFIT, c), 0);
+	vmem_free(vm, *b, 4 * PG);
+	atomic_store(&p1_started, 0);
+	atomic_store(&p1_others, 0);
+	atomic_store(&p1_finished, 0);
 	atomic_store(&p1_armed, 1);
-	T_EQ(pthread_create(&pt, NULL, p1_purger, vm), 0);
+	T_EQ(pthread_create(pt, NULL, p1_purger, vm), 0);
 	end = t_now_s() + WAIT_S;
 	while (!atomic_load(&p1_started)) {
 		T_ASSERT(t_now_s() < end);
 		sleep_us(1000);
 	}
-	T_EQ(p1_addr, b);
+	T_EQ(p1_addr, *b);
 	T_EQ(p1_size, 4 * PG);
+	return vm;
+}
+
+static void
+test_purge_unlocked(void)
+{
+	vmem_t *vm;
+	vmem_addr_t a, b, c, d;
+	pthread_t pt, xt, at;
+
+	vm = p1_vm = p1_start("purge-lock", &a, &b, &c, &pt);
 	/* Someone wants the range under purge: they wait for it. */
 	T_EQ(pthread_create(&xt, NULL, p1_exact, NULL), 0);
 	T_EQ(pthread_create(&at, NULL, p1_allpurge, vm), 0);
@@ -198,34 +215,13 @@ fork_child(void *arg)
 static void
 test_purge_fork(void)
 {
-	static char mem[64 * 4096] __attribute__((aligned(4096)));
 	char buf[4096];
 	vmem_t *vm;
 	vmem_addr_t a, b, c;
 	pthread_t pt;
-	double end;
 	int status;
 
-	vm = vmem_create("purge-fork", (vmem_addr_t)mem, sizeof mem, PG, NULL,
-	    NULL, NULL, 0, VM_SLEEP, IPL_NONE);
-	T_ASSERT(vm != NULL);
-	kmemi_vmem_set_purge(vm, blocking_purge, 0);
-	T_EQ(vmem_alloc(vm, 8 * PG, VM_NOSLEEP | VM_BESTFIT, &a), 0);
-	T_EQ(vmem_alloc(vm, 4 * PG, VM_NOSLEEP | VM_BESTFIT, &b), 0);
-	T_EQ(vmem_alloc(vm, 8 * PG, VM_NOSLEEP | VM_BESTFIT, &c), 0);
-	vmem_free(vm, b, 4 * PG);
-	atomic_store(&p1_started, 0);
-	atomic_store(&p1_others, 0);
-	atomic_store(&p1_finished, 0);
-	atomic_store(&p1_armed, 1);
-	T_EQ(pthread_create(&pt, NULL, p1_purger, vm), 0);
-	end = t_now_s() + WAIT_S;
-	while (!atomic_load(&p1_started)) {
-		T_ASSERT(t_now_s() < end);
-		sleep_us(1000);
-	}
-	T_EQ(p1_addr, b);
-	T_EQ(p1_size, 4 * PG);
+	vm = p1_start("purge-fork", &a, &b, &c, &pt);
 	status = t_child(fork_child, vm, buf, sizeof buf);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		T_FAIL("child: status %#x, stderr:\n%s", status, buf);
@@ -368,14 +364,38 @@ s2_purger(void *arg)
 	return NULL;
 }
 
+/*
+ * NWORKERS threads run worker(&id) for 1.5 s (scaled) while one runs
+ * helper until they are done.
+ */
+#define NWORKERS 3
+
+static void
+run_workers(void *(*worker)(void *), void *(*helper)(void *))
+{
+	static unsigned ids[NWORKERS];
+	pthread_t th[NWORKERS], ht;
+	unsigned i;
+
+	s2_end = t_now_s() + (double)t_scale(1500) / 1000.0;
+	atomic_store(&s2_stop, 0);
+	T_EQ(pthread_create(&ht, NULL, helper, NULL), 0);
+	for (i = 0; i < NWORKERS; i++) {
+		ids[i] = i;
+		T_EQ(pthread_create(&th[i], NULL, worker, &ids[i]), 0);
+	}
+	for (i = 0; i < NWORKERS; i++)
+		T_EQ(pthread_join(th[i], NULL), 0);
+	atomic_store(&s2_stop, 1);
+	T_EQ(pthread_join(ht, NULL), 0);
+}
+
 static void
 test_purge_stress(void)
 {
-	static unsigned ids[MAXTHREADS];
-	pthread_t th[MAXTHREADS], pt;
 	vmem_t *src;
 	void *mem;
-	unsigned i, nth = 3;
+	unsigned i;
 
 	s2_seed = t_seed();
 	mem = mmap(NULL, S2_PAGES * PG, PROT_READ | PROT_WRITE,
@@ -391,17 +411,7 @@ test_purge_stress(void)
 	T_ASSERT(s2_vm != NULL);
 	T_EQ(kmem_vmem_set_min_import(s2_vm, 16 * PG), 0);
 	kmemi_vmem_set_purge(s2_vm, checked_purge, 0); /* every free: a pass */
-	s2_end = t_now_s() + (double)t_scale(1500) / 1000.0;
-	atomic_store(&s2_stop, 0);
-	T_EQ(pthread_create(&pt, NULL, s2_purger, NULL), 0);
-	for (i = 0; i < nth; i++) {
-		ids[i] = i;
-		T_EQ(pthread_create(&th[i], NULL, s2_worker, &ids[i]), 0);
-	}
-	for (i = 0; i < nth; i++)
-		T_EQ(pthread_join(th[i], NULL), 0);
-	atomic_store(&s2_stop, 1);
-	T_EQ(pthread_join(pt, NULL), 0);
+	run_workers(s2_worker, s2_purger);
 	printf("  %lu pages purged\n", atomic_load(&s2_purged_pages));
 	T_GT(atomic_load(&s2_purged_pages), 0);
 	for (i = 0; i < S2_PAGES; i++)
@@ -472,26 +482,12 @@ s3_reaper(void *arg)
 static void
 test_kva_reap(void)
 {
-	static unsigned ids[MAXTHREADS];
-	pthread_t th[MAXTHREADS], rt;
-	unsigned i, nth = 3;
-
 	/*
 	 * kmem set up before the threads start: first calls that race the
 	 * set-up are another test's subject (issue 10, item 9).
 	 */
 	kmem_free(kmem_alloc(PG, KM_SLEEP), PG);
-	s2_end = t_now_s() + (double)t_scale(1500) / 1000.0;
-	atomic_store(&s2_stop, 0);
-	T_EQ(pthread_create(&rt, NULL, s3_reaper, NULL), 0);
-	for (i = 0; i < nth; i++) {
-		ids[i] = i;
-		T_EQ(pthread_create(&th[i], NULL, s3_worker, &ids[i]), 0);
-	}
-	for (i = 0; i < nth; i++)
-		T_EQ(pthread_join(th[i], NULL), 0);
-	atomic_store(&s2_stop, 1);
-	T_EQ(pthread_join(rt, NULL), 0);
+	run_workers(s3_worker, s3_reaper);
 }
 
 int

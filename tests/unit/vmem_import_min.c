@@ -64,6 +64,17 @@ set_option_1g(void)
 	T_EQ(kmem_opts.vmem_min_import, GIG);
 }
 
+/* An arena importing from p with vmem_alloc. */
+static vmem_t *
+mk_child(const char *name, vmem_t *p, vm_flag_t flags)
+{
+	vmem_t *c = vmem_create(
+	    name, 0, 0, Q, vmem_alloc, vmem_free, p, 0, flags, IPL_NONE);
+
+	T_ASSERT(c != NULL);
+	return c;
+}
+
 /* Run fn(arg) in a child; it must exit 0 within HANG_S seconds. */
 static void
 in_child(void (*fn)(void *), void *arg)
@@ -97,11 +108,9 @@ static void
 nosleep_case(vm_flag_t fit)
 {
 	vmem_t *p = mk_source();
-	vmem_t *c = vmem_create("mi-child", 0, 0, Q, vmem_alloc, vmem_free, p,
-	    0, VM_SLEEP, IPL_NONE);
+	vmem_t *c = mk_child("mi-child", p, VM_SLEEP);
 	vmem_addr_t a;
 
-	T_ASSERT(c != NULL);
 	T_EQ(vmem_alloc(c, 2 * Q, VM_NOSLEEP | fit, &a), 0);
 	check_fallback(p, c, a, 2 * Q);
 	vmem_free(c, a, 2 * Q);
@@ -130,9 +139,7 @@ sleep_child(void *arg)
 	alarm(HANG_S);
 	set_option_1g();
 	p = mk_source();
-	c = vmem_create("mi-child", 0, 0, Q, vmem_alloc, vmem_free, p, 0,
-	    VM_SLEEP, IPL_NONE);
-	T_ASSERT(c != NULL);
+	c = mk_child("mi-child", p, VM_SLEEP);
 	T_EQ(vmem_alloc(c, 2 * Q, VM_SLEEP, &a), 0);
 	check_fallback(p, c, a, 2 * Q);
 	/* It did not wait: no sleep was needed for memory that is there. */
@@ -151,11 +158,9 @@ static void
 test_set_min_import(void)
 {
 	vmem_t *p = mk_source();
-	vmem_t *c = vmem_create("mi-child", 0, 0, Q, vmem_alloc, vmem_free, p,
-	    0, VM_SLEEP, IPL_NONE);
+	vmem_t *c = mk_child("mi-child", p, VM_SLEEP);
 	vmem_addr_t a, b;
 
-	T_ASSERT(c != NULL);
 	T_EQ(kmem_vmem_set_min_import(c, GIG), 0);
 	T_EQ(vmem_alloc(c, 2 * Q, VM_NOSLEEP, &a), 0);
 	check_fallback(p, c, a, 2 * Q);
@@ -175,11 +180,9 @@ static void
 test_largeimport(void)
 {
 	vmem_t *p = mk_source();
-	vmem_t *c = vmem_create("mi-large", 0, 0, Q, vmem_alloc, vmem_free, p,
-	    0, VM_SLEEP | VM_LARGEIMPORT, IPL_NONE);
+	vmem_t *c = mk_child("mi-large", p, VM_SLEEP | VM_LARGEIMPORT);
 	vmem_addr_t a, hold;
 
-	T_ASSERT(c != NULL);
 	/* Leave the source 32 MiB: 16 x 16 MiB cannot be had, 16 MiB can. */
 	T_EQ(vmem_alloc(p, PSIZE - Q - (32 << 20), VM_NOSLEEP, &hold), 0);
 	T_EQ(vmem_alloc(c, 16 << 20, VM_NOSLEEP, &a), 0);
@@ -193,11 +196,9 @@ static void
 test_constrained(void)
 {
 	vmem_t *p = mk_source();
-	vmem_t *c = vmem_create("mi-xalloc", 0, 0, Q, vmem_alloc, vmem_free, p,
-	    0, VM_SLEEP, IPL_NONE);
+	vmem_t *c = mk_child("mi-xalloc", p, VM_SLEEP);
 	vmem_addr_t a, b;
 
-	T_ASSERT(c != NULL);
 	T_EQ(kmem_vmem_set_min_import(c, GIG), 0);
 	/* Through vmem_xalloc on the source (the direct path). */
 	T_EQ(vmem_xalloc(c, 2 * Q, 16 * Q, 0, 0, VMEM_ADDR_MIN, VMEM_ADDR_MAX,
