@@ -95,10 +95,11 @@ int kmemi_vmem_foreach(int (*fn)(vmem_t *, void *), void *arg);
 /*
  * vmem.c: deferred mode for the page arena.  Freed ranges stay dirty and
  * wholly free spans stay imported; a purge pass -- at most once every
- * delay_ns, run by a free -- calls fn(addr, size) under the arena lock on
+ * delay_ns, run by a free -- calls fn(addr, size) with the arena lock
+ * dropped (the range is held out of reach meanwhile: vmem.c section 7) on
  * the ranges freed before the previous pass and releases the spans wholly
  * free since then.  kmemi_vmem_purge runs a pass now if one is due, or
- * at once over everything with "all".
+ * at once over everything with "all" (after a pass already running).
  */
 void kmemi_vmem_set_purge(
     vmem_t *vm, void (*fn)(vmem_addr_t, vmem_size_t), uint64_t delay_ns);

@@ -16,8 +16,10 @@
  * Fault injection: the calls that obtain memory (kmem_prim_reserve,
  * kmem_prim_commit, kmem_prim_alloc) are counted; a test selects "fail the
  * Nth such call" or "fail every call from the Nth on" with
- * kmem_prim_fault_set() or KMEM_OPTIONS=fault_nth=N / fault_from=N.  The
- * check is one predictable branch on a path that makes a system call.
+ * kmem_prim_fault_set() or KMEM_OPTIONS=fault_nth=N / fault_from=N, or
+ * "fail every call for more than N bytes" with kmem_prim_fault_size().
+ * The checks are two predictable branches on a path that makes a system
+ * call.
  */
 #ifndef KMEM_INTERNAL_PRIM_H
 #define KMEM_INTERNAL_PRIM_H
@@ -160,27 +162,54 @@ int kmem_prim_release(void *addr, size_t size);
  * Resets the call counter.
  */
 void kmem_prim_fault_set(uint64_t nth, bool from_on);
+/*
+ * max != 0: every memory-obtaining call for more than "max" bytes fails
+ * with ENOMEM, smaller ones are served (a process near its address-space
+ * limit: big mappings refused, small ones granted); 0: off.  Independent
+ * of kmem_prim_fault_set().
+ */
+void kmem_prim_fault_size(size_t max);
 /* Memory-obtaining calls made since the last kmem_prim_fault_set(). */
 uint64_t kmem_prim_fault_calls(void);
 
 /* ---- locks ---- */
 
+/*
+ * Debug builds (KMEM_DEBUG_ASSERT) record the holder, so that code can
+ * assert that it holds a lock (kmem_mutex_owned); release builds do not,
+ * and kmem_mutex_owned says true.
+ */
 typedef struct kmem_mutex {
 	pthread_mutex_t m;
+#ifdef KMEM_DEBUG_ASSERT
+	_Atomic uintptr_t owner; /* pthread_self() of the holder, 0: none */
+#endif
 } kmem_mutex_t;
 typedef struct kmem_cond {
 	pthread_cond_t c;
 } kmem_cond_t;
+#ifdef KMEM_DEBUG_ASSERT
+#define KMEM_MUTEX_INITIALIZER                                                 \
+	{                                                                      \
+		PTHREAD_MUTEX_INITIALIZER, 0                                   \
+	}
+#else
 #define KMEM_MUTEX_INITIALIZER                                                 \
 	{                                                                      \
 		PTHREAD_MUTEX_INITIALIZER                                      \
 	}
+#endif
 
 void kmem_mutex_init(kmem_mutex_t *mtx);
 void kmem_mutex_destroy(kmem_mutex_t *mtx);
 void kmem_mutex_enter(kmem_mutex_t *mtx);
 bool kmem_mutex_tryenter(kmem_mutex_t *mtx);
 void kmem_mutex_exit(kmem_mutex_t *mtx);
+/*
+ * True if the calling thread holds mtx (debug builds); always true in
+ * release builds, where the holder is not recorded: for KMEM_ASSERT.
+ */
+bool kmem_mutex_owned(const kmem_mutex_t *mtx);
 
 /* Condition variables use the monotonic clock. */
 /*
