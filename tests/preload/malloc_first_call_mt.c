@@ -111,21 +111,8 @@ test_first_mallocs(void)
 	int i, rounds = (int)t_scale(50);
 
 	for (i = 0; i < rounds; i++) {
-		int status;
-		pid_t pid;
+		int status = t_exec_self("--round", 30);
 
-		fflush(NULL);
-		pid = fork();
-		T_ASSERT(pid >= 0);
-		if (pid == 0) {
-			char *argv[] = {(char *)"malloc_first_call_mt",
-			    (char *)"--round", NULL};
-
-			alarm(30);
-			execv("/proc/self/exe", argv);
-			_exit(6);
-		}
-		T_EQ(waitpid(pid, &status, 0), pid);
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 			T_FAIL("round %d: status %#x", i, (unsigned)status);
 	}

@@ -80,8 +80,6 @@ on_timer(int sig)
 static int
 one_round(void)
 {
-	struct sigevent sev;
-	struct itimerspec its;
 	struct sigaction sa;
 	timer_t timer;
 	int status;
@@ -90,20 +88,12 @@ one_round(void)
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_timer;
 	sigaction(SIGUSR1, &sa, NULL);
-	memset(&sev, 0, sizeof sev);
-	sev.sigev_notify = SIGEV_SIGNAL;
-	sev.sigev_signo = SIGUSR1;
-	if (timer_create(CLOCK_MONOTONIC, &sev, &timer) != 0)
+	if (!t_timer_every(&timer, SIGUSR1, 20000))
 		return 77;
-	memset(&its, 0, sizeof its);
-	its.it_value.tv_nsec = 20000;
-	its.it_interval.tv_nsec = 20000;
-	timer_settime(timer, 0, &its, NULL);
 	p = malloc(100); /* the first malloc: kmem's set-up */
 	while (!g_forked)
 		;
-	memset(&its, 0, sizeof its);
-	timer_settime(timer, 0, &its, NULL);
+	t_timer_every(&timer, SIGUSR1, 0);
 	free(p);
 	if (g_grandchild <= 0)
 		return 5;
@@ -126,21 +116,8 @@ test_fork_in_first_malloc(void)
 	int i;
 
 	for (i = 0; i < ROUNDS; i++) {
-		int status;
-		pid_t pid;
+		int status = t_exec_self("--round", 30);
 
-		fflush(NULL);
-		pid = fork();
-		T_ASSERT(pid >= 0);
-		if (pid == 0) {
-			char *argv[] = {(char *)"malloc_setup_fork",
-			    (char *)"--round", NULL};
-
-			alarm(30);
-			execv("/proc/self/exe", argv);
-			_exit(6);
-		}
-		T_EQ(waitpid(pid, &status, 0), pid);
 		if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
 			t_skip("no timer_create");
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)

@@ -87,8 +87,6 @@ on_timer(int sig)
 static void
 round_child(void)
 {
-	struct sigevent sev;
-	struct itimerspec its;
 	struct sigaction sa;
 	int status;
 	void *p;
@@ -96,20 +94,12 @@ round_child(void)
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_timer;
 	sigaction(SIGUSR1, &sa, NULL);
-	memset(&sev, 0, sizeof sev);
-	sev.sigev_notify = SIGEV_SIGNAL;
-	sev.sigev_signo = SIGUSR1;
-	if (timer_create(CLOCK_MONOTONIC, &sev, &g_timer) != 0)
+	if (!t_timer_every(&g_timer, SIGUSR1, 20000))
 		_exit(77);
-	memset(&its, 0, sizeof its);
-	its.it_value.tv_nsec = 20000;
-	its.it_interval.tv_nsec = 20000;
-	timer_settime(g_timer, 0, &its, NULL);
 	p = kmem_alloc(100, KM_SLEEP); /* the first call: the set-up */
 	while (!g_forked)
 		;
-	memset(&its, 0, sizeof its);
-	timer_settime(g_timer, 0, &its, NULL);
+	t_timer_every(&g_timer, SIGUSR1, 0);
 	kmem_free(p, 100);
 	if (g_grandchild <= 0)
 		_exit(5);
