@@ -14,12 +14,12 @@
  *    is safe to call from inside the allocator, with arena locks held.
  *
  * Fault injection: the calls that obtain memory (kmem_prim_reserve,
- * kmem_prim_commit, kmem_prim_alloc) are counted; a test selects "fail the
- * Nth such call" or "fail every call from the Nth on" with
- * kmem_prim_fault_set() or KMEM_OPTIONS=fault_nth=N / fault_from=N, or
- * "fail every call for more than N bytes" with kmem_prim_fault_size().
- * The checks are two predictable branches on a path that makes a system
- * call.
+ * kmem_prim_commit, kmem_prim_alloc, kmem_prim_alloc_guarded) are
+ * counted; a test selects "fail the Nth such call" or "fail every call
+ * from the Nth on" with kmem_prim_fault_set() or KMEM_OPTIONS=fault_nth=N
+ * / fault_from=N, or "fail every call for more than N bytes" with
+ * kmem_prim_fault_size().  The checks are two predictable branches on a
+ * path that makes a system call.
  */
 #ifndef KMEM_INTERNAL_PRIM_H
 #define KMEM_INTERNAL_PRIM_H
@@ -153,6 +153,16 @@ int kmem_prim_purge(void *addr, size_t size);
 int kmem_prim_decommit(void *addr, size_t size);
 /* Return the range to the OS (it may be part of a larger run). */
 int kmem_prim_release(void *addr, size_t size);
+/*
+ * A run for metadata (meta.c): "size" bytes readable, writable and zeroed,
+ * with an inaccessible guard page just below and just above them, so that
+ * nothing mapped later can be adjacent to the run and an access running
+ * off either end faults.  *out is the first byte after the lower guard.
+ * Counted for fault injection like kmem_prim_alloc.  ENOMEM, EINVAL.
+ */
+int kmem_prim_alloc_guarded(size_t size, void **out);
+/* Unmap a run of kmem_prim_alloc_guarded, both guard pages with it. */
+int kmem_prim_release_guarded(void *addr, size_t size);
 
 /* ---- fault injection (tests) ---- */
 

@@ -13,7 +13,10 @@
  * on private anonymous memory frees the pages and makes the range read as
  * zero; decommit is mmap(MAP_FIXED, PROT_NONE) over the range, which frees
  * the pages and the commit charge; release is munmap.  An aligned run is
- * got by over-mapping by "align" bytes and unmapping the two ends.
+ * got by over-mapping by "align" bytes and unmapping the two ends.  A
+ * guarded run (metadata) is a PROT_NONE mapping two pages larger than
+ * asked whose middle is mprotected to read/write: the guard pages belong
+ * to the mapping, so no later mmap can put anything next to the run.
  *
  * Current CPU.  glibc >= 2.35 registers an rseq area for every thread and
  * exports its offset from the thread pointer (__rseq_offset, __rseq_size);
@@ -392,6 +395,44 @@ kmem_prim_release(void *addr, size_t size)
 	if (!prim_page_aligned(addr, size))
 		return EINVAL;
 	return munmap(addr, size) == 0 ? 0 : EINVAL;
+}
+
+/*
+ * The guards are part of the mapping, so the kernel cannot place another
+ * mapping in them: reserve size + 2 pages inaccessible, then open the
+ * middle (charged to the commit limit as kmem_prim_alloc's memory is).
+ */
+int
+kmem_prim_alloc_guarded(size_t size, void **out)
+{
+	size_t ps = kmem_prim_page_size(), len;
+	char *p;
+
+	if (size == 0 || (size & (ps - 1)) != 0)
+		return EINVAL;
+	if (__builtin_add_overflow(size, 2 * ps, &len))
+		return ENOMEM;
+	if (prim_fault(size))
+		return ENOMEM;
+	p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return ENOMEM;
+	if (mprotect(p + ps, size, PROT_READ | PROT_WRITE) != 0) {
+		munmap(p, len);
+		return ENOMEM;
+	}
+	*out = p + ps;
+	return 0;
+}
+
+int
+kmem_prim_release_guarded(void *addr, size_t size)
+{
+	size_t ps = kmem_prim_page_size();
+
+	if (!prim_page_aligned(addr, size) || (uintptr_t)addr < ps)
+		return EINVAL;
+	return munmap((char *)addr - ps, size + 2 * ps) == 0 ? 0 : EINVAL;
 }
 
 /* ---- locks ---- */
