@@ -24,7 +24,9 @@
  *   -> pool_cache: pcg_init_lock, pc_list_lock, per cache (each CPU
  *      slot's spin lock, then the depot lock), pcg_lock
  *   -> pool: pool_list_lock, every pool's lock
- *   -> vmem: vmem_list_lock, every arena's lock, bt_supply_lock
+ *   -> vmem: vmem_list_lock, every arena's lock (the metadata arena
+ *      "kmeta" among them), bt_supply_lock
+ *   -> meta: meta_lock (the metadata region's registry, a leaf)
  *
  * stdio's list lock comes first because glibc's fork(2) takes it after
  * the prepare handlers and before its own malloc's locks: fflush(NULL)
@@ -42,8 +44,11 @@
  * page arena and caches; the page arena's creation under page_arena_lock
  * creates a vmem arena, pools and caches; a CPU slot's lock is held while
  * taking the depot lock or pcg_lock; list locks are taken before the
- * locks of their members; dbg_lock is held around a pool lookup.  No pool
- * or arena lock is ever held while calling into another layer.)
+ * locks of their members; dbg_lock is held around a pool lookup; a
+ * pool's lock, or dbg_lock, around an allocation from the metadata arena
+ * (a hash or record table); an arena's lock and bt_supply_lock around the
+ * registration of a metadata run.  No pool or arena lock is otherwise
+ * held while calling into another layer.)
  *
  * An rseq fast path in flight on another CPU needs nothing: it commits
  * with one store, so the child's copy has it done or not done, and the
@@ -61,6 +66,7 @@
 
 #include "internal/internal.h"
 #include "internal/kmem_impl.h"
+#include "internal/meta.h"
 #include "internal/pool_impl.h"
 #include "internal/prim.h"
 
@@ -74,12 +80,14 @@ fork_phase(int phase)
 	kmemi_cache_fork(phase);
 	kmemi_pool_fork(phase);
 	kmemi_vmem_fork(phase);
+	kmemi_meta_fork(phase);
 }
 
 /* Release in the reverse order. */
 static void
 fork_release(int phase)
 {
+	kmemi_meta_fork(phase);
 	kmemi_vmem_fork(phase);
 	kmemi_pool_fork(phase);
 	kmemi_cache_fork(phase);

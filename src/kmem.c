@@ -71,8 +71,10 @@
  * kmemi_raw_alloc/kmemi_raw_free.
  *
  * 4. The page map (two levels: a root of 2^15 leaves, each leaf one
- *    32-bit word per 4 KiB of a 4 GiB region, reserved lazily from prim;
- *    encoding in kmem_impl.h) says what every address kmem handed out is.
+ *    32-bit word per 4 KiB of a 4 GiB region, a 4 MiB run of the
+ *    metadata region made on first use -- guard pages around it, never
+ *    next to a page of objects (meta.c); encoding in kmem_impl.h) says
+ *    what every address kmem handed out is.
  *    Every 4 KiB of a class's pool page holds the class and its index in
  *    the pool page (set when kva gives the page to the pool, cleared when
  *    it goes back), so free(p) finds the class in constant time and
@@ -129,6 +131,7 @@
 
 #include "internal/internal.h"
 #include "internal/kmem_impl.h"
+#include "internal/meta.h"
 #include "internal/pool_cache_impl.h"
 #include "internal/pool_impl.h"
 #include "internal/prim.h"
@@ -221,7 +224,7 @@ pm_word(uintptr_t a)
 	if (leaf == NULL) {
 		void *m;
 
-		if (kmem_prim_alloc(leafsz, 0, &m) != 0)
+		if (kmemi_meta_alloc(leafsz, VM_NOSLEEP, &m) != 0)
 			return NULL;
 		fresh = m;
 		if (atomic_compare_exchange_strong_explicit(&kmemi_pm_root[r],
@@ -229,7 +232,7 @@ pm_word(uintptr_t a)
 			memory_order_acquire))
 			leaf = fresh;
 		else
-			kmem_prim_release(fresh, leafsz);
+			kmemi_meta_free(fresh, leafsz);
 	}
 	return (_Atomic uint32_t *)&leaf[pg & ((1u << PM_LEAF_SHIFT) - 1)];
 }

@@ -22,7 +22,13 @@
  *      items are small (below min(pagesz/16, 8 x header)) or when the
  *      header fits in the slack without costing an item.  Off-page headers
  *      come from internal header pools ("phpool-<words>", themselves with
- *      on-page headers).
+ *      on-page headers) whose pages, like those of pool_cache's group
+ *      pools (kmemi_pool_allocator_meta), come from the metadata arena
+ *      "kmeta" (meta.c): never from the page arena, never next to a page
+ *      of objects, a guard page between.  So an overflow off the last
+ *      item of a page cannot rewrite a bitmap (kmem's size classes all
+ *      have off-page headers); the page-lookup hash tables live there
+ *      too.
  *    - Finding an item's page in constant time: on-page headers sit at
  *      addr & ~pagemask and are validated (their pool and page fields);
  *      off-page and unaligned pages are in a per-pool hash keyed by
@@ -78,6 +84,7 @@
 #include <kmem/vmem.h>
 
 #include "internal/internal.h"
+#include "internal/meta.h"
 #include "internal/pool_impl.h"
 #include "internal/prim.h"
 
@@ -148,6 +155,8 @@ page_arena_import(
 	(void)flags;
 	if (kmem_prim_alloc(size, 0, &p) != 0)
 		return ENOMEM;
+	/* Object pages never border metadata (meta.c): guards between. */
+	KMEM_ASSERT(!kmemi_meta_near(p, size));
 	*addrp = (vmem_addr_t)p;
 	return 0;
 }
@@ -213,6 +222,7 @@ kmemi_page_arena_purge(bool all)
 
 	if (vm != NULL) /* never created for this */
 		kmemi_vmem_purge(vm, all);
+	kmemi_meta_purge(all); /* the metadata arena keeps pace */
 }
 
 static void *
@@ -246,28 +256,26 @@ pool_page_free(struct pool *pp, void *v)
 }
 
 /*
- * Pages for the pools kmem uses itself (page headers, groups): straight
- * from the page arena's freelists with vmem_xalloc, never through its
- * quantum caches, whose pools need headers and groups in turn.
+ * Pages for the pools kmem uses itself (page headers, groups): from the
+ * metadata arena (meta.c), never from the page arena, so that no object
+ * page is next to them; and never through a quantum cache, whose pools
+ * need headers and groups in turn.
  */
 static void *
 pool_meta_alloc(struct pool *pp, int flags)
 {
-	vm_flag_t vf = (flags & PR_WAITOK) ? VM_SLEEP : VM_NOSLEEP;
-	vmem_t *vm = kmemi_page_arena();
-	vmem_addr_t a;
+	void *p;
 
-	if (vm == NULL ||
-	    vmem_xalloc(vm, pp->pr_alloc->pa_pagesz, 0, 0, 0, VMEM_ADDR_MIN,
-		VMEM_ADDR_MAX, vf | VM_INSTANTFIT, &a) != 0)
+	if (kmemi_meta_alloc(pp->pr_alloc->pa_pagesz,
+		(flags & PR_WAITOK) ? VM_SLEEP : VM_NOSLEEP, &p) != 0)
 		return NULL;
-	return (void *)a;
+	return p;
 }
 
 static void
 pool_meta_free(struct pool *pp, void *v)
 {
-	vmem_xfree(kmemi_page_arena(), (vmem_addr_t)v, pp->pr_alloc->pa_pagesz);
+	kmemi_meta_free(v, pp->pr_alloc->pa_pagesz);
 }
 
 struct pool_allocator kmemi_pool_allocator_meta = {
@@ -428,13 +436,12 @@ ph_hash_index(const struct pool *pp, uintptr_t block)
 static void
 ph_hash_resize(struct pool *pp, size_t size)
 {
-	size_t ps = kmem_prim_page_size(), i, old = pp->pr_phhashmask + 1;
+	size_t i, old = pp->pr_phhashmask + 1;
 	struct kmem_pool_page **nt, **ot = pp->pr_phhash, *ph, *next;
 	unsigned int shift = pp->pr_alloc->pa_pageshift;
 	void *mem;
 
-	if (kmem_prim_alloc(kmem_align_up(size * sizeof(*nt), ps), 0, &mem) !=
-	    0)
+	if (kmemi_meta_alloc(size * sizeof(*nt), VM_NOSLEEP, &mem) != 0)
 		return; /* keep the old table: only slower */
 	nt = mem;
 	pp->pr_phhash = nt;
@@ -450,7 +457,7 @@ ph_hash_resize(struct pool *pp, size_t size)
 		}
 	}
 	if (ot != pp->pr_phhash0)
-		kmem_prim_release(ot, kmem_align_up(old * sizeof(*ot), ps));
+		kmemi_meta_free(ot, old * sizeof(*ot));
 }
 
 static void
@@ -696,10 +703,8 @@ pool_destroy(struct pool *pp)
 		pool_page_release(pp, ph);
 	}
 	if (pp->pr_phhash != pp->pr_phhash0)
-		kmem_prim_release(pp->pr_phhash,
-		    kmem_align_up(
-			(pp->pr_phhashmask + 1) * sizeof(*pp->pr_phhash),
-			kmem_prim_page_size()));
+		kmemi_meta_free(pp->pr_phhash,
+		    (pp->pr_phhashmask + 1) * sizeof(*pp->pr_phhash));
 	pp->pr_magic = 0;
 	pthread_cond_destroy(&pp->pr_cv);
 	pthread_mutex_destroy(&pp->pr_lock);

@@ -40,8 +40,14 @@
  *      merged away or released, vm_rotor moves to the tag that absorbed
  *      it, so it always points at a live tag near vm_rotor_next.
  *    - Tag supply: tags come from a process-wide supply of their own, not
- *      from any allocator: 64 KiB chunks mapped through prim, plus a
- *      static reserve of BT_RESERVE tags used only when the OS refuses.
+ *      from any allocator: 64 KiB chunks, each a run of the metadata
+ *      region (kmemi_meta_map: guard pages around it, never next to the
+ *      memory an arena hands out; meta.c), plus a static reserve of
+ *      BT_RESERVE tags used only when the OS refuses.  The arena
+ *      structures and busy-hash tables are such runs too.  None of them
+ *      comes from the metadata arena "kmeta", which needs them itself:
+ *      kmemi_meta_map takes no vmem lock, so a refill under an arena's
+ *      lock, or a resize of kmeta's own hash, cannot recurse.
  *      Each arena keeps a private cache of up to BT_MAXFREE tags and tops
  *      it up before it needs them, so the allocation code proper never
  *      fails for want of a tag and never recurses into vmem.
@@ -161,6 +167,7 @@
 #include <kmem/vmem.h>
 
 #include "internal/internal.h"
+#include "internal/meta.h"
 #include "internal/pool_impl.h"
 #include "internal/prim.h"
 
@@ -312,7 +319,7 @@ bt_supply_pop(void)
 		}
 		bt_reserve_ready = true;
 	}
-	if (bt_supply == NULL && kmem_prim_alloc(BT_CHUNK, 0, &chunk) == 0) {
+	if (bt_supply == NULL && kmemi_meta_map(BT_CHUNK, &chunk) == 0) {
 		n = BT_CHUNK / sizeof(bt_t);
 		for (i = 0; i < n; i++) {
 			bt = (bt_t *)chunk + i;
@@ -548,7 +555,7 @@ hash_resize_relock(vmem_t *vm)
 	} else {
 		bytes = kmem_align_up(size * sizeof(bt_t *), ps);
 		kmem_mutex_exit(&vm->vm_lock);
-		if (kmem_prim_alloc(bytes, 0, &mem) != 0)
+		if (kmemi_meta_map(bytes, &mem) != 0)
 			mem = NULL;
 		kmem_mutex_enter(&vm->vm_lock);
 		if (mem == NULL)
@@ -561,7 +568,7 @@ hash_resize_relock(vmem_t *vm)
 	    (size > VMEM_HASH_INIT && n < size / 8)) {
 		if (mem != NULL) {
 			kmem_mutex_exit(&vm->vm_lock);
-			kmem_prim_release(mem, bytes);
+			kmemi_meta_unmap(mem, bytes);
 			kmem_mutex_enter(&vm->vm_lock);
 		}
 		return;
@@ -583,7 +590,7 @@ hash_resize_relock(vmem_t *vm)
 	}
 	if (old != vm->vm_hash0) {
 		kmem_mutex_exit(&vm->vm_lock);
-		kmem_prim_release(
+		kmemi_meta_unmap(
 		    old, kmem_align_up(oldsize * sizeof(bt_t *), ps));
 		kmem_mutex_enter(&vm->vm_lock);
 	}
@@ -1943,7 +1950,7 @@ vmem_create_common(const char *name, vmem_addr_t base, vmem_size_t size,
 	}
 	ps = kmem_prim_page_size();
 	bytes = kmem_align_up(sizeof(*vm), ps);
-	if ((err = kmem_prim_alloc(bytes, 0, &mem)) != 0) {
+	if ((err = kmemi_meta_map(bytes, &mem)) != 0) {
 		errno = err;
 		return NULL;
 	}
@@ -2051,12 +2058,12 @@ vmem_destroy(vmem_t *vm)
 	}
 	kmem_mutex_exit(&bt_supply_lock);
 	if (vm->vm_hashlist != vm->vm_hash0)
-		kmem_prim_release(vm->vm_hashlist,
+		kmemi_meta_unmap(vm->vm_hashlist,
 		    kmem_align_up((vm->vm_hashmask + 1) * sizeof(bt_t *),
 			kmem_prim_page_size()));
 	kmem_cond_destroy(&vm->vm_cv);
 	kmem_mutex_destroy(&vm->vm_lock);
-	kmem_prim_release(vm, vm->vm_mapsize);
+	kmemi_meta_unmap(vm, vm->vm_mapsize);
 }
 
 int
@@ -2309,6 +2316,26 @@ kmemi_vmem_foreach(int (*fn)(vmem_t *, void *), void *arg)
 	for (vm = vmem_list; vm != NULL && rv == 0; vm = vm->vm_next)
 		rv = fn(vm, arg);
 	kmem_mutex_exit(&vmem_list_lock);
+	return rv;
+}
+
+/*
+ * Call fn(start, size, tag, arg) for every span of vm in address order,
+ * tag being the span's boundary tag, under the arena lock (fn must not
+ * call vmem); stop on non-zero.  For the tests of the metadata region.
+ */
+int
+kmemi_vmem_spans(vmem_t *vm,
+    int (*fn)(vmem_addr_t, vmem_size_t, const void *, void *), void *arg)
+{
+	const bt_t *span;
+	int rv = 0;
+
+	kmem_mutex_enter(&vm->vm_lock);
+	for (span = vm->vm_seg0.bt_fnext; span != &vm->vm_seg0 && rv == 0;
+	     span = span->bt_fnext)
+		rv = fn(span->bt_start, span->bt_size, span, arg);
+	kmem_mutex_exit(&vm->vm_lock);
 	return rv;
 }
 

@@ -92,6 +92,9 @@ bool kmemi_pool_item_of(
 pool_cache_t kmemi_vmem_qcache(vmem_t *vm, vmem_size_t size);
 /* vmem.c: fn(vm, arg) for every arena, under the arena list lock. */
 int kmemi_vmem_foreach(int (*fn)(vmem_t *, void *), void *arg);
+/* vmem.c: fn(start, size, span's tag, arg) for every span of vm. */
+int kmemi_vmem_spans(vmem_t *vm,
+    int (*fn)(vmem_addr_t, vmem_size_t, const void *, void *), void *arg);
 /*
  * vmem.c: deferred mode for the page arena.  Freed ranges stay dirty and
  * wholly free spans stay imported; a purge pass -- at most once every
