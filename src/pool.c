@@ -29,6 +29,17 @@
  *      item of a page cannot rewrite a bitmap (kmem's size classes all
  *      have off-page headers); the page-lookup hash tables live there
  *      too.
+ *    - Header integrity: ph_canary, the header's first word, is a hash of
+ *      the header's address and its page's keyed by a per-process secret
+ *      (pool_secret), set when the page is added; the pool checks it, and
+ *      that the counts are in range, whenever it takes from or puts to
+ *      the page (the pool layer is pool_cache's slow path: the per-CPU
+ *      layer never reads headers).  A mismatch -- an on-page header
+ *      overwritten from the page below, a stray write -- is reported as
+ *      "page header at H corrupted (page P)" instead of being followed.
+ *      Only what the canary covers is proved: a write that keeps the
+ *      first word and changes the bitmap goes unseen, which is why the
+ *      headers kmem uses are out of an overflow's reach.
  *    - Finding an item's page in constant time: on-page headers sit at
  *      addr & ~pagemask and are validated (their pool and page fields);
  *      off-page and unaligned pages are in a per-pool hash keyed by
@@ -67,8 +78,9 @@
  *    or at the hard limit; PR_WAITOK gets wait (for a page, or for a put
  *    below the hard limit) and never return NULL, except with
  *    PR_LIMITFAIL at the hard limit.  Bad puts (a pointer of another pool,
- *    not an item boundary, already free) and contradictory arguments abort
- *    through kmem_panic with the pool's name and the pointer.
+ *    not an item boundary, already free), contradictory arguments and a
+ *    corrupted page header (section 2) abort through kmem_panic with the
+ *    pool's name and the pointer.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -104,6 +116,12 @@
 #define PR_ROF_HASHED  0x2 /* pages found through the hash */
 
 static kmem_mutex_t pool_list_lock = KMEM_MUTEX_INITIALIZER;
+/*
+ * The key of the page headers' canaries: drawn once, by the first
+ * pool_init, under pool_list_lock; every pool is initialised after that,
+ * so every reader (a pool's own lock held) sees it set.
+ */
+static uint64_t pool_secret;
 static kmem_cond_t pool_list_cv; /* pr_refcnt dropped to 0 */
 static bool pool_list_cv_ready;
 static struct pool *pool_list;
@@ -367,6 +385,54 @@ phpool_for(unsigned int bmwords)
 	while ((1u << i) < bmwords)
 		i++;
 	return &phpool[i];
+}
+
+/* ---- header integrity ---- */
+
+/*
+ * The canary of header ph: its address and its page's, mixed with the
+ * secret (two multiply-xorshift rounds): a linear overwrite of the header
+ * cannot keep it right without knowing the secret.
+ */
+static inline uint64_t
+ph_canary_of(const struct kmem_pool_page *ph)
+{
+	uint64_t x =
+	    ((uint64_t)(uintptr_t)ph ^ pool_secret) * 0x9e3779b97f4a7c15ull;
+
+	x = (x ^ (x >> 29) ^ (uint64_t)(uintptr_t)ph->ph_page) *
+	    0xbf58476d1ce4e5b9ull;
+	return x ^ (x >> 32);
+}
+
+/* A header the pool was about to trust is wrong: say so, abort. */
+static _Noreturn KMEM_COLD KMEM_NOINLINE void
+ph_corrupt(struct pool *pp, const char *fn, const void *v,
+    const struct kmem_pool_page *ph, const char *why)
+{
+	char arg[32] = "";
+
+	if (v != NULL)
+		kmem_snprintf(arg, sizeof arg, ", %p", v);
+	kmem_panic("%s(pool '%s'%s): page header at %p corrupted (page %p): %s",
+	    fn, pp->pr_wchan, arg, (const void *)ph, (const void *)ph->ph_page,
+	    why);
+}
+
+/*
+ * Before the pool takes from or puts to the page of ph ("fn", item v or
+ * NULL): the canary, and the counts the bitmap walk relies on.  Lock held.
+ */
+static inline void
+ph_verify(struct pool *pp, const char *fn, const void *v,
+    const struct kmem_pool_page *ph)
+{
+	if (kmem_unlikely(ph->ph_canary != ph_canary_of(ph)))
+		ph_corrupt(pp, fn, v, ph, "canary does not match");
+	if (kmem_unlikely(ph->ph_nmissing > ph->ph_nitems ||
+		ph->ph_nitems > pp->pr_itemsperpage ||
+		ph->ph_hint >= pp->pr_bmwords))
+		ph_corrupt(pp, fn, v, ph, "counts out of range");
 }
 
 /* ---- page lists ---- */
@@ -640,6 +706,8 @@ pool_init(struct pool *pp, size_t size, unsigned int align,
 		kmem_cond_init(&pool_list_cv);
 		pool_list_cv_ready = true;
 	}
+	if (pool_secret == 0)
+		pool_secret = kmem_prim_secret();
 	pp->pr_next = pool_list;
 	if (pool_list != NULL)
 		pool_list->pr_pprev = &pp->pr_next;
@@ -791,6 +859,7 @@ pool_grow(struct pool *pp, int flags)
 	memset(ph, 0, pp->pr_phsize);
 	ph->ph_pool = pp;
 	ph->ph_page = page;
+	ph->ph_canary = ph_canary_of(ph);
 	/*
 	 * Items aligned in absolute terms: a PR_NOALIGN page that starts
 	 * below the item alignment loses the items that no longer fit.
@@ -839,8 +908,11 @@ ph_take(struct pool *pp, struct kmem_pool_page *ph)
 	unsigned int w = ph->ph_hint, bit;
 	uint64_t word;
 
+	ph_verify(pp, "pool_get", NULL, ph);
 	while ((word = ph->ph_bitmap[w]) == 0)
-		w++;
+		if (kmem_unlikely(++w == pp->pr_bmwords))
+			ph_corrupt(pp, "pool_get", NULL, ph,
+			    "no free item in its bitmap");
 	bit = (unsigned int)__builtin_ctzll(word);
 	ph->ph_bitmap[w] = word & (word - 1);
 	ph->ph_hint = w;
@@ -1017,6 +1089,7 @@ pool_put_locked(struct pool *pp, void *v, struct kmem_pool_page **idle)
 	uint64_t bit;
 
 	ph = pool_page_of(pp, "pool_put", v);
+	ph_verify(pp, "pool_put", v, ph);
 	off = (size_t)((char *)v - ph->ph_items);
 	if ((char *)v < ph->ph_items || off % pp->pr_size != 0 ||
 	    off / pp->pr_size >= ph->ph_nitems)
@@ -1030,6 +1103,8 @@ pool_put_locked(struct pool *pp, void *v, struct kmem_pool_page **idle)
 		kmem_panic("pool_put(pool '%s', %p): item is already free "
 			   "(double put)",
 		    pp->pr_wchan, v);
+	if (kmem_unlikely(ph->ph_nmissing == 0))
+		ph_corrupt(pp, "pool_put", v, ph, "no item out");
 	ph->ph_bitmap[idx / 64] |= bit;
 	if (idx / 64 < ph->ph_hint)
 		ph->ph_hint = idx / 64;

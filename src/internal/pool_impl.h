@@ -14,8 +14,15 @@
 
 #include "internal/internal.h"
 
-/* A pool page's header: inside the page (at its start) or outside it. */
+/*
+ * A pool page's header: inside the page (at its start) or outside it, in
+ * the metadata region (pool.c section 2).  ph_canary comes first, where a
+ * linear overwrite of the header starts: a keyed hash of the header's and
+ * the page's addresses, checked whenever the pool takes from or puts to
+ * the page.
+ */
 struct kmem_pool_page {
+	uint64_t ph_canary;		/* pool.c: ph_canary_of(ph) */
 	struct kmem_pool_page *ph_next; /* on the pool's page list */
 	struct kmem_pool_page *ph_prev;
 	struct kmem_pool_page *ph_hnext; /* page-lookup hash chain */
