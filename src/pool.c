@@ -390,19 +390,18 @@ phpool_for(unsigned int bmwords)
 /* ---- header integrity ---- */
 
 /*
- * The canary of header ph: its address and its page's, mixed with the
- * secret (two multiply-xorshift rounds): a linear overwrite of the header
- * cannot keep it right without knowing the secret.
+ * The canary of header ph: its page's address mixed with the secret by
+ * one odd multiply, and its own address: a linear overwrite of the header
+ * cannot keep it right without knowing the secret.  (More rounds would
+ * not hide the secret from a program that can read a header: every step
+ * is invertible.  One multiply costs the pool layer the least.)
  */
 static inline uint64_t
 ph_canary_of(const struct kmem_pool_page *ph)
 {
-	uint64_t x =
-	    ((uint64_t)(uintptr_t)ph ^ pool_secret) * 0x9e3779b97f4a7c15ull;
-
-	x = (x ^ (x >> 29) ^ (uint64_t)(uintptr_t)ph->ph_page) *
-	    0xbf58476d1ce4e5b9ull;
-	return x ^ (x >> 32);
+	return (((uint64_t)(uintptr_t)ph->ph_page ^ pool_secret) *
+		   0x9e3779b97f4a7c15ull) ^
+	    (uint64_t)(uintptr_t)ph;
 }
 
 /* A header the pool was about to trust is wrong: say so, abort. */
