@@ -14,6 +14,7 @@
  *                                contains "substr"
  *   t_args(argc, argv); T_RUN_IF(test_fn);
  *                                run only the tests the command line names
+ *   t_segv_default()             SIGSEGV at its default action
  *   t_rss_kib()                  resident memory (VmRSS), KiB
  *   t_proc_status("Threads:")    a number of /proc/self/status
  *   return t_done();             prints "N passed, 0 failed" and exits 0
@@ -319,6 +320,20 @@ t_want(const char *name)
 		if (t_want(#fn))                                               \
 			T_RUN(fn);                                             \
 	} while (0)
+
+/*
+ * SIGSEGV at its default action, so that a child dies of the fault itself
+ * (not in a sanitizer's handler, which would exit instead).
+ */
+static inline void
+t_segv_default(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGSEGV, &sa, NULL);
+}
 
 /* Monotonic clock, seconds. */
 static inline double

@@ -658,22 +658,11 @@ test_meta_apart(void)
 
 static char *gr_addr;
 
-/* Die of the fault itself (not of a sanitizer's handler). */
-static void
-gr_default_segv(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = SIG_DFL;
-	sigaction(SIGSEGV, &sa, NULL);
-}
-
 static void
 gr_touch_below(void *arg)
 {
 	(void)arg;
-	gr_default_segv();
+	t_segv_default();
 	gr_addr[-1] = 1;
 }
 
@@ -681,7 +670,7 @@ static void
 gr_touch_above(void *arg)
 {
 	(void)arg;
-	gr_default_segv();
+	t_segv_default();
 	gr_addr[2 * kmem_prim_page_size()] = 1;
 }
 
