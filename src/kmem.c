@@ -422,7 +422,8 @@ kmem_classes_init(void)
 	void *mem;
 
 	if (kmem_noslots == NULL) {
-		if (kmem_prim_alloc(bytes, 0, &mem) != 0)
+		/* Metadata: a slot with a forged group would be served. */
+		if (kmemi_meta_alloc(bytes, VM_NOSLEEP, &mem) != 0)
 			return false;
 		kmem_noslots = mem; /* zero: unlocked, no group */
 	}

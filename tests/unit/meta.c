@@ -623,6 +623,8 @@ test_meta_apart(void)
 	meta_check("page header",
 	    pp->pr_fullpages != NULL ? pp->pr_fullpages : pp->pr_partpages);
 	for (c = 0; c < kmemi_nclasses() && group == NULL; c++) {
+		if (kmemi_class_cache(c) == NULL) /* made on first use */
+			continue;
 		cpus = kmemi_cache_cpus(kmemi_class_cache(c), &ncpu, &rseq);
 		for (i = 0; i < ncpu && group == NULL; i++)
 			if (cpus[i].cc_current != NULL)
@@ -634,7 +636,13 @@ test_meta_apart(void)
 	meta_check("boundary tag", kva_tag);
 	r = ((uintptr_t)small[1] >> PM_SHIFT) >> PM_LEAF_SHIFT;
 	meta_check("page-map leaf", kmemi_pm_root[r]);
-	meta_check("cache and CPU slots", kmemi_class_cache(0));
+	meta_check("cache and CPU slots", pp);
+	for (c = 0; c < kmemi_nclasses(); c++)
+		if (kmemi_class_cache(c) == NULL) { /* its stand-in slots */
+			meta_check(
+			    "unmade class's slots", kmemi_fast[c].kf_cpus);
+			break;
+		}
 	meta_check("arena structure", kmemi_page_arena());
 	meta_check("metadata arena", kmemi_meta_arena());
 	if (pp->pr_phhash != pp->pr_phhash0)
