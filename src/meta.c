@@ -20,17 +20,19 @@
  *    - Run: [guard page][data, a page multiple][guard page], mapped and
  *      unmapped whole through prim.  "The region" is the set of live runs.
  *    - Registry: every live run's data as (start, size), sorted by start,
- *      in an array that lives in a guarded run of its own (not itself
- *      registered) and doubles when full.  It answers "is this metadata"
- *      in O(log n): the debug check that no page arena span is within a
- *      page of metadata (kmemi_meta_near, pool.c's import), and the tests.
- *      Runs are few and large (chunks, tables, 1 MiB spans), so the
- *      insertion's memmove costs nothing beside the mmap it follows.
+ *      in an array that starts in the data segment and, when full,
+ *      doubles into a guarded run of its own (not itself registered).
+ *      It answers "is this metadata" in O(log n): the debug check that no
+ *      page arena span is within a page of metadata (kmemi_meta_near,
+ *      pool.c's import), and the tests.  Runs are few and large (chunks,
+ *      tables, 1 MiB spans), so the insertion's memmove costs nothing
+ *      beside the mmap it follows.
  *    - The metadata arena "kmeta": a vmem arena, quantum = page, no
  *      quantum caches, importing runs of at least META_IMPORT and giving
- *      them back when wholly free; freed ranges stay dirty and are purged
- *      after purge_delay_ms as in kva (vmem.c section 7), and by
- *      kmem_reap_all with kva's (kmemi_page_arena_purge).
+ *      them back when wholly free; freed ranges (zeroed by
+ *      kmemi_meta_free) are purged after purge_delay_ms as in kva (vmem.c
+ *      section 7), and by kmem_reap_all with kva's
+ *      (kmemi_page_arena_purge).
  *
  * 3. Who takes what.
  *    - Runs of their own (kmemi_meta_map): vmem's own metadata, that is
@@ -50,7 +52,9 @@
  *
  * 4. Invariants.  Registry: sorted, disjoint, exactly the live runs.
  *    No run's data is within a page of a kva span (asserted at kva's
- *    imports in debug builds).  kmemi_meta_alloc returns zeroed memory.
+ *    imports in debug builds).  kmemi_meta_alloc returns zeroed memory:
+ *    kmeta's free ranges are always zero (fresh, purged, or cleared by
+ *    kmemi_meta_free).
  *
  * 5. Locking.  meta_lock protects the registry.  It is a leaf: taken
  *    under arena locks and the tag-supply lock (vmem.c), held only for a
@@ -92,9 +96,20 @@ struct meta_run {
 	size_t mr_size;
 };
 
+/*
+ * Registry entries a process starts with, in the data segment: kmem's
+ * set-up makes 5 runs (kva's and kmeta's structures, a tag chunk, a kmeta
+ * span, a page-map leaf), python3 running tests/programs/alloc.py 8 in
+ * all (counted with strace).  A guarded run is two system calls (mmap,
+ * then an mprotect that splits the mapping: 6 to 9 us here, against 1 to
+ * 3 for a plain mmap), so the first registry is not one.
+ */
+#define META_RUNS0 64
+
 static kmem_mutex_t meta_lock = KMEM_MUTEX_INITIALIZER;
-static struct meta_run *meta_runs; /* sorted by mr_start */
-static size_t meta_nruns, meta_cap;
+static struct meta_run meta_runs0[META_RUNS0];
+static struct meta_run *meta_runs = meta_runs0; /* sorted by mr_start */
+static size_t meta_nruns, meta_cap = META_RUNS0;
 static vmem_t *_Atomic meta_arena;
 
 /* ---- the registry (meta_lock held) ---- */
@@ -119,17 +134,17 @@ meta_lower(uintptr_t a)
 static int
 meta_grow(void)
 {
-	size_t ps = kmem_prim_page_size();
-	size_t ncap = meta_cap != 0 ? 2 * meta_cap : ps / sizeof *meta_runs;
+	size_t bytes = kmem_align_up(
+	    2 * meta_cap * sizeof *meta_runs, kmem_prim_page_size());
+	size_t ncap = bytes / sizeof *meta_runs;
 	struct meta_run *old = meta_runs;
 	void *m;
 
-	if (kmem_prim_alloc_guarded(ncap * sizeof *meta_runs, &m) != 0)
+	if (kmem_prim_alloc_guarded(bytes, &m) != 0)
 		return ENOMEM;
-	if (old != NULL)
-		memcpy(m, old, meta_nruns * sizeof *meta_runs);
+	memcpy(m, old, meta_nruns * sizeof *meta_runs);
 	meta_runs = m;
-	if (old != NULL)
+	if (old != meta_runs0)
 		kmem_prim_release_guarded(old, meta_cap * sizeof *meta_runs);
 	meta_cap = ncap;
 	return 0;
@@ -308,9 +323,7 @@ kmemi_meta_alloc(size_t size, vm_flag_t flags, void **out)
 		((flags & VM_SLEEP) ? VM_SLEEP : VM_NOSLEEP) | VM_INSTANTFIT,
 		&a) != 0)
 		return ENOMEM;
-	/* A range freed earlier may be dirty (purged later, or never). */
-	memset((void *)a, 0, sz);
-	*out = (void *)a;
+	*out = (void *)a; /* zero: kmemi_meta_free cleared it */
 	return 0;
 }
 
@@ -319,10 +332,17 @@ kmemi_meta_free(void *p, size_t size)
 {
 	size_t sz = kmem_align_up(size, kmem_prim_page_size());
 
-	if (sz >= META_DIRECT)
+	if (sz >= META_DIRECT) {
 		kmemi_meta_unmap(p, sz);
-	else
+	} else {
+		/*
+		 * Zeroed now, so that what kmeta hands out is always zero
+		 * (fresh spans are): frees of metadata are rare, allocations
+		 * are in every set-up (16 cache structures).
+		 */
+		memset(p, 0, sz);
 		vmem_free(kmemi_meta_arena(), (vmem_addr_t)p, sz);
+	}
 }
 
 void

@@ -685,8 +685,8 @@ gr_touch_above(void *arg)
 static void
 test_guarded_run(void)
 {
-	size_t ps = kmem_prim_page_size();
-	void *p, *q;
+	size_t ps = kmem_prim_page_size(), i;
+	void *p, *q, *many[200];
 	char buf[256];
 	int status;
 
@@ -724,6 +724,15 @@ test_guarded_run(void)
 	T_ASSERT(!kmemi_meta_near((char *)q - 3 * ps, 2 * ps));
 	kmemi_meta_unmap(q, 3 * ps);
 	T_ASSERT(!kmemi_meta_owns(q));
+	/* Past its first 64 entries, and past its first growth. */
+	for (i = 0; i < KMEM_ARRAY_SIZE(many); i++)
+		T_EQ(kmemi_meta_map(ps, &many[i]), 0);
+	for (i = 0; i < KMEM_ARRAY_SIZE(many); i++)
+		T_ASSERT(kmemi_meta_owns(many[i]));
+	for (i = 0; i < KMEM_ARRAY_SIZE(many); i++)
+		kmemi_meta_unmap(many[i], ps);
+	for (i = 0; i < KMEM_ARRAY_SIZE(many); i++)
+		T_ASSERT(!kmemi_meta_owns(many[i]));
 
 	/* From the metadata arena: zeroed, page-rounded, reusable. */
 	T_EQ(kmemi_meta_alloc(100, VM_NOSLEEP, &q), 0);
