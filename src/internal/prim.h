@@ -164,22 +164,66 @@ uint64_t kmem_prim_fault_calls(void);
 
 /* ---- locks ---- */
 
+/*
+ * Debug builds (KMEM_DEBUG_ASSERT) record a mutex's holder, so that
+ * KMEM_ASSERT(kmem_mutex_owned(m)) can say a function runs with the lock
+ * it needs; release builds have no field and no cost.
+ */
 typedef struct kmem_mutex {
 	pthread_mutex_t m;
+#ifdef KMEM_DEBUG_ASSERT
+	_Atomic unsigned long owner; /* pthread_self() of the holder, or 0 */
+#endif
 } kmem_mutex_t;
 typedef struct kmem_cond {
 	pthread_cond_t c;
 } kmem_cond_t;
+#ifdef KMEM_DEBUG_ASSERT
+#define KMEM_MUTEX_INITIALIZER                                                 \
+	{                                                                      \
+		PTHREAD_MUTEX_INITIALIZER, 0                                   \
+	}
+#else
 #define KMEM_MUTEX_INITIALIZER                                                 \
 	{                                                                      \
 		PTHREAD_MUTEX_INITIALIZER                                      \
 	}
+#endif
 
 void kmem_mutex_init(kmem_mutex_t *mtx);
 void kmem_mutex_destroy(kmem_mutex_t *mtx);
 void kmem_mutex_enter(kmem_mutex_t *mtx);
 bool kmem_mutex_tryenter(kmem_mutex_t *mtx);
 void kmem_mutex_exit(kmem_mutex_t *mtx);
+
+/*
+ * For KMEM_ASSERT: true if the calling thread holds mtx (debug builds;
+ * release builds cannot tell and say true).  A pthread mutex of
+ * caller storage (struct pool's): true if some thread holds it, from
+ * glibc's owner field (true elsewhere).
+ */
+static inline bool
+kmem_mutex_owned(const kmem_mutex_t *mtx)
+{
+#ifdef KMEM_DEBUG_ASSERT
+	return atomic_load_explicit(&mtx->owner, memory_order_relaxed) ==
+	    (unsigned long)pthread_self();
+#else
+	(void)mtx;
+	return true;
+#endif
+}
+
+static inline bool
+kmem_prim_pthread_mutex_locked(const pthread_mutex_t *m)
+{
+#ifdef __GLIBC__
+	return m->__data.__owner != 0;
+#else
+	(void)m;
+	return true;
+#endif
+}
 
 /* Condition variables use the monotonic clock. */
 /*

@@ -412,11 +412,21 @@ prim_lock_check(int err, const char *what)
 		kmem_panic("%s failed: error %d", what, err);
 }
 
+/* Debug builds: the holder, for kmem_mutex_owned (prim.h). */
+#ifdef KMEM_DEBUG_ASSERT
+#define PRIM_OWNER_SET(mtx, v)                                                 \
+	atomic_store_explicit(&(mtx)->owner, (v), memory_order_relaxed)
+#else
+#define PRIM_OWNER_SET(mtx, v) ((void)0)
+#endif
+#define PRIM_SELF() ((unsigned long)pthread_self())
+
 void
 kmem_mutex_init(kmem_mutex_t *mtx)
 {
 	prim_lock_check(
 	    pthread_mutex_init(&mtx->m, NULL), "pthread_mutex_init");
+	PRIM_OWNER_SET(mtx, 0);
 }
 
 void
@@ -430,17 +440,22 @@ void
 kmem_mutex_enter(kmem_mutex_t *mtx)
 {
 	prim_lock_check(pthread_mutex_lock(&mtx->m), "pthread_mutex_lock");
+	PRIM_OWNER_SET(mtx, PRIM_SELF());
 }
 
 bool
 kmem_mutex_tryenter(kmem_mutex_t *mtx)
 {
-	return pthread_mutex_trylock(&mtx->m) == 0;
+	if (pthread_mutex_trylock(&mtx->m) != 0)
+		return false;
+	PRIM_OWNER_SET(mtx, PRIM_SELF());
+	return true;
 }
 
 void
 kmem_mutex_exit(kmem_mutex_t *mtx)
 {
+	PRIM_OWNER_SET(mtx, 0);
 	prim_lock_check(pthread_mutex_unlock(&mtx->m), "pthread_mutex_unlock");
 }
 
@@ -465,8 +480,10 @@ kmem_cond_destroy(kmem_cond_t *cv)
 void
 kmem_cond_wait(kmem_cond_t *cv, kmem_mutex_t *mtx)
 {
+	PRIM_OWNER_SET(mtx, 0);
 	prim_lock_check(
 	    pthread_cond_wait(&cv->c, &mtx->m), "pthread_cond_wait");
+	PRIM_OWNER_SET(mtx, PRIM_SELF());
 }
 
 bool
@@ -478,7 +495,9 @@ kmem_cond_timedwait(kmem_cond_t *cv, kmem_mutex_t *mtx, uint64_t ns)
 
 	ts.tv_sec = (time_t)(t / 1000000000u);
 	ts.tv_nsec = (long)(t % 1000000000u);
+	PRIM_OWNER_SET(mtx, 0);
 	err = pthread_cond_timedwait(&cv->c, &mtx->m, &ts);
+	PRIM_OWNER_SET(mtx, PRIM_SELF());
 	if (err == ETIMEDOUT)
 		return false;
 	prim_lock_check(err, "pthread_cond_timedwait");
