@@ -96,6 +96,14 @@
 #define PR_ROF_OFFPAGE 0x1 /* headers outside the pages */
 #define PR_ROF_HASHED  0x2 /* pages found through the hash */
 
+/* KMEM_DEBUG=check: a pool that gained a page or emptied one (lock held). */
+#define POOL_CHECK_HOOK(pp)                                                    \
+	do {                                                                   \
+		if (kmemi_check_on(                                            \
+			(uint64_t)(pp)->pr_npages * (1 + (pp)->pr_bmwords)))   \
+			kmemi_pool_check_locked(pp);                           \
+	} while (0)
+
 static kmem_mutex_t pool_list_lock = KMEM_MUTEX_INITIALIZER;
 static kmem_cond_t pool_list_cv; /* pr_refcnt dropped to 0 */
 static bool pool_list_cv_ready;
@@ -823,6 +831,7 @@ pool_grow(struct pool *pp, int flags)
 	pp->pr_npagealloc++;
 	if (pp->pr_npages > pp->pr_hiwat)
 		pp->pr_hiwat = pp->pr_npages;
+	POOL_CHECK_HOOK(pp);
 	return 0;
 }
 
@@ -1046,6 +1055,7 @@ pool_put_locked(struct pool *pp, void *v, struct kmem_pool_page **idle)
 		} else {
 			pool_free_idle(pp, false, idle);
 		}
+		POOL_CHECK_HOOK(pp);
 	}
 }
 
@@ -1236,31 +1246,36 @@ kmemi_pool_foreach(int (*fn)(struct pool *, void *), void *arg)
  * memory, so any address may be asked about (a debugging aid: kmem's
  * foreign-pointer reports).  Pools with on-page headers: always false.
  */
-bool
-kmemi_pool_item_of(struct pool *pp, const void *v, void **itemp, bool *outp)
+static bool
+pool_item_of_locked(struct pool *pp, const void *v, void **itemp, bool *outp)
 {
-	uintptr_t a = (uintptr_t)v, block;
+	uintptr_t a = (uintptr_t)v, block = a >> pp->pr_alloc->pa_pageshift;
 	struct kmem_pool_page *ph;
 	size_t off, idx;
-	bool found = false;
 
-	if (!(pp->pr_roflags & PR_ROF_HASHED))
-		return false;
-	block = a >> pp->pr_alloc->pa_pageshift;
-	pthread_mutex_lock(&pp->pr_lock);
 	ph = ph_hash_find(pp, block, a);
 	if (ph == NULL && (pp->pr_flags & PR_NOALIGN) && block > 0)
 		ph = ph_hash_find(pp, block - 1, a);
-	if (ph != NULL && (const char *)v >= ph->ph_items) {
-		off = (size_t)((const char *)v - ph->ph_items);
-		idx = off / pp->pr_size;
-		if (idx < ph->ph_nitems) {
-			*itemp = ph->ph_items + idx * pp->pr_size;
-			*outp = !(ph->ph_bitmap[idx / 64] &
-			    ((uint64_t)1 << (idx % 64)));
-			found = true;
-		}
-	}
+	if (ph == NULL || (const char *)v < ph->ph_items)
+		return false;
+	off = (size_t)((const char *)v - ph->ph_items);
+	idx = off / pp->pr_size;
+	if (idx >= ph->ph_nitems)
+		return false;
+	*itemp = ph->ph_items + idx * pp->pr_size;
+	*outp = !(ph->ph_bitmap[idx / 64] & ((uint64_t)1 << (idx % 64)));
+	return true;
+}
+
+bool
+kmemi_pool_item_of(struct pool *pp, const void *v, void **itemp, bool *outp)
+{
+	bool found;
+
+	if (!(pp->pr_roflags & PR_ROF_HASHED))
+		return false;
+	pthread_mutex_lock(&pp->pr_lock);
+	found = pool_item_of_locked(pp, v, itemp, outp);
 	pthread_mutex_unlock(&pp->pr_lock);
 	return found;
 }
@@ -1448,4 +1463,171 @@ void
 kmem_pool_print_stats(void (*pr)(const char *, ...))
 {
 	kmem_stats_print(pr, KMEM_STATS_POOLS);
+}
+
+/* ---- consistency checks ---- */
+
+#define POOL_CHECK(pp, cond, ...)                                              \
+	do {                                                                   \
+		if (kmem_unlikely(!(cond)))                                    \
+			kmemi_check_fail("kmem_pool_check", "pool",            \
+			    (pp)->pr_wchan, __VA_ARGS__);                      \
+	} while (0)
+
+static const char *const pool_list_name[] = {"empty", "partial", "full"};
+
+/* One page on list "list": its header, bitmap and place; its free items. */
+static unsigned int
+pool_check_page(
+    struct pool *pp, const struct kmem_pool_page *ph, unsigned int list)
+{
+	const struct pool_allocator *pa = pp->pr_alloc;
+	unsigned int w, nfree = 0, want;
+	uintptr_t plast = (uintptr_t)ph->ph_page + (pa->pa_pagesz - 1);
+	uint64_t word, valid;
+
+	POOL_CHECK(pp, ph->ph_pool == pp && ph->ph_list == list,
+	    "page %p on the %s list has a header of pool %p, list %u",
+	    (void *)ph->ph_page, pool_list_name[list], (void *)ph->ph_pool,
+	    ph->ph_list);
+	POOL_CHECK(pp,
+	    (pp->pr_roflags & PR_ROF_OFFPAGE) ||
+		(const char *)ph == ph->ph_page,
+	    "page %p: its header is at %p, not at its start",
+	    (void *)ph->ph_page, (const void *)ph);
+	POOL_CHECK(pp,
+	    ph->ph_nitems >= 1 && ph->ph_nitems <= pp->pr_itemsperpage &&
+		ph->ph_nmissing <= ph->ph_nitems &&
+		ph->ph_hint < pp->pr_bmwords &&
+		(uintptr_t)ph->ph_items >= (uintptr_t)ph->ph_page &&
+		(uintptr_t)ph->ph_items <= plast &&
+		(plast - (uintptr_t)ph->ph_items + 1) / pp->pr_size >=
+		    ph->ph_nitems,
+	    "page %p: %u of %u items out (%u a page), items at %p, hint %u",
+	    (void *)ph->ph_page, ph->ph_nmissing, ph->ph_nitems,
+	    pp->pr_itemsperpage, (void *)ph->ph_items, ph->ph_hint);
+	want = ph->ph_nmissing == 0	       ? PH_EMPTY
+	    : ph->ph_nmissing == ph->ph_nitems ? PH_FULL
+					       : PH_PART;
+	POOL_CHECK(pp, list == want,
+	    "page %p with %u of %u items out is on the %s list",
+	    (void *)ph->ph_page, ph->ph_nmissing, ph->ph_nitems,
+	    pool_list_name[list]);
+	for (w = 0; w < pp->pr_bmwords; w++) {
+		word = ph->ph_bitmap[w];
+		valid = w < ph->ph_nitems / 64 ? ~(uint64_t)0
+		    : w == ph->ph_nitems / 64
+		    ? ((uint64_t)1 << (ph->ph_nitems % 64)) - 1
+		    : 0;
+		POOL_CHECK(pp,
+		    (word & ~valid) == 0 && (w >= ph->ph_hint || word == 0),
+		    "page %p: bitmap word %u is %#llx (%u items, hint %u)",
+		    (void *)ph->ph_page, w, (unsigned long long)word,
+		    ph->ph_nitems, ph->ph_hint);
+		nfree += (unsigned int)__builtin_popcountll(word);
+	}
+	POOL_CHECK(pp, nfree == ph->ph_nitems - ph->ph_nmissing,
+	    "page %p: %u items free in its bitmap, but %u of %u out",
+	    (void *)ph->ph_page, nfree, ph->ph_nmissing, ph->ph_nitems);
+	POOL_CHECK(pp,
+	    !(pp->pr_roflags & PR_ROF_HASHED) ||
+		ph_hash_find(pp, (uintptr_t)ph->ph_page >> pa->pa_pageshift,
+		    (uintptr_t)ph->ph_page) == ph,
+	    "page %p is not in the page hash", (void *)ph->ph_page);
+	return nfree;
+}
+
+/* The page hash: each page in its bucket, no more than pr_npages. */
+static void
+pool_check_hash(struct pool *pp)
+{
+	unsigned int shift = pp->pr_alloc->pa_pageshift;
+	const struct kmem_pool_page *ph;
+	size_t h, n = 0;
+
+	POOL_CHECK(pp,
+	    kmem_powerof2(pp->pr_phhashmask + 1) &&
+		pp->pr_phhashmask + 1 >= KMEM_ARRAY_SIZE(pp->pr_phhash0),
+	    "page hash of %zu buckets", pp->pr_phhashmask + 1);
+	for (h = 0; h <= pp->pr_phhashmask; h++) {
+		for (ph = pp->pr_phhash[h]; ph != NULL; ph = ph->ph_hnext) {
+			/* Bounded: a chain that loops ends here. */
+			POOL_CHECK(pp, ++n <= pp->pr_npages,
+			    "the page hash holds more than pr_npages (%u) "
+			    "pages",
+			    pp->pr_npages);
+			POOL_CHECK(pp,
+			    ph->ph_pool == pp &&
+				ph_hash_index(
+				    pp, (uintptr_t)ph->ph_page >> shift) == h,
+			    "page hash bucket %zu holds page %p of pool %p", h,
+			    (void *)ph->ph_page, (void *)ph->ph_pool);
+		}
+	}
+	/* Fewer cannot be: pool_check_page found every page in it. */
+}
+
+void
+kmemi_pool_check_locked(struct pool *pp)
+{
+	unsigned long nfree = 0, nout = 0;
+	unsigned int list, npages = 0, nidle = 0;
+	struct kmem_pool_page *head, *ph;
+
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	POOL_CHECK(pp, pp->pr_magic == POOL_MAGIC,
+	    "magic %#x, not an initialised pool", pp->pr_magic);
+	for (list = PH_EMPTY; list <= PH_FULL; list++) {
+		if ((head = *pool_list_of(pp, list)) == NULL)
+			continue;
+		ph = head;
+		do {
+			/* The links back also end a loop that misses head. */
+			POOL_CHECK(pp,
+			    ph->ph_next->ph_prev == ph &&
+				ph->ph_prev->ph_next == ph,
+			    "%s list: the links around page %p are wrong",
+			    pool_list_name[list], (void *)ph->ph_page);
+			nfree += pool_check_page(pp, ph, list);
+			nout += ph->ph_nmissing;
+			npages++;
+			nidle += list == PH_EMPTY;
+		} while ((ph = ph->ph_next) != head);
+	}
+	POOL_CHECK(pp,
+	    npages == pp->pr_npages && nidle == pp->pr_nidle &&
+		nfree == pp->pr_nitems && nout == pp->pr_nout,
+	    "the lists hold %u pages (%u empty), %lu items free and %lu out; "
+	    "the pool says %u (%lu), %u and %u",
+	    npages, nidle, nfree, nout, pp->pr_npages, pp->pr_nidle,
+	    pp->pr_nitems, pp->pr_nout);
+	if (pp->pr_roflags & PR_ROF_HASHED)
+		pool_check_hash(pp);
+	POOL_CHECK(pp, pp->pr_curcolor <= pp->pr_maxcolor,
+	    "colour %zu above its maximum %zu", pp->pr_curcolor,
+	    pp->pr_maxcolor);
+}
+
+const char *
+kmemi_pool_out_item_locked(struct pool *pp, const void *v)
+{
+	void *item;
+	bool out;
+
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	if (!(pp->pr_roflags & PR_ROF_HASHED))
+		return NULL;
+	if (!pool_item_of_locked(pp, v, &item, &out))
+		return "not an item of the pool";
+	if (item != v)
+		return "not the start of an item";
+	return out ? NULL : "free in the pool";
+}
+
+void
+kmem_pool_check(struct pool *pp)
+{
+	pthread_mutex_lock(&pp->pr_lock);
+	kmemi_pool_check_locked(pp);
+	pthread_mutex_unlock(&pp->pr_lock);
 }

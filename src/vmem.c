@@ -1072,6 +1072,14 @@ vmem_tags_wait(vmem_t *vm, const char *fn, vmem_size_t size, unsigned *tries)
 }
 
 static unsigned int vmem_purge_pass(vmem_t *vm, bool all, uint64_t now);
+static void vmem_check_locked(vmem_t *vm);
+
+/* KMEM_DEBUG=check: the arena as a slow path finds it (debug.c section 6). */
+#define VMEM_CHECK_HOOK(vm)                                                    \
+	do {                                                                   \
+		if (kmemi_check_on((vm)->vm_nbusy + (vm)->vm_nfree))           \
+			vmem_check_locked(vm);                                 \
+	} while (0)
 
 static int
 vmem_xalloc_req(vmem_t *vm, const char *fn, const struct vmem_req *r,
@@ -1086,6 +1094,7 @@ vmem_xalloc_req(vmem_t *vm, const char *fn, const struct vmem_req *r,
 	int err;
 
 	kmem_mutex_enter(&vm->vm_lock);
+	VMEM_CHECK_HOOK(vm);
 	for (;;) {
 		if (kmem_unlikely(r->never))
 			break;
@@ -1213,6 +1222,7 @@ qc_page_free(struct pool *pp, void *v)
 	bt_t *bt;
 
 	kmem_mutex_enter(&vm->vm_lock);
+	VMEM_CHECK_HOOK(vm);
 	bt = hash_remove(vm, (vmem_addr_t)v);
 	KMEM_VERIFY(bt != NULL && (bt->bt_flags & BT_F_QCPAGE));
 	vmem_free_bt(vm, bt);
@@ -1571,6 +1581,7 @@ vmem_xfree_common(
 	bt_t *bt;
 
 	kmem_mutex_enter(&vm->vm_lock);
+	VMEM_CHECK_HOOK(vm);
 	bt = hash_lookup(vm, addr);
 	if (kmem_unlikely(bt == NULL))
 		vmem_bad_free(vm, fn, addr, size);
@@ -2034,4 +2045,264 @@ void
 kmem_vmem_print_stats(vmem_printfn_t *pr)
 {
 	kmem_stats_print(pr, KMEM_STATS_VMEM);
+}
+
+/* ---- consistency checks ---- */
+
+/* On a freelist, seen by vmem_check_locked (set and cleared by it). */
+#define BT_F_CHECK 0x80
+
+#define VMEM_CHECK(vm, cond, ...)                                              \
+	do {                                                                   \
+		if (kmem_unlikely(!(cond)))                                    \
+			kmemi_check_fail("kmem_vmem_check", "arena",           \
+			    (vm)->vm_name, __VA_ARGS__);                       \
+	} while (0)
+
+/* The freelists and the freemap; marks every listed segment BT_F_CHECK. */
+static void
+vmem_check_freelists(vmem_t *vm)
+{
+	const vmem_size_t qmask = vm->vm_quantum_mask;
+	uint64_t n = 0;
+	unsigned int i;
+	bt_t *bt, *prev;
+
+	for (i = 0; i < (unsigned int)VMEM_MAXORDER; i++) {
+		bool bit = (vm->vm_freemap >> i) & 1;
+
+		VMEM_CHECK(vm, bit == (vm->vm_freelist[i] != NULL),
+		    "freemap bit %u is %d but freelist %u is %s", i, bit, i,
+		    vm->vm_freelist[i] != NULL ? "not empty" : "empty");
+		prev = NULL;
+		for (bt = vm->vm_freelist[i]; bt != NULL; bt = bt->bt_fnext) {
+			VMEM_CHECK(vm, bt->bt_fprev == prev,
+			    "freelist %u: the link back from the segment "
+			    "after %#zx is wrong",
+			    i, prev != NULL ? (size_t)prev->bt_start : 0);
+			VMEM_CHECK(vm, bt->bt_type == BT_TYPE_FREE,
+			    "freelist %u holds a %s tag [%#zx, +%#zx]", i,
+			    bt_type_name(bt), (size_t)bt->bt_start,
+			    bt->bt_size);
+			VMEM_CHECK(vm,
+			    bt->bt_size != 0 && (bt->bt_size & qmask) == 0 &&
+				vmem_order(vm, bt->bt_size) == i,
+			    "free segment [%#zx, +%#zx] is on freelist %u",
+			    (size_t)bt->bt_start, bt->bt_size, i);
+			bt->bt_flags |= BT_F_CHECK;
+			n++;
+			prev = bt;
+		}
+	}
+	VMEM_CHECK(vm, n == vm->vm_nfree,
+	    "the freelists hold %llu segments, vm_nfree says %llu",
+	    (unsigned long long)n, (unsigned long long)vm->vm_nfree);
+}
+
+/* The busy hash: the right bucket for each, vm_nbusy of them. */
+static void
+vmem_check_hash(vmem_t *vm)
+{
+	size_t nb = vm->vm_hashmask + 1, h;
+	uint64_t n = 0;
+	const bt_t *bt;
+
+	VMEM_CHECK(vm,
+	    kmem_powerof2(nb) && nb >= VMEM_HASH_INIT &&
+		(vm->vm_hashlist == vm->vm_hash0) == (nb == VMEM_HASH_INIT),
+	    "busy hash of %zu buckets at %p", nb, (void *)vm->vm_hashlist);
+	for (h = 0; h < nb; h++) {
+		for (bt = vm->vm_hashlist[h]; bt != NULL; bt = bt->bt_fnext) {
+			/* Bounded: a chain that loops ends here. */
+			VMEM_CHECK(vm, ++n <= vm->vm_nbusy,
+			    "the busy hash holds more than vm_nbusy (%llu) "
+			    "segments",
+			    (unsigned long long)vm->vm_nbusy);
+			VMEM_CHECK(vm,
+			    bt->bt_type == BT_TYPE_BUSY &&
+				hash_index(vm, bt->bt_start) == h,
+			    "busy hash bucket %zu holds a %s tag [%#zx, "
+			    "+%#zx] (its bucket is %zu)",
+			    h, bt_type_name(bt), (size_t)bt->bt_start,
+			    bt->bt_size, hash_index(vm, bt->bt_start));
+		}
+	}
+	VMEM_CHECK(vm, n == vm->vm_nbusy,
+	    "the busy hash holds %llu segments, vm_nbusy says %llu",
+	    (unsigned long long)n, (unsigned long long)vm->vm_nbusy);
+}
+
+/*
+ * Span "span" ends: its segments (nseg of them) reached "tiled" bytes of
+ * it; an imported one may not be wholly free while the lock is free
+ * (section 3) in an arena that releases at once.
+ */
+static void
+vmem_check_span_end(vmem_t *vm, const bt_t *span, vmem_size_t tiled,
+    uint64_t nseg, bool lastfree)
+{
+	if (span == NULL)
+		return;
+	VMEM_CHECK(vm, tiled == span->bt_size,
+	    "span [%#zx, %#zx] is tiled by %#zx bytes of segments",
+	    (size_t)span->bt_start, (size_t)bt_end(span), tiled);
+	VMEM_CHECK(vm,
+	    span->bt_type != BT_TYPE_SPAN || vm->vm_releasefn == NULL ||
+		vm->vm_purgefn != NULL || nseg != 1 || !lastfree,
+	    "imported span [%#zx, %#zx] is wholly free but was not released",
+	    (size_t)span->bt_start, (size_t)bt_end(span));
+}
+
+/* The segment list, its spans, and their agreement with the rest. */
+static void
+vmem_check_segments(vmem_t *vm)
+{
+	const vmem_size_t qmask = vm->vm_quantum_mask;
+	bt_t *const seg0 = &vm->vm_seg0;
+	bt_t *bt, *prev, *span = NULL, *nextspan = seg0->bt_fnext;
+	vmem_size_t total = 0, imported = 0, inuse = 0, tiled = 0;
+	uint64_t nfree = 0, nbusy = 0, nseg = 0;
+	bool rotor_seen = vm->vm_rotor == NULL, prevfree = false;
+
+	for (prev = seg0, bt = seg0->bt_snext; bt != seg0;
+	     prev = bt, bt = bt->bt_snext) {
+		VMEM_CHECK(vm, bt->bt_sprev == prev,
+		    "segment list: the link back from the tag after %#zx is "
+		    "wrong",
+		    (size_t)prev->bt_start);
+		if (bt == vm->vm_rotor)
+			rotor_seen = true;
+		if (bt->bt_type == BT_TYPE_SPAN ||
+		    bt->bt_type == BT_TYPE_STATIC) {
+			vmem_check_span_end(vm, span, tiled, nseg, prevfree);
+			VMEM_CHECK(vm,
+			    bt == nextspan &&
+				bt->bt_fprev == (span != NULL ? span : seg0),
+			    "span [%#zx, %#zx] is not linked in order on the "
+			    "span list",
+			    (size_t)bt->bt_start, (size_t)bt_end(bt));
+			VMEM_CHECK(vm,
+			    bt->bt_size != 0 &&
+				((bt->bt_start | bt->bt_size) & qmask) == 0 &&
+				bt->bt_size - 1 <=
+				    VMEM_ADDR_MAX - bt->bt_start &&
+				(span == NULL || bt->bt_start > bt_end(span)) &&
+				(bt->bt_flags & ~BT_F_XIMPORT) == 0,
+			    "bad span [%#zx, +%#zx] (flags %#x) after %#zx",
+			    (size_t)bt->bt_start, bt->bt_size,
+			    (unsigned)bt->bt_flags,
+			    span != NULL ? (size_t)bt_end(span) : 0);
+			nextspan = bt->bt_fnext;
+			span = bt;
+			tiled = 0;
+			nseg = 0;
+			prevfree = false;
+			total += bt->bt_size;
+			if (bt->bt_type == BT_TYPE_SPAN)
+				imported += bt->bt_size;
+			continue;
+		}
+		VMEM_CHECK(vm,
+		    span != NULL &&
+			(bt->bt_type == BT_TYPE_FREE ||
+			    bt->bt_type == BT_TYPE_BUSY) &&
+			bt->bt_size != 0 &&
+			((bt->bt_start | bt->bt_size) & qmask) == 0 &&
+			bt->bt_start == span->bt_start + tiled &&
+			bt->bt_size <= span->bt_size - tiled,
+		    "%s segment [%#zx, +%#zx] does not continue span [%#zx, "
+		    "%#zx] at %#zx",
+		    bt_type_name(bt), (size_t)bt->bt_start, bt->bt_size,
+		    span != NULL ? (size_t)span->bt_start : 0,
+		    span != NULL ? (size_t)bt_end(span) : 0,
+		    span != NULL ? (size_t)(span->bt_start + tiled) : 0);
+		tiled += bt->bt_size;
+		nseg++;
+		if (bt->bt_type == BT_TYPE_FREE) {
+			VMEM_CHECK(vm, !prevfree,
+			    "free segments [%#zx, +%#zx] and [%#zx, +%#zx] "
+			    "are adjacent (not coalesced)",
+			    (size_t)prev->bt_start, prev->bt_size,
+			    (size_t)bt->bt_start, bt->bt_size);
+			VMEM_CHECK(vm, (bt->bt_flags & BT_F_CHECK) != 0,
+			    "free segment [%#zx, +%#zx] is on no freelist",
+			    (size_t)bt->bt_start, bt->bt_size);
+			bt->bt_flags &= (uint8_t)~BT_F_CHECK;
+			/* (A freed cache page may keep BT_F_QCPAGE: unused.) */
+			VMEM_CHECK(vm,
+			    (bt->bt_flags & ~(BT_F_DIRTY | BT_F_QCPAGE)) == 0 &&
+				(!(bt->bt_flags & BT_F_DIRTY) ||
+				    vm->vm_purgefn != NULL),
+			    "free segment [%#zx, +%#zx] has flags %#x",
+			    (size_t)bt->bt_start, bt->bt_size,
+			    (unsigned)bt->bt_flags);
+			nfree++;
+		} else {
+			VMEM_CHECK(vm,
+			    (bt->bt_flags & ~BT_F_QCPAGE) == 0 &&
+				hash_lookup(vm, bt->bt_start) == bt,
+			    "busy segment [%#zx, +%#zx] (flags %#x) is not in "
+			    "the busy hash",
+			    (size_t)bt->bt_start, bt->bt_size,
+			    (unsigned)bt->bt_flags);
+			inuse += bt->bt_size;
+			nbusy++;
+		}
+		prevfree = bt->bt_type == BT_TYPE_FREE;
+	}
+	vmem_check_span_end(vm, span, tiled, nseg, prevfree);
+	VMEM_CHECK(vm,
+	    nextspan == seg0 &&
+		seg0->bt_fprev == (span != NULL ? span : seg0) &&
+		seg0->bt_sprev == prev,
+	    "the sentinel's links do not close the segment and span lists "
+	    "(last span %#zx)",
+	    span != NULL ? (size_t)span->bt_start : 0);
+	VMEM_CHECK(vm, nfree == vm->vm_nfree && nbusy == vm->vm_nbusy,
+	    "%llu free and %llu busy segments, vm_nfree and vm_nbusy say %llu "
+	    "and %llu",
+	    (unsigned long long)nfree, (unsigned long long)nbusy,
+	    (unsigned long long)vm->vm_nfree, (unsigned long long)vm->vm_nbusy);
+	VMEM_CHECK(vm,
+	    inuse == vm->vm_inuse && total == vm->vm_total &&
+		imported == vm->vm_imported,
+	    "in use %#zx, total %#zx, imported %#zx; the arena says %#zx, "
+	    "%#zx, %#zx",
+	    inuse, total, imported, vm->vm_inuse, vm->vm_total,
+	    vm->vm_imported);
+	VMEM_CHECK(vm, rotor_seen, "the rotor %p is not a tag of the arena",
+	    (void *)vm->vm_rotor);
+}
+
+/*
+ * Everything section 3 lists, and the tag cache; lock held.  Every free
+ * segment found on a freelist is marked, and the mark cleared when the
+ * segment list meets it: so the freelists hold exactly the free segments.
+ */
+static void
+vmem_check_locked(vmem_t *vm)
+{
+	uint64_t n = 0;
+	const bt_t *bt;
+
+	KMEM_ASSERT(kmem_mutex_owned(&vm->vm_lock));
+	vmem_check_freelists(vm);
+	vmem_check_hash(vm);
+	vmem_check_segments(vm);
+	for (bt = vm->vm_btfree; bt != NULL && n <= BT_MAXFREE;
+	     bt = bt->bt_fnext)
+		n++;
+	VMEM_CHECK(vm, n == vm->vm_nbtfree,
+	    "the tag cache holds %s%llu tags, vm_nbtfree says %u",
+	    n > BT_MAXFREE ? "more than " : "",
+	    (unsigned long long)(n > BT_MAXFREE ? BT_MAXFREE : n),
+	    vm->vm_nbtfree);
+}
+
+void
+kmem_vmem_check(vmem_t *vm)
+{
+	kmem_mutex_enter(&vm->vm_lock);
+	vmem_check_locked(vm);
+	kmem_mutex_exit(&vm->vm_lock);
 }
