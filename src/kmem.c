@@ -232,6 +232,8 @@ pm_mark_small(void *p, size_t n, unsigned int c)
 	_Atomic uint32_t *w;
 	size_t i;
 
+	KMEM_ASSERT(c < KMEM_NCLASS && n >= 1 && n <= PM_PGIDX(~0u) + 1);
+	KMEM_ASSERT(((uintptr_t)p & ((1u << PM_SHIFT) - 1)) == 0);
 	for (i = 0; i < n; i++) {
 		w = pm_word((uintptr_t)p + (i << PM_SHIFT));
 		if (w == NULL) {
@@ -294,6 +296,8 @@ kmem_page_alloc(struct pool *pp, int flags)
 	size_t sz = pp->pr_alloc->pa_pagesz;
 	vmem_addr_t a;
 
+	KMEM_ASSERT(
+	    kmem_class_table[kmem_class_of(pp->pr_size)] == pp->pr_size);
 	if (vm == NULL ||
 	    vmem_xalloc(vm, sz, 0, 0, 0, VMEM_ADDR_MIN, VMEM_ADDR_MAX,
 		vf | VM_INSTANTFIT, &a) != 0)
@@ -311,6 +315,7 @@ kmem_page_free(struct pool *pp, void *v)
 {
 	size_t sz = pp->pr_alloc->pa_pagesz;
 
+	KMEM_ASSERT((((uintptr_t)v | sz) & ((1u << PM_SHIFT) - 1)) == 0);
 	if (kmem_unlikely(GATE_DEBUG() != 0))
 		kmemi_debug_forget(v, sz);
 	pm_clear(v, sz >> PM_SHIFT);
@@ -359,6 +364,7 @@ kmem_tables_init(void)
 	for (i = 0; i < KMEM_ARRAY_SIZE(kmemi_idx); i++) {
 		while (kmem_class_table[c] < (i << KMEM_IDX_SHIFT))
 			c++;
+		KMEM_ASSERT(c < KMEM_NCLASS);
 		kmemi_idx[i] = (uint8_t)c;
 	}
 }
@@ -423,6 +429,7 @@ kmem_caches_init(void)
 		pool_cache_sethiwat(kmem_cache[i],
 		    (int)((struct pool *)(void *)kmem_cache[i])
 			->pr_itemsperpage);
+		KMEM_ASSERT(kmem_class_of(c) == i);
 		kmem_fast_divisor(&kmemi_fast[i], (uint32_t)c);
 		kmemi_fast[i].kf_nitems =
 		    ((struct pool *)(void *)kmem_cache[i])->pr_itemsperpage;
@@ -657,6 +664,8 @@ large_alloc(size_t size, size_t align, bool recorded)
 			return NULL;
 		x = PM_XALLOC;
 	}
+	KMEM_ASSERT((a & (kmem_pagesz - 1)) == 0 &&
+	    (align == 0 || (a & (align - 1)) == 0));
 	w = pm_word((uintptr_t)a);
 	if (kmem_unlikely(w == NULL)) {
 		if (x != 0)
@@ -774,6 +783,7 @@ raw_alloc_once(size_t size, size_t align, bool recorded)
 {
 	int c;
 
+	KMEM_ASSERT(size != 0 && (align == 0 || kmem_powerof2(align)));
 	if (align <= 16 && size <= KMEM_CACHE_MAX)
 		return pool_cache_get_paddr(
 		    kmem_cache[recorded ? kmem_mclass_of(size)
@@ -844,6 +854,7 @@ kmemi_raw_alloc_aligned(
 void
 kmemi_raw_free(const char *fn, void *p, size_t size)
 {
+	KMEM_ASSERT(p != NULL && size != 0);
 	if (size <= KMEM_CACHE_MAX)
 		pool_cache_put_paddr(
 		    kmem_cache[kmem_class_of(size)], p, POOL_PADDR_INVALID);
@@ -881,6 +892,8 @@ kmem_lookup(const char *fn, const void *p, uint32_t *wordp)
 	*wordp = w;
 	if (w & PM_SMALL) {
 		const struct kmem_fast *kf = &kmemi_fast[PM_CLASS(w)];
+
+		KMEM_ASSERT(PM_CLASS(w) < KMEM_NCLASS && kf->kf_size != 0);
 		uintptr_t base = (a >> PM_SHIFT << PM_SHIFT) -
 		    ((uintptr_t)PM_PGIDX(w) << PM_SHIFT);
 		size_t off = a - base;

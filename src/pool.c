@@ -39,7 +39,11 @@
  *
  * 3. Invariants.  nitems = free items over all pages; nout = items out;
  *    npages = pages held; a page is on exactly the list its nmissing says
- *    (0: empty, itemsperpage: full, else partial); nidle = empty pages.
+ *    (0: empty, its ph_nitems: full, else partial); nidle = empty pages;
+ *    a page's free bits number ph_nitems - nmissing, none past its items
+ *    or below its hint; the hash holds exactly the hashed pool's pages.
+ *    kmem_pool_check (at the end of this file) checks them all; the tests
+ *    call it, KMEM_DEBUG=check runs it when a page is added or empties.
  *
  * 4. Locking.  One mutex per pool protects everything in it; pr_cv is
  *    where growers, and getters at the hard limit, wait.  The pool lock is
@@ -385,6 +389,9 @@ ph_insert(struct pool *pp, struct kmem_pool_page *ph, unsigned int list)
 {
 	struct kmem_pool_page **head = pool_list_of(pp, list);
 
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	/* (Its count may already say the next list: ph_take, put.) */
+	KMEM_ASSERT(list <= PH_FULL && ph->ph_pool == pp);
 	ph->ph_list = list;
 	if (*head == NULL) {
 		ph->ph_next = ph->ph_prev = ph;
@@ -404,6 +411,10 @@ ph_remove(struct pool *pp, struct kmem_pool_page *ph)
 {
 	struct kmem_pool_page **head = pool_list_of(pp, ph->ph_list);
 
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	KMEM_ASSERT(*head != NULL && ph->ph_pool == pp);
+	KMEM_ASSERT(ph->ph_next->ph_prev == ph && ph->ph_prev->ph_next == ph);
+	KMEM_ASSERT(ph->ph_list != PH_EMPTY || pp->pr_nidle > 0);
 	if (ph->ph_next == ph) {
 		*head = NULL;
 	} else {
@@ -467,6 +478,8 @@ ph_hash_insert(struct pool *pp, struct kmem_pool_page *ph)
 	size_t h = ph_hash_index(
 	    pp, (uintptr_t)ph->ph_page >> pp->pr_alloc->pa_pageshift);
 
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	KMEM_ASSERT(pp->pr_roflags & PR_ROF_HASHED);
 	ph->ph_hnext = pp->pr_phhash[h];
 	pp->pr_phhash[h] = ph;
 	if (pp->pr_npages + 1 > 2 * (pp->pr_phhashmask + 1))
@@ -480,8 +493,12 @@ ph_hash_remove(struct pool *pp, struct kmem_pool_page *ph)
 	    pp, (uintptr_t)ph->ph_page >> pp->pr_alloc->pa_pageshift);
 	struct kmem_pool_page **pp_ = &pp->pr_phhash[h];
 
-	while (*pp_ != ph)
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	KMEM_ASSERT(pp->pr_roflags & PR_ROF_HASHED);
+	while (*pp_ != ph) {
+		KMEM_ASSERT(*pp_ != NULL); /* ph is in its chain */
 		pp_ = &(*pp_)->ph_hnext;
+	}
 	*pp_ = ph->ph_hnext;
 }
 
@@ -655,6 +672,7 @@ pool_page_release(struct pool *pp, struct kmem_pool_page *ph)
 {
 	void *page = ph->ph_page;
 
+	KMEM_ASSERT(ph->ph_nmissing == 0 && ph->ph_pool == pp);
 	pp->pr_alloc->pa_free(pp, page);
 	if (pp->pr_roflags & PR_ROF_OFFPAGE)
 		pool_put(phpool_for(pp->pr_bmwords), ph);
@@ -664,6 +682,8 @@ pool_page_release(struct pool *pp, struct kmem_pool_page *ph)
 static void
 pool_page_detach(struct pool *pp, struct kmem_pool_page *ph)
 {
+	KMEM_ASSERT(ph->ph_nmissing == 0 && ph->ph_list == PH_EMPTY);
+	KMEM_ASSERT(pp->pr_npages > 0 && pp->pr_nitems >= ph->ph_nitems);
 	ph_remove(pp, ph);
 	if (pp->pr_roflags & PR_ROF_HASHED)
 		ph_hash_remove(pp, ph);
@@ -672,10 +692,12 @@ pool_page_detach(struct pool *pp, struct kmem_pool_page *ph)
 	pp->pr_npagefree++;
 }
 
+static void pool_release_list(struct pool *pp, struct kmem_pool_page *list);
+
 void
 pool_destroy(struct pool *pp)
 {
-	struct kmem_pool_page *ph;
+	struct kmem_pool_page *ph, *idle = NULL;
 	unsigned int leaked;
 
 	if (pp->pr_magic != POOL_MAGIC)
@@ -699,10 +721,15 @@ pool_destroy(struct pool *pp)
 		kmem_warn("pool_destroy(pool '%s'): %u items still out; their "
 			  "pages are not freed",
 		    pp->pr_wchan, leaked);
+	/* Under the lock, as every page list change (KMEM_ASSERT says so). */
+	pthread_mutex_lock(&pp->pr_lock);
 	while ((ph = pp->pr_emptypages) != NULL) {
 		pool_page_detach(pp, ph);
-		pool_page_release(pp, ph);
+		ph->ph_hnext = idle;
+		idle = ph;
 	}
+	pthread_mutex_unlock(&pp->pr_lock);
+	pool_release_list(pp, idle);
 	if (pp->pr_phhash != pp->pr_phhash0)
 		kmem_prim_release(pp->pr_phhash,
 		    kmem_align_up(
@@ -727,6 +754,7 @@ pool_set_drain_hook(struct pool *pp, void (*fn)(void *, int), void *arg)
 static void
 pool_wait(struct pool *pp, uint64_t ns)
 {
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
 	pp->pr_nwaiters++;
 	if (ns == 0) {
 		pthread_cond_wait(&pp->pr_cv, &pp->pr_lock);
@@ -755,6 +783,7 @@ pool_grow(struct pool *pp, int flags)
 	uintptr_t plast, istart;
 	size_t n;
 
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
 	if (pp->pr_ngrowing != 0) {
 		/*
 		 * One grower at a time; the rest wait for it and look again,
@@ -843,8 +872,12 @@ ph_take(struct pool *pp, struct kmem_pool_page *ph)
 	unsigned int w = ph->ph_hint, bit;
 	uint64_t word;
 
-	while ((word = ph->ph_bitmap[w]) == 0)
+	KMEM_ASSERT(ph->ph_pool == pp && ph->ph_list != PH_FULL);
+	KMEM_ASSERT(ph->ph_nmissing < ph->ph_nitems && w < pp->pr_bmwords);
+	while ((word = ph->ph_bitmap[w]) == 0) {
 		w++;
+		KMEM_ASSERT(w < pp->pr_bmwords); /* a page not full has one */
+	}
 	bit = (unsigned int)__builtin_ctzll(word);
 	ph->ph_bitmap[w] = word & (word - 1);
 	ph->ph_hint = w;
@@ -873,6 +906,8 @@ pool_at_limit(struct pool *pp, int flags, bool *flushed)
 {
 	uint64_t now;
 
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	KMEM_ASSERT(pp->pr_nout >= pp->pr_hardlimit);
 	if (pp->pr_drain_hook != NULL) {
 		void (*hook)(void *, int) = pp->pr_drain_hook;
 		void *arg = pp->pr_drain_hook_arg;
@@ -916,6 +951,7 @@ pool_free_idle(
 	struct kmem_pool_page *ph;
 	unsigned int n = 0;
 
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
 	while ((ph = pp->pr_emptypages) != NULL) {
 		ph = ph->ph_prev; /* the oldest */
 		if (!everything &&
@@ -978,7 +1014,9 @@ kmemi_pool_get_batch(struct pool *pp, int flags, void **objs, unsigned int n)
 			pool_wait(pp, 10000000u);
 		}
 	}
+	KMEM_ASSERT(n >= 1);
 	do {
+		KMEM_ASSERT(pp->pr_nitems > 0);
 		objs[got++] = ph_take(pp, ph);
 		pp->pr_nitems--;
 		pp->pr_nout++;
@@ -1020,6 +1058,7 @@ pool_put_locked(struct pool *pp, void *v, struct kmem_pool_page **idle)
 	unsigned int idx;
 	uint64_t bit;
 
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
 	ph = pool_page_of(pp, "pool_put", v);
 	off = (size_t)((char *)v - ph->ph_items);
 	if ((char *)v < ph->ph_items || off % pp->pr_size != 0 ||
@@ -1034,6 +1073,7 @@ pool_put_locked(struct pool *pp, void *v, struct kmem_pool_page **idle)
 		kmem_panic("pool_put(pool '%s', %p): item is already free "
 			   "(double put)",
 		    pp->pr_wchan, v);
+	KMEM_ASSERT(ph->ph_nmissing > 0 && pp->pr_nout > 0);
 	ph->ph_bitmap[idx / 64] |= bit;
 	if (idx / 64 < ph->ph_hint)
 		ph->ph_hint = idx / 64;

@@ -118,6 +118,15 @@
  *    a group's count goes to the CPU's when it leaves the CPU (pc_fold).
  *    Without rseq (valgrind, ThreadSanitizer, other CPUs) the spin lock
  *    covers every get and put, as before.
+ *
+ * 10. Checks.  kmem_pool_cache_check (at the end of this file) holds the
+ *    whole cache -- every CPU slot in index order, fenced (as fork's
+ *    prepare and invalidation), then the depot, pcg_lock and the pool:
+ *    the lock order of section 4 -- and checks every group, the depot's
+ *    count and working-set minimum, the shared empty groups, that each
+ *    cached object is out of the pool (and tagged, where tags are on),
+ *    and the pool.  KMEM_DEBUG=check checks the depot and the CPU's
+ *    groups at each depot exchange, under the locks the exchange holds.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -210,8 +219,10 @@ pcg_index(unsigned int size)
 {
 	unsigned int i = 0;
 
-	while (pcg_ladder[i] != size)
+	while (pcg_ladder[i] != size) {
 		i++;
+		KMEM_ASSERT(i < PCG_NSIZES); /* a size of the ladder */
+	}
 	return i;
 }
 
@@ -246,8 +257,10 @@ pcg_get_empty(unsigned int i, bool may_alloc)
 {
 	struct pcg *g;
 
+	KMEM_ASSERT(i < PCG_NSIZES);
 	kmem_mutex_enter(&pcg_lock);
 	if ((g = pcg_empty[i]) != NULL) {
+		KMEM_ASSERT(pcg_nempty[i] > 0);
 		pcg_empty[i] = g->pcg_next;
 		if (--pcg_nempty[i] < pcg_empty_min[i])
 			pcg_empty_min[i] = pcg_nempty[i];
@@ -258,6 +271,8 @@ pcg_get_empty(unsigned int i, bool may_alloc)
 		if (g != NULL) /* empty, capacity, no operations */
 			g->pcg_word = (uint64_t)pcg_ladder[i] << 8;
 	}
+	KMEM_ASSERT(
+	    g == NULL || (g->pcg_avail == 0 && g->pcg_size == pcg_ladder[i]));
 	return g;
 }
 
@@ -266,6 +281,7 @@ pcg_put_empty(struct pcg *g)
 {
 	unsigned int i = pcg_index(g->pcg_size);
 
+	KMEM_ASSERT(g->pcg_avail == 0 && pcg_ops(g) == 0);
 	kmem_mutex_enter(&pcg_lock);
 	g->pcg_next = pcg_empty[i];
 	pcg_empty[i] = g;
@@ -319,6 +335,7 @@ pc_flush_group(pool_cache_t pc, struct pcg *g)
 	unsigned int i;
 
 	_Static_assert(KMEM_ARRAY_SIZE(objs) >= 255, "the largest group");
+	KMEM_ASSERT(g->pcg_avail <= g->pcg_size);
 	for (i = 0; i < g->pcg_avail; i++) {
 		objs[i] = g->pcg_objects[i].po_va;
 		pc_tag_check(pc, objs[i], "pool_cache_put");
@@ -358,6 +375,8 @@ pc_depot_capped(pool_cache_t pc, const struct pcg *g)
 {
 	size_t bytes = pc_group_bytes(pc, g);
 
+	KMEM_ASSERT(kmem_mutex_owned(&pc->pc_depot_lock));
+	KMEM_ASSERT(g->pcg_avail == g->pcg_size);
 	if (!pc_budgeted(pc))
 		return false;
 	if (pc->pc_nfull >= PC_DEPOT_MAX ||
@@ -418,6 +437,7 @@ pc_ws_update(pool_cache_t pc, uint64_t now)
 {
 	uint64_t ms = kmem_opts.reap_interval_ms;
 
+	KMEM_ASSERT(kmem_mutex_owned(&pc->pc_depot_lock));
 	if (pc_budgeted(pc) && ms > PC_WS_BUDGETED_MS)
 		ms = PC_WS_BUDGETED_MS;
 	if (now - pc->pc_ws_time < ms * 1000000u)
@@ -435,7 +455,9 @@ pc_depot_take(pool_cache_t pc, unsigned long n)
 {
 	struct pcg *chain = NULL, *g;
 
+	KMEM_ASSERT(kmem_mutex_owned(&pc->pc_depot_lock));
 	while (n-- > 0 && (g = pc->pc_full) != NULL) {
+		KMEM_ASSERT(pc->pc_nfull > 0 && g->pcg_avail == g->pcg_size);
 		pc->pc_full = g->pcg_next;
 		pc->pc_nfull--;
 		pc_depot_unbudget(pc, g);
@@ -457,6 +479,7 @@ pc_ws_take(pool_cache_t pc)
 	    ? pc->pc_full_reaplimit
 	    : pc->pc_full_min;
 
+	KMEM_ASSERT(n <= pc->pc_nfull);
 	pc->pc_full_reaplimit -= n;
 	pc->pc_full_min -= n;
 	return pc_depot_take(pc, n);
@@ -534,6 +557,8 @@ pc_get_from_depot(pool_cache_t pc, struct pc_cpu *cc, struct pcg **reap)
 	if (kmemi_check_on(pc->pc_nfull))
 		pc_check_exchange(pc, cc);
 	if ((full = pc->pc_full) != NULL) {
+		KMEM_ASSERT(pc->pc_nfull > 0 &&
+		    full->pcg_avail == full->pcg_size && pcg_ops(full) == 0);
 		pc->pc_full = full->pcg_next;
 		if (--pc->pc_nfull < pc->pc_full_min)
 			pc->pc_full_min = pc->pc_nfull;
@@ -548,6 +573,7 @@ pc_get_from_depot(pool_cache_t pc, struct pc_cpu *cc, struct pcg **reap)
 	if (full == NULL)
 		return false;
 	empty = cc->cc_current;
+	KMEM_ASSERT(empty == NULL || empty->pcg_avail == 0);
 	cc->cc_current = full;
 	if (empty != NULL) {
 		pc_fold(cc, empty);
@@ -577,6 +603,7 @@ pc_get_fill(pool_cache_t pc, int flags, bool lk)
 		n = g->pcg_size / 2 < PCG_FILL_MAX ? g->pcg_size / 2
 						   : PCG_FILL_MAX;
 	got = kmemi_pool_get_batch(&pc->pc_pool, flags, objs, n + 1);
+	KMEM_ASSERT(got <= n + 1 && (g != NULL || got <= 1));
 	if (got <= 1) {
 		if (g != NULL)
 			pcg_put_empty(g);
@@ -644,6 +671,7 @@ pool_cache_get_paddr(pool_cache_t pc, int flags, paddr_t *pap)
 		if (kmem_likely(g != NULL && g->pcg_avail > 0)) {
 			struct pcg_obj *o = &g->pcg_objects[--g->pcg_avail];
 
+			KMEM_ASSERT(g->pcg_avail < g->pcg_size);
 			if (!missed) /* one count per get: hit or miss */
 				cc->cc_hits++;
 			obj = o->po_va;
@@ -720,6 +748,7 @@ pool_cache_put_paddr(pool_cache_t pc, void *obj, paddr_t pa)
 		if (kmem_likely(g != NULL && g->pcg_avail < g->pcg_size)) {
 			struct pcg_obj *o = &g->pcg_objects[g->pcg_avail++];
 
+			KMEM_ASSERT(obj != NULL);
 			o->po_va = obj;
 			o->po_pa = pa;
 			if (!missed) /* one count per put: hit or miss */
@@ -774,6 +803,7 @@ pool_cache_put_paddr(pool_cache_t pc, void *obj, paddr_t pa)
 			cc = pc_cpu_enter(pc, lk);
 			continue;
 		}
+		KMEM_ASSERT(g->pcg_avail == g->pcg_size && pcg_ops(g) == 0);
 		g->pcg_next = pc->pc_full;
 		pc->pc_full = g;
 		pc->pc_nfull++;

@@ -44,7 +44,10 @@
  *      it up before it needs them, so the allocation code proper never
  *      fails for want of a tag and never recurses into vmem.
  *
- * 3. Invariants (checked by the model test after random operations).
+ * 3. Invariants (checked by kmem_vmem_check, at the end of this file,
+ *    which the model and stress tests call and KMEM_DEBUG=check runs at
+ *    each vmem_xalloc/vmem_xfree that takes the lock; debug builds assert
+ *    the local ones in the functions that change them).
  *    - Segment list in strictly increasing address order; the segments
  *      after a span marker tile exactly [span start, span end].
  *    - No two FREE segments are adjacent within a span (coalescing).
@@ -297,6 +300,7 @@ bt_refill(vmem_t *vm, unsigned need)
 {
 	bt_t *bt;
 
+	KMEM_ASSERT(kmem_mutex_owned(&vm->vm_lock));
 	if (kmem_likely(vm->vm_nbtfree >= need))
 		return 0;
 	kmem_mutex_enter(&bt_supply_lock);
@@ -317,7 +321,9 @@ bt_get(vmem_t *vm)
 {
 	bt_t *bt = vm->vm_btfree;
 
+	KMEM_ASSERT(kmem_mutex_owned(&vm->vm_lock));
 	KMEM_VERIFY(bt != NULL);
+	KMEM_ASSERT(vm->vm_nbtfree > 0);
 	vm->vm_btfree = bt->bt_fnext;
 	vm->vm_nbtfree--;
 	bt->bt_flags = 0;
@@ -330,6 +336,7 @@ bt_trim(vmem_t *vm, unsigned keep)
 {
 	bt_t *bt;
 
+	KMEM_ASSERT(kmem_mutex_owned(&vm->vm_lock));
 	if (vm->vm_nbtfree <= keep)
 		return;
 	kmem_mutex_enter(&bt_supply_lock);
@@ -345,6 +352,8 @@ bt_trim(vmem_t *vm, unsigned keep)
 static void
 bt_put(vmem_t *vm, bt_t *bt)
 {
+	KMEM_ASSERT(kmem_mutex_owned(&vm->vm_lock));
+	KMEM_ASSERT(bt != &vm->vm_seg0 && bt != vm->vm_rotor);
 	bt->bt_type = BT_TYPE_SENTINEL;
 	bt->bt_fnext = vm->vm_btfree;
 	vm->vm_btfree = bt;
@@ -396,6 +405,10 @@ seg_insert_after(bt_t *prev, bt_t *bt)
 static void
 seg_remove(vmem_t *vm, bt_t *bt, bt_t *heir)
 {
+	KMEM_ASSERT(kmem_mutex_owned(&vm->vm_lock));
+	KMEM_ASSERT(bt != &vm->vm_seg0 && heir != bt);
+	KMEM_ASSERT(
+	    bt->bt_sprev->bt_snext == bt && bt->bt_snext->bt_sprev == bt);
 	bt->bt_sprev->bt_snext = bt->bt_snext;
 	bt->bt_snext->bt_sprev = bt->bt_sprev;
 	if (vm->vm_rotor == bt)
@@ -407,8 +420,13 @@ seg_remove(vmem_t *vm, bt_t *bt, bt_t *heir)
 static void
 freelist_insert(vmem_t *vm, bt_t *bt)
 {
-	unsigned n = vmem_order(vm, bt->bt_size);
+	unsigned n;
 
+	KMEM_ASSERT(kmem_mutex_owned(&vm->vm_lock));
+	KMEM_ASSERT(bt->bt_size != 0 &&
+	    ((bt->bt_start | bt->bt_size) & vm->vm_quantum_mask) == 0);
+	n = vmem_order(vm, bt->bt_size);
+	KMEM_ASSERT(n < (unsigned)VMEM_MAXORDER);
 	bt->bt_type = BT_TYPE_FREE;
 	bt->bt_fprev = NULL;
 	bt->bt_fnext = vm->vm_freelist[n];
@@ -424,6 +442,11 @@ freelist_remove(vmem_t *vm, bt_t *bt)
 {
 	unsigned n = vmem_order(vm, bt->bt_size);
 
+	KMEM_ASSERT(kmem_mutex_owned(&vm->vm_lock));
+	KMEM_ASSERT(bt->bt_type == BT_TYPE_FREE && vm->vm_nfree > 0);
+	KMEM_ASSERT(vm->vm_freemap & ((uint64_t)1 << n));
+	KMEM_ASSERT(bt->bt_fprev != NULL ? bt->bt_fprev->bt_fnext == bt
+					 : vm->vm_freelist[n] == bt);
 	if (bt->bt_fprev != NULL)
 		bt->bt_fprev->bt_fnext = bt->bt_fnext;
 	else
@@ -454,6 +477,8 @@ hash_resize(vmem_t *vm, size_t size)
 	bt_t **old = vm->vm_hashlist, **new, *bt, *next;
 	void *mem;
 
+	KMEM_ASSERT(kmem_mutex_owned(&vm->vm_lock));
+	KMEM_ASSERT(kmem_powerof2(size) && size >= VMEM_HASH_INIT);
 	if (size == VMEM_HASH_INIT) {
 		new = vm->vm_hash0;
 	} else {
@@ -490,11 +515,15 @@ hash_size_for(uint64_t nbusy)
 	return s;
 }
 
+static bt_t *hash_lookup(const vmem_t *vm, vmem_addr_t addr);
+
 static void
 hash_insert(vmem_t *vm, bt_t *bt)
 {
 	size_t h = hash_index(vm, bt->bt_start);
 
+	KMEM_ASSERT(kmem_mutex_owned(&vm->vm_lock));
+	KMEM_ASSERT(bt->bt_size != 0 && hash_lookup(vm, bt->bt_start) == NULL);
 	bt->bt_type = BT_TYPE_BUSY;
 	bt->bt_fnext = vm->vm_hashlist[h];
 	vm->vm_hashlist[h] = bt;
@@ -515,8 +544,11 @@ hash_remove(vmem_t *vm, vmem_addr_t addr)
 		if (bt->bt_start == addr)
 			break;
 	}
+	KMEM_ASSERT(kmem_mutex_owned(&vm->vm_lock));
 	if (bt == NULL)
 		return NULL;
+	KMEM_ASSERT(bt->bt_type == BT_TYPE_BUSY && vm->vm_nbusy > 0 &&
+	    vm->vm_inuse >= bt->bt_size);
 	*pp = bt->bt_fnext;
 	vm->vm_nbusy--;
 	vm->vm_inuse -= bt->bt_size;
@@ -701,6 +733,10 @@ vmem_carve(vmem_t *vm, bt_t *bt, vmem_addr_t addr, vmem_size_t size)
 {
 	bt_t *rem;
 
+	KMEM_ASSERT(bt->bt_type == BT_TYPE_FREE && vm->vm_nbtfree >= 2);
+	KMEM_ASSERT(addr >= bt->bt_start && size != 0 &&
+	    ((addr | size) & vm->vm_quantum_mask) == 0 &&
+	    size - 1 <= bt_end(bt) - addr);
 	freelist_remove(vm, bt);
 	if (addr > bt->bt_start) {
 		rem = bt_get(vm);
@@ -725,6 +761,7 @@ vmem_carve(vmem_t *vm, bt_t *bt, vmem_addr_t addr, vmem_size_t size)
 	}
 	bt->bt_flags = 0;
 	hash_insert(vm, bt);
+	KMEM_ASSERT(bt->bt_start == addr && bt->bt_size == size);
 	return bt;
 }
 
@@ -734,8 +771,13 @@ vmem_carve(vmem_t *vm, bt_t *bt, vmem_addr_t addr, vmem_size_t size)
 static bt_t *
 vmem_span_add(vmem_t *vm, vmem_addr_t addr, vmem_size_t size, int type)
 {
-	bt_t *span = bt_get(vm), *seg = bt_get(vm), *next;
+	bt_t *span, *seg, *next;
 
+	KMEM_ASSERT(kmem_mutex_owned(&vm->vm_lock));
+	KMEM_ASSERT(size != 0 && ((addr | size) & vm->vm_quantum_mask) == 0);
+	KMEM_ASSERT(type == BT_TYPE_SPAN || type == BT_TYPE_STATIC);
+	span = bt_get(vm);
+	seg = bt_get(vm);
 	span->bt_start = seg->bt_start = addr;
 	span->bt_size = seg->bt_size = size;
 	span->bt_type = (uint8_t)type;
@@ -795,6 +837,9 @@ vmem_span_release(vmem_t *vm, bt_t *span)
 	vmem_size_t size = span->bt_size;
 	bool xfree = (span->bt_flags & BT_F_XIMPORT) != 0;
 
+	KMEM_ASSERT(kmem_mutex_owned(&vm->vm_lock));
+	KMEM_ASSERT(vmem_span_wholly_free(span));
+	KMEM_ASSERT(vm->vm_total >= size && vm->vm_imported >= size);
 	/*
 	 * The rotor moves to the tag before the span, or, for the lowest
 	 * span, to the first tag after it: never to the sentinel, which
@@ -934,6 +979,7 @@ vmem_import(vmem_t *vm, const struct vmem_req *r, vm_flag_t flags, bt_t **spanp)
 		iflags = VM_NOSLEEP | VM_INSTANTFIT;
 	int err;
 
+	KMEM_ASSERT(kmem_mutex_owned(&vm->vm_lock));
 	if (vm->vm_importfn == NULL && vm->vm_ximportfn == NULL)
 		return ENOMEM;
 	if (r->constrained && vm->vm_importfn == vmem_alloc &&
@@ -1025,6 +1071,7 @@ vmem_import(vmem_t *vm, const struct vmem_req *r, vm_flag_t flags, bt_t **spanp)
 	if (direct)
 		(*spanp)->bt_flags |= BT_F_XIMPORT;
 	vm->vm_nimport++;
+	KMEM_ASSERT(vm->vm_nbtfree >= BT_NEED_ALLOC);
 	return 0;
 }
 
@@ -1047,6 +1094,7 @@ vmem_find(
 static void
 vmem_wait(vmem_t *vm, bool timed)
 {
+	KMEM_ASSERT(kmem_mutex_owned(&vm->vm_lock));
 	vm->vm_nwait++;
 	vm->vm_nwaiters++;
 	if (timed)
@@ -1136,6 +1184,9 @@ vmem_xalloc_req(vmem_t *vm, const char *fn, const struct vmem_req *r,
 			}
 		}
 		if (bt != NULL) {
+			KMEM_ASSERT(addr >= r->minaddr && addr <= r->maxaddr &&
+			    r->size - 1 <= r->maxaddr - addr &&
+			    ((addr - r->phase) & (r->align - 1)) == 0);
 			bt = vmem_carve(vm, bt, addr, r->size);
 			bt->bt_flags = btflags;
 			vm->vm_nalloc++;
@@ -1446,6 +1497,8 @@ vmem_purge_pass(vmem_t *vm, bool all, uint64_t now)
 	unsigned int nrel = 0, i;
 	bt_t *bt, *next;
 
+	KMEM_ASSERT(kmem_mutex_owned(&vm->vm_lock));
+	KMEM_ASSERT(vm->vm_purgefn != NULL);
 	for (bt = vm->vm_seg0.bt_snext; bt != &vm->vm_seg0; bt = next) {
 		next = bt->bt_snext;
 		if (bt->bt_type == BT_TYPE_SPAN && vm->vm_releasefn != NULL &&
@@ -1532,6 +1585,9 @@ vmem_free_bt(vmem_t *vm, bt_t *bt)
 {
 	bt_t *n = bt->bt_snext, *p = bt->bt_sprev;
 
+	KMEM_ASSERT(kmem_mutex_owned(&vm->vm_lock));
+	KMEM_ASSERT(bt->bt_type == BT_TYPE_BUSY &&
+	    hash_lookup(vm, bt->bt_start) == NULL);
 	vm->vm_nfreed++;
 	if (vm->vm_purgefn != NULL) {
 		bt->bt_flags = BT_F_DIRTY;

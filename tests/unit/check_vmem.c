@@ -182,11 +182,14 @@ damage(void *arg)
 		vmem_free(vm, a, Q);
 		kmem_vmem_check(vm);
 		kmemi_debug_configure("check");
+		kmem_mutex_enter(&vm->vm_lock);
 		vm->vm_nfree++;
+		kmem_mutex_exit(&vm->vm_lock);
 		kmem_reap_all();
 		return;
 	}
 	vm = mk();
+	kmem_mutex_enter(&vm->vm_lock); /* as vmem.c's own changes */
 	switch (id) {
 	case FREEMAP:
 		vm->vm_freemap ^= (uint64_t)1 << 3;
@@ -280,18 +283,21 @@ damage(void *arg)
 		bt->bt_fnext = vm->vm_btfree;
 		break;
 	case HOOK_ALLOC:
-		kmemi_debug_configure("check");
 		vm->vm_nfree++;
+		kmem_mutex_exit(&vm->vm_lock);
+		kmemi_debug_configure("check");
 		(void)vmem_alloc(vm, Q, VM_NOSLEEP, &a);
 		return;
 	case HOOK_FREE:
-		kmemi_debug_configure("check");
 		vm->vm_nfree++;
+		kmem_mutex_exit(&vm->vm_lock);
+		kmemi_debug_configure("check");
 		vmem_free(vm, BASE + 0x200, 0x100);
 		return;
 	default:
 		_exit(7);
 	}
+	kmem_mutex_exit(&vm->vm_lock);
 	kmem_vmem_check(vm);
 }
 
