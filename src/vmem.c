@@ -2292,6 +2292,15 @@ vmem_check_segments(vmem_t *vm)
 			    "free segment [%#zx, +%#zx] has flags %#x",
 			    (size_t)bt->bt_start, bt->bt_size,
 			    (unsigned)bt->bt_flags);
+			/* Freed in this epoch or before (modulo 2^32). */
+			VMEM_CHECK(vm,
+			    !(bt->bt_flags & BT_F_DIRTY) ||
+				(uint32_t)(vm->vm_epoch - bt->bt_epoch) <
+				    (1u << 31),
+			    "dirty free segment [%#zx, +%#zx] was freed in "
+			    "purge epoch %u, after the arena's %u",
+			    (size_t)bt->bt_start, bt->bt_size,
+			    (unsigned)bt->bt_epoch, (unsigned)vm->vm_epoch);
 			nfree++;
 		} else {
 			VMEM_CHECK(vm,
@@ -2331,7 +2340,8 @@ vmem_check_segments(vmem_t *vm)
 }
 
 /*
- * Everything section 3 lists, and the tag cache; lock held.  Every free
+ * Everything section 3 lists, the dirty marks of section 7, and the tag
+ * cache; lock held.  Every free
  * segment found on a freelist is marked, and the mark cleared when the
  * segment list meets it: so the freelists hold exactly the free segments.
  */

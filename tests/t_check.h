@@ -69,4 +69,14 @@ t_ck_expect(void (*fn)(void *), void *arg, const char *what)
 	printf("   %s: %s", what, buf);
 }
 
+/* t_ck_expect for each case 0..n-1 of fn, named names[case]. */
+static inline void
+t_ck_expect_cases(void (*fn)(void *), const char *const *names, int n)
+{
+	int id;
+
+	for (id = 0; id < n; id++)
+		t_ck_expect(fn, (void *)(intptr_t)id, names[id]);
+}
+
 #endif /* KMEM_TESTS_T_CHECK_H */

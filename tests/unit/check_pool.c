@@ -227,10 +227,7 @@ damage(void *arg)
 static void
 t_damage(void)
 {
-	int id;
-
-	for (id = 0; id < NCASES; id++)
-		t_ck_expect(damage, (void *)(intptr_t)id, names[id]);
+	t_ck_expect_cases(damage, names, NCASES);
 }
 
 /* Sound pools pass, through use and through the hooks. */

@@ -54,6 +54,13 @@ seg_at(vmem_t *vm, vmem_addr_t a)
 	_exit(5);
 }
 
+static void
+no_purge(vmem_addr_t addr, vmem_size_t size)
+{
+	(void)addr;
+	(void)size;
+}
+
 static bt_t *
 first_span(vmem_t *vm)
 {
@@ -79,6 +86,7 @@ enum {
 	NOT_LISTED,
 	FREE_FLAGS,
 	DIRTY,
+	EPOCH,
 	NOT_HASHED,
 	SENTINEL,
 	STALE_FREE,
@@ -128,6 +136,9 @@ static const struct ccase {
     {NOT_LISTED, "free segment [0x10100, +0x100] is on no freelist"},
     {FREE_FLAGS, "free segment [0x10100, +0x100] has flags 0x2"},
     {DIRTY, "free segment [0x10100, +0x100] has flags 0x8"},
+    {EPOCH,
+	"dirty free segment [0x10100, +0x300] was freed in purge epoch "
+	"7, after the arena's 2"},
     {NOT_HASHED,
 	"busy segment [0x10200, +0x100] (flags 0x0) is not in the "
 	"busy hash"},
@@ -170,6 +181,20 @@ damage(void *arg)
 		kmem_vmem_check(vm);
 		first_span(vm)->bt_type = BT_TYPE_SPAN;
 		vm->vm_imported += 0x1000;
+		kmem_vmem_check(vm);
+		return;
+	}
+	if (id == EPOCH) {
+		/* Deferred purges: a freed segment stays dirty, of its epoch.
+		 */
+		vm = mk();
+		kmemi_vmem_set_purge(vm, no_purge, UINT64_MAX);
+		vm->vm_epoch = 2;
+		vmem_free(vm, BASE + 0x200, 0x100); /* joins its neighbours */
+		kmem_vmem_check(vm);
+		kmem_mutex_enter(&vm->vm_lock);
+		seg_at(vm, BASE + 0x100)->bt_epoch = 7;
+		kmem_mutex_exit(&vm->vm_lock);
 		kmem_vmem_check(vm);
 		return;
 	}
