@@ -2341,9 +2341,9 @@ vmem_check_segments(vmem_t *vm)
 
 /*
  * Everything section 3 lists, the dirty marks of section 7, and the tag
- * cache; lock held.  Every free
- * segment found on a freelist is marked, and the mark cleared when the
- * segment list meets it: so the freelists hold exactly the free segments.
+ * cache; lock held.  Every free segment found on a freelist is marked,
+ * and the mark cleared when the segment list meets it: so the freelists
+ * hold exactly the free segments.
  */
 static void
 vmem_check_locked(vmem_t *vm)
