@@ -17,11 +17,13 @@
  *    the address is handed out again, so a second free is told from a
  *    pointer never allocated.  An open-addressing hash (linear probing,
  *    power-of-two size, doubled at half load counting tombstones) in
- *    memory straight from prim -- never from kmem, whose calls it
- *    records.  When a cache page goes back to the page arena its records
- *    are dropped (kmemi_debug_forget): the address may next hold anything.
- *    The size is thus kept outside the object, not in NetBSD's footer: a
- *    buffer overrun cannot forge it.
+ *    the metadata region (meta.c: guard pages around it, never next to
+ *    the objects it describes, so an overrun cannot forge a record) --
+ *    never from kmem, whose calls it records.  The guard quarantine's
+ *    ring is there too.  When a cache page goes back to the page arena
+ *    its records are dropped (kmemi_debug_forget): the address may next
+ *    hold anything.  The size is thus kept outside the object, not in
+ *    NetBSD's footer: a buffer overrun cannot forge it.
  *
  * 3. Checks.
  *    - size: free with another size than the record's: NetBSD's message.
@@ -50,8 +52,9 @@
  *
  * 4. Locking.  dbg_lock (a mutex) covers the table and the quarantine; it
  *    is never held across calls into the allocator underneath, except the
- *    pool lookups of a report that ends in abort.  Lock order: dbg_lock ->
- *    a pool's lock.
+ *    pool lookups of a report that ends in abort and the metadata arena's
+ *    allocation of the table.  Lock order: dbg_lock -> a pool's lock, and
+ *    dbg_lock -> the metadata arena's lock.
  *
  * 5. Failure policy.  Every bug found: one line through kmem_panic, then
  *    abort (docs/kmem-contract.md has each message).  No memory for the
@@ -100,6 +103,7 @@
 
 #include "internal/internal.h"
 #include "internal/kmem_impl.h"
+#include "internal/meta.h"
 #include "internal/pool_impl.h"
 #include "internal/prim.h"
 
@@ -405,7 +409,7 @@ dbg_resize(const char *fn, size_t size)
 		n = oldn;
 		bytes = n * sizeof(struct dbg_rec);
 	}
-	if (kmem_prim_alloc(bytes, 0, &m) != 0)
+	if (kmemi_meta_alloc(bytes, VM_NOSLEEP, &m) != 0)
 		kmem_panic("%s(%zu): KMEM_DEBUG: no memory for the record "
 			   "table (%zu bytes)",
 		    fn, size, bytes);
@@ -422,7 +426,7 @@ dbg_resize(const char *fn, size_t size)
 		dbg_used++;
 	}
 	if (old != NULL)
-		kmem_prim_release(old, dbg_tabbytes);
+		kmemi_meta_free(old, dbg_tabbytes);
 	dbg_tab = nt;
 	dbg_tabmask = n - 1;
 	dbg_tabbytes = bytes;
@@ -637,7 +641,7 @@ dbg_guard_quarantine(const char *fn, size_t size, void *base, size_t len,
 
 		dbg_qbytes = kmem_align_up(
 		    dbg_guard_depth * sizeof *dbg_quar, kmem_prim_page_size());
-		if (kmem_prim_alloc(dbg_qbytes, 0, &m) != 0)
+		if (kmemi_meta_alloc(dbg_qbytes, VM_NOSLEEP, &m) != 0)
 			kmem_panic("%s(%p, %zu): KMEM_DEBUG=guard: no memory "
 				   "for the quarantine",
 			    fn, (void *)addr, size);

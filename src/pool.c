@@ -22,7 +22,24 @@
  *      items are small (below min(pagesz/16, 8 x header)) or when the
  *      header fits in the slack without costing an item.  Off-page headers
  *      come from internal header pools ("phpool-<words>", themselves with
- *      on-page headers).
+ *      on-page headers) whose pages, like those of pool_cache's group
+ *      pools (kmemi_pool_allocator_meta), come from the metadata arena
+ *      "kmeta" (meta.c): never from the page arena, never next to a page
+ *      of objects, a guard page between.  So an overflow off the last
+ *      item of a page cannot rewrite a bitmap (kmem's size classes all
+ *      have off-page headers); the page-lookup hash tables live there
+ *      too.
+ *    - Header integrity: ph_canary, the header's first word, is a hash of
+ *      the header's address and its page's keyed by a per-process secret
+ *      (pool_secret), set when the page is added; the pool checks it, and
+ *      that the counts are in range, whenever it takes from or puts to
+ *      the page (the pool layer is pool_cache's slow path: the per-CPU
+ *      layer never reads headers).  A mismatch -- an on-page header
+ *      overwritten from the page below, a stray write -- is reported as
+ *      "page header at H corrupted (page P)" instead of being followed.
+ *      Only what the canary covers is proved: a write that keeps the
+ *      first word and changes the bitmap goes unseen, which is why the
+ *      headers kmem uses are out of an overflow's reach.
  *    - Finding an item's page in constant time: on-page headers sit at
  *      addr & ~pagemask and are validated (their pool and page fields);
  *      off-page and unaligned pages are in a per-pool hash keyed by
@@ -65,8 +82,9 @@
  *    or at the hard limit; PR_WAITOK gets wait (for a page, or for a put
  *    below the hard limit) and never return NULL, except with
  *    PR_LIMITFAIL at the hard limit.  Bad puts (a pointer of another pool,
- *    not an item boundary, already free) and contradictory arguments abort
- *    through kmem_panic with the pool's name and the pointer.
+ *    not an item boundary, already free), contradictory arguments and a
+ *    corrupted page header (section 2) abort through kmem_panic with the
+ *    pool's name and the pointer.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -82,6 +100,7 @@
 #include <kmem/vmem.h>
 
 #include "internal/internal.h"
+#include "internal/meta.h"
 #include "internal/pool_impl.h"
 #include "internal/prim.h"
 
@@ -109,6 +128,12 @@
 	} while (0)
 
 static kmem_mutex_t pool_list_lock = KMEM_MUTEX_INITIALIZER;
+/*
+ * The key of the page headers' canaries: drawn once, by the first
+ * pool_init, under pool_list_lock; every pool is initialised after that,
+ * so every reader (a pool's own lock held) sees it set.
+ */
+static uint64_t pool_secret;
 static kmem_cond_t pool_list_cv; /* pr_refcnt dropped to 0 */
 static bool pool_list_cv_ready;
 static struct pool *pool_list;
@@ -160,6 +185,8 @@ page_arena_import(
 	(void)flags;
 	if (kmem_prim_alloc(size, 0, &p) != 0)
 		return ENOMEM;
+	/* Object pages never border metadata (meta.c): guards between. */
+	KMEM_ASSERT(!kmemi_meta_near(p, size));
 	*addrp = (vmem_addr_t)p;
 	return 0;
 }
@@ -225,6 +252,7 @@ kmemi_page_arena_purge(bool all)
 
 	if (vm != NULL) /* never created for this */
 		kmemi_vmem_purge(vm, all);
+	kmemi_meta_purge(all); /* the metadata arena keeps pace */
 }
 
 static void *
@@ -258,28 +286,26 @@ pool_page_free(struct pool *pp, void *v)
 }
 
 /*
- * Pages for the pools kmem uses itself (page headers, groups): straight
- * from the page arena's freelists with vmem_xalloc, never through its
- * quantum caches, whose pools need headers and groups in turn.
+ * Pages for the pools kmem uses itself (page headers, groups): from the
+ * metadata arena (meta.c), never from the page arena, so that no object
+ * page is next to them; and never through a quantum cache, whose pools
+ * need headers and groups in turn.
  */
 static void *
 pool_meta_alloc(struct pool *pp, int flags)
 {
-	vm_flag_t vf = (flags & PR_WAITOK) ? VM_SLEEP : VM_NOSLEEP;
-	vmem_t *vm = kmemi_page_arena();
-	vmem_addr_t a;
+	void *p;
 
-	if (vm == NULL ||
-	    vmem_xalloc(vm, pp->pr_alloc->pa_pagesz, 0, 0, 0, VMEM_ADDR_MIN,
-		VMEM_ADDR_MAX, vf | VM_INSTANTFIT, &a) != 0)
+	if (kmemi_meta_alloc(pp->pr_alloc->pa_pagesz,
+		(flags & PR_WAITOK) ? VM_SLEEP : VM_NOSLEEP, &p) != 0)
 		return NULL;
-	return (void *)a;
+	return p;
 }
 
 static void
 pool_meta_free(struct pool *pp, void *v)
 {
-	vmem_xfree(kmemi_page_arena(), (vmem_addr_t)v, pp->pr_alloc->pa_pagesz);
+	kmemi_meta_free(v, pp->pr_alloc->pa_pagesz);
 }
 
 struct pool_allocator kmemi_pool_allocator_meta = {
@@ -373,6 +399,53 @@ phpool_for(unsigned int bmwords)
 	return &phpool[i];
 }
 
+/* ---- header integrity ---- */
+
+/*
+ * The canary of header ph: its page's address mixed with the secret by
+ * one odd multiply, and its own address: a linear overwrite of the header
+ * cannot keep it right without knowing the secret.  (More rounds would
+ * not hide the secret from a program that can read a header: every step
+ * is invertible.  One multiply costs the pool layer the least.)
+ */
+static inline uint64_t
+ph_canary_of(const struct kmem_pool_page *ph)
+{
+	return (((uint64_t)(uintptr_t)ph->ph_page ^ pool_secret) *
+		   0x9e3779b97f4a7c15ull) ^
+	    (uint64_t)(uintptr_t)ph;
+}
+
+/* A header the pool was about to trust is wrong: say so, abort. */
+static _Noreturn KMEM_COLD KMEM_NOINLINE void
+ph_corrupt(struct pool *pp, const char *fn, const void *v,
+    const struct kmem_pool_page *ph, const char *why)
+{
+	char arg[32] = "";
+
+	if (v != NULL)
+		kmem_snprintf(arg, sizeof arg, ", %p", v);
+	kmem_panic("%s(pool '%s'%s): page header at %p corrupted (page %p): %s",
+	    fn, pp->pr_wchan, arg, (const void *)ph, (const void *)ph->ph_page,
+	    why);
+}
+
+/*
+ * Before the pool takes from or puts to the page of ph ("fn", item v or
+ * NULL): the canary, and the counts the bitmap walk relies on.  Lock held.
+ */
+static inline void
+ph_verify(struct pool *pp, const char *fn, const void *v,
+    const struct kmem_pool_page *ph)
+{
+	if (kmem_unlikely(ph->ph_canary != ph_canary_of(ph)))
+		ph_corrupt(pp, fn, v, ph, "canary does not match");
+	if (kmem_unlikely(ph->ph_nmissing > ph->ph_nitems ||
+		ph->ph_nitems > pp->pr_itemsperpage ||
+		ph->ph_hint >= pp->pr_bmwords))
+		ph_corrupt(pp, fn, v, ph, "counts out of range");
+}
+
 /* ---- page lists ---- */
 
 static struct kmem_pool_page **
@@ -447,13 +520,12 @@ ph_hash_index(const struct pool *pp, uintptr_t block)
 static void
 ph_hash_resize(struct pool *pp, size_t size)
 {
-	size_t ps = kmem_prim_page_size(), i, old = pp->pr_phhashmask + 1;
+	size_t i, old = pp->pr_phhashmask + 1;
 	struct kmem_pool_page **nt, **ot = pp->pr_phhash, *ph, *next;
 	unsigned int shift = pp->pr_alloc->pa_pageshift;
 	void *mem;
 
-	if (kmem_prim_alloc(kmem_align_up(size * sizeof(*nt), ps), 0, &mem) !=
-	    0)
+	if (kmemi_meta_alloc(size * sizeof(*nt), VM_NOSLEEP, &mem) != 0)
 		return; /* keep the old table: only slower */
 	nt = mem;
 	pp->pr_phhash = nt;
@@ -469,7 +541,7 @@ ph_hash_resize(struct pool *pp, size_t size)
 		}
 	}
 	if (ot != pp->pr_phhash0)
-		kmem_prim_release(ot, kmem_align_up(old * sizeof(*ot), ps));
+		kmemi_meta_free(ot, old * sizeof(*ot));
 }
 
 static void
@@ -658,6 +730,8 @@ pool_init(struct pool *pp, size_t size, unsigned int align,
 		kmem_cond_init(&pool_list_cv);
 		pool_list_cv_ready = true;
 	}
+	if (pool_secret == 0)
+		pool_secret = kmem_prim_secret();
 	pp->pr_next = pool_list;
 	if (pool_list != NULL)
 		pool_list->pr_pprev = &pp->pr_next;
@@ -731,10 +805,8 @@ pool_destroy(struct pool *pp)
 	pthread_mutex_unlock(&pp->pr_lock);
 	pool_release_list(pp, idle);
 	if (pp->pr_phhash != pp->pr_phhash0)
-		kmem_prim_release(pp->pr_phhash,
-		    kmem_align_up(
-			(pp->pr_phhashmask + 1) * sizeof(*pp->pr_phhash),
-			kmem_prim_page_size()));
+		kmemi_meta_free(pp->pr_phhash,
+		    (pp->pr_phhashmask + 1) * sizeof(*pp->pr_phhash));
 	pp->pr_magic = 0;
 	pthread_cond_destroy(&pp->pr_cv);
 	pthread_mutex_destroy(&pp->pr_lock);
@@ -823,6 +895,7 @@ pool_grow(struct pool *pp, int flags)
 	memset(ph, 0, pp->pr_phsize);
 	ph->ph_pool = pp;
 	ph->ph_page = page;
+	ph->ph_canary = ph_canary_of(ph);
 	/*
 	 * Items aligned in absolute terms: a PR_NOALIGN page that starts
 	 * below the item alignment loses the items that no longer fit.
@@ -872,12 +945,12 @@ ph_take(struct pool *pp, struct kmem_pool_page *ph)
 	unsigned int w = ph->ph_hint, bit;
 	uint64_t word;
 
-	KMEM_ASSERT(ph->ph_pool == pp && ph->ph_list != PH_FULL);
-	KMEM_ASSERT(ph->ph_nmissing < ph->ph_nitems && w < pp->pr_bmwords);
-	while ((word = ph->ph_bitmap[w]) == 0) {
-		w++;
-		KMEM_ASSERT(w < pp->pr_bmwords); /* a page not full has one */
-	}
+	ph_verify(pp, "pool_get", NULL, ph);
+	KMEM_ASSERT(ph->ph_list != PH_FULL && ph->ph_nmissing < ph->ph_nitems);
+	while ((word = ph->ph_bitmap[w]) == 0)
+		if (kmem_unlikely(++w == pp->pr_bmwords))
+			ph_corrupt(pp, "pool_get", NULL, ph,
+			    "no free item in its bitmap");
 	bit = (unsigned int)__builtin_ctzll(word);
 	ph->ph_bitmap[w] = word & (word - 1);
 	ph->ph_hint = w;
@@ -1060,6 +1133,7 @@ pool_put_locked(struct pool *pp, void *v, struct kmem_pool_page **idle)
 
 	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
 	ph = pool_page_of(pp, "pool_put", v);
+	ph_verify(pp, "pool_put", v, ph);
 	off = (size_t)((char *)v - ph->ph_items);
 	if ((char *)v < ph->ph_items || off % pp->pr_size != 0 ||
 	    off / pp->pr_size >= ph->ph_nitems)
@@ -1073,7 +1147,9 @@ pool_put_locked(struct pool *pp, void *v, struct kmem_pool_page **idle)
 		kmem_panic("pool_put(pool '%s', %p): item is already free "
 			   "(double put)",
 		    pp->pr_wchan, v);
-	KMEM_ASSERT(ph->ph_nmissing > 0 && pp->pr_nout > 0);
+	if (kmem_unlikely(ph->ph_nmissing == 0))
+		ph_corrupt(pp, "pool_put", v, ph, "no item out");
+	KMEM_ASSERT(pp->pr_nout > 0);
 	ph->ph_bitmap[idx / 64] |= bit;
 	if (idx / 64 < ph->ph_hint)
 		ph->ph_hint = idx / 64;
@@ -1535,6 +1611,10 @@ pool_check_page(
 		(const char *)ph == ph->ph_page,
 	    "page %p: its header is at %p, not at its start",
 	    (void *)ph->ph_page, (const void *)ph);
+	POOL_CHECK(pp, ph->ph_canary == ph_canary_of(ph),
+	    "page %p: its header's canary is %#llx, not %#llx",
+	    (void *)ph->ph_page, (unsigned long long)ph->ph_canary,
+	    (unsigned long long)ph_canary_of(ph));
 	POOL_CHECK(pp,
 	    ph->ph_nitems >= 1 && ph->ph_nitems <= pp->pr_itemsperpage &&
 		ph->ph_nmissing <= ph->ph_nitems &&

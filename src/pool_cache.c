@@ -28,9 +28,12 @@
  *    - Group (struct pcg): capacity, count, and an array of {object,
  *      paddr}.  Groups come from internal pools "pcg-<size>", one per size
  *      of the magazine ladder, on the put path and on a filling miss
- *      (section 1).  Their pages come from the page arena by vmem_xalloc,
- *      never through its quantum caches, so a group allocation cannot
- *      recurse into a pool_cache.  Empty groups are shared by every
+ *      (section 1).  Their pages come from the metadata arena "kmeta"
+ *      (meta.c), never from the page arena, so no object page is next to
+ *      a group (an overflow cannot rewrite a group's objects), and never
+ *      through a quantum cache, so a group allocation cannot recurse into
+ *      a pool_cache.  The cache structure itself, with its per-CPU slots,
+ *      is from kmeta as well.  Empty groups are shared by every
  *      cache of the same group size (pcg_empty[], NetBSD's pcg_normal_cache
  *      and pcg_large_cache).
  *    - Per CPU (struct pc_cpu, one cache line each, no false sharing): a
@@ -140,6 +143,7 @@
 #include <kmem/pool.h>
 
 #include "internal/internal.h"
+#include "internal/meta.h"
 #include "internal/pool_cache_impl.h"
 #include "internal/pool_impl.h"
 #include "internal/prim.h"
@@ -1051,7 +1055,7 @@ kmemi_cache_create(size_t size, unsigned int align, unsigned int align_offset,
 	pcg_init();
 	bytes = kmem_align_up(
 	    sizeof(*pc) + ncpu * sizeof(struct pc_cpu), kmem_prim_page_size());
-	if (kmem_prim_alloc(bytes, 0, &mem) != 0)
+	if (kmemi_meta_alloc(bytes, VM_NOSLEEP, &mem) != 0)
 		return NULL;
 	pc = mem;
 	pc->pc_mapsize = bytes;
@@ -1127,7 +1131,7 @@ pool_cache_destroy(pool_cache_t pc)
 	__atomic_store_n(&pc->pc_pool.pr_cache, NULL, __ATOMIC_RELAXED);
 	pool_destroy(&pc->pc_pool);
 	kmem_mutex_destroy(&pc->pc_depot_lock);
-	kmem_prim_release(pc, pc->pc_mapsize);
+	kmemi_meta_free(pc, pc->pc_mapsize);
 }
 
 /* ---- forwarders to the pool ---- */

@@ -180,6 +180,16 @@ int kmem_options_parse(const char *var, const char *text);
 void kmem_options_reset(void);
 /* Print every option with its value and description. */
 void kmem_options_print(void);
+/* Row i of the options table, for tests: false past the last row. */
+struct kmem_option_info {
+	const char *name;
+	bool numeric;  /* false: a boolean */
+	uint64_t dflt; /* default */
+	uint64_t min;  /* accepted values, inclusive */
+	uint64_t max;
+	uint64_t value; /* now */
+};
+bool kmem_options_row(size_t i, struct kmem_option_info *info);
 
 /* ---- fork(2) (fork.c) ---- */
 

@@ -45,6 +45,7 @@ enum {
 	LINKS,
 	HDR_POOL,
 	HDR_AT,
+	CANARY,
 	COUNTS,
 	LIST,
 	BITMAP,
@@ -63,7 +64,7 @@ enum {
 };
 
 static const char *const names[NCASES] = {"magic", "links", "header pool",
-    "header place", "counts", "list", "bitmap", "hint", "popcount",
+    "header place", "canary", "counts", "list", "bitmap", "hint", "popcount",
     "not hashed", "pool counts", "nidle", "hash size", "hash more",
     "hash bucket", "colour", "hook grow", "hook empty"};
 
@@ -114,6 +115,14 @@ damage(void *arg)
 		ph->ph_page += 4096;
 		t_ck_want(OUT "page %p: its header is at %p, not at its start",
 		    "chk", (void *)ph->ph_page, (void *)ph);
+		break;
+	case CANARY:
+		ph->ph_canary ^= 1;
+		t_ck_want(OUT
+		    "page %p: its header's canary is %#llx, not %#llx",
+		    "chk", (void *)ph->ph_page,
+		    (unsigned long long)ph->ph_canary,
+		    (unsigned long long)ph->ph_canary ^ 1);
 		break;
 	case COUNTS:
 		ph->ph_nmissing = ph->ph_nitems + 1;

@@ -61,6 +61,17 @@ no_purge(vmem_addr_t addr, vmem_size_t size)
 	(void)size;
 }
 
+/* A purge pass holds free segment bt while its pages go (vmem.c 7). */
+static void
+purging(vmem_t *vm, bt_t *bt)
+{
+	freelist_remove(vm, bt);
+	bt->bt_type = BT_TYPE_PURGING;
+	vm->vm_purge_active = true;
+	if (bt->bt_size > vm->vm_purge_fit)
+		vm->vm_purge_fit = bt->bt_size;
+}
+
 static bt_t *
 first_span(vmem_t *vm)
 {
@@ -92,6 +103,9 @@ enum {
 	STALE_FREE,
 	INUSE,
 	ROTOR,
+	PURGING_IDLE,
+	PURGING_NEXT,
+	PURGE_FIT,
 	BTFREE,
 	BTFREE_LOOP,
 	UNRELEASED,
@@ -150,6 +164,15 @@ static const struct ccase {
 	"in use 0x300, total 0x10000, imported 0x0; the arena says "
 	"0x310"},
     {ROTOR, "the rotor "},
+    {PURGING_IDLE,
+	"purging segment [0x10100, +0x100] with no pass running, "
+	"after a BUSY segment"},
+    {PURGING_NEXT,
+	"purging segment [0x10200, +0x100] with a pass running, "
+	"after a PURGING segment"},
+    {PURGE_FIT,
+	"the largest purging segment is 0x100 bytes, vm_purge_fit "
+	"says 0x0"},
     {BTFREE, "the tag cache holds "},
     {BTFREE_LOOP, "the tag cache holds more than 64 tags"},
     {UNRELEASED,
@@ -298,6 +321,21 @@ damage(void *arg)
 	case ROTOR:
 		vm->vm_rotor = &stray;
 		break;
+	case PURGING_IDLE:
+		purging(vm, seg_at(vm, BASE + 0x100));
+		vm->vm_purge_active = false;
+		break;
+	case PURGING_NEXT:
+		/* Two side by side: a pass takes FREE ones, never adjacent. */
+		purging(vm, seg_at(vm, BASE + 0x100));
+		bt = hash_remove(vm, BASE + 0x200);
+		freelist_insert(vm, bt);
+		purging(vm, bt);
+		break;
+	case PURGE_FIT:
+		purging(vm, seg_at(vm, BASE + 0x100));
+		vm->vm_purge_fit = 0;
+		break;
 	case BTFREE:
 		vm->vm_nbtfree++;
 		break;
@@ -353,6 +391,7 @@ t_sound(void)
 	vmem_t *vm;
 	vmem_addr_t a[64];
 	unsigned int i;
+	bt_t *bt;
 
 	kmemi_debug_configure("check");
 	vm = mk();
@@ -364,6 +403,19 @@ t_sound(void)
 		vmem_free(vm, a[i], Q * (1 + i % 5));
 	kmem_vmem_check(vm);
 	kmem_check_all();
+	/* A pass running, its segment PURGING, lock dropped: sound. */
+	kmem_mutex_enter(&vm->vm_lock);
+	purging(vm, seg_at(vm, BASE + 0x100));
+	kmem_mutex_exit(&vm->vm_lock);
+	kmem_vmem_check(vm);
+	kmem_mutex_enter(&vm->vm_lock);
+	bt = seg_at(vm, BASE + 0x100);
+	bt->bt_type = BT_TYPE_FREE;
+	freelist_insert(vm, bt);
+	vm->vm_purge_active = false;
+	vm->vm_purge_fit = 0;
+	kmem_mutex_exit(&vm->vm_lock);
+	kmem_vmem_check(vm);
 	for (i = 1; i < 64; i += 2)
 		vmem_free(vm, a[i], Q * (1 + i % 5));
 	kmem_vmem_check(vm);

@@ -247,17 +247,6 @@ free_name(int how)
 	return how == 1 ? "kmem_intr_free" : "kmem_free";
 }
 
-/* The default action for SIGSEGV (not a sanitizer's handler). */
-static void
-segv_default(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = SIG_DFL;
-	sigaction(SIGSEGV, &sa, NULL);
-}
-
 /* ---- the parent's side ---- */
 
 /*
@@ -835,7 +824,7 @@ c_guard_over(void *arg)
 	if (j->bug) {
 		end = (unsigned char *)(((uintptr_t)p + j->n + pg - 1) &
 		    ~(uintptr_t)(pg - 1));
-		segv_default();
+		t_segv_default();
 		note("wrote %p (object %p, %zu bytes) without a fault",
 		    (void *)end, (void *)p, j->n);
 		*(volatile unsigned char *)launder(end) = 1;
@@ -857,7 +846,7 @@ c_guard_uaf(void *arg)
 	p = xalloc(j->n);
 	kmem_free(p, j->n);
 	if (j->bug) {
-		segv_default();
+		t_segv_default();
 		v = launder(p);
 		if (j->m == 0) {
 			note("read %#x from freed %p without a fault", v[0],
@@ -932,7 +921,7 @@ c_guard_depth(void *arg)
 	for (i = 0; i < 10; i++)
 		kmem_free(b[i], j->n);
 	if (j->bug) {
-		segv_default();
+		t_segv_default();
 		note("read %#x from freed block %zu (%p) without a fault",
 		    launder(b[j->m])[0], j->m, (void *)b[j->m]);
 	}
