@@ -248,6 +248,8 @@ pm_mark_small(void *p, size_t n, unsigned int c)
 	_Atomic uint32_t *w;
 	size_t i;
 
+	KMEM_ASSERT(c < KMEM_NCLASS && n >= 1 && n <= PM_PGIDX(~0u) + 1);
+	KMEM_ASSERT(((uintptr_t)p & ((1u << PM_SHIFT) - 1)) == 0);
 	for (i = 0; i < n; i++) {
 		w = pm_word((uintptr_t)p + (i << PM_SHIFT));
 		if (w == NULL) {
@@ -310,6 +312,8 @@ kmem_page_alloc(struct pool *pp, int flags)
 	size_t sz = pp->pr_alloc->pa_pagesz;
 	vmem_addr_t a;
 
+	KMEM_ASSERT(
+	    kmem_class_table[kmem_class_of(pp->pr_size)] == pp->pr_size);
 	if (vm == NULL ||
 	    vmem_xalloc(vm, sz, 0, 0, 0, VMEM_ADDR_MIN, VMEM_ADDR_MAX,
 		vf | VM_INSTANTFIT, &a) != 0)
@@ -327,6 +331,7 @@ kmem_page_free(struct pool *pp, void *v)
 {
 	size_t sz = pp->pr_alloc->pa_pagesz;
 
+	KMEM_ASSERT((((uintptr_t)v | sz) & ((1u << PM_SHIFT) - 1)) == 0);
 	if (kmem_unlikely(GATE_DEBUG() != 0))
 		kmemi_debug_forget(v, sz);
 	pm_clear(v, sz >> PM_SHIFT);
@@ -375,6 +380,7 @@ kmem_tables_init(void)
 	for (i = 0; i < KMEM_ARRAY_SIZE(kmemi_idx); i++) {
 		while (kmem_class_table[c] < (i << KMEM_IDX_SHIFT))
 			c++;
+		KMEM_ASSERT(c < KMEM_NCLASS);
 		kmemi_idx[i] = (uint8_t)c;
 	}
 	for (c = 0; c < KMEM_NCLASS; c++)
@@ -454,6 +460,7 @@ kmem_class_create(unsigned int i)
 	pool_cache_t pc;
 	bool rseq;
 
+	KMEM_ASSERT(kmem_class_of(c) == i);
 	if (c % kmem_pagesz == 0)
 		align = (unsigned int)kmem_pagesz;
 	else if (c % KMEM_CACHELINE == 0)
@@ -764,6 +771,8 @@ large_alloc(size_t size, size_t align, bool recorded)
 			return NULL;
 		x = PM_XALLOC;
 	}
+	KMEM_ASSERT((a & (kmem_pagesz - 1)) == 0 &&
+	    (align == 0 || (a & (align - 1)) == 0));
 	w = pm_word((uintptr_t)a);
 	if (kmem_unlikely(w == NULL)) {
 		if (x != 0)
@@ -882,6 +891,7 @@ raw_alloc_once(size_t size, size_t align, bool recorded)
 	pool_cache_t pc;
 	int c;
 
+	KMEM_ASSERT(size != 0 && (align == 0 || kmem_powerof2(align)));
 	if (align <= 16 && size <= KMEM_CACHE_MAX)
 		c = (int)(recorded ? kmem_mclass_of(size)
 				   : kmem_class_of(size));
@@ -955,6 +965,7 @@ kmemi_raw_free(const char *fn, void *p, size_t size)
 	unsigned int c;
 	pool_cache_t pc;
 
+	KMEM_ASSERT(p != NULL && size != 0);
 	if (size > KMEM_CACHE_MAX) {
 		large_free(fn, p, size);
 		return;
@@ -1006,6 +1017,7 @@ kmem_lookup(const char *fn, const void *p, uint32_t *wordp, bool freeing)
 		    ((uintptr_t)PM_PGIDX(w) << PM_SHIFT);
 		size_t off = a - base;
 
+		KMEM_ASSERT(PM_CLASS(w) < KMEM_NCLASS && kf->kf_size != 0);
 		if (kmem_likely(kmemi_small_valid(a, w, kf))) {
 			if (!freeing && kmemi_tag != 0 &&
 			    kmem_unlikely(

@@ -374,6 +374,7 @@ kmem_options_init(void)
 			kmem_prim_fault_set(kmem_opts.fault_nth, false);
 		if (kmem_opts.verbose)
 			kmem_options_print();
+		kmemi_check_init(); /* KMEM_DEBUG=check, for every layer */
 #ifndef KMEM_MALLOC_SHIM
 		/* libkmem-malloc.so registers them from a constructor. */
 		kmemi_fork_init();

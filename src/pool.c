@@ -56,7 +56,11 @@
  *
  * 3. Invariants.  nitems = free items over all pages; nout = items out;
  *    npages = pages held; a page is on exactly the list its nmissing says
- *    (0: empty, itemsperpage: full, else partial); nidle = empty pages.
+ *    (0: empty, its ph_nitems: full, else partial); nidle = empty pages;
+ *    a page's free bits number ph_nitems - nmissing, none past its items
+ *    or below its hint; the hash holds exactly the hashed pool's pages.
+ *    kmem_pool_check (at the end of this file) checks them all; the tests
+ *    call it, KMEM_DEBUG=check runs it when a page is added or empties.
  *
  * 4. Locking.  One mutex per pool protects everything in it; pr_cv is
  *    where growers, and getters at the hard limit, wait.  The pool lock is
@@ -114,6 +118,14 @@
 /* Derived flags (pr_roflags). */
 #define PR_ROF_OFFPAGE 0x1 /* headers outside the pages */
 #define PR_ROF_HASHED  0x2 /* pages found through the hash */
+
+/* KMEM_DEBUG=check: a pool that gained a page or emptied one (lock held). */
+#define POOL_CHECK_HOOK(pp)                                                    \
+	do {                                                                   \
+		if (kmemi_check_on(                                            \
+			(uint64_t)(pp)->pr_npages * (1 + (pp)->pr_bmwords)))   \
+			kmemi_pool_check_locked(pp);                           \
+	} while (0)
 
 static kmem_mutex_t pool_list_lock = KMEM_MUTEX_INITIALIZER;
 /*
@@ -450,6 +462,9 @@ ph_insert(struct pool *pp, struct kmem_pool_page *ph, unsigned int list)
 {
 	struct kmem_pool_page **head = pool_list_of(pp, list);
 
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	/* (Its count may already say the next list: ph_take, put.) */
+	KMEM_ASSERT(list <= PH_FULL && ph->ph_pool == pp);
 	ph->ph_list = list;
 	if (*head == NULL) {
 		ph->ph_next = ph->ph_prev = ph;
@@ -469,6 +484,10 @@ ph_remove(struct pool *pp, struct kmem_pool_page *ph)
 {
 	struct kmem_pool_page **head = pool_list_of(pp, ph->ph_list);
 
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	KMEM_ASSERT(*head != NULL && ph->ph_pool == pp);
+	KMEM_ASSERT(ph->ph_next->ph_prev == ph && ph->ph_prev->ph_next == ph);
+	KMEM_ASSERT(ph->ph_list != PH_EMPTY || pp->pr_nidle > 0);
 	if (ph->ph_next == ph) {
 		*head = NULL;
 	} else {
@@ -531,6 +550,8 @@ ph_hash_insert(struct pool *pp, struct kmem_pool_page *ph)
 	size_t h = ph_hash_index(
 	    pp, (uintptr_t)ph->ph_page >> pp->pr_alloc->pa_pageshift);
 
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	KMEM_ASSERT(pp->pr_roflags & PR_ROF_HASHED);
 	ph->ph_hnext = pp->pr_phhash[h];
 	pp->pr_phhash[h] = ph;
 	if (pp->pr_npages + 1 > 2 * (pp->pr_phhashmask + 1))
@@ -544,8 +565,12 @@ ph_hash_remove(struct pool *pp, struct kmem_pool_page *ph)
 	    pp, (uintptr_t)ph->ph_page >> pp->pr_alloc->pa_pageshift);
 	struct kmem_pool_page **pp_ = &pp->pr_phhash[h];
 
-	while (*pp_ != ph)
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	KMEM_ASSERT(pp->pr_roflags & PR_ROF_HASHED);
+	while (*pp_ != ph) {
+		KMEM_ASSERT(*pp_ != NULL); /* ph is in its chain */
 		pp_ = &(*pp_)->ph_hnext;
+	}
 	*pp_ = ph->ph_hnext;
 }
 
@@ -721,6 +746,7 @@ pool_page_release(struct pool *pp, struct kmem_pool_page *ph)
 {
 	void *page = ph->ph_page;
 
+	KMEM_ASSERT(ph->ph_nmissing == 0 && ph->ph_pool == pp);
 	pp->pr_alloc->pa_free(pp, page);
 	if (pp->pr_roflags & PR_ROF_OFFPAGE)
 		pool_put(phpool_for(pp->pr_bmwords), ph);
@@ -730,6 +756,8 @@ pool_page_release(struct pool *pp, struct kmem_pool_page *ph)
 static void
 pool_page_detach(struct pool *pp, struct kmem_pool_page *ph)
 {
+	KMEM_ASSERT(ph->ph_nmissing == 0 && ph->ph_list == PH_EMPTY);
+	KMEM_ASSERT(pp->pr_npages > 0 && pp->pr_nitems >= ph->ph_nitems);
 	ph_remove(pp, ph);
 	if (pp->pr_roflags & PR_ROF_HASHED)
 		ph_hash_remove(pp, ph);
@@ -738,10 +766,12 @@ pool_page_detach(struct pool *pp, struct kmem_pool_page *ph)
 	pp->pr_npagefree++;
 }
 
+static void pool_release_list(struct pool *pp, struct kmem_pool_page *list);
+
 void
 pool_destroy(struct pool *pp)
 {
-	struct kmem_pool_page *ph;
+	struct kmem_pool_page *ph, *idle = NULL;
 	unsigned int leaked;
 
 	if (pp->pr_magic != POOL_MAGIC)
@@ -765,10 +795,15 @@ pool_destroy(struct pool *pp)
 		kmem_warn("pool_destroy(pool '%s'): %u items still out; their "
 			  "pages are not freed",
 		    pp->pr_wchan, leaked);
+	/* Under the lock, as every page list change (KMEM_ASSERT says so). */
+	pthread_mutex_lock(&pp->pr_lock);
 	while ((ph = pp->pr_emptypages) != NULL) {
 		pool_page_detach(pp, ph);
-		pool_page_release(pp, ph);
+		ph->ph_hnext = idle;
+		idle = ph;
 	}
+	pthread_mutex_unlock(&pp->pr_lock);
+	pool_release_list(pp, idle);
 	if (pp->pr_phhash != pp->pr_phhash0)
 		kmemi_meta_free(pp->pr_phhash,
 		    (pp->pr_phhashmask + 1) * sizeof(*pp->pr_phhash));
@@ -791,6 +826,7 @@ pool_set_drain_hook(struct pool *pp, void (*fn)(void *, int), void *arg)
 static void
 pool_wait(struct pool *pp, uint64_t ns)
 {
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
 	pp->pr_nwaiters++;
 	if (ns == 0) {
 		pthread_cond_wait(&pp->pr_cv, &pp->pr_lock);
@@ -819,6 +855,7 @@ pool_grow(struct pool *pp, int flags)
 	uintptr_t plast, istart;
 	size_t n;
 
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
 	if (pp->pr_ngrowing != 0) {
 		/*
 		 * One grower at a time; the rest wait for it and look again,
@@ -896,6 +933,7 @@ pool_grow(struct pool *pp, int flags)
 	pp->pr_npagealloc++;
 	if (pp->pr_npages > pp->pr_hiwat)
 		pp->pr_hiwat = pp->pr_npages;
+	POOL_CHECK_HOOK(pp);
 	return 0;
 }
 
@@ -908,6 +946,7 @@ ph_take(struct pool *pp, struct kmem_pool_page *ph)
 	uint64_t word;
 
 	ph_verify(pp, "pool_get", NULL, ph);
+	KMEM_ASSERT(ph->ph_list != PH_FULL && ph->ph_nmissing < ph->ph_nitems);
 	while ((word = ph->ph_bitmap[w]) == 0)
 		if (kmem_unlikely(++w == pp->pr_bmwords))
 			ph_corrupt(pp, "pool_get", NULL, ph,
@@ -940,6 +979,8 @@ pool_at_limit(struct pool *pp, int flags, bool *flushed)
 {
 	uint64_t now;
 
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	KMEM_ASSERT(pp->pr_nout >= pp->pr_hardlimit);
 	if (pp->pr_drain_hook != NULL) {
 		void (*hook)(void *, int) = pp->pr_drain_hook;
 		void *arg = pp->pr_drain_hook_arg;
@@ -983,6 +1024,7 @@ pool_free_idle(
 	struct kmem_pool_page *ph;
 	unsigned int n = 0;
 
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
 	while ((ph = pp->pr_emptypages) != NULL) {
 		ph = ph->ph_prev; /* the oldest */
 		if (!everything &&
@@ -1045,7 +1087,9 @@ kmemi_pool_get_batch(struct pool *pp, int flags, void **objs, unsigned int n)
 			pool_wait(pp, 10000000u);
 		}
 	}
+	KMEM_ASSERT(n >= 1);
 	do {
+		KMEM_ASSERT(pp->pr_nitems > 0);
 		objs[got++] = ph_take(pp, ph);
 		pp->pr_nitems--;
 		pp->pr_nout++;
@@ -1087,6 +1131,7 @@ pool_put_locked(struct pool *pp, void *v, struct kmem_pool_page **idle)
 	unsigned int idx;
 	uint64_t bit;
 
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
 	ph = pool_page_of(pp, "pool_put", v);
 	ph_verify(pp, "pool_put", v, ph);
 	off = (size_t)((char *)v - ph->ph_items);
@@ -1104,6 +1149,7 @@ pool_put_locked(struct pool *pp, void *v, struct kmem_pool_page **idle)
 		    pp->pr_wchan, v);
 	if (kmem_unlikely(ph->ph_nmissing == 0))
 		ph_corrupt(pp, "pool_put", v, ph, "no item out");
+	KMEM_ASSERT(pp->pr_nout > 0);
 	ph->ph_bitmap[idx / 64] |= bit;
 	if (idx / 64 < ph->ph_hint)
 		ph->ph_hint = idx / 64;
@@ -1125,6 +1171,7 @@ pool_put_locked(struct pool *pp, void *v, struct kmem_pool_page **idle)
 		} else {
 			pool_free_idle(pp, false, idle);
 		}
+		POOL_CHECK_HOOK(pp);
 	}
 }
 
@@ -1315,31 +1362,36 @@ kmemi_pool_foreach(int (*fn)(struct pool *, void *), void *arg)
  * memory, so any address may be asked about (a debugging aid: kmem's
  * foreign-pointer reports).  Pools with on-page headers: always false.
  */
-bool
-kmemi_pool_item_of(struct pool *pp, const void *v, void **itemp, bool *outp)
+static bool
+pool_item_of_locked(struct pool *pp, const void *v, void **itemp, bool *outp)
 {
-	uintptr_t a = (uintptr_t)v, block;
+	uintptr_t a = (uintptr_t)v, block = a >> pp->pr_alloc->pa_pageshift;
 	struct kmem_pool_page *ph;
 	size_t off, idx;
-	bool found = false;
 
-	if (!(pp->pr_roflags & PR_ROF_HASHED))
-		return false;
-	block = a >> pp->pr_alloc->pa_pageshift;
-	pthread_mutex_lock(&pp->pr_lock);
 	ph = ph_hash_find(pp, block, a);
 	if (ph == NULL && (pp->pr_flags & PR_NOALIGN) && block > 0)
 		ph = ph_hash_find(pp, block - 1, a);
-	if (ph != NULL && (const char *)v >= ph->ph_items) {
-		off = (size_t)((const char *)v - ph->ph_items);
-		idx = off / pp->pr_size;
-		if (idx < ph->ph_nitems) {
-			*itemp = ph->ph_items + idx * pp->pr_size;
-			*outp = !(ph->ph_bitmap[idx / 64] &
-			    ((uint64_t)1 << (idx % 64)));
-			found = true;
-		}
-	}
+	if (ph == NULL || (const char *)v < ph->ph_items)
+		return false;
+	off = (size_t)((const char *)v - ph->ph_items);
+	idx = off / pp->pr_size;
+	if (idx >= ph->ph_nitems)
+		return false;
+	*itemp = ph->ph_items + idx * pp->pr_size;
+	*outp = !(ph->ph_bitmap[idx / 64] & ((uint64_t)1 << (idx % 64)));
+	return true;
+}
+
+bool
+kmemi_pool_item_of(struct pool *pp, const void *v, void **itemp, bool *outp)
+{
+	bool found;
+
+	if (!(pp->pr_roflags & PR_ROF_HASHED))
+		return false;
+	pthread_mutex_lock(&pp->pr_lock);
+	found = pool_item_of_locked(pp, v, itemp, outp);
 	pthread_mutex_unlock(&pp->pr_lock);
 	return found;
 }
@@ -1527,4 +1579,175 @@ void
 kmem_pool_print_stats(void (*pr)(const char *, ...))
 {
 	kmem_stats_print(pr, KMEM_STATS_POOLS);
+}
+
+/* ---- consistency checks ---- */
+
+#define POOL_CHECK(pp, cond, ...)                                              \
+	do {                                                                   \
+		if (kmem_unlikely(!(cond)))                                    \
+			kmemi_check_fail("kmem_pool_check", "pool",            \
+			    (pp)->pr_wchan, __VA_ARGS__);                      \
+	} while (0)
+
+static const char *const pool_list_name[] = {"empty", "partial", "full"};
+
+/* One page on list "list": its header, bitmap and place; its free items. */
+static unsigned int
+pool_check_page(
+    struct pool *pp, const struct kmem_pool_page *ph, unsigned int list)
+{
+	const struct pool_allocator *pa = pp->pr_alloc;
+	unsigned int w, nfree = 0, want;
+	uintptr_t plast = (uintptr_t)ph->ph_page + (pa->pa_pagesz - 1);
+	uint64_t word, valid;
+
+	POOL_CHECK(pp, ph->ph_pool == pp && ph->ph_list == list,
+	    "page %p on the %s list has a header of pool %p, list %u",
+	    (void *)ph->ph_page, pool_list_name[list], (void *)ph->ph_pool,
+	    ph->ph_list);
+	POOL_CHECK(pp,
+	    (pp->pr_roflags & PR_ROF_OFFPAGE) ||
+		(const char *)ph == ph->ph_page,
+	    "page %p: its header is at %p, not at its start",
+	    (void *)ph->ph_page, (const void *)ph);
+	POOL_CHECK(pp, ph->ph_canary == ph_canary_of(ph),
+	    "page %p: its header's canary is %#llx, not %#llx",
+	    (void *)ph->ph_page, (unsigned long long)ph->ph_canary,
+	    (unsigned long long)ph_canary_of(ph));
+	POOL_CHECK(pp,
+	    ph->ph_nitems >= 1 && ph->ph_nitems <= pp->pr_itemsperpage &&
+		ph->ph_nmissing <= ph->ph_nitems &&
+		ph->ph_hint < pp->pr_bmwords &&
+		(uintptr_t)ph->ph_items >= (uintptr_t)ph->ph_page &&
+		(uintptr_t)ph->ph_items <= plast &&
+		(plast - (uintptr_t)ph->ph_items + 1) / pp->pr_size >=
+		    ph->ph_nitems,
+	    "page %p: %u of %u items out (%u a page), items at %p, hint %u",
+	    (void *)ph->ph_page, ph->ph_nmissing, ph->ph_nitems,
+	    pp->pr_itemsperpage, (void *)ph->ph_items, ph->ph_hint);
+	want = ph->ph_nmissing == 0	       ? PH_EMPTY
+	    : ph->ph_nmissing == ph->ph_nitems ? PH_FULL
+					       : PH_PART;
+	POOL_CHECK(pp, list == want,
+	    "page %p with %u of %u items out is on the %s list",
+	    (void *)ph->ph_page, ph->ph_nmissing, ph->ph_nitems,
+	    pool_list_name[list]);
+	for (w = 0; w < pp->pr_bmwords; w++) {
+		word = ph->ph_bitmap[w];
+		valid = w < ph->ph_nitems / 64 ? ~(uint64_t)0
+		    : w == ph->ph_nitems / 64
+		    ? ((uint64_t)1 << (ph->ph_nitems % 64)) - 1
+		    : 0;
+		POOL_CHECK(pp,
+		    (word & ~valid) == 0 && (w >= ph->ph_hint || word == 0),
+		    "page %p: bitmap word %u is %#llx (%u items, hint %u)",
+		    (void *)ph->ph_page, w, (unsigned long long)word,
+		    ph->ph_nitems, ph->ph_hint);
+		nfree += (unsigned int)__builtin_popcountll(word);
+	}
+	POOL_CHECK(pp, nfree == ph->ph_nitems - ph->ph_nmissing,
+	    "page %p: %u items free in its bitmap, but %u of %u out",
+	    (void *)ph->ph_page, nfree, ph->ph_nmissing, ph->ph_nitems);
+	POOL_CHECK(pp,
+	    !(pp->pr_roflags & PR_ROF_HASHED) ||
+		ph_hash_find(pp, (uintptr_t)ph->ph_page >> pa->pa_pageshift,
+		    (uintptr_t)ph->ph_page) == ph,
+	    "page %p is not in the page hash", (void *)ph->ph_page);
+	return nfree;
+}
+
+/* The page hash: each page in its bucket, no more than pr_npages. */
+static void
+pool_check_hash(struct pool *pp)
+{
+	unsigned int shift = pp->pr_alloc->pa_pageshift;
+	const struct kmem_pool_page *ph;
+	size_t h, n = 0;
+
+	POOL_CHECK(pp,
+	    kmem_powerof2(pp->pr_phhashmask + 1) &&
+		pp->pr_phhashmask + 1 >= KMEM_ARRAY_SIZE(pp->pr_phhash0),
+	    "page hash of %zu buckets", pp->pr_phhashmask + 1);
+	for (h = 0; h <= pp->pr_phhashmask; h++) {
+		for (ph = pp->pr_phhash[h]; ph != NULL; ph = ph->ph_hnext) {
+			/* Bounded: a chain that loops ends here. */
+			POOL_CHECK(pp, ++n <= pp->pr_npages,
+			    "the page hash holds more than pr_npages (%u) "
+			    "pages",
+			    pp->pr_npages);
+			POOL_CHECK(pp,
+			    ph->ph_pool == pp &&
+				ph_hash_index(
+				    pp, (uintptr_t)ph->ph_page >> shift) == h,
+			    "page hash bucket %zu holds page %p of pool %p", h,
+			    (void *)ph->ph_page, (void *)ph->ph_pool);
+		}
+	}
+	/* Fewer cannot be: pool_check_page found every page in it. */
+}
+
+void
+kmemi_pool_check_locked(struct pool *pp)
+{
+	unsigned long nfree = 0, nout = 0;
+	unsigned int list, npages = 0, nidle = 0;
+	struct kmem_pool_page *head, *ph;
+
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	POOL_CHECK(pp, pp->pr_magic == POOL_MAGIC,
+	    "magic %#x, not an initialised pool", pp->pr_magic);
+	for (list = PH_EMPTY; list <= PH_FULL; list++) {
+		if ((head = *pool_list_of(pp, list)) == NULL)
+			continue;
+		ph = head;
+		do {
+			/* The links back also end a loop that misses head. */
+			POOL_CHECK(pp,
+			    ph->ph_next->ph_prev == ph &&
+				ph->ph_prev->ph_next == ph,
+			    "%s list: the links around page %p are wrong",
+			    pool_list_name[list], (void *)ph->ph_page);
+			nfree += pool_check_page(pp, ph, list);
+			nout += ph->ph_nmissing;
+			npages++;
+			nidle += list == PH_EMPTY;
+		} while ((ph = ph->ph_next) != head);
+	}
+	POOL_CHECK(pp,
+	    npages == pp->pr_npages && nidle == pp->pr_nidle &&
+		nfree == pp->pr_nitems && nout == pp->pr_nout,
+	    "the lists hold %u pages (%u empty), %lu items free and %lu out; "
+	    "the pool says %u (%lu), %u and %u",
+	    npages, nidle, nfree, nout, pp->pr_npages, pp->pr_nidle,
+	    pp->pr_nitems, pp->pr_nout);
+	if (pp->pr_roflags & PR_ROF_HASHED)
+		pool_check_hash(pp);
+	POOL_CHECK(pp, pp->pr_curcolor <= pp->pr_maxcolor,
+	    "colour %zu above its maximum %zu", pp->pr_curcolor,
+	    pp->pr_maxcolor);
+}
+
+const char *
+kmemi_pool_out_item_locked(struct pool *pp, const void *v)
+{
+	void *item;
+	bool out;
+
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	if (!(pp->pr_roflags & PR_ROF_HASHED))
+		return NULL;
+	if (!pool_item_of_locked(pp, v, &item, &out))
+		return "not an item of the pool";
+	if (item != v)
+		return "not the start of an item";
+	return out ? NULL : "free in the pool";
+}
+
+void
+kmem_pool_check(struct pool *pp)
+{
+	pthread_mutex_lock(&pp->pr_lock);
+	kmemi_pool_check_locked(pp);
+	pthread_mutex_unlock(&pp->pr_lock);
 }

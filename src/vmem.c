@@ -52,7 +52,10 @@
  *      it up before it needs them, so the allocation code proper never
  *      fails for want of a tag and never recurses into vmem.
  *
- * 3. Invariants (checked by the model test after random operations).
+ * 3. Invariants (checked by kmem_vmem_check, at the end of this file,
+ *    which the model and stress tests call and KMEM_DEBUG=check runs at
+ *    each vmem_xalloc/vmem_xfree that takes the lock; debug builds assert
+ *    the local ones in the functions that change them).
  *    - Segment list in strictly increasing address order; the segments
  *      after a span marker tile exactly [span start, span end].
  *    - No two FREE segments are adjacent within a span (coalescing).
@@ -362,6 +365,7 @@ bt_refill(vmem_t *vm, unsigned need)
 {
 	bt_t *bt;
 
+	VMEM_ASSERT_LOCKED(vm);
 	if (kmem_likely(vm->vm_nbtfree >= need))
 		return 0;
 	kmem_mutex_enter(&bt_supply_lock);
@@ -382,7 +386,9 @@ bt_get(vmem_t *vm)
 {
 	bt_t *bt = vm->vm_btfree;
 
+	VMEM_ASSERT_LOCKED(vm);
 	KMEM_VERIFY(bt != NULL);
+	KMEM_ASSERT(vm->vm_nbtfree > 0);
 	vm->vm_btfree = bt->bt_fnext;
 	vm->vm_nbtfree--;
 	bt->bt_flags = 0;
@@ -395,6 +401,7 @@ bt_trim(vmem_t *vm, unsigned keep)
 {
 	bt_t *bt;
 
+	VMEM_ASSERT_LOCKED(vm);
 	if (vm->vm_nbtfree <= keep)
 		return;
 	kmem_mutex_enter(&bt_supply_lock);
@@ -410,6 +417,8 @@ bt_trim(vmem_t *vm, unsigned keep)
 static void
 bt_put(vmem_t *vm, bt_t *bt)
 {
+	VMEM_ASSERT_LOCKED(vm);
+	KMEM_ASSERT(bt != &vm->vm_seg0 && bt != vm->vm_rotor);
 	bt->bt_type = BT_TYPE_SENTINEL;
 	bt->bt_fnext = vm->vm_btfree;
 	vm->vm_btfree = bt;
@@ -461,6 +470,10 @@ seg_insert_after(bt_t *prev, bt_t *bt)
 static void
 seg_remove(vmem_t *vm, bt_t *bt, bt_t *heir)
 {
+	VMEM_ASSERT_LOCKED(vm);
+	KMEM_ASSERT(bt != &vm->vm_seg0 && heir != bt);
+	KMEM_ASSERT(
+	    bt->bt_sprev->bt_snext == bt && bt->bt_snext->bt_sprev == bt);
 	bt->bt_sprev->bt_snext = bt->bt_snext;
 	bt->bt_snext->bt_sprev = bt->bt_sprev;
 	if (vm->vm_rotor == bt)
@@ -473,8 +486,13 @@ seg_remove(vmem_t *vm, bt_t *bt, bt_t *heir)
 static void
 freelist_insert(vmem_t *vm, bt_t *bt)
 {
-	unsigned n = vmem_order(vm, bt->bt_size);
+	unsigned n;
 
+	VMEM_ASSERT_LOCKED(vm);
+	KMEM_ASSERT(bt->bt_size != 0 &&
+	    ((bt->bt_start | bt->bt_size) & vm->vm_quantum_mask) == 0);
+	n = vmem_order(vm, bt->bt_size);
+	KMEM_ASSERT(n < (unsigned)VMEM_MAXORDER);
 	bt->bt_type = BT_TYPE_FREE;
 	bt->bt_fprev = NULL;
 	bt->bt_fnext = vm->vm_freelist[n];
@@ -490,6 +508,11 @@ freelist_remove(vmem_t *vm, bt_t *bt)
 {
 	unsigned n = vmem_order(vm, bt->bt_size);
 
+	VMEM_ASSERT_LOCKED(vm);
+	KMEM_ASSERT(bt->bt_type == BT_TYPE_FREE && vm->vm_nfree > 0);
+	KMEM_ASSERT(vm->vm_freemap & ((uint64_t)1 << n));
+	KMEM_ASSERT(bt->bt_fprev != NULL ? bt->bt_fprev->bt_fnext == bt
+					 : vm->vm_freelist[n] == bt);
 	if (bt->bt_fprev != NULL)
 		bt->bt_fprev->bt_fnext = bt->bt_fnext;
 	else
@@ -560,6 +583,7 @@ hash_resize_relock(vmem_t *vm)
 	VMEM_ASSERT_LOCKED(vm);
 	if (kmem_likely(size == 0))
 		return;
+	KMEM_ASSERT(kmem_powerof2(size) && size >= VMEM_HASH_INIT);
 	if (size == VMEM_HASH_INIT) {
 		new = vm->vm_hash0; /* embedded: nothing to map */
 	} else {
@@ -606,12 +630,16 @@ hash_resize_relock(vmem_t *vm)
 	}
 }
 
+static bt_t *hash_lookup(const vmem_t *vm, vmem_addr_t addr);
+
 /* Busy tags go in and out; the table is resized at the operation's end. */
 static void
 hash_insert(vmem_t *vm, bt_t *bt)
 {
 	size_t h = hash_index(vm, bt->bt_start);
 
+	VMEM_ASSERT_LOCKED(vm);
+	KMEM_ASSERT(bt->bt_size != 0 && hash_lookup(vm, bt->bt_start) == NULL);
 	bt->bt_type = BT_TYPE_BUSY;
 	bt->bt_fnext = vm->vm_hashlist[h];
 	vm->vm_hashlist[h] = bt;
@@ -629,8 +657,11 @@ hash_remove(vmem_t *vm, vmem_addr_t addr)
 		if (bt->bt_start == addr)
 			break;
 	}
+	VMEM_ASSERT_LOCKED(vm);
 	if (bt == NULL)
 		return NULL;
+	KMEM_ASSERT(bt->bt_type == BT_TYPE_BUSY && vm->vm_nbusy > 0 &&
+	    vm->vm_inuse >= bt->bt_size);
 	*pp = bt->bt_fnext;
 	vm->vm_nbusy--;
 	vm->vm_inuse -= bt->bt_size;
@@ -827,6 +858,10 @@ vmem_carve(vmem_t *vm, bt_t *bt, vmem_addr_t addr, vmem_size_t size)
 {
 	bt_t *rem;
 
+	KMEM_ASSERT(bt->bt_type == BT_TYPE_FREE && vm->vm_nbtfree >= 2);
+	KMEM_ASSERT(addr >= bt->bt_start && size != 0 &&
+	    ((addr | size) & vm->vm_quantum_mask) == 0 &&
+	    size - 1 <= bt_end(bt) - addr);
 	freelist_remove(vm, bt);
 	if (addr > bt->bt_start) {
 		rem = bt_get(vm);
@@ -851,6 +886,7 @@ vmem_carve(vmem_t *vm, bt_t *bt, vmem_addr_t addr, vmem_size_t size)
 	}
 	bt->bt_flags = 0;
 	hash_insert(vm, bt);
+	KMEM_ASSERT(bt->bt_start == addr && bt->bt_size == size);
 	return bt;
 }
 
@@ -860,8 +896,13 @@ vmem_carve(vmem_t *vm, bt_t *bt, vmem_addr_t addr, vmem_size_t size)
 static bt_t *
 vmem_span_add(vmem_t *vm, vmem_addr_t addr, vmem_size_t size, int type)
 {
-	bt_t *span = bt_get(vm), *seg = bt_get(vm), *next;
+	bt_t *span, *seg, *next;
 
+	VMEM_ASSERT_LOCKED(vm);
+	KMEM_ASSERT(size != 0 && ((addr | size) & vm->vm_quantum_mask) == 0);
+	KMEM_ASSERT(type == BT_TYPE_SPAN || type == BT_TYPE_STATIC);
+	span = bt_get(vm);
+	seg = bt_get(vm);
 	span->bt_start = seg->bt_start = addr;
 	span->bt_size = seg->bt_size = size;
 	span->bt_type = (uint8_t)type;
@@ -927,6 +968,9 @@ vmem_span_detach(vmem_t *vm, bt_t *span, struct purge_span *ps)
 	bt_t *seg = span->bt_snext, *heir = span->bt_sprev;
 
 	VMEM_ASSERT_LOCKED(vm);
+	KMEM_ASSERT(vmem_span_wholly_free(span));
+	KMEM_ASSERT(
+	    vm->vm_total >= span->bt_size && vm->vm_imported >= span->bt_size);
 	ps->ps_addr = span->bt_start;
 	ps->ps_size = span->bt_size;
 	ps->ps_xfree = (span->bt_flags & BT_F_XIMPORT) != 0;
@@ -1201,6 +1245,7 @@ vmem_import_relock(
 	if (direct)
 		(*spanp)->bt_flags |= BT_F_XIMPORT;
 	vm->vm_nimport++;
+	KMEM_ASSERT(vm->vm_nbtfree >= BT_NEED_ALLOC);
 	return 0;
 }
 
@@ -1256,6 +1301,14 @@ vmem_tags_wait_relock(
 static void vmem_purge_pass_relock(
     vmem_t *vm, bool all, uint64_t now, unsigned int maxbatch);
 static void vmem_purge_wait_relock(vmem_t *vm);
+static void vmem_check_locked(vmem_t *vm);
+
+/* KMEM_DEBUG=check: the arena as a slow path finds it (debug.c section 6). */
+#define VMEM_CHECK_HOOK(vm)                                                    \
+	do {                                                                   \
+		if (kmemi_check_on((vm)->vm_nbusy + (vm)->vm_nfree))           \
+			vmem_check_locked(vm);                                 \
+	} while (0)
 
 static int
 vmem_xalloc_req(vmem_t *vm, const char *fn, const struct vmem_req *r,
@@ -1270,6 +1323,7 @@ vmem_xalloc_req(vmem_t *vm, const char *fn, const struct vmem_req *r,
 	int err;
 
 	kmem_mutex_enter(&vm->vm_lock);
+	VMEM_CHECK_HOOK(vm);
 	for (;;) {
 		if (kmem_unlikely(r->never))
 			break;
@@ -1324,6 +1378,9 @@ vmem_xalloc_req(vmem_t *vm, const char *fn, const struct vmem_req *r,
 			}
 		}
 		if (bt != NULL) {
+			KMEM_ASSERT(addr >= r->minaddr && addr <= r->maxaddr &&
+			    r->size - 1 <= r->maxaddr - addr &&
+			    ((addr - r->phase) & (r->align - 1)) == 0);
 			bt = vmem_carve(vm, bt, addr, r->size);
 			bt->bt_flags = btflags;
 			vm->vm_nalloc++;
@@ -1410,6 +1467,7 @@ qc_page_free(struct pool *pp, void *v)
 	bt_t *bt;
 
 	kmem_mutex_enter(&vm->vm_lock);
+	VMEM_CHECK_HOOK(vm);
 	bt = hash_remove(vm, (vmem_addr_t)v);
 	KMEM_VERIFY(bt != NULL && (bt->bt_flags & BT_F_QCPAGE));
 	vmem_free_bt_unlock(vm, bt);
@@ -1663,6 +1721,10 @@ seg_coalesce(vmem_t *vm, bt_t *bt)
 {
 	bt_t *n = bt->bt_snext, *p = bt->bt_sprev;
 
+	VMEM_ASSERT_LOCKED(vm);
+	KMEM_ASSERT(
+	    (bt->bt_type == BT_TYPE_BUSY || bt->bt_type == BT_TYPE_PURGING) &&
+	    hash_lookup(vm, bt->bt_start) != bt);
 	if (n->bt_type == BT_TYPE_FREE) {
 		freelist_remove(vm, n);
 		bt->bt_size += n->bt_size;
@@ -1902,6 +1964,7 @@ vmem_free_bt_unlock(vmem_t *vm, bt_t *bt)
 	uint64_t now;
 
 	VMEM_ASSERT_LOCKED(vm);
+	KMEM_ASSERT(bt->bt_type == BT_TYPE_BUSY);
 	vm->vm_nfreed++;
 	if (vm->vm_purgefn != NULL) {
 		bt->bt_flags = BT_F_DIRTY;
@@ -1932,6 +1995,7 @@ vmem_xfree_common(
 	bt_t *bt;
 
 	kmem_mutex_enter(&vm->vm_lock);
+	VMEM_CHECK_HOOK(vm);
 	bt = hash_lookup(vm, addr);
 	if (kmem_unlikely(bt == NULL))
 		vmem_bad_free(vm, fn, addr, size);
@@ -2419,4 +2483,290 @@ void
 kmem_vmem_print_stats(vmem_printfn_t *pr)
 {
 	kmem_stats_print(pr, KMEM_STATS_VMEM);
+}
+
+/* ---- consistency checks ---- */
+
+/* On a freelist, seen by vmem_check_locked (set and cleared by it). */
+#define BT_F_CHECK 0x80
+
+#define VMEM_CHECK(vm, cond, ...)                                              \
+	do {                                                                   \
+		if (kmem_unlikely(!(cond)))                                    \
+			kmemi_check_fail("kmem_vmem_check", "arena",           \
+			    (vm)->vm_name, __VA_ARGS__);                       \
+	} while (0)
+
+/* The freelists and the freemap; marks every listed segment BT_F_CHECK. */
+static void
+vmem_check_freelists(vmem_t *vm)
+{
+	const vmem_size_t qmask = vm->vm_quantum_mask;
+	uint64_t n = 0;
+	unsigned int i;
+	bt_t *bt, *prev;
+
+	for (i = 0; i < (unsigned int)VMEM_MAXORDER; i++) {
+		bool bit = (vm->vm_freemap >> i) & 1;
+
+		VMEM_CHECK(vm, bit == (vm->vm_freelist[i] != NULL),
+		    "freemap bit %u is %d but freelist %u is %s", i, bit, i,
+		    vm->vm_freelist[i] != NULL ? "not empty" : "empty");
+		prev = NULL;
+		for (bt = vm->vm_freelist[i]; bt != NULL; bt = bt->bt_fnext) {
+			VMEM_CHECK(vm, bt->bt_fprev == prev,
+			    "freelist %u: the link back from the segment "
+			    "after %#zx is wrong",
+			    i, prev != NULL ? (size_t)prev->bt_start : 0);
+			VMEM_CHECK(vm, bt->bt_type == BT_TYPE_FREE,
+			    "freelist %u holds a %s tag [%#zx, +%#zx]", i,
+			    bt_type_name(bt), (size_t)bt->bt_start,
+			    bt->bt_size);
+			VMEM_CHECK(vm,
+			    bt->bt_size != 0 && (bt->bt_size & qmask) == 0 &&
+				vmem_order(vm, bt->bt_size) == i,
+			    "free segment [%#zx, +%#zx] is on freelist %u",
+			    (size_t)bt->bt_start, bt->bt_size, i);
+			bt->bt_flags |= BT_F_CHECK;
+			n++;
+			prev = bt;
+		}
+	}
+	VMEM_CHECK(vm, n == vm->vm_nfree,
+	    "the freelists hold %llu segments, vm_nfree says %llu",
+	    (unsigned long long)n, (unsigned long long)vm->vm_nfree);
+}
+
+/* The busy hash: the right bucket for each, vm_nbusy of them. */
+static void
+vmem_check_hash(vmem_t *vm)
+{
+	size_t nb = vm->vm_hashmask + 1, h;
+	uint64_t n = 0;
+	const bt_t *bt;
+
+	VMEM_CHECK(vm,
+	    kmem_powerof2(nb) && nb >= VMEM_HASH_INIT &&
+		(vm->vm_hashlist == vm->vm_hash0) == (nb == VMEM_HASH_INIT),
+	    "busy hash of %zu buckets at %p", nb, (void *)vm->vm_hashlist);
+	for (h = 0; h < nb; h++) {
+		for (bt = vm->vm_hashlist[h]; bt != NULL; bt = bt->bt_fnext) {
+			/* Bounded: a chain that loops ends here. */
+			VMEM_CHECK(vm, ++n <= vm->vm_nbusy,
+			    "the busy hash holds more than vm_nbusy (%llu) "
+			    "segments",
+			    (unsigned long long)vm->vm_nbusy);
+			VMEM_CHECK(vm,
+			    bt->bt_type == BT_TYPE_BUSY &&
+				hash_index(vm, bt->bt_start) == h,
+			    "busy hash bucket %zu holds a %s tag [%#zx, "
+			    "+%#zx] (its bucket is %zu)",
+			    h, bt_type_name(bt), (size_t)bt->bt_start,
+			    bt->bt_size, hash_index(vm, bt->bt_start));
+		}
+	}
+	VMEM_CHECK(vm, n == vm->vm_nbusy,
+	    "the busy hash holds %llu segments, vm_nbusy says %llu",
+	    (unsigned long long)n, (unsigned long long)vm->vm_nbusy);
+}
+
+/*
+ * Span "span" ends: its segments (nseg of them) reached "tiled" bytes of
+ * it; an imported one may not be wholly free while the lock is free
+ * (section 3) in an arena that releases at once.
+ */
+static void
+vmem_check_span_end(vmem_t *vm, const bt_t *span, vmem_size_t tiled,
+    uint64_t nseg, bool lastfree)
+{
+	if (span == NULL)
+		return;
+	VMEM_CHECK(vm, tiled == span->bt_size,
+	    "span [%#zx, %#zx] is tiled by %#zx bytes of segments",
+	    (size_t)span->bt_start, (size_t)bt_end(span), tiled);
+	VMEM_CHECK(vm,
+	    span->bt_type != BT_TYPE_SPAN || vm->vm_releasefn == NULL ||
+		vm->vm_purgefn != NULL || nseg != 1 || !lastfree,
+	    "imported span [%#zx, %#zx] is wholly free but was not released",
+	    (size_t)span->bt_start, (size_t)bt_end(span));
+}
+
+/* The segment list, its spans, and their agreement with the rest. */
+static void
+vmem_check_segments(vmem_t *vm)
+{
+	const vmem_size_t qmask = vm->vm_quantum_mask;
+	bt_t *const seg0 = &vm->vm_seg0;
+	bt_t *bt, *prev, *span = NULL, *nextspan = seg0->bt_fnext;
+	vmem_size_t total = 0, imported = 0, inuse = 0, tiled = 0, purging = 0;
+	uint64_t nfree = 0, nbusy = 0, nseg = 0;
+	bool rotor_seen = vm->vm_rotor == NULL, prevfree = false;
+	bool prevpurging = false;
+
+	for (prev = seg0, bt = seg0->bt_snext; bt != seg0;
+	     prev = bt, bt = bt->bt_snext) {
+		VMEM_CHECK(vm, bt->bt_sprev == prev,
+		    "segment list: the link back from the tag after %#zx is "
+		    "wrong",
+		    (size_t)prev->bt_start);
+		if (bt == vm->vm_rotor)
+			rotor_seen = true;
+		if (bt->bt_type == BT_TYPE_SPAN ||
+		    bt->bt_type == BT_TYPE_STATIC) {
+			vmem_check_span_end(vm, span, tiled, nseg, prevfree);
+			VMEM_CHECK(vm,
+			    bt == nextspan &&
+				bt->bt_fprev == (span != NULL ? span : seg0),
+			    "span [%#zx, %#zx] is not linked in order on the "
+			    "span list",
+			    (size_t)bt->bt_start, (size_t)bt_end(bt));
+			VMEM_CHECK(vm,
+			    bt->bt_size != 0 &&
+				((bt->bt_start | bt->bt_size) & qmask) == 0 &&
+				bt->bt_size - 1 <=
+				    VMEM_ADDR_MAX - bt->bt_start &&
+				(span == NULL || bt->bt_start > bt_end(span)) &&
+				(bt->bt_flags & ~BT_F_XIMPORT) == 0,
+			    "bad span [%#zx, +%#zx] (flags %#x) after %#zx",
+			    (size_t)bt->bt_start, bt->bt_size,
+			    (unsigned)bt->bt_flags,
+			    span != NULL ? (size_t)bt_end(span) : 0);
+			nextspan = bt->bt_fnext;
+			span = bt;
+			tiled = 0;
+			nseg = 0;
+			prevfree = prevpurging = false;
+			total += bt->bt_size;
+			if (bt->bt_type == BT_TYPE_SPAN)
+				imported += bt->bt_size;
+			continue;
+		}
+		VMEM_CHECK(vm,
+		    span != NULL &&
+			(bt->bt_type == BT_TYPE_FREE ||
+			    bt->bt_type == BT_TYPE_BUSY ||
+			    bt->bt_type == BT_TYPE_PURGING) &&
+			bt->bt_size != 0 &&
+			((bt->bt_start | bt->bt_size) & qmask) == 0 &&
+			bt->bt_start == span->bt_start + tiled &&
+			bt->bt_size <= span->bt_size - tiled,
+		    "%s segment [%#zx, +%#zx] does not continue span [%#zx, "
+		    "%#zx] at %#zx",
+		    bt_type_name(bt), (size_t)bt->bt_start, bt->bt_size,
+		    span != NULL ? (size_t)span->bt_start : 0,
+		    span != NULL ? (size_t)bt_end(span) : 0,
+		    span != NULL ? (size_t)(span->bt_start + tiled) : 0);
+		tiled += bt->bt_size;
+		nseg++;
+		if (bt->bt_type == BT_TYPE_FREE) {
+			VMEM_CHECK(vm, !prevfree,
+			    "free segments [%#zx, +%#zx] and [%#zx, +%#zx] "
+			    "are adjacent (not coalesced)",
+			    (size_t)prev->bt_start, prev->bt_size,
+			    (size_t)bt->bt_start, bt->bt_size);
+			VMEM_CHECK(vm, (bt->bt_flags & BT_F_CHECK) != 0,
+			    "free segment [%#zx, +%#zx] is on no freelist",
+			    (size_t)bt->bt_start, bt->bt_size);
+			bt->bt_flags &= (uint8_t)~BT_F_CHECK;
+			/* (A freed cache page may keep BT_F_QCPAGE: unused.) */
+			VMEM_CHECK(vm,
+			    (bt->bt_flags & ~(BT_F_DIRTY | BT_F_QCPAGE)) == 0 &&
+				(!(bt->bt_flags & BT_F_DIRTY) ||
+				    vm->vm_purgefn != NULL),
+			    "free segment [%#zx, +%#zx] has flags %#x",
+			    (size_t)bt->bt_start, bt->bt_size,
+			    (unsigned)bt->bt_flags);
+			/* Freed in this epoch or before (modulo 2^32). */
+			VMEM_CHECK(vm,
+			    !(bt->bt_flags & BT_F_DIRTY) ||
+				(uint32_t)(vm->vm_epoch - bt->bt_epoch) <
+				    (1u << 31),
+			    "dirty free segment [%#zx, +%#zx] was freed in "
+			    "purge epoch %u, after the arena's %u",
+			    (size_t)bt->bt_start, bt->bt_size,
+			    (unsigned)bt->bt_epoch, (unsigned)vm->vm_epoch);
+			nfree++;
+		} else if (bt->bt_type == BT_TYPE_PURGING) {
+			/* A pass holds it while its pages go (section 7). */
+			VMEM_CHECK(vm, vm->vm_purge_active && !prevpurging,
+			    "purging segment [%#zx, +%#zx] with %s pass "
+			    "running, after a %s segment",
+			    (size_t)bt->bt_start, bt->bt_size,
+			    vm->vm_purge_active ? "a" : "no",
+			    bt_type_name(prev));
+			if (bt->bt_size > purging)
+				purging = bt->bt_size;
+		} else {
+			VMEM_CHECK(vm,
+			    (bt->bt_flags & ~BT_F_QCPAGE) == 0 &&
+				hash_lookup(vm, bt->bt_start) == bt,
+			    "busy segment [%#zx, +%#zx] (flags %#x) is not in "
+			    "the busy hash",
+			    (size_t)bt->bt_start, bt->bt_size,
+			    (unsigned)bt->bt_flags);
+			inuse += bt->bt_size;
+			nbusy++;
+		}
+		prevfree = bt->bt_type == BT_TYPE_FREE;
+		prevpurging = bt->bt_type == BT_TYPE_PURGING;
+	}
+	vmem_check_span_end(vm, span, tiled, nseg, prevfree);
+	VMEM_CHECK(vm,
+	    nextspan == seg0 &&
+		seg0->bt_fprev == (span != NULL ? span : seg0) &&
+		seg0->bt_sprev == prev,
+	    "the sentinel's links do not close the segment and span lists "
+	    "(last span %#zx)",
+	    span != NULL ? (size_t)span->bt_start : 0);
+	VMEM_CHECK(vm, nfree == vm->vm_nfree && nbusy == vm->vm_nbusy,
+	    "%llu free and %llu busy segments, vm_nfree and vm_nbusy say %llu "
+	    "and %llu",
+	    (unsigned long long)nfree, (unsigned long long)nbusy,
+	    (unsigned long long)vm->vm_nfree, (unsigned long long)vm->vm_nbusy);
+	VMEM_CHECK(vm,
+	    inuse == vm->vm_inuse && total == vm->vm_total &&
+		imported == vm->vm_imported,
+	    "in use %#zx, total %#zx, imported %#zx; the arena says %#zx, "
+	    "%#zx, %#zx",
+	    inuse, total, imported, vm->vm_inuse, vm->vm_total,
+	    vm->vm_imported);
+	VMEM_CHECK(vm, rotor_seen, "the rotor %p is not a tag of the arena",
+	    (void *)vm->vm_rotor);
+	VMEM_CHECK(vm, purging == vm->vm_purge_fit,
+	    "the largest purging segment is %#zx bytes, vm_purge_fit says %#zx",
+	    purging, vm->vm_purge_fit);
+}
+
+/*
+ * Everything section 3 lists, the dirty marks of section 7, and the tag
+ * cache; lock held.  Every free segment found on a freelist is marked,
+ * and the mark cleared when the segment list meets it: so the freelists
+ * hold exactly the free segments.
+ */
+static void
+vmem_check_locked(vmem_t *vm)
+{
+	uint64_t n = 0;
+	const bt_t *bt;
+
+	VMEM_ASSERT_LOCKED(vm);
+	vmem_check_freelists(vm);
+	vmem_check_hash(vm);
+	vmem_check_segments(vm);
+	for (bt = vm->vm_btfree; bt != NULL && n <= BT_MAXFREE;
+	     bt = bt->bt_fnext)
+		n++;
+	VMEM_CHECK(vm, n == vm->vm_nbtfree,
+	    "the tag cache holds %s%llu tags, vm_nbtfree says %u",
+	    n > BT_MAXFREE ? "more than " : "",
+	    (unsigned long long)(n > BT_MAXFREE ? BT_MAXFREE : n),
+	    vm->vm_nbtfree);
+}
+
+void
+kmem_vmem_check(vmem_t *vm)
+{
+	kmem_mutex_enter(&vm->vm_lock);
+	vmem_check_locked(vm);
+	kmem_mutex_exit(&vm->vm_lock);
 }

@@ -92,6 +92,13 @@ int kmemi_pool_foreach(int (*fn)(struct pool *, void *), void *arg);
 bool kmemi_pool_item_of(
     struct pool *pp, const void *v, void **itemp, bool *outp);
 /*
+ * pool.c, for kmem_pool_cache_check: kmem_pool_check with pp's lock
+ * held; and why v is not an item handed out by pp (NULL: it is, or pp's
+ * headers are in its pages, where looking could fault: not known).
+ */
+void kmemi_pool_check_locked(struct pool *pp);
+const char *kmemi_pool_out_item_locked(struct pool *pp, const void *v);
+/*
  * vmem.c: the quantum cache that vmem_alloc(vm, size) and vmem_free use,
  * or NULL: a get from it is a vmem_alloc (what kmem's large fast path
  * does with kva's).

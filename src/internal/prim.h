@@ -221,6 +221,22 @@ void kmem_mutex_exit(kmem_mutex_t *mtx);
  */
 bool kmem_mutex_owned(const kmem_mutex_t *mtx);
 
+/*
+ * For KMEM_ASSERT, a pthread mutex of caller storage (struct pool's),
+ * whose holder kmem does not record: true if some thread holds it, from
+ * glibc's owner field (true elsewhere).
+ */
+static inline bool
+kmem_prim_pthread_mutex_locked(const pthread_mutex_t *m)
+{
+#ifdef __GLIBC__
+	return m->__data.__owner != 0;
+#else
+	(void)m;
+	return true;
+#endif
+}
+
 /* Condition variables use the monotonic clock. */
 /*
  * Spin locks for short per-CPU critical sections: acquire is one atomic
