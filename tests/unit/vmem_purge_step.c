@@ -9,10 +9,10 @@
  * busy pages, become due; then each free of a small block runs at most
  * one batch (at most 32 ranges and, once 4 MiB are in it, no more): the
  * test checks every step's bytes, that the 40 MiB are all purged after
- * enough frees, each range once, and that the epoch then ends (a range
- * freed meanwhile is not purged before its own delay).  Then the same
- * with an "all" purge (kmem_reap's) in the middle, which finishes what
- * the frees left.
+ * enough frees, each range once, and that the pass then ends (the next
+ * frees find nothing due).  Then the same with an "all" purge (kmem_reap's)
+ * after the first step, which finishes what the frees left.  No timing:
+ * the delay is an hour while the ranges are made, then 0.
  */
 #include "t.h"
 
@@ -44,19 +44,11 @@ count_purge(vmem_addr_t addr, vmem_size_t size)
 	g_purged += size;
 }
 
-static void
-wait_ms(unsigned ms)
-{
-	struct timespec ts = {0, (long)ms * 1000000};
-
-	nanosleep(&ts, NULL);
-}
-
 /* The busy pages that keep the ranges apart (freed by teardown). */
 static vmem_addr_t g_sep[NR + 2];
 
 /*
- * An arena in deferred mode (delay 2 ms) with NR dirty 1 MiB ranges, each
+ * An arena in deferred mode with NR dirty 1 MiB ranges, each
  * between two busy pages, all freed in one epoch and then due; *small is
  * a busy page, between two more, whose frees drive the passes.
  */
@@ -69,7 +61,8 @@ setup(vmem_addr_t *small)
 	unsigned i;
 
 	T_ASSERT(vm != NULL);
-	kmemi_vmem_set_purge(vm, count_purge, 2000000);
+	/* No pass while the ranges are made (an hour's delay). */
+	kmemi_vmem_set_purge(vm, count_purge, 3600 * (uint64_t)1000000000);
 	for (i = 0; i < NR; i++) {
 		T_EQ(vmem_alloc(vm, PG, VM_SLEEP | VM_NEXTFIT, &g_sep[i]), 0);
 		T_EQ(vmem_alloc(vm, MB, VM_SLEEP | VM_NEXTFIT, &r[i]), 0);
@@ -79,11 +72,15 @@ setup(vmem_addr_t *small)
 	T_EQ(vmem_alloc(vm, PG, VM_SLEEP | VM_NEXTFIT, &g_sep[NR + 1]), 0);
 	for (i = 0; i < NR; i++)
 		vmem_free(vm, r[i], MB);
-	/* One pass ends the epoch they were freed in; the next purges. */
-	wait_ms(5);
+	T_EQ(g_purged, 0);
+	/*
+	 * Now no delay: every free may start a pass.  This one ends the
+	 * epoch the ranges were freed in (nothing is due yet); from the
+	 * next, they are.
+	 */
+	kmemi_vmem_set_purge(vm, count_purge, 0);
 	kmemi_vmem_purge(vm, false);
 	T_EQ(g_purged, 0);
-	wait_ms(5);
 	return vm;
 }
 
@@ -131,7 +128,7 @@ test_free_steps(void)
 	T_EQ(g_purged, NR * MB);
 	T_EQ(g_calls, NR);
 	T_GE(steps, NR * MB / BATCH);
-	/* The pass is over: frees within the delay purge nothing more. */
+	/* The pass is over: the next ones find nothing due. */
 	before = g_purged;
 	one_free(vm, &small);
 	one_free(vm, &small);
