@@ -38,9 +38,10 @@
  *      layer keeps most neighbours on one CPU anyway (bench_kmem measures
  *      false sharing).
  *    A byte table maps a size to its class in one load, by 8-byte steps
- *    up to 16 KiB (2 KiB of table, no branch); it is filled from the
- *    class list at init (subr_kmem.c's kmem_create_caches idea: every
- *    step maps to the next class at or above it).
+ *    up to 16 KiB (2 KiB of table, no branch), every step to the next
+ *    class at or above it (subr_kmem.c's kmem_create_caches idea); the
+ *    compiler computes it from the class list (KMEM_CLASSES), so it is
+ *    constant data, never seen half filled.
  *    Pool pages: the smallest of 4..64 KiB that holds 8 objects with at
  *    most 1/8 of the page left over, else the least wasteful; pages come
  *    from kva through the quantum caches, with off-page headers
@@ -61,14 +62,16 @@
  *    debug item is on, and when the lock-free fast path cannot be used
  *    (no rseq: TSan, valgrind, other CPUs).  The fast paths test it with
  *    the flags and size, so debugging off costs nothing beyond that one
- *    branch.  They read it first, by an acquire load, and only then the
- *    tables the set-up fills before it opens the gate (a release store):
- *    a fast path that read the class table before the gate could take a
- *    class of a table not yet filled (kmem_first_call_mt).  The set-up
- *    runs with signals blocked, so that a handler that forks never
- *    leaves a child with init_lock held (kmem_setup_fork).  Closed, the slow
- * paths set kmem up and hand debug calls to debug.c, which allocates through
- * kmemi_raw_alloc/kmemi_raw_free.
+ *    branch.  They read it by an acquire load before anything the set-up
+ *    fills before it opens the gate (a release store): kmemi_fast, the
+ *    large sizes' data, the page shift, the tag.  (The class table was
+ *    filled by the set-up too, and read before the gate: a first call
+ *    racing the set-up could take class 0 for any size; it is constant
+ *    now -- kmem_first_call_mt.)  The set-up runs with signals blocked,
+ *    so that a handler that forks never leaves a child with init_lock
+ *    held (kmem_setup_fork).  Closed, the slow paths set kmem up and hand
+ *    debug calls to debug.c, which allocates through kmemi_raw_alloc and
+ *    kmemi_raw_free.
  *
  * 4. The page map (two levels: a root of 2^15 leaves, each leaf one
  *    32-bit word per 4 KiB of a 4 GiB region, a 4 MiB run of the
@@ -138,22 +141,56 @@
 
 /* ---- size classes ---- */
 
-static const uint16_t kmem_class_table[] = {
-    8, 16, 32, 48, 64, 80, 96, 112, 128,		  /* by 16 */
-    160, 192, 224, 256,					  /* 4 per doubling, */
-    272, 320, 384, 448, 512,				  /* and 2^k + 16 */
-    528, 640, 768, 896, 1024,				  /* ... */
-    1040, 1280, 1536, 1792, 2048,			  /* ... */
-    2064, 2560, 3072, 3584, 4096,			  /* ... */
-    4112, 4608, 5120, 5632, 6144, 6656, 7168, 7680, 8192, /* 8 per */
-    8208, 9216, 10240, 11264, 12288, 13312, 14336, 15360, 16384, /* MAX */
-};
+/*
+ * The classes, once, as a list that both tables below are made from
+ * (X(size, a) for each, a passed through).
+ */
+/* clang-format off */
+#define KMEM_CLASSES(X, a)                                                     \
+	X(8, a) X(16, a) X(32, a) X(48, a) X(64, a)       /* by 16 */          \
+	X(80, a) X(96, a) X(112, a) X(128, a)                                  \
+	X(160, a) X(192, a) X(224, a) X(256, a)           /* 4 per doubling */ \
+	X(272, a) X(320, a) X(384, a) X(448, a) X(512, a) /* and 2^k + 16 */   \
+	X(528, a) X(640, a) X(768, a) X(896, a) X(1024, a)                     \
+	X(1040, a) X(1280, a) X(1536, a) X(1792, a) X(2048, a)                 \
+	X(2064, a) X(2560, a) X(3072, a) X(3584, a) X(4096, a)                 \
+	X(4112, a) X(4608, a) X(5120, a) X(5632, a)       /* 8 per doubling */ \
+	X(6144, a) X(6656, a) X(7168, a) X(7680, a) X(8192, a)                 \
+	X(8208, a) X(9216, a) X(10240, a) X(11264, a) X(12288, a)              \
+	X(13312, a) X(14336, a) X(15360, a) X(16384, a)   /* KMEM_CACHE_MAX */
+/* clang-format on */
+
+#define KMEM_CLASS_SIZE(c, a) c,
+static const uint16_t kmem_class_table[] = {KMEM_CLASSES(KMEM_CLASS_SIZE, 0)};
 _Static_assert(KMEM_ARRAY_SIZE(kmem_class_table) == KMEM_NCLASS,
     "KMEM_NCLASS (kmem_impl.h) counts the classes");
 
 #define KMEM_LARGECACHE_MAX 1024u /* 63-object groups up to here */
 
-uint8_t kmemi_idx[(KMEM_CACHE_MAX >> KMEM_IDX_SHIFT) + 1];
+/*
+ * The size-to-class table, entry i for the sizes up to 8 i: the first
+ * class at or above 8 i, which is the number of classes below it --
+ * computed by the compiler, so that it is constant data: a fast path may
+ * read it at any time, before the gate too (it was filled by the set-up
+ * until issue 10, and a fast path that read it before the set-up filled
+ * it could take class 0 for any size).
+ */
+#define KMEM_CLASS_BELOW(c, s) +((s) > (c))
+#define KMEM_IDX(i)	       (0 KMEM_CLASSES(KMEM_CLASS_BELOW, (i)*8)),
+#define KMEM_IDX4(i)	       KMEM_IDX(i) KMEM_IDX(i + 1) KMEM_IDX(i + 2) KMEM_IDX(i + 3)
+#define KMEM_IDX16(i)                                                          \
+	KMEM_IDX4(i) KMEM_IDX4(i + 4) KMEM_IDX4(i + 8) KMEM_IDX4(i + 12)
+#define KMEM_IDX64(i)                                                          \
+	KMEM_IDX16(i) KMEM_IDX16(i + 16) KMEM_IDX16(i + 32) KMEM_IDX16(i + 48)
+#define KMEM_IDX256(i)                                                         \
+	KMEM_IDX64(i) KMEM_IDX64(i + 64) KMEM_IDX64(i + 128) KMEM_IDX64(i + 192)
+#define KMEM_IDX1024(i)                                                        \
+	KMEM_IDX256(i)                                                         \
+	KMEM_IDX256(i + 256) KMEM_IDX256(i + 512) KMEM_IDX256(i + 768)
+const uint8_t kmemi_idx[(KMEM_CACHE_MAX >> KMEM_IDX_SHIFT) + 1] = {
+    KMEM_IDX1024(0) KMEM_IDX1024(1024) KMEM_IDX(2048)};
+_Static_assert((KMEM_CACHE_MAX >> KMEM_IDX_SHIFT) == 2048,
+    "kmemi_idx's initialiser has 2049 entries");
 /* Made on first use (kmem_class_make); NULL until then. */
 static pool_cache_t _Atomic kmem_cache[KMEM_NCLASS];
 
@@ -377,11 +414,11 @@ kmem_tables_init(void)
 	unsigned int c = 0;
 	size_t i;
 
+	/* Debug builds: the compiler's table is the first class that fits. */
 	for (i = 0; i < KMEM_ARRAY_SIZE(kmemi_idx); i++) {
 		while (kmem_class_table[c] < (i << KMEM_IDX_SHIFT))
 			c++;
-		KMEM_ASSERT(c < KMEM_NCLASS);
-		kmemi_idx[i] = (uint8_t)c;
+		KMEM_ASSERT(c < KMEM_NCLASS && kmemi_idx[i] == c);
 	}
 	for (c = 0; c < KMEM_NCLASS; c++)
 		kmem_snprintf(kmem_cache_name[c], sizeof kmem_cache_name[c],
@@ -1154,14 +1191,13 @@ static inline void *
 kmem_class_get_fast(size_t size)
 {
 #ifdef PC_RSEQ
-	const struct kmem_fast *kf;
+	/* The class table is constant; kf's fields are read after the gate. */
+	const struct kmem_fast *kf = &kmemi_fast[kmem_class_of(size)];
 	paddr_t pa; /* kmem's caches have none: unused */
 	void *p;
 
 	if (kmem_unlikely(GATE() != 0))
 		return NULL;
-	/* The table only now: it is filled before the gate opens. */
-	kf = &kmemi_fast[kmem_class_of(size)];
 	if (kmem_likely(pc_rseq_get(kmemi_fast_cpus(kf), kf->kf_ncpu, &p, &pa)))
 		return p;
 #else

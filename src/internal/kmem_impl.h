@@ -33,14 +33,13 @@ extern unsigned int kmemi_gate KMEM_HIDDEN;
  */
 extern uintptr_t kmemi_tag KMEM_HIDDEN;
 /*
- * Every fast path reads the gate first, by this acquire load, and only
- * then the data the set-up fills before it opens the gate with a release
- * store (the size-to-class table, kmemi_fast, kmemi_large_fast_max, the
- * page shift, the tag): so no fast path can act on a table it read
- * before the set-up filled it (a class-0 object for a large request)
- * and TSan sees the handover.  A plain load on x86 (the order is the
- * compiler's to keep): the fast paths cost what they did (BENCHMARKS.md,
- * issue 10).  Test: kmem_first_call_mt.
+ * Every fast path reads the gate by this acquire load before the data the
+ * set-up fills before it opens the gate with a release store (kmemi_fast,
+ * kmemi_large_fast_max, the page shift, the tag): so no fast path acts on
+ * data read before the set-up wrote it, and TSan sees the handover.  (The
+ * size-to-class table kmemi_idx is constant: it may be read before.)  A
+ * plain load on x86 (the order is the compiler's to keep): the fast paths
+ * cost what they did (issue 10's note).  Test: kmem_first_call_mt.
  */
 #define KMEMI_GATE() __atomic_load_n(&kmemi_gate, __ATOMIC_ACQUIRE)
 
@@ -69,7 +68,8 @@ struct kmem_fast {
 };
 
 /* Size (in 8-byte steps) -> class; classes; large sizes by page count. */
-extern uint8_t kmemi_idx[(KMEM_CACHE_MAX >> KMEM_IDX_SHIFT) + 1] KMEM_HIDDEN;
+extern const uint8_t
+    kmemi_idx[(KMEM_CACHE_MAX >> KMEM_IDX_SHIFT) + 1] KMEM_HIDDEN;
 extern struct kmem_fast kmemi_fast[KMEM_NCLASS] KMEM_HIDDEN;
 extern struct kmem_fast kmemi_large_fast[KMEM_QC_PAGES + 1] KMEM_HIDDEN;
 /* The largest size served so (0: none); log2 of the system page. */
