@@ -186,6 +186,11 @@ boot_size(const void *p)
 static inline bool
 must_bootstrap(void)
 {
+#ifdef KMEM_COVERAGE
+	/* gcov writing a dying process's counts (error.c). */
+	if (kmemi_cov_dumping)
+		return true;
+#endif
 	return kmemi_setup_by_self() || kmemi_fork_by_self();
 }
 
