@@ -947,12 +947,6 @@ kmemi_nclasses(void)
 	return KMEM_NCLASS;
 }
 
-size_t
-kmemi_class_size(unsigned int i)
-{
-	return kmem_class_table[i];
-}
-
 pool_cache_t
 kmemi_class_cache(unsigned int i)
 {
