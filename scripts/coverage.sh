@@ -12,7 +12,7 @@
 #
 # Processes that die in kmem_panic and those that leave by _exit (every
 # test's fork child) count: the coverage build writes their counts first
-# (src/error.c, tests/coverage/cov_exit.c).  Many processes write the same
+# (src/prim/linux.c's kmem_prim_abort, tests/coverage/cov_exit.c).  Many processes write the same
 # .gcda files at once (ctest -j, fork children, the preloaded library in
 # every program of a preload test): gcov merges into them under a lock.
 # That, the atomic counters of threaded code and the _exit hook are

@@ -262,12 +262,13 @@ kmem_pr(void (*pr)(const char *, ...), const char *fmt, ...)
 #ifdef KMEM_COVERAGE
 /*
  * Coverage builds (make coverage) only: gcov writes a process's counts at
- * exit, which abort skips, so kmem_panic writes them first, and so does
- * _exit in the tests (tests/coverage/cov_exit.c, which reaches this one
- * in libkmem-malloc.so by name).  gcov's writer calls malloc and free:
- * in libkmem-malloc.so, perhaps with this thread holding the allocator's
- * locks, those are served from the bootstrap area while
- * kmemi_cov_dumping is set (malloc.c, must_bootstrap).
+ * exit, which abort and _exit skip, so kmem_prim_abort writes them first,
+ * and so does _exit in the tests (tests/coverage/cov_exit.c, which
+ * reaches this one in libkmem-malloc.so by name).  gcov's writer calls
+ * malloc and free: in libkmem-malloc.so, perhaps with this thread holding
+ * the allocator's locks, those are served from the bootstrap area from
+ * now on (kmemi_cov_dumping, malloc.c's must_bootstrap) -- the process
+ * is about to end.
  */
 void __gcov_dump(void);
 _Atomic int kmemi_cov_dumping;
@@ -277,7 +278,6 @@ kmem_coverage_dump(void)
 {
 	atomic_store(&kmemi_cov_dumping, 1);
 	__gcov_dump();
-	atomic_store(&kmemi_cov_dumping, 0);
 }
 #endif
 
@@ -289,9 +289,6 @@ kmem_panic(const char *fmt, ...)
 	va_start(ap, fmt);
 	err_emit("kmem: ", fmt, ap);
 	va_end(ap);
-#ifdef KMEM_COVERAGE
-	kmem_coverage_dump();
-#endif
 	kmem_prim_abort();
 }
 

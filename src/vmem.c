@@ -330,7 +330,7 @@ bt_trim(vmem_t *vm, unsigned keep)
 {
 	bt_t *bt;
 
-	if (vm->vm_nbtfree <= keep)
+	if (vm->vm_nbtfree <= keep) /* not from bt_put: above BT_MAXFREE */
 		return;
 	kmem_mutex_enter(&bt_supply_lock);
 	while (vm->vm_nbtfree > keep) {
@@ -515,7 +515,7 @@ hash_remove(vmem_t *vm, vmem_addr_t addr)
 		if (bt->bt_start == addr)
 			break;
 	}
-	if (bt == NULL)
+	if (bt == NULL) /* not reached: every caller found the tag first */
 		return NULL;
 	*pp = bt->bt_fnext;
 	vm->vm_nbusy--;
@@ -581,6 +581,7 @@ vmem_fit(const bt_t *bt, const struct vmem_req *r, vmem_addr_t floor,
 			 * + phase is the next candidate and does not cross.
 			 */
 			b = kmem_align_down(x, r->nocross);
+			/* Not reached: the boundary is <= end, phase < it. */
 			if (__builtin_add_overflow(b, r->nocross, &b) ||
 			    __builtin_add_overflow(b, r->phase, &x))
 				return false;
@@ -935,7 +936,7 @@ vmem_import(vmem_t *vm, const struct vmem_req *r, vm_flag_t flags, bt_t **spanp)
 	int err;
 
 	if (vm->vm_importfn == NULL && vm->vm_ximportfn == NULL)
-		return ENOMEM;
+		return ENOMEM; /* not reached: called when it can import */
 	if (r->constrained && vm->vm_importfn == vmem_alloc &&
 	    (vm->vm_releasefn == vmem_free || vm->vm_releasefn == NULL)) {
 		/*
@@ -986,6 +987,7 @@ vmem_import(vmem_t *vm, const struct vmem_req *r, vm_flag_t flags, bt_t **spanp)
 		}
 		if (size < vm->vm_min_import)
 			size = vm->vm_min_import;
+		/* Not reached: size and extra are quantum multiples. */
 		if (!kmem_align_up_ok(size, q, &size))
 			return ENOMEM;
 	}

@@ -98,7 +98,7 @@ _Noreturn void kmem_panic(const char *fmt, ...) KMEM_PRINTF(1, 2) KMEM_COLD;
 void kmem_warn(const char *fmt, ...) KMEM_PRINTF(1, 2) KMEM_COLD;
 
 #ifdef KMEM_COVERAGE
-/* Coverage builds: write gcov's counts now (error.c); set while it runs. */
+/* Coverage builds: write gcov's counts now (error.c); set from then on. */
 void kmem_coverage_dump(void);
 extern _Atomic int kmemi_cov_dumping KMEM_HIDDEN;
 #endif

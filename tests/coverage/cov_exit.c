@@ -19,7 +19,7 @@
  * gcov merges into the .gcda files under a file lock, so children and
  * parents writing at once lose nothing (scripts/coverage.sh checks this
  * before it runs the suite).  Processes that die in kmem_panic write
- * their counts from there.
+ * theirs from kmem_prim_abort (src/prim/linux.c).
  */
 void kmem_coverage_dump(void) __attribute__((weak));
 _Noreturn void __real__exit(int status);

@@ -22,7 +22,11 @@
  *  - before kmem is set up (this program executed again, the checks made
  *    before anything allocates): malloc_trim has nothing to give back; a
  *    foreign pointer given to free or malloc_usable_size is reported
- *    ("kmem has allocated nothing yet").
+ *    ("kmem has allocated nothing yet");
+ *  - with the system refusing every request for memory from the start
+ *    (KMEM_OPTIONS=fault_from=1): malloc, calloc and aligned allocations
+ *    are NULL with ENOMEM, and free(NULL) is fine;
+ *  - free of an address beyond the user address space: reported.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -335,6 +339,49 @@ before_init(const char *what)
 	return 1; /* not reached: reported above */
 }
 
+static int
+no_memory(void)
+{
+	void *m = (void *)1;
+
+	/* Before any stdio: it would want memory too. */
+	errno = 0;
+	if (malloc(10) != NULL || errno != ENOMEM)
+		return 2;
+	errno = 0;
+	if (calloc(3, 100000) != NULL || errno != ENOMEM)
+		return 3;
+	if (posix_memalign(&m, 64, 10) != ENOMEM || m != (void *)1)
+		return 4;
+	free(NULL);
+	return 0;
+}
+
+static void
+c_kernel_pointer(void *arg)
+{
+	(void)arg;
+	f_free((void *)(uintptr_t)0xffff888000001000ull);
+}
+
+static void
+test_no_memory(void)
+{
+	static const char *const run[2] = {"--no-memory", NULL};
+	char buf[4096];
+	int status;
+
+	if (!on_kmem())
+		return;
+	setenv("KMEM_OPTIONS", "fault_from=1", 1);
+	status = t_child(c_exec, (void *)run, buf, sizeof buf);
+	unsetenv("KMEM_OPTIONS");
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		T_FAIL("status %#x; stderr:\n%s", (unsigned)status, buf);
+	T_ASSERT(t_expect_panic(c_kernel_pointer, NULL,
+	    "kmem: free(0xffff888000001000): pointer not allocated by kmem\n"));
+}
+
 static void
 test_before_init(void)
 {
@@ -359,10 +406,13 @@ main(int argc, char **argv)
 		return before_init("usable");
 	if (argc == 2 && strcmp(argv[1], "--debug") == 0)
 		return debug_run();
+	if (argc == 2 && strcmp(argv[1], "--no-memory") == 0)
+		_exit(no_memory()); /* exit's handlers may want memory */
 	T_RUN(test_alignment_args);
 	T_RUN(test_realloc_fails);
 	T_RUN(test_debug_exits);
 	T_RUN(test_fork_handlers_allocate);
 	T_RUN(test_before_init);
+	T_RUN(test_no_memory);
 	return t_done();
 }
