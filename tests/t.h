@@ -12,6 +12,8 @@
  *                                run fn(arg) in a child process; true if
  *                                it died of signal "sig" and its stderr
  *                                contains "substr"
+ *   t_child_ok(fn, arg, buf, n)  run fn(arg) in a child, which must exit 0
+ *                                (its stderr into buf, for more checks)
  *   t_expect_panic(fn, arg, substr)
  *                                the same for kmem_panic: SIGABRT, and
  *                                stderr exactly one line, "kmem: ...",
@@ -289,6 +291,16 @@ t_expect_death(void (*fn)(void *), void *arg, int sig, const char *substr)
 	}
 	printf("   died as expected: %.*s", (int)strcspn(buf, "\n") + 1, buf);
 	return true;
+}
+
+/* Run fn(arg) in a child (stderr into buf), which must exit 0. */
+static inline void
+t_child_ok(void (*fn)(void *), void *arg, char *buf, size_t n)
+{
+	int status = t_child(fn, arg, buf, n);
+
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		T_FAIL("child status %#x; stderr:\n%s", (unsigned)status, buf);
 }
 
 /*

@@ -24,15 +24,7 @@
 #include "internal/kmem_impl.h"
 #include "internal/prim.h"
 #include "t.h"
-
-static void
-child_ok(void (*fn)(void *), void *arg, char *buf, size_t n)
-{
-	int status = t_child(fn, arg, buf, n);
-
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		T_FAIL("child status %#x; stderr:\n%s", (unsigned)status, buf);
-}
+#include "t_fault.h"
 
 /* Debugging on, and one block allocated and freed (tables made). */
 static void
@@ -43,15 +35,6 @@ debug_on(const char *spec)
 	kmem_free(kmem_alloc(100, KM_SLEEP), 100);
 	T_NE(kmemi_debug_configure(spec), 0);
 	kmem_free(kmem_alloc(100, KM_SLEEP), 100);
-}
-
-static void *
-memory_back(void *arg)
-{
-	(void)arg;
-	kmem_prim_sleep_ns(30000000);
-	kmem_prim_fault_set(0, false);
-	return NULL;
 }
 
 /* ---- metadata ---- */
@@ -138,7 +121,7 @@ test_guard(void)
 {
 	char buf[4096];
 
-	child_ok(c_guard_nomem, NULL, buf, sizeof buf);
+	t_child_ok(c_guard_nomem, NULL, buf, sizeof buf);
 	T_ASSERT(t_expect_panic(c_guard_sleep_nomem, NULL,
 	    "kmem: kmem_alloc(100, KM_SLEEP): KMEM_DEBUG=guard: out of "
 	    "address space"));
@@ -162,7 +145,7 @@ c_raw_nomem(void *arg)
 	T_ASSERT(kmemi_debug_alloc_aligned("memalign", big, 8192, KM_NOSLEEP) ==
 	    NULL);
 	/* KM_SLEEP waits until memory comes back. */
-	T_EQ(pthread_create(&t, NULL, memory_back, NULL), 0);
+	t_fault_off_after(30000000, &t);
 	p = kmemi_debug_alloc_aligned("memalign", big, 8192, KM_SLEEP);
 	T_EQ(pthread_join(t, NULL), 0);
 	T_ASSERT(p != NULL && ((uintptr_t)p & 8191) == 0);
@@ -182,7 +165,7 @@ test_raw(void)
 {
 	char buf[4096];
 
-	child_ok(c_raw_nomem, NULL, buf, sizeof buf);
+	t_child_ok(c_raw_nomem, NULL, buf, sizeof buf);
 }
 
 /* ---- guard_depth ---- */
@@ -203,7 +186,7 @@ test_depths(void)
 {
 	char buf[4096];
 
-	child_ok(c_depths, NULL, buf, sizeof buf);
+	t_child_ok(c_depths, NULL, buf, sizeof buf);
 	T_ASSERT(strstr(buf, "bad item 'guard_depth=12x'") != NULL);
 	T_ASSERT(strstr(buf, "bad item 'guard_depth=0'") != NULL);
 	T_ASSERT(strstr(buf, "bad item 'guard_depth=9999") != NULL);

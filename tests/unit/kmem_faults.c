@@ -34,16 +34,10 @@
 #include "internal/pool_impl.h"
 #include "internal/prim.h"
 #include "t.h"
+#include "t_fault.h"
 
-static void
-child_ok(void (*fn)(void *), void *arg)
-{
-	char buf[8192];
-	int status = t_child(fn, arg, buf, sizeof buf);
-
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		T_FAIL("child status %#x; stderr:\n%s", (unsigned)status, buf);
-}
+/* The stderr of the children that must exit 0. */
+static char cbuf[8192];
 
 /* A mix of sizes, written and freed: kmem works. */
 static void
@@ -118,7 +112,8 @@ test_setup_faults(void)
 	    (unsigned long long)calls);
 	T_GT(calls, 2);
 	for (n = 1; n <= calls; n++)
-		child_ok(c_setup_nth, (void *)(uintptr_t)n);
+		t_child_ok(
+		    c_setup_nth, (void *)(uintptr_t)n, cbuf, sizeof cbuf);
 	T_ASSERT(
 	    t_expect_panic(c_setup_never, NULL, "kmem_init: out of memory"));
 }
@@ -209,19 +204,10 @@ c_no_leaf(void *arg)
 static void
 test_page_map_leaves(void)
 {
-	child_ok(c_no_leaf, NULL);
+	t_child_ok(c_no_leaf, NULL, cbuf, sizeof cbuf);
 }
 
 /* ---- KM_SLEEP through a passing refusal ---- */
-
-static void *
-memory_back(void *arg)
-{
-	(void)arg;
-	kmem_prim_sleep_ns(30000000);
-	kmem_prim_fault_set(0, false);
-	return NULL;
-}
 
 static void
 c_sleep_retry(void *arg)
@@ -235,7 +221,7 @@ c_sleep_retry(void *arg)
 	kmem_init();
 	/* 64 MiB: kva must import; refused until the thread says not. */
 	kmem_prim_fault_set(1, true);
-	T_EQ(pthread_create(&t, NULL, memory_back, NULL), 0);
+	t_fault_off_after(30000000, &t);
 	p = kmem_alloc(64 << 20, KM_SLEEP);
 	T_EQ(pthread_join(t, NULL), 0);
 	memset(p, 1, 64 << 20);
@@ -245,7 +231,7 @@ c_sleep_retry(void *arg)
 static void
 test_sleep_retry(void)
 {
-	child_ok(c_sleep_retry, NULL);
+	t_child_ok(c_sleep_retry, NULL, cbuf, sizeof cbuf);
 }
 
 /* ---- helpers' corners ---- */
@@ -304,7 +290,7 @@ test_corners(void)
 
 	T_ASSERT(t_expect_panic(
 	    c_asprintf_bad, NULL, "kmem: kmem_asprintf(\"%ls\"): bad format"));
-	child_ok(c_strings_nomem, NULL);
+	t_child_ok(c_strings_nomem, NULL, cbuf, sizeof cbuf);
 	T_ASSERT(t_expect_panic(c_past_last, NULL,
 	    "): pointer not allocated by kmem (past the last object of a "
 	    "page of cache kmem-00048)"));

@@ -36,15 +36,8 @@
 #include "internal/prim.h"
 #include "t.h"
 
-static void
-child_ok(void (*fn)(void *), void *arg)
-{
-	char buf[8192];
-	int status = t_child(fn, arg, buf, sizeof buf);
-
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		T_FAIL("child status %#x; stderr:\n%s", (unsigned)status, buf);
-}
+/* The stderr of the children that must exit 0. */
+static char cbuf[8192];
 
 /* ---- a page allocator under the test's control ---- */
 
@@ -256,8 +249,8 @@ c_destroy_waits(void *arg)
 static void
 test_drain(void)
 {
-	child_ok(c_drain, NULL);
-	child_ok(c_destroy_waits, NULL);
+	t_child_ok(c_drain, NULL, cbuf, sizeof cbuf);
+	t_child_ok(c_destroy_waits, NULL, cbuf, sizeof cbuf);
 }
 
 /* ---- pool_cache ---- */
@@ -335,7 +328,7 @@ test_cache_paths(void)
 	char buf[8192];
 	int status;
 
-	child_ok(c_zero, NULL);
+	t_child_ok(c_zero, NULL, cbuf, sizeof cbuf);
 	/*
 	 * Only in a process that has never had a thread (under TSan a child
 	 * has the runtime's): with the CPU layer's locks taken, today's

@@ -267,15 +267,6 @@ getauxval(unsigned long type)
 
 /* fn(arg) in a child must exit 0; its stderr (for checks) into buf. */
 static void
-child_ok(void (*fn)(void *), void *arg, char *buf, size_t n)
-{
-	int status = t_child(fn, arg, buf, n);
-
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		T_FAIL("child status %#x; stderr:\n%s", (unsigned)status, buf);
-}
-
-static void
 kmem_works(void)
 {
 	void *p[64];
@@ -325,8 +316,8 @@ test_host(void)
 {
 	char buf[4096];
 
-	child_ok(c_sysconf_fails, NULL, buf, sizeof buf);
-	child_ok(c_sysconf_odd, NULL, buf, sizeof buf);
+	t_child_ok(c_sysconf_fails, NULL, buf, sizeof buf);
+	t_child_ok(c_sysconf_odd, NULL, buf, sizeof buf);
 	T_ASSERT(t_expect_panic(
 	    c_page_64k, NULL, "kmem_init: page size 65536 not supported"));
 }
@@ -378,8 +369,8 @@ test_cpu_source(void)
 
 	if (t_under_valgrind()) /* /proc/self/exe is valgrind's there */
 		return;
-	child_ok(c_exec_cpu, (void *)"getcpu", buf, sizeof buf);
-	child_ok(c_exec_cpu, (void *)"hash", buf, sizeof buf);
+	t_child_ok(c_exec_cpu, (void *)"getcpu", buf, sizeof buf);
+	t_child_ok(c_exec_cpu, (void *)"hash", buf, sizeof buf);
 }
 
 /* ---- membarrier ---- */
@@ -411,7 +402,7 @@ test_rseq_fence(void)
 	static int nosys = ENOSYS, perm = EPERM;
 
 	if (!t_under_valgrind()) /* valgrind does not know membarrier */
-		child_ok(c_fence, NULL, buf, sizeof buf);
+		t_child_ok(c_fence, NULL, buf, sizeof buf);
 	T_ASSERT(t_expect_panic(c_fence_fails, &nosys,
 	    "membarrier(PRIVATE_EXPEDITED_RSEQ, cpu 0) failed: errno 38"));
 	T_ASSERT(t_expect_panic(c_fence_fails, &perm,
@@ -457,7 +448,7 @@ test_page_runs(void)
 {
 	char buf[4096];
 
-	child_ok(c_page_runs, NULL, buf, sizeof buf);
+	t_child_ok(c_page_runs, NULL, buf, sizeof buf);
 }
 
 /* ---- write, open, sleep ---- */
@@ -513,9 +504,9 @@ test_io(void)
 {
 	char buf[4096];
 
-	child_ok(c_writes, NULL, buf, sizeof buf);
+	t_child_ok(c_writes, NULL, buf, sizeof buf);
 	T_ASSERT(strcmp(buf, "one\n") == 0);
-	child_ok(c_sleep, NULL, buf, sizeof buf);
+	t_child_ok(c_sleep, NULL, buf, sizeof buf);
 }
 
 /* ---- threads, fork handlers, locks ---- */
@@ -567,11 +558,11 @@ test_threads(void)
 {
 	char buf[4096];
 
-	child_ok(c_atfork_fails, NULL, buf, sizeof buf);
+	t_child_ok(c_atfork_fails, NULL, buf, sizeof buf);
 	T_ASSERT(strcmp(buf,
 		     "kmem: warning: cannot register fork handlers: a fork "
 		     "while other threads allocate may hang the child\n") == 0);
-	child_ok(c_thread_fails, NULL, buf, sizeof buf);
+	t_child_ok(c_thread_fails, NULL, buf, sizeof buf);
 	T_ASSERT(strcmp(buf,
 		     "kmem: warning: KMEM_OPTIONS=reap_thread_ms=50: cannot "
 		     "start the thread\n") == 0);
@@ -633,7 +624,7 @@ test_leaf_race(void)
 {
 	char buf[4096];
 
-	child_ok(c_leaf_race, NULL, buf, sizeof buf);
+	t_child_ok(c_leaf_race, NULL, buf, sizeof buf);
 }
 
 /* ---- process ---- */
@@ -689,9 +680,9 @@ test_process(void)
 {
 	char buf[4096];
 
-	child_ok(c_atexit, NULL, buf, sizeof buf);
+	t_child_ok(c_atexit, NULL, buf, sizeof buf);
 	T_ASSERT(strcmp(buf, "abcd\n") == 0); /* newest first */
-	child_ok(c_process, NULL, buf, sizeof buf);
+	t_child_ok(c_process, NULL, buf, sizeof buf);
 }
 
 #endif /* !PF_SANITIZER */

@@ -38,15 +38,6 @@
 #include "internal/prim.h"
 #include "t.h"
 
-static void
-child_ok(void (*fn)(void *), void *arg, char *buf, size_t n)
-{
-	int status = t_child(fn, arg, buf, n);
-
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		T_FAIL("child status %#x; stderr:\n%s", (unsigned)status, buf);
-}
-
 static vmem_t *
 arena(const char *name, vmem_addr_t base, vmem_size_t size, vmem_size_t q,
     vmem_import_t *imp, vmem_release_t *rel, vmem_t *src, vmem_size_t qc,
@@ -180,10 +171,10 @@ test_tags_run_out(void)
 {
 	char buf[4096];
 
-	child_ok(c_import_no_tags, NULL, buf, sizeof buf);
-	child_ok(c_import_no_tags, (void *)1, buf, sizeof buf);
-	child_ok(c_add_no_tags, NULL, buf, sizeof buf);
-	child_ok(c_create_no_tags, NULL, buf, sizeof buf);
+	t_child_ok(c_import_no_tags, NULL, buf, sizeof buf);
+	t_child_ok(c_import_no_tags, (void *)1, buf, sizeof buf);
+	t_child_ok(c_add_no_tags, NULL, buf, sizeof buf);
+	t_child_ok(c_create_no_tags, NULL, buf, sizeof buf);
 }
 
 /* ---- import functions that lie ---- */
@@ -561,7 +552,7 @@ test_arena_shapes(void)
 	T_EQ(vmem_size(vm, VMEM_FREE), 0x100);
 	vmem_destroy(vm);
 	/* Destroyed with busy segments (its hash grown): a warning. */
-	child_ok(c_destroy_busy, NULL, buf, sizeof buf);
+	t_child_ok(c_destroy_busy, NULL, buf, sizeof buf);
 	T_ASSERT(strcmp(buf,
 		     "kmem: warning: vmem_destroy(arena 'busy'): leaked 0x64 "
 		     "bytes in 100 segments\n") == 0);
