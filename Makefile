@@ -80,6 +80,10 @@ bench: release
 	./$(B)/release/bench_vmem
 	./$(B)/release/bench_pool
 	./$(B)/release/bench_kmem
+	./$(B)/release/bench_startup
+	./$(B)/release/bench_purge reap
+	./$(B)/release/bench_purge delay
+	./$(B)/release/bench_check
 	python3 scripts/bench-malloc.py --out $(B)/bench-malloc
 
 # The malloc suite alone (LD_PRELOAD: glibc, jemalloc, tcmalloc,

@@ -18,19 +18,37 @@
  * The order is the library's lock order, outermost first, so that prepare
  * never waits for a lock while holding one that its holder wants:
  *
- *   kmem init_lock -> options opt_lock -> debug dbg_lock
+ *   stdio's list lock (the C library's, kmem_prim_stdio_lock)
+ *   -> kmem init_lock -> options opt_lock -> debug dbg_lock
  *   -> pool: page_arena_lock, phpool_lock
  *   -> pool_cache: pcg_init_lock, pc_list_lock, per cache (each CPU
  *      slot's spin lock, then the depot lock), pcg_lock
  *   -> pool: pool_list_lock, every pool's lock
- *   -> vmem: vmem_list_lock, every arena's lock, bt_supply_lock
+ *   -> vmem: vmem_list_lock, every arena's lock (the metadata arena
+ *      "kmeta" among them), bt_supply_lock
+ *   -> meta: meta_lock (the metadata region's registry, a leaf)
+ *
+ * stdio's list lock comes first because glibc's fork(2) takes it after
+ * the prepare handlers and before its own malloc's locks: fflush(NULL)
+ * holds it while it waits for each FILE's lock, and a thread in getline
+ * holds its FILE's lock while it calls malloc.  Had prepare taken kmem's
+ * locks first, that malloc would wait for the forking thread, fflush for
+ * getline, and fork for fflush (glibc bug 19431; the test
+ * malloc_fork_stdio_mt).  Taking it first, prepare waits until no FILE
+ * walk is in progress, and nothing that holds a kmem lock ever waits for
+ * stdio.  glibc's fork then takes it again (it is recursive) and drops
+ * that hold before the parent handler, which drops ours; in the child,
+ * glibc resets it and so does the child handler.
  *
  * (Nesting that exists in the code: setup under init_lock creates the
  * page arena and caches; the page arena's creation under page_arena_lock
  * creates a vmem arena, pools and caches; a CPU slot's lock is held while
  * taking the depot lock or pcg_lock; list locks are taken before the
- * locks of their members; dbg_lock is held around a pool lookup.  No pool
- * or arena lock is ever held while calling into another layer.)
+ * locks of their members; dbg_lock is held around a pool lookup; a
+ * pool's lock, or dbg_lock, around an allocation from the metadata arena
+ * (a hash or record table); an arena's lock and bt_supply_lock around the
+ * registration of a metadata run.  No pool or arena lock is otherwise
+ * held while calling into another layer.)
  *
  * An rseq fast path in flight on another CPU needs nothing: it commits
  * with one store, so the child's copy has it done or not done, and the
@@ -48,6 +66,7 @@
 
 #include "internal/internal.h"
 #include "internal/kmem_impl.h"
+#include "internal/meta.h"
 #include "internal/pool_impl.h"
 #include "internal/prim.h"
 
@@ -61,12 +80,14 @@ fork_phase(int phase)
 	kmemi_cache_fork(phase);
 	kmemi_pool_fork(phase);
 	kmemi_vmem_fork(phase);
+	kmemi_meta_fork(phase);
 }
 
 /* Release in the reverse order. */
 static void
 fork_release(int phase)
 {
+	kmemi_meta_fork(phase);
 	kmemi_vmem_fork(phase);
 	kmemi_pool_fork(phase);
 	kmemi_cache_fork(phase);
@@ -99,6 +120,7 @@ fork_prepare(void)
 {
 	fork_locked = !kmem_prim_single_threaded();
 	if (fork_locked) {
+		kmem_prim_stdio_lock();
 		fork_phase(KMEMI_FORK_PREPARE);
 		atomic_store_explicit(&fork_owner, (uintptr_t)pthread_self(),
 		    memory_order_relaxed);
@@ -111,6 +133,7 @@ fork_parent(void)
 	if (fork_locked) {
 		atomic_store_explicit(&fork_owner, 0, memory_order_relaxed);
 		fork_release(KMEMI_FORK_PARENT);
+		kmem_prim_stdio_unlock(false);
 	}
 }
 
@@ -120,6 +143,7 @@ fork_child(void)
 	if (fork_locked) {
 		atomic_store_explicit(&fork_owner, 0, memory_order_relaxed);
 		fork_release(KMEMI_FORK_CHILD);
+		kmem_prim_stdio_unlock(true);
 	}
 }
 

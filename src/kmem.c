@@ -50,17 +50,31 @@
  *    and the objects of a power-of-two class are aligned to its size
  *    (malloc's memalign takes the first class that is a multiple of the
  *    alignment, up to a page; beyond, a large block by vmem_xalloc).
+ *    A class's cache is made on its first use (kmem_class_make, under
+ *    init_lock), not at set-up: making all 51 was 175 us of the first
+ *    malloc's 390 (bench_startup).  Until then the class's fast paths
+ *    use CPU slots that never hold a group, so they miss and the slow
+ *    path makes the cache; the switch to the cache's own slots is one
+ *    release store, read by an acquire load after the gate.
  *
  * 3. The gate.  kmemi_gate is non-zero until kmem is set up, while a
  *    debug item is on, and when the lock-free fast path cannot be used
  *    (no rseq: TSan, valgrind, other CPUs).  The fast paths test it with
  *    the flags and size, so debugging off costs nothing beyond that one
- *    branch.  Closed, the slow paths set kmem up and hand debug calls to
- *    debug.c, which allocates through kmemi_raw_alloc/kmemi_raw_free.
+ *    branch.  They read it first, by an acquire load, and only then the
+ *    tables the set-up fills before it opens the gate (a release store):
+ *    a fast path that read the class table before the gate could take a
+ *    class of a table not yet filled (kmem_first_call_mt).  The set-up
+ *    runs with signals blocked, so that a handler that forks never
+ *    leaves a child with init_lock held (kmem_setup_fork).  Closed, the slow
+ * paths set kmem up and hand debug calls to debug.c, which allocates through
+ * kmemi_raw_alloc/kmemi_raw_free.
  *
  * 4. The page map (two levels: a root of 2^15 leaves, each leaf one
- *    32-bit word per 4 KiB of a 4 GiB region, reserved lazily from prim;
- *    encoding in kmem_impl.h) says what every address kmem handed out is.
+ *    32-bit word per 4 KiB of a 4 GiB region, a 4 MiB run of the
+ *    metadata region made on first use -- guard pages around it, never
+ *    next to a page of objects (meta.c); encoding in kmem_impl.h) says
+ *    what every address kmem handed out is.
  *    Every 4 KiB of a class's pool page holds the class and its index in
  *    the pool page (set when kva gives the page to the pool, cleared when
  *    it goes back), so free(p) finds the class in constant time and
@@ -117,6 +131,7 @@
 
 #include "internal/internal.h"
 #include "internal/kmem_impl.h"
+#include "internal/meta.h"
 #include "internal/pool_cache_impl.h"
 #include "internal/pool_impl.h"
 #include "internal/prim.h"
@@ -139,7 +154,8 @@ _Static_assert(KMEM_ARRAY_SIZE(kmem_class_table) == KMEM_NCLASS,
 #define KMEM_LARGECACHE_MAX 1024u /* 63-object groups up to here */
 
 uint8_t kmemi_idx[(KMEM_CACHE_MAX >> KMEM_IDX_SHIFT) + 1];
-static pool_cache_t kmem_cache[KMEM_NCLASS];
+/* Made on first use (kmem_class_make); NULL until then. */
+static pool_cache_t _Atomic kmem_cache[KMEM_NCLASS];
 
 /*
  * What the inlined fast paths need of each class's cache (kmem_impl.h).
@@ -208,7 +224,7 @@ pm_word(uintptr_t a)
 	if (leaf == NULL) {
 		void *m;
 
-		if (kmem_prim_alloc(leafsz, 0, &m) != 0)
+		if (kmemi_meta_alloc(leafsz, VM_NOSLEEP, &m) != 0)
 			return NULL;
 		fresh = m;
 		if (atomic_compare_exchange_strong_explicit(&kmemi_pm_root[r],
@@ -216,7 +232,7 @@ pm_word(uintptr_t a)
 			memory_order_acquire))
 			leaf = fresh;
 		else
-			kmem_prim_release(fresh, leafsz);
+			kmemi_meta_free(fresh, leafsz);
 	}
 	return (_Atomic uint32_t *)&leaf[pg & ((1u << PM_LEAF_SHIFT) - 1)];
 }
@@ -232,6 +248,8 @@ pm_mark_small(void *p, size_t n, unsigned int c)
 	_Atomic uint32_t *w;
 	size_t i;
 
+	KMEM_ASSERT(c < KMEM_NCLASS && n >= 1 && n <= PM_PGIDX(~0u) + 1);
+	KMEM_ASSERT(((uintptr_t)p & ((1u << PM_SHIFT) - 1)) == 0);
 	for (i = 0; i < n; i++) {
 		w = pm_word((uintptr_t)p + (i << PM_SHIFT));
 		if (w == NULL) {
@@ -295,6 +313,8 @@ kmem_page_alloc(struct pool *pp, int flags)
 	size_t sz = pp->pr_alloc->pa_pagesz;
 	vmem_addr_t a;
 
+	KMEM_ASSERT(
+	    kmem_class_table[kmem_class_of(pp->pr_size)] == pp->pr_size);
 	if (vm == NULL ||
 	    vmem_xalloc(vm, sz, 0, 0, 0, VMEM_ADDR_MIN, VMEM_ADDR_MAX,
 		vf | VM_INSTANTFIT, &a) != 0)
@@ -312,6 +332,7 @@ kmem_page_free(struct pool *pp, void *v)
 {
 	size_t sz = pp->pr_alloc->pa_pagesz;
 
+	KMEM_ASSERT((((uintptr_t)v | sz) & ((1u << PM_SHIFT) - 1)) == 0);
 	if (kmem_unlikely(GATE_DEBUG() != 0))
 		kmemi_debug_forget(v, sz);
 	pm_clear(v, sz >> PM_SHIFT);
@@ -361,8 +382,12 @@ kmem_tables_init(void)
 	for (i = 0; i < KMEM_ARRAY_SIZE(kmemi_idx); i++) {
 		while (kmem_class_table[c] < (i << KMEM_IDX_SHIFT))
 			c++;
+		KMEM_ASSERT(c < KMEM_NCLASS);
 		kmemi_idx[i] = (uint8_t)c;
 	}
+	for (c = 0; c < KMEM_NCLASS; c++)
+		kmem_snprintf(kmem_cache_name[c], sizeof kmem_cache_name[c],
+		    "kmem-%05u", (unsigned)kmem_class_table[c]);
 }
 
 static void kmem_large_fast_init(void);
@@ -382,57 +407,124 @@ kmem_fast_divisor(struct kmem_fast *kf, uint32_t d)
 	kf->kf_inv = inv;
 }
 
-/* Create what is missing; false if memory ran out (tried again later). */
+/*
+ * The CPU slots every class's fast path uses until its cache is made:
+ * as many as a cache has, never holding a group, so a get or put there
+ * always takes the slow path, which makes the cache (kmem_class_make).
+ * The fast path reads a slot array and its count as two loads in any
+ * order; the count is the same for these and the cache's own slots, so
+ * the switch from one array to the other is one pointer store.
+ */
+static struct pc_cpu *kmem_noslots;
+
+/*
+ * The fast paths' data of every class, without its cache: the slots it
+ * misses on and the divisibility test's constants; and whether the
+ * lock-free path may be used.  False if there was no memory.
+ */
 static bool
-kmem_caches_init(void)
+kmem_classes_init(void)
 {
-	unsigned int i;
+	unsigned int i, ncpu = kmem_prim_ncpu();
+	size_t bytes = kmem_align_up(ncpu * sizeof(struct pc_cpu), kmem_pagesz);
+	void *mem;
 
-	for (i = 0; i < KMEM_NCLASS; i++) {
-		size_t c = kmem_class_table[i];
-		unsigned int align;
-
-		if (kmem_cache[i] != NULL)
-			continue;
-		if (c % kmem_pagesz == 0)
-			align = (unsigned int)kmem_pagesz;
-		else if (c % KMEM_CACHELINE == 0)
-			align = KMEM_CACHELINE;
-		else
-			align = c < 16 ? 8 : 16;
-		kmem_snprintf(kmem_cache_name[i], sizeof kmem_cache_name[i],
-		    "kmem-%05zu", c);
-		/*
-		 * Groups of 63 up to 1 KiB (PR_LARGECACHE, as NetBSD's
-		 * busiest caches): a run of allocations or frees goes to
-		 * the depot once per 63 objects instead of 15; at most 126
-		 * objects (126 KiB) a CPU stay in the CPU layer.
-		 */
-		kmem_cache[i] = kmemi_cache_create(c, align, 0,
-		    PR_NOALIGN | KMEMI_PR_NOCOLOR |
-			(c <= KMEM_LARGECACHE_MAX ? PR_LARGECACHE : 0),
-		    kmem_cache_name[i],
-		    &kmem_page_allocator[kmem_page_choice(c)], IPL_VM, NULL,
-		    NULL, NULL);
-		if (kmem_cache[i] == NULL)
+	if (kmem_noslots == NULL) {
+		/* Metadata: a slot with a forged group would be served. */
+		if (kmemi_meta_alloc(bytes, VM_NOSLEEP, &mem) != 0)
 			return false;
-		/*
-		 * At most a page's worth of free objects before an empty
-		 * page goes back to kva at once (pool.c section 5), not
-		 * after pool_idle_ms: memory one class frees is another's
-		 * to reuse.
-		 */
-		pool_cache_sethiwat(kmem_cache[i],
-		    (int)((struct pool *)(void *)kmem_cache[i])
-			->pr_itemsperpage);
-		kmem_fast_divisor(&kmemi_fast[i], (uint32_t)c);
-		kmemi_fast[i].kf_nitems =
-		    ((struct pool *)(void *)kmem_cache[i])->pr_itemsperpage;
-		kmemi_fast[i].kf_cpus = kmemi_cache_cpus(
-		    kmem_cache[i], &kmemi_fast[i].kf_ncpu, &kmem_rseq);
+		kmem_noslots = mem; /* zero: unlocked, no group */
 	}
+	for (i = 0; i < KMEM_NCLASS; i++) {
+		kmem_fast_divisor(&kmemi_fast[i], kmem_class_table[i]);
+		kmemi_fast[i].kf_ncpu = ncpu;
+		if (atomic_load_explicit(
+			&kmem_cache[i], memory_order_relaxed) == NULL)
+			__atomic_store_n(&kmemi_fast[i].kf_cpus, kmem_noslots,
+			    __ATOMIC_RELAXED);
+	}
+	kmem_rseq = kmem_prim_rseq_cs_init() && kmem_opts.magazines;
 	kmem_large_fast_init();
 	return true;
+}
+
+/*
+ * Make the cache of class i (init_lock held).  Classes are made on first
+ * use, not at set-up: 51 caches made at once were 175 of the first
+ * malloc's 390 us (bench_startup; issue 10), and a program uses a few.
+ */
+static pool_cache_t
+kmem_class_create(unsigned int i)
+{
+	size_t c = kmem_class_table[i];
+	struct pc_cpu *cpus;
+	unsigned int align, ncpu;
+	pool_cache_t pc;
+	bool rseq;
+
+	KMEM_ASSERT(kmem_class_of(c) == i);
+	if (c % kmem_pagesz == 0)
+		align = (unsigned int)kmem_pagesz;
+	else if (c % KMEM_CACHELINE == 0)
+		align = KMEM_CACHELINE;
+	else
+		align = c < 16 ? 8 : 16;
+	/*
+	 * Groups of 63 up to 1 KiB (PR_LARGECACHE, as NetBSD's busiest
+	 * caches): a run of allocations or frees goes to the depot once per
+	 * 63 objects instead of 15; at most 126 objects (126 KiB) a CPU
+	 * stay in the CPU layer.
+	 */
+	pc = kmemi_cache_create(c, align, 0,
+	    PR_NOALIGN | KMEMI_PR_NOCOLOR |
+		(c <= KMEM_LARGECACHE_MAX ? PR_LARGECACHE : 0),
+	    kmem_cache_name[i], &kmem_page_allocator[kmem_page_choice(c)],
+	    IPL_VM, NULL, NULL, NULL);
+	if (pc == NULL)
+		return NULL;
+	/*
+	 * At most a page's worth of free objects before an empty page goes
+	 * back to kva at once (pool.c section 5), not after pool_idle_ms:
+	 * memory one class frees is another's to reuse.
+	 */
+	pool_cache_sethiwat(
+	    pc, (int)((struct pool *)(void *)pc)->pr_itemsperpage);
+	kmemi_fast[i].kf_nitems = ((struct pool *)(void *)pc)->pr_itemsperpage;
+	if (kmemi_tag != 0 && c >= 2 * sizeof(uintptr_t))
+		kmemi_cache_set_tag(pc, kmemi_tag);
+	cpus = kmemi_cache_cpus(pc, &ncpu, &rseq);
+	KMEM_VERIFY(ncpu == kmemi_fast[i].kf_ncpu && rseq == kmem_rseq);
+	/*
+	 * Published: the slots (the fast paths read them after the gate, by
+	 * an acquire load), then the cache.
+	 */
+	__atomic_store_n(&kmemi_fast[i].kf_cpus, cpus, __ATOMIC_RELEASE);
+	atomic_store_explicit(&kmem_cache[i], pc, memory_order_release);
+	return pc;
+}
+
+/*
+ * The cache of class i, made if this is its first use; NULL if there is
+ * no memory for it.  Made under init_lock with every signal blocked (as
+ * the set-up: a handler that forks must not find init_lock held).
+ */
+static pool_cache_t
+kmem_class_make(unsigned int i)
+{
+	pool_cache_t pc =
+	    atomic_load_explicit(&kmem_cache[i], memory_order_acquire);
+	sigset_t saved;
+
+	if (kmem_likely(pc != NULL))
+		return pc;
+	kmem_prim_signals_block(&saved);
+	kmem_mutex_enter(&init_lock);
+	pc = atomic_load_explicit(&kmem_cache[i], memory_order_relaxed);
+	if (pc == NULL)
+		pc = kmem_class_create(i);
+	kmem_mutex_exit(&init_lock);
+	kmem_prim_signals_restore(&saved);
+	return pc;
 }
 
 static void
@@ -486,17 +578,21 @@ kmem_reaper(void *arg)
  * get it as a free would leave them, and every object that leaves a
  * group must have it (pool_cache.c).  Set before the gate opens, so that
  * no fast path ever sees an object without it; 0 (no tags) while
- * debugging, whose poison must not be written over.
+ * debugging, whose poison must not be written over.  Caches made later
+ * take kmemi_tag when they are made.  init_lock held.
  */
 static void
 kmem_tags_set(uintptr_t secret)
 {
+	pool_cache_t pc;
 	unsigned int i;
 
 	kmemi_tag = secret;
 	for (i = 0; i < KMEM_NCLASS; i++)
-		if (kmem_class_table[i] >= 2 * sizeof(uintptr_t))
-			kmemi_cache_set_tag(kmem_cache[i], secret);
+		if (kmem_class_table[i] >= 2 * sizeof(uintptr_t) &&
+		    (pc = atomic_load_explicit(
+			 &kmem_cache[i], memory_order_relaxed)) != NULL)
+			kmemi_cache_set_tag(pc, secret);
 }
 
 /*
@@ -506,15 +602,29 @@ kmem_tags_set(uintptr_t secret)
  */
 static _Atomic uintptr_t init_owner;
 
-/* Set up; false if there was no memory for it (NOSLEEP callers fail). */
+/*
+ * Set up; false if there was no memory for it (NOSLEEP callers fail).
+ *
+ * With every signal blocked: a handler that interrupted the set-up and
+ * called fork(2) left a child whose only thread had init_lock held, and
+ * the set-up half done, for ever (the child's kmem_alloc hung, its
+ * malloc lived on the bootstrap area until ENOMEM).  Blocked, a signal
+ * that arrives meanwhile is handled when the set-up is over -- still
+ * inside the first call, but with no lock of kmem's held.  Blocked
+ * before init_lock is taken, so that no handler runs between taking it
+ * and marking this thread its owner.  Two system calls, on the first
+ * call only (test: kmem_setup_fork, malloc_setup_fork).
+ */
 static bool
 kmem_setup(void)
 {
 	bool ok, reaper = false;
+	sigset_t saved;
 
 	if (kmem_likely(
 		atomic_load_explicit(&kmem_ready, memory_order_acquire)))
 		return true;
+	kmem_prim_signals_block(&saved);
 	kmem_mutex_enter(&init_lock);
 	atomic_store_explicit(
 	    &init_owner, (uintptr_t)pthread_self(), memory_order_relaxed);
@@ -528,7 +638,7 @@ kmem_setup(void)
 			    kmem_pagesz);
 		kmemi_pgshift = kmem_ilog2(kmem_pagesz);
 		kmem_tables_init();
-		ok = kmemi_page_arena() != NULL && kmem_caches_init();
+		ok = kmemi_page_arena() != NULL && kmem_classes_init();
 		if (ok) {
 			unsigned int dbg = kmemi_debug_init();
 
@@ -547,6 +657,7 @@ kmem_setup(void)
 	}
 	atomic_store_explicit(&init_owner, 0, memory_order_relaxed);
 	kmem_mutex_exit(&init_lock);
+	kmem_prim_signals_restore(&saved);
 	/* Not under init_lock: pthread_create allocates (the new TLS). */
 	if (reaper && kmem_prim_thread_start(kmem_reaper, NULL) != 0)
 		kmem_warn("KMEM_OPTIONS=reap_thread_ms=%llu: cannot start the "
@@ -598,8 +709,11 @@ void
 kmemi_gate_set(unsigned int bits)
 {
 	kmem_init();
-	if (bits & KMEM_GATE_DEBUG) /* the debug layer's patterns: no tags */
+	if (bits & KMEM_GATE_DEBUG) { /* the debug layer's patterns: no tags */
+		kmem_mutex_enter(&init_lock);
 		kmem_tags_set(0);
+		kmem_mutex_exit(&init_lock);
+	}
 	__atomic_store_n(&kmemi_gate, bits | (kmem_rseq ? 0 : KMEM_GATE_NORSEQ),
 	    __ATOMIC_RELEASE);
 }
@@ -659,6 +773,8 @@ large_alloc(size_t size, size_t align, bool recorded)
 			return NULL;
 		x = PM_XALLOC;
 	}
+	KMEM_ASSERT((a & (kmem_pagesz - 1)) == 0 &&
+	    (align == 0 || (a & (align - 1)) == 0));
 	w = pm_word((uintptr_t)a);
 	if (kmem_unlikely(w == NULL)) {
 		if (x != 0)
@@ -774,16 +890,18 @@ kmem_aligned_class(size_t size, size_t align)
 static void *
 raw_alloc_once(size_t size, size_t align, bool recorded)
 {
+	pool_cache_t pc;
 	int c;
 
+	KMEM_ASSERT(size != 0 && (align == 0 || kmem_powerof2(align)));
 	if (align <= 16 && size <= KMEM_CACHE_MAX)
-		return pool_cache_get_paddr(
-		    kmem_cache[recorded ? kmem_mclass_of(size)
-					: kmem_class_of(size)],
-		    PR_NOWAIT, NULL);
-	if ((c = kmem_aligned_class(size, align)) >= 0)
-		return pool_cache_get_paddr(kmem_cache[c], PR_NOWAIT, NULL);
-	return large_alloc(size, align, recorded);
+		c = (int)(recorded ? kmem_mclass_of(size)
+				   : kmem_class_of(size));
+	else if ((c = kmem_aligned_class(size, align)) < 0)
+		return large_alloc(size, align, recorded);
+	if ((pc = kmem_class_make((unsigned int)c)) == NULL)
+		return NULL;
+	return pool_cache_get_paddr(pc, PR_NOWAIT, NULL);
 }
 
 /*
@@ -846,11 +964,21 @@ kmemi_raw_alloc_aligned(
 void
 kmemi_raw_free(const char *fn, void *p, size_t size)
 {
-	if (size <= KMEM_CACHE_MAX)
-		pool_cache_put_paddr(
-		    kmem_cache[kmem_class_of(size)], p, POOL_PADDR_INVALID);
-	else
+	unsigned int c;
+	pool_cache_t pc;
+
+	KMEM_ASSERT(p != NULL && size != 0);
+	if (size > KMEM_CACHE_MAX) {
 		large_free(fn, p, size);
+		return;
+	}
+	c = kmem_class_of(size);
+	pc = atomic_load_explicit(&kmem_cache[c], memory_order_acquire);
+	if (kmem_unlikely(pc == NULL)) /* its cache was never made */
+		kmem_panic("%s(%p, %zu): pointer not allocated by kmem (with "
+			   "this size: cache %s has never allocated)",
+		    fn, p, size, kmem_cache_name[c]);
+	pool_cache_put_paddr(pc, p, POOL_PADDR_INVALID);
 }
 
 void *
@@ -868,12 +996,16 @@ kmemi_malloc_raw(size_t size, size_t align)
 }
 
 /*
- * What the page map says p is, for free(3) and malloc_usable_size(3):
- * the class of a cache object (p checked to start one), or -1 for the
- * start of a live large block; anything else is reported.
+ * What the page map says p is, for free(3), realloc(3) and
+ * malloc_usable_size(3): the class of a cache object (p checked to start
+ * one), or -1 for the start of a live large block; anything else is
+ * reported.  "freeing": the call is a free, so a freed large block is a
+ * double free; otherwise (realloc, malloc_usable_size) a use after free,
+ * as is a class object that carries its free tag (malloc.c section 3):
+ * handing it back would give it two owners.
  */
 static int
-kmem_lookup(const char *fn, const void *p, uint32_t *wordp)
+kmem_lookup(const char *fn, const void *p, uint32_t *wordp, bool freeing)
 {
 	uintptr_t a = (uintptr_t)p;
 	_Atomic uint32_t *wp = kmemi_pm_word_get(a);
@@ -887,8 +1019,17 @@ kmem_lookup(const char *fn, const void *p, uint32_t *wordp)
 		    ((uintptr_t)PM_PGIDX(w) << PM_SHIFT);
 		size_t off = a - base;
 
-		if (kmem_likely(kmemi_small_valid(a, w, kf)))
+		KMEM_ASSERT(PM_CLASS(w) < KMEM_NCLASS && kf->kf_size != 0);
+		if (kmem_likely(kmemi_small_valid(a, w, kf))) {
+			if (!freeing && kmemi_tag != 0 &&
+			    kmem_unlikely(
+				((const uintptr_t *)p)[1] == (a ^ kmemi_tag)))
+				kmem_panic("%s(%p): pointer already freed: "
+					   "use after free of an object of "
+					   "cache %s",
+				    fn, p, kmem_cache_name[PM_CLASS(w)]);
 			return (int)PM_CLASS(w);
+		}
 		if (off / kf->kf_size >= kf->kf_nitems)
 			kmem_panic(
 			    "%s(%p): pointer not allocated by kmem (past "
@@ -903,9 +1044,11 @@ kmem_lookup(const char *fn, const void *p, uint32_t *wordp)
 	if ((w & PM_LIVE) && (a & (kmem_pagesz - 1)) == 0)
 		return -1;
 	if ((w & PM_FREED) && (a & (kmem_pagesz - 1)) == 0)
-		kmem_panic("%s(%p): double free (large block of %zu bytes, "
-			   "arena kva)",
-		    fn, p, (size_t)(w & PM_NPAGES) * kmem_pagesz);
+		kmem_panic("%s(%p): %s (large block of %zu bytes, arena kva)",
+		    fn, p,
+		    freeing ? "double free"
+			    : "pointer already freed: use after free",
+		    (size_t)(w & PM_NPAGES) * kmem_pagesz);
 	kmem_panic("%s(%p): pointer not allocated by kmem", fn, p);
 }
 
@@ -913,12 +1056,13 @@ void
 kmemi_free_unsized(const char *fn, void *p)
 {
 	uint32_t w;
-	int c = kmem_lookup(fn, p, &w);
+	int c = kmem_lookup(fn, p, &w, true);
 
 	if (c >= 0) {
 		if (kmemi_tag != 0) /* malloc.c's free tag */
 			((uintptr_t *)p)[1] = (uintptr_t)p ^ kmemi_tag;
-		pool_cache_put_paddr(kmem_cache[c], p, POOL_PADDR_INVALID);
+		pool_cache_put_paddr(
+		    kmemi_class_cache((unsigned int)c), p, POOL_PADDR_INVALID);
 	} else
 		large_free(fn, p, 0);
 }
@@ -927,7 +1071,7 @@ size_t
 kmemi_usable_unsized(const char *fn, const void *p)
 {
 	uint32_t w;
-	int c = kmem_lookup(fn, p, &w);
+	int c = kmem_lookup(fn, p, &w, false);
 
 	if (c >= 0)
 		return kmem_class_table[c];
@@ -949,10 +1093,11 @@ kmemi_nclasses(void)
 	return KMEM_NCLASS;
 }
 
+/* The cache of class i, NULL if it was never made. */
 pool_cache_t
 kmemi_class_cache(unsigned int i)
 {
-	return kmem_cache[i];
+	return atomic_load_explicit(&kmem_cache[i], memory_order_acquire);
 }
 
 /* ---- the API ---- */
@@ -1005,12 +1150,15 @@ static inline void *
 kmem_class_get_fast(size_t size)
 {
 #ifdef PC_RSEQ
-	const struct kmem_fast *kf = &kmemi_fast[kmem_class_of(size)];
+	const struct kmem_fast *kf;
 	paddr_t pa; /* kmem's caches have none: unused */
 	void *p;
 
-	if (kmem_likely(GATE() == 0) &&
-	    kmem_likely(pc_rseq_get(kf->kf_cpus, kf->kf_ncpu, &p, &pa)))
+	if (kmem_unlikely(GATE() != 0))
+		return NULL;
+	/* The table only now: it is filled before the gate opens. */
+	kf = &kmemi_fast[kmem_class_of(size)];
+	if (kmem_likely(pc_rseq_get(kmemi_fast_cpus(kf), kf->kf_ncpu, &p, &pa)))
 		return p;
 #else
 	(void)size;
@@ -1118,8 +1266,8 @@ kmem_free_common(const char *fn, void *p, size_t size)
 			const struct kmem_fast *kf =
 			    &kmemi_fast[kmem_class_of(size)];
 
-			if (kmem_likely(pc_rseq_put(kf->kf_cpus, kf->kf_ncpu, p,
-				POOL_PADDR_INVALID)))
+			if (kmem_likely(pc_rseq_put(kmemi_fast_cpus(kf),
+				kf->kf_ncpu, p, POOL_PADDR_INVALID)))
 				return;
 		} else if (size - 1 < kmemi_large_fast_max &&
 		    ((uintptr_t)p & (kmem_pagesz - 1)) == 0) {
@@ -1256,5 +1404,5 @@ kmem_size_cache(size_t size)
 {
 	if (size == 0 || size > KMEM_CACHE_MAX || !kmem_setup())
 		return NULL;
-	return kmem_cache[kmem_class_of(size)];
+	return kmem_class_make(kmem_class_of(size));
 }

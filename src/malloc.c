@@ -301,7 +301,8 @@ class_get_fast(const char *fn, unsigned int c)
 	paddr_t pa;
 	void *p;
 
-	if (kmem_likely(pc_rseq_get(kf->kf_cpus, kf->kf_ncpu, &p, &pa))) {
+	if (kmem_likely(
+		pc_rseq_get(kmemi_fast_cpus(kf), kf->kf_ncpu, &p, &pa))) {
 		uintptr_t *tag = (uintptr_t *)p + 1;
 
 		if (kmem_unlikely(*tag != tag_of((uintptr_t)p)))
@@ -427,8 +428,8 @@ free(void *p)
 			((uintptr_t *)p)[1] = tag_of(a); /* no load: a store */
 #ifdef PC_RSEQ
 			if (kmem_likely(gate == 0) &&
-			    kmem_likely(pc_rseq_put(kf->kf_cpus, kf->kf_ncpu, p,
-				POOL_PADDR_INVALID)))
+			    kmem_likely(pc_rseq_put(kmemi_fast_cpus(kf),
+				kf->kf_ncpu, p, POOL_PADDR_INVALID)))
 				return;
 #endif
 			free_put(p, PM_CLASS(w));

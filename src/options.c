@@ -13,6 +13,15 @@
  * a warning that names the variable and the item; the item is ignored and
  * the rest still apply.
  *
+ * Ranges: every numeric row has a minimum and a maximum, and a value
+ * outside them is refused the same way (warning, item ignored, the
+ * option keeps its value), so that no later arithmetic can wrap: an
+ * option in milliseconds is turned into nanoseconds (x 10^6) and added to
+ * the monotonic clock, so they are capped at a day (8.64 x 10^13 ns, far
+ * from 2^64 even added to a clock of centuries); sizes are capped where
+ * rounding them up cannot overflow.  Each row's comment says why its
+ * bounds are what they are.
+ *
  * Allocation: none.  The environment is read through kmem_prim_getenv and
  * parsed in place, so options can be read from inside the allocator
  * before anything is set up.
@@ -42,41 +51,63 @@ struct opt_row {
 	enum opt_type type;
 	size_t offset; /* into struct kmem_options */
 	uint64_t dflt;
+	uint64_t min, max; /* accepted values (numbers), inclusive */
 	const char *desc;
 };
 
-#define OPT(field, type, dflt, desc)                                           \
+#define OPT(field, type, dflt, min, max, desc)                                 \
 	{                                                                      \
-#field, type, offsetof(struct kmem_options, field), dflt, desc \
+#field, type, offsetof(struct kmem_options, field), dflt, min, \
+		    max, desc                                                  \
 	}
 
+/* The cap of every option in milliseconds: a day (see the top comment). */
+#define OPT_MS_MAX (24ull * 60 * 60 * 1000)
+/*
+ * The cap of vmem_min_import: 2^47 bytes (128 TiB), the x86-64 user
+ * address space, so no memory arena can import more; and far enough
+ * below 2^64 that rounding it up to any quantum (a power of two, at most
+ * 2^63) cannot wrap (vmem_create and the import round it unchecked).  An
+ * integer arena that wants more sets it with kmem_vmem_set_min_import().
+ */
+#define OPT_MIN_IMPORT_MAX (1ull << 47)
+
 static const struct opt_row opt_table[] = {
-    OPT(verbose, OPT_BOOL, 0, "print the resolved options at start-up"),
-    OPT(fault_nth, OPT_U64, 0,
+    OPT(verbose, OPT_BOOL, 0, 0, 1, "print the resolved options at start-up"),
+    /*
+     * Call counts, compared with a 64-bit counter and never scaled: the
+     * whole range.
+     */
+    OPT(fault_nth, OPT_U64, 0, 0, UINT64_MAX,
 	"tests: fail the Nth OS memory request (0 = off)"),
-    OPT(fault_from, OPT_U64, 0,
+    OPT(fault_from, OPT_U64, 0, 0, UINT64_MAX,
 	"tests: fail every OS memory request from the Nth on (0 = off)"),
     /*
      * 0: an importing arena imports what the request needs (NetBSD);
-     * kmem_vmem_set_min_import() overrides it per arena.
+     * kmem_vmem_set_min_import() overrides it per arena.  A minimum the
+     * source cannot give falls back to what the request needs (vmem.c).
      */
-    OPT(vmem_min_import, OPT_SIZE, 0,
+    OPT(vmem_min_import, OPT_SIZE, 0, 0, OPT_MIN_IMPORT_MAX,
 	"default minimum vmem import size, bytes"),
     /*
      * How long a VM_SLEEP request that the backing store refused waits
      * before retrying, if no free wakes it first.  10 ms: long enough not
      * to spin, short enough that memory freed elsewhere (not through this
-     * arena) is noticed promptly.
+     * arena) is noticed promptly.  At least 1: with 0 every such wait,
+     * and KM_SLEEP's retry loop, would spin.
      */
-    OPT(vmem_sleep_retry_ms, OPT_U64, 10,
+    OPT(vmem_sleep_retry_ms, OPT_U64, 10, 1, OPT_MS_MAX,
 	"VM_SLEEP retry period after an import failure, ms"),
-    /* NetBSD's pool_inactive_time: 10 s. */
-    OPT(pool_idle_ms, OPT_U64, 10000,
+    /* NetBSD's pool_inactive_time: 10 s.  0: pages go back at once. */
+    OPT(pool_idle_ms, OPT_U64, 10000, 0, OPT_MS_MAX,
 	"empty pool pages idle this long go back, ms"),
-    /* illumos's kmem_reap_interval: 15 s. */
-    OPT(reap_interval_ms, OPT_U64, 15000,
+    /*
+     * illumos's kmem_reap_interval: 15 s.  0: a new working set at every
+     * reap.
+     */
+    OPT(reap_interval_ms, OPT_U64, 15000, 0, OPT_MS_MAX,
 	"pool_cache depot working-set interval, ms"),
-    OPT(magazines, OPT_BOOL, 1,
+    OPT(magazines, OPT_BOOL, 1, 0, 1,
 	"pool_cache per-CPU magazines (off: every get/put hits the pool)"),
     /*
      * Free space in the page arena stays mapped (and reusable at once)
@@ -84,24 +115,27 @@ static const struct opt_row opt_table[] = {
      * (vmem.c section 7).  1 s: a program that frees and reallocates a
      * big buffer in a loop keeps it; one that is done with it gives the
      * memory back within two seconds of arena activity or at its next
-     * kmem_reap() (jemalloc's dirty decay is 10 s).
+     * kmem_reap() (jemalloc's dirty decay is 10 s).  0: a purge pass at
+     * every free into the page arena (slow, but meaningful).
      */
-    OPT(purge_delay_ms, OPT_U64, 1000,
+    OPT(purge_delay_ms, OPT_U64, 1000, 0, OPT_MS_MAX,
 	"free page-arena memory goes back to the OS after 1-2x this, ms"),
     /*
      * 0: no thread of kmem's own; memory goes back on allocator activity
      * and kmem_reap() calls.  N: a background thread calls kmem_reap()
      * every N ms, so an idle program gives memory back too (off by
      * default, as jemalloc's background_thread: a library should not
-     * start threads in its host unasked).
+     * start threads in its host unasked).  Any N from 1 up sleeps between
+     * reaps, so none spins.
      */
-    OPT(reap_thread_ms, OPT_U64, 0,
+    OPT(reap_thread_ms, OPT_U64, 0, 0, OPT_MS_MAX,
 	"a background thread calls kmem_reap() every N ms (0: none)"),
     /*
      * How long KM_SLEEP keeps reaping and retrying while the OS refuses
-     * memory before it aborts with a message.  10 s.
+     * memory before it aborts with a message.  10 s.  0: abort at the
+     * second refusal.
      */
-    OPT(oom_wait_ms, OPT_U64, 10000,
+    OPT(oom_wait_ms, OPT_U64, 10000, 0, OPT_MS_MAX,
 	"KM_SLEEP gives up (aborts) after the OS refused memory this long, ms"),
 };
 
@@ -271,9 +305,31 @@ kmem_options_parse(const char *var, const char *text)
 			bad++;
 			continue;
 		}
+		if (v < row->min || v > row->max) {
+			kmem_warn("%s: value out of range [%llu, %llu] in "
+				  "\"%.*s\" ignored",
+			    var, (unsigned long long)row->min,
+			    (unsigned long long)row->max, (int)ilen, item);
+			bad++;
+			continue;
+		}
 		opt_store(row, v);
 	}
 	return bad;
+}
+
+bool
+kmem_options_row(size_t i, struct kmem_option_info *info)
+{
+	if (i >= KMEM_ARRAY_SIZE(opt_table))
+		return false;
+	info->name = opt_table[i].name;
+	info->numeric = opt_table[i].type != OPT_BOOL;
+	info->dflt = opt_table[i].dflt;
+	info->min = opt_table[i].min;
+	info->max = opt_table[i].max;
+	info->value = opt_load(&opt_table[i]);
+	return true;
 }
 
 void
@@ -318,6 +374,7 @@ kmem_options_init(void)
 			kmem_prim_fault_set(kmem_opts.fault_nth, false);
 		if (kmem_opts.verbose)
 			kmem_options_print();
+		kmemi_check_init(); /* KMEM_DEBUG=check, for every layer */
 #ifndef KMEM_MALLOC_SHIM
 		/* libkmem-malloc.so registers them from a constructor. */
 		kmemi_fork_init();

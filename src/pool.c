@@ -22,7 +22,24 @@
  *      items are small (below min(pagesz/16, 8 x header)) or when the
  *      header fits in the slack without costing an item.  Off-page headers
  *      come from internal header pools ("phpool-<words>", themselves with
- *      on-page headers).
+ *      on-page headers) whose pages, like those of pool_cache's group
+ *      pools (kmemi_pool_allocator_meta), come from the metadata arena
+ *      "kmeta" (meta.c): never from the page arena, never next to a page
+ *      of objects, a guard page between.  So an overflow off the last
+ *      item of a page cannot rewrite a bitmap (kmem's size classes all
+ *      have off-page headers); the page-lookup hash tables live there
+ *      too.
+ *    - Header integrity: ph_canary, the header's first word, is a hash of
+ *      the header's address and its page's keyed by a per-process secret
+ *      (pool_secret), set when the page is added; the pool checks it, and
+ *      that the counts are in range, whenever it takes from or puts to
+ *      the page (the pool layer is pool_cache's slow path: the per-CPU
+ *      layer never reads headers).  A mismatch -- an on-page header
+ *      overwritten from the page below, a stray write -- is reported as
+ *      "page header at H corrupted (page P)" instead of being followed.
+ *      Only what the canary covers is proved: a write that keeps the
+ *      first word and changes the bitmap goes unseen, which is why the
+ *      headers kmem uses are out of an overflow's reach.
  *    - Finding an item's page in constant time: on-page headers sit at
  *      addr & ~pagemask and are validated (their pool and page fields);
  *      off-page and unaligned pages are in a per-pool hash keyed by
@@ -39,7 +56,11 @@
  *
  * 3. Invariants.  nitems = free items over all pages; nout = items out;
  *    npages = pages held; a page is on exactly the list its nmissing says
- *    (0: empty, itemsperpage: full, else partial); nidle = empty pages.
+ *    (0: empty, its ph_nitems: full, else partial); nidle = empty pages;
+ *    a page's free bits number ph_nitems - nmissing, none past its items
+ *    or below its hint; the hash holds exactly the hashed pool's pages.
+ *    kmem_pool_check (at the end of this file) checks them all; the tests
+ *    call it, KMEM_DEBUG=check runs it when a page is added or empties.
  *
  * 4. Locking.  One mutex per pool protects everything in it; pr_cv is
  *    where growers, and getters at the hard limit, wait.  The pool lock is
@@ -61,8 +82,9 @@
  *    or at the hard limit; PR_WAITOK gets wait (for a page, or for a put
  *    below the hard limit) and never return NULL, except with
  *    PR_LIMITFAIL at the hard limit.  Bad puts (a pointer of another pool,
- *    not an item boundary, already free) and contradictory arguments abort
- *    through kmem_panic with the pool's name and the pointer.
+ *    not an item boundary, already free), contradictory arguments and a
+ *    corrupted page header (section 2) abort through kmem_panic with the
+ *    pool's name and the pointer.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -78,6 +100,7 @@
 #include <kmem/vmem.h>
 
 #include "internal/internal.h"
+#include "internal/meta.h"
 #include "internal/pool_impl.h"
 #include "internal/prim.h"
 
@@ -96,7 +119,21 @@
 #define PR_ROF_OFFPAGE 0x1 /* headers outside the pages */
 #define PR_ROF_HASHED  0x2 /* pages found through the hash */
 
+/* KMEM_DEBUG=check: a pool that gained a page or emptied one (lock held). */
+#define POOL_CHECK_HOOK(pp)                                                    \
+	do {                                                                   \
+		if (kmemi_check_on(                                            \
+			(uint64_t)(pp)->pr_npages * (1 + (pp)->pr_bmwords)))   \
+			kmemi_pool_check_locked(pp);                           \
+	} while (0)
+
 static kmem_mutex_t pool_list_lock = KMEM_MUTEX_INITIALIZER;
+/*
+ * The key of the page headers' canaries: drawn once, by the first
+ * pool_init, under pool_list_lock; every pool is initialised after that,
+ * so every reader (a pool's own lock held) sees it set.
+ */
+static uint64_t pool_secret;
 static kmem_cond_t pool_list_cv; /* pr_refcnt dropped to 0 */
 static bool pool_list_cv_ready;
 static struct pool *pool_list;
@@ -148,6 +185,8 @@ page_arena_import(
 	(void)flags;
 	if (kmem_prim_alloc(size, 0, &p) != 0)
 		return ENOMEM;
+	/* Object pages never border metadata (meta.c): guards between. */
+	KMEM_ASSERT(!kmemi_meta_near(p, size));
 	*addrp = (vmem_addr_t)p;
 	return 0;
 }
@@ -213,6 +252,7 @@ kmemi_page_arena_purge(bool all)
 
 	if (vm != NULL) /* never created for this */
 		kmemi_vmem_purge(vm, all);
+	kmemi_meta_purge(all); /* the metadata arena keeps pace */
 }
 
 static void *
@@ -246,28 +286,26 @@ pool_page_free(struct pool *pp, void *v)
 }
 
 /*
- * Pages for the pools kmem uses itself (page headers, groups): straight
- * from the page arena's freelists with vmem_xalloc, never through its
- * quantum caches, whose pools need headers and groups in turn.
+ * Pages for the pools kmem uses itself (page headers, groups): from the
+ * metadata arena (meta.c), never from the page arena, so that no object
+ * page is next to them; and never through a quantum cache, whose pools
+ * need headers and groups in turn.
  */
 static void *
 pool_meta_alloc(struct pool *pp, int flags)
 {
-	vm_flag_t vf = (flags & PR_WAITOK) ? VM_SLEEP : VM_NOSLEEP;
-	vmem_t *vm = kmemi_page_arena();
-	vmem_addr_t a;
+	void *p;
 
-	if (vm == NULL ||
-	    vmem_xalloc(vm, pp->pr_alloc->pa_pagesz, 0, 0, 0, VMEM_ADDR_MIN,
-		VMEM_ADDR_MAX, vf | VM_INSTANTFIT, &a) != 0)
+	if (kmemi_meta_alloc(pp->pr_alloc->pa_pagesz,
+		(flags & PR_WAITOK) ? VM_SLEEP : VM_NOSLEEP, &p) != 0)
 		return NULL;
-	return (void *)a;
+	return p;
 }
 
 static void
 pool_meta_free(struct pool *pp, void *v)
 {
-	vmem_xfree(kmemi_page_arena(), (vmem_addr_t)v, pp->pr_alloc->pa_pagesz);
+	kmemi_meta_free(v, pp->pr_alloc->pa_pagesz);
 }
 
 struct pool_allocator kmemi_pool_allocator_meta = {
@@ -361,6 +399,53 @@ phpool_for(unsigned int bmwords)
 	return &phpool[i];
 }
 
+/* ---- header integrity ---- */
+
+/*
+ * The canary of header ph: its page's address mixed with the secret by
+ * one odd multiply, and its own address: a linear overwrite of the header
+ * cannot keep it right without knowing the secret.  (More rounds would
+ * not hide the secret from a program that can read a header: every step
+ * is invertible.  One multiply costs the pool layer the least.)
+ */
+static inline uint64_t
+ph_canary_of(const struct kmem_pool_page *ph)
+{
+	return (((uint64_t)(uintptr_t)ph->ph_page ^ pool_secret) *
+		   0x9e3779b97f4a7c15ull) ^
+	    (uint64_t)(uintptr_t)ph;
+}
+
+/* A header the pool was about to trust is wrong: say so, abort. */
+static _Noreturn KMEM_COLD KMEM_NOINLINE void
+ph_corrupt(struct pool *pp, const char *fn, const void *v,
+    const struct kmem_pool_page *ph, const char *why)
+{
+	char arg[32] = "";
+
+	if (v != NULL)
+		kmem_snprintf(arg, sizeof arg, ", %p", v);
+	kmem_panic("%s(pool '%s'%s): page header at %p corrupted (page %p): %s",
+	    fn, pp->pr_wchan, arg, (const void *)ph, (const void *)ph->ph_page,
+	    why);
+}
+
+/*
+ * Before the pool takes from or puts to the page of ph ("fn", item v or
+ * NULL): the canary, and the counts the bitmap walk relies on.  Lock held.
+ */
+static inline void
+ph_verify(struct pool *pp, const char *fn, const void *v,
+    const struct kmem_pool_page *ph)
+{
+	if (kmem_unlikely(ph->ph_canary != ph_canary_of(ph)))
+		ph_corrupt(pp, fn, v, ph, "canary does not match");
+	if (kmem_unlikely(ph->ph_nmissing > ph->ph_nitems ||
+		ph->ph_nitems > pp->pr_itemsperpage ||
+		ph->ph_hint >= pp->pr_bmwords))
+		ph_corrupt(pp, fn, v, ph, "counts out of range");
+}
+
 /* ---- page lists ---- */
 
 static struct kmem_pool_page **
@@ -377,6 +462,9 @@ ph_insert(struct pool *pp, struct kmem_pool_page *ph, unsigned int list)
 {
 	struct kmem_pool_page **head = pool_list_of(pp, list);
 
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	/* (Its count may already say the next list: ph_take, put.) */
+	KMEM_ASSERT(list <= PH_FULL && ph->ph_pool == pp);
 	ph->ph_list = list;
 	if (*head == NULL) {
 		ph->ph_next = ph->ph_prev = ph;
@@ -396,6 +484,10 @@ ph_remove(struct pool *pp, struct kmem_pool_page *ph)
 {
 	struct kmem_pool_page **head = pool_list_of(pp, ph->ph_list);
 
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	KMEM_ASSERT(*head != NULL && ph->ph_pool == pp);
+	KMEM_ASSERT(ph->ph_next->ph_prev == ph && ph->ph_prev->ph_next == ph);
+	KMEM_ASSERT(ph->ph_list != PH_EMPTY || pp->pr_nidle > 0);
 	if (ph->ph_next == ph) {
 		*head = NULL;
 	} else {
@@ -428,13 +520,12 @@ ph_hash_index(const struct pool *pp, uintptr_t block)
 static void
 ph_hash_resize(struct pool *pp, size_t size)
 {
-	size_t ps = kmem_prim_page_size(), i, old = pp->pr_phhashmask + 1;
+	size_t i, old = pp->pr_phhashmask + 1;
 	struct kmem_pool_page **nt, **ot = pp->pr_phhash, *ph, *next;
 	unsigned int shift = pp->pr_alloc->pa_pageshift;
 	void *mem;
 
-	if (kmem_prim_alloc(kmem_align_up(size * sizeof(*nt), ps), 0, &mem) !=
-	    0)
+	if (kmemi_meta_alloc(size * sizeof(*nt), VM_NOSLEEP, &mem) != 0)
 		return; /* keep the old table: only slower */
 	nt = mem;
 	pp->pr_phhash = nt;
@@ -450,7 +541,7 @@ ph_hash_resize(struct pool *pp, size_t size)
 		}
 	}
 	if (ot != pp->pr_phhash0)
-		kmem_prim_release(ot, kmem_align_up(old * sizeof(*ot), ps));
+		kmemi_meta_free(ot, old * sizeof(*ot));
 }
 
 static void
@@ -459,6 +550,8 @@ ph_hash_insert(struct pool *pp, struct kmem_pool_page *ph)
 	size_t h = ph_hash_index(
 	    pp, (uintptr_t)ph->ph_page >> pp->pr_alloc->pa_pageshift);
 
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	KMEM_ASSERT(pp->pr_roflags & PR_ROF_HASHED);
 	ph->ph_hnext = pp->pr_phhash[h];
 	pp->pr_phhash[h] = ph;
 	if (pp->pr_npages + 1 > 2 * (pp->pr_phhashmask + 1))
@@ -472,8 +565,12 @@ ph_hash_remove(struct pool *pp, struct kmem_pool_page *ph)
 	    pp, (uintptr_t)ph->ph_page >> pp->pr_alloc->pa_pageshift);
 	struct kmem_pool_page **pp_ = &pp->pr_phhash[h];
 
-	while (*pp_ != ph)
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	KMEM_ASSERT(pp->pr_roflags & PR_ROF_HASHED);
+	while (*pp_ != ph) {
+		KMEM_ASSERT(*pp_ != NULL); /* ph is in its chain */
 		pp_ = &(*pp_)->ph_hnext;
+	}
 	*pp_ = ph->ph_hnext;
 }
 
@@ -633,6 +730,8 @@ pool_init(struct pool *pp, size_t size, unsigned int align,
 		kmem_cond_init(&pool_list_cv);
 		pool_list_cv_ready = true;
 	}
+	if (pool_secret == 0)
+		pool_secret = kmem_prim_secret();
 	pp->pr_next = pool_list;
 	if (pool_list != NULL)
 		pool_list->pr_pprev = &pp->pr_next;
@@ -647,6 +746,7 @@ pool_page_release(struct pool *pp, struct kmem_pool_page *ph)
 {
 	void *page = ph->ph_page;
 
+	KMEM_ASSERT(ph->ph_nmissing == 0 && ph->ph_pool == pp);
 	pp->pr_alloc->pa_free(pp, page);
 	if (pp->pr_roflags & PR_ROF_OFFPAGE)
 		pool_put(phpool_for(pp->pr_bmwords), ph);
@@ -656,6 +756,8 @@ pool_page_release(struct pool *pp, struct kmem_pool_page *ph)
 static void
 pool_page_detach(struct pool *pp, struct kmem_pool_page *ph)
 {
+	KMEM_ASSERT(ph->ph_nmissing == 0 && ph->ph_list == PH_EMPTY);
+	KMEM_ASSERT(pp->pr_npages > 0 && pp->pr_nitems >= ph->ph_nitems);
 	ph_remove(pp, ph);
 	if (pp->pr_roflags & PR_ROF_HASHED)
 		ph_hash_remove(pp, ph);
@@ -664,10 +766,12 @@ pool_page_detach(struct pool *pp, struct kmem_pool_page *ph)
 	pp->pr_npagefree++;
 }
 
+static void pool_release_list(struct pool *pp, struct kmem_pool_page *list);
+
 void
 pool_destroy(struct pool *pp)
 {
-	struct kmem_pool_page *ph;
+	struct kmem_pool_page *ph, *idle = NULL;
 	unsigned int leaked;
 
 	if (pp->pr_magic != POOL_MAGIC)
@@ -691,15 +795,18 @@ pool_destroy(struct pool *pp)
 		kmem_warn("pool_destroy(pool '%s'): %u items still out; their "
 			  "pages are not freed",
 		    pp->pr_wchan, leaked);
+	/* Under the lock, as every page list change (KMEM_ASSERT says so). */
+	pthread_mutex_lock(&pp->pr_lock);
 	while ((ph = pp->pr_emptypages) != NULL) {
 		pool_page_detach(pp, ph);
-		pool_page_release(pp, ph);
+		ph->ph_hnext = idle;
+		idle = ph;
 	}
+	pthread_mutex_unlock(&pp->pr_lock);
+	pool_release_list(pp, idle);
 	if (pp->pr_phhash != pp->pr_phhash0)
-		kmem_prim_release(pp->pr_phhash,
-		    kmem_align_up(
-			(pp->pr_phhashmask + 1) * sizeof(*pp->pr_phhash),
-			kmem_prim_page_size()));
+		kmemi_meta_free(pp->pr_phhash,
+		    (pp->pr_phhashmask + 1) * sizeof(*pp->pr_phhash));
 	pp->pr_magic = 0;
 	pthread_cond_destroy(&pp->pr_cv);
 	pthread_mutex_destroy(&pp->pr_lock);
@@ -719,6 +826,7 @@ pool_set_drain_hook(struct pool *pp, void (*fn)(void *, int), void *arg)
 static void
 pool_wait(struct pool *pp, uint64_t ns)
 {
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
 	pp->pr_nwaiters++;
 	if (ns == 0) {
 		pthread_cond_wait(&pp->pr_cv, &pp->pr_lock);
@@ -747,6 +855,7 @@ pool_grow(struct pool *pp, int flags)
 	uintptr_t plast, istart;
 	size_t n;
 
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
 	if (pp->pr_ngrowing != 0) {
 		/*
 		 * One grower at a time; the rest wait for it and look again,
@@ -786,6 +895,7 @@ pool_grow(struct pool *pp, int flags)
 	memset(ph, 0, pp->pr_phsize);
 	ph->ph_pool = pp;
 	ph->ph_page = page;
+	ph->ph_canary = ph_canary_of(ph);
 	/*
 	 * Items aligned in absolute terms: a PR_NOALIGN page that starts
 	 * below the item alignment loses the items that no longer fit.
@@ -823,6 +933,7 @@ pool_grow(struct pool *pp, int flags)
 	pp->pr_npagealloc++;
 	if (pp->pr_npages > pp->pr_hiwat)
 		pp->pr_hiwat = pp->pr_npages;
+	POOL_CHECK_HOOK(pp);
 	return 0;
 }
 
@@ -834,8 +945,12 @@ ph_take(struct pool *pp, struct kmem_pool_page *ph)
 	unsigned int w = ph->ph_hint, bit;
 	uint64_t word;
 
+	ph_verify(pp, "pool_get", NULL, ph);
+	KMEM_ASSERT(ph->ph_list != PH_FULL && ph->ph_nmissing < ph->ph_nitems);
 	while ((word = ph->ph_bitmap[w]) == 0)
-		w++;
+		if (kmem_unlikely(++w == pp->pr_bmwords))
+			ph_corrupt(pp, "pool_get", NULL, ph,
+			    "no free item in its bitmap");
 	bit = (unsigned int)__builtin_ctzll(word);
 	ph->ph_bitmap[w] = word & (word - 1);
 	ph->ph_hint = w;
@@ -864,6 +979,8 @@ pool_at_limit(struct pool *pp, int flags, bool *flushed)
 {
 	uint64_t now;
 
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	KMEM_ASSERT(pp->pr_nout >= pp->pr_hardlimit);
 	if (pp->pr_drain_hook != NULL) {
 		void (*hook)(void *, int) = pp->pr_drain_hook;
 		void *arg = pp->pr_drain_hook_arg;
@@ -907,6 +1024,7 @@ pool_free_idle(
 	struct kmem_pool_page *ph;
 	unsigned int n = 0;
 
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
 	while ((ph = pp->pr_emptypages) != NULL) {
 		ph = ph->ph_prev; /* the oldest */
 		if (!everything &&
@@ -969,7 +1087,9 @@ kmemi_pool_get_batch(struct pool *pp, int flags, void **objs, unsigned int n)
 			pool_wait(pp, 10000000u);
 		}
 	}
+	KMEM_ASSERT(n >= 1);
 	do {
+		KMEM_ASSERT(pp->pr_nitems > 0);
 		objs[got++] = ph_take(pp, ph);
 		pp->pr_nitems--;
 		pp->pr_nout++;
@@ -1011,7 +1131,9 @@ pool_put_locked(struct pool *pp, void *v, struct kmem_pool_page **idle)
 	unsigned int idx;
 	uint64_t bit;
 
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
 	ph = pool_page_of(pp, "pool_put", v);
+	ph_verify(pp, "pool_put", v, ph);
 	off = (size_t)((char *)v - ph->ph_items);
 	if ((char *)v < ph->ph_items || off % pp->pr_size != 0 ||
 	    off / pp->pr_size >= ph->ph_nitems)
@@ -1025,6 +1147,9 @@ pool_put_locked(struct pool *pp, void *v, struct kmem_pool_page **idle)
 		kmem_panic("pool_put(pool '%s', %p): item is already free "
 			   "(double put)",
 		    pp->pr_wchan, v);
+	if (kmem_unlikely(ph->ph_nmissing == 0))
+		ph_corrupt(pp, "pool_put", v, ph, "no item out");
+	KMEM_ASSERT(pp->pr_nout > 0);
 	ph->ph_bitmap[idx / 64] |= bit;
 	if (idx / 64 < ph->ph_hint)
 		ph->ph_hint = idx / 64;
@@ -1046,6 +1171,7 @@ pool_put_locked(struct pool *pp, void *v, struct kmem_pool_page **idle)
 		} else {
 			pool_free_idle(pp, false, idle);
 		}
+		POOL_CHECK_HOOK(pp);
 	}
 }
 
@@ -1236,31 +1362,36 @@ kmemi_pool_foreach(int (*fn)(struct pool *, void *), void *arg)
  * memory, so any address may be asked about (a debugging aid: kmem's
  * foreign-pointer reports).  Pools with on-page headers: always false.
  */
-bool
-kmemi_pool_item_of(struct pool *pp, const void *v, void **itemp, bool *outp)
+static bool
+pool_item_of_locked(struct pool *pp, const void *v, void **itemp, bool *outp)
 {
-	uintptr_t a = (uintptr_t)v, block;
+	uintptr_t a = (uintptr_t)v, block = a >> pp->pr_alloc->pa_pageshift;
 	struct kmem_pool_page *ph;
 	size_t off, idx;
-	bool found = false;
 
-	if (!(pp->pr_roflags & PR_ROF_HASHED))
-		return false;
-	block = a >> pp->pr_alloc->pa_pageshift;
-	pthread_mutex_lock(&pp->pr_lock);
 	ph = ph_hash_find(pp, block, a);
 	if (ph == NULL && (pp->pr_flags & PR_NOALIGN) && block > 0)
 		ph = ph_hash_find(pp, block - 1, a);
-	if (ph != NULL && (const char *)v >= ph->ph_items) {
-		off = (size_t)((const char *)v - ph->ph_items);
-		idx = off / pp->pr_size;
-		if (idx < ph->ph_nitems) {
-			*itemp = ph->ph_items + idx * pp->pr_size;
-			*outp = !(ph->ph_bitmap[idx / 64] &
-			    ((uint64_t)1 << (idx % 64)));
-			found = true;
-		}
-	}
+	if (ph == NULL || (const char *)v < ph->ph_items)
+		return false;
+	off = (size_t)((const char *)v - ph->ph_items);
+	idx = off / pp->pr_size;
+	if (idx >= ph->ph_nitems)
+		return false;
+	*itemp = ph->ph_items + idx * pp->pr_size;
+	*outp = !(ph->ph_bitmap[idx / 64] & ((uint64_t)1 << (idx % 64)));
+	return true;
+}
+
+bool
+kmemi_pool_item_of(struct pool *pp, const void *v, void **itemp, bool *outp)
+{
+	bool found;
+
+	if (!(pp->pr_roflags & PR_ROF_HASHED))
+		return false;
+	pthread_mutex_lock(&pp->pr_lock);
+	found = pool_item_of_locked(pp, v, itemp, outp);
 	pthread_mutex_unlock(&pp->pr_lock);
 	return found;
 }
@@ -1448,4 +1579,175 @@ void
 kmem_pool_print_stats(void (*pr)(const char *, ...))
 {
 	kmem_stats_print(pr, KMEM_STATS_POOLS);
+}
+
+/* ---- consistency checks ---- */
+
+#define POOL_CHECK(pp, cond, ...)                                              \
+	do {                                                                   \
+		if (kmem_unlikely(!(cond)))                                    \
+			kmemi_check_fail("kmem_pool_check", "pool",            \
+			    (pp)->pr_wchan, __VA_ARGS__);                      \
+	} while (0)
+
+static const char *const pool_list_name[] = {"empty", "partial", "full"};
+
+/* One page on list "list": its header, bitmap and place; its free items. */
+static unsigned int
+pool_check_page(
+    struct pool *pp, const struct kmem_pool_page *ph, unsigned int list)
+{
+	const struct pool_allocator *pa = pp->pr_alloc;
+	unsigned int w, nfree = 0, want;
+	uintptr_t plast = (uintptr_t)ph->ph_page + (pa->pa_pagesz - 1);
+	uint64_t word, valid;
+
+	POOL_CHECK(pp, ph->ph_pool == pp && ph->ph_list == list,
+	    "page %p on the %s list has a header of pool %p, list %u",
+	    (void *)ph->ph_page, pool_list_name[list], (void *)ph->ph_pool,
+	    ph->ph_list);
+	POOL_CHECK(pp,
+	    (pp->pr_roflags & PR_ROF_OFFPAGE) ||
+		(const char *)ph == ph->ph_page,
+	    "page %p: its header is at %p, not at its start",
+	    (void *)ph->ph_page, (const void *)ph);
+	POOL_CHECK(pp, ph->ph_canary == ph_canary_of(ph),
+	    "page %p: its header's canary is %#llx, not %#llx",
+	    (void *)ph->ph_page, (unsigned long long)ph->ph_canary,
+	    (unsigned long long)ph_canary_of(ph));
+	POOL_CHECK(pp,
+	    ph->ph_nitems >= 1 && ph->ph_nitems <= pp->pr_itemsperpage &&
+		ph->ph_nmissing <= ph->ph_nitems &&
+		ph->ph_hint < pp->pr_bmwords &&
+		(uintptr_t)ph->ph_items >= (uintptr_t)ph->ph_page &&
+		(uintptr_t)ph->ph_items <= plast &&
+		(plast - (uintptr_t)ph->ph_items + 1) / pp->pr_size >=
+		    ph->ph_nitems,
+	    "page %p: %u of %u items out (%u a page), items at %p, hint %u",
+	    (void *)ph->ph_page, ph->ph_nmissing, ph->ph_nitems,
+	    pp->pr_itemsperpage, (void *)ph->ph_items, ph->ph_hint);
+	want = ph->ph_nmissing == 0	       ? PH_EMPTY
+	    : ph->ph_nmissing == ph->ph_nitems ? PH_FULL
+					       : PH_PART;
+	POOL_CHECK(pp, list == want,
+	    "page %p with %u of %u items out is on the %s list",
+	    (void *)ph->ph_page, ph->ph_nmissing, ph->ph_nitems,
+	    pool_list_name[list]);
+	for (w = 0; w < pp->pr_bmwords; w++) {
+		word = ph->ph_bitmap[w];
+		valid = w < ph->ph_nitems / 64 ? ~(uint64_t)0
+		    : w == ph->ph_nitems / 64
+		    ? ((uint64_t)1 << (ph->ph_nitems % 64)) - 1
+		    : 0;
+		POOL_CHECK(pp,
+		    (word & ~valid) == 0 && (w >= ph->ph_hint || word == 0),
+		    "page %p: bitmap word %u is %#llx (%u items, hint %u)",
+		    (void *)ph->ph_page, w, (unsigned long long)word,
+		    ph->ph_nitems, ph->ph_hint);
+		nfree += (unsigned int)__builtin_popcountll(word);
+	}
+	POOL_CHECK(pp, nfree == ph->ph_nitems - ph->ph_nmissing,
+	    "page %p: %u items free in its bitmap, but %u of %u out",
+	    (void *)ph->ph_page, nfree, ph->ph_nmissing, ph->ph_nitems);
+	POOL_CHECK(pp,
+	    !(pp->pr_roflags & PR_ROF_HASHED) ||
+		ph_hash_find(pp, (uintptr_t)ph->ph_page >> pa->pa_pageshift,
+		    (uintptr_t)ph->ph_page) == ph,
+	    "page %p is not in the page hash", (void *)ph->ph_page);
+	return nfree;
+}
+
+/* The page hash: each page in its bucket, no more than pr_npages. */
+static void
+pool_check_hash(struct pool *pp)
+{
+	unsigned int shift = pp->pr_alloc->pa_pageshift;
+	const struct kmem_pool_page *ph;
+	size_t h, n = 0;
+
+	POOL_CHECK(pp,
+	    kmem_powerof2(pp->pr_phhashmask + 1) &&
+		pp->pr_phhashmask + 1 >= KMEM_ARRAY_SIZE(pp->pr_phhash0),
+	    "page hash of %zu buckets", pp->pr_phhashmask + 1);
+	for (h = 0; h <= pp->pr_phhashmask; h++) {
+		for (ph = pp->pr_phhash[h]; ph != NULL; ph = ph->ph_hnext) {
+			/* Bounded: a chain that loops ends here. */
+			POOL_CHECK(pp, ++n <= pp->pr_npages,
+			    "the page hash holds more than pr_npages (%u) "
+			    "pages",
+			    pp->pr_npages);
+			POOL_CHECK(pp,
+			    ph->ph_pool == pp &&
+				ph_hash_index(
+				    pp, (uintptr_t)ph->ph_page >> shift) == h,
+			    "page hash bucket %zu holds page %p of pool %p", h,
+			    (void *)ph->ph_page, (void *)ph->ph_pool);
+		}
+	}
+	/* Fewer cannot be: pool_check_page found every page in it. */
+}
+
+void
+kmemi_pool_check_locked(struct pool *pp)
+{
+	unsigned long nfree = 0, nout = 0;
+	unsigned int list, npages = 0, nidle = 0;
+	struct kmem_pool_page *head, *ph;
+
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	POOL_CHECK(pp, pp->pr_magic == POOL_MAGIC,
+	    "magic %#x, not an initialised pool", pp->pr_magic);
+	for (list = PH_EMPTY; list <= PH_FULL; list++) {
+		if ((head = *pool_list_of(pp, list)) == NULL)
+			continue;
+		ph = head;
+		do {
+			/* The links back also end a loop that misses head. */
+			POOL_CHECK(pp,
+			    ph->ph_next->ph_prev == ph &&
+				ph->ph_prev->ph_next == ph,
+			    "%s list: the links around page %p are wrong",
+			    pool_list_name[list], (void *)ph->ph_page);
+			nfree += pool_check_page(pp, ph, list);
+			nout += ph->ph_nmissing;
+			npages++;
+			nidle += list == PH_EMPTY;
+		} while ((ph = ph->ph_next) != head);
+	}
+	POOL_CHECK(pp,
+	    npages == pp->pr_npages && nidle == pp->pr_nidle &&
+		nfree == pp->pr_nitems && nout == pp->pr_nout,
+	    "the lists hold %u pages (%u empty), %lu items free and %lu out; "
+	    "the pool says %u (%lu), %u and %u",
+	    npages, nidle, nfree, nout, pp->pr_npages, pp->pr_nidle,
+	    pp->pr_nitems, pp->pr_nout);
+	if (pp->pr_roflags & PR_ROF_HASHED)
+		pool_check_hash(pp);
+	POOL_CHECK(pp, pp->pr_curcolor <= pp->pr_maxcolor,
+	    "colour %zu above its maximum %zu", pp->pr_curcolor,
+	    pp->pr_maxcolor);
+}
+
+const char *
+kmemi_pool_out_item_locked(struct pool *pp, const void *v)
+{
+	void *item;
+	bool out;
+
+	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	if (!(pp->pr_roflags & PR_ROF_HASHED))
+		return NULL;
+	if (!pool_item_of_locked(pp, v, &item, &out))
+		return "not an item of the pool";
+	if (item != v)
+		return "not the start of an item";
+	return out ? NULL : "free in the pool";
+}
+
+void
+kmem_pool_check(struct pool *pp)
+{
+	pthread_mutex_lock(&pp->pr_lock);
+	kmemi_pool_check_locked(pp);
+	pthread_mutex_unlock(&pp->pr_lock);
 }

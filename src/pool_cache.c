@@ -28,9 +28,12 @@
  *    - Group (struct pcg): capacity, count, and an array of {object,
  *      paddr}.  Groups come from internal pools "pcg-<size>", one per size
  *      of the magazine ladder, on the put path and on a filling miss
- *      (section 1).  Their pages come from the page arena by vmem_xalloc,
- *      never through its quantum caches, so a group allocation cannot
- *      recurse into a pool_cache.  Empty groups are shared by every
+ *      (section 1).  Their pages come from the metadata arena "kmeta"
+ *      (meta.c), never from the page arena, so no object page is next to
+ *      a group (an overflow cannot rewrite a group's objects), and never
+ *      through a quantum cache, so a group allocation cannot recurse into
+ *      a pool_cache.  The cache structure itself, with its per-CPU slots,
+ *      is from kmeta as well.  Empty groups are shared by every
  *      cache of the same group size (pcg_empty[], NetBSD's pcg_normal_cache
  *      and pcg_large_cache).
  *    - Per CPU (struct pc_cpu, one cache line each, no false sharing): a
@@ -118,6 +121,15 @@
  *    a group's count goes to the CPU's when it leaves the CPU (pc_fold).
  *    Without rseq (valgrind, ThreadSanitizer, other CPUs) the spin lock
  *    covers every get and put, as before.
+ *
+ * 10. Checks.  kmem_pool_cache_check (at the end of this file) holds the
+ *    whole cache -- every CPU slot in index order, fenced (as fork's
+ *    prepare and invalidation), then the depot, pcg_lock and the pool:
+ *    the lock order of section 4 -- and checks every group, the depot's
+ *    count and working-set minimum, the shared empty groups, that each
+ *    cached object is out of the pool (and tagged, where tags are on),
+ *    and the pool.  KMEM_DEBUG=check checks the depot and the CPU's
+ *    groups at each depot exchange, under the locks the exchange holds.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -131,6 +143,7 @@
 #include <kmem/pool.h>
 
 #include "internal/internal.h"
+#include "internal/meta.h"
 #include "internal/pool_cache_impl.h"
 #include "internal/pool_impl.h"
 #include "internal/prim.h"
@@ -197,6 +210,8 @@ static unsigned long pcg_nempty[PCG_NSIZES], pcg_empty_min[PCG_NSIZES],
 static atomic_bool pcg_ready;
 static kmem_mutex_t pcg_init_lock = KMEM_MUTEX_INITIALIZER;
 
+static void pc_check_exchange(pool_cache_t pc, const struct pc_cpu *cc);
+
 static kmem_mutex_t pc_list_lock = KMEM_MUTEX_INITIALIZER;
 static kmem_cond_t pc_list_cv; /* a pc_refcnt dropped to 0 */
 static bool pc_list_cv_ready;
@@ -208,8 +223,10 @@ pcg_index(unsigned int size)
 {
 	unsigned int i = 0;
 
-	while (pcg_ladder[i] != size)
+	while (pcg_ladder[i] != size) {
 		i++;
+		KMEM_ASSERT(i < PCG_NSIZES); /* a size of the ladder */
+	}
 	return i;
 }
 
@@ -244,8 +261,10 @@ pcg_get_empty(unsigned int i, bool may_alloc)
 {
 	struct pcg *g;
 
+	KMEM_ASSERT(i < PCG_NSIZES);
 	kmem_mutex_enter(&pcg_lock);
 	if ((g = pcg_empty[i]) != NULL) {
+		KMEM_ASSERT(pcg_nempty[i] > 0);
 		pcg_empty[i] = g->pcg_next;
 		if (--pcg_nempty[i] < pcg_empty_min[i])
 			pcg_empty_min[i] = pcg_nempty[i];
@@ -256,6 +275,8 @@ pcg_get_empty(unsigned int i, bool may_alloc)
 		if (g != NULL) /* empty, capacity, no operations */
 			g->pcg_word = (uint64_t)pcg_ladder[i] << 8;
 	}
+	KMEM_ASSERT(
+	    g == NULL || (g->pcg_avail == 0 && g->pcg_size == pcg_ladder[i]));
 	return g;
 }
 
@@ -264,6 +285,7 @@ pcg_put_empty(struct pcg *g)
 {
 	unsigned int i = pcg_index(g->pcg_size);
 
+	KMEM_ASSERT(g->pcg_avail == 0 && pcg_ops(g) == 0);
 	kmem_mutex_enter(&pcg_lock);
 	g->pcg_next = pcg_empty[i];
 	pcg_empty[i] = g;
@@ -317,6 +339,7 @@ pc_flush_group(pool_cache_t pc, struct pcg *g)
 	unsigned int i;
 
 	_Static_assert(KMEM_ARRAY_SIZE(objs) >= 255, "the largest group");
+	KMEM_ASSERT(g->pcg_avail <= g->pcg_size);
 	for (i = 0; i < g->pcg_avail; i++) {
 		objs[i] = g->pcg_objects[i].po_va;
 		pc_tag_check(pc, objs[i], "pool_cache_put");
@@ -356,6 +379,8 @@ pc_depot_capped(pool_cache_t pc, const struct pcg *g)
 {
 	size_t bytes = pc_group_bytes(pc, g);
 
+	KMEM_ASSERT(kmem_mutex_owned(&pc->pc_depot_lock));
+	KMEM_ASSERT(g->pcg_avail == g->pcg_size);
 	if (!pc_budgeted(pc))
 		return false;
 	if (pc->pc_nfull >= PC_DEPOT_MAX ||
@@ -416,6 +441,7 @@ pc_ws_update(pool_cache_t pc, uint64_t now)
 {
 	uint64_t ms = kmem_opts.reap_interval_ms;
 
+	KMEM_ASSERT(kmem_mutex_owned(&pc->pc_depot_lock));
 	if (pc_budgeted(pc) && ms > PC_WS_BUDGETED_MS)
 		ms = PC_WS_BUDGETED_MS;
 	if (now - pc->pc_ws_time < ms * 1000000u)
@@ -433,7 +459,9 @@ pc_depot_take(pool_cache_t pc, unsigned long n)
 {
 	struct pcg *chain = NULL, *g;
 
+	KMEM_ASSERT(kmem_mutex_owned(&pc->pc_depot_lock));
 	while (n-- > 0 && (g = pc->pc_full) != NULL) {
+		KMEM_ASSERT(pc->pc_nfull > 0 && g->pcg_avail == g->pcg_size);
 		pc->pc_full = g->pcg_next;
 		pc->pc_nfull--;
 		pc_depot_unbudget(pc, g);
@@ -455,6 +483,7 @@ pc_ws_take(pool_cache_t pc)
 	    ? pc->pc_full_reaplimit
 	    : pc->pc_full_min;
 
+	KMEM_ASSERT(n <= pc->pc_nfull);
 	pc->pc_full_reaplimit -= n;
 	pc->pc_full_min -= n;
 	return pc_depot_take(pc, n);
@@ -529,7 +558,11 @@ pc_get_from_depot(pool_cache_t pc, struct pc_cpu *cc, struct pcg **reap)
 	struct pcg *full, *empty;
 
 	pc_depot_lock(pc);
+	if (kmemi_check_on(pc->pc_nfull))
+		pc_check_exchange(pc, cc);
 	if ((full = pc->pc_full) != NULL) {
+		KMEM_ASSERT(pc->pc_nfull > 0 &&
+		    full->pcg_avail == full->pcg_size && pcg_ops(full) == 0);
 		pc->pc_full = full->pcg_next;
 		if (--pc->pc_nfull < pc->pc_full_min)
 			pc->pc_full_min = pc->pc_nfull;
@@ -544,6 +577,7 @@ pc_get_from_depot(pool_cache_t pc, struct pc_cpu *cc, struct pcg **reap)
 	if (full == NULL)
 		return false;
 	empty = cc->cc_current;
+	KMEM_ASSERT(empty == NULL || empty->pcg_avail == 0);
 	cc->cc_current = full;
 	if (empty != NULL) {
 		pc_fold(cc, empty);
@@ -573,6 +607,7 @@ pc_get_fill(pool_cache_t pc, int flags, bool lk)
 		n = g->pcg_size / 2 < PCG_FILL_MAX ? g->pcg_size / 2
 						   : PCG_FILL_MAX;
 	got = kmemi_pool_get_batch(&pc->pc_pool, flags, objs, n + 1);
+	KMEM_ASSERT(got <= n + 1 && (g != NULL || got <= 1));
 	if (got <= 1) {
 		if (g != NULL)
 			pcg_put_empty(g);
@@ -640,6 +675,7 @@ pool_cache_get_paddr(pool_cache_t pc, int flags, paddr_t *pap)
 		if (kmem_likely(g != NULL && g->pcg_avail > 0)) {
 			struct pcg_obj *o = &g->pcg_objects[--g->pcg_avail];
 
+			KMEM_ASSERT(g->pcg_avail < g->pcg_size);
 			if (!missed) /* one count per get: hit or miss */
 				cc->cc_hits++;
 			obj = o->po_va;
@@ -716,6 +752,7 @@ pool_cache_put_paddr(pool_cache_t pc, void *obj, paddr_t pa)
 		if (kmem_likely(g != NULL && g->pcg_avail < g->pcg_size)) {
 			struct pcg_obj *o = &g->pcg_objects[g->pcg_avail++];
 
+			KMEM_ASSERT(obj != NULL);
 			o->po_va = obj;
 			o->po_pa = pa;
 			if (!missed) /* one count per put: hit or miss */
@@ -758,6 +795,8 @@ pool_cache_put_paddr(pool_cache_t pc, void *obj, paddr_t pa)
 		}
 		/* The full current goes to the depot, or to the pool. */
 		pc_depot_lock(pc);
+		if (kmemi_check_on(pc->pc_nfull))
+			pc_check_exchange(pc, cc);
 		pc_fold(cc, g);
 		if (kmem_unlikely(pc_depot_capped(pc, g))) {
 			kmem_mutex_exit(&pc->pc_depot_lock);
@@ -768,6 +807,7 @@ pool_cache_put_paddr(pool_cache_t pc, void *obj, paddr_t pa)
 			cc = pc_cpu_enter(pc, lk);
 			continue;
 		}
+		KMEM_ASSERT(g->pcg_avail == g->pcg_size && pcg_ops(g) == 0);
 		g->pcg_next = pc->pc_full;
 		pc->pc_full = g;
 		pc->pc_nfull++;
@@ -1015,7 +1055,7 @@ kmemi_cache_create(size_t size, unsigned int align, unsigned int align_offset,
 	pcg_init();
 	bytes = kmem_align_up(
 	    sizeof(*pc) + ncpu * sizeof(struct pc_cpu), kmem_prim_page_size());
-	if (kmem_prim_alloc(bytes, 0, &mem) != 0)
+	if (kmemi_meta_alloc(bytes, VM_NOSLEEP, &mem) != 0)
 		return NULL;
 	pc = mem;
 	pc->pc_mapsize = bytes;
@@ -1091,7 +1131,7 @@ pool_cache_destroy(pool_cache_t pc)
 	__atomic_store_n(&pc->pc_pool.pr_cache, NULL, __ATOMIC_RELAXED);
 	pool_destroy(&pc->pc_pool);
 	kmem_mutex_destroy(&pc->pc_depot_lock);
-	kmem_prim_release(pc, pc->pc_mapsize);
+	kmemi_meta_free(pc, pc->pc_mapsize);
 }
 
 /* ---- forwarders to the pool ---- */
@@ -1257,4 +1297,233 @@ void
 kmem_pool_cache_print_stats(void (*pr)(const char *, ...))
 {
 	kmem_stats_print(pr, KMEM_STATS_CACHES);
+}
+
+/* ---- consistency checks ---- */
+
+#define PC_CHECK(pc, cond, ...)                                                \
+	do {                                                                   \
+		if (kmem_unlikely(!(cond)))                                    \
+			kmemi_check_fail("kmem_pool_cache_check", "cache",     \
+			    (pc)->pc_pool.pr_wchan, __VA_ARGS__);              \
+	} while (0)
+
+/* Whether n is a size of the magazine ladder. */
+static bool
+pcg_ladder_size(unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < PCG_NSIZES; i++)
+		if (pcg_ladder[i] == n)
+			return true;
+	return false;
+}
+
+/* "the current group of CPU 3", "a depot group": for reports. */
+static const char *
+pc_where(char *buf, size_t n, const char *which, int cpu)
+{
+	if (cpu < 0)
+		kmem_snprintf(buf, n, "a %s group", which);
+	else
+		kmem_snprintf(buf, n, "the %s group of CPU %d", which, cpu);
+	return buf;
+}
+
+/* CPU slot i's groups (its lock held); the objects they hold. */
+static unsigned long
+pc_check_cpu_locked(pool_cache_t pc, unsigned int i)
+{
+	const struct pc_cpu *cc = &pc->pc_cpus[i];
+	const struct pcg *g[2] = {cc->cc_current, cc->cc_previous};
+	static const char *const which[2] = {"current", "previous"};
+	unsigned long n = 0;
+	unsigned int k;
+	char where[48];
+
+	for (k = 0; k < 2; k++) {
+		if (g[k] == NULL)
+			continue;
+		PC_CHECK(pc,
+		    pcg_ladder_size(g[k]->pcg_size) &&
+			g[k]->pcg_avail <= g[k]->pcg_size,
+		    "%s, %p, holds %u objects, capacity %u",
+		    pc_where(where, sizeof where, which[k], (int)i),
+		    (const void *)g[k], g[k]->pcg_avail, g[k]->pcg_size);
+		n += g[k]->pcg_avail;
+	}
+	PC_CHECK(pc, g[0] == NULL || g[0] != g[1],
+	    "CPU %u has group %p as both current and previous", i,
+	    (const void *)g[0]);
+	return n;
+}
+
+/* The depot (its lock held): full groups, as many as counted. */
+static unsigned long
+pc_check_depot_locked(pool_cache_t pc)
+{
+	unsigned long n = 0, objs = 0;
+	const struct pcg *g;
+
+	KMEM_ASSERT(kmem_mutex_owned(&pc->pc_depot_lock));
+	for (g = pc->pc_full; g != NULL; g = g->pcg_next) {
+		/* Bounded: a list that loops ends here. */
+		PC_CHECK(pc, ++n <= pc->pc_nfull,
+		    "the depot holds more than pc_nfull (%lu) groups",
+		    pc->pc_nfull);
+		PC_CHECK(pc,
+		    pcg_ladder_size(g->pcg_size) &&
+			g->pcg_avail == g->pcg_size && pcg_ops(g) == 0,
+		    "depot group %p holds %u objects, capacity %u, %lu "
+		    "operations: not a full group off its CPU",
+		    (const void *)g, g->pcg_avail, g->pcg_size, pcg_ops(g));
+		objs += g->pcg_avail;
+	}
+	PC_CHECK(pc, n == pc->pc_nfull && pc->pc_full_min <= pc->pc_nfull,
+	    "the depot holds %lu full groups; pc_nfull says %lu, its "
+	    "working-set minimum %lu",
+	    n, pc->pc_nfull, pc->pc_full_min);
+	PC_CHECK(pc,
+	    atomic_load_explicit(&pc->pc_sizeidx, memory_order_relaxed) <
+		PCG_NSIZES,
+	    "group size index %u",
+	    atomic_load_explicit(&pc->pc_sizeidx, memory_order_relaxed));
+	return objs;
+}
+
+/* The shared empty groups (pcg_lock held); reported under cache pc. */
+static void
+pcg_check_empties_locked(pool_cache_t pc)
+{
+	unsigned long n;
+	const struct pcg *g;
+	unsigned int i;
+
+	for (i = 0; i < PCG_NSIZES; i++) {
+		n = 0;
+		for (g = pcg_empty[i]; g != NULL; g = g->pcg_next) {
+			PC_CHECK(pc, ++n <= pcg_nempty[i],
+			    "the empty groups of size %u are more than "
+			    "counted (%lu)",
+			    pcg_ladder[i], pcg_nempty[i]);
+			PC_CHECK(pc,
+			    g->pcg_size == pcg_ladder[i] && g->pcg_avail == 0 &&
+				pcg_ops(g) == 0,
+			    "empty group %p of size %u holds %u objects, "
+			    "capacity %u, %lu operations",
+			    (const void *)g, pcg_ladder[i], g->pcg_avail,
+			    g->pcg_size, pcg_ops(g));
+		}
+		PC_CHECK(pc,
+		    n == pcg_nempty[i] && pcg_empty_min[i] <= pcg_nempty[i],
+		    "%lu empty groups of size %u; counted %lu, working-set "
+		    "minimum %lu",
+		    n, pcg_ladder[i], pcg_nempty[i], pcg_empty_min[i]);
+	}
+}
+
+/* Every object of g is an item out of the pool, with its tag if tagged. */
+static void
+pc_check_objects(
+    pool_cache_t pc, const struct pcg *g, const char *which, int cpu)
+{
+	const char *why;
+	unsigned int i;
+	char where[48];
+	void *obj;
+
+	for (i = 0; g != NULL && i < g->pcg_avail; i++) {
+		obj = g->pcg_objects[i].po_va;
+		why = kmemi_pool_out_item_locked(&pc->pc_pool, obj);
+		PC_CHECK(pc, why == NULL, "object %p in %s, %p: %s", obj,
+		    pc_where(where, sizeof where, which, cpu), (const void *)g,
+		    why);
+		PC_CHECK(pc,
+		    pc->pc_tag == 0 ||
+			((uintptr_t *)obj)[1] == ((uintptr_t)obj ^ pc->pc_tag),
+		    "object %p in %s, %p, lacks its free tag", obj,
+		    pc_where(where, sizeof where, which, cpu), (const void *)g);
+	}
+}
+
+/* KMEM_DEBUG=check at a depot exchange: CPU slot cc's lock, the depot's. */
+static void
+pc_check_exchange(pool_cache_t pc, const struct pc_cpu *cc)
+{
+	(void)pc_check_cpu_locked(pc, (unsigned int)(cc - pc->pc_cpus));
+	(void)pc_check_depot_locked(pc);
+}
+
+void
+kmem_pool_cache_check(pool_cache_t pc)
+{
+	struct pool *pp = &pc->pc_pool;
+	unsigned long cached = 0;
+	const struct pcg *g;
+	unsigned int i;
+
+	/*
+	 * Everything at once, in the lock order (section 4; the CPU slots
+	 * in index order, as fork's prepare takes them, each fenced as
+	 * invalidation does), so that no object is seen twice or missed.
+	 */
+	for (i = 0; i < pc->pc_ncpu; i++) {
+		kmem_spin_enter(&pc->pc_cpus[i].cc_lock);
+		if (pc->pc_rseq)
+			kmem_prim_rseq_fence(i);
+	}
+	kmem_mutex_enter(&pc->pc_depot_lock);
+	kmem_mutex_enter(&pcg_lock);
+	pthread_mutex_lock(&pp->pr_lock);
+	kmemi_pool_check_locked(pp);
+	for (i = 0; i < pc->pc_ncpu; i++) {
+		cached += pc_check_cpu_locked(pc, i);
+		pc_check_objects(
+		    pc, pc->pc_cpus[i].cc_current, "current", (int)i);
+		pc_check_objects(
+		    pc, pc->pc_cpus[i].cc_previous, "previous", (int)i);
+	}
+	cached += pc_check_depot_locked(pc);
+	for (g = pc->pc_full; g != NULL; g = g->pcg_next)
+		pc_check_objects(pc, g, "depot", -1);
+	PC_CHECK(pc, cached <= pp->pr_nout,
+	    "%lu objects cached, but only %u are out of the pool", cached,
+	    pp->pr_nout);
+	pcg_check_empties_locked(pc);
+	pthread_mutex_unlock(&pp->pr_lock);
+	kmem_mutex_exit(&pcg_lock);
+	kmem_mutex_exit(&pc->pc_depot_lock);
+	for (i = pc->pc_ncpu; i-- > 0;)
+		kmem_spin_exit(&pc->pc_cpus[i].cc_lock);
+}
+
+static int
+check_pool_or_cache(struct pool *pp, void *arg)
+{
+	/* Set last, with release, by a cache being created (pool_drain). */
+	pool_cache_t pc = __atomic_load_n(&pp->pr_cache, __ATOMIC_ACQUIRE);
+
+	(void)arg;
+	if (pc != NULL)
+		kmem_pool_cache_check(pc);
+	else
+		kmem_pool_check(pp);
+	return 0;
+}
+
+static int
+check_arena(vmem_t *vm, void *arg)
+{
+	(void)arg;
+	kmem_vmem_check(vm);
+	return 0;
+}
+
+void
+kmem_check_all(void)
+{
+	kmem_options_init();
+	(void)kmemi_pool_foreach(check_pool_or_cache, NULL);
+	(void)kmemi_vmem_foreach(check_arena, NULL);
 }

@@ -27,10 +27,12 @@
  *    - Busy hash: busy segments by start address, chained through
  *      bt_fnext, power-of-two buckets.  It grows when the busy count passes
  *      2x the bucket count and shrinks when it falls under 1/8 of it,
- *      synchronously on alloc and free (no timer: NetBSD resizes on a 10 s
- *      callout, illumos on a 15 s one).  vm_hash0 is the embedded initial
- *      table, so small arenas never allocate one.  A resize that cannot
- *      get memory keeps the old table: only speed suffers.
+ *      at the end of the alloc or free that crossed the mark (no timer:
+ *      NetBSD resizes on a 10 s callout, illumos on a 15 s one), with the
+ *      lock dropped around the mapping and unmapping of tables (section
+ *      4).  vm_hash0 is the embedded initial table, so small arenas never
+ *      allocate one.  A resize that cannot get memory keeps the old
+ *      table: only speed suffers.
  *    - Rotor (VM_NEXTFIT): vm_rotor_next is the address after the last
  *      next-fit allocation, vm_rotor the tag of that allocation, a hint
  *      for where the search starts.  The search takes the lowest fit at
@@ -38,34 +40,59 @@
  *      merged away or released, vm_rotor moves to the tag that absorbed
  *      it, so it always points at a live tag near vm_rotor_next.
  *    - Tag supply: tags come from a process-wide supply of their own, not
- *      from any allocator: 64 KiB chunks mapped through prim, plus a
- *      static reserve of BT_RESERVE tags used only when the OS refuses.
+ *      from any allocator: 64 KiB chunks, each a run of the metadata
+ *      region (kmemi_meta_map: guard pages around it, never next to the
+ *      memory an arena hands out; meta.c), plus a static reserve of
+ *      BT_RESERVE tags used only when the OS refuses.  The arena
+ *      structures and busy-hash tables are such runs too.  None of them
+ *      comes from the metadata arena "kmeta", which needs them itself:
+ *      kmemi_meta_map takes no vmem lock, so a refill under an arena's
+ *      lock, or a resize of kmeta's own hash, cannot recurse.
  *      Each arena keeps a private cache of up to BT_MAXFREE tags and tops
  *      it up before it needs them, so the allocation code proper never
  *      fails for want of a tag and never recurses into vmem.
  *
- * 3. Invariants (checked by the model test after random operations).
+ * 3. Invariants (checked by kmem_vmem_check, at the end of this file,
+ *    which the model and stress tests call and KMEM_DEBUG=check runs at
+ *    each vmem_xalloc/vmem_xfree that takes the lock; debug builds assert
+ *    the local ones in the functions that change them).
  *    - Segment list in strictly increasing address order; the segments
  *      after a span marker tile exactly [span start, span end].
  *    - No two FREE segments are adjacent within a span (coalescing).
  *    - A FREE segment of q quanta is on freelist ilog2(q); freemap bit n
  *      iff list n is non-empty; vm_nfree counts FREE segments.
+ *    - PURGING segments (deferred mode, section 7) exist only while a
+ *      pass runs (vm_purge_active): on no freelist and not in the hash,
+ *      counted as free space (vm_total - vm_inuse), never adjacent to
+ *      another PURGING one; vm_purge_fit is the largest, 0 when none.
  *    - Every BUSY segment is in the hash; vm_nbusy counts them;
  *      vm_inuse is the sum of their sizes; vm_total the sum of all span
  *      sizes; vm_imported the sum of imported span sizes.
  *    - An imported span never exists wholly free while the arena lock is
- *      released (when it has a release function).
+ *      released (when it has a release function), outside deferred mode.
  *    Ends of ranges are kept inclusive (start + size - 1) in every
  *    comparison, so spans ending at VMEM_ADDR_MAX never overflow.
  *
  * 4. Locking.  One mutex per arena protects everything in it; vm_cv (with
  *    it) is where VM_SLEEP requests wait, broadcast by every free, add and
- *    span release when there are waiters.  Import and release functions
- *    are called with the arena lock dropped.  Lock order:
+ *    span release when there are waiters, and where requests wait for a
+ *    purge batch (section 7).  Lock order:
  *        vmem_list_lock  ->  arena vm_lock  ->  bt_supply_lock
  *    The source arena's lock is never held together with the child's,
  *    and the quantum caches (pool_cache, then pool, then this arena for
  *    a cache page) are entered with no arena lock held.
+ *    No system call under an arena lock, where another thread could wait
+ *    for it: import and release functions, the purge function (madvise),
+ *    the mapping and unmapping of busy-hash tables all run with the lock
+ *    dropped, the work collected under it first and finished under it
+ *    after (the one exception: a 64 KiB chunk of boundary tags is mapped
+ *    under it, once per 1,365 tags).  So several functions drop the
+ *    lock, and their names say so: _relock, called and returning with it
+ *    held but dropping it inside (whatever was read before the call must
+ *    be read again); _unlock, called with it held and returning without
+ *    it.  Every other function that touches an arena keeps the lock as
+ *    it found it; those that need it assert it (VMEM_ASSERT_LOCKED, debug
+ *    builds, kmem_mutex_owned).
  *
  * 5. Failure policy.  See docs/vmem-contract.md and vmem(3): contradictory
  *    arguments, bad frees and wrong sizes abort through kmem_panic with a
@@ -96,13 +123,11 @@
  *    (BT_F_DIRTY) with the current purge epoch, stays allocatable, and a
  *    wholly free span stays imported.  A free that finds the last pass at
  *    least vm_purge_delay_ns old runs a pass over the segment list: dirty
- *    free segments of earlier epochs are purged (vm_purgefn, under the
- *    lock, so no one can allocate a range while its pages go), spans
- *    wholly free and not freed in the current epoch are detached (up to
- *    PURGE_BATCH a pass) and released after the lock is dropped; then the
- *    epoch advances.  Memory thus goes back between one and two delays
- *    after it was freed, as long as the arena sees frees or reaps
- *    (kmemi_vmem_purge; "all" purges and releases everything at once).
+ *    free segments of earlier epochs are purged (vm_purgefn), spans
+ *    wholly free and not freed in the current epoch are released; then
+ *    the epoch advances.  Memory thus goes back between one and two
+ *    delays after it was freed, as long as the arena sees frees or reaps
+ *    (kmemi_vmem_purge; "all" purges and releases everything).
  *    Split and merged segments keep the dirty mark, so no dirty page is
  *    ever forgotten; a merge keeps the older epoch, so alloc/free churn
  *    next to a big dirty range cannot put its purge off for ever (the
@@ -115,6 +140,27 @@
  *    python3 on kmem's malloc peaked at 98 MB against glibc's 65 MB).
  *    (Bytes freed since the last pass, vm_freed_dirty, stand for the
  *    dirty free bytes: what was freed earlier was purged by that pass.)
+ *    The system calls run with the lock dropped (section 4): the pass
+ *    works in batches (PURGE_BATCH ranges or spans, PURGE_BATCH_BYTES of
+ *    ranges).  Under the lock it detaches a batch's spans and takes its
+ *    ranges off the freelists as PURGING -- neither free nor busy, so no
+ *    request is handed a range while its pages go, and no free merges
+ *    with it -- then drops the lock for the system calls, and retakes it
+ *    to make the ranges FREE and clean again (merging with what was
+ *    freed next to them meanwhile).  Other threads allocate and free
+ *    meanwhile; a request that finds no fit while a batch holds a range
+ *    large enough waits for that batch (vm_purge_fit, vm_purge_gen),
+ *    never for the whole pass, rather than grow the arena.  One pass at
+ *    a time (vm_purge_active): a free or reap that finds one running
+ *    leaves the work to it, an "all" purge waits for it and runs its
+ *    own.  The thread that runs a pass still makes its system calls; a
+ *    pass a free started does one batch and leaves the rest of its walk
+ *    to the next frees (PURGE_FREE_BATCHES, vm_purge_more), so no free
+ *    pays for more than one batch (bench_purge "delay": a free made 27
+ *    ms of madvise calls for 768 MiB before, 4-8 ms after at most).
+ *    (Until issue 10 the pass made them under the lock, and every large
+ *    alloc and free in the process waited for all of them: 55 ms for
+ *    768 MiB in bench_purge.)
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -128,6 +174,7 @@
 #include <kmem/vmem.h>
 
 #include "internal/internal.h"
+#include "internal/meta.h"
 #include "internal/pool_impl.h"
 #include "internal/prim.h"
 
@@ -146,6 +193,8 @@
 #define BT_TYPE_STATIC	 2
 #define BT_TYPE_FREE	 3
 #define BT_TYPE_BUSY	 4
+/* Ours: a free range a purge pass holds while its pages go (section 7). */
+#define BT_TYPE_PURGING 5
 /* Tag flags. */
 #define BT_F_XIMPORT 0x02 /* span: imported by vmem_xalloc on the source */
 #define BT_F_QCPAGE  0x04 /* a page of the arena's quantum caches */
@@ -202,6 +251,16 @@ struct vmem {
 	uint64_t vm_purge_last;	    /* ns */
 	vmem_size_t vm_freed_dirty; /* bytes freed since the last pass */
 	uint32_t vm_epoch;
+	bool vm_purge_active; /* a pass runs (it may have the lock dropped) */
+	vmem_size_t vm_purge_fit; /* largest PURGING range now; 0: none */
+	uint64_t vm_purge_gen;	  /* batches a pass has finished, ever */
+	uint64_t vm_seg_gen;	  /* tags taken off the segment list, ever */
+	/*
+	 * A pass a free started did its batch and left the rest of the walk
+	 * to the next free, from address vm_purge_from (section 7).
+	 */
+	bool vm_purge_more;
+	vmem_addr_t vm_purge_from;
 
 	bt_t vm_seg0;	     /* segment and span list sentinel */
 	uint64_t vm_freemap; /* bit n: vm_freelist[n] non-empty */
@@ -234,6 +293,15 @@ struct vmem {
 static kmem_mutex_t vmem_list_lock = KMEM_MUTEX_INITIALIZER;
 static vmem_t *vmem_list;
 
+/*
+ * Lock ownership (section 4).  A function whose name ends in _relock is
+ * called with vm_lock held and returns with it held, but drops it inside
+ * (state read before the call may have changed); _unlock: called with it
+ * held, returns with it released.  Every other function that touches an
+ * arena's state is called with the lock held and keeps it.
+ */
+#define VMEM_ASSERT_LOCKED(vm) KMEM_ASSERT(kmem_mutex_owned(&(vm)->vm_lock))
+
 /* ---- the boundary-tag supply ---- */
 
 static kmem_mutex_t bt_supply_lock = KMEM_MUTEX_INITIALIZER;
@@ -264,7 +332,7 @@ bt_supply_pop(void)
 		}
 		bt_reserve_ready = true;
 	}
-	if (bt_supply == NULL && kmem_prim_alloc(BT_CHUNK, 0, &chunk) == 0) {
+	if (bt_supply == NULL && kmemi_meta_map(BT_CHUNK, &chunk) == 0) {
 		n = BT_CHUNK / sizeof(bt_t);
 		for (i = 0; i < n; i++) {
 			bt = (bt_t *)chunk + i;
@@ -297,6 +365,7 @@ bt_refill(vmem_t *vm, unsigned need)
 {
 	bt_t *bt;
 
+	VMEM_ASSERT_LOCKED(vm);
 	if (kmem_likely(vm->vm_nbtfree >= need))
 		return 0;
 	kmem_mutex_enter(&bt_supply_lock);
@@ -317,7 +386,9 @@ bt_get(vmem_t *vm)
 {
 	bt_t *bt = vm->vm_btfree;
 
+	VMEM_ASSERT_LOCKED(vm);
 	KMEM_VERIFY(bt != NULL);
+	KMEM_ASSERT(vm->vm_nbtfree > 0);
 	vm->vm_btfree = bt->bt_fnext;
 	vm->vm_nbtfree--;
 	bt->bt_flags = 0;
@@ -330,6 +401,7 @@ bt_trim(vmem_t *vm, unsigned keep)
 {
 	bt_t *bt;
 
+	VMEM_ASSERT_LOCKED(vm);
 	if (vm->vm_nbtfree <= keep) /* not from bt_put: above BT_MAXFREE */
 		return;
 	kmem_mutex_enter(&bt_supply_lock);
@@ -345,6 +417,8 @@ bt_trim(vmem_t *vm, unsigned keep)
 static void
 bt_put(vmem_t *vm, bt_t *bt)
 {
+	VMEM_ASSERT_LOCKED(vm);
+	KMEM_ASSERT(bt != &vm->vm_seg0 && bt != vm->vm_rotor);
 	bt->bt_type = BT_TYPE_SENTINEL;
 	bt->bt_fnext = vm->vm_btfree;
 	vm->vm_btfree = bt;
@@ -376,7 +450,7 @@ static const char *
 bt_type_name(const bt_t *bt)
 {
 	static const char *const names[] = {
-	    "SENTINEL", "SPAN", "STATIC", "FREE", "BUSY"};
+	    "SENTINEL", "SPAN", "STATIC", "FREE", "BUSY", "PURGING"};
 
 	return bt->bt_type < KMEM_ARRAY_SIZE(names) ? names[bt->bt_type] : "?";
 }
@@ -396,10 +470,15 @@ seg_insert_after(bt_t *prev, bt_t *bt)
 static void
 seg_remove(vmem_t *vm, bt_t *bt, bt_t *heir)
 {
+	VMEM_ASSERT_LOCKED(vm);
+	KMEM_ASSERT(bt != &vm->vm_seg0 && heir != bt);
+	KMEM_ASSERT(
+	    bt->bt_sprev->bt_snext == bt && bt->bt_snext->bt_sprev == bt);
 	bt->bt_sprev->bt_snext = bt->bt_snext;
 	bt->bt_snext->bt_sprev = bt->bt_sprev;
 	if (vm->vm_rotor == bt)
 		vm->vm_rotor = heir;
+	vm->vm_seg_gen++;
 }
 
 /* ---- freelists ---- */
@@ -407,8 +486,13 @@ seg_remove(vmem_t *vm, bt_t *bt, bt_t *heir)
 static void
 freelist_insert(vmem_t *vm, bt_t *bt)
 {
-	unsigned n = vmem_order(vm, bt->bt_size);
+	unsigned n;
 
+	VMEM_ASSERT_LOCKED(vm);
+	KMEM_ASSERT(bt->bt_size != 0 &&
+	    ((bt->bt_start | bt->bt_size) & vm->vm_quantum_mask) == 0);
+	n = vmem_order(vm, bt->bt_size);
+	KMEM_ASSERT(n < (unsigned)VMEM_MAXORDER);
 	bt->bt_type = BT_TYPE_FREE;
 	bt->bt_fprev = NULL;
 	bt->bt_fnext = vm->vm_freelist[n];
@@ -424,6 +508,11 @@ freelist_remove(vmem_t *vm, bt_t *bt)
 {
 	unsigned n = vmem_order(vm, bt->bt_size);
 
+	VMEM_ASSERT_LOCKED(vm);
+	KMEM_ASSERT(bt->bt_type == BT_TYPE_FREE && vm->vm_nfree > 0);
+	KMEM_ASSERT(vm->vm_freemap & ((uint64_t)1 << n));
+	KMEM_ASSERT(bt->bt_fprev != NULL ? bt->bt_fprev->bt_fnext == bt
+					 : vm->vm_freelist[n] == bt);
 	if (bt->bt_fprev != NULL)
 		bt->bt_fprev->bt_fnext = bt->bt_fnext;
 	else
@@ -445,23 +534,82 @@ hash_index(const vmem_t *vm, vmem_addr_t addr)
 	return (size_t)(h ^ (h >> 31)) & vm->vm_hashmask;
 }
 
-/* Rebuild the hash with "size" buckets; keeps the old one on failure. */
+static size_t
+hash_size_for(uint64_t nbusy)
+{
+	size_t s = VMEM_HASH_INIT;
+
+	while (s < nbusy && s < ((size_t)1 << 40))
+		s <<= 1;
+	return s;
+}
+
+/*
+ * The bucket count the busy count calls for, or 0 while the table is
+ * fine: grow past 2 busy segments a bucket, shrink under 1/8.
+ */
+static size_t
+hash_size_due(const vmem_t *vm)
+{
+	size_t size = vm->vm_hashmask + 1;
+
+	if (kmem_unlikely(vm->vm_nbusy > 2 * (uint64_t)size))
+		return hash_size_for(vm->vm_nbusy);
+	if (kmem_unlikely(size > VMEM_HASH_INIT && vm->vm_nbusy < size / 8))
+		return hash_size_for(vm->vm_nbusy * 2);
+	return 0;
+}
+
+/*
+ * Resize the busy hash if its load calls for it; the end of every
+ * operation that inserts or removes busy tags calls this (vmem_exit_unlock)
+ * rather than resizing half-way through.  vm_lock held on entry and on
+ * return; dropped and retaken around the system calls: the new table is
+ * mapped with the lock dropped, the decision is made again when it is
+ * retaken (another thread may have resized, or the count moved), the
+ * table installed and the segments rehashed under the lock, and the old
+ * table unmapped with the lock dropped again.  A resize that cannot get
+ * memory keeps the old table: only speed suffers.
+ */
 static void
-hash_resize(vmem_t *vm, size_t size)
+hash_resize_relock(vmem_t *vm)
 {
 	size_t ps = kmem_prim_page_size();
-	size_t oldsize = vm->vm_hashmask + 1, i, bytes;
-	bt_t **old = vm->vm_hashlist, **new, *bt, *next;
-	void *mem;
+	size_t size = hash_size_due(vm), oldsize, bytes = 0, i;
+	bt_t **old, **new, *bt, *next;
+	void *mem = NULL;
+	uint64_t n;
 
+	VMEM_ASSERT_LOCKED(vm);
+	if (kmem_likely(size == 0))
+		return;
+	KMEM_ASSERT(kmem_powerof2(size) && size >= VMEM_HASH_INIT);
 	if (size == VMEM_HASH_INIT) {
-		new = vm->vm_hash0;
+		new = vm->vm_hash0; /* embedded: nothing to map */
 	} else {
 		bytes = kmem_align_up(size * sizeof(bt_t *), ps);
-		if (kmem_prim_alloc(bytes, 0, &mem) != 0)
+		kmem_mutex_exit(&vm->vm_lock);
+		if (kmemi_meta_map(bytes, &mem) != 0)
+			mem = NULL;
+		kmem_mutex_enter(&vm->vm_lock);
+		if (mem == NULL)
 			return;
 		new = mem;
 	}
+	/* Still due, and is "size" right for the count now? */
+	n = vm->vm_nbusy;
+	if (hash_size_due(vm) == 0 || n > 2 * (uint64_t)size ||
+	    (size > VMEM_HASH_INIT && n < size / 8)) {
+		if (mem != NULL) {
+			kmem_mutex_exit(&vm->vm_lock);
+			kmemi_meta_unmap(mem, bytes);
+			kmem_mutex_enter(&vm->vm_lock);
+		}
+		return;
+	}
+	old = vm->vm_hashlist;
+	oldsize = vm->vm_hashmask + 1;
+	KMEM_ASSERT(old != new);
 	memset(new, 0, size * sizeof(bt_t *));
 	vm->vm_hashlist = new;
 	vm->vm_hashmask = size - 1;
@@ -475,33 +623,28 @@ hash_resize(vmem_t *vm, size_t size)
 		}
 	}
 	if (old != vm->vm_hash0) {
-		kmem_prim_release(
+		kmem_mutex_exit(&vm->vm_lock);
+		kmemi_meta_unmap(
 		    old, kmem_align_up(oldsize * sizeof(bt_t *), ps));
+		kmem_mutex_enter(&vm->vm_lock);
 	}
 }
 
-static size_t
-hash_size_for(uint64_t nbusy)
-{
-	size_t s = VMEM_HASH_INIT;
+static bt_t *hash_lookup(const vmem_t *vm, vmem_addr_t addr);
 
-	while (s < nbusy && s < ((size_t)1 << 40))
-		s <<= 1;
-	return s;
-}
-
+/* Busy tags go in and out; the table is resized at the operation's end. */
 static void
 hash_insert(vmem_t *vm, bt_t *bt)
 {
 	size_t h = hash_index(vm, bt->bt_start);
 
+	VMEM_ASSERT_LOCKED(vm);
+	KMEM_ASSERT(bt->bt_size != 0 && hash_lookup(vm, bt->bt_start) == NULL);
 	bt->bt_type = BT_TYPE_BUSY;
 	bt->bt_fnext = vm->vm_hashlist[h];
 	vm->vm_hashlist[h] = bt;
 	vm->vm_nbusy++;
 	vm->vm_inuse += bt->bt_size;
-	if (kmem_unlikely(vm->vm_nbusy > 2 * (uint64_t)(vm->vm_hashmask + 1)))
-		hash_resize(vm, hash_size_for(vm->vm_nbusy));
 }
 
 /* Find and unlink the busy tag starting at addr; NULL if none. */
@@ -509,20 +652,34 @@ static bt_t *
 hash_remove(vmem_t *vm, vmem_addr_t addr)
 {
 	bt_t **pp = &vm->vm_hashlist[hash_index(vm, addr)], *bt;
-	size_t size = vm->vm_hashmask + 1;
 
 	for (; (bt = *pp) != NULL; pp = &bt->bt_fnext) {
 		if (bt->bt_start == addr)
 			break;
 	}
+	VMEM_ASSERT_LOCKED(vm);
 	if (bt == NULL) /* not reached: every caller found the tag first */
 		return NULL;
+	KMEM_ASSERT(bt->bt_type == BT_TYPE_BUSY && vm->vm_nbusy > 0 &&
+	    vm->vm_inuse >= bt->bt_size);
 	*pp = bt->bt_fnext;
 	vm->vm_nbusy--;
 	vm->vm_inuse -= bt->bt_size;
-	if (kmem_unlikely(size > VMEM_HASH_INIT && vm->vm_nbusy < size / 8))
-		hash_resize(vm, hash_size_for(vm->vm_nbusy * 2));
 	return bt;
+}
+
+/*
+ * The end of an operation: resize the busy hash if due (the lock dropped
+ * and retaken around its system calls), wake the waiters if "wake" and
+ * there are any, and unlock.  vm_lock held on entry, released on return.
+ */
+static void
+vmem_exit_unlock(vmem_t *vm, bool wake)
+{
+	hash_resize_relock(vm);
+	if (wake && vm->vm_nwaiters != 0)
+		kmem_cond_broadcast(&vm->vm_cv);
+	kmem_mutex_exit(&vm->vm_lock);
 }
 
 static bt_t *
@@ -702,6 +859,10 @@ vmem_carve(vmem_t *vm, bt_t *bt, vmem_addr_t addr, vmem_size_t size)
 {
 	bt_t *rem;
 
+	KMEM_ASSERT(bt->bt_type == BT_TYPE_FREE && vm->vm_nbtfree >= 2);
+	KMEM_ASSERT(addr >= bt->bt_start && size != 0 &&
+	    ((addr | size) & vm->vm_quantum_mask) == 0 &&
+	    size - 1 <= bt_end(bt) - addr);
 	freelist_remove(vm, bt);
 	if (addr > bt->bt_start) {
 		rem = bt_get(vm);
@@ -726,6 +887,7 @@ vmem_carve(vmem_t *vm, bt_t *bt, vmem_addr_t addr, vmem_size_t size)
 	}
 	bt->bt_flags = 0;
 	hash_insert(vm, bt);
+	KMEM_ASSERT(bt->bt_start == addr && bt->bt_size == size);
 	return bt;
 }
 
@@ -735,8 +897,13 @@ vmem_carve(vmem_t *vm, bt_t *bt, vmem_addr_t addr, vmem_size_t size)
 static bt_t *
 vmem_span_add(vmem_t *vm, vmem_addr_t addr, vmem_size_t size, int type)
 {
-	bt_t *span = bt_get(vm), *seg = bt_get(vm), *next;
+	bt_t *span, *seg, *next;
 
+	VMEM_ASSERT_LOCKED(vm);
+	KMEM_ASSERT(size != 0 && ((addr | size) & vm->vm_quantum_mask) == 0);
+	KMEM_ASSERT(type == BT_TYPE_SPAN || type == BT_TYPE_STATIC);
+	span = bt_get(vm);
+	seg = bt_get(vm);
 	span->bt_start = seg->bt_start = addr;
 	span->bt_size = seg->bt_size = size;
 	span->bt_type = (uint8_t)type;
@@ -784,18 +951,30 @@ vmem_span_wholly_free(const bt_t *span)
 	    seg->bt_size == span->bt_size;
 }
 
+/* What a detached span gives back once the lock is dropped. */
+struct purge_span {
+	vmem_addr_t ps_addr;
+	vmem_size_t ps_size;
+	bool ps_xfree;
+};
+
 /*
- * Remove wholly free imported span "span" and give it back to the source.
- * Drops the arena lock (release runs unlocked) and does not retake it.
+ * Take wholly free imported span "span" out of the arena (its marker and
+ * segment go back to the tag cache); *ps says what to give back to the
+ * source once the lock is dropped.  Lock held, kept.
  */
 static void
-vmem_span_release(vmem_t *vm, bt_t *span)
+vmem_span_detach(vmem_t *vm, bt_t *span, struct purge_span *ps)
 {
 	bt_t *seg = span->bt_snext, *heir = span->bt_sprev;
-	vmem_addr_t addr = span->bt_start;
-	vmem_size_t size = span->bt_size;
-	bool xfree = (span->bt_flags & BT_F_XIMPORT) != 0;
 
+	VMEM_ASSERT_LOCKED(vm);
+	KMEM_ASSERT(vmem_span_wholly_free(span));
+	KMEM_ASSERT(
+	    vm->vm_total >= span->bt_size && vm->vm_imported >= span->bt_size);
+	ps->ps_addr = span->bt_start;
+	ps->ps_size = span->bt_size;
+	ps->ps_xfree = (span->bt_flags & BT_F_XIMPORT) != 0;
 	/*
 	 * The rotor moves to the tag before the span, or, for the lowest
 	 * span, to the first tag after it: never to the sentinel, which
@@ -803,7 +982,6 @@ vmem_span_release(vmem_t *vm, bt_t *span)
 	 */
 	if (heir == &vm->vm_seg0)
 		heir = seg->bt_snext != &vm->vm_seg0 ? seg->bt_snext : NULL;
-
 	freelist_remove(vm, seg);
 	seg_remove(vm, seg, heir);
 	seg_remove(vm, span, heir);
@@ -811,13 +989,23 @@ vmem_span_release(vmem_t *vm, bt_t *span)
 	span->bt_fnext->bt_fprev = span->bt_fprev;
 	bt_put(vm, seg);
 	bt_put(vm, span);
-	vm->vm_total -= size;
-	vm->vm_imported -= size;
+	vm->vm_total -= ps->ps_size;
+	vm->vm_imported -= ps->ps_size;
 	vm->vm_nrelease++;
-	if (vm->vm_nwaiters != 0)
-		kmem_cond_broadcast(&vm->vm_cv);
-	kmem_mutex_exit(&vm->vm_lock);
-	vmem_release_fn(vm, addr, size, xfree);
+}
+
+/*
+ * Remove wholly free imported span "span" and give it back to the source.
+ * vm_lock held on entry, released on return (the release runs unlocked).
+ */
+static void
+vmem_span_release_unlock(vmem_t *vm, bt_t *span)
+{
+	struct purge_span ps;
+
+	vmem_span_detach(vm, span, &ps);
+	vmem_exit_unlock(vm, true);
+	vmem_release_fn(vm, ps.ps_addr, ps.ps_size, ps.ps_xfree);
 }
 
 /* ---- argument checks ---- */
@@ -911,32 +1099,68 @@ vmem_req_init(const vmem_t *vm, const char *fn, struct vmem_req *r,
 /* ---- import ---- */
 
 /*
- * Import a span that can hold request r; called and returns with the
- * arena lock held, drops it around the import function.  *spanp is the new
- * span's marker.  0, ENOMEM (nothing imported), or EAGAIN (imported, but
- * no tags to record the span: given back).
+ * Ask the source for a span of "size" bytes; the arena lock is not held.
+ * 0 with *addrp and *actualp (the span's real size, at least "size"), or
+ * an error.
  */
 static int
-vmem_import(vmem_t *vm, const struct vmem_req *r, vm_flag_t flags, bt_t **spanp)
+vmem_import_call(vmem_t *vm, const struct vmem_req *r, bool direct,
+    vmem_size_t size, vm_flag_t iflags, vmem_addr_t *addrp,
+    vmem_size_t *actualp)
 {
-	vmem_size_t q = vm->vm_quantum_mask + 1, size = r->size, extra = 0;
-	vmem_size_t actual;
+	int err;
+
+	*actualp = size;
+	if (direct)
+		return vmem_xalloc(vm->vm_source, size, r->align, r->phase,
+		    r->nocross, r->minaddr, r->maxaddr, iflags, addrp);
+	if (vm->vm_ximportfn == NULL)
+		return vm->vm_importfn(vm->vm_source, size, iflags, addrp);
+	err = vm->vm_ximportfn(vm->vm_source, size, actualp, iflags, addrp);
+	if (err == 0 && *actualp < size)
+		kmem_panic("vmem_import(arena '%s', size %#zx): ximport "
+			   "reported %#zx, less than requested",
+		    vm->vm_name, size, *actualp);
+	return err;
+}
+
+/*
+ * Import a span that can hold request r.  vm_lock held on entry and on
+ * return, dropped around the import function.  *spanp is the new span's
+ * marker.  0, ENOMEM (nothing imported), or EAGAIN (imported, but
+ * no tags to record the span: given back).
+ *
+ * Two sizes: "need", the least span that holds the request wherever it
+ * lands, and "size", that enlarged to the minimum import (and 16x with
+ * VM_LARGEIMPORT).  The enlarged import is a wish: it is asked for
+ * without sleeping, and when the source cannot give it the import falls
+ * back to "need" with the caller's flags -- a minimum import larger than
+ * the source can give (vmem_min_import=1G over a 255 MiB source, or a
+ * page source that refuses big mappings) must not make a request fail,
+ * or a VM_SLEEP one wait for ever, while the memory it needs is there.
+ */
+static int
+vmem_import_relock(
+    vmem_t *vm, const struct vmem_req *r, vm_flag_t flags, bt_t **spanp)
+{
+	vmem_size_t q = vm->vm_quantum_mask + 1, need = r->size, size;
+	vmem_size_t extra = 0, want = 0, actual;
 	vmem_addr_t addr;
 	vm_flag_t iflags = (flags & VM_SLEEPMASK) | VM_INSTANTFIT;
 	bool direct = false;
+	int err = ENOMEM;
 
+	VMEM_ASSERT_LOCKED(vm);
+	if (vm->vm_importfn == NULL && vm->vm_ximportfn == NULL)
+		return ENOMEM; /* not reached: called when it can import */
 	/*
 	 * A vmem source is asked with VM_NOSLEEP: a VM_SLEEP request waits
 	 * here (timed), where frees in this arena wake it, never on the
 	 * source's condition variable, where they would not.  A foreign
-	 * import function gets the caller's sleep flag.
+	 * import function gets the caller's sleep flag (for "need" only).
 	 */
 	if (vm->vm_importfn == vmem_alloc)
 		iflags = VM_NOSLEEP | VM_INSTANTFIT;
-	int err;
-
-	if (vm->vm_importfn == NULL && vm->vm_ximportfn == NULL)
-		return ENOMEM; /* not reached: called when it can import */
 	if (r->constrained && vm->vm_importfn == vmem_alloc &&
 	    (vm->vm_releasefn == vmem_free || vm->vm_releasefn == NULL)) {
 		/*
@@ -949,29 +1173,31 @@ vmem_import(vmem_t *vm, const struct vmem_req *r, vm_flag_t flags, bt_t **spanp)
 		 * aligned base.
 		 */
 		const vmem_t *src = vm->vm_source;
-		vmem_size_t sq = src->vm_quantum_mask + 1, want = 0;
+		vmem_size_t sq = src->vm_quantum_mask + 1;
 
-		direct = kmem_align_up_ok(size, sq, &size) &&
+		direct = kmem_align_up_ok(need, sq, &need) &&
 		    (r->align & (sq - 1)) == 0 && (r->phase & (sq - 1)) == 0 &&
-		    (r->nocross == 0 || r->nocross >= size) &&
-		    size - 1 <= r->maxaddr - r->minaddr;
-		if (!direct) {
-			size = r->size;
-		} else {
-			if ((vm->vm_flags & VM_LARGEIMPORT) &&
-			    !__builtin_mul_overflow(size, 16, &want))
-				want = vmem_roundup(src, want);
-			if (want < vm->vm_min_import)
-				want = vmem_roundup(src, vm->vm_min_import);
-			if (want > size &&
-			    (r->nocross == 0 ||
-				((r->phase ^ (r->phase + want - 1)) &
-				    ~(r->nocross - 1)) == 0) &&
-			    want - 1 <= r->maxaddr - r->minaddr)
-				size = want;
-		}
+		    (r->nocross == 0 || r->nocross >= need) &&
+		    need - 1 <= r->maxaddr - r->minaddr;
+		if (!direct)
+			need = r->size;
 	}
-	if (!direct) {
+	if (direct) {
+		const vmem_t *src = vm->vm_source;
+
+		if ((vm->vm_flags & VM_LARGEIMPORT) &&
+		    !__builtin_mul_overflow(need, 16, &want))
+			want = vmem_roundup(src, want);
+		if (want < vm->vm_min_import)
+			want = vmem_roundup(src, vm->vm_min_import);
+		size = need;
+		if (want > need &&
+		    (r->nocross == 0 ||
+			((r->phase ^ (r->phase + want - 1)) &
+			    ~(r->nocross - 1)) == 0) &&
+		    want - 1 <= r->maxaddr - r->minaddr)
+			size = want;
+	} else {
 		/* Room for a fitting range wherever the span lands. */
 		if (r->nocross != 0)
 			extra =
@@ -979,33 +1205,27 @@ vmem_import(vmem_t *vm, const struct vmem_req *r, vm_flag_t flags, bt_t **spanp)
 			    r->phase - q;
 		else if (r->align > q)
 			extra = r->align - q; /* phase < align */
-		if (__builtin_add_overflow(size, extra, &size))
+		if (__builtin_add_overflow(need, extra, &need) ||
+		    !kmem_align_up_ok(need, q, &need))
 			return ENOMEM;
-		if (vm->vm_flags & VM_LARGEIMPORT) {
-			if (__builtin_mul_overflow(size, 16, &size))
-				size = r->size + extra;
-		}
+		size = need;
+		if ((vm->vm_flags & VM_LARGEIMPORT) &&
+		    __builtin_mul_overflow(need, 16, &size))
+			size = need;
 		if (size < vm->vm_min_import)
 			size = vm->vm_min_import;
 		/* Not reached: size and extra are quantum multiples. */
 		if (!kmem_align_up_ok(size, q, &size))
-			return ENOMEM;
+			size = need;
 	}
 	kmem_mutex_exit(&vm->vm_lock);
-	actual = size;
-	if (direct) {
-		err = vmem_xalloc(vm->vm_source, size, r->align, r->phase,
-		    r->nocross, r->minaddr, r->maxaddr, iflags, &addr);
-	} else if (vm->vm_ximportfn != NULL) {
-		err = vm->vm_ximportfn(
-		    vm->vm_source, size, &actual, iflags, &addr);
-		if (err == 0 && actual < size)
-			kmem_panic(
-			    "vmem_import(arena '%s', size %#zx): ximport "
-			    "reported %#zx, less than requested",
-			    vm->vm_name, size, actual);
-	} else {
-		err = vm->vm_importfn(vm->vm_source, size, iflags, &addr);
+	if (size > need)
+		err = vmem_import_call(vm, r, direct, size,
+		    (iflags & ~VM_SLEEPMASK) | VM_NOSLEEP, &addr, &actual);
+	if (err != 0) {
+		size = need;
+		err = vmem_import_call(
+		    vm, r, direct, size, iflags, &addr, &actual);
 	}
 	kmem_mutex_enter(&vm->vm_lock);
 	if (err != 0)
@@ -1027,6 +1247,7 @@ vmem_import(vmem_t *vm, const struct vmem_req *r, vm_flag_t flags, bt_t **spanp)
 	if (direct)
 		(*spanp)->bt_flags |= BT_F_XIMPORT;
 	vm->vm_nimport++;
+	KMEM_ASSERT(vm->vm_nbtfree >= BT_NEED_ALLOC);
 	return 0;
 }
 
@@ -1045,10 +1266,14 @@ vmem_find(
 	return vmem_find_instant(vm, r, addrp);
 }
 
-/* Sleep until a free, add or release (or, if timed, the retry period). */
+/*
+ * Sleep until a free, add or release (or, if timed, the retry period).
+ * vm_lock held on entry and on return, released while asleep.
+ */
 static void
-vmem_wait(vmem_t *vm, bool timed)
+vmem_wait_relock(vmem_t *vm, bool timed)
 {
+	VMEM_ASSERT_LOCKED(vm);
 	vm->vm_nwait++;
 	vm->vm_nwaiters++;
 	if (timed)
@@ -1061,19 +1286,31 @@ vmem_wait(vmem_t *vm, bool timed)
 
 /*
  * A VM_SLEEP request found no memory for boundary tags: wait a retry
- * period; after BT_SLEEP_TRIES of them, give up loudly.
+ * period; after BT_SLEEP_TRIES of them, give up loudly.  vm_lock held on
+ * entry and on return, released while asleep.
  */
 static void
-vmem_tags_wait(vmem_t *vm, const char *fn, vmem_size_t size, unsigned *tries)
+vmem_tags_wait_relock(
+    vmem_t *vm, const char *fn, vmem_size_t size, unsigned *tries)
 {
 	if (++*tries > BT_SLEEP_TRIES)
 		kmem_panic("%s(arena '%s', size %#zx): no memory for boundary "
 			   "tags",
 		    fn, vm->vm_name, size);
-	vmem_wait(vm, true);
+	vmem_wait_relock(vm, true);
 }
 
-static unsigned int vmem_purge_pass(vmem_t *vm, bool all, uint64_t now);
+static void vmem_purge_pass_relock(
+    vmem_t *vm, bool all, uint64_t now, unsigned int maxbatch);
+static void vmem_purge_wait_relock(vmem_t *vm);
+static void vmem_check_locked(vmem_t *vm);
+
+/* KMEM_DEBUG=check: the arena as a slow path finds it (debug.c section 6). */
+#define VMEM_CHECK_HOOK(vm)                                                    \
+	do {                                                                   \
+		if (kmemi_check_on((vm)->vm_nbusy + (vm)->vm_nfree))           \
+			vmem_check_locked(vm);                                 \
+	} while (0)
 
 static int
 vmem_xalloc_req(vmem_t *vm, const char *fn, const struct vmem_req *r,
@@ -1088,6 +1325,7 @@ vmem_xalloc_req(vmem_t *vm, const char *fn, const struct vmem_req *r,
 	int err;
 
 	kmem_mutex_enter(&vm->vm_lock);
+	VMEM_CHECK_HOOK(vm);
 	for (;;) {
 		if (kmem_unlikely(r->never))
 			break;
@@ -1097,30 +1335,43 @@ vmem_xalloc_req(vmem_t *vm, const char *fn, const struct vmem_req *r,
 		if (err != 0) {
 			if (flags & VM_NOSLEEP)
 				break;
-			vmem_tags_wait(vm, fn, r->size, &tries);
+			vmem_tags_wait_relock(vm, fn, r->size, &tries);
 			continue;
 		}
 		bt = vmem_find(vm, r, flags, &addr);
 		imported = false;
 		/*
+		 * A purge pass holds free ranges while their pages go
+		 * (section 7), and one of them may fit: wait for its batch
+		 * to come back -- a wait of one batch's system calls, as
+		 * short as the lock used to be held for them all -- rather
+		 * than grow the arena or fail.  VM_NOSLEEP too: this is not
+		 * a wait for memory.
+		 */
+		if (bt == NULL && vm->vm_purge_fit >= r->size) {
+			vmem_purge_wait_relock(vm);
+			continue;
+		}
+		/*
 		 * Deferred mode, about to grow: first give back the free
 		 * pages that could not serve this (section 7), so that the
-		 * memory held is what is in use plus what is new.
+		 * memory held is what is in use plus what is new.  A pass
+		 * already running does that.
 		 */
 		if (bt == NULL && canimport && vm->vm_purgefn != NULL &&
-		    !purged &&
+		    !purged && !vm->vm_purge_active &&
 		    vm->vm_freed_dirty >= (r->size > vm->vm_min_import
 						  ? r->size
 						  : vm->vm_min_import)) {
 			purged = true;
-			(void)vmem_purge_pass(vm, true, kmem_prim_clock_ns());
-			kmem_mutex_enter(&vm->vm_lock);
+			vmem_purge_pass_relock(
+			    vm, true, kmem_prim_clock_ns(), 0);
 			continue;
 		}
 		if (bt == NULL && canimport) {
-			err = vmem_import(vm, r, flags, &span);
+			err = vmem_import_relock(vm, r, flags, &span);
 			if (err == EAGAIN && !(flags & VM_NOSLEEP)) {
-				vmem_tags_wait(vm, fn, r->size, &tries);
+				vmem_tags_wait_relock(vm, fn, r->size, &tries);
 				continue;
 			}
 			if (err == 0) {
@@ -1129,6 +1380,9 @@ vmem_xalloc_req(vmem_t *vm, const char *fn, const struct vmem_req *r,
 			}
 		}
 		if (bt != NULL) {
+			KMEM_ASSERT(addr >= r->minaddr && addr <= r->maxaddr &&
+			    r->size - 1 <= r->maxaddr - addr &&
+			    ((addr - r->phase) & (r->align - 1)) == 0);
 			bt = vmem_carve(vm, bt, addr, r->size);
 			bt->bt_flags = btflags;
 			vm->vm_nalloc++;
@@ -1141,16 +1395,16 @@ vmem_xalloc_req(vmem_t *vm, const char *fn, const struct vmem_req *r,
 			/* A racing import or free made ours unneeded. */
 			if (imported && vm->vm_releasefn != NULL &&
 			    vmem_span_wholly_free(span)) {
-				vmem_span_release(vm, span);
+				vmem_span_release_unlock(vm, span);
 				return 0;
 			}
-			kmem_mutex_exit(&vm->vm_lock);
+			vmem_exit_unlock(vm, false);
 			return 0;
 		}
 		if (imported && vm->vm_releasefn != NULL &&
 		    vmem_span_wholly_free(span)) {
 			/* The span cannot serve the request (min/max). */
-			vmem_span_release(vm, span);
+			vmem_span_release_unlock(vm, span);
 			kmem_mutex_enter(&vm->vm_lock);
 		}
 		if (vm->vm_qcache_max != 0 && !reaped &&
@@ -1173,7 +1427,7 @@ vmem_xalloc_req(vmem_t *vm, const char *fn, const struct vmem_req *r,
 		 * Frees into quantum caches do not wake us, and imports may
 		 * succeed later: wait timed when either can happen.
 		 */
-		vmem_wait(vm, canimport || vm->vm_qcache_max != 0);
+		vmem_wait_relock(vm, canimport || vm->vm_qcache_max != 0);
 	}
 	if (!(btflags & BT_F_QCPAGE)) /* qc_alloc counts its own failure */
 		vm->vm_nfail++;
@@ -1183,7 +1437,7 @@ vmem_xalloc_req(vmem_t *vm, const char *fn, const struct vmem_req *r,
 
 /* ---- quantum caches ---- */
 
-static void vmem_free_bt(vmem_t *vm, bt_t *bt);
+static void vmem_free_bt_unlock(vmem_t *vm, bt_t *bt);
 
 static vmem_t *
 qc_arena(struct pool *pp)
@@ -1215,9 +1469,10 @@ qc_page_free(struct pool *pp, void *v)
 	bt_t *bt;
 
 	kmem_mutex_enter(&vm->vm_lock);
+	VMEM_CHECK_HOOK(vm);
 	bt = hash_remove(vm, (vmem_addr_t)v);
 	KMEM_VERIFY(bt != NULL && (bt->bt_flags & BT_F_QCPAGE));
-	vmem_free_bt(vm, bt);
+	vmem_free_bt_unlock(vm, bt);
 }
 
 /* Give back everything the quantum caches hold.  No arena lock held. */
@@ -1393,11 +1648,13 @@ vmem_bad_free(vmem_t *vm, const char *fn, vmem_addr_t addr, vmem_size_t size)
 	const bt_t *bt;
 
 	for (bt = vm->vm_seg0.bt_snext; bt != &vm->vm_seg0; bt = bt->bt_snext) {
-		if (bt->bt_type != BT_TYPE_FREE && bt->bt_type != BT_TYPE_BUSY)
+		if (bt->bt_type != BT_TYPE_FREE &&
+		    bt->bt_type != BT_TYPE_BUSY &&
+		    bt->bt_type != BT_TYPE_PURGING)
 			continue;
 		if (addr < bt->bt_start || addr > bt_end(bt))
 			continue;
-		if (bt->bt_type == BT_TYPE_FREE)
+		if (bt->bt_type != BT_TYPE_BUSY) /* FREE, or being purged */
 			kmem_panic("%s(arena '%s', %#zx, %#zx): %#zx is not "
 				   "allocated: it lies in free segment "
 				   "[%#zx, %#zx] (double free?)",
@@ -1417,91 +1674,29 @@ vmem_bad_free(vmem_t *vm, const char *fn, vmem_addr_t addr, vmem_size_t size)
 
 /* ---- deferred purge (section 7) ---- */
 
-#define PURGE_BATCH 32 /* spans released per pass, at most */
-
-struct purge_span {
-	vmem_addr_t ps_addr;
-	vmem_size_t ps_size;
-	bool ps_xfree;
-};
-
 /*
- * Purge the dirty free ranges freed before the current epoch (all of them
- * with "all"), detach the imported spans wholly free since then, and open
- * a new epoch.  Lock held on entry, dropped on return; the spans are
- * released unlocked.
+ * A batch of a purge pass: at most PURGE_BATCH spans released and
+ * PURGE_BATCH ranges purged, and no more ranges once PURGE_BATCH_BYTES
+ * are in it (a range larger than that goes alone).  The bytes bound what
+ * a request that needs a range under purge waits for: madvise(2) of
+ * resident memory took 270 ns a page on the 2-CPU development VM, so
+ * 4 MiB is about 0.3 ms.  The lock is dropped once a batch.
  */
-static unsigned int
-vmem_purge_pass(vmem_t *vm, bool all, uint64_t now)
-{
-	struct purge_span rel[PURGE_BATCH];
-	unsigned int nrel = 0, i;
-	bt_t *bt, *next;
+#define PURGE_BATCH	  32
+#define PURGE_BATCH_BYTES ((vmem_size_t)4 << 20)
+/*
+ * Batches a pass started by a free makes before it leaves the rest to the
+ * next free: the thread whose free found the pass due pays for one
+ * batch's system calls, not for the whole pass (bench_purge "delay": 27
+ * ms of madvise for 768 MiB in one free before).
+ */
+#define PURGE_FREE_BATCHES 1
 
-	for (bt = vm->vm_seg0.bt_snext; bt != &vm->vm_seg0; bt = next) {
-		next = bt->bt_snext;
-		if (bt->bt_type == BT_TYPE_SPAN && vm->vm_releasefn != NULL &&
-		    vmem_span_wholly_free(bt) && nrel < PURGE_BATCH &&
-		    (all || bt->bt_snext->bt_epoch != vm->vm_epoch ||
-			!(bt->bt_snext->bt_flags & BT_F_DIRTY))) {
-			bt_t *seg = bt->bt_snext, *heir = bt->bt_sprev;
-
-			next = seg->bt_snext;
-			if (heir == &vm->vm_seg0)
-				heir = next != &vm->vm_seg0 ? next : NULL;
-			rel[nrel].ps_addr = bt->bt_start;
-			rel[nrel].ps_size = bt->bt_size;
-			rel[nrel].ps_xfree = (bt->bt_flags & BT_F_XIMPORT) != 0;
-			nrel++;
-			freelist_remove(vm, seg);
-			seg_remove(vm, seg, heir);
-			seg_remove(vm, bt, heir);
-			bt->bt_fprev->bt_fnext = bt->bt_fnext;
-			bt->bt_fnext->bt_fprev = bt->bt_fprev;
-			vm->vm_total -= bt->bt_size;
-			vm->vm_imported -= bt->bt_size;
-			vm->vm_nrelease++;
-			bt_put(vm, seg);
-			bt_put(vm, bt);
-			continue;
-		}
-		if (bt->bt_type != BT_TYPE_FREE || !(bt->bt_flags & BT_F_DIRTY))
-			continue;
-		if (all || bt->bt_epoch != vm->vm_epoch) {
-			vm->vm_purgefn(bt->bt_start, bt->bt_size);
-			bt->bt_flags &= (uint8_t)~BT_F_DIRTY;
-		}
-	}
-	vm->vm_epoch++;
-	vm->vm_purge_last = now;
-	vm->vm_freed_dirty = 0;
-	if (vm->vm_nwaiters != 0)
-		kmem_cond_broadcast(&vm->vm_cv);
-	kmem_mutex_exit(&vm->vm_lock);
-	for (i = 0; i < nrel; i++)
-		vmem_release_fn(
-		    vm, rel[i].ps_addr, rel[i].ps_size, rel[i].ps_xfree);
-	return nrel;
-}
-
-void
-kmemi_vmem_purge(vmem_t *vm, bool all)
-{
-	kmem_mutex_enter(&vm->vm_lock);
-	if (vm->vm_purgefn == NULL) {
-		kmem_mutex_exit(&vm->vm_lock);
-		return;
-	}
-	if (!all &&
-	    kmem_prim_clock_ns() - vm->vm_purge_last < vm->vm_purge_delay_ns) {
-		kmem_mutex_exit(&vm->vm_lock);
-		return;
-	}
-	/* "all": until a pass finds fewer spans than it can release. */
-	while (vmem_purge_pass(vm, all, kmem_prim_clock_ns()) == PURGE_BATCH &&
-	    all)
-		kmem_mutex_enter(&vm->vm_lock);
-}
+struct purge_range {
+	bt_t *pr_bt; /* BT_TYPE_PURGING while the lock is dropped */
+	vmem_addr_t pr_addr;
+	vmem_size_t pr_size;
+};
 
 /*
  * Free segment "into" absorbs free segment "from": dirty if either was,
@@ -1518,18 +1713,20 @@ bt_merge_dirty(bt_t *into, const bt_t *from)
 	into->bt_flags |= BT_F_DIRTY;
 }
 
-/* Free busy tag bt (already out of the hash); lock held, dropped on return. */
-static void
-vmem_free_bt(vmem_t *vm, bt_t *bt)
+/*
+ * Segment bt (just freed, or back from a purge; on no freelist) joins its
+ * FREE neighbours and goes on its freelist.  Returns the segment that
+ * holds it now: bt, or the free segment before it.  Lock held, kept.
+ */
+static bt_t *
+seg_coalesce(vmem_t *vm, bt_t *bt)
 {
 	bt_t *n = bt->bt_snext, *p = bt->bt_sprev;
 
-	vm->vm_nfreed++;
-	if (vm->vm_purgefn != NULL) {
-		bt->bt_flags = BT_F_DIRTY;
-		bt->bt_epoch = vm->vm_epoch;
-		vm->vm_freed_dirty += bt->bt_size;
-	}
+	VMEM_ASSERT_LOCKED(vm);
+	KMEM_ASSERT(
+	    (bt->bt_type == BT_TYPE_BUSY || bt->bt_type == BT_TYPE_PURGING) &&
+	    hash_lookup(vm, bt->bt_start) != bt);
 	if (n->bt_type == BT_TYPE_FREE) {
 		freelist_remove(vm, n);
 		bt->bt_size += n->bt_size;
@@ -1546,23 +1743,250 @@ vmem_free_bt(vmem_t *vm, bt_t *bt)
 		bt = p;
 	}
 	freelist_insert(vm, bt);
-	if (vm->vm_purgefn != NULL) {
-		uint64_t now = kmem_prim_clock_ns();
+	return bt;
+}
 
-		if (now - vm->vm_purge_last >= vm->vm_purge_delay_ns) {
-			(void)vmem_purge_pass(vm, false, now); /* unlocks */
-			return;
-		}
+/* An imported span a pass gives back: wholly free, not freed this epoch. */
+static bool
+vmem_purge_span_due(const vmem_t *vm, const bt_t *bt, bool all)
+{
+	const bt_t *seg = bt->bt_snext;
+
+	return bt->bt_type == BT_TYPE_SPAN && vm->vm_releasefn != NULL &&
+	    vmem_span_wholly_free(bt) &&
+	    (all || seg->bt_epoch != vm->vm_epoch ||
+		!(seg->bt_flags & BT_F_DIRTY));
+}
+
+/*
+ * The first tag at or after address a in the segment list (&vm_seg0: none),
+ * where a pass that stopped early goes on: found through the span list,
+ * then the span's segments.  Lock held.
+ */
+static bt_t *
+vmem_seg_at(vmem_t *vm, vmem_addr_t a)
+{
+	bt_t *sp, *bt;
+
+	for (sp = vm->vm_seg0.bt_fnext;
+	     sp != &vm->vm_seg0 && sp->bt_start + (sp->bt_size - 1) < a;
+	     sp = sp->bt_fnext)
+		;
+	if (sp == &vm->vm_seg0)
+		return sp;
+	for (bt = sp; bt != &vm->vm_seg0 && bt->bt_start < a; bt = bt->bt_snext)
+		;
+	return bt;
+}
+
+/*
+ * Wait until the purge batch now in flight is back (vm_purge_gen moves;
+ * the pass broadcasts after every batch).  vm_lock held on entry and on
+ * return, released while waiting.
+ */
+static void
+vmem_purge_wait_relock(vmem_t *vm)
+{
+	uint64_t gen = vm->vm_purge_gen;
+
+	VMEM_ASSERT_LOCKED(vm);
+	KMEM_ASSERT(vm->vm_purge_active);
+	vm->vm_nwaiters++;
+	while (vm->vm_purge_gen == gen)
+		kmem_cond_wait(&vm->vm_cv, &vm->vm_lock);
+	vm->vm_nwaiters--;
+}
+
+/*
+ * Purge the dirty free ranges freed before the current epoch (all of them
+ * with "all"), give back the imported spans wholly free since then, and
+ * open a new epoch.  vm_lock held on entry and on return; dropped and
+ * retaken once a batch, around the batch's system calls.
+ *
+ * Under the lock a batch is collected by walking the segment list: each
+ * span due is detached (vmem_span_detach) and each range due is
+ * taken off its freelist and marked BT_TYPE_PURGING.  A PURGING range is
+ * neither free nor busy: no search finds it, no free merges with it
+ * (coalescing joins FREE neighbours only), its span cannot be released
+ * (not wholly FREE), and no one but this pass changes it -- so it cannot
+ * be handed out while its pages go, nor its tag go away.  Then, unlocked,
+ * the spans are released and the ranges purged; relocked, each range
+ * becomes FREE and clean and joins its neighbours (a neighbour freed
+ * meanwhile is dirty and keeps the merge dirty: purged again later,
+ * harmless).  The walk goes on from the segment that now holds the last
+ * range (alive: we hold the lock), or, for a batch of spans only, from
+ * where it stopped if no tag left the segment list meanwhile
+ * (vm_seg_gen), else from the start: a pass is idempotent, what it did is
+ * not due again.  One pass at a time (vm_purge_active).
+ *
+ * With maxbatch (a pass a free started: PURGE_FREE_BATCHES), the pass
+ * stops after that many batches and leaves the rest to the next free
+ * (vm_purge_more), which goes on from the address where it stopped
+ * (vmem_seg_at) -- not from a tag, which may be gone by then -- in the
+ * same epoch: what was due is still due, what was freed since is not.
+ * The epoch advances when a walk reaches the end.  An "all" pass (or a
+ * reap's) walks everything and ends a pass left unfinished.
+ */
+static void
+vmem_purge_pass_relock(
+    vmem_t *vm, bool all, uint64_t now, unsigned int maxbatch)
+{
+	struct purge_span rel[PURGE_BATCH];
+	struct purge_range pur[PURGE_BATCH];
+	unsigned int nrel, npur, i, nbatch = 0;
+	vmem_size_t bytes, fit;
+	bt_t *bt, *next, *last;
+	uint64_t gen;
+
+	VMEM_ASSERT_LOCKED(vm);
+	KMEM_ASSERT(!vm->vm_purge_active);
+	vm->vm_purge_active = true;
+	if (vm->vm_purge_more && !all) {
+		bt = vmem_seg_at(vm, vm->vm_purge_from);
 	} else {
-		p = bt->bt_sprev;
-		if (vm->vm_releasefn != NULL && vmem_span_wholly_free(p)) {
-			vmem_span_release(vm, p);
+		vm->vm_purge_last = now;
+		vm->vm_freed_dirty = 0;
+		bt = vm->vm_seg0.bt_snext;
+	}
+	vm->vm_purge_more = false;
+	for (;;) {
+		nrel = npur = 0;
+		bytes = fit = 0;
+		for (; bt != &vm->vm_seg0 && nrel < PURGE_BATCH &&
+		     npur < PURGE_BATCH && bytes < PURGE_BATCH_BYTES;
+		     bt = next) {
+			next = bt->bt_snext;
+			if (vmem_purge_span_due(vm, bt, all)) {
+				next = bt->bt_snext->bt_snext;
+				vmem_span_detach(vm, bt, &rel[nrel++]);
+				continue;
+			}
+			if (bt->bt_type != BT_TYPE_FREE ||
+			    !(bt->bt_flags & BT_F_DIRTY) ||
+			    (!all && bt->bt_epoch == vm->vm_epoch))
+				continue;
+			freelist_remove(vm, bt);
+			bt->bt_type = BT_TYPE_PURGING;
+			pur[npur].pr_bt = bt;
+			pur[npur].pr_addr = bt->bt_start;
+			pur[npur].pr_size = bt->bt_size;
+			npur++;
+			bytes += bt->bt_size;
+			if (bt->bt_size > fit)
+				fit = bt->bt_size;
+		}
+		if (nrel == 0 && npur == 0)
+			break; /* the walk reached the end */
+		vm->vm_purge_fit = fit;
+		gen = vm->vm_seg_gen;
+		kmem_mutex_exit(&vm->vm_lock);
+		for (i = 0; i < nrel; i++)
+			vmem_release_fn(vm, rel[i].ps_addr, rel[i].ps_size,
+			    rel[i].ps_xfree);
+		for (i = 0; i < npur; i++)
+			vm->vm_purgefn(pur[i].pr_addr, pur[i].pr_size);
+		kmem_mutex_enter(&vm->vm_lock);
+		last = NULL;
+		for (i = 0; i < npur; i++) {
+			KMEM_ASSERT(pur[i].pr_bt->bt_type == BT_TYPE_PURGING);
+			pur[i].pr_bt->bt_flags &= (uint8_t)~BT_F_DIRTY;
+			last = seg_coalesce(vm, pur[i].pr_bt);
+		}
+		vm->vm_purge_fit = 0;
+		vm->vm_purge_gen++;
+		if (vm->vm_nwaiters != 0)
+			kmem_cond_broadcast(&vm->vm_cv);
+		if (last != NULL)
+			bt = last;
+		else if (vm->vm_seg_gen != gen)
+			bt = vm->vm_seg0.bt_snext;
+		if (++nbatch == maxbatch && bt != &vm->vm_seg0) {
+			vm->vm_purge_more = true;
+			vm->vm_purge_from = bt->bt_start;
+			vm->vm_purge_active = false;
+			if (vm->vm_nwaiters != 0)
+				kmem_cond_broadcast(&vm->vm_cv);
 			return;
 		}
 	}
+	vm->vm_epoch++;
+	vm->vm_purge_active = false;
+	vm->vm_purge_gen++;
 	if (vm->vm_nwaiters != 0)
 		kmem_cond_broadcast(&vm->vm_cv);
+}
+
+/*
+ * After fork(2), in the child: a pass the parent was running is gone with
+ * its thread; its ranges become FREE again, still dirty (whether their
+ * pages went is unknown).  Its detached spans stay mapped and forgotten,
+ * as they would have been released.  Lock held (the fork handlers').
+ */
+static void
+vmem_purge_abandon(vmem_t *vm)
+{
+	bt_t *bt;
+
+	for (bt = vm->vm_seg0.bt_snext; bt != &vm->vm_seg0; bt = bt->bt_snext) {
+		if (bt->bt_type == BT_TYPE_PURGING)
+			bt = seg_coalesce(vm, bt);
+	}
+	vm->vm_purge_fit = 0;
+	vm->vm_purge_active = false;
+}
+
+void
+kmemi_vmem_purge(vmem_t *vm, bool all)
+{
+	uint64_t now;
+
+	kmem_mutex_enter(&vm->vm_lock);
+	if (vm->vm_purgefn == NULL) {
+		kmem_mutex_exit(&vm->vm_lock);
+		return;
+	}
+	/* "all" has given everything back when it returns: its own pass. */
+	while (all && vm->vm_purge_active)
+		vmem_purge_wait_relock(vm);
+	now = kmem_prim_clock_ns();
+	if (!vm->vm_purge_active &&
+	    (all || vm->vm_purge_more ||
+		now - vm->vm_purge_last >= vm->vm_purge_delay_ns))
+		vmem_purge_pass_relock(vm, all, now, 0);
 	kmem_mutex_exit(&vm->vm_lock);
+}
+
+/*
+ * Free busy tag bt (already out of the hash).  vm_lock held on entry,
+ * released on return.
+ */
+static void
+vmem_free_bt_unlock(vmem_t *vm, bt_t *bt)
+{
+	uint64_t now;
+
+	VMEM_ASSERT_LOCKED(vm);
+	KMEM_ASSERT(bt->bt_type == BT_TYPE_BUSY);
+	vm->vm_nfreed++;
+	if (vm->vm_purgefn != NULL) {
+		bt->bt_flags = BT_F_DIRTY;
+		bt->bt_epoch = vm->vm_epoch;
+		vm->vm_freed_dirty += bt->bt_size;
+	}
+	bt = seg_coalesce(vm, bt);
+	if (vm->vm_purgefn != NULL) {
+		now = kmem_prim_clock_ns();
+		if (!vm->vm_purge_active &&
+		    (vm->vm_purge_more ||
+			now - vm->vm_purge_last >= vm->vm_purge_delay_ns))
+			vmem_purge_pass_relock(
+			    vm, false, now, PURGE_FREE_BATCHES);
+	} else if (vm->vm_releasefn != NULL &&
+	    vmem_span_wholly_free(bt->bt_sprev)) {
+		vmem_span_release_unlock(vm, bt->bt_sprev);
+		return;
+	}
+	vmem_exit_unlock(vm, true);
 }
 
 static void
@@ -1573,6 +1997,7 @@ vmem_xfree_common(
 	bt_t *bt;
 
 	kmem_mutex_enter(&vm->vm_lock);
+	VMEM_CHECK_HOOK(vm);
 	bt = hash_lookup(vm, addr);
 	if (kmem_unlikely(bt == NULL))
 		vmem_bad_free(vm, fn, addr, size);
@@ -1584,7 +2009,7 @@ vmem_xfree_common(
 			   "size %#zx",
 		    fn, vm->vm_name, (size_t)addr, size, rsize, bt->bt_size);
 	hash_remove(vm, addr);
-	vmem_free_bt(vm, bt);
+	vmem_free_bt_unlock(vm, bt);
 }
 
 void
@@ -1627,7 +2052,7 @@ vmem_xfreeall(vmem_t *vm)
 		if (bt == &vm->vm_seg0)
 			break;
 		hash_remove(vm, bt->bt_start);
-		vmem_free_bt(vm, bt);
+		vmem_free_bt_unlock(vm, bt);
 		kmem_mutex_enter(&vm->vm_lock);
 	}
 	kmem_mutex_exit(&vm->vm_lock);
@@ -1656,7 +2081,7 @@ vmem_create_common(const char *name, vmem_addr_t base, vmem_size_t size,
 	}
 	ps = kmem_prim_page_size();
 	bytes = kmem_align_up(sizeof(*vm), ps);
-	if ((err = kmem_prim_alloc(bytes, 0, &mem)) != 0) {
+	if ((err = kmemi_meta_map(bytes, &mem)) != 0) {
 		errno = err;
 		return NULL;
 	}
@@ -1764,12 +2189,12 @@ vmem_destroy(vmem_t *vm)
 	}
 	kmem_mutex_exit(&bt_supply_lock);
 	if (vm->vm_hashlist != vm->vm_hash0)
-		kmem_prim_release(vm->vm_hashlist,
+		kmemi_meta_unmap(vm->vm_hashlist,
 		    kmem_align_up((vm->vm_hashmask + 1) * sizeof(bt_t *),
 			kmem_prim_page_size()));
 	kmem_cond_destroy(&vm->vm_cv);
 	kmem_mutex_destroy(&vm->vm_lock);
-	kmem_prim_release(vm, vm->vm_mapsize);
+	kmemi_meta_unmap(vm, vm->vm_mapsize);
 }
 
 int
@@ -1790,7 +2215,7 @@ vmem_add(vmem_t *vm, vmem_addr_t addr, vmem_size_t size, vm_flag_t flags)
 			kmem_mutex_exit(&vm->vm_lock);
 			return ENOMEM;
 		}
-		vmem_tags_wait(vm, "vmem_add", size, &tries);
+		vmem_tags_wait_relock(vm, "vmem_add", size, &tries);
 	}
 	for (span = vm->vm_seg0.bt_fnext; span != &vm->vm_seg0;
 	     span = span->bt_fnext) {
@@ -1957,7 +2382,8 @@ vmem_whatis(uintptr_t addr, vmem_printfn_t *pr)
 		for (bt = vm->vm_seg0.bt_snext; bt != &vm->vm_seg0;
 		     bt = bt->bt_snext) {
 			if ((bt->bt_type != BT_TYPE_BUSY &&
-				bt->bt_type != BT_TYPE_FREE) ||
+				bt->bt_type != BT_TYPE_FREE &&
+				bt->bt_type != BT_TYPE_PURGING) ||
 			    addr < bt->bt_start || addr > bt_end(bt))
 				continue;
 			kmem_pr(pr, "%#zx is %#zx+%#zx in VMEM '%s' (%s)\n",
@@ -1991,6 +2417,9 @@ kmemi_vmem_fork(int phase)
 			/* The waiters were other threads: gone. */
 			vm->vm_nwaiters = 0;
 			kmem_cond_init(&vm->vm_cv);
+			/* So was a pass with the lock dropped. */
+			if (vm->vm_purge_active)
+				vmem_purge_abandon(vm);
 		}
 		kmem_mutex_exit(&vm->vm_lock);
 	}
@@ -2021,6 +2450,26 @@ kmemi_vmem_foreach(int (*fn)(vmem_t *, void *), void *arg)
 	return rv;
 }
 
+/*
+ * Call fn(start, size, tag, arg) for every span of vm in address order,
+ * tag being the span's boundary tag, under the arena lock (fn must not
+ * call vmem); stop on non-zero.  For the tests of the metadata region.
+ */
+int
+kmemi_vmem_spans(vmem_t *vm,
+    int (*fn)(vmem_addr_t, vmem_size_t, const void *, void *), void *arg)
+{
+	const bt_t *span;
+	int rv = 0;
+
+	kmem_mutex_enter(&vm->vm_lock);
+	for (span = vm->vm_seg0.bt_fnext; span != &vm->vm_seg0 && rv == 0;
+	     span = span->bt_fnext)
+		rv = fn(span->bt_start, span->bt_size, span, arg);
+	kmem_mutex_exit(&vm->vm_lock);
+	return rv;
+}
+
 void
 kmemi_vmem_set_purge(
     vmem_t *vm, void (*fn)(vmem_addr_t, vmem_size_t), uint64_t delay_ns)
@@ -2036,4 +2485,290 @@ void
 kmem_vmem_print_stats(vmem_printfn_t *pr)
 {
 	kmem_stats_print(pr, KMEM_STATS_VMEM);
+}
+
+/* ---- consistency checks ---- */
+
+/* On a freelist, seen by vmem_check_locked (set and cleared by it). */
+#define BT_F_CHECK 0x80
+
+#define VMEM_CHECK(vm, cond, ...)                                              \
+	do {                                                                   \
+		if (kmem_unlikely(!(cond)))                                    \
+			kmemi_check_fail("kmem_vmem_check", "arena",           \
+			    (vm)->vm_name, __VA_ARGS__);                       \
+	} while (0)
+
+/* The freelists and the freemap; marks every listed segment BT_F_CHECK. */
+static void
+vmem_check_freelists(vmem_t *vm)
+{
+	const vmem_size_t qmask = vm->vm_quantum_mask;
+	uint64_t n = 0;
+	unsigned int i;
+	bt_t *bt, *prev;
+
+	for (i = 0; i < (unsigned int)VMEM_MAXORDER; i++) {
+		bool bit = (vm->vm_freemap >> i) & 1;
+
+		VMEM_CHECK(vm, bit == (vm->vm_freelist[i] != NULL),
+		    "freemap bit %u is %d but freelist %u is %s", i, bit, i,
+		    vm->vm_freelist[i] != NULL ? "not empty" : "empty");
+		prev = NULL;
+		for (bt = vm->vm_freelist[i]; bt != NULL; bt = bt->bt_fnext) {
+			VMEM_CHECK(vm, bt->bt_fprev == prev,
+			    "freelist %u: the link back from the segment "
+			    "after %#zx is wrong",
+			    i, prev != NULL ? (size_t)prev->bt_start : 0);
+			VMEM_CHECK(vm, bt->bt_type == BT_TYPE_FREE,
+			    "freelist %u holds a %s tag [%#zx, +%#zx]", i,
+			    bt_type_name(bt), (size_t)bt->bt_start,
+			    bt->bt_size);
+			VMEM_CHECK(vm,
+			    bt->bt_size != 0 && (bt->bt_size & qmask) == 0 &&
+				vmem_order(vm, bt->bt_size) == i,
+			    "free segment [%#zx, +%#zx] is on freelist %u",
+			    (size_t)bt->bt_start, bt->bt_size, i);
+			bt->bt_flags |= BT_F_CHECK;
+			n++;
+			prev = bt;
+		}
+	}
+	VMEM_CHECK(vm, n == vm->vm_nfree,
+	    "the freelists hold %llu segments, vm_nfree says %llu",
+	    (unsigned long long)n, (unsigned long long)vm->vm_nfree);
+}
+
+/* The busy hash: the right bucket for each, vm_nbusy of them. */
+static void
+vmem_check_hash(vmem_t *vm)
+{
+	size_t nb = vm->vm_hashmask + 1, h;
+	uint64_t n = 0;
+	const bt_t *bt;
+
+	VMEM_CHECK(vm,
+	    kmem_powerof2(nb) && nb >= VMEM_HASH_INIT &&
+		(vm->vm_hashlist == vm->vm_hash0) == (nb == VMEM_HASH_INIT),
+	    "busy hash of %zu buckets at %p", nb, (void *)vm->vm_hashlist);
+	for (h = 0; h < nb; h++) {
+		for (bt = vm->vm_hashlist[h]; bt != NULL; bt = bt->bt_fnext) {
+			/* Bounded: a chain that loops ends here. */
+			VMEM_CHECK(vm, ++n <= vm->vm_nbusy,
+			    "the busy hash holds more than vm_nbusy (%llu) "
+			    "segments",
+			    (unsigned long long)vm->vm_nbusy);
+			VMEM_CHECK(vm,
+			    bt->bt_type == BT_TYPE_BUSY &&
+				hash_index(vm, bt->bt_start) == h,
+			    "busy hash bucket %zu holds a %s tag [%#zx, "
+			    "+%#zx] (its bucket is %zu)",
+			    h, bt_type_name(bt), (size_t)bt->bt_start,
+			    bt->bt_size, hash_index(vm, bt->bt_start));
+		}
+	}
+	VMEM_CHECK(vm, n == vm->vm_nbusy,
+	    "the busy hash holds %llu segments, vm_nbusy says %llu",
+	    (unsigned long long)n, (unsigned long long)vm->vm_nbusy);
+}
+
+/*
+ * Span "span" ends: its segments (nseg of them) reached "tiled" bytes of
+ * it; an imported one may not be wholly free while the lock is free
+ * (section 3) in an arena that releases at once.
+ */
+static void
+vmem_check_span_end(vmem_t *vm, const bt_t *span, vmem_size_t tiled,
+    uint64_t nseg, bool lastfree)
+{
+	if (span == NULL)
+		return;
+	VMEM_CHECK(vm, tiled == span->bt_size,
+	    "span [%#zx, %#zx] is tiled by %#zx bytes of segments",
+	    (size_t)span->bt_start, (size_t)bt_end(span), tiled);
+	VMEM_CHECK(vm,
+	    span->bt_type != BT_TYPE_SPAN || vm->vm_releasefn == NULL ||
+		vm->vm_purgefn != NULL || nseg != 1 || !lastfree,
+	    "imported span [%#zx, %#zx] is wholly free but was not released",
+	    (size_t)span->bt_start, (size_t)bt_end(span));
+}
+
+/* The segment list, its spans, and their agreement with the rest. */
+static void
+vmem_check_segments(vmem_t *vm)
+{
+	const vmem_size_t qmask = vm->vm_quantum_mask;
+	bt_t *const seg0 = &vm->vm_seg0;
+	bt_t *bt, *prev, *span = NULL, *nextspan = seg0->bt_fnext;
+	vmem_size_t total = 0, imported = 0, inuse = 0, tiled = 0, purging = 0;
+	uint64_t nfree = 0, nbusy = 0, nseg = 0;
+	bool rotor_seen = vm->vm_rotor == NULL, prevfree = false;
+	bool prevpurging = false;
+
+	for (prev = seg0, bt = seg0->bt_snext; bt != seg0;
+	     prev = bt, bt = bt->bt_snext) {
+		VMEM_CHECK(vm, bt->bt_sprev == prev,
+		    "segment list: the link back from the tag after %#zx is "
+		    "wrong",
+		    (size_t)prev->bt_start);
+		if (bt == vm->vm_rotor)
+			rotor_seen = true;
+		if (bt->bt_type == BT_TYPE_SPAN ||
+		    bt->bt_type == BT_TYPE_STATIC) {
+			vmem_check_span_end(vm, span, tiled, nseg, prevfree);
+			VMEM_CHECK(vm,
+			    bt == nextspan &&
+				bt->bt_fprev == (span != NULL ? span : seg0),
+			    "span [%#zx, %#zx] is not linked in order on the "
+			    "span list",
+			    (size_t)bt->bt_start, (size_t)bt_end(bt));
+			VMEM_CHECK(vm,
+			    bt->bt_size != 0 &&
+				((bt->bt_start | bt->bt_size) & qmask) == 0 &&
+				bt->bt_size - 1 <=
+				    VMEM_ADDR_MAX - bt->bt_start &&
+				(span == NULL || bt->bt_start > bt_end(span)) &&
+				(bt->bt_flags & ~BT_F_XIMPORT) == 0,
+			    "bad span [%#zx, +%#zx] (flags %#x) after %#zx",
+			    (size_t)bt->bt_start, bt->bt_size,
+			    (unsigned)bt->bt_flags,
+			    span != NULL ? (size_t)bt_end(span) : 0);
+			nextspan = bt->bt_fnext;
+			span = bt;
+			tiled = 0;
+			nseg = 0;
+			prevfree = prevpurging = false;
+			total += bt->bt_size;
+			if (bt->bt_type == BT_TYPE_SPAN)
+				imported += bt->bt_size;
+			continue;
+		}
+		VMEM_CHECK(vm,
+		    span != NULL &&
+			(bt->bt_type == BT_TYPE_FREE ||
+			    bt->bt_type == BT_TYPE_BUSY ||
+			    bt->bt_type == BT_TYPE_PURGING) &&
+			bt->bt_size != 0 &&
+			((bt->bt_start | bt->bt_size) & qmask) == 0 &&
+			bt->bt_start == span->bt_start + tiled &&
+			bt->bt_size <= span->bt_size - tiled,
+		    "%s segment [%#zx, +%#zx] does not continue span [%#zx, "
+		    "%#zx] at %#zx",
+		    bt_type_name(bt), (size_t)bt->bt_start, bt->bt_size,
+		    span != NULL ? (size_t)span->bt_start : 0,
+		    span != NULL ? (size_t)bt_end(span) : 0,
+		    span != NULL ? (size_t)(span->bt_start + tiled) : 0);
+		tiled += bt->bt_size;
+		nseg++;
+		if (bt->bt_type == BT_TYPE_FREE) {
+			VMEM_CHECK(vm, !prevfree,
+			    "free segments [%#zx, +%#zx] and [%#zx, +%#zx] "
+			    "are adjacent (not coalesced)",
+			    (size_t)prev->bt_start, prev->bt_size,
+			    (size_t)bt->bt_start, bt->bt_size);
+			VMEM_CHECK(vm, (bt->bt_flags & BT_F_CHECK) != 0,
+			    "free segment [%#zx, +%#zx] is on no freelist",
+			    (size_t)bt->bt_start, bt->bt_size);
+			bt->bt_flags &= (uint8_t)~BT_F_CHECK;
+			/* (A freed cache page may keep BT_F_QCPAGE: unused.) */
+			VMEM_CHECK(vm,
+			    (bt->bt_flags & ~(BT_F_DIRTY | BT_F_QCPAGE)) == 0 &&
+				(!(bt->bt_flags & BT_F_DIRTY) ||
+				    vm->vm_purgefn != NULL),
+			    "free segment [%#zx, +%#zx] has flags %#x",
+			    (size_t)bt->bt_start, bt->bt_size,
+			    (unsigned)bt->bt_flags);
+			/* Freed in this epoch or before (modulo 2^32). */
+			VMEM_CHECK(vm,
+			    !(bt->bt_flags & BT_F_DIRTY) ||
+				(uint32_t)(vm->vm_epoch - bt->bt_epoch) <
+				    (1u << 31),
+			    "dirty free segment [%#zx, +%#zx] was freed in "
+			    "purge epoch %u, after the arena's %u",
+			    (size_t)bt->bt_start, bt->bt_size,
+			    (unsigned)bt->bt_epoch, (unsigned)vm->vm_epoch);
+			nfree++;
+		} else if (bt->bt_type == BT_TYPE_PURGING) {
+			/* A pass holds it while its pages go (section 7). */
+			VMEM_CHECK(vm, vm->vm_purge_active && !prevpurging,
+			    "purging segment [%#zx, +%#zx] with %s pass "
+			    "running, after a %s segment",
+			    (size_t)bt->bt_start, bt->bt_size,
+			    vm->vm_purge_active ? "a" : "no",
+			    bt_type_name(prev));
+			if (bt->bt_size > purging)
+				purging = bt->bt_size;
+		} else {
+			VMEM_CHECK(vm,
+			    (bt->bt_flags & ~BT_F_QCPAGE) == 0 &&
+				hash_lookup(vm, bt->bt_start) == bt,
+			    "busy segment [%#zx, +%#zx] (flags %#x) is not in "
+			    "the busy hash",
+			    (size_t)bt->bt_start, bt->bt_size,
+			    (unsigned)bt->bt_flags);
+			inuse += bt->bt_size;
+			nbusy++;
+		}
+		prevfree = bt->bt_type == BT_TYPE_FREE;
+		prevpurging = bt->bt_type == BT_TYPE_PURGING;
+	}
+	vmem_check_span_end(vm, span, tiled, nseg, prevfree);
+	VMEM_CHECK(vm,
+	    nextspan == seg0 &&
+		seg0->bt_fprev == (span != NULL ? span : seg0) &&
+		seg0->bt_sprev == prev,
+	    "the sentinel's links do not close the segment and span lists "
+	    "(last span %#zx)",
+	    span != NULL ? (size_t)span->bt_start : 0);
+	VMEM_CHECK(vm, nfree == vm->vm_nfree && nbusy == vm->vm_nbusy,
+	    "%llu free and %llu busy segments, vm_nfree and vm_nbusy say %llu "
+	    "and %llu",
+	    (unsigned long long)nfree, (unsigned long long)nbusy,
+	    (unsigned long long)vm->vm_nfree, (unsigned long long)vm->vm_nbusy);
+	VMEM_CHECK(vm,
+	    inuse == vm->vm_inuse && total == vm->vm_total &&
+		imported == vm->vm_imported,
+	    "in use %#zx, total %#zx, imported %#zx; the arena says %#zx, "
+	    "%#zx, %#zx",
+	    inuse, total, imported, vm->vm_inuse, vm->vm_total,
+	    vm->vm_imported);
+	VMEM_CHECK(vm, rotor_seen, "the rotor %p is not a tag of the arena",
+	    (void *)vm->vm_rotor);
+	VMEM_CHECK(vm, purging == vm->vm_purge_fit,
+	    "the largest purging segment is %#zx bytes, vm_purge_fit says %#zx",
+	    purging, vm->vm_purge_fit);
+}
+
+/*
+ * Everything section 3 lists, the dirty marks of section 7, and the tag
+ * cache; lock held.  Every free segment found on a freelist is marked,
+ * and the mark cleared when the segment list meets it: so the freelists
+ * hold exactly the free segments.
+ */
+static void
+vmem_check_locked(vmem_t *vm)
+{
+	uint64_t n = 0;
+	const bt_t *bt;
+
+	VMEM_ASSERT_LOCKED(vm);
+	vmem_check_freelists(vm);
+	vmem_check_hash(vm);
+	vmem_check_segments(vm);
+	for (bt = vm->vm_btfree; bt != NULL && n <= BT_MAXFREE;
+	     bt = bt->bt_fnext)
+		n++;
+	VMEM_CHECK(vm, n == vm->vm_nbtfree,
+	    "the tag cache holds %s%llu tags, vm_nbtfree says %u",
+	    n > BT_MAXFREE ? "more than " : "",
+	    (unsigned long long)(n > BT_MAXFREE ? BT_MAXFREE : n),
+	    vm->vm_nbtfree);
+}
+
+void
+kmem_vmem_check(vmem_t *vm)
+{
+	kmem_mutex_enter(&vm->vm_lock);
+	vmem_check_locked(vm);
+	kmem_mutex_exit(&vm->vm_lock);
 }

@@ -20,6 +20,7 @@
  *                                that contains "substr"
  *   t_args(argc, argv); T_RUN_IF(test_fn);
  *                                run only the tests the command line names
+ *   t_segv_default()             SIGSEGV at its default action
  *   t_rss_kib()                  resident memory (VmRSS), KiB
  *   t_proc_status("Threads:")    a number of /proc/self/status
  *   return t_done();             prints "N passed, 0 failed" and exits 0
@@ -361,6 +362,20 @@ t_want(const char *name)
 			T_RUN(fn);                                             \
 	} while (0)
 
+/*
+ * SIGSEGV at its default action, so that a child dies of the fault itself
+ * (not in a sanitizer's handler, which would exit instead).
+ */
+static inline void
+t_segv_default(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGSEGV, &sa, NULL);
+}
+
 /* Monotonic clock, seconds. */
 static inline double
 t_now_s(void)
@@ -394,6 +409,58 @@ static inline long
 t_rss_kib(void)
 {
 	return t_proc_status("VmRSS:");
+}
+
+/*
+ * Run this program again, as a fresh process (fork, then exec of
+ * /proc/self/exe with the one argument "arg", under alarm(alarm_s)): its
+ * wait status.  For tests whose subject is what a process does first.
+ */
+static inline int
+t_exec_self(const char *arg, unsigned alarm_s)
+{
+	int status;
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		T_FAIL("fork: %s", strerror(errno));
+	if (pid == 0) {
+		char *argv[] = {(char *)"t_exec_self", (char *)arg, NULL};
+
+		alarm(alarm_s);
+		execv("/proc/self/exe", argv);
+		_exit(126);
+	}
+	if (waitpid(pid, &status, 0) != pid)
+		T_FAIL("waitpid: %s", strerror(errno));
+	return status;
+}
+
+/*
+ * Deliver signal "signo" to this process every ns nanoseconds (< 1 s),
+ * through timer *t (made if ns != 0); ns == 0 stops it.  False if the
+ * system has no such timer (the caller skips).
+ */
+static inline bool
+t_timer_every(timer_t *t, int signo, long ns)
+{
+	struct itimerspec its;
+
+	memset(&its, 0, sizeof its);
+	if (ns != 0) {
+		struct sigevent sev;
+
+		memset(&sev, 0, sizeof sev);
+		sev.sigev_notify = SIGEV_SIGNAL;
+		sev.sigev_signo = signo;
+		if (timer_create(CLOCK_MONOTONIC, &sev, t) != 0)
+			return false;
+		its.it_value.tv_nsec = ns;
+		its.it_interval.tv_nsec = ns;
+	}
+	return timer_settime(*t, 0, &its, NULL) == 0;
 }
 
 #endif /* KMEM_TESTS_T_H */

@@ -100,14 +100,19 @@ struct pool_cache *kmem_size_cache(size_t size);
  *   poison    freed memory filled with a pattern, checked when reused
  *   guard     each allocation against an unmapped page; freed address
  *             space quarantined (guard_depth=N entries, default 1024)
- * With any item on, double frees and foreign pointers are reported too.
- * Every report is one stderr line starting "kmem: ", then abort().
- * kmem_debug_flags() says which items are on.
+ *   check     the consistency checkers (kmem_check_all, <kmem/pool.h>)
+ *             run on the arena, pool or cache a slow path works on
+ *             (check_every=N: at every Nth such event); it alone leaves
+ *             kmem_alloc's paths as they are
+ * With any item but check on, double frees and foreign pointers are
+ * reported too.  Every report is one stderr line starting "kmem: ", then
+ * abort().  kmem_debug_flags() says which items are on.
  */
 #define KMEM_DEBUG_SIZE	   0x1
 #define KMEM_DEBUG_REDZONE 0x2
 #define KMEM_DEBUG_POISON  0x4
 #define KMEM_DEBUG_GUARD   0x8
+#define KMEM_DEBUG_CHECK   0x10
 unsigned int kmem_debug_flags(void);
 
 /*

@@ -191,6 +191,22 @@ void kmem_pool_cache_print_stats(void (*pr)(const char *, ...));
 void kmem_reap(void);
 void kmem_reap_all(void);
 
+/*
+ * Consistency checks (as NetBSD's vmem_check, for pools and caches):
+ * kmem_pool_check walks a pool under its lock (each page on the list its
+ * count of items out says, its free bitmap against that count, the page
+ * hash, the pool's counters); kmem_pool_cache_check holds every CPU slot
+ * of the cache, its depot and its pool at once and checks the groups,
+ * the depot's lists, that each object cached is out of the pool, and the
+ * pool; kmem_check_all checks every pool, cache and vmem arena there is.
+ * They return if all is well, else print one "kmem: CHECKER(pool|cache
+ * 'NAME'): ..." line and abort.  KMEM_DEBUG=check runs them from the
+ * slow paths.
+ */
+void kmem_pool_check(struct pool *pp);
+void kmem_pool_cache_check(pool_cache_t pc);
+void kmem_check_all(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -120,6 +120,14 @@ int kmem_vmem_set_min_import(vmem_t *vm, vmem_size_t size);
 /* Print one line per arena (the vmem statistics table); NULL pr = stderr. */
 void kmem_vmem_print_stats(vmem_printfn_t *pr);
 
+/*
+ * Check the arena's bookkeeping under its lock (NetBSD's vmem_check):
+ * segments in order tiling their spans, free segments coalesced and on
+ * the right freelists, the busy hash, the counters.  Returns if all is
+ * well; else one "kmem: kmem_vmem_check(arena 'NAME'): ..." line, abort.
+ */
+void kmem_vmem_check(vmem_t *vm);
+
 #ifdef __cplusplus
 }
 #endif

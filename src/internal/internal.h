@@ -116,6 +116,42 @@ extern _Atomic int kmemi_cov_dumping KMEM_HIDDEN;
 #define KMEM_ASSERT(cond) ((void)0)
 #endif
 
+/* ---- consistency checks (debug.c; the checkers in vmem.c, pool.c,
+ * pool_cache.c) ---- */
+
+/*
+ * KMEM_DEBUG=check / check_every=N: the structure a slow path is working
+ * on is checked whole at some of its events (debug.c section 6): at
+ * every one while a check costs at most KMEMI_CHECK_WORK steps, else at
+ * about one in work / KMEMI_CHECK_WORK of them, so that checking costs a
+ * bounded number of steps per event whatever the size; with
+ * check_every=N, N times fewer.  kmemi_check_every: 0 off, else N.
+ * Read from KMEM_DEBUG by kmem_options_init (kmemi_check_init), so that
+ * programs using only vmem or pool have it too.  Tested only on slow
+ * paths, behind a lock the path takes anyway; never on a fast path.
+ */
+#define KMEMI_CHECK_WORK 64
+extern unsigned int kmemi_check_every KMEM_HIDDEN;
+void kmemi_check_init(void);
+bool kmemi_check_due(uint64_t work);
+
+/* Whether to check a structure whose check takes about "work" steps. */
+static inline bool
+kmemi_check_on(uint64_t work)
+{
+	return kmem_unlikely(__atomic_load_n(
+				 &kmemi_check_every, __ATOMIC_RELAXED) != 0) &&
+	    kmemi_check_due(work);
+}
+
+/*
+ * A checker found a violation: "kmem: CHECKER(WHAT 'NAME'): DETAIL" (e.g.
+ * kmem_vmem_check(arena 'kva'): ...), then abort.  The one report of
+ * every checker.
+ */
+_Noreturn void kmemi_check_fail(const char *checker, const char *what,
+    const char *name, const char *fmt, ...) KMEM_PRINTF(4, 5) KMEM_COLD;
+
 /* ---- options (options.c) ---- */
 
 /*
@@ -150,6 +186,16 @@ int kmem_options_parse(const char *var, const char *text);
 void kmem_options_reset(void);
 /* Print every option with its value and description. */
 void kmem_options_print(void);
+/* Row i of the options table, for tests: false past the last row. */
+struct kmem_option_info {
+	const char *name;
+	bool numeric;  /* false: a boolean */
+	uint64_t dflt; /* default */
+	uint64_t min;  /* accepted values, inclusive */
+	uint64_t max;
+	uint64_t value; /* now */
+};
+bool kmem_options_row(size_t i, struct kmem_option_info *info);
 
 /* ---- fork(2) (fork.c) ---- */
 

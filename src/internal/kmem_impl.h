@@ -32,8 +32,17 @@ extern unsigned int kmemi_gate KMEM_HIDDEN;
  * address ^ kmemi_tag in its second word (0: no tags, while debugging).
  */
 extern uintptr_t kmemi_tag KMEM_HIDDEN;
-/* A plain load on x86; atomic so that TSan sees the init handover. */
-#define KMEMI_GATE() __atomic_load_n(&kmemi_gate, __ATOMIC_RELAXED)
+/*
+ * Every fast path reads the gate first, by this acquire load, and only
+ * then the data the set-up fills before it opens the gate with a release
+ * store (the size-to-class table, kmemi_fast, kmemi_large_fast_max, the
+ * page shift, the tag): so no fast path can act on a table it read
+ * before the set-up filled it (a class-0 object for a large request)
+ * and TSan sees the handover.  A plain load on x86 (the order is the
+ * compiler's to keep): the fast paths cost what they did (BENCHMARKS.md,
+ * issue 10).  Test: kmem_first_call_mt.
+ */
+#define KMEMI_GATE() __atomic_load_n(&kmemi_gate, __ATOMIC_ACQUIRE)
 
 /* ---- the fast paths' data (kmem.c), inlined by kmem.c and malloc.c ---- */
 
@@ -128,6 +137,18 @@ kmemi_small_valid(uintptr_t a, uint32_t w, const struct kmem_fast *kf)
 	    kf->kf_nitems;
 }
 
+/*
+ * A class's CPU slots, for its fast paths (after the gate): until its
+ * cache is made they are slots that never hold a group (a miss), then
+ * the cache's, switched by one release store (kmem.c, kmem_class_make).
+ * An acquire load: a plain mov on x86.
+ */
+static inline struct pc_cpu *
+kmemi_fast_cpus(const struct kmem_fast *kf)
+{
+	return __atomic_load_n(&kf->kf_cpus, __ATOMIC_ACQUIRE);
+}
+
 /* Out of line (kmem.c): a fast large block whose page has no leaf yet. */
 void *kmemi_large_fast_mark(void *p, size_t npg);
 /* Out of line (kmem.c): a fast large free whose quantum cache was full. */
@@ -146,8 +167,8 @@ kmemi_large_alloc_fast(size_t size)
 	paddr_t pa; /* kva's quantum caches have none: unused */
 	void *p;
 
-	if (kmem_likely(size - 1 < kmemi_large_fast_max) &&
-	    kmem_likely(KMEMI_GATE() == 0)) {
+	if (kmem_likely(KMEMI_GATE() == 0) &&
+	    kmem_likely(size - 1 < kmemi_large_fast_max)) {
 		size_t npg =
 		    (size + ((size_t)1 << kmemi_pgshift) - 1) >> kmemi_pgshift;
 		const struct kmem_fast *kf = &kmemi_large_fast[npg];

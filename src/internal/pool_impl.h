@@ -14,8 +14,15 @@
 
 #include "internal/internal.h"
 
-/* A pool page's header: inside the page (at its start) or outside it. */
+/*
+ * A pool page's header: inside the page (at its start) or outside it, in
+ * the metadata region (pool.c section 2).  ph_canary comes first, where a
+ * linear overwrite of the header starts: a keyed hash of the header's and
+ * the page's addresses, checked whenever the pool takes from or puts to
+ * the page.
+ */
 struct kmem_pool_page {
+	uint64_t ph_canary;		/* pool.c: ph_canary_of(ph) */
 	struct kmem_pool_page *ph_next; /* on the pool's page list */
 	struct kmem_pool_page *ph_prev;
 	struct kmem_pool_page *ph_hnext; /* page-lookup hash chain */
@@ -85,6 +92,13 @@ int kmemi_pool_foreach(int (*fn)(struct pool *, void *), void *arg);
 bool kmemi_pool_item_of(
     struct pool *pp, const void *v, void **itemp, bool *outp);
 /*
+ * pool.c, for kmem_pool_cache_check: kmem_pool_check with pp's lock
+ * held; and why v is not an item handed out by pp (NULL: it is, or pp's
+ * headers are in its pages, where looking could fault: not known).
+ */
+void kmemi_pool_check_locked(struct pool *pp);
+const char *kmemi_pool_out_item_locked(struct pool *pp, const void *v);
+/*
  * vmem.c: the quantum cache that vmem_alloc(vm, size) and vmem_free use,
  * or NULL: a get from it is a vmem_alloc (what kmem's large fast path
  * does with kva's).
@@ -92,13 +106,17 @@ bool kmemi_pool_item_of(
 pool_cache_t kmemi_vmem_qcache(vmem_t *vm, vmem_size_t size);
 /* vmem.c: fn(vm, arg) for every arena, under the arena list lock. */
 int kmemi_vmem_foreach(int (*fn)(vmem_t *, void *), void *arg);
+/* vmem.c: fn(start, size, span's tag, arg) for every span of vm. */
+int kmemi_vmem_spans(vmem_t *vm,
+    int (*fn)(vmem_addr_t, vmem_size_t, const void *, void *), void *arg);
 /*
  * vmem.c: deferred mode for the page arena.  Freed ranges stay dirty and
  * wholly free spans stay imported; a purge pass -- at most once every
- * delay_ns, run by a free -- calls fn(addr, size) under the arena lock on
+ * delay_ns, run by a free -- calls fn(addr, size) with the arena lock
+ * dropped (the range is held out of reach meanwhile: vmem.c section 7) on
  * the ranges freed before the previous pass and releases the spans wholly
  * free since then.  kmemi_vmem_purge runs a pass now if one is due, or
- * at once over everything with "all".
+ * at once over everything with "all" (after a pass already running).
  */
 void kmemi_vmem_set_purge(
     vmem_t *vm, void (*fn)(vmem_addr_t, vmem_size_t), uint64_t delay_ns);

@@ -14,15 +14,18 @@
  *    is safe to call from inside the allocator, with arena locks held.
  *
  * Fault injection: the calls that obtain memory (kmem_prim_reserve,
- * kmem_prim_commit, kmem_prim_alloc) are counted; a test selects "fail the
- * Nth such call" or "fail every call from the Nth on" with
- * kmem_prim_fault_set() or KMEM_OPTIONS=fault_nth=N / fault_from=N.  The
- * check is one predictable branch on a path that makes a system call.
+ * kmem_prim_commit, kmem_prim_alloc, kmem_prim_alloc_guarded) are
+ * counted; a test selects "fail the Nth such call" or "fail every call
+ * from the Nth on" with kmem_prim_fault_set() or KMEM_OPTIONS=fault_nth=N
+ * / fault_from=N, or "fail every call for more than N bytes" with
+ * kmem_prim_fault_size().  The checks are two predictable branches on a
+ * path that makes a system call.
  */
 #ifndef KMEM_INTERNAL_PRIM_H
 #define KMEM_INTERNAL_PRIM_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -150,6 +153,16 @@ int kmem_prim_purge(void *addr, size_t size);
 int kmem_prim_decommit(void *addr, size_t size);
 /* Return the range to the OS (it may be part of a larger run). */
 int kmem_prim_release(void *addr, size_t size);
+/*
+ * A run for metadata (meta.c): "size" bytes readable, writable and zeroed,
+ * with an inaccessible guard page just below and just above them, so that
+ * nothing mapped later can be adjacent to the run and an access running
+ * off either end faults.  *out is the first byte after the lower guard.
+ * Counted for fault injection like kmem_prim_alloc.  ENOMEM, EINVAL.
+ */
+int kmem_prim_alloc_guarded(size_t size, void **out);
+/* Unmap a run of kmem_prim_alloc_guarded, both guard pages with it. */
+int kmem_prim_release_guarded(void *addr, size_t size);
 
 /* ---- fault injection (tests) ---- */
 
@@ -159,27 +172,70 @@ int kmem_prim_release(void *addr, size_t size);
  * Resets the call counter.
  */
 void kmem_prim_fault_set(uint64_t nth, bool from_on);
+/*
+ * max != 0: every memory-obtaining call for more than "max" bytes fails
+ * with ENOMEM, smaller ones are served (a process near its address-space
+ * limit: big mappings refused, small ones granted); 0: off.  Independent
+ * of kmem_prim_fault_set().
+ */
+void kmem_prim_fault_size(size_t max);
 /* Memory-obtaining calls made since the last kmem_prim_fault_set(). */
 uint64_t kmem_prim_fault_calls(void);
 
 /* ---- locks ---- */
 
+/*
+ * Debug builds (KMEM_DEBUG_ASSERT) record the holder, so that code can
+ * assert that it holds a lock (kmem_mutex_owned); release builds do not,
+ * and kmem_mutex_owned says true.
+ */
 typedef struct kmem_mutex {
 	pthread_mutex_t m;
+#ifdef KMEM_DEBUG_ASSERT
+	_Atomic uintptr_t owner; /* pthread_self() of the holder, 0: none */
+#endif
 } kmem_mutex_t;
 typedef struct kmem_cond {
 	pthread_cond_t c;
 } kmem_cond_t;
+#ifdef KMEM_DEBUG_ASSERT
+#define KMEM_MUTEX_INITIALIZER                                                 \
+	{                                                                      \
+		PTHREAD_MUTEX_INITIALIZER, 0                                   \
+	}
+#else
 #define KMEM_MUTEX_INITIALIZER                                                 \
 	{                                                                      \
 		PTHREAD_MUTEX_INITIALIZER                                      \
 	}
+#endif
 
 void kmem_mutex_init(kmem_mutex_t *mtx);
 void kmem_mutex_destroy(kmem_mutex_t *mtx);
 void kmem_mutex_enter(kmem_mutex_t *mtx);
 bool kmem_mutex_tryenter(kmem_mutex_t *mtx);
 void kmem_mutex_exit(kmem_mutex_t *mtx);
+/*
+ * True if the calling thread holds mtx (debug builds); always true in
+ * release builds, where the holder is not recorded: for KMEM_ASSERT.
+ */
+bool kmem_mutex_owned(const kmem_mutex_t *mtx);
+
+/*
+ * For KMEM_ASSERT, a pthread mutex of caller storage (struct pool's),
+ * whose holder kmem does not record: true if some thread holds it, from
+ * glibc's owner field (true elsewhere).
+ */
+static inline bool
+kmem_prim_pthread_mutex_locked(const pthread_mutex_t *m)
+{
+#ifdef __GLIBC__
+	return m->__data.__owner != 0;
+#else
+	(void)m;
+	return true;
+#endif
+}
 
 /* Condition variables use the monotonic clock. */
 /*
@@ -262,6 +318,28 @@ void kmem_prim_write_stderr(const char *buf, size_t len);
 /* Register fork handlers (pthread_atfork).  0 or ENOMEM. */
 int kmem_prim_atfork(
     void (*prepare)(void), void (*parent)(void), void (*child)(void));
+/*
+ * The C library's lock that fork(2) itself takes after the atfork
+ * prepare handlers have run: stdio's list lock (glibc's _IO_list_lock,
+ * which fflush(NULL) holds while it waits for each FILE's lock, and a
+ * FILE's lock is held across the malloc inside getline).  glibc's fork
+ * takes it before its own malloc's locks; an allocator whose prepare
+ * handler takes its locks first can deadlock with getline and
+ * fflush(NULL) (glibc bug 19431).  So kmem's prepare handler takes it
+ * first (kmem_prim_stdio_lock); the parent handler drops it
+ * (kmem_prim_stdio_unlock(false)) after glibc's fork has dropped its own
+ * recursive hold; the child handler resets it (true), as glibc's fork
+ * does in the child.  Elsewhere than glibc: nothing.
+ */
+void kmem_prim_stdio_lock(void);
+void kmem_prim_stdio_unlock(bool child);
+/*
+ * Block every signal this thread can block, saving the old mask in *old
+ * (kmem_prim_signals_restore puts it back): kmem's set-up runs so, and a
+ * handler that forks or allocates runs after it, never inside it.
+ */
+void kmem_prim_signals_block(sigset_t *old);
+void kmem_prim_signals_restore(const sigset_t *old);
 /*
  * Start a detached thread running fn(arg), with every signal blocked (it
  * must not take the process's signals).  0, or an errno value.

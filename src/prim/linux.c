@@ -13,7 +13,10 @@
  * on private anonymous memory frees the pages and makes the range read as
  * zero; decommit is mmap(MAP_FIXED, PROT_NONE) over the range, which frees
  * the pages and the commit charge; release is munmap.  An aligned run is
- * got by over-mapping by "align" bytes and unmapping the two ends.
+ * got by over-mapping by "align" bytes and unmapping the two ends.  A
+ * guarded run (metadata) is a PROT_NONE mapping two pages larger than
+ * asked whose middle is mprotected to read/write: the guard pages belong
+ * to the mapping, so no later mmap can put anything next to the run.
  *
  * Current CPU.  glibc >= 2.35 registers an rseq area for every thread and
  * exports its offset from the thread pointer (__rseq_offset, __rseq_size);
@@ -28,7 +31,9 @@
  * value) through relaxed atomics.  It provides the locks: pthread mutexes
  * and condition variables (monotonic clock), and spin locks for the
  * per-CPU caches (inline in prim.h; the contended path spins, then
- * sched_yield()s so a preempted holder can run).
+ * sched_yield()s so a preempted holder can run).  In debug builds a
+ * mutex records its holder (a relaxed atomic that only the holder
+ * writes), for kmem_mutex_owned().
  *
  * Failure policy.  Every function that can fail returns an errno value
  * (ENOMEM for the OS refusing memory, EINVAL for a contract violation) and
@@ -248,6 +253,7 @@ kmem_prim_rseq_fence(unsigned cpu)
 static _Atomic uint64_t prim_fault_nth; /* 0 = off */
 static _Atomic bool prim_fault_from_on;
 static _Atomic uint64_t prim_fault_count; /* calls since the last set */
+static _Atomic size_t prim_fault_max;	  /* 0 = off */
 
 void
 kmem_prim_fault_set(uint64_t nth, bool from_on)
@@ -257,21 +263,31 @@ kmem_prim_fault_set(uint64_t nth, bool from_on)
 	atomic_store(&prim_fault_nth, nth);
 }
 
+void
+kmem_prim_fault_size(size_t max)
+{
+	atomic_store(&prim_fault_max, max);
+}
+
 uint64_t
 kmem_prim_fault_calls(void)
 {
 	return atomic_load(&prim_fault_count);
 }
 
-/* True if this memory-obtaining call is to fail. */
+/* True if this memory-obtaining call, for "size" bytes, is to fail. */
 static inline bool
-prim_fault(void)
+prim_fault(size_t size)
 {
 	uint64_t nth, n;
+	size_t max;
 
 	n = atomic_fetch_add_explicit(
 		&prim_fault_count, 1, memory_order_relaxed) +
 	    1;
+	max = atomic_load_explicit(&prim_fault_max, memory_order_relaxed);
+	if (kmem_unlikely(max != 0 && size > max))
+		return true;
 	nth = atomic_load_explicit(&prim_fault_nth, memory_order_relaxed);
 	if (kmem_likely(nth == 0))
 		return false;
@@ -302,7 +318,7 @@ prim_map(size_t size, size_t align, int prot, int flags, void **out)
 	if (size == 0 || (size & (ps - 1)) != 0 ||
 	    (align != 0 && !kmem_powerof2(align)))
 		return EINVAL;
-	if (prim_fault())
+	if (prim_fault(size))
 		return ENOMEM;
 	flags |= MAP_PRIVATE | MAP_ANONYMOUS;
 	if (align <= ps) {
@@ -344,7 +360,7 @@ kmem_prim_commit(void *addr, size_t size)
 {
 	if (!prim_page_aligned(addr, size))
 		return EINVAL;
-	if (prim_fault())
+	if (prim_fault(size))
 		return ENOMEM;
 	if (mprotect(addr, size, PROT_READ | PROT_WRITE) != 0)
 		return errno == EINVAL ? EINVAL : ENOMEM;
@@ -381,6 +397,44 @@ kmem_prim_release(void *addr, size_t size)
 	return munmap(addr, size) == 0 ? 0 : EINVAL;
 }
 
+/*
+ * The guards are part of the mapping, so the kernel cannot place another
+ * mapping in them: reserve size + 2 pages inaccessible, then open the
+ * middle (charged to the commit limit as kmem_prim_alloc's memory is).
+ */
+int
+kmem_prim_alloc_guarded(size_t size, void **out)
+{
+	size_t ps = kmem_prim_page_size(), len;
+	char *p;
+
+	if (size == 0 || (size & (ps - 1)) != 0)
+		return EINVAL;
+	if (__builtin_add_overflow(size, 2 * ps, &len))
+		return ENOMEM;
+	if (prim_fault(size))
+		return ENOMEM;
+	p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return ENOMEM;
+	if (mprotect(p + ps, size, PROT_READ | PROT_WRITE) != 0) {
+		munmap(p, len);
+		return ENOMEM;
+	}
+	*out = p + ps;
+	return 0;
+}
+
+int
+kmem_prim_release_guarded(void *addr, size_t size)
+{
+	size_t ps = kmem_prim_page_size();
+
+	if (!prim_page_aligned(addr, size) || (uintptr_t)addr < ps)
+		return EINVAL;
+	return munmap((char *)addr - ps, size + 2 * ps) == 0 ? 0 : EINVAL;
+}
+
 /* ---- locks ---- */
 
 /* Spin about a microsecond, then yield until the holder lets go. */
@@ -412,11 +466,38 @@ prim_lock_check(int err, const char *what)
 		kmem_panic("%s failed: error %d", what, err);
 }
 
+/* Debug builds: who holds the mutex (kmem_mutex_owned). */
+static inline void
+prim_owner_set(kmem_mutex_t *mtx, bool held)
+{
+#ifdef KMEM_DEBUG_ASSERT
+	atomic_store_explicit(&mtx->owner, held ? (uintptr_t)pthread_self() : 0,
+	    memory_order_relaxed);
+#else
+	(void)mtx;
+	(void)held;
+#endif
+}
+
+bool
+kmem_mutex_owned(const kmem_mutex_t *mtx)
+{
+#ifdef KMEM_DEBUG_ASSERT
+	/* Only this thread stores its own id there: a relaxed load is exact. */
+	return atomic_load_explicit(&mtx->owner, memory_order_relaxed) ==
+	    (uintptr_t)pthread_self();
+#else
+	(void)mtx;
+	return true;
+#endif
+}
+
 void
 kmem_mutex_init(kmem_mutex_t *mtx)
 {
 	prim_lock_check(
 	    pthread_mutex_init(&mtx->m, NULL), "pthread_mutex_init");
+	prim_owner_set(mtx, false);
 }
 
 void
@@ -430,17 +511,22 @@ void
 kmem_mutex_enter(kmem_mutex_t *mtx)
 {
 	prim_lock_check(pthread_mutex_lock(&mtx->m), "pthread_mutex_lock");
+	prim_owner_set(mtx, true);
 }
 
 bool
 kmem_mutex_tryenter(kmem_mutex_t *mtx)
 {
-	return pthread_mutex_trylock(&mtx->m) == 0;
+	if (pthread_mutex_trylock(&mtx->m) != 0)
+		return false;
+	prim_owner_set(mtx, true);
+	return true;
 }
 
 void
 kmem_mutex_exit(kmem_mutex_t *mtx)
 {
+	prim_owner_set(mtx, false);
 	prim_lock_check(pthread_mutex_unlock(&mtx->m), "pthread_mutex_unlock");
 }
 
@@ -465,8 +551,10 @@ kmem_cond_destroy(kmem_cond_t *cv)
 void
 kmem_cond_wait(kmem_cond_t *cv, kmem_mutex_t *mtx)
 {
+	prim_owner_set(mtx, false);
 	prim_lock_check(
 	    pthread_cond_wait(&cv->c, &mtx->m), "pthread_cond_wait");
+	prim_owner_set(mtx, true);
 }
 
 bool
@@ -478,7 +566,9 @@ kmem_cond_timedwait(kmem_cond_t *cv, kmem_mutex_t *mtx, uint64_t ns)
 
 	ts.tv_sec = (time_t)(t / 1000000000u);
 	ts.tv_nsec = (long)(t % 1000000000u);
+	prim_owner_set(mtx, false);
 	err = pthread_cond_timedwait(&cv->c, &mtx->m, &ts);
+	prim_owner_set(mtx, true);
 	if (err == ETIMEDOUT)
 		return false;
 	prim_lock_check(err, "pthread_cond_timedwait");
@@ -596,6 +686,53 @@ kmem_prim_atfork(
     void (*prepare)(void), void (*parent)(void), void (*child)(void))
 {
 	return pthread_atfork(prepare, parent, child) == 0 ? 0 : ENOMEM;
+}
+
+#ifdef __GLIBC__
+/*
+ * Exported by every glibc since 2.2.5 (not declared in its headers): the
+ * recursive lock of the list of open FILEs.  Recursive, so a fork from a
+ * signal handler that interrupted stdio in this thread takes it again.
+ */
+extern void _IO_list_lock(void);
+extern void _IO_list_unlock(void);
+extern void _IO_list_resetlock(void);
+#endif
+
+void
+kmem_prim_stdio_lock(void)
+{
+#ifdef __GLIBC__
+	_IO_list_lock();
+#endif
+}
+
+void
+kmem_prim_stdio_unlock(bool child)
+{
+#ifdef __GLIBC__
+	if (child)
+		_IO_list_resetlock();
+	else
+		_IO_list_unlock();
+#else
+	(void)child;
+#endif
+}
+
+void
+kmem_prim_signals_block(sigset_t *old)
+{
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, old);
+}
+
+void
+kmem_prim_signals_restore(const sigset_t *old)
+{
+	pthread_sigmask(SIG_SETMASK, old, NULL);
 }
 
 int

@@ -9,9 +9,10 @@
  * one into a large block, a double free of a class object (found when
  * the object comes out of the cache again, before it has two owners), a
  * write after free into a free object's tag, a large double free, and
- * realloc and malloc_usable_size of a foreign pointer.  With KMEM_DEBUG
- * (read once at start-up, so the child executes this program again with
- * it set and the case's number): a one-byte overrun, a double free at the
+ * realloc and malloc_usable_size of a foreign pointer, and of a freed
+ * one (small, quantum-cached and large; grown, shrunk, same size).  With
+ * KMEM_DEBUG (read once at start-up, so the child executes this program again
+ * with it set and the case's number): a one-byte overrun, a double free at the
  * call, a write after free, and an overrun onto a guard page.
  *
  * Only under kmem (KMEM_TEST_PRELOAD): glibc's reports are its own, and
@@ -152,6 +153,33 @@ c_usable_interior(void *arg)
 	printf("%zu\n", f_usable(p + 8));
 }
 
+/*
+ * realloc or malloc_usable_size of a freed block ("re" bytes; 0:
+ * malloc_usable_size), at once, before anything reuses it: the object
+ * must not get a second owner.
+ */
+struct stale {
+	size_t size, re;
+};
+
+static void
+c_stale(void *arg)
+{
+	const struct stale *st = arg;
+	char *p = f_malloc(st->size), *q, *r;
+
+	memset(p, 'a', st->size);
+	f_free(p);
+	if (st->re == 0) {
+		printf("usable %zu\n", f_usable(p));
+		return;
+	}
+	q = f_realloc(p, st->re);
+	r = f_malloc(st->re);
+	fprintf(stderr, "realloc of a freed %p gave %p, then malloc %p\n",
+	    (void *)p, (void *)q, (void *)r);
+}
+
 /* ---- the KMEM_DEBUG cases: this program again, with it set ---- */
 
 static void
@@ -257,6 +285,32 @@ test_write_after_free(void)
 }
 
 static void
+test_realloc_freed(void)
+{
+	static const struct stale cases[] = {
+	    {100, 100}, {100, 200}, {100, 50}, {100, 0}, /* small */
+	    {16, 16}, {16000, 16000}, {16000, 9000}, {16000, 0},
+	    {100000, 100000}, {100000, 300000}, {100000, 20000}, /* large */
+	    {100000, 0}, {40000, 40000}, {40000, 0}, /* quantum-cached */
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char want[64];
+
+		printf("   %zu bytes, then %s(%zu)\n", cases[i].size,
+		    cases[i].re ? "realloc" : "malloc_usable_size",
+		    cases[i].re);
+		snprintf(want, sizeof want, "kmem: %s(0x",
+		    cases[i].re ? "realloc" : "malloc_usable_size");
+		T_ASSERT(
+		    t_expect_death(c_stale, (void *)&cases[i], SIGABRT, want));
+		T_ASSERT(t_expect_death(c_stale, (void *)&cases[i], SIGABRT,
+		    "): pointer already freed: use after free"));
+	}
+}
+
+static void
 test_debug(void)
 {
 	static const struct {
@@ -294,6 +348,7 @@ main(int argc, char **argv)
 	T_RUN(test_interior);
 	T_RUN(test_double_free);
 	T_RUN(test_write_after_free);
+	T_RUN(test_realloc_freed);
 	T_RUN(test_debug);
 	return t_done();
 }

@@ -3,11 +3,12 @@
  * B.9/B.10): worker threads hammer kmem_alloc (cached and large sizes,
  * KMEM_DEBUG off), a pool_cache, a pool and a vmem arena, and reap, while
  * the main thread forks again and again.  Each child, started while any
- * lock may have been held, must be able to do everything: free a block
- * allocated before the fork, allocate every size class and large blocks,
- * create and destroy a pool_cache, a pool and a vmem arena, reap, and
- * print the statistics; then exit 0.  A child that hangs is killed by its
- * alarm (SIGALRM) and fails the test.
+ * lock may have been held, must find every structure sound
+ * (kmem_check_all) and be able to do everything: free a block allocated
+ * before the fork, allocate every size class and large blocks, create and
+ * destroy a pool_cache, a pool and a vmem arena, reap, pass the checks
+ * again, and print the statistics; then exit 0.  A child that hangs is killed
+ * by its alarm (SIGALRM) and fails the test.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -79,6 +80,7 @@ child_work(void)
 	int fd;
 
 	alarm(20);
+	kmem_check_all(); /* fork left every structure sound */
 	kmem_free(g_before, 1000);
 	for (sz = 1; sz <= KMEM_CACHE_MAX; sz += sz < 256 ? 8 : 512) {
 		p = kmem_alloc(sz, KM_SLEEP);
@@ -108,6 +110,7 @@ child_work(void)
 	vmem_destroy(vm);
 	kmem_reap();
 	kmem_reap_all();
+	kmem_check_all();
 	fd = open("/dev/null", O_WRONLY);
 	if (fd < 0 || kmem_stats_write(fd, KMEM_STATS_ALL) != 0)
 		_exit(4);

@@ -11,9 +11,10 @@
  * checked to be zero first.  Objects also move between threads through a
  * lock-protected exchange array, so most frees of a given object happen
  * on another thread (and CPU) than its allocation.  Worker 0 calls
- * kmem_reap / kmem_reap_all during the traffic.  At the end everything is
- * freed, kmem_reap_all() runs, and then no kmem cache has an object out
- * and the page arena "kva" has exactly its starting bytes in use.
+ * kmem_reap / kmem_reap_all during the traffic, worker 1 kmem_check_all
+ * (every pool, cache and arena checked while the others allocate).  At the end
+ * everything is freed, kmem_reap_all() runs, and then no kmem cache has an
+ * object out and the page arena "kva" has exactly its starting bytes in use.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -227,6 +228,8 @@ worker_main(void *arg)
 		} else if (o->p != NULL) {
 			verify(o, w->tid);
 		}
+		if (w->tid == 1 && i % 20000 == 9999)
+			kmem_check_all(); /* while the others allocate */
 		if (w->tid == 0 && i % 5000 == 4999) {
 			if (i % 20000 == 19999) {
 				kmem_reap_all();
@@ -344,6 +347,7 @@ test_threads(void)
 	kmem_reap_all();
 	T_EQ(kmem_nout(), 0);
 	T_EQ(kva_inuse(), inuse0);
+	kmem_check_all();
 }
 
 int

@@ -10,14 +10,16 @@
  *     an object handed out twice, handed out unconstructed or destructed
  *     while held fails at once.  1 ctor call in 97 fails.  A maintenance
  *     thread calls pool_cache_invalidate, pool_cache_reclaim, kmem_reap,
- *     kmem_reap_all and the statistics during the traffic.  At the end,
+ *     kmem_reap_all, the statistics and kmem_pool_cache_check (which
+ *     holds the whole cache at once) during the traffic.  At the end,
  *     exactly: constructed - destructed == cached (+ 0 out), and the
  *     pool's nget/nput match the ctor/dtor counts.
  *  2. The same with PR_LARGECACHE.
  *  3. Eight workers on one arena with quantum caches: random sizes up to
  *     and past qcache_max, every result claimed in a shadow map (one byte
- *     per quantum), reaping during the traffic; at the end, after
- *     kmem_reap_all, the arena has nothing in use.
+ *     per quantum), reaping and kmem_vmem_check / kmem_check_all during
+ *     the traffic; at the end, after kmem_reap_all, the arena has nothing
+ *     in use.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -263,7 +265,8 @@ noprint(const char *fmt, ...)
 	(void)fmt;
 }
 
-static unsigned long g_ninval, g_nreclaim, g_nreap, g_nreapall, g_nstats;
+static unsigned long g_ninval, g_nreclaim, g_nreap, g_nreapall, g_nstats,
+    g_ncheck;
 
 static void *
 maint_main(void *arg)
@@ -275,7 +278,7 @@ maint_main(void *arg)
 	while (!past_deadline()) {
 		struct kmem_pool_stats st;
 
-		switch (t_rng_below(&r, 10)) {
+		switch (t_rng_below(&r, 11)) {
 		case 0:
 		case 1:
 			pool_cache_invalidate(g_pc);
@@ -295,6 +298,11 @@ maint_main(void *arg)
 		case 7:
 			kmem_reap_all();
 			g_nreapall++;
+			break;
+		case 10:
+			/* All its CPU slots, depot and pool held at once. */
+			kmem_pool_cache_check(g_pc);
+			g_ncheck++;
 			break;
 		case 8:
 			T_EQ(kmem_pool_cache_stats(g_pc, &st), 0);
@@ -325,7 +333,7 @@ run_cache_phase(const char *name, unsigned int flags, uint64_t ms)
 	atomic_store(&g_ndtor, 0);
 	atomic_store(&g_ctor_calls, 0);
 	atomic_store(&g_stop, false);
-	g_ninval = g_nreclaim = g_nreap = g_nreapall = g_nstats = 0;
+	g_ninval = g_nreclaim = g_nreap = g_nreapall = g_nstats = g_ncheck = 0;
 	g_pc = pool_cache_init(sizeof(struct obj), 0, 0, flags, name, NULL,
 	    IPL_NONE, obj_ctor, obj_dtor, NULL);
 	T_ASSERT(g_pc != NULL);
@@ -377,8 +385,8 @@ run_cache_phase(const char *name, unsigned int flags, uint64_t ms)
 	    gets, nulls, puts, hands, nctor, (unsigned long)g_nfail, ndtor,
 	    st.ps_cached_objects, st.ps_groupsize, st.ps_contended);
 	printf("   maintenance: %lu invalidate, %lu reclaim, %lu reap, %lu "
-	       "reap_all, %lu stats\n",
-	    g_ninval, g_nreclaim, g_nreap, g_nreapall, g_nstats);
+	       "reap_all, %lu stats, %lu checks\n",
+	    g_ninval, g_nreclaim, g_nreap, g_nreapall, g_nstats, g_ncheck);
 	T_GT(gets, 0);
 	T_GT(hands, 0);
 	T_GT(g_ninval + g_nreclaim + g_nreapall, 0);
@@ -522,6 +530,9 @@ qc_maint(void *arg)
 		else
 			kmem_reap();
 		(void)vmem_size(g_vm, VMEM_ALLOC);
+		kmem_vmem_check(g_vm);
+		if (n % 8 == 0)
+			kmem_check_all();
 		n++;
 		sleep_us((unsigned)t_rng_below(&r, 3000));
 	}

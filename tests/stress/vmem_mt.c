@@ -3,11 +3,13 @@
  *
  *  1. Several threads on one quantum-1 ID arena: random alloc, xalloc and
  *     xalloc_addr, every result claimed in a shadow map (one byte per ID,
- *     compare-and-swap 0 -> thread id) and verified and cleared on free.
+ *     compare-and-swap 0 -> thread id) and verified and cleared on free;
+ *     each thread runs kmem_vmem_check every 1024 operations.
  *  2. VM_SLEEP waiters: an arena too small for all threads' demand; every
  *     request sleeps until another thread frees; vs_wait > 0.
  *  3. Child arenas importing from one shared parent, created and destroyed
- *     concurrently; plus one importing child shared by all threads.
+ *     concurrently; plus one importing child shared by all threads (it
+ *     and its parent checked by kmem_vmem_check during the traffic).
  */
 #include "t.h"
 #include "t_vmem.h"
@@ -242,6 +244,7 @@ id_thread(void *arg)
 
 			T_LE(st.vs_inuse, st.vs_total);
 			T_LE(vmem_size(g_ids, VMEM_ALLOC), IDSIZE);
+			kmem_vmem_check(g_ids); /* while the others work */
 		}
 	}
 	while (n > 0)
@@ -572,6 +575,10 @@ shared_child_thread(void *arg)
 	for (uint64_t it = 0; it < t_scale(100000) / g_nthreads; it++) {
 		if (it % 128 == 0 && past_deadline())
 			break;
+		if (it % 1024 == 0) {
+			kmem_vmem_check(g_shchild);
+			kmem_vmem_check(g_parent);
+		}
 		if (n > 0 && (n == 64 || t_rng_below(&r, 100) < 50)) {
 			unsigned i = (unsigned)t_rng_below(&r, n);
 			struct live e = lv[i];
@@ -642,6 +649,7 @@ test_shared_importing_child(void)
 	T_EQ(st.vs_import, st.vs_release);
 	T_EQ(vmem_size(g_parent, VMEM_ALLOC), 0);
 	sh_check_empty(&g_psh);
+	kmem_check_all();
 	vmem_destroy(g_shchild);
 	vmem_destroy(g_parent);
 }

@@ -20,8 +20,10 @@
  *             the quarantine (guard_depth) and its bound on mappings
  *   all       a seeded random workload with content checks, with each
  *             item and all four, set by kmemi_debug_configure and by
- *             KMEM_DEBUG; kmem_debug_flags() per spec; an unknown item
- *             or a bad guard_depth warns; the string functions (and
+ *             KMEM_DEBUG; kmem_debug_flags() per spec (check and
+ *             check_every=N: the checkers' period, the gate left open);
+ *             an unknown item, a bad guard_depth or check_every warns;
+ *             the string functions (and
  *             kmem_tmpbuf) with the size record
  *
  * The children allocate, the parent never does (it has not set kmem up,
@@ -101,7 +103,10 @@ struct job {
 			     for a bad item, the item the warning names */
 };
 
-/* The KMEM_DEBUG_* bits of a spec (unknown items and guard_depth: 0). */
+/*
+ * The KMEM_DEBUG_* bits of a spec (unknown items, guard_depth and a bad
+ * check_every: 0).
+ */
 static unsigned int
 spec_bits(const char *spec)
 {
@@ -113,6 +118,7 @@ spec_bits(const char *spec)
 	    {"redzone", KMEM_DEBUG_REDZONE},
 	    {"poison", KMEM_DEBUG_POISON},
 	    {"guard", KMEM_DEBUG_GUARD},
+	    {"check", KMEM_DEBUG_CHECK},
 	    {"all", KMEM_DEBUG_SIZE | KMEM_DEBUG_REDZONE | KMEM_DEBUG_POISON},
 	};
 	unsigned int bits = 0;
@@ -126,6 +132,10 @@ spec_bits(const char *spec)
 			if (strlen(items[i].item) == len &&
 			    strncmp(s, items[i].item, len) == 0)
 				bits |= items[i].bit;
+		if (len > 12 && strncmp(s, "check_every=", 12) == 0 &&
+		    strspn(s + 12, "0123456789") == len - 12 && s[12] != '0' &&
+		    strtoull(s + 12, NULL, 10) <= (1u << 30))
+			bits |= KMEM_DEBUG_CHECK;
 		s += len;
 		if (*s == ',')
 			s++;
@@ -235,17 +245,6 @@ static const char *
 free_name(int how)
 {
 	return how == 1 ? "kmem_intr_free" : "kmem_free";
-}
-
-/* The default action for SIGSEGV (not a sanitizer's handler). */
-static void
-segv_default(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = SIG_DFL;
-	sigaction(SIGSEGV, &sa, NULL);
 }
 
 /* ---- the parent's side ---- */
@@ -825,7 +824,7 @@ c_guard_over(void *arg)
 	if (j->bug) {
 		end = (unsigned char *)(((uintptr_t)p + j->n + pg - 1) &
 		    ~(uintptr_t)(pg - 1));
-		segv_default();
+		t_segv_default();
 		note("wrote %p (object %p, %zu bytes) without a fault",
 		    (void *)end, (void *)p, j->n);
 		*(volatile unsigned char *)launder(end) = 1;
@@ -847,7 +846,7 @@ c_guard_uaf(void *arg)
 	p = xalloc(j->n);
 	kmem_free(p, j->n);
 	if (j->bug) {
-		segv_default();
+		t_segv_default();
 		v = launder(p);
 		if (j->m == 0) {
 			note("read %#x from freed %p without a fault", v[0],
@@ -922,7 +921,7 @@ c_guard_depth(void *arg)
 	for (i = 0; i < 10; i++)
 		kmem_free(b[i], j->n);
 	if (j->bug) {
-		segv_default();
+		t_segv_default();
 		note("read %#x from freed block %zu (%p) without a fault",
 		    launder(b[j->m])[0], j->m, (void *)b[j->m]);
 	}
@@ -1235,6 +1234,9 @@ c_flags(void *arg)
 	p = xalloc(50000);
 	kmem_free(p, 50000);
 	T_EQ(kmem_debug_flags(), j->n);
+	/* check sets the checkers' period, and alone leaves the gate open. */
+	T_EQ(kmemi_check_every, j->m);
+	T_EQ(KMEMI_GATE() & KMEM_GATE_DEBUG, j->n & ~KMEM_DEBUG_CHECK);
 }
 
 static void
@@ -1243,21 +1245,29 @@ test_flags(void)
 	static const struct {
 		const char *spec;
 		unsigned int bits;
+		size_t every; /* kmemi_check_every */
 	} cases[] = {
-	    {"", 0},
-	    {"size", KMEM_DEBUG_SIZE},
-	    {"redzone", KMEM_DEBUG_REDZONE},
-	    {"poison", KMEM_DEBUG_POISON},
-	    {"guard", KMEM_DEBUG_GUARD},
-	    {"poison,size", KMEM_DEBUG_SIZE | KMEM_DEBUG_POISON},
-	    {"redzone,guard", KMEM_DEBUG_REDZONE | KMEM_DEBUG_GUARD},
-	    {"guard,guard_depth=4", KMEM_DEBUG_GUARD},
-	    {"size,,poison,", KMEM_DEBUG_SIZE | KMEM_DEBUG_POISON},
+	    {"", 0, 0},
+	    {"check", KMEM_DEBUG_CHECK, 1},
+	    {"size,check", KMEM_DEBUG_SIZE | KMEM_DEBUG_CHECK, 1},
+	    {"check_every=7", KMEM_DEBUG_CHECK, 7},
+	    {"poison,check_every=1000,check",
+		KMEM_DEBUG_POISON | KMEM_DEBUG_CHECK, 1000},
+	    {"size", KMEM_DEBUG_SIZE, 0},
+	    {"redzone", KMEM_DEBUG_REDZONE, 0},
+	    {"poison", KMEM_DEBUG_POISON, 0},
+	    {"guard", KMEM_DEBUG_GUARD, 0},
+	    {"poison,size", KMEM_DEBUG_SIZE | KMEM_DEBUG_POISON, 0},
+	    {"redzone,guard", KMEM_DEBUG_REDZONE | KMEM_DEBUG_GUARD, 0},
+	    {"guard,guard_depth=4", KMEM_DEBUG_GUARD, 0},
+	    {"size,,poison,", KMEM_DEBUG_SIZE | KMEM_DEBUG_POISON, 0},
 	    /* not in kmem.h's list; debug.c: the three that keep the layout */
-	    {"all", KMEM_DEBUG_SIZE | KMEM_DEBUG_REDZONE | KMEM_DEBUG_POISON},
+	    {"all", KMEM_DEBUG_SIZE | KMEM_DEBUG_REDZONE | KMEM_DEBUG_POISON,
+		0},
 	    {ALL4,
 		KMEM_DEBUG_SIZE | KMEM_DEBUG_REDZONE | KMEM_DEBUG_POISON |
-		    KMEM_DEBUG_GUARD},
+		    KMEM_DEBUG_GUARD,
+		0},
 	};
 	size_t i;
 	int env;
@@ -1267,6 +1277,7 @@ test_flags(void)
 		for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 			struct job j = {.spec = cases[i].spec,
 			    .n = cases[i].bits,
+			    .m = cases[i].every,
 			    .env = env};
 
 			expect_clean("flags", c_flags, j);
@@ -1309,6 +1320,9 @@ test_bogus(void)
 	    {"bogus,poison", KMEM_DEBUG_POISON, "bogus"},
 	    {"guard,guard_depth=0", KMEM_DEBUG_GUARD, "guard_depth=0"},
 	    {"guard_depth=x,size", KMEM_DEBUG_SIZE, "guard_depth=x"},
+	    {"check_every=0", 0, "check_every=0"},
+	    {"size,check_every=x", KMEM_DEBUG_SIZE, "check_every=x"},
+	    {"check_every=1073741825", 0, "check_every is 1 to 1073741824"},
 	};
 	size_t i;
 	int env;

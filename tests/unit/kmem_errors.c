@@ -10,6 +10,7 @@
  *   a large block freed with a size of another page count;
  *   a large free of an interior pointer, and of a static buffer (after
  *   kmem started; before, any one-line report);
+ *   a small free with the size of a class whose cache was never made;
  *   KM_SLEEP beyond the address space (SIZE_MAX, 2^63, SIZE_MAX / 2,
  *   sizes that overflow when rounded to pages);
  *   KM_SLEEP while the OS refuses memory (fault injection switched on
@@ -382,6 +383,27 @@ foreign_free(void *arg)
 	kmem_free(foreign, 100000);
 }
 
+/*
+ * A small object freed with the size of a class that never allocated:
+ * that class's cache was never made, so the pointer cannot be its.
+ */
+static void
+c_never_made(void *arg)
+{
+	void *p = kmem_alloc(100, KM_SLEEP);
+
+	(void)arg;
+	kmem_free(p, 9000);
+}
+
+static void
+test_free_never_made(void)
+{
+	expect(c_never_made, NULL,
+	    ", 9000): pointer not allocated by kmem (with this size: cache "
+	    "kmem-09216 has never allocated)");
+}
+
 static void
 test_large_foreign(void)
 {
@@ -660,6 +682,7 @@ main(void)
 	T_RUN(test_large_wrong_size);
 	T_RUN(test_large_interior);
 	T_RUN(test_large_foreign);
+	T_RUN(test_free_never_made);
 	T_RUN(test_sleep_huge);
 	T_RUN(test_sleep_oom);
 	T_RUN(test_nosleep_oom);

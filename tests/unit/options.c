@@ -90,6 +90,189 @@ test_parse_bad(void)
 	kmem_options_reset();
 }
 
+/* ---- ranges (issue 10, item 5) ---- */
+
+/* What every row must be: adding a row without adding it here fails. */
+static const struct {
+	const char *name;
+	bool numeric;
+	uint64_t dflt, min, max;
+} expect_rows[] = {
+    {"verbose", false, 0, 0, 1},
+    {"fault_nth", true, 0, 0, UINT64_MAX},
+    {"fault_from", true, 0, 0, UINT64_MAX},
+    {"vmem_min_import", true, 0, 0, 1ull << 47},
+    {"vmem_sleep_retry_ms", true, 10, 1, 86400000},
+    {"pool_idle_ms", true, 10000, 0, 86400000},
+    {"reap_interval_ms", true, 15000, 0, 86400000},
+    {"magazines", false, 1, 0, 1},
+    {"purge_delay_ms", true, 1000, 0, 86400000},
+    {"reap_thread_ms", true, 0, 0, 86400000},
+    {"oom_wait_ms", true, 10000, 0, 86400000},
+};
+
+static const char *range_text; /* what range_parse parses */
+static int range_bad;
+
+static void
+range_parse(void)
+{
+	range_bad = kmem_options_parse("KMEM_OPTIONS", range_text);
+}
+
+/* The value of option "name" now. */
+static uint64_t
+opt_now(const char *name)
+{
+	struct kmem_option_info info;
+	size_t i;
+
+	for (i = 0; kmem_options_row(i, &info); i++) {
+		if (strcmp(info.name, name) == 0)
+			return info.value;
+	}
+	T_FAIL("no option %s", name);
+}
+
+static void
+test_rows(void)
+{
+	struct kmem_option_info info;
+	size_t i, n = sizeof expect_rows / sizeof expect_rows[0];
+
+	kmem_options_reset();
+	for (i = 0; kmem_options_row(i, &info); i++) {
+		T_LT(i, n);
+		printf("  %-20s [%llu, %llu] default %llu\n", info.name,
+		    (unsigned long long)info.min, (unsigned long long)info.max,
+		    (unsigned long long)info.dflt);
+		T_ASSERT(strcmp(info.name, expect_rows[i].name) == 0);
+		T_EQ(info.numeric, expect_rows[i].numeric);
+		T_EQ(info.dflt, expect_rows[i].dflt);
+		T_EQ(info.min, expect_rows[i].min);
+		T_EQ(info.max, expect_rows[i].max);
+		T_EQ(info.value, info.dflt);
+		/* A default outside its own range would be a contradiction. */
+		T_ASSERT(info.min <= info.dflt && info.dflt <= info.max);
+	}
+	T_EQ(i, n);
+}
+
+/*
+ * "name=v" is refused: one item rejected, the warning names the variable,
+ * the range and the item, and the option keeps "keep".
+ */
+static void
+expect_refused(
+    const char *name, uint64_t v, uint64_t min, uint64_t max, uint64_t keep)
+{
+	char item[96], want[256], buf[1024];
+
+	snprintf(item, sizeof item, "%s=%llu", name, (unsigned long long)v);
+	snprintf(want, sizeof want,
+	    "kmem: warning: KMEM_OPTIONS: value out of range [%llu, %llu] in "
+	    "\"%s\" ignored\n",
+	    (unsigned long long)min, (unsigned long long)max, item);
+	range_text = item;
+	capture_stderr(range_parse, buf, sizeof buf);
+	if (range_bad != 1 || strcmp(buf, want) != 0)
+		T_FAIL("%s: %d rejected, stderr \"%s\", wanted \"%s\"", item,
+		    range_bad, buf, want);
+	T_EQ(opt_now(name), keep);
+}
+
+static void
+expect_taken(const char *name, uint64_t v)
+{
+	char item[96], buf[256];
+
+	snprintf(item, sizeof item, "%s=%llu", name, (unsigned long long)v);
+	range_text = item;
+	capture_stderr(range_parse, buf, sizeof buf);
+	T_EQ(range_bad, 0);
+	T_ASSERT(buf[0] == '\0');
+	T_EQ(opt_now(name), v);
+}
+
+static void
+test_ranges(void)
+{
+	size_t i, n = sizeof expect_rows / sizeof expect_rows[0];
+
+	for (i = 0; i < n; i++) {
+		const char *name = expect_rows[i].name;
+		uint64_t min = expect_rows[i].min, max = expect_rows[i].max;
+		uint64_t dflt = expect_rows[i].dflt;
+
+		if (!expect_rows[i].numeric)
+			continue;
+		/* Just outside, from the default: the default stays. */
+		kmem_options_reset();
+		if (min > 0)
+			expect_refused(name, min - 1, min, max, dflt);
+		if (max < UINT64_MAX)
+			expect_refused(name, max + 1, min, max, dflt);
+		/* The bounds themselves, and just inside. */
+		expect_taken(name, min);
+		expect_taken(name, max);
+		if (max - min >= 2) {
+			expect_taken(name, min + 1);
+			expect_taken(name, max - 1);
+		}
+		/* Outside, after a value was set: that value stays. */
+		if (max < UINT64_MAX)
+			expect_refused(name, max + 1, min, max, max - 1);
+		if (min > 0) {
+			expect_taken(name, min);
+			expect_refused(name, min - 1, min, max, min);
+		}
+		/* Far outside: a value whose nanoseconds would wrap. */
+		if (max < (1ull << 58))
+			expect_refused(name, 1ull << 58, min, max,
+			    min > 0 ? min : max - 1);
+	}
+	kmem_options_reset();
+}
+
+/* The issue's values, with suffixes and in hexadecimal. */
+static void
+test_ranges_forms(void)
+{
+	char buf[1024];
+
+	kmem_options_reset();
+	range_text =
+	    "reap_thread_ms=288230376151711744,vmem_min_import=131073G,"
+	    "vmem_min_import=0x800000000001,purge_delay_ms=0x5265c01,"
+	    "vmem_sleep_retry_ms=0,pool_idle_ms=7";
+	capture_stderr(range_parse, buf, sizeof buf);
+	printf("%s", buf);
+	T_EQ(range_bad, 5);
+	T_ASSERT(strstr(buf,
+		     "kmem: warning: KMEM_OPTIONS: value out of range [0, "
+		     "86400000] in \"reap_thread_ms=288230376151711744\" "
+		     "ignored\n") != NULL);
+	T_ASSERT(strstr(buf, "in \"vmem_min_import=131073G\" ignored") != NULL);
+	T_ASSERT(strstr(buf,
+		     "[0, 140737488355328] in "
+		     "\"vmem_min_import=0x800000000001\"") != NULL);
+	T_ASSERT(
+	    strstr(buf, "in \"purge_delay_ms=0x5265c01\" ignored") != NULL);
+	T_ASSERT(
+	    strstr(buf, "[1, 86400000] in \"vmem_sleep_retry_ms=0\"") != NULL);
+	T_EQ(kmem_opts.reap_thread_ms, 0);
+	T_EQ(kmem_opts.vmem_min_import, 0);
+	T_EQ(kmem_opts.purge_delay_ms, 1000);
+	T_EQ(kmem_opts.vmem_sleep_retry_ms, 10);
+	T_EQ(kmem_opts.pool_idle_ms, 7); /* the good item still applies */
+	range_text = "vmem_min_import=131072G,purge_delay_ms=0x5265c00";
+	capture_stderr(range_parse, buf, sizeof buf);
+	T_EQ(range_bad, 0);
+	T_EQ(kmem_opts.vmem_min_import, 1ull << 47);
+	T_EQ(kmem_opts.purge_delay_ms, 86400000);
+	kmem_options_reset();
+}
+
 static void
 test_format(void)
 {
@@ -172,8 +355,25 @@ env_child(void *arg)
 }
 
 static void
+range_env_child(void *arg)
+{
+	(void)arg;
+	kmem_options_init();
+	/* No reaper thread with a period that wraps: the option is off. */
+	if (kmem_opts.reap_thread_ms == 0 && kmem_opts.pool_idle_ms == 5)
+		kmem_panic("default kept");
+}
+
+static void
 test_environment(void)
 {
+	setenv("KMEM_OPTIONS",
+	    "reap_thread_ms=288230376151711744,pool_idle_ms=5", 1);
+	T_ASSERT(t_expect_death(range_env_child, NULL, SIGABRT,
+	    "kmem: warning: KMEM_OPTIONS: value out of range [0, 86400000] "
+	    "in \"reap_thread_ms=288230376151711744\" ignored\n"));
+	T_ASSERT(
+	    t_expect_death(range_env_child, NULL, SIGABRT, "default kept"));
 	setenv("KMEM_OPTIONS", "vmem_min_import=8k,verbose,nonsense", 1);
 	T_ASSERT(t_expect_death(
 	    env_child, NULL, SIGABRT, "unknown option \"nonsense\""));
@@ -184,12 +384,16 @@ test_environment(void)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
-	T_RUN(test_parse_good);
-	T_RUN(test_parse_bad);
-	T_RUN(test_format);
-	T_RUN(test_funnel);
-	T_RUN(test_environment);
+	t_args(argc, argv);
+	T_RUN_IF(test_parse_good);
+	T_RUN_IF(test_parse_bad);
+	T_RUN_IF(test_rows);
+	T_RUN_IF(test_ranges);
+	T_RUN_IF(test_ranges_forms);
+	T_RUN_IF(test_format);
+	T_RUN_IF(test_funnel);
+	T_RUN_IF(test_environment);
 	return t_done();
 }

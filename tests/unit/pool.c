@@ -8,7 +8,8 @@
  * high watermarks, pool_prime; idle pages going back (on put, reclaim,
  * kmem_reap, kmem_reap_all) and the page arena's vmem_size falling; a
  * caller's pool_allocator getting every page back on pool_destroy; and a
- * threaded get/put mix.  Bad inputs are in pool_errors.c.
+ * threaded get/put mix.  Every count check (check_pool) also runs
+ * kmem_pool_check.  Bad inputs are in pool_errors.c.
  *
  * The last two tests are regressions for bugs they found: a NOWAIT get
  * that must also create the page arena aborted instead of returning
@@ -197,6 +198,7 @@ check_pool(struct pool *pp)
 	unsigned ipp = st.ps_itemsperpage;
 	struct lists l;
 
+	kmem_pool_check(pp); /* headers, bitmaps, hash: pool.c's checker */
 	pthread_mutex_lock(&pp->pr_lock);
 	l.empty = list_len(pp->pr_emptypages, 0, 0);
 	l.part = list_len(pp->pr_partpages, 1, ipp - 1);

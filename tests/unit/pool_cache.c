@@ -4,6 +4,7 @@
  * leaves), failing constructors, paddr, group sizes, invalidation and
  * reclaim (per-CPU groups included), the pool forwarders, magazines=off,
  * working-set reaping, kmem_reap_all, statistics and the vmstat -C table.
+ * Every conservation check also runs kmem_pool_cache_check.
  *
  * Every object carries a magic the constructor writes and the destructor
  * clears; the constructor refuses an object that is already constructed
@@ -109,6 +110,7 @@ check_conservation(pool_cache_t pc, const struct counters *c, size_t held)
 {
 	struct kmem_pool_stats st = pcstats(pc);
 
+	kmem_pool_cache_check(pc); /* groups, depot, pool: its checker */
 	T_EQ(c->nctor - c->ndtor, st.ps_cached_objects + held);
 	T_EQ(st.ps_nout, st.ps_cached_objects + held);
 	T_EQ(st.ps_nget - st.ps_nput, st.ps_nout);

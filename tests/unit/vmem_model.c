@@ -25,7 +25,9 @@
  *  - VM_SLEEP (used now and then when the model says the request fits)
  *    returns at once;
  *  - after vmem_xfreeall (or freeing everything): nothing in use, one free
- *    segment per span.
+ *    segment per span;
+ *  - with every full check, kmem_vmem_check: the arena's own bookkeeping
+ *    (vmem.c section 3) is sound.
  *
  * The q1-qc run's arena has quantum caches (qcache_max 16 quanta): a
  * vmem_alloc of at most that comes from a cache, out of a page that is
@@ -836,6 +838,7 @@ check_full(void)
 	T_EQ(st.vs_release, 0);
 	for (i = 0; i < 4; i++)
 		check_whatis(rand_addr());
+	kmem_vmem_check(m.vm); /* the arena's own bookkeeping */
 	m.checks++;
 }
 

@@ -1,0 +1,355 @@
+/*
+ * meta.c -- the metadata region: the memory of everything the allocator
+ * trusts, kept away from the pages it hands out.
+ *
+ * 1. Why.  A heap overflow runs off the end of an object into whatever
+ *    follows it.  When that was a pool page header in the next page of the
+ *    page arena, a targeted overflow could set bits of its free bitmap and
+ *    make later allocations hand out live objects a second time, and a
+ *    blind one crashed inside the pool with nothing said.  So no byte of
+ *    metadata is mapped next to a page of objects: every run of metadata
+ *    has an inaccessible guard page on each side (kmem_prim_alloc_guarded:
+ *    the guards belong to the run's mapping, so the kernel can put nothing
+ *    there), and object pages -- the page arena "kva", debug guard slots,
+ *    a caller's pool allocator -- never come from these runs.  An overflow
+ *    off an object page faults on a guard page or lands in other objects;
+ *    it never reaches metadata.  (The page headers also carry a keyed
+ *    canary, pool.c section 2, for what gets past this.)
+ *
+ * 2. Data structures.
+ *    - Run: [guard page][data, a page multiple][guard page], mapped and
+ *      unmapped whole through prim.  "The region" is the set of live runs.
+ *    - Registry: every live run's data as (start, size), sorted by start,
+ *      in an array that starts in the data segment and, when full,
+ *      doubles into a guarded run of its own (not itself registered).
+ *      It answers "is this metadata" in O(log n): the debug check that no
+ *      page arena span is within a page of metadata (kmemi_meta_near,
+ *      pool.c's import), and the tests.  Runs are few and large (chunks,
+ *      tables, 1 MiB spans), so the insertion's memmove costs nothing
+ *      beside the mmap it follows.
+ *    - The metadata arena "kmeta": a vmem arena, quantum = page, no
+ *      quantum caches, importing runs of at least META_IMPORT and giving
+ *      them back when wholly free; freed ranges (zeroed by
+ *      kmemi_meta_free) are purged after purge_delay_ms as in kva (vmem.c
+ *      section 7), and by kmem_reap_all with kva's
+ *      (kmemi_page_arena_purge).
+ *
+ * 3. Who takes what.
+ *    - Runs of their own (kmemi_meta_map): vmem's own metadata, that is
+ *      the boundary-tag chunks, the arena structures and the busy-hash
+ *      tables (vmem.c section 2).  These cannot come from kmeta: kmeta's
+ *      own tags, structure and hash are among them, and tags are refilled
+ *      and hashes resized with an arena's lock held.
+ *    - kmeta (kmemi_meta_alloc): the pages of the header pools
+ *      ("phpool-N") and group pools ("pcg-N"), pool page-hash tables,
+ *      pool_cache structures with their per-CPU slots, the debug record
+ *      table and quarantine, the page map's leaves; from META_DIRECT on,
+ *      a run of its own instead (the 4 MiB page-map leaves, large record
+ *      tables), so that one big table does not pin a span of small ones.
+ *    The static state (the tag reserve, the header and group pool
+ *    structures, the page map's root) is in the library's data segment,
+ *    not among objects either.
+ *
+ * 4. Invariants.  Registry: sorted, disjoint, exactly the live runs.
+ *    No run's data is within a page of a kva span (asserted at kva's
+ *    imports in debug builds).  kmemi_meta_alloc returns zeroed memory:
+ *    kmeta's free ranges are always zero (fresh, purged, or cleared by
+ *    kmemi_meta_free).
+ *
+ * 5. Locking.  meta_lock protects the registry.  It is a leaf: taken
+ *    under arena locks and the tag-supply lock (vmem.c), held only for a
+ *    binary search and a memmove, or the registry's growth (one prim
+ *    call).  kmeta's own lock is an arena lock (vmem.c); it is taken under
+ *    pool locks (hash resize) and the debug lock, never under another
+ *    arena's lock, since vmem.c takes nothing from kmeta.  kmeta is made
+ *    on first use and published with a compare-and-swap (a racing loser
+ *    destroys its copy), so no lock orders its creation.  fork(2):
+ *    meta_lock after every vmem lock (fork.c); kmeta's lock with the
+ *    arenas.
+ *
+ * 6. Failure policy.  No memory: ENOMEM to the caller, who fails or
+ *    retries as it did when it mapped its memory itself; VM_SLEEP
+ *    requests wait in kmeta as in any arena.  A run that cannot be
+ *    registered (the registry cannot grow) is unmapped and the call fails.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <kmem/vmem.h>
+
+#include "internal/internal.h"
+#include "internal/meta.h"
+#include "internal/pool_impl.h"
+#include "internal/prim.h"
+
+/* kmeta imports runs of this much at least: kva's PAGE_ARENA_IMPORT. */
+#define META_IMPORT (1u << 20)
+/* From here a request gets a run of its own: a quarter of an import. */
+#define META_DIRECT (256u << 10)
+
+struct meta_run {
+	uintptr_t mr_start;
+	size_t mr_size;
+};
+
+/*
+ * Registry entries a process starts with, in the data segment: kmem's
+ * set-up makes 5 runs (kva's and kmeta's structures, a tag chunk, a kmeta
+ * span, a page-map leaf), python3 running tests/programs/alloc.py 8 in
+ * all (counted with strace).  A guarded run is two system calls (mmap,
+ * then an mprotect that splits the mapping: 6 to 9 us here, against 1 to
+ * 3 for a plain mmap), so the first registry is not one.
+ */
+#define META_RUNS0 64
+
+static kmem_mutex_t meta_lock = KMEM_MUTEX_INITIALIZER;
+static struct meta_run meta_runs0[META_RUNS0];
+static struct meta_run *meta_runs = meta_runs0; /* sorted by mr_start */
+static size_t meta_nruns, meta_cap = META_RUNS0;
+static vmem_t *_Atomic meta_arena;
+
+/* ---- the registry (meta_lock held) ---- */
+
+/* Index of the first run that starts at or above a. */
+static size_t
+meta_lower(uintptr_t a)
+{
+	size_t lo = 0, hi = meta_nruns, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (meta_runs[mid].mr_start < a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Double the registry; 0 or ENOMEM (the old one kept). */
+static int
+meta_grow(void)
+{
+	size_t bytes = kmem_align_up(
+	    2 * meta_cap * sizeof *meta_runs, kmem_prim_page_size());
+	size_t ncap = bytes / sizeof *meta_runs;
+	struct meta_run *old = meta_runs;
+	void *m;
+
+	if (kmem_prim_alloc_guarded(bytes, &m) != 0)
+		return ENOMEM;
+	memcpy(m, old, meta_nruns * sizeof *meta_runs);
+	meta_runs = m;
+	if (old != meta_runs0)
+		kmem_prim_release_guarded(old, meta_cap * sizeof *meta_runs);
+	meta_cap = ncap;
+	return 0;
+}
+
+/* ---- runs ---- */
+
+int
+kmemi_meta_map(size_t size, void **out)
+{
+	size_t ps = kmem_prim_page_size(), i;
+	uintptr_t sz;
+	void *p;
+
+	if (size == 0 || !kmem_align_up_ok(size, ps, &sz))
+		return ENOMEM;
+	if (kmem_prim_alloc_guarded(sz, &p) != 0)
+		return ENOMEM;
+	kmem_mutex_enter(&meta_lock);
+	if (meta_nruns == meta_cap && meta_grow() != 0) {
+		kmem_mutex_exit(&meta_lock);
+		kmem_prim_release_guarded(p, sz);
+		return ENOMEM;
+	}
+	i = meta_lower((uintptr_t)p);
+	memmove(&meta_runs[i + 1], &meta_runs[i],
+	    (meta_nruns - i) * sizeof *meta_runs);
+	meta_runs[i].mr_start = (uintptr_t)p;
+	meta_runs[i].mr_size = sz;
+	meta_nruns++;
+	kmem_mutex_exit(&meta_lock);
+	*out = p;
+	return 0;
+}
+
+void
+kmemi_meta_unmap(void *p, size_t size)
+{
+	size_t i;
+
+	size = kmem_align_up(size, kmem_prim_page_size());
+	kmem_mutex_enter(&meta_lock);
+	i = meta_lower((uintptr_t)p);
+	KMEM_ASSERT(i < meta_nruns && meta_runs[i].mr_start == (uintptr_t)p &&
+	    meta_runs[i].mr_size == size);
+	if (i < meta_nruns && meta_runs[i].mr_start == (uintptr_t)p) {
+		memmove(&meta_runs[i], &meta_runs[i + 1],
+		    (meta_nruns - i - 1) * sizeof *meta_runs);
+		meta_nruns--;
+	}
+	kmem_mutex_exit(&meta_lock);
+	kmem_prim_release_guarded(p, size);
+}
+
+bool
+kmemi_meta_near(const void *addr, size_t size)
+{
+	size_t ps = kmem_prim_page_size(), i;
+	uintptr_t lo = (uintptr_t)addr, hi;
+	bool near;
+
+	hi = lo + size + ps < lo ? UINTPTR_MAX : lo + size + ps;
+	lo = lo < ps ? 0 : lo - ps;
+	kmem_mutex_enter(&meta_lock);
+	i = meta_lower(lo);
+	near = (i > 0 &&
+		   meta_runs[i - 1].mr_start + meta_runs[i - 1].mr_size > lo) ||
+	    (i < meta_nruns && meta_runs[i].mr_start < hi);
+	kmem_mutex_exit(&meta_lock);
+	return near;
+}
+
+bool
+kmemi_meta_owns(const void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+	size_t i;
+	bool owns;
+
+	kmem_mutex_enter(&meta_lock);
+	i = meta_lower(a + 1);
+	owns =
+	    i > 0 && a - meta_runs[i - 1].mr_start < meta_runs[i - 1].mr_size;
+	kmem_mutex_exit(&meta_lock);
+	return owns;
+}
+
+int
+kmemi_meta_foreach(int (*fn)(uintptr_t, size_t, void *), void *arg)
+{
+	size_t i;
+	int rv = 0;
+
+	kmem_mutex_enter(&meta_lock);
+	for (i = 0; i < meta_nruns && rv == 0; i++)
+		rv = fn(meta_runs[i].mr_start, meta_runs[i].mr_size, arg);
+	kmem_mutex_exit(&meta_lock);
+	return rv;
+}
+
+/* ---- the metadata arena ---- */
+
+static int
+meta_import(vmem_t *src, vmem_size_t size, vm_flag_t flags, vmem_addr_t *addrp)
+{
+	void *p;
+
+	(void)src;
+	(void)flags;
+	if (kmemi_meta_map(size, &p) != 0)
+		return ENOMEM;
+	*addrp = (vmem_addr_t)p;
+	return 0;
+}
+
+static void
+meta_release(vmem_t *src, vmem_addr_t addr, vmem_size_t size)
+{
+	(void)src;
+	kmemi_meta_unmap((void *)addr, size);
+}
+
+static void
+meta_purge_range(vmem_addr_t addr, vmem_size_t size)
+{
+	kmem_prim_purge((void *)addr, size);
+}
+
+vmem_t *
+kmemi_meta_arena(void)
+{
+	vmem_t *vm = atomic_load_explicit(&meta_arena, memory_order_acquire);
+	vmem_t *none = NULL;
+
+	if (kmem_likely(vm != NULL))
+		return vm;
+	vm = vmem_create("kmeta", 0, 0, kmem_prim_page_size(), meta_import,
+	    meta_release, NULL, 0, VM_NOSLEEP, IPL_VM);
+	/* No memory even for that: NULL, tried again next time. */
+	if (vm == NULL)
+		return NULL;
+	kmem_vmem_set_min_import(vm, META_IMPORT);
+	kmemi_vmem_set_purge(
+	    vm, meta_purge_range, kmem_opts.purge_delay_ms * 1000000u);
+	if (!atomic_compare_exchange_strong_explicit(&meta_arena, &none, vm,
+		memory_order_acq_rel, memory_order_acquire)) {
+		vmem_destroy(vm); /* another thread made it first */
+		vm = none;
+	}
+	return vm;
+}
+
+void
+kmemi_meta_purge(bool all)
+{
+	vmem_t *vm = atomic_load_explicit(&meta_arena, memory_order_acquire);
+
+	if (vm != NULL)
+		kmemi_vmem_purge(vm, all);
+}
+
+int
+kmemi_meta_alloc(size_t size, vm_flag_t flags, void **out)
+{
+	size_t ps = kmem_prim_page_size();
+	uintptr_t sz;
+	vmem_addr_t a;
+	vmem_t *vm;
+
+	if (size == 0 || !kmem_align_up_ok(size, ps, &sz))
+		return ENOMEM;
+	if (sz >= META_DIRECT)
+		return kmemi_meta_map(sz, out); /* fresh pages: zero */
+	if ((vm = kmemi_meta_arena()) == NULL ||
+	    vmem_alloc(vm, sz,
+		((flags & VM_SLEEP) ? VM_SLEEP : VM_NOSLEEP) | VM_INSTANTFIT,
+		&a) != 0)
+		return ENOMEM;
+	*out = (void *)a; /* zero: kmemi_meta_free cleared it */
+	return 0;
+}
+
+void
+kmemi_meta_free(void *p, size_t size)
+{
+	size_t sz = kmem_align_up(size, kmem_prim_page_size());
+
+	if (sz >= META_DIRECT) {
+		kmemi_meta_unmap(p, sz);
+	} else {
+		/*
+		 * Zeroed now, so that what kmeta hands out is always zero
+		 * (fresh spans are): frees of metadata are rare, allocations
+		 * are in every set-up (16 cache structures).
+		 */
+		memset(p, 0, sz);
+		vmem_free(kmemi_meta_arena(), (vmem_addr_t)p, sz);
+	}
+}
+
+void
+kmemi_meta_fork(int phase)
+{
+	if (phase == KMEMI_FORK_PREPARE)
+		kmem_mutex_enter(&meta_lock);
+	else
+		kmem_mutex_exit(&meta_lock);
+}
