@@ -46,7 +46,7 @@ c_no_record_table(void *arg)
 	/* An object in its cache, so that only the table needs memory. */
 	kmem_free(kmem_alloc(64, KM_SLEEP), 64);
 	T_NE(kmemi_debug_configure("size"), 0);
-	kmem_prim_fault_set(1, true);
+	t_meta_exhaust();
 	(void)kmem_alloc(64, KM_SLEEP);
 }
 
@@ -59,7 +59,7 @@ c_no_quarantine(void *arg)
 	kmem_init();
 	T_NE(kmemi_debug_configure("guard"), 0);
 	p = kmem_alloc(100, KM_SLEEP);
-	kmem_prim_fault_set(1, true);
+	t_meta_exhaust();
 	kmem_free(p, 100);
 }
 

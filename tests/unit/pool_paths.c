@@ -35,6 +35,7 @@
 #include "internal/pool_impl.h"
 #include "internal/prim.h"
 #include "t.h"
+#include "t_fault.h"
 
 /* The stderr of the children that must exit 0. */
 static char cbuf[8192];
@@ -317,7 +318,7 @@ c_init_nomem(void *arg)
 {
 	(void)arg;
 	kmem_init();
-	kmem_prim_fault_set(1, true);
+	t_meta_exhaust();
 	(void)pool_cache_init(
 	    100000, 0, 0, 0, "nomem", NULL, IPL_NONE, NULL, NULL, NULL);
 }

@@ -352,25 +352,18 @@ cpu_child(const char *mode)
 }
 
 static void
-c_exec_cpu(void *arg)
-{
-	char *argv[] = {
-	    (char *)"prim_faults", (char *)"--cpu", (char *)arg, NULL};
-
-	setenv("GLIBC_TUNABLES", "glibc.pthread.rseq=0", 1);
-	execv("/proc/self/exe", argv);
-	T_FAIL("execv /proc/self/exe: %s", strerror(errno));
-}
-
-static void
 test_cpu_source(void)
 {
-	char buf[4096];
+	int status;
 
 	if (t_under_valgrind()) /* /proc/self/exe is valgrind's there */
 		return;
-	t_child_ok(c_exec_cpu, (void *)"getcpu", buf, sizeof buf);
-	t_child_ok(c_exec_cpu, (void *)"hash", buf, sizeof buf);
+	setenv("GLIBC_TUNABLES", "glibc.pthread.rseq=0", 1);
+	status = t_exec_self("--cpu-getcpu", 60);
+	T_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	status = t_exec_self("--cpu-hash", 60);
+	T_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	unsetenv("GLIBC_TUNABLES");
 }
 
 /* ---- membarrier ---- */
@@ -695,8 +688,8 @@ main(int argc, char **argv)
 	(void)argv;
 	t_skip("the sanitizer's runtime replaces the functions replaced here");
 #else
-	if (argc == 3 && strcmp(argv[1], "--cpu") == 0)
-		return cpu_child(argv[2]);
+	if (argc == 2 && strncmp(argv[1], "--cpu-", 6) == 0)
+		return cpu_child(argv[1] + 6);
 	/* No kmem call in this process: each child starts afresh. */
 	T_RUN(test_host);
 	T_RUN(test_cpu_source);
