@@ -16,6 +16,9 @@
  *     leaks); with memory again, the leaves are made anew and the blocks
  *     are found by free;
  *   - KM_SLEEP through a passing refusal: retried, the block comes;
+ *   - the metadata region: its registry full and unable to grow (the new
+ *     run given back), growing twice; a class's cache that cannot be
+ *     made for want of metadata (NULL), then can;
  *   - free(3)'s lookup of a pointer past the last object of a page.
  */
 #include <pthread.h>
@@ -31,6 +34,7 @@
 
 #include "internal/internal.h"
 #include "internal/kmem_impl.h"
+#include "internal/meta.h"
 #include "internal/pool_impl.h"
 #include "internal/prim.h"
 #include "t.h"
@@ -234,6 +238,64 @@ test_sleep_retry(void)
 	t_child_ok(c_sleep_retry, NULL, cbuf, sizeof cbuf);
 }
 
+/* ---- the metadata region ---- */
+
+#define NRUNS 600
+
+/*
+ * Runs of metadata until the registry is full and cannot grow: the run
+ * that finds it so is given back, ENOMEM; then it grows, and grows again
+ * (giving back its first copy).
+ */
+static void
+c_meta_runs(void *arg)
+{
+	static void *runs[NRUNS];
+	size_t n = 0, i;
+
+	(void)arg;
+	T_EQ(kmemi_meta_alloc(0, VM_NOSLEEP, &runs[0]), ENOMEM);
+	T_EQ(kmemi_meta_map(0, &runs[0]), ENOMEM);
+	for (;;) {
+		T_LT(n, NRUNS);
+		kmem_prim_fault_set(2, false); /* the run, then no registry */
+		if (kmemi_meta_map(4096, &runs[n]) != 0)
+			break;
+		n++;
+	}
+	T_EQ(kmem_prim_fault_calls(), 2);
+	kmem_prim_fault_set(0, false);
+	for (; n < NRUNS; n++) {
+		T_EQ(kmemi_meta_map(4096, &runs[n]), 0);
+		T_ASSERT(kmemi_meta_owns(runs[n]));
+	}
+	for (i = 0; i < NRUNS; i++)
+		kmemi_meta_unmap(runs[i], 4096);
+}
+
+/* A class's cache, made on first use, with no metadata to make it. */
+static void
+c_class_make_fails(void *arg)
+{
+	void *p;
+
+	(void)arg;
+	kmem_init();
+	t_meta_exhaust();
+	T_ASSERT(kmem_alloc(9000, KM_NOSLEEP) == NULL);
+	kmem_prim_fault_set(0, false);
+	p = kmem_alloc(9000, KM_NOSLEEP);
+	T_ASSERT(p != NULL);
+	kmem_free(p, 9000);
+}
+
+static void
+test_metadata(void)
+{
+	t_child_ok(c_meta_runs, NULL, cbuf, sizeof cbuf);
+	t_child_ok(c_class_make_fails, NULL, cbuf, sizeof cbuf);
+}
+
 /* ---- helpers' corners ---- */
 
 static void
@@ -315,6 +377,7 @@ main(void)
 	T_RUN(test_setup_faults);
 	T_RUN(test_page_map_leaves);
 	T_RUN(test_sleep_retry);
+	T_RUN(test_metadata);
 	T_RUN(test_corners);
 	return t_done();
 }
