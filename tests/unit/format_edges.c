@@ -82,8 +82,11 @@ test_numbers(void)
 		 "vmem_min_import=0xg,vmem_min_import=K,"
 		 "vmem_min_import=0x1000000000000000G,"
 		 "vmem_min_import=99999999999999999999,"
+		 "vmem_min_import=18446744073709551616,"
+		 "vmem_min_import=0x1z,vmem_min_import=0x1Z,"
+		 "vmem_min_import=0x1@,"
 		 "vmem_min_import,pool_idle_ms=1k"),
-	    8);
+	    12);
 	T_EQ(kmem_opts.vmem_min_import, 0xf0u << 10);
 	/* Booleans: every spelling. */
 	T_EQ(kmem_options_parse("X", "verbose=true"), 0);

@@ -434,6 +434,22 @@ c_page_runs(void *arg)
 	T_EQ(kmem_prim_release(q, ps), EINVAL);
 	fail_munmap = 0;
 	T_EQ(kmem_prim_release(q, ps), 0);
+	/* Guarded runs: no mapping, no access, bad arguments. */
+	p = (void *)0x1234;
+	fail_mmap = 1;
+	T_EQ(kmem_prim_alloc_guarded(ps, &p), ENOMEM);
+	fail_mmap = 0;
+	fail_mprotect = ENOMEM;
+	T_EQ(kmem_prim_alloc_guarded(ps, &p), ENOMEM);
+	fail_mprotect = 0;
+	T_ASSERT(p == (void *)0x1234);
+	T_EQ(kmem_prim_alloc_guarded(ps, &q), 0);
+	T_EQ(kmem_prim_release_guarded((char *)q + 8, ps), EINVAL);
+	T_EQ(kmem_prim_release_guarded((void *)0, ps), EINVAL);
+	fail_munmap = 1;
+	T_EQ(kmem_prim_release_guarded(q, ps), EINVAL);
+	fail_munmap = 0;
+	T_EQ(kmem_prim_release_guarded(q, ps), 0);
 }
 
 static void
@@ -513,7 +529,14 @@ idle(void *arg)
 static void
 c_atfork_fails(void *arg)
 {
+	kmem_mutex_t m;
+
 	(void)arg;
+	kmem_mutex_init(&m);
+	kmem_mutex_enter(&m);
+	T_ASSERT(kmem_mutex_owned(&m));
+	kmem_mutex_exit(&m);
+	kmem_mutex_destroy(&m);
 	fail_atfork = 1;
 	kmem_options_init(); /* registers the fork handlers: fails */
 	kmemi_fork_init();   /* once only: no second warning */
