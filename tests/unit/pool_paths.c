@@ -247,10 +247,41 @@ c_destroy_waits(void *arg)
 	T_EQ(atomic_load(&pages_live), 0);
 }
 
+/*
+ * Off-page headers (PR_NOTOUCH) when the metadata region has nothing
+ * left for a header page: the page goes back, NULL; then it works.  An
+ * address in the page's tail, past its last item, is no item of it.
+ */
+static void
+c_no_header(void *arg)
+{
+	struct pool p;
+	void *item, *got;
+	bool out;
+
+	(void)arg;
+	kmem_init();
+	pool_init(&p, 100, 0, 0, PR_NOTOUCH, "noheader", &alloc_4k, IPL_NONE);
+	t_meta_exhaust();
+	T_ASSERT(pool_get(&p, PR_NOWAIT) == NULL);
+	T_EQ(atomic_load(&pages_live), 0);
+	kmem_prim_fault_set(0, false);
+	item = pool_get(&p, PR_NOWAIT);
+	T_ASSERT(item != NULL);
+	T_EQ(p.pr_itemsperpage, 39); /* of 104 bytes: 4056 of 4096 */
+	T_ASSERT(
+	    kmemi_pool_item_of(&p, item, &got, &out) && got == item && out);
+	T_ASSERT(!kmemi_pool_item_of(
+	    &p, (char *)((uintptr_t)item | 4095), &got, &out));
+	pool_put(&p, item);
+	pool_destroy(&p);
+}
+
 static void
 test_drain(void)
 {
 	t_child_ok(c_drain, NULL, cbuf, sizeof cbuf);
+	t_child_ok(c_no_header, NULL, cbuf, sizeof cbuf);
 	t_child_ok(c_destroy_waits, NULL, cbuf, sizeof cbuf);
 }
 

@@ -64,6 +64,8 @@ static const struct {
     {"bad tail \xe2\x82\x28", "\"bad tail \\ufffd\\ufffd(\""},
     {"cut \xe2\x82", "\"cut \\ufffd\\ufffd\""},
     {"a\tb\nc\rd\x01", "\"a\\tb\\nc\\rd\\u0001\""},
+    {"del \x7f", "\"del \x7f\""},
+    {"high tail \xe2\x82\xc0", "\"high tail \\ufffd\\ufffd\\ufffd\""},
 };
 
 static void
@@ -90,8 +92,16 @@ test_names(void)
 	tables = emit(KMEM_STATS_POOLS | KMEM_STATS_ALLROWS, rows,
 	    KMEM_ARRAY_SIZE(rows), NULL, 0);
 	T_ASSERT(strstr(tables, "a?b?c?d?") != NULL);
+	T_ASSERT(strstr(tables, "del ?") != NULL);
 	free(text);
 	free(tables);
+	/* Arenas alone: no pool rows at all. */
+	text = emit(KMEM_STATS_ALL | KMEM_STATS_JSON, NULL, 0, NULL, 0);
+	T_ASSERT(
+	    strcmp(text,
+		"{\"pools\":[\n]\n,\"caches\":[\n]\n,\"arenas\":[\n]\n}\n") ==
+	    0);
+	free(text);
 }
 
 static void
