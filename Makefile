@@ -12,6 +12,9 @@
 #   make bench-malloc   the LD_PRELOAD suite against the peers only
 #   make soak       long randomized runs
 #   make fuzz       ten minutes of libFuzzer on vmem (clang, ASan)
+#   make coverage   the suite in a gcc --coverage build (build/coverage),
+#                   reported with gcovr: ends with the line
+#                   "coverage: lines L%, functions F%, branches B%" (src/)
 #   make format / make format-check
 MAKEFLAGS += --no-print-directory
 PREFIX ?= /usr/local
@@ -20,7 +23,7 @@ CMAKE  ?= cmake
 B      := build
 
 .PHONY: all deps release run demo bench-malloc test test-release test-asan test-tsan \
-	asan-build install bench soak fuzz format format-check clean
+	asan-build install bench soak fuzz coverage format format-check clean
 
 all: release
 
@@ -96,6 +99,14 @@ soak: release
 fuzz: asan-build
 	mkdir -p $(B)/fuzz-corpus
 	cd $(B)/asan && ./fuzz_vmem_fuzz -max_total_time=600 ../fuzz-corpus
+
+# Not part of `make test`: the suite once more, unoptimised and counted.
+coverage: deps
+	@sh scripts/deps.sh coverage
+	@CC=gcc CXX=g++ $(CMAKE) -S . -B $(B)/coverage \
+	    -DCMAKE_BUILD_TYPE=Coverage -DKMEM_COVERAGE=ON >/dev/null
+	@$(CMAKE) --build $(B)/coverage -j $(JOBS)
+	@sh scripts/coverage.sh $(B)/coverage $(JOBS)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -2,7 +2,7 @@
 # Install what building and testing kmem needs, if it is missing: the
 # compilers and tools, and the programs the malloc shim's tests run.
 # Debian/Ubuntu: apt-get (as root, or through sudo).  Prints nothing when
-# everything is already there.
+# everything is already there.  "deps.sh coverage": gcovr as well.
 set -e
 need=""
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -19,6 +19,10 @@ have python3 || need="$need python3"
 have sqlite3 || need="$need sqlite3"
 have perl || need="$need perl"
 [ -f /usr/include/stdio.h ] || need="$need libc6-dev"
+# `make coverage` (sh scripts/deps.sh coverage) also needs gcovr.
+if [ "$1" = coverage ]; then
+	have gcovr || need="$need gcovr"
+fi
 # clang's sanitizer runtimes live in libclang-rt-*-dev on Debian 12.
 if have clang; then
 	rt=$(clang -print-file-name=libclang_rt.asan-x86_64.a 2>/dev/null || true)

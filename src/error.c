@@ -19,6 +19,7 @@
  * with "..." and still end in a newline.
  */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -257,6 +258,28 @@ kmem_pr(void (*pr)(const char *, ...), const char *fmt, ...)
 	else
 		kmem_eprintf("%s", line);
 }
+
+#ifdef KMEM_COVERAGE
+/*
+ * Coverage builds (make coverage) only: gcov writes a process's counts at
+ * exit, which abort and _exit skip, so kmem_prim_abort writes them first,
+ * and so does _exit in the tests (tests/coverage/cov_exit.c, which
+ * reaches this one in libkmem-malloc.so by name).  gcov's writer calls
+ * malloc and free: in libkmem-malloc.so, perhaps with this thread holding
+ * the allocator's locks, those are served from the bootstrap area from
+ * now on (kmemi_cov_dumping, malloc.c's must_bootstrap) -- the process
+ * is about to end.
+ */
+void __gcov_dump(void);
+_Atomic int kmemi_cov_dumping;
+
+__attribute__((visibility("default"))) void
+kmem_coverage_dump(void)
+{
+	atomic_store(&kmemi_cov_dumping, 1);
+	__gcov_dump();
+}
+#endif
 
 _Noreturn void
 kmem_panic(const char *fmt, ...)

@@ -255,7 +255,7 @@ pm_word(uintptr_t a)
 	uint32_t *leaf, *fresh = NULL;
 	size_t leafsz = sizeof(uint32_t) << PM_LEAF_SHIFT;
 
-	if (r >= (1u << PM_ROOT_BITS))
+	if (r >= (1u << PM_ROOT_BITS)) /* kmem's memory: user space, 2^47 */
 		return NULL;
 	leaf = atomic_load_explicit(&kmemi_pm_root[r], memory_order_acquire);
 	if (leaf == NULL) {
@@ -290,6 +290,7 @@ pm_mark_small(void *p, size_t n, unsigned int c)
 	for (i = 0; i < n; i++) {
 		w = pm_word((uintptr_t)p + (i << PM_SHIFT));
 		if (w == NULL) {
+			/* i > 0: a page across two leaves (4 GiB boundary). */
 			while (i-- > 0)
 				atomic_store_explicit(
 				    kmemi_pm_word_get(
@@ -386,7 +387,8 @@ kmem_page_choice(size_t c)
 		size_t pg = (size_t)1 << (KMEM_PAGE_MIN_SHIFT + i);
 		size_t n = pg / c, waste = pg - n * c;
 
-		if (pg < kmem_pagesz) /* pool pages are whole system pages */
+		/* Pool pages are whole system pages (pages over 4 KiB). */
+		if (pg < kmem_pagesz)
 			continue;
 
 		if (n >= 8 && waste * 8 <= pg)
@@ -573,7 +575,7 @@ kmem_large_fast_init(void)
 	     npg++) {
 		pool_cache_t pc = kmemi_vmem_qcache(vm, npg * kmem_pagesz);
 
-		if (pc == NULL)
+		if (pc == NULL) /* not reached: kva caches up to 16 pages */
 			break;
 		kmemi_large_fast[npg].kf_cpus =
 		    kmemi_cache_cpus(pc, &kmemi_large_fast[npg].kf_ncpu, &rseq);
@@ -764,7 +766,7 @@ call_str(char *buf, size_t n, const char *fn, const void *p, size_t size)
 {
 	if (size != 0)
 		kmem_snprintf(buf, n, "%s(%p, %zu)", fn, p, size);
-	else
+	else /* free(3)'s: two threads freeing one block at once */
 		kmem_snprintf(buf, n, "%s(%p)", fn, p);
 	return buf;
 }
@@ -919,7 +921,7 @@ kmem_aligned_class(size_t size, size_t align)
 	for (c = kmem_mclass_of(size); c < KMEM_NCLASS; c++)
 		if ((kmem_class_table[c] & (align - 1)) == 0)
 			return (int)c;
-	return -1;
+	return -1; /* not reached: the page-multiple classes suit any align */
 }
 
 static void *
@@ -1126,12 +1128,6 @@ unsigned int
 kmemi_nclasses(void)
 {
 	return KMEM_NCLASS;
-}
-
-size_t
-kmemi_class_size(unsigned int i)
-{
-	return kmem_class_table[i];
 }
 
 /* The cache of class i, NULL if it was never made. */

@@ -155,7 +155,7 @@ boot_alloc(size_t size, size_t align)
 	size_t old = atomic_load_explicit(&boot_used, memory_order_relaxed);
 	size_t start, end;
 
-	if (align < MALLOC_ALIGN)
+	if (align < MALLOC_ALIGN) /* not reached: callers ask 16 or more */
 		align = MALLOC_ALIGN;
 	if (size > BOOT_SIZE || align > BOOT_SIZE / 4)
 		return NULL;
@@ -186,6 +186,11 @@ boot_size(const void *p)
 static inline bool
 must_bootstrap(void)
 {
+#ifdef KMEM_COVERAGE
+	/* gcov writing a dying process's counts (error.c). */
+	if (kmemi_cov_dumping)
+		return true;
+#endif
 	return kmemi_setup_by_self() || kmemi_fork_by_self();
 }
 
@@ -417,7 +422,7 @@ free(void *p)
 			const struct kmem_fast *kf = &kmemi_fast[PM_CLASS(w)];
 
 			if (kmem_unlikely(!kmemi_small_valid(a, w, kf))) {
-				free_slow(p); /* reports it */
+				free_slow(p); /* reports it: no return */
 				return;
 			}
 			((uintptr_t *)p)[1] = tag_of(a); /* no load: a store */

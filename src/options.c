@@ -170,7 +170,7 @@ opt_load(const struct opt_row *row)
 	case OPT_SIZE:
 		return *(const size_t *)field;
 	}
-	return 0;
+	return 0; /* not reached: every type has its case */
 }
 
 void

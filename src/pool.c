@@ -348,7 +348,7 @@ pool_default_allocator(size_t size)
 		kmem_panic("pool_init: item size %zu is larger than the "
 			   "largest page (%u bytes)",
 		    size, 1u << (POOL_BIG_MIN + POOL_BIG_COUNT - 1));
-	if (pg == ps && size <= ps)
+	if (pg == ps && size <= ps) /* system pages of 8 KiB or more */
 		return &pool_allocator_kmem;
 	if (pool_allocator_big[i].pa_alloc == NULL) {
 		pool_allocator_big[i].pa_alloc = pool_page_alloc;

@@ -402,7 +402,7 @@ bt_trim(vmem_t *vm, unsigned keep)
 	bt_t *bt;
 
 	VMEM_ASSERT_LOCKED(vm);
-	if (vm->vm_nbtfree <= keep)
+	if (vm->vm_nbtfree <= keep) /* not from bt_put: above BT_MAXFREE */
 		return;
 	kmem_mutex_enter(&bt_supply_lock);
 	while (vm->vm_nbtfree > keep) {
@@ -658,7 +658,7 @@ hash_remove(vmem_t *vm, vmem_addr_t addr)
 			break;
 	}
 	VMEM_ASSERT_LOCKED(vm);
-	if (bt == NULL)
+	if (bt == NULL) /* not reached: every caller found the tag first */
 		return NULL;
 	KMEM_ASSERT(bt->bt_type == BT_TYPE_BUSY && vm->vm_nbusy > 0 &&
 	    vm->vm_inuse >= bt->bt_size);
@@ -738,6 +738,7 @@ vmem_fit(const bt_t *bt, const struct vmem_req *r, vmem_addr_t floor,
 			 * + phase is the next candidate and does not cross.
 			 */
 			b = kmem_align_down(x, r->nocross);
+			/* Not reached: the boundary is <= end, phase < it. */
 			if (__builtin_add_overflow(b, r->nocross, &b) ||
 			    __builtin_add_overflow(b, r->phase, &x))
 				return false;
@@ -1151,7 +1152,7 @@ vmem_import_relock(
 
 	VMEM_ASSERT_LOCKED(vm);
 	if (vm->vm_importfn == NULL && vm->vm_ximportfn == NULL)
-		return ENOMEM;
+		return ENOMEM; /* not reached: called when it can import */
 	/*
 	 * A vmem source is asked with VM_NOSLEEP: a VM_SLEEP request waits
 	 * here (timed), where frees in this arena wake it, never on the
@@ -1213,6 +1214,7 @@ vmem_import_relock(
 			size = need;
 		if (size < vm->vm_min_import)
 			size = vm->vm_min_import;
+		/* Not reached: size and extra are quantum multiples. */
 		if (!kmem_align_up_ok(size, q, &size))
 			size = need;
 	}

@@ -12,6 +12,12 @@
  *                                run fn(arg) in a child process; true if
  *                                it died of signal "sig" and its stderr
  *                                contains "substr"
+ *   t_child_ok(fn, arg, buf, n)  run fn(arg) in a child, which must exit 0
+ *                                (its stderr into buf, for more checks)
+ *   t_expect_panic(fn, arg, substr)
+ *                                the same for kmem_panic: SIGABRT, and
+ *                                stderr exactly one line, "kmem: ...",
+ *                                that contains "substr"
  *   t_args(argc, argv); T_RUN_IF(test_fn);
  *                                run only the tests the command line names
  *   t_segv_default()             SIGSEGV at its default action
@@ -285,6 +291,41 @@ t_expect_death(void (*fn)(void *), void *arg, int sig, const char *substr)
 		return false;
 	}
 	printf("   died as expected: %.*s", (int)strcspn(buf, "\n") + 1, buf);
+	return true;
+}
+
+/* Run fn(arg) in a child (stderr into buf), which must exit 0. */
+static inline void
+t_child_ok(void (*fn)(void *), void *arg, char *buf, size_t n)
+{
+	int status = t_child(fn, arg, buf, n);
+
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		T_FAIL("child status %#x; stderr:\n%s", (unsigned)status, buf);
+}
+
+/*
+ * Run fn(arg) in a child, which must die in kmem_panic: SIGABRT, and on
+ * stderr exactly one line, starting "kmem: " and containing substr.
+ * On mismatch prints what happened.
+ */
+static inline bool
+t_expect_panic(void (*fn)(void *), void *arg, const char *substr)
+{
+	char buf[8192];
+	int status = t_child(fn, arg, buf, sizeof buf);
+	size_t len = strlen(buf);
+
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT ||
+	    strncmp(buf, "kmem: ", 6) != 0 || strstr(buf, substr) == NULL ||
+	    len == 0 || strchr(buf, '\n') != buf + len - 1) {
+		fprintf(stderr,
+		    "child did not panic with one \"kmem: ...%s...\" line "
+		    "(status 0x%x); stderr:\n%s\n",
+		    substr, status, buf);
+		return false;
+	}
+	printf("   died as expected: %s", buf);
 	return true;
 }
 

@@ -97,6 +97,12 @@ _Noreturn void kmem_panic(const char *fmt, ...) KMEM_PRINTF(1, 2) KMEM_COLD;
 /* A warning: the same line with "kmem: warning: ", and no abort. */
 void kmem_warn(const char *fmt, ...) KMEM_PRINTF(1, 2) KMEM_COLD;
 
+#ifdef KMEM_COVERAGE
+/* Coverage builds: write gcov's counts now (error.c); set from then on. */
+void kmem_coverage_dump(void);
+extern _Atomic int kmemi_cov_dumping KMEM_HIDDEN;
+#endif
+
 #define KMEM_VERIFY(cond)                                                      \
 	do {                                                                   \
 		if (kmem_unlikely(!(cond)))                                    \

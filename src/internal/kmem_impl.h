@@ -264,9 +264,8 @@ void *kmemi_raw_alloc_aligned(
 void kmemi_raw_free(const char *fn, void *p, size_t size);
 /* The name of what serves "size": "kmem-00064", or "kva" (large path). */
 const char *kmemi_size_name(size_t size);
-/* Classes: count, size and cache of class i. */
+/* Classes: count, and the cache of class i. */
 unsigned int kmemi_nclasses(void);
-size_t kmemi_class_size(unsigned int i);
 pool_cache_t kmemi_class_cache(unsigned int i);
 
 /* ---- debug.c ---- */

@@ -100,7 +100,7 @@ kmem_prim_cpu_raw(void)
 
 	if (atomic_load_explicit(&kmem_prim_rseq_ready, memory_order_relaxed) !=
 	    1)
-		return -1;
+		return -1; /* not for the library: it asks only with rseq */
 	__asm__ volatile("movl %%fs:(%1), %0"
 			 : "=r"(cpu)
 			 : "r"(__rseq_offset + 4));

@@ -169,7 +169,7 @@ kmem_prim_cpu_current(void)
 		    __rseq_offset + PRIM_RSEQ_CPU_ID_OFFSET);
 		if (kmem_likely(cpu >= 0))
 			return (unsigned)cpu % kmem_prim_ncpu();
-		break;
+		break; /* a thread whose rseq registration failed */
 	case PRIM_CPU_GETCPU:
 		cpu = sched_getcpu();
 		if (cpu >= 0)
@@ -757,7 +757,10 @@ kmem_prim_thread_start(void *(*fn)(void *), void *arg)
 _Noreturn void
 kmem_prim_abort(void)
 {
-	abort();
+#ifdef KMEM_COVERAGE
+	kmem_coverage_dump(); /* make coverage: the counts first (error.c) */
+#endif
+	abort(); /* GCOVR_EXCL_LINE: run, but after the counts are written */
 }
 
 /* ---- files (the KMEM_STATS output) ---- */

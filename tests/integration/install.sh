@@ -17,6 +17,9 @@ done
 grep -q "^prefix=$prefix\$" "$prefix/lib/pkgconfig/kmem.pc" || {
 	echo "kmem.pc does not name the prefix:"; cat "$prefix/lib/pkgconfig/kmem.pc"; exit 1; }
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+# A coverage build's library needs gcov's runtime (make coverage).
+cov=""
+[ "${KMEM_COVERAGE:-}" = 1 ] && cov=--coverage
 cat > "$prefix/prog.c" <<'PROG'
 #include <kmem/vmem.h>
 #include <stdio.h>
@@ -35,10 +38,10 @@ main(void)
 	return 0;
 }
 PROG
-cc -std=c11 -Wall -Werror -o "$prefix/prog-dyn" "$prefix/prog.c" \
+cc -std=c11 -Wall -Werror $cov -o "$prefix/prog-dyn" "$prefix/prog.c" \
     $(pkg-config --cflags --libs kmem)
 LD_LIBRARY_PATH="$prefix/lib" "$prefix/prog-dyn"
-cc -std=c11 -Wall -Werror -o "$prefix/prog-static" "$prefix/prog.c" \
+cc -std=c11 -Wall -Werror $cov -o "$prefix/prog-static" "$prefix/prog.c" \
     $(pkg-config --cflags kmem) -L"$prefix/lib" -l:libkmem.a \
     $(pkg-config --static --libs-only-l kmem | sed 's/-lkmem//')
 "$prefix/prog-static"
