@@ -679,10 +679,14 @@ pool_cache_get_paddr(pool_cache_t pc, int flags, paddr_t *pap)
 			if (!missed) /* one count per get: hit or miss */
 				cc->cc_hits++;
 			obj = o->po_va;
-			pc_tag_check(pc, obj, "pool_cache_get");
 			if (pap != NULL)
 				*pap = o->po_pa;
 			pc_cpu_exit(cc, lk);
+			/*
+			 * After the CPU lock: a report looks for the object's
+			 * other copy under every CPU's lock, this one's too.
+			 */
+			pc_tag_check(pc, obj, "pool_cache_get");
 			if (kmem_unlikely(reap != NULL))
 				pc_destruct_groups(pc, reap);
 			if (kmem_unlikely(flags & PR_ZERO))

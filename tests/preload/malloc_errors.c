@@ -22,6 +22,7 @@
 #define _GNU_SOURCE
 #endif
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,6 +42,12 @@ static void
 sink(void *p)
 {
 	__asm__ volatile("" : : "r"(p) : "memory");
+}
+
+static void *
+noop_thread(void *arg)
+{
+	return arg;
 }
 
 /* ---- the cases (run in a child; each must not return) ---- */
@@ -344,6 +351,17 @@ main(int argc, char **argv)
 	}
 	if (getenv("KMEM_TEST_PRELOAD") == NULL)
 		t_skip("kmem's reports: only under libkmem-malloc.so");
+	/*
+	 * A thread, so that every child has had one: without rseq
+	 * (norseq.malloc_errors) the CPU layer then takes its locks, and a
+	 * report made under one of them waited for it for ever.
+	 */
+	{
+		pthread_t t;
+
+		T_EQ(pthread_create(&t, NULL, noop_thread, NULL), 0);
+		T_EQ(pthread_join(t, NULL), 0);
+	}
 	T_RUN(test_foreign);
 	T_RUN(test_interior);
 	T_RUN(test_double_free);
