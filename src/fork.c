@@ -5,8 +5,8 @@
  * locked into the child, where no thread will ever release it: the
  * child's first allocation would hang (the field failure every allocator
  * meets; jemalloc PR #942 was one forgotten mutex).  So fork is bracketed
- * by handlers (pthread_atfork, registered once by kmem_options_init, which
- * every layer calls before it first takes a lock):
+ * by handlers (pthread_atfork, registered when the library is loaded:
+ * fork_register):
  *
  *   prepare  takes every lock of every layer, in the order below;
  *   parent   releases them all;
@@ -18,7 +18,8 @@
  * The order is the library's lock order, outermost first, so that prepare
  * never waits for a lock while holding one that its holder wants:
  *
- *   stdio's list lock (the C library's, kmem_prim_stdio_lock)
+ *   stdio's list lock (the C library's, kmem_prim_stdio_lock; once a
+ *   layer of kmem has started: kmemi_fork_init)
  *   -> kmem init_lock -> options opt_lock -> debug dbg_lock
  *   -> pool: page_arena_lock, phpool_lock
  *   -> pool_cache: pcg_init_lock, pc_list_lock, per cache (each CPU
@@ -115,12 +116,25 @@ static bool fork_locked;
  */
 static _Atomic uintptr_t fork_owner;
 
+/*
+ * Whether any layer of kmem has started (kmemi_fork_init, from the
+ * options' set-up, which every layer runs before it first takes a lock):
+ * until then no thread can wait for a kmem lock, and prepare leaves
+ * stdio's list lock alone.  fork_stdio: this fork took it (the forking
+ * thread only).
+ */
+static atomic_bool fork_kmem_used;
+static bool fork_stdio;
+
 static void
 fork_prepare(void)
 {
 	fork_locked = !kmem_prim_single_threaded();
 	if (fork_locked) {
-		kmem_prim_stdio_lock();
+		fork_stdio =
+		    atomic_load_explicit(&fork_kmem_used, memory_order_acquire);
+		if (fork_stdio)
+			kmem_prim_stdio_lock();
 		fork_phase(KMEMI_FORK_PREPARE);
 		atomic_store_explicit(&fork_owner, (uintptr_t)pthread_self(),
 		    memory_order_relaxed);
@@ -133,7 +147,8 @@ fork_parent(void)
 	if (fork_locked) {
 		atomic_store_explicit(&fork_owner, 0, memory_order_relaxed);
 		fork_release(KMEMI_FORK_PARENT);
-		kmem_prim_stdio_unlock(false);
+		if (fork_stdio)
+			kmem_prim_stdio_unlock(false);
 	}
 }
 
@@ -143,7 +158,8 @@ fork_child(void)
 	if (fork_locked) {
 		atomic_store_explicit(&fork_owner, 0, memory_order_relaxed);
 		fork_release(KMEMI_FORK_CHILD);
-		kmem_prim_stdio_unlock(true);
+		if (fork_stdio)
+			kmem_prim_stdio_unlock(true);
 	}
 }
 
@@ -155,14 +171,36 @@ kmemi_fork_by_self(void)
 	return o != 0 && o == (uintptr_t)pthread_self();
 }
 
-void
-kmemi_fork_init(void)
+/*
+ * The handlers are registered when the library is loaded, not when kmem
+ * is first used, for two reasons.  Prepare handlers run in the reverse
+ * order of registration, and those that run after ours run with stdio's
+ * list lock held: registered early, ours runs after those of everything
+ * registered later (main's, most libraries', every one registered
+ * at run time), as glibc's own malloc locks come after every handler.
+ * (A handler registered by a library initialised before this one still
+ * runs after ours: if it waits for a lock whose holder calls fopen,
+ * fclose or fflush(NULL), the fork hangs.  glibc's fork takes the list
+ * lock after every handler; a handler cannot, so this is the price of
+ * the order that 19431 needs.)  And in libkmem-malloc.so, kmem's set-up
+ * may run inside the program's first malloc, and a first malloc inside
+ * pthread_atfork (its handler table growing) would call pthread_atfork
+ * again under glibc's atfork lock -- the process hung
+ * (malloc_atfork_first).  Allocations before this runs (the dynamic
+ * linker's, .preinit_array's) are made with no handlers, as in a process
+ * that has no threads yet.  Tests: malloc_fork_stdio_mt,
+ * kmem_fork_atfork_mt.
+ */
+__attribute__((constructor)) static void
+fork_register(void)
 {
-	static atomic_bool done;
-
-	if (atomic_exchange_explicit(&done, true, memory_order_acq_rel))
-		return;
 	if (kmem_prim_atfork(fork_prepare, fork_parent, fork_child) != 0)
 		kmem_warn("cannot register fork handlers: a fork while other "
 			  "threads allocate may hang the child");
+}
+
+void
+kmemi_fork_init(void)
+{
+	atomic_store_explicit(&fork_kmem_used, true, memory_order_release);
 }

@@ -59,9 +59,9 @@
  *    that exits leaves nothing behind to hand back.  Fork is fork.c's:
  *    handlers take every lock in the library's order; the child can
  *    allocate.  They are registered by this library's constructor, not
- *    by kmem's set-up inside a malloc (malloc_fork_init).  Usable before main
- * (a constructor's malloc sets kmem up) and after exit handlers (nothing is
- * torn down; KMEM_STATS prints from a destructor that allocates nothing).
+ *    by kmem's set-up inside a malloc (fork.c, fork_register).  Usable before
+ * main (a constructor's malloc sets kmem up) and after exit handlers (nothing
+ * is torn down; KMEM_STATS prints from a destructor that allocates nothing).
  *
  * 7. Debugging.  With KMEM_DEBUG on, every call goes to debug.c, whose
  *    record table gives free its size and names what is wrong: double
@@ -225,21 +225,6 @@ drain_deferred(void)
 		next = *(void **)p;
 		free_locked(p);
 	}
-}
-
-/*
- * The fork handlers (fork.c), registered when the library is initialised
- * rather than by kmem's set-up: that may run inside the program's first
- * malloc, and a first malloc inside pthread_atfork (its handler table
- * growing) would call pthread_atfork again under glibc's atfork lock --
- * the process hung.  Allocations before this runs (the dynamic linker's,
- * .preinit_array's) are made with no handlers, as in a process that has
- * no threads yet.
- */
-__attribute__((constructor)) static void
-malloc_fork_init(void)
-{
-	kmemi_fork_init();
 }
 
 /* ---- allocation ---- */

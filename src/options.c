@@ -375,10 +375,8 @@ kmem_options_init(void)
 		if (kmem_opts.verbose)
 			kmem_options_print();
 		kmemi_check_init(); /* KMEM_DEBUG=check, for every layer */
-#ifndef KMEM_MALLOC_SHIM
-		/* libkmem-malloc.so registers them from a constructor. */
+		/* From now on a fork takes stdio's list lock first. */
 		kmemi_fork_init();
-#endif
 		atomic_store_explicit(&opt_done, true, memory_order_release);
 	}
 	kmem_mutex_exit(&opt_lock);

@@ -201,7 +201,7 @@ bool kmem_options_row(size_t i, struct kmem_option_info *info);
 
 /* The phases of the fork handlers each layer provides (pool_impl.h). */
 enum { KMEMI_FORK_PREPARE, KMEMI_FORK_PARENT, KMEMI_FORK_CHILD };
-/* Register the fork handlers, once (called by kmem_options_init). */
+/* A layer of kmem has started: forks take stdio's list lock (fork.c). */
 void kmemi_fork_init(void);
 /*
  * True in the thread that runs fork(2), while it holds every lock of the
