@@ -1759,9 +1759,11 @@ vmem_purge_span_due(const vmem_t *vm, const bt_t *bt, bool all)
 }
 
 /*
- * The first tag at or after address a in the segment list (&vm_seg0: none),
- * where a pass that stopped early goes on: found through the span list,
- * then the span's segments.  Lock held.
+ * Where a pass that stopped early at address a goes on: the segment that
+ * holds a (a free merged with it since may start before a: from its
+ * start, so that it is not passed over), or the first span after a, or
+ * &vm_seg0 (none).  Found through the span list, then the span's
+ * segments, which tile it.  Lock held.
  */
 static bt_t *
 vmem_seg_at(vmem_t *vm, vmem_addr_t a)
@@ -1772,10 +1774,12 @@ vmem_seg_at(vmem_t *vm, vmem_addr_t a)
 	     sp != &vm->vm_seg0 && sp->bt_start + (sp->bt_size - 1) < a;
 	     sp = sp->bt_fnext)
 		;
-	if (sp == &vm->vm_seg0)
+	if (sp == &vm->vm_seg0 || a <= sp->bt_start)
 		return sp;
-	for (bt = sp; bt != &vm->vm_seg0 && bt->bt_start < a; bt = bt->bt_snext)
-		;
+	for (bt = sp->bt_snext; bt->bt_start + (bt->bt_size - 1) < a;
+	     bt = bt->bt_snext)
+		KMEM_ASSERT(bt->bt_type != BT_TYPE_SPAN &&
+		    bt->bt_type != BT_TYPE_STATIC);
 	return bt;
 }
 
