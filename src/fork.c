@@ -191,12 +191,18 @@ kmemi_fork_by_self(void)
  * that has no threads yet.  Tests: malloc_fork_stdio_mt,
  * kmem_fork_atfork_mt.
  */
-__attribute__((constructor)) static void
-fork_register(void)
+void
+kmemi_fork_register(void)
 {
 	if (kmem_prim_atfork(fork_prepare, fork_parent, fork_child) != 0)
 		kmem_warn("cannot register fork handlers: a fork while other "
 			  "threads allocate may hang the child");
+}
+
+__attribute__((constructor)) static void
+fork_register(void)
+{
+	kmemi_fork_register();
 }
 
 void

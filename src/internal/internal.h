@@ -203,6 +203,8 @@ bool kmem_options_row(size_t i, struct kmem_option_info *info);
 enum { KMEMI_FORK_PREPARE, KMEMI_FORK_PARENT, KMEMI_FORK_CHILD };
 /* A layer of kmem has started: forks take stdio's list lock (fork.c). */
 void kmemi_fork_init(void);
+/* Register the fork handlers (fork.c's constructor does, at load time). */
+void kmemi_fork_register(void);
 /*
  * True in the thread that runs fork(2), while it holds every lock of the
  * library (between the prepare handler and the parent or child handler).
