@@ -17,9 +17,9 @@
  * kmem_prim_commit, kmem_prim_alloc, kmem_prim_alloc_guarded) are
  * counted; a test selects "fail the Nth such call" or "fail every call
  * from the Nth on" with kmem_prim_fault_set() or KMEM_OPTIONS=fault_nth=N
- * / fault_from=N, or "fail every call for more than N bytes" with
- * kmem_prim_fault_size().  The checks are two predictable branches on a
- * path that makes a system call.
+ * / fault_from=N, or "fail every call for more than N bytes of object
+ * memory" with kmem_prim_fault_size().  The checks are two predictable branches
+ * on a path that makes a system call.
  */
 #ifndef KMEM_INTERNAL_PRIM_H
 #define KMEM_INTERNAL_PRIM_H
@@ -173,10 +173,10 @@ int kmem_prim_release_guarded(void *addr, size_t size);
  */
 void kmem_prim_fault_set(uint64_t nth, bool from_on);
 /*
- * max != 0: every memory-obtaining call for more than "max" bytes fails
- * with ENOMEM, smaller ones are served (a process near its address-space
- * limit: big mappings refused, small ones granted); 0: off.  Independent
- * of kmem_prim_fault_set().
+ * max != 0: every call that obtains object memory (kmem_prim_reserve,
+ * commit, alloc; not the metadata's guarded runs) for more than "max"
+ * bytes fails with ENOMEM, smaller ones are served (a page source that
+ * refuses big mappings); 0: off.  Independent of kmem_prim_fault_set().
  */
 void kmem_prim_fault_size(size_t max);
 /* Memory-obtaining calls made since the last kmem_prim_fault_set(). */

@@ -275,9 +275,15 @@ kmem_prim_fault_calls(void)
 	return atomic_load(&prim_fault_count);
 }
 
-/* True if this memory-obtaining call, for "size" bytes, is to fail. */
+/*
+ * True if this memory-obtaining call, for "size" bytes, is to fail.  The
+ * size limit (kmem_prim_fault_size) is for object pages only ("sized"):
+ * metadata runs are exempt, or a page-map leaf (4 MiB) would be refused
+ * by a limit meant for the page arena's imports, as the address layout
+ * happens to need one.
+ */
 static inline bool
-prim_fault(size_t size)
+prim_fault_sized(size_t size, bool sized)
 {
 	uint64_t nth, n;
 	size_t max;
@@ -286,7 +292,7 @@ prim_fault(size_t size)
 		&prim_fault_count, 1, memory_order_relaxed) +
 	    1;
 	max = atomic_load_explicit(&prim_fault_max, memory_order_relaxed);
-	if (kmem_unlikely(max != 0 && size > max))
+	if (kmem_unlikely(sized && max != 0 && size > max))
 		return true;
 	nth = atomic_load_explicit(&prim_fault_nth, memory_order_relaxed);
 	if (kmem_likely(nth == 0))
@@ -295,6 +301,12 @@ prim_fault(size_t size)
 		return true;
 	return n > nth &&
 	    atomic_load_explicit(&prim_fault_from_on, memory_order_relaxed);
+}
+
+static inline bool
+prim_fault(size_t size)
+{
+	return prim_fault_sized(size, true);
 }
 
 /* ---- page runs ---- */
@@ -412,7 +424,7 @@ kmem_prim_alloc_guarded(size_t size, void **out)
 		return EINVAL;
 	if (__builtin_add_overflow(size, 2 * ps, &len))
 		return ENOMEM;
-	if (prim_fault(size))
+	if (prim_fault_sized(size, false))
 		return ENOMEM;
 	p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
