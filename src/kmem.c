@@ -550,7 +550,7 @@ kmem_class_make(unsigned int i)
 {
 	pool_cache_t pc =
 	    atomic_load_explicit(&kmem_cache[i], memory_order_acquire);
-	sigset_t saved;
+	kmem_prim_sigset_t saved;
 
 	if (kmem_likely(pc != NULL))
 		return pc;
@@ -656,7 +656,7 @@ static bool
 kmem_setup(void)
 {
 	bool ok, reaper = false;
-	sigset_t saved;
+	kmem_prim_sigset_t saved;
 
 	if (kmem_likely(
 		atomic_load_explicit(&kmem_ready, memory_order_acquire)))
@@ -664,7 +664,7 @@ kmem_setup(void)
 	kmem_prim_signals_block(&saved);
 	kmem_mutex_enter(&init_lock);
 	atomic_store_explicit(
-	    &init_owner, (uintptr_t)pthread_self(), memory_order_relaxed);
+	    &init_owner, kmem_prim_thread_id(), memory_order_relaxed);
 	ok = atomic_load_explicit(&kmem_ready, memory_order_relaxed);
 	if (!ok) {
 		kmem_options_init();
@@ -714,7 +714,7 @@ kmemi_setup_by_self(void)
 {
 	return !atomic_load_explicit(&kmem_ready, memory_order_acquire) &&
 	    atomic_load_explicit(&init_owner, memory_order_relaxed) ==
-	    (uintptr_t)pthread_self();
+	    kmem_prim_thread_id();
 }
 
 /* The class tables (and names) without the rest: they need no memory. */

@@ -733,7 +733,7 @@ kmem_prim_stdio_unlock(bool child)
 }
 
 void
-kmem_prim_signals_block(sigset_t *old)
+kmem_prim_signals_block(kmem_prim_sigset_t *old)
 {
 	sigset_t all;
 
@@ -742,7 +742,7 @@ kmem_prim_signals_block(sigset_t *old)
 }
 
 void
-kmem_prim_signals_restore(const sigset_t *old)
+kmem_prim_signals_restore(const kmem_prim_sigset_t *old)
 {
 	pthread_sigmask(SIG_SETMASK, old, NULL);
 }
