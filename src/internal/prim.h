@@ -51,9 +51,9 @@ size_t kmem_prim_page_size(void);
 /* Number of configured CPUs, >= 1. */
 unsigned kmem_prim_ncpu(void);
 /*
- * Index of the CPU this thread is running on now, < kmem_prim_ncpu(): from
- * the rseq area glibc registers (one load), else sched_getcpu(), else a
- * hash of the thread id.  A hint: the thread may migrate at once.
+ * Index of the CPU this thread is running on now, < kmem_prim_ncpu().  A
+ * hint: the thread may migrate at once.  (Linux: from the rseq area glibc
+ * registers, one load, else sched_getcpu(), else a hash of the thread.)
  */
 unsigned kmem_prim_cpu_current(void);
 

@@ -1,6 +1,7 @@
 /*
  * prim/linux.c -- the platform layer for Linux: the one file that talks to
- * the operating system (contract: src/internal/prim.h).
+ * the operating system (contract: src/internal/prim.h; the port's types
+ * and inline fast paths: src/prim/linux.h).
  *
  * Data structures.  A few process-wide values cached on first use (page
  * size, CPU count, the rseq offset) and the fault-injection state (a call

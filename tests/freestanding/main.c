@@ -237,8 +237,8 @@ test_pool_cache(void)
 	unsigned long ctors;
 
 	port_get_stats(&st0);
-	pc = pool_cache_init(C_SIZE, 64, 0, 0, "fs-cache", NULL, IPL_NONE,
-	    t_ctor, t_dtor, &c);
+	pc = pool_cache_init(
+	    C_SIZE, 64, 0, 0, "fs-cache", NULL, IPL_NONE, t_ctor, t_dtor, &c);
 	T_ASSERT(pc != NULL);
 	for (cpu = 0; cpu < PORT_NCPU; cpu++) {
 		atomic_store(&port_cpu, cpu);
@@ -306,7 +306,7 @@ t_fill(unsigned char *p, size_t size, unsigned v)
 	/* Both ends and a stride between: enough to see an overlap. */
 	if (size == 0)
 		T_FAIL("t_fill: size 0");
-	for (size_t i = 0; i < size; i += size > 4096 ? 512 : 1)
+	for (size_t i = 0; i<size; i += size> 4096 ? 512 : 1)
 		p[i] = (unsigned char)(v + i / 512);
 	p[size - 1] = (unsigned char)~v;
 }
@@ -314,7 +314,7 @@ t_fill(unsigned char *p, size_t size, unsigned v)
 static bool
 t_check(const unsigned char *p, size_t size, unsigned v)
 {
-	for (size_t i = 0; i < size - 1; i += size > 4096 ? 512 : 1)
+	for (size_t i = 0; i<size - 1; i += size> 4096 ? 512 : 1)
 		if (p[i] != (unsigned char)(v + i / 512))
 			return false;
 	return p[size - 1] == (unsigned char)~v;

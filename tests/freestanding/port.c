@@ -248,7 +248,8 @@ kmem_prim_commit(void *addr, size_t size)
 	/* Pages that were not readable come back zeroed; the others kept. */
 	for (size_t i = first; i < first + n; i++)
 		if (port_state[i] == PG_RESERVED)
-			memset(port_mem + i * PORT_PAGE_SIZE, 0, PORT_PAGE_SIZE);
+			memset(
+			    port_mem + i * PORT_PAGE_SIZE, 0, PORT_PAGE_SIZE);
 	pages_set(first, n, PG_COMMITTED);
 	pages_unlock();
 	return 0;
@@ -520,7 +521,8 @@ void
 port_setenv(const char *name, const char *value)
 {
 	for (unsigned i = 0; i < PORT_NENV; i++)
-		if (port_env_name[i] == NULL || port_streq(port_env_name[i], name)) {
+		if (port_env_name[i] == NULL ||
+		    port_streq(port_env_name[i], name)) {
 			port_env_name[i] = name;
 			port_env_value[i] = value;
 			return;

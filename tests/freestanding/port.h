@@ -26,12 +26,12 @@ struct port_stats {
 	size_t pages_reserved;	/* pages in a reservation (data, not guards) */
 	size_t pages_committed; /* of them, readable and writable */
 	size_t peak_committed;
-	unsigned long page_calls;    /* reserve + alloc + alloc_guarded */
-	unsigned long refused;	     /* page requests refused */
-	unsigned long cpu_enters;    /* kmem_prim_cpu_enter calls */
-	unsigned long mutex_enters;  /* kmem_mutex_enter + tryenter */
-	unsigned long secret_draws;  /* kmem_prim_secret calls */
-	unsigned long sleeps;	     /* kmem_prim_sleep_ns calls */
+	unsigned long page_calls;   /* reserve + alloc + alloc_guarded */
+	unsigned long refused;	    /* page requests refused */
+	unsigned long cpu_enters;   /* kmem_prim_cpu_enter calls */
+	unsigned long mutex_enters; /* kmem_mutex_enter + tryenter */
+	unsigned long secret_draws; /* kmem_prim_secret calls */
+	unsigned long sleeps;	    /* kmem_prim_sleep_ns calls */
 };
 void port_get_stats(struct port_stats *st);
 /* Whether [p, p + len) lies in committed pages of the static array. */
