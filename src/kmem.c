@@ -1661,18 +1661,33 @@ kmem_dom_pool_internal(struct kmem_domain *d, const struct pool *pp)
 	return false;
 }
 
+/*
+ * kmemi_pool_foreach_in's callback: a caller's pool or cache, or a cache
+ * of the domain's own (a class, a quantum cache of kva) with objects
+ * out, makes the domain busy; *arg adds up the bytes of the pages the
+ * domain's caches hold from kva.
+ */
+struct kmem_dom_busy {
+	struct kmem_domain *d;
+	size_t cache_pages; /* bytes of kva the caches' pools hold */
+};
+
 static int
 kmem_dom_pool_busy(struct pool *pp, void *arg)
 {
-	struct kmem_domain *d = arg;
-	unsigned int nout;
+	struct kmem_dom_busy *b = arg;
+	pool_cache_t pc = __atomic_load_n(&pp->pr_cache, __ATOMIC_ACQUIRE);
 
-	if (!kmem_dom_pool_internal(d, pp))
+	if (!kmem_dom_pool_internal(b->d, pp))
 		return EBUSY; /* a caller's pool or cache */
+	if (pc == NULL) /* header and group pools: the domain's own */
+		return 0;
+	if (kmemi_cache_outstanding(pc) != 0)
+		return EBUSY;
 	kmem_plock_enter(&pp->pr_lock);
-	nout = pp->pr_nout;
+	b->cache_pages += (size_t)pp->pr_npages * pp->pr_alloc->pa_pagesz;
 	kmem_plock_exit(&pp->pr_lock);
-	return nout != 0 && pp->pr_cache != NULL ? EBUSY : 0;
+	return 0;
 }
 
 static int
@@ -1680,39 +1695,30 @@ kmem_dom_arena_busy(vmem_t *vm, void *arg)
 {
 	struct kmem_domain *d = arg;
 
-	return vm ==
-		    atomic_load_explicit(
-			&d->kd_page_arena, memory_order_relaxed) ||
-		vm ==
-		    atomic_load_explicit(
-			&d->kd_meta_arena, memory_order_relaxed)
+	return vm == atomic_load_explicit(&d->kd_page_arena,
+			 memory_order_relaxed) ||
+		vm == atomic_load_explicit(&d->kd_meta_arena,
+			memory_order_relaxed)
 	    ? 0
 	    : EBUSY;
 }
 
+/*
+ * Busy, or not, without freeing anything: a caller's arena, pool or
+ * cache; an object out of a class or a quantum cache of kva; a large
+ * block out of kva (what kva has allocated beyond the caches' pages).
+ */
 int
 kmemi_dom_busy(struct kmem_domain *d)
 {
 	vmem_t *kva =
 	    atomic_load_explicit(&d->kd_page_arena, memory_order_acquire);
-	pool_cache_t pc;
-	unsigned int i;
-	size_t n;
+	struct kmem_dom_busy b = {d, 0};
 
-	if (kmemi_vmem_foreach_in(d, kmem_dom_arena_busy, d) != 0)
+	if (kmemi_vmem_foreach_in(d, kmem_dom_arena_busy, d) != 0 ||
+	    kmemi_pool_foreach_in(d, kmem_dom_pool_busy, &b) != 0)
 		return EBUSY;
-	/* Objects cached in CPU groups and depots are not out: drain. */
-	for (i = 0; i < KMEM_NCLASS; i++)
-		if ((pc = atomic_load_explicit(
-			 &d->kd_cache[i], memory_order_acquire)) != NULL)
-			kmemi_cache_drain(pc);
-	for (n = 1; kva != NULL && n <= KMEM_QC_PAGES; n++)
-		if ((pc = kmemi_vmem_qcache(kva, n * kmem_pagesz)) != NULL)
-			kmemi_cache_drain(pc);
-	if (kmemi_pool_foreach_in(d, kmem_dom_pool_busy, d) != 0)
-		return EBUSY;
-	/* Large blocks out, or pages of a class still holding objects. */
-	if (kva != NULL && vmem_size(kva, VMEM_ALLOC) != 0)
+	if (kva != NULL && vmem_size(kva, VMEM_ALLOC) != b.cache_pages)
 		return EBUSY;
 	return 0;
 }

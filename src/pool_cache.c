@@ -1568,3 +1568,43 @@ kmem_check_all(void)
 	(void)kmemi_pool_foreach(check_pool_or_cache, NULL);
 	(void)kmemi_vmem_foreach(check_arena, NULL);
 }
+
+/*
+ * Objects of pc out with its callers: the pool's items out less those
+ * the CPU groups and the depot hold, counted under every lock at once
+ * (as kmem_pool_cache_check takes them), without moving anything: for
+ * kmem_domain_destroy, whose EBUSY frees nothing.
+ */
+unsigned long
+kmemi_cache_outstanding(pool_cache_t pc)
+{
+	struct pool *pp = &pc->pc_pool;
+	unsigned long cached = 0, nout;
+	const struct pcg *g;
+	unsigned int i, k;
+
+	for (i = 0; i < pc->pc_ncpu; i++) {
+		kmem_spin_enter(&pc->pc_cpus[i].cc_lock);
+		if (pc->pc_rseq)
+			kmem_prim_rseq_fence(i);
+	}
+	kmem_mutex_enter(&pc->pc_depot_lock);
+	kmem_plock_enter(&pp->pr_lock);
+	for (i = 0; i < pc->pc_ncpu; i++) {
+		const struct pc_cpu *cc = &pc->pc_cpus[i];
+		const struct pcg *cg[2] = {cc->cc_current, cc->cc_previous};
+
+		for (k = 0; k < 2; k++)
+			if (cg[k] != NULL)
+				cached += cg[k]->pcg_avail;
+	}
+	for (g = pc->pc_full; g != NULL; g = g->pcg_next)
+		cached += g->pcg_avail;
+	nout = pp->pr_nout;
+	kmem_plock_exit(&pp->pr_lock);
+	kmem_mutex_exit(&pc->pc_depot_lock);
+	for (i = pc->pc_ncpu; i-- > 0;)
+		kmem_spin_exit(&pc->pc_cpus[i].cc_lock);
+	KMEM_ASSERT(cached <= nout);
+	return nout - cached;
+}

@@ -93,6 +93,7 @@
 #include <kmem/pool.h>
 #include <kmem/vmem.h>
 
+#include "internal/domain.h"
 #include "internal/internal.h"
 #include "internal/kmem_impl.h"
 #include "internal/pool_impl.h"
@@ -458,6 +459,45 @@ pool_walk_row(struct pool_walk *w, const struct kmem_pool_stats *st)
 	w->nrows++;
 }
 
+/*
+ * Rows of another domain than the default are named "DOMAIN:NAME" (the
+ * default's as ever), so that two domains' "kva" or "kmem-00064" rows
+ * stay apart in the tables and when kmemstat merges by name.
+ */
+static void
+stats_dom_name(const struct kmem_domain *d, char *name, size_t n)
+{
+	char tmp[STATS_NAME_MAX + 1];
+
+	if (d == NULL || d->kd_default)
+		return;
+	kmem_snprintf(tmp, sizeof tmp, "%s:%s", d->kd_name, name);
+	kmem_snprintf(name, n, "%s", tmp);
+}
+
+/*
+ * The statistics calls work in the thread's current domain: every live
+ * domain from the default one (KMEM_STATS at exit too), only its own
+ * from another.
+ */
+static int
+stats_pool_foreach(int (*fn)(struct pool *, void *), void *arg)
+{
+	struct kmem_domain *d = kmemi_dom_cur();
+
+	return d->kd_default ? kmemi_pool_foreach(fn, arg)
+			     : kmemi_pool_foreach_in(d, fn, arg);
+}
+
+static int
+stats_vmem_foreach(int (*fn)(vmem_t *, void *), void *arg)
+{
+	struct kmem_domain *d = kmemi_dom_cur();
+
+	return d->kd_default ? kmemi_vmem_foreach(fn, arg)
+			     : kmemi_vmem_foreach_in(d, fn, arg);
+}
+
 /* kmemi_pool_foreach's callback: one live pool. */
 static int
 pool_walk_fn(struct pool *pp, void *arg)
@@ -479,6 +519,7 @@ pool_walk_fn(struct pool *pp, void *arg)
 	else
 		kmem_pool_stats(pp, &st);
 	st.ps_name[sizeof st.ps_name - 1] = '\0';
+	stats_dom_name(pp->pr_dom, st.ps_name, sizeof st.ps_name);
 	pool_walk_row(w, &st);
 	return 0;
 }
@@ -501,7 +542,7 @@ src_pools(const struct stats_src *src, struct pool_walk *w)
 	size_t i;
 
 	if (src->pools == NULL) {
-		(void)kmemi_pool_foreach(pool_walk_fn, w);
+		(void)stats_pool_foreach(pool_walk_fn, w);
 		return;
 	}
 	for (i = 0; i < src->npools; i++)
@@ -592,6 +633,8 @@ vmem_batch_fn(vmem_t *vm, void *arg)
 		return 0;
 	kmem_vmem_stats(vm, &b->st[b->n]);
 	b->st[b->n].vs_name[sizeof b->st[b->n].vs_name - 1] = '\0';
+	stats_dom_name(kmemi_vmem_domain(vm), b->st[b->n].vs_name,
+	    sizeof b->st[b->n].vs_name);
 	return ++b->n == STATS_VMEM_BATCH;
 }
 
@@ -602,7 +645,7 @@ vmem_next_batch(struct vmem_batch *b)
 	b->skip += b->n;
 	b->seen = 0;
 	b->n = 0;
-	(void)kmemi_vmem_foreach(vmem_batch_fn, b);
+	(void)stats_vmem_foreach(vmem_batch_fn, b);
 	return b->n > 0;
 }
 

@@ -75,6 +75,11 @@ void kmemi_cache_set_tag(pool_cache_t pc, uintptr_t secret);
 /* pool_cache.c: obj, leaving a group, lacks its tag: report it ("fn"). */
 _Noreturn void kmemi_cache_tag_report(
     pool_cache_t pc, void *obj, const char *fn) KMEM_COLD;
+/*
+ * pool_cache.c: objects of pc its callers hold (the pool's out, less
+ * those its groups and depot keep), counted without moving any.
+ */
+unsigned long kmemi_cache_outstanding(pool_cache_t pc);
 /* pool_cache.c: invalidate, then give back every idle page. */
 void kmemi_cache_drain(struct pool_cache *pc);
 /* pool.c: pages for internal pools (headers, groups), never from a cache. */
