@@ -58,6 +58,7 @@ struct tsrc {
 	uint32_t *runlen;     /* pages of the range out that starts here */
 	unsigned char *used;  /* 1: page out */
 	size_t hint;	      /* next-fit start (pages) */
+	size_t nused;	      /* pages out */
 	bool protect;	      /* pages not out are PROT_NONE */
 	bool junk;	      /* fill on alloc, purge and free */
 	size_t misalign;      /* bytes added to every address handed out */
@@ -135,13 +136,20 @@ tsrc_find(const struct tsrc *s, size_t from, size_t n, size_t align, size_t *at)
 	size_t i = tsrc_aligned_from(s, from, align);
 	const unsigned char *u;
 
+	if (n > s->npages - s->nused)
+		return false;
 	while (i <= s->npages && s->npages - i >= n) {
 		u = memchr(s->used + i, 1, n);
 		if (u == NULL) {
 			*at = i;
 			return true;
 		}
-		i = tsrc_aligned_from(s, (size_t)(u - s->used) + 1, align);
+		/* Past the used run that starts at u. */
+		i = (size_t)(u - s->used);
+		u = memchr(s->used + i, 0, s->npages - i);
+		if (u == NULL)
+			return false;
+		i = tsrc_aligned_from(s, (size_t)(u - s->used), align);
 	}
 	return false;
 }
@@ -188,6 +196,7 @@ tsrc_alloc(void *arg, size_t size, size_t align)
 	for (k = 0; k < n; k++)
 		s->used[at + k] = 1;
 	s->runlen[at] = (uint32_t)n;
+	s->nused += n;
 	s->hint = at + n;
 	s->nalloc++;
 	s->bytes_out += size;
@@ -239,6 +248,7 @@ tsrc_free(void *arg, void *addr, size_t size)
 	for (k = 0; k < size / s->ps; k++)
 		s->used[i + k] = 0;
 	s->runlen[i] = 0;
+	s->nused -= size / s->ps;
 	s->nfree++;
 	s->bytes_in += size;
 	if (s->protect) {
