@@ -409,7 +409,7 @@ dbg_resize(const char *fn, size_t size)
 		n = oldn;
 		bytes = n * sizeof(struct dbg_rec);
 	}
-	if (kmemi_meta_alloc(bytes, VM_NOSLEEP, &m) != 0)
+	if (kmemi_meta_alloc(&kmemi_dom0, bytes, VM_NOSLEEP, &m) != 0)
 		kmem_panic("%s(%zu): KMEM_DEBUG: no memory for the record "
 			   "table (%zu bytes)",
 		    fn, size, bytes);
@@ -426,7 +426,7 @@ dbg_resize(const char *fn, size_t size)
 		dbg_used++;
 	}
 	if (old != NULL)
-		kmemi_meta_free(old, dbg_tabbytes);
+		kmemi_meta_free(&kmemi_dom0, old, dbg_tabbytes);
 	dbg_tab = nt;
 	dbg_tabmask = n - 1;
 	dbg_tabbytes = bytes;
@@ -641,7 +641,8 @@ dbg_guard_quarantine(const char *fn, size_t size, void *base, size_t len,
 
 		dbg_qbytes = kmem_align_up(
 		    dbg_guard_depth * sizeof *dbg_quar, kmem_prim_page_size());
-		if (kmemi_meta_alloc(dbg_qbytes, VM_NOSLEEP, &m) != 0)
+		if (kmemi_meta_alloc(&kmemi_dom0, dbg_qbytes, VM_NOSLEEP, &m) !=
+		    0)
 			kmem_panic("%s(%p, %zu): KMEM_DEBUG=guard: no memory "
 				   "for the quarantine",
 			    fn, (void *)addr, size);

@@ -65,6 +65,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "internal/domain.h"
 #include "internal/internal.h"
 #include "internal/kmem_impl.h"
 #include "internal/meta.h"
@@ -74,6 +75,7 @@
 static void
 fork_phase(int phase)
 {
+	kmemi_dom_fork(phase); /* the domain registry: held throughout */
 	kmemi_kmem_fork(phase);
 	kmemi_options_fork(phase);
 	kmemi_debug_fork(phase);
@@ -96,6 +98,7 @@ fork_release(int phase)
 	kmemi_debug_fork(phase);
 	kmemi_options_fork(phase);
 	kmemi_kmem_fork(phase);
+	kmemi_dom_fork(phase);
 }
 
 /*

@@ -191,25 +191,17 @@ const uint8_t kmemi_idx[(KMEM_CACHE_MAX >> KMEM_IDX_SHIFT) + 1] = {
     KMEM_IDX1024(0) KMEM_IDX1024(1024) KMEM_IDX(2048)};
 _Static_assert((KMEM_CACHE_MAX >> KMEM_IDX_SHIFT) == 2048,
     "kmemi_idx's initialiser has 2049 entries");
-/* Made on first use (kmem_class_make); NULL until then. */
-static pool_cache_t _Atomic kmem_cache[KMEM_NCLASS];
-
 /*
- * What the inlined fast paths need of each class's cache (kmem_impl.h).
- * kmem_rseq: the lock-free path may be used (x86-64, rseq registered, not
- * under TSan, magazines on).
+ * Each domain's (domain.h): kd_cache[], the classes' caches, made on
+ * first use (kmem_class_make), NULL until then; kd_fast[], what the
+ * inlined fast paths need of each (kmem_impl.h); kd_rseq, whether the
+ * lock-free path may be used (x86-64, rseq registered, not under TSan,
+ * magazines on); kd_large_fast[], the same for the large sizes that
+ * kva's quantum caches serve (above KMEM_CACHE_MAX, up to 16 pages),
+ * indexed by page count (a get from that cache is what vmem_alloc would
+ * do), and kd_large_fast_max, the largest size served so (0 until set
+ * up).  The page size and its log are the process's.
  */
-struct kmem_fast kmemi_fast[KMEM_NCLASS];
-static bool kmem_rseq;
-
-/*
- * The same for the large sizes that kva's quantum caches serve (above
- * KMEM_CACHE_MAX, up to 16 pages), indexed by page count: a get from
- * that cache is what vmem_alloc would do.  kmemi_large_fast_max: the
- * largest size served so (0 until set up).
- */
-struct kmem_fast kmemi_large_fast[KMEM_QC_PAGES + 1];
-size_t kmemi_large_fast_max;
 unsigned int kmemi_pgshift;
 static size_t kmem_pagesz; /* the system page */
 
@@ -220,10 +212,8 @@ static size_t kmem_pagesz; /* the system page */
 #define KMEM_SIZE_LIMIT ((size_t)1 << 47)
 static char kmem_cache_name[KMEM_NCLASS][16];
 
-unsigned int kmemi_gate = KMEM_GATE_INIT;
-uintptr_t kmemi_tag;
 #define GATE() KMEMI_GATE()
-/* The debug items among the gate's bits. */
+/* The debug items among the gate's bits (the default domain's only). */
 #define GATE_DEBUG() (GATE() & KMEM_GATE_DEBUG)
 
 static inline unsigned int
@@ -244,24 +234,123 @@ kmem_mclass_of(size_t size)
 _Atomic(uint32_t *) kmemi_pm_root[1u << PM_ROOT_BITS];
 
 /*
+ * The page map of another domain than the default: three levels, small
+ * enough for a domain over a few megabytes -- a root of 2^13 entries
+ * (64 KiB, made with the domain), nodes of 2^11 (16 KiB, one per 16
+ * GiB), leaves of 2^11 words (8 KiB, one per 8 MiB) -- from the domain's
+ * metadata.  Not on any fast path: kmem_free finds a domain's objects
+ * through it on its slow path.
+ */
+#define DPM_ROOT_BITS 13
+#define DPM_MID_BITS  11
+#define DPM_LEAF_BITS 11
+_Static_assert(DPM_ROOT_BITS + DPM_MID_BITS + DPM_LEAF_BITS ==
+	PM_ROOT_BITS + PM_LEAF_SHIFT,
+    "a domain's page map covers what the default's does");
+#define DPM_ROOT_BYTES ((size_t)sizeof(void *) << DPM_ROOT_BITS)
+#define DPM_MID_BYTES  ((size_t)sizeof(void *) << DPM_MID_BITS)
+#define DPM_LEAF_BYTES ((size_t)sizeof(uint32_t) << DPM_LEAF_BITS)
+
+/* A zeroed node of the domain's map (NULL: no memory), or installed. */
+static void *
+dpm_node(struct kmem_domain *d, _Atomic(void *) *slot, size_t bytes, bool make)
+{
+	void *n = atomic_load_explicit(slot, memory_order_acquire),
+	     *none = NULL;
+
+	if (n != NULL || !make)
+		return n;
+	if (kmemi_meta_alloc(d, bytes, VM_NOSLEEP, &n) != 0)
+		return NULL;
+	if (!atomic_compare_exchange_strong_explicit(
+		slot, &none, n, memory_order_acq_rel, memory_order_acquire)) {
+		kmemi_meta_free(d, n, bytes);
+		n = none;
+	}
+	return n;
+}
+
+static _Atomic uint32_t *
+dpm_word(struct kmem_domain *d, uintptr_t a, bool make)
+{
+	uintptr_t pg = a >> PM_SHIFT;
+	uintptr_t r = pg >> (DPM_MID_BITS + DPM_LEAF_BITS);
+	uintptr_t m = (pg >> DPM_LEAF_BITS) & ((1u << DPM_MID_BITS) - 1);
+	_Atomic(void *) *root = (_Atomic(void *) *)(void *)d->kd_pm;
+	_Atomic(void *) *mid;
+	uint32_t *leaf;
+
+	if (r >= (1u << DPM_ROOT_BITS) || root == NULL)
+		return NULL;
+	if ((mid = dpm_node(d, &root[r], DPM_MID_BYTES, make)) == NULL ||
+	    (leaf = dpm_node(d, &mid[m], DPM_LEAF_BYTES, make)) == NULL)
+		return NULL;
+	return (_Atomic uint32_t *)&leaf[pg & ((1u << DPM_LEAF_BITS) - 1)];
+}
+
+_Atomic uint32_t *
+kmemi_dom_pm_get(struct kmem_domain *d, uintptr_t a)
+{
+	if (d->kd_default)
+		return kmemi_pm_word_get(a);
+	return dpm_word(d, a, false);
+}
+
+/* Every node of a domain's map back to its metadata (teardown). */
+static void
+dpm_free(struct kmem_domain *d)
+{
+	_Atomic(void *) *root = (_Atomic(void *) *)(void *)d->kd_pm, *mid;
+	size_t r, m;
+
+	if (root == NULL)
+		return;
+	for (r = 0; r < ((size_t)1 << DPM_ROOT_BITS); r++) {
+		if ((mid = atomic_load_explicit(
+			 &root[r], memory_order_relaxed)) == NULL)
+			continue;
+		for (m = 0; m < ((size_t)1 << DPM_MID_BITS); m++) {
+			void *leaf =
+			    atomic_load_explicit(&mid[m], memory_order_relaxed);
+
+			if (leaf != NULL)
+				kmemi_meta_free(d, leaf, DPM_LEAF_BYTES);
+		}
+		kmemi_meta_free(d, (void *)mid, DPM_MID_BYTES);
+	}
+	kmemi_meta_free(d, (void *)root, DPM_ROOT_BYTES);
+	d->kd_pm = NULL;
+}
+
+bool
+kmemi_kmem_owns(struct kmem_domain *d, const void *p)
+{
+	_Atomic uint32_t *w = kmemi_dom_pm_get(d, (uintptr_t)p);
+
+	return w != NULL && atomic_load_explicit(w, memory_order_relaxed) != 0;
+}
+
+/*
  * The word of address a's page, its leaf made if missing; NULL if a is
  * beyond the map or there is no memory for the leaf.
  */
 static _Atomic uint32_t *
-pm_word(uintptr_t a)
+pm_word(struct kmem_domain *d, uintptr_t a)
 {
 	uintptr_t pg = a >> PM_SHIFT;
 	uintptr_t r = pg >> PM_LEAF_SHIFT;
 	uint32_t *leaf, *fresh = NULL;
 	size_t leafsz = sizeof(uint32_t) << PM_LEAF_SHIFT;
 
+	if (!d->kd_default)
+		return dpm_word(d, a, true);
 	if (r >= (1u << PM_ROOT_BITS)) /* kmem's memory: user space, 2^47 */
 		return NULL;
 	leaf = atomic_load_explicit(&kmemi_pm_root[r], memory_order_acquire);
 	if (leaf == NULL) {
 		void *m;
 
-		if (kmemi_meta_alloc(leafsz, VM_NOSLEEP, &m) != 0)
+		if (kmemi_meta_alloc(d, leafsz, VM_NOSLEEP, &m) != 0)
 			return NULL;
 		fresh = m;
 		if (atomic_compare_exchange_strong_explicit(&kmemi_pm_root[r],
@@ -269,7 +358,7 @@ pm_word(uintptr_t a)
 			memory_order_acquire))
 			leaf = fresh;
 		else
-			kmemi_meta_free(fresh, leafsz);
+			kmemi_meta_free(d, fresh, leafsz);
 	}
 	return (_Atomic uint32_t *)&leaf[pg & ((1u << PM_LEAF_SHIFT) - 1)];
 }
@@ -280,7 +369,7 @@ pm_word(uintptr_t a)
  * made.
  */
 static bool
-pm_mark_small(void *p, size_t n, unsigned int c)
+pm_mark_small(struct kmem_domain *d, void *p, size_t n, unsigned int c)
 {
 	_Atomic uint32_t *w;
 	size_t i;
@@ -288,13 +377,13 @@ pm_mark_small(void *p, size_t n, unsigned int c)
 	KMEM_ASSERT(c < KMEM_NCLASS && n >= 1 && n <= PM_PGIDX(~0u) + 1);
 	KMEM_ASSERT(((uintptr_t)p & ((1u << PM_SHIFT) - 1)) == 0);
 	for (i = 0; i < n; i++) {
-		w = pm_word((uintptr_t)p + (i << PM_SHIFT));
+		w = pm_word(d, (uintptr_t)p + (i << PM_SHIFT));
 		if (w == NULL) {
 			/* i > 0: a page across two leaves (4 GiB boundary). */
 			while (i-- > 0)
 				atomic_store_explicit(
-				    kmemi_pm_word_get(
-					(uintptr_t)p + (i << PM_SHIFT)),
+				    kmemi_dom_pm_get(
+					d, (uintptr_t)p + (i << PM_SHIFT)),
 				    0, memory_order_relaxed);
 			return false;
 		}
@@ -306,13 +395,13 @@ pm_mark_small(void *p, size_t n, unsigned int c)
 
 /* A pool page goes back: its n units are nobody's. */
 static void
-pm_clear(void *p, size_t n)
+pm_clear(struct kmem_domain *d, void *p, size_t n)
 {
 	_Atomic uint32_t *w;
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		if ((w = kmemi_pm_word_get((uintptr_t)p + (i << PM_SHIFT))) !=
+		if ((w = kmemi_dom_pm_get(d, (uintptr_t)p + (i << PM_SHIFT))) !=
 		    NULL)
 			atomic_store_explicit(w, 0, memory_order_relaxed);
 }
@@ -346,7 +435,7 @@ static void *
 kmem_page_alloc(struct pool *pp, int flags)
 {
 	vm_flag_t vf = (flags & PR_WAITOK) ? VM_SLEEP : VM_NOSLEEP;
-	vmem_t *vm = kmemi_page_arena();
+	vmem_t *vm = kmemi_page_arena(pp->pr_dom);
 	size_t sz = pp->pr_alloc->pa_pagesz;
 	vmem_addr_t a;
 
@@ -356,8 +445,8 @@ kmem_page_alloc(struct pool *pp, int flags)
 	    vmem_xalloc(vm, sz, 0, 0, 0, VMEM_ADDR_MIN, VMEM_ADDR_MAX,
 		vf | VM_INSTANTFIT, &a) != 0)
 		return NULL;
-	if (kmem_unlikely(!pm_mark_small(
-		(void *)a, sz >> PM_SHIFT, kmem_class_of(pp->pr_size)))) {
+	if (kmem_unlikely(!pm_mark_small(pp->pr_dom, (void *)a, sz >> PM_SHIFT,
+		kmem_class_of(pp->pr_size)))) {
 		vmem_xfree(vm, a, sz);
 		return NULL;
 	}
@@ -370,10 +459,10 @@ kmem_page_free(struct pool *pp, void *v)
 	size_t sz = pp->pr_alloc->pa_pagesz;
 
 	KMEM_ASSERT((((uintptr_t)v | sz) & ((1u << PM_SHIFT) - 1)) == 0);
-	if (kmem_unlikely(GATE_DEBUG() != 0))
+	if (kmem_unlikely(GATE_DEBUG() != 0) && pp->pr_dom->kd_default)
 		kmemi_debug_forget(v, sz);
-	pm_clear(v, sz >> PM_SHIFT);
-	vmem_xfree(kmemi_page_arena(), (vmem_addr_t)v, sz);
+	pm_clear(pp->pr_dom, v, sz >> PM_SHIFT);
+	vmem_xfree(kmemi_page_arena(pp->pr_dom), (vmem_addr_t)v, sz);
 }
 
 /* Which of kmem_page_allocator serves class size "c" (see §2). */
@@ -407,8 +496,10 @@ kmem_page_choice(size_t c)
 
 /* ---- setup ---- */
 
-static kmem_mutex_t init_lock = KMEM_MUTEX_INITIALIZER;
-static _Atomic bool kmem_ready;
+/*
+ * Each domain's: kd_init_lock, serialising its set-up and the making of
+ * its class caches; kd_ready, set up.
+ */
 
 static void
 kmem_tables_init(void)
@@ -427,7 +518,7 @@ kmem_tables_init(void)
 		    "kmem-%05u", (unsigned)kmem_class_table[c]);
 }
 
-static void kmem_large_fast_init(void);
+static void kmem_large_fast_init(struct kmem_domain *d);
 
 /* The divisibility test's constants for size d (kmemi_small_valid). */
 static void
@@ -452,7 +543,7 @@ kmem_fast_divisor(struct kmem_fast *kf, uint32_t d)
  * order; the count is the same for these and the cache's own slots, so
  * the switch from one array to the other is one pointer store.
  */
-static struct pc_cpu *kmem_noslots;
+/* (The domain's kd_noslots.) */
 
 /*
  * The fast paths' data of every class, without its cache: the slots it
@@ -460,28 +551,28 @@ static struct pc_cpu *kmem_noslots;
  * lock-free path may be used.  False if there was no memory.
  */
 static bool
-kmem_classes_init(void)
+kmem_classes_init(struct kmem_domain *d)
 {
 	unsigned int i, ncpu = kmem_prim_ncpu();
 	size_t bytes = kmem_align_up(ncpu * sizeof(struct pc_cpu), kmem_pagesz);
 	void *mem;
 
-	if (kmem_noslots == NULL) {
+	if (d->kd_noslots == NULL) {
 		/* Metadata: a slot with a forged group would be served. */
-		if (kmemi_meta_alloc(bytes, VM_NOSLEEP, &mem) != 0)
+		if (kmemi_meta_alloc(d, bytes, VM_NOSLEEP, &mem) != 0)
 			return false;
-		kmem_noslots = mem; /* zero: unlocked, no group */
+		d->kd_noslots = mem; /* zero: unlocked, no group */
 	}
 	for (i = 0; i < KMEM_NCLASS; i++) {
-		kmem_fast_divisor(&kmemi_fast[i], kmem_class_table[i]);
-		kmemi_fast[i].kf_ncpu = ncpu;
+		kmem_fast_divisor(&d->kd_fast[i], kmem_class_table[i]);
+		d->kd_fast[i].kf_ncpu = ncpu;
 		if (atomic_load_explicit(
-			&kmem_cache[i], memory_order_relaxed) == NULL)
-			__atomic_store_n(&kmemi_fast[i].kf_cpus, kmem_noslots,
+			&d->kd_cache[i], memory_order_relaxed) == NULL)
+			__atomic_store_n(&d->kd_fast[i].kf_cpus, d->kd_noslots,
 			    __ATOMIC_RELAXED);
 	}
-	kmem_rseq = kmem_prim_rseq_cs_init() && kmem_opts.magazines;
-	kmem_large_fast_init();
+	d->kd_rseq = kmem_prim_rseq_cs_init() && kmem_opts.magazines;
+	kmem_large_fast_init(d);
 	return true;
 }
 
@@ -491,9 +582,10 @@ kmem_classes_init(void)
  * malloc's 390 us (bench_startup; issue 10), and a program uses a few.
  */
 static pool_cache_t
-kmem_class_create(unsigned int i)
+kmem_class_create(struct kmem_domain *d, unsigned int i)
 {
 	size_t c = kmem_class_table[i];
+	struct kmem_domain *prev;
 	struct pc_cpu *cpus;
 	unsigned int align, ncpu;
 	pool_cache_t pc;
@@ -512,11 +604,13 @@ kmem_class_create(unsigned int i)
 	 * 63 objects instead of 15; at most 126 objects (126 KiB) a CPU
 	 * stay in the CPU layer.
 	 */
+	prev = kmemi_dom_push(d);
 	pc = kmemi_cache_create(c, align, 0,
 	    PR_NOALIGN | KMEMI_PR_NOCOLOR |
 		(c <= KMEM_LARGECACHE_MAX ? PR_LARGECACHE : 0),
 	    kmem_cache_name[i], &kmem_page_allocator[kmem_page_choice(c)],
 	    IPL_VM, NULL, NULL, NULL);
+	kmemi_dom_pop(prev);
 	if (pc == NULL)
 		return NULL;
 	/*
@@ -526,17 +620,17 @@ kmem_class_create(unsigned int i)
 	 */
 	pool_cache_sethiwat(
 	    pc, (int)((struct pool *)(void *)pc)->pr_itemsperpage);
-	kmemi_fast[i].kf_nitems = ((struct pool *)(void *)pc)->pr_itemsperpage;
-	if (kmemi_tag != 0 && c >= 2 * sizeof(uintptr_t))
-		kmemi_cache_set_tag(pc, kmemi_tag);
+	d->kd_fast[i].kf_nitems = ((struct pool *)(void *)pc)->pr_itemsperpage;
+	if (d->kd_tag != 0 && c >= 2 * sizeof(uintptr_t))
+		kmemi_cache_set_tag(pc, d->kd_tag);
 	cpus = kmemi_cache_cpus(pc, &ncpu, &rseq);
-	KMEM_VERIFY(ncpu == kmemi_fast[i].kf_ncpu && rseq == kmem_rseq);
+	KMEM_VERIFY(ncpu == d->kd_fast[i].kf_ncpu && rseq == d->kd_rseq);
 	/*
 	 * Published: the slots (the fast paths read them after the gate, by
 	 * an acquire load), then the cache.
 	 */
-	__atomic_store_n(&kmemi_fast[i].kf_cpus, cpus, __ATOMIC_RELEASE);
-	atomic_store_explicit(&kmem_cache[i], pc, memory_order_release);
+	__atomic_store_n(&d->kd_fast[i].kf_cpus, cpus, __ATOMIC_RELEASE);
+	atomic_store_explicit(&d->kd_cache[i], pc, memory_order_release);
 	return pc;
 }
 
@@ -546,28 +640,28 @@ kmem_class_create(unsigned int i)
  * the set-up: a handler that forks must not find init_lock held).
  */
 static pool_cache_t
-kmem_class_make(unsigned int i)
+kmem_class_make(struct kmem_domain *d, unsigned int i)
 {
 	pool_cache_t pc =
-	    atomic_load_explicit(&kmem_cache[i], memory_order_acquire);
+	    atomic_load_explicit(&d->kd_cache[i], memory_order_acquire);
 	sigset_t saved;
 
 	if (kmem_likely(pc != NULL))
 		return pc;
 	kmem_prim_signals_block(&saved);
-	kmem_mutex_enter(&init_lock);
-	pc = atomic_load_explicit(&kmem_cache[i], memory_order_relaxed);
+	kmem_mutex_enter(&d->kd_init_lock);
+	pc = atomic_load_explicit(&d->kd_cache[i], memory_order_relaxed);
 	if (pc == NULL)
-		pc = kmem_class_create(i);
-	kmem_mutex_exit(&init_lock);
+		pc = kmem_class_create(d, i);
+	kmem_mutex_exit(&d->kd_init_lock);
 	kmem_prim_signals_restore(&saved);
 	return pc;
 }
 
 static void
-kmem_large_fast_init(void)
+kmem_large_fast_init(struct kmem_domain *d)
 {
-	vmem_t *vm = kmemi_page_arena();
+	vmem_t *vm = kmemi_page_arena(d);
 	size_t npg;
 	bool rseq;
 
@@ -577,11 +671,11 @@ kmem_large_fast_init(void)
 
 		if (pc == NULL) /* not reached: kva caches up to 16 pages */
 			break;
-		kmemi_large_fast[npg].kf_cpus =
-		    kmemi_cache_cpus(pc, &kmemi_large_fast[npg].kf_ncpu, &rseq);
+		d->kd_large_fast[npg].kf_cpus =
+		    kmemi_cache_cpus(pc, &d->kd_large_fast[npg].kf_ncpu, &rseq);
 		if (!rseq)
 			break;
-		kmemi_large_fast_max = npg * kmem_pagesz;
+		d->kd_large_fast_max = npg * kmem_pagesz;
 	}
 }
 
@@ -591,6 +685,15 @@ kmem_large_fast_init(void)
  * runs if due, also in a program that has gone idle.  Not restarted in a
  * forked child.
  */
+static int
+kmem_reaper_dom(struct kmem_domain *d, void *arg)
+{
+	(void)arg;
+	kmemi_cache_reap_all(d, false);
+	kmemi_page_arena_purge(d, false);
+	return 0;
+}
+
 static void *
 kmem_reaper(void *arg)
 {
@@ -602,8 +705,7 @@ kmem_reaper(void *arg)
 		 * free for its delay: free memory a busy program is about to
 		 * reuse stays.
 		 */
-		kmemi_cache_reap_all(false);
-		kmemi_page_arena_purge(false);
+		kmemi_dom_foreach(kmem_reaper_dom, NULL);
 	}
 	return NULL;
 }
@@ -627,8 +729,8 @@ kmem_tags_set(uintptr_t secret)
 	kmemi_tag = secret;
 	for (i = 0; i < KMEM_NCLASS; i++)
 		if (kmem_class_table[i] >= 2 * sizeof(uintptr_t) &&
-		    (pc = atomic_load_explicit(
-			 &kmem_cache[i], memory_order_relaxed)) != NULL)
+		    (pc = atomic_load_explicit(&kmemi_dom0.kd_cache[i],
+			 memory_order_relaxed)) != NULL)
 			kmemi_cache_set_tag(pc, secret);
 }
 
@@ -637,7 +739,7 @@ kmem_tags_set(uintptr_t secret)
  * sysconf) may call malloc, which for the preloaded library is ours, and
  * must not wait for init_lock (kmemi_setup_by_self).
  */
-static _Atomic uintptr_t init_owner;
+/* (The domain's kd_init_owner.) */
 
 /*
  * Set up; false if there was no memory for it (NOSLEEP callers fail).
@@ -652,20 +754,61 @@ static _Atomic uintptr_t init_owner;
  * and marking this thread its owner.  Two system calls, on the first
  * call only (test: kmem_setup_fork, malloc_setup_fork).
  */
+/*
+ * Store domain d's gate bits, keeping KMEM_GATE_DOMAINS as it is (the
+ * registry sets and clears it, domain.c): a release store, or a CAS
+ * loop when racing a domain's creation.
+ */
+static void
+kmem_gate_store(struct kmem_domain *d, unsigned int bits)
+{
+	unsigned int old = __atomic_load_n(&d->kd_gate, __ATOMIC_RELAXED);
+
+	while (!__atomic_compare_exchange_n(&d->kd_gate, &old,
+	    (old & KMEM_GATE_DOMAINS) | bits, false, __ATOMIC_RELEASE,
+	    __ATOMIC_RELAXED))
+		continue;
+}
+
+static void kmem_tables_ready(void);
+
+/*
+ * Domain d (not the default) is new: its page arena and class tables, as
+ * kmem_setup makes the default's; the gate opened.  No debug layer, no
+ * statistics at exit, no reaper of its own (the default's reaper walks
+ * every domain).  false: no memory (the caller tears d down).
+ */
+bool
+kmemi_kmem_dom_setup(struct kmem_domain *d)
+{
+	void *root;
+
+	KMEM_ASSERT(!d->kd_default);
+	kmem_tables_ready();
+	if (kmemi_meta_alloc(d, DPM_ROOT_BYTES, VM_NOSLEEP, &root) != 0)
+		return false;
+	d->kd_pm = root;
+	if (kmemi_page_arena(d) == NULL || !kmem_classes_init(d))
+		return false;
+	atomic_store_explicit(&d->kd_ready, true, memory_order_release);
+	kmem_gate_store(d, d->kd_rseq ? 0 : KMEM_GATE_NORSEQ);
+	return true;
+}
+
 static bool
 kmem_setup(void)
 {
 	bool ok, reaper = false;
 	sigset_t saved;
 
-	if (kmem_likely(
-		atomic_load_explicit(&kmem_ready, memory_order_acquire)))
+	if (kmem_likely(atomic_load_explicit(
+		&kmemi_dom0.kd_ready, memory_order_acquire)))
 		return true;
 	kmem_prim_signals_block(&saved);
-	kmem_mutex_enter(&init_lock);
-	atomic_store_explicit(
-	    &init_owner, (uintptr_t)pthread_self(), memory_order_relaxed);
-	ok = atomic_load_explicit(&kmem_ready, memory_order_relaxed);
+	kmem_mutex_enter(&kmemi_dom0.kd_init_lock);
+	atomic_store_explicit(&kmemi_dom0.kd_init_owner,
+	    (uintptr_t)pthread_self(), memory_order_relaxed);
+	ok = atomic_load_explicit(&kmemi_dom0.kd_ready, memory_order_relaxed);
 	if (!ok) {
 		kmem_options_init();
 		kmem_pagesz = kmem_prim_page_size();
@@ -675,7 +818,8 @@ kmem_setup(void)
 			    kmem_pagesz);
 		kmemi_pgshift = kmem_ilog2(kmem_pagesz);
 		kmem_tables_init();
-		ok = kmemi_page_arena() != NULL && kmem_classes_init();
+		ok = kmemi_page_arena(&kmemi_dom0) != NULL &&
+		    kmem_classes_init(&kmemi_dom0);
 		if (ok) {
 			unsigned int dbg = kmemi_debug_init();
 
@@ -685,15 +829,15 @@ kmem_setup(void)
 #endif
 			kmemi_stats_init();
 			atomic_store_explicit(
-			    &kmem_ready, true, memory_order_release);
-			__atomic_store_n(&kmemi_gate,
-			    dbg | (kmem_rseq ? 0 : KMEM_GATE_NORSEQ),
-			    __ATOMIC_RELEASE);
+			    &kmemi_dom0.kd_ready, true, memory_order_release);
+			kmem_gate_store(&kmemi_dom0,
+			    dbg | (kmemi_dom0.kd_rseq ? 0 : KMEM_GATE_NORSEQ));
 			reaper = kmem_opts.reap_thread_ms != 0;
 		}
 	}
-	atomic_store_explicit(&init_owner, 0, memory_order_relaxed);
-	kmem_mutex_exit(&init_lock);
+	atomic_store_explicit(
+	    &kmemi_dom0.kd_init_owner, 0, memory_order_relaxed);
+	kmem_mutex_exit(&kmemi_dom0.kd_init_lock);
 	kmem_prim_signals_restore(&saved);
 	/* Not under init_lock: pthread_create allocates (the new TLS). */
 	if (reaper && kmem_prim_thread_start(kmem_reaper, NULL) != 0)
@@ -712,27 +856,35 @@ kmemi_setup(void)
 bool
 kmemi_setup_by_self(void)
 {
-	return !atomic_load_explicit(&kmem_ready, memory_order_acquire) &&
-	    atomic_load_explicit(&init_owner, memory_order_relaxed) ==
-	    (uintptr_t)pthread_self();
+	return !atomic_load_explicit(
+		   &kmemi_dom0.kd_ready, memory_order_acquire) &&
+	    atomic_load_explicit(&kmemi_dom0.kd_init_owner,
+		memory_order_relaxed) == (uintptr_t)pthread_self();
 }
 
 /* The class tables (and names) without the rest: they need no memory. */
 static void
 kmem_tables_ready(void)
 {
-	if (kmem_unlikely(
-		!atomic_load_explicit(&kmem_ready, memory_order_acquire)))
+	if (kmem_unlikely(!atomic_load_explicit(
+		&kmemi_dom0.kd_ready, memory_order_acquire)))
 		(void)kmem_setup();
+}
+
+static int
+kmem_fork_dom(struct kmem_domain *d, void *arg)
+{
+	if (*(int *)arg == KMEMI_FORK_PREPARE)
+		kmem_mutex_enter(&d->kd_init_lock);
+	else
+		kmem_mutex_exit(&d->kd_init_lock);
+	return 0;
 }
 
 void
 kmemi_kmem_fork(int phase)
 {
-	if (phase == KMEMI_FORK_PREPARE)
-		kmem_mutex_enter(&init_lock);
-	else
-		kmem_mutex_exit(&init_lock);
+	kmemi_dom_foreach(kmem_fork_dom, &phase);
 }
 
 void
@@ -747,12 +899,12 @@ kmemi_gate_set(unsigned int bits)
 {
 	kmem_init();
 	if (bits & KMEM_GATE_DEBUG) { /* the debug layer's patterns: no tags */
-		kmem_mutex_enter(&init_lock);
+		kmem_mutex_enter(&kmemi_dom0.kd_init_lock);
 		kmem_tags_set(0);
-		kmem_mutex_exit(&init_lock);
+		kmem_mutex_exit(&kmemi_dom0.kd_init_lock);
 	}
-	__atomic_store_n(&kmemi_gate, bits | (kmem_rseq ? 0 : KMEM_GATE_NORSEQ),
-	    __ATOMIC_RELEASE);
+	kmem_gate_store(
+	    &kmemi_dom0, bits | (kmemi_dom0.kd_rseq ? 0 : KMEM_GATE_NORSEQ));
 }
 
 /* ---- large blocks ---- */
@@ -779,9 +931,9 @@ call_str(char *buf, size_t n, const char *fn, const void *p, size_t size)
  * blocks must be, their size is nowhere else).
  */
 static void *
-large_alloc(size_t size, size_t align, bool recorded)
+large_alloc(struct kmem_domain *d, size_t size, size_t align, bool recorded)
 {
-	vmem_t *vm = kmemi_page_arena();
+	vmem_t *vm = kmemi_page_arena(d);
 	uint32_t x = 0;
 	_Atomic uint32_t *w;
 	size_t rsize, npg;
@@ -812,7 +964,7 @@ large_alloc(size_t size, size_t align, bool recorded)
 	}
 	KMEM_ASSERT((a & (kmem_pagesz - 1)) == 0 &&
 	    (align == 0 || (a & (align - 1)) == 0));
-	w = pm_word((uintptr_t)a);
+	w = pm_word(d, (uintptr_t)a);
 	if (kmem_unlikely(w == NULL)) {
 		if (x != 0)
 			vmem_xfree(vm, a, rsize);
@@ -833,7 +985,7 @@ large_alloc(size_t size, size_t align, bool recorded)
  * free(3), which frees what the page map recorded.
  */
 static void
-large_free(const char *fn, void *p, size_t size)
+large_free(struct kmem_domain *d, const char *fn, void *p, size_t size)
 {
 	size_t rsize = kmem_align_up(size, kmem_pagesz), bytes;
 	_Atomic uint32_t *w = NULL;
@@ -841,7 +993,7 @@ large_free(const char *fn, void *p, size_t size)
 	char call[80];
 
 	if (((uintptr_t)p & (kmem_pagesz - 1)) == 0)
-		w = kmemi_pm_word_get((uintptr_t)p);
+		w = kmemi_dom_pm_get(d, (uintptr_t)p);
 	old = w != NULL ? atomic_load_explicit(w, memory_order_relaxed) : 0;
 	npg = old & PM_NPAGES;
 	if (kmem_unlikely(!(old & PM_LIVE) ||
@@ -872,9 +1024,9 @@ large_free(const char *fn, void *p, size_t size)
 		bytes = (size_t)npg << kmemi_pgshift;
 	}
 	if (old & PM_XALLOC)
-		vmem_xfree(kmemi_page_arena(), (vmem_addr_t)p, bytes);
+		vmem_xfree(kmemi_page_arena(d), (vmem_addr_t)p, bytes);
 	else
-		vmem_free(kmemi_page_arena(), (vmem_addr_t)p, bytes);
+		vmem_free(kmemi_page_arena(d), (vmem_addr_t)p, bytes);
 }
 
 /*
@@ -883,13 +1035,13 @@ large_free(const char *fn, void *p, size_t size)
  * yet; NULL (block given back) if there is no memory for one.
  */
 KMEM_NOINLINE void *
-kmemi_large_fast_mark(void *p, size_t npg)
+kmemi_large_fast_mark(struct kmem_domain *d, void *p, size_t npg)
 {
-	_Atomic uint32_t *w = pm_word((uintptr_t)p);
+	_Atomic uint32_t *w = pm_word(d, (uintptr_t)p);
 
 	if (w == NULL) {
 		vmem_free(
-		    kmemi_page_arena(), (vmem_addr_t)p, npg << kmemi_pgshift);
+		    kmemi_page_arena(d), (vmem_addr_t)p, npg << kmemi_pgshift);
 		return NULL;
 	}
 	atomic_store_explicit(w, PM_LIVE | (uint32_t)npg, memory_order_relaxed);
@@ -900,7 +1052,8 @@ kmemi_large_fast_mark(void *p, size_t npg)
 KMEM_NOINLINE void
 kmemi_large_fast_unput(void *p, size_t npg)
 {
-	vmem_free(kmemi_page_arena(), (vmem_addr_t)p, npg << kmemi_pgshift);
+	vmem_free(kmemi_page_arena(&kmemi_dom0), (vmem_addr_t)p,
+	    npg << kmemi_pgshift);
 }
 
 /* ---- the raw allocator (what debug.c and malloc build on) ---- */
@@ -925,7 +1078,7 @@ kmem_aligned_class(size_t size, size_t align)
 }
 
 static void *
-raw_alloc_once(size_t size, size_t align, bool recorded)
+raw_alloc_once(struct kmem_domain *d, size_t size, size_t align, bool recorded)
 {
 	pool_cache_t pc;
 	int c;
@@ -935,8 +1088,8 @@ raw_alloc_once(size_t size, size_t align, bool recorded)
 		c = (int)(recorded ? kmem_mclass_of(size)
 				   : kmem_class_of(size));
 	else if ((c = kmem_aligned_class(size, align)) < 0)
-		return large_alloc(size, align, recorded);
-	if ((pc = kmem_class_make((unsigned int)c)) == NULL)
+		return large_alloc(d, size, align, recorded);
+	if ((pc = kmem_class_make(d, (unsigned int)c)) == NULL)
 		return NULL;
 	return pool_cache_get_paddr(pc, PR_NOWAIT, NULL);
 }
@@ -947,11 +1100,13 @@ raw_alloc_once(size_t size, size_t align, bool recorded)
  * (0: the first refusal, now).
  */
 static void
-kmem_oom_wait(const char *fn, size_t size, uint64_t *start)
+kmem_oom_wait(
+    struct kmem_domain *d, const char *fn, size_t size, uint64_t *start)
 {
 	uint64_t now;
 
-	kmem_reap_all();
+	kmemi_cache_reap_all(d, true);
+	kmemi_page_arena_purge(d, true);
 	now = kmem_prim_clock_ns();
 	if (*start == 0)
 		*start = now;
@@ -963,19 +1118,25 @@ kmem_oom_wait(const char *fn, size_t size, uint64_t *start)
 	kmem_prim_sleep_ns(kmem_opts.vmem_sleep_retry_ms * 1000000u);
 }
 
-void *
-kmemi_raw_alloc(const char *fn, size_t size, km_flag_t flags)
+static void *
+raw_alloc(struct kmem_domain *d, const char *fn, size_t size, km_flag_t flags)
 {
 	uint64_t start = 0;
 	void *p;
 
-	if (kmem_likely((p = raw_alloc_once(size, 0, false)) != NULL))
+	if (kmem_likely((p = raw_alloc_once(d, size, 0, false)) != NULL))
 		return p;
 	if (flags & KM_NOSLEEP)
 		return NULL;
-	while ((p = raw_alloc_once(size, 0, false)) == NULL)
-		kmem_oom_wait(fn, size, &start);
+	while ((p = raw_alloc_once(d, size, 0, false)) == NULL)
+		kmem_oom_wait(d, fn, size, &start);
 	return p;
+}
+
+void *
+kmemi_raw_alloc(const char *fn, size_t size, km_flag_t flags)
+{
+	return raw_alloc(&kmemi_dom0, fn, size, flags);
 }
 
 void *
@@ -989,33 +1150,39 @@ kmemi_raw_alloc_aligned(
 
 	if ((c = kmem_aligned_class(size, align)) >= 0)
 		size = kmem_class_table[c];
-	while ((p = raw_alloc_once(size, align, true)) == NULL) {
+	while ((p = raw_alloc_once(&kmemi_dom0, size, align, true)) == NULL) {
 		if (flags & KM_NOSLEEP)
 			return NULL;
-		kmem_oom_wait(fn, size, &start);
+		kmem_oom_wait(&kmemi_dom0, fn, size, &start);
 	}
 	*sizep = size;
 	return p;
 }
 
-void
-kmemi_raw_free(const char *fn, void *p, size_t size)
+static void
+raw_free(struct kmem_domain *d, const char *fn, void *p, size_t size)
 {
 	unsigned int c;
 	pool_cache_t pc;
 
 	KMEM_ASSERT(p != NULL && size != 0);
 	if (size > KMEM_CACHE_MAX) {
-		large_free(fn, p, size);
+		large_free(d, fn, p, size);
 		return;
 	}
 	c = kmem_class_of(size);
-	pc = atomic_load_explicit(&kmem_cache[c], memory_order_acquire);
+	pc = atomic_load_explicit(&d->kd_cache[c], memory_order_acquire);
 	if (kmem_unlikely(pc == NULL)) /* its cache was never made */
 		kmem_panic("%s(%p, %zu): pointer not allocated by kmem (with "
 			   "this size: cache %s has never allocated)",
 		    fn, p, size, kmem_cache_name[c]);
 	pool_cache_put_paddr(pc, p, POOL_PADDR_INVALID);
+}
+
+void
+kmemi_raw_free(const char *fn, void *p, size_t size)
+{
+	raw_free(&kmemi_dom0, fn, p, size);
 }
 
 void *
@@ -1025,11 +1192,13 @@ kmemi_malloc_raw(size_t size, size_t align)
 
 	if (kmem_unlikely(!kmem_setup()))
 		return NULL;
-	if (kmem_likely((p = raw_alloc_once(size, align, true)) != NULL))
+	if (kmem_likely(
+		(p = raw_alloc_once(&kmemi_dom0, size, align, true)) != NULL))
 		return p;
 	/* What the caches hold may be what the system would not give. */
-	kmem_reap_all();
-	return raw_alloc_once(size, align, true);
+	kmemi_cache_reap_all(&kmemi_dom0, true);
+	kmemi_page_arena_purge(&kmemi_dom0, true);
+	return raw_alloc_once(&kmemi_dom0, size, align, true);
 }
 
 /*
@@ -1101,7 +1270,7 @@ kmemi_free_unsized(const char *fn, void *p)
 		pool_cache_put_paddr(
 		    kmemi_class_cache((unsigned int)c), p, POOL_PADDR_INVALID);
 	} else
-		large_free(fn, p, 0);
+		large_free(&kmemi_dom0, fn, p, 0);
 }
 
 size_t
@@ -1134,7 +1303,8 @@ kmemi_nclasses(void)
 pool_cache_t
 kmemi_class_cache(unsigned int i)
 {
-	return atomic_load_explicit(&kmem_cache[i], memory_order_acquire);
+	return atomic_load_explicit(
+	    &kmemi_dom0.kd_cache[i], memory_order_acquire);
 }
 
 /* ---- the API ---- */
@@ -1155,6 +1325,7 @@ kmem_check_alloc(const char *fn, size_t size, km_flag_t flags)
 static KMEM_NOINLINE void *
 kmem_alloc_slow(const char *fn, size_t size, km_flag_t flags)
 {
+	struct kmem_domain *d = kmemi_dom_cur();
 	uint64_t start = 0;
 
 	kmem_check_alloc(fn, size, flags);
@@ -1168,11 +1339,13 @@ kmem_alloc_slow(const char *fn, size_t size, km_flag_t flags)
 	while (kmem_unlikely(!kmem_setup())) {
 		if (flags & KM_NOSLEEP)
 			return NULL;
-		kmem_oom_wait(fn, size, &start);
+		kmem_oom_wait(&kmemi_dom0, fn, size, &start);
 	}
+	if (!d->kd_default)
+		return raw_alloc(d, fn, size, flags);
 	if (kmem_unlikely(GATE_DEBUG() != 0))
 		return kmemi_debug_alloc(fn, size, flags);
-	return kmemi_raw_alloc(fn, size, flags);
+	return raw_alloc(d, fn, size, flags);
 }
 
 /*
@@ -1184,19 +1357,20 @@ kmem_alloc_slow(const char *fn, size_t size, km_flag_t flags)
  */
 /* An object of size's class from this CPU's group, or NULL (a miss). */
 static inline void *
-kmem_class_get_fast(size_t size)
+kmem_class_get_fast(struct kmem_domain *d, size_t size)
 {
 #ifdef PC_RSEQ
 	/* The class table is constant; kf's fields are read after the gate. */
-	const struct kmem_fast *kf = &kmemi_fast[kmem_class_of(size)];
+	const struct kmem_fast *kf = &d->kd_fast[kmem_class_of(size)];
 	paddr_t pa; /* kmem's caches have none: unused */
 	void *p;
 
-	if (kmem_unlikely(GATE() != 0))
+	if (kmem_unlikely((KMEMI_GATE_OF(d) & ~KMEM_GATE_DOMAINS) != 0))
 		return NULL;
 	if (kmem_likely(pc_rseq_get(kmemi_fast_cpus(kf), kf->kf_ncpu, &p, &pa)))
 		return p;
 #else
+	(void)d;
 	(void)size;
 #endif
 	return NULL;
@@ -1205,13 +1379,14 @@ kmem_class_get_fast(size_t size)
 static inline void *
 kmem_alloc_common(const char *fn, size_t size, km_flag_t flags)
 {
+	struct kmem_domain *d = kmemi_dom_cur();
 	void *p;
 
 	if (kmem_likely(flags - 1 <= 1)) {
 		if (kmem_likely(size - 1 < KMEM_CACHE_MAX))
-			p = kmem_class_get_fast(size);
+			p = kmem_class_get_fast(d, size);
 		else
-			p = kmemi_large_alloc_fast(size);
+			p = kmemi_large_alloc_fast_in(d, size);
 		if (kmem_likely(p != NULL))
 			return p;
 	}
@@ -1238,6 +1413,7 @@ static inline void
 kmem_zero(void *p, size_t size)
 {
 	if (kmem_unlikely(size >= KMEM_ZERO_PURGE) && GATE_DEBUG() == 0 &&
+	    kmemi_dom_tls == NULL && /* a source's purge promises no zeros */
 	    kmem_prim_purge(p, kmem_align_up(size, kmem_pagesz)) == 0)
 		return;
 	memset(p, 0, size);
@@ -1278,26 +1454,38 @@ kmem_intr_zalloc(size_t size, km_flag_t flags)
 static KMEM_NOINLINE void
 kmem_free_slow(const char *fn, void *p, size_t size)
 {
+	struct kmem_domain *d;
+
 	if (p == NULL)
 		kmem_panic("%s(NULL, %zu): NULL pointer", fn, size);
 	if (size == 0)
 		kmem_panic("%s(%p, 0): size 0 is not allowed", fn, p);
-	if (kmem_unlikely(
-		!atomic_load_explicit(&kmem_ready, memory_order_acquire)))
+	if (kmem_unlikely(!atomic_load_explicit(
+		&kmemi_dom0.kd_ready, memory_order_acquire)))
 		kmem_panic("%s(%p, %zu): pointer not allocated by kmem (kmem "
 			   "has allocated nothing yet)",
 		    fn, p, size);
+	/*
+	 * Another domain exists: p goes back to the domain whose page map
+	 * knows it (domain.c section 2); one no map knows is the default
+	 * domain's to report, or to take unchecked as NetBSD does.
+	 */
+	if ((KMEMI_GATE_OF(&kmemi_dom0) & KMEM_GATE_DOMAINS) &&
+	    (d = kmemi_dom_of(p)) != NULL && !d->kd_default) {
+		raw_free(d, fn, p, size);
+		return;
+	}
 	if (GATE_DEBUG() != 0)
 		kmemi_debug_free(fn, p, size);
 	else
-		kmemi_raw_free(fn, p, size);
+		raw_free(&kmemi_dom0, fn, p, size);
 }
 
 static inline void
 kmem_free_common(const char *fn, void *p, size_t size)
 {
 #ifdef PC_RSEQ
-	if (kmem_likely(p != NULL && GATE() == 0)) {
+	if (kmem_likely(p != NULL && KMEMI_GATE_OF(&kmemi_dom0) == 0)) {
 		if (kmem_likely(size - 1 < KMEM_CACHE_MAX)) {
 			const struct kmem_fast *kf =
 			    &kmemi_fast[kmem_class_of(size)];
@@ -1440,5 +1628,122 @@ kmem_size_cache(size_t size)
 {
 	if (size == 0 || size > KMEM_CACHE_MAX || !kmem_setup())
 		return NULL;
-	return kmem_class_make(kmem_class_of(size));
+	return kmem_class_make(kmemi_dom_cur(), kmem_class_of(size));
+}
+
+/* ---- a domain's end (domain.c's kmem_domain_destroy) ---- */
+
+/* Whether pool pp is one the domain made for itself (not a caller's). */
+static bool
+kmem_dom_pool_internal(struct kmem_domain *d, const struct pool *pp)
+{
+	vmem_t *kva =
+	    atomic_load_explicit(&d->kd_page_arena, memory_order_relaxed);
+	size_t n;
+	unsigned int i;
+
+	for (i = 0; i < KMEMI_PHPOOLS; i++)
+		if (pp == &d->kd_phpool[i])
+			return true;
+	for (i = 0; i < KMEMI_PCGSIZES; i++)
+		if (pp == &d->kd_pcg_pool[i])
+			return true;
+	for (i = 0; i < KMEM_NCLASS; i++)
+		if (pp ==
+		    (const struct pool *)(void *)atomic_load_explicit(
+			&d->kd_cache[i], memory_order_relaxed))
+			return true;
+	for (n = 1; kva != NULL && n <= KMEM_QC_PAGES; n++)
+		if (pp ==
+		    (const struct pool *)(void *)kmemi_vmem_qcache(
+			kva, n * kmem_pagesz))
+			return true;
+	return false;
+}
+
+static int
+kmem_dom_pool_busy(struct pool *pp, void *arg)
+{
+	struct kmem_domain *d = arg;
+	unsigned int nout;
+
+	if (!kmem_dom_pool_internal(d, pp))
+		return EBUSY; /* a caller's pool or cache */
+	pthread_mutex_lock(&pp->pr_lock);
+	nout = pp->pr_nout;
+	pthread_mutex_unlock(&pp->pr_lock);
+	return nout != 0 && pp->pr_cache != NULL ? EBUSY : 0;
+}
+
+static int
+kmem_dom_arena_busy(vmem_t *vm, void *arg)
+{
+	struct kmem_domain *d = arg;
+
+	return vm ==
+		    atomic_load_explicit(
+			&d->kd_page_arena, memory_order_relaxed) ||
+		vm ==
+		    atomic_load_explicit(
+			&d->kd_meta_arena, memory_order_relaxed)
+	    ? 0
+	    : EBUSY;
+}
+
+int
+kmemi_dom_busy(struct kmem_domain *d)
+{
+	vmem_t *kva =
+	    atomic_load_explicit(&d->kd_page_arena, memory_order_acquire);
+	pool_cache_t pc;
+	unsigned int i;
+	size_t n;
+
+	if (kmemi_vmem_foreach_in(d, kmem_dom_arena_busy, d) != 0)
+		return EBUSY;
+	/* Objects cached in CPU groups and depots are not out: drain. */
+	for (i = 0; i < KMEM_NCLASS; i++)
+		if ((pc = atomic_load_explicit(
+			 &d->kd_cache[i], memory_order_acquire)) != NULL)
+			kmemi_cache_drain(pc);
+	for (n = 1; kva != NULL && n <= KMEM_QC_PAGES; n++)
+		if ((pc = kmemi_vmem_qcache(kva, n * kmem_pagesz)) != NULL)
+			kmemi_cache_drain(pc);
+	if (kmemi_pool_foreach_in(d, kmem_dom_pool_busy, d) != 0)
+		return EBUSY;
+	/* Large blocks out, or pages of a class still holding objects. */
+	if (kva != NULL && vmem_size(kva, VMEM_ALLOC) != 0)
+		return EBUSY;
+	return 0;
+}
+
+void
+kmemi_dom_teardown(struct kmem_domain *d)
+{
+	vmem_t *vm;
+	pool_cache_t pc;
+	unsigned int i;
+
+	KMEM_ASSERT(!d->kd_default);
+	for (i = 0; i < KMEM_NCLASS; i++)
+		if ((pc = atomic_load_explicit(
+			 &d->kd_cache[i], memory_order_relaxed)) != NULL) {
+			pool_cache_destroy(pc);
+			atomic_store_explicit(
+			    &d->kd_cache[i], NULL, memory_order_relaxed);
+		}
+	if (d->kd_noslots != NULL)
+		kmemi_meta_free(d, d->kd_noslots,
+		    kmem_align_up(
+			kmem_prim_ncpu() * sizeof(struct pc_cpu), kmem_pagesz));
+	d->kd_noslots = NULL;
+	dpm_free(d);
+	if ((vm = atomic_load_explicit(
+		 &d->kd_page_arena, memory_order_relaxed)) != NULL)
+		vmem_destroy(vm);
+	/* The shared empty groups back to their pools, then the pools. */
+	kmemi_cache_reap_all(d, true);
+	kmemi_pool_dom_fini(d);
+	kmemi_meta_dom_fini(d);
+	kmemi_dom_pages_free(d, d, d->kd_mapsize);
 }

@@ -615,7 +615,7 @@ malloc_trim(size_t pad)
 	(void)pad;
 	if (KMEMI_GATE() & KMEM_GATE_INIT)
 		return 0;
-	vm = kmemi_page_arena();
+	vm = kmemi_page_arena(&kmemi_dom0);
 	kmem_vmem_stats(vm, &before);
 	kmem_reap_all();
 	kmem_vmem_stats(vm, &after);

@@ -81,6 +81,7 @@
 
 #include <kmem/vmem.h>
 
+#include "internal/domain.h"
 #include "internal/internal.h"
 #include "internal/meta.h"
 #include "internal/pool_impl.h"
@@ -88,41 +89,33 @@
 
 /* kmeta imports runs of this much at least: kva's PAGE_ARENA_IMPORT. */
 #define META_IMPORT (1u << 20)
+/* A domain's: a page source may be a region of a few megabytes. */
+#define META_IMPORT_SRC (64u << 10)
 /* From here a request gets a run of its own: a quarter of an import. */
 #define META_DIRECT (256u << 10)
 
-struct meta_run {
-	uintptr_t mr_start;
-	size_t mr_size;
-};
-
 /*
- * Registry entries a process starts with, in the data segment: kmem's
- * set-up makes 5 runs (kva's and kmeta's structures, a tag chunk, a kmeta
- * span, a page-map leaf), python3 running tests/programs/alloc.py 8 in
- * all (counted with strace).  A guarded run is two system calls (mmap,
- * then an mprotect that splits the mapping: 6 to 9 us here, against 1 to
- * 3 for a plain mmap), so the first registry is not one.
+ * Each domain's registry and arena are in its structure (domain.h):
+ * kd_meta_runs (sorted by mr_start; kd_meta_runs0 at first: the default
+ * domain's is in the data segment, a guarded run being two system calls,
+ * 6 to 9 us here against 1 to 3 for a plain mmap, and kmem's set-up
+ * making 5 runs, python3 running tests/programs/alloc.py 8 in all,
+ * counted with strace), kd_meta_nruns, kd_meta_cap, kd_meta_lock,
+ * kd_meta_arena.
  */
-#define META_RUNS0 64
-
-static kmem_mutex_t meta_lock = KMEM_MUTEX_INITIALIZER;
-static struct meta_run meta_runs0[META_RUNS0];
-static struct meta_run *meta_runs = meta_runs0; /* sorted by mr_start */
-static size_t meta_nruns, meta_cap = META_RUNS0;
-static vmem_t *_Atomic meta_arena;
-
+#define meta_run   kmemi_meta_run
+#define META_RUNS0 KMEMI_META_RUNS0
 /* ---- the registry (meta_lock held) ---- */
 
 /* Index of the first run that starts at or above a. */
 static size_t
-meta_lower(uintptr_t a)
+meta_lower(struct kmem_domain *d, uintptr_t a)
 {
-	size_t lo = 0, hi = meta_nruns, mid;
+	size_t lo = 0, hi = d->kd_meta_nruns, mid;
 
 	while (lo < hi) {
 		mid = lo + (hi - lo) / 2;
-		if (meta_runs[mid].mr_start < a)
+		if (d->kd_meta_runs[mid].mr_start < a)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -130,30 +123,56 @@ meta_lower(uintptr_t a)
 	return lo;
 }
 
+/*
+ * A run's memory: between guard pages from prim for the default domain;
+ * from the page source for the others (a source has no guard pages to
+ * give: their metadata is apart from their objects, in runs of their
+ * own, but not fenced off).
+ */
+static int
+meta_pages(struct kmem_domain *d, size_t size, void **out)
+{
+	if (d->kd_default)
+		return kmem_prim_alloc_guarded(size, out);
+	return kmemi_dom_pages(d, size, 0, out);
+}
+
+static void
+meta_pages_free(struct kmem_domain *d, void *p, size_t size)
+{
+	if (d->kd_default)
+		kmem_prim_release_guarded(p, size);
+	else
+		kmemi_dom_pages_free(d, p, size);
+}
+
 /* Double the registry; 0 or ENOMEM (the old one kept). */
 static int
-meta_grow(void)
+meta_grow(struct kmem_domain *d)
 {
-	size_t bytes = kmem_align_up(
-	    2 * meta_cap * sizeof *meta_runs, kmem_prim_page_size());
-	size_t ncap = bytes / sizeof *meta_runs;
-	struct meta_run *old = meta_runs;
+	size_t bytes =
+	    kmem_align_up(2 * d->kd_meta_cap * sizeof(struct meta_run),
+		kmem_prim_page_size());
+	size_t ncap = bytes / sizeof(struct meta_run);
+	struct meta_run *old = d->kd_meta_runs;
 	void *m;
 
-	if (kmem_prim_alloc_guarded(bytes, &m) != 0)
+	if (meta_pages(d, bytes, &m) != 0)
 		return ENOMEM;
-	memcpy(m, old, meta_nruns * sizeof *meta_runs);
-	meta_runs = m;
-	if (old != meta_runs0)
-		kmem_prim_release_guarded(old, meta_cap * sizeof *meta_runs);
-	meta_cap = ncap;
+	memcpy(m, old, d->kd_meta_nruns * sizeof *old);
+	d->kd_meta_runs = m;
+	if (old != d->kd_meta_runs0)
+		meta_pages_free(d, old,
+		    kmem_align_up(
+			d->kd_meta_cap * sizeof *old, kmem_prim_page_size()));
+	d->kd_meta_cap = ncap;
 	return 0;
 }
 
 /* ---- runs ---- */
 
 int
-kmemi_meta_map(size_t size, void **out)
+kmemi_meta_map(struct kmem_domain *d, size_t size, void **out)
 {
 	size_t ps = kmem_prim_page_size(), i;
 	uintptr_t sz;
@@ -161,46 +180,49 @@ kmemi_meta_map(size_t size, void **out)
 
 	if (size == 0 || !kmem_align_up_ok(size, ps, &sz))
 		return ENOMEM;
-	if (kmem_prim_alloc_guarded(sz, &p) != 0)
+	if (meta_pages(d, sz, &p) != 0)
 		return ENOMEM;
-	kmem_mutex_enter(&meta_lock);
-	if (meta_nruns == meta_cap && meta_grow() != 0) {
-		kmem_mutex_exit(&meta_lock);
-		kmem_prim_release_guarded(p, sz);
+	if (!d->kd_default) /* a source's pages need not be zero */
+		memset(p, 0, sz);
+	kmem_mutex_enter(&d->kd_meta_lock);
+	if (d->kd_meta_nruns == d->kd_meta_cap && meta_grow(d) != 0) {
+		kmem_mutex_exit(&d->kd_meta_lock);
+		meta_pages_free(d, p, sz);
 		return ENOMEM;
 	}
-	i = meta_lower((uintptr_t)p);
-	memmove(&meta_runs[i + 1], &meta_runs[i],
-	    (meta_nruns - i) * sizeof *meta_runs);
-	meta_runs[i].mr_start = (uintptr_t)p;
-	meta_runs[i].mr_size = sz;
-	meta_nruns++;
-	kmem_mutex_exit(&meta_lock);
+	i = meta_lower(d, (uintptr_t)p);
+	memmove(&d->kd_meta_runs[i + 1], &d->kd_meta_runs[i],
+	    (d->kd_meta_nruns - i) * sizeof *d->kd_meta_runs);
+	d->kd_meta_runs[i].mr_start = (uintptr_t)p;
+	d->kd_meta_runs[i].mr_size = sz;
+	d->kd_meta_nruns++;
+	kmem_mutex_exit(&d->kd_meta_lock);
 	*out = p;
 	return 0;
 }
 
 void
-kmemi_meta_unmap(void *p, size_t size)
+kmemi_meta_unmap(struct kmem_domain *d, void *p, size_t size)
 {
+	struct meta_run *r = d->kd_meta_runs;
 	size_t i;
 
 	size = kmem_align_up(size, kmem_prim_page_size());
-	kmem_mutex_enter(&meta_lock);
-	i = meta_lower((uintptr_t)p);
-	KMEM_ASSERT(i < meta_nruns && meta_runs[i].mr_start == (uintptr_t)p &&
-	    meta_runs[i].mr_size == size);
-	if (i < meta_nruns && meta_runs[i].mr_start == (uintptr_t)p) {
-		memmove(&meta_runs[i], &meta_runs[i + 1],
-		    (meta_nruns - i - 1) * sizeof *meta_runs);
-		meta_nruns--;
+	kmem_mutex_enter(&d->kd_meta_lock);
+	i = meta_lower(d, (uintptr_t)p);
+	KMEM_ASSERT(i < d->kd_meta_nruns && r[i].mr_start == (uintptr_t)p &&
+	    r[i].mr_size == size);
+	if (i < d->kd_meta_nruns && r[i].mr_start == (uintptr_t)p) {
+		memmove(
+		    &r[i], &r[i + 1], (d->kd_meta_nruns - i - 1) * sizeof *r);
+		d->kd_meta_nruns--;
 	}
-	kmem_mutex_exit(&meta_lock);
-	kmem_prim_release_guarded(p, size);
+	kmem_mutex_exit(&d->kd_meta_lock);
+	meta_pages_free(d, p, size);
 }
 
 bool
-kmemi_meta_near(const void *addr, size_t size)
+kmemi_meta_near(struct kmem_domain *d, const void *addr, size_t size)
 {
 	size_t ps = kmem_prim_page_size(), i;
 	uintptr_t lo = (uintptr_t)addr, hi;
@@ -208,40 +230,45 @@ kmemi_meta_near(const void *addr, size_t size)
 
 	hi = lo + size + ps < lo ? UINTPTR_MAX : lo + size + ps;
 	lo = lo < ps ? 0 : lo - ps;
-	kmem_mutex_enter(&meta_lock);
-	i = meta_lower(lo);
+	kmem_mutex_enter(&d->kd_meta_lock);
+	i = meta_lower(d, lo);
 	near = (i > 0 &&
-		   meta_runs[i - 1].mr_start + meta_runs[i - 1].mr_size > lo) ||
-	    (i < meta_nruns && meta_runs[i].mr_start < hi);
-	kmem_mutex_exit(&meta_lock);
+		   d->kd_meta_runs[i - 1].mr_start +
+			   d->kd_meta_runs[i - 1].mr_size >
+		       lo) ||
+	    (i < d->kd_meta_nruns && d->kd_meta_runs[i].mr_start < hi);
+	kmem_mutex_exit(&d->kd_meta_lock);
 	return near;
 }
 
 bool
-kmemi_meta_owns(const void *p)
+kmemi_meta_owns(struct kmem_domain *d, const void *p)
 {
 	uintptr_t a = (uintptr_t)p;
 	size_t i;
 	bool owns;
 
-	kmem_mutex_enter(&meta_lock);
-	i = meta_lower(a + 1);
-	owns =
-	    i > 0 && a - meta_runs[i - 1].mr_start < meta_runs[i - 1].mr_size;
-	kmem_mutex_exit(&meta_lock);
+	kmem_mutex_enter(&d->kd_meta_lock);
+	i = meta_lower(d, a + 1);
+	owns = i > 0 &&
+	    a - d->kd_meta_runs[i - 1].mr_start <
+		d->kd_meta_runs[i - 1].mr_size;
+	kmem_mutex_exit(&d->kd_meta_lock);
 	return owns;
 }
 
 int
-kmemi_meta_foreach(int (*fn)(uintptr_t, size_t, void *), void *arg)
+kmemi_meta_foreach(
+    struct kmem_domain *d, int (*fn)(uintptr_t, size_t, void *), void *arg)
 {
 	size_t i;
 	int rv = 0;
 
-	kmem_mutex_enter(&meta_lock);
-	for (i = 0; i < meta_nruns && rv == 0; i++)
-		rv = fn(meta_runs[i].mr_start, meta_runs[i].mr_size, arg);
-	kmem_mutex_exit(&meta_lock);
+	kmem_mutex_enter(&d->kd_meta_lock);
+	for (i = 0; i < d->kd_meta_nruns && rv == 0; i++)
+		rv = fn(d->kd_meta_runs[i].mr_start, d->kd_meta_runs[i].mr_size,
+		    arg);
+	kmem_mutex_exit(&d->kd_meta_lock);
 	return rv;
 }
 
@@ -252,9 +279,8 @@ meta_import(vmem_t *src, vmem_size_t size, vm_flag_t flags, vmem_addr_t *addrp)
 {
 	void *p;
 
-	(void)src;
 	(void)flags;
-	if (kmemi_meta_map(size, &p) != 0)
+	if (kmemi_meta_map(SRC_DOM(src), size, &p) != 0)
 		return ENOMEM;
 	*addrp = (vmem_addr_t)p;
 	return 0;
@@ -263,8 +289,7 @@ meta_import(vmem_t *src, vmem_size_t size, vm_flag_t flags, vmem_addr_t *addrp)
 static void
 meta_release(vmem_t *src, vmem_addr_t addr, vmem_size_t size)
 {
-	(void)src;
-	kmemi_meta_unmap((void *)addr, size);
+	kmemi_meta_unmap(SRC_DOM(src), (void *)addr, size);
 }
 
 static void
@@ -274,23 +299,34 @@ meta_purge_range(vmem_addr_t addr, vmem_size_t size)
 }
 
 vmem_t *
-kmemi_meta_arena(void)
+kmemi_meta_arena(struct kmem_domain *d)
 {
-	vmem_t *vm = atomic_load_explicit(&meta_arena, memory_order_acquire);
+	vmem_t *vm =
+	    atomic_load_explicit(&d->kd_meta_arena, memory_order_acquire);
 	vmem_t *none = NULL;
+	struct kmem_domain *prev;
 
 	if (kmem_likely(vm != NULL))
 		return vm;
+	prev = kmemi_dom_push(d);
 	vm = vmem_create("kmeta", 0, 0, kmem_prim_page_size(), meta_import,
-	    meta_release, NULL, 0, VM_NOSLEEP, IPL_VM);
+	    meta_release, DOM_SRC(d), 0, VM_NOSLEEP, IPL_VM);
+	kmemi_dom_pop(prev);
 	/* No memory even for that: NULL, tried again next time. */
 	if (vm == NULL)
 		return NULL;
-	kmem_vmem_set_min_import(vm, META_IMPORT);
-	kmemi_vmem_set_purge(
-	    vm, meta_purge_range, kmem_opts.purge_delay_ms * 1000000u);
-	if (!atomic_compare_exchange_strong_explicit(&meta_arena, &none, vm,
-		memory_order_acq_rel, memory_order_acquire)) {
+	kmem_vmem_set_min_import(
+	    vm, d->kd_default ? META_IMPORT : META_IMPORT_SRC);
+	/*
+	 * The default domain purges free metadata after the delay, as kva
+	 * (its pages read as zero again); a source's purge promises no
+	 * zeros, and kmeta's free ranges must be zero: no purge there.
+	 */
+	if (d->kd_default)
+		kmemi_vmem_set_purge(
+		    vm, meta_purge_range, kmem_opts.purge_delay_ms * 1000000u);
+	if (!atomic_compare_exchange_strong_explicit(&d->kd_meta_arena, &none,
+		vm, memory_order_acq_rel, memory_order_acquire)) {
 		vmem_destroy(vm); /* another thread made it first */
 		vm = none;
 	}
@@ -298,16 +334,18 @@ kmemi_meta_arena(void)
 }
 
 void
-kmemi_meta_purge(bool all)
+kmemi_meta_purge(struct kmem_domain *d, bool all)
 {
-	vmem_t *vm = atomic_load_explicit(&meta_arena, memory_order_acquire);
+	vmem_t *vm =
+	    atomic_load_explicit(&d->kd_meta_arena, memory_order_acquire);
 
-	if (vm != NULL)
+	if (vm != NULL && d->kd_default)
 		kmemi_vmem_purge(vm, all);
 }
 
 int
-kmemi_meta_alloc(size_t size, vm_flag_t flags, void **out)
+kmemi_meta_alloc(
+    struct kmem_domain *d, size_t size, vm_flag_t flags, void **out)
 {
 	size_t ps = kmem_prim_page_size();
 	uintptr_t sz;
@@ -317,8 +355,8 @@ kmemi_meta_alloc(size_t size, vm_flag_t flags, void **out)
 	if (size == 0 || !kmem_align_up_ok(size, ps, &sz))
 		return ENOMEM;
 	if (sz >= META_DIRECT)
-		return kmemi_meta_map(sz, out); /* fresh pages: zero */
-	if ((vm = kmemi_meta_arena()) == NULL ||
+		return kmemi_meta_map(d, sz, out); /* fresh pages: zero */
+	if ((vm = kmemi_meta_arena(d)) == NULL ||
 	    vmem_alloc(vm, sz,
 		((flags & VM_SLEEP) ? VM_SLEEP : VM_NOSLEEP) | VM_INSTANTFIT,
 		&a) != 0)
@@ -328,12 +366,12 @@ kmemi_meta_alloc(size_t size, vm_flag_t flags, void **out)
 }
 
 void
-kmemi_meta_free(void *p, size_t size)
+kmemi_meta_free(struct kmem_domain *d, void *p, size_t size)
 {
 	size_t sz = kmem_align_up(size, kmem_prim_page_size());
 
 	if (sz >= META_DIRECT) {
-		kmemi_meta_unmap(p, sz);
+		kmemi_meta_unmap(d, p, sz);
 	} else {
 		/*
 		 * Zeroed now, so that what kmeta hands out is always zero
@@ -341,15 +379,49 @@ kmemi_meta_free(void *p, size_t size)
 		 * are in every set-up (16 cache structures).
 		 */
 		memset(p, 0, sz);
-		vmem_free(kmemi_meta_arena(), (vmem_addr_t)p, sz);
+		vmem_free(kmemi_meta_arena(d), (vmem_addr_t)p, sz);
 	}
+}
+
+static int
+meta_fork_dom(struct kmem_domain *d, void *arg)
+{
+	if (*(int *)arg == KMEMI_FORK_PREPARE)
+		kmem_mutex_enter(&d->kd_meta_lock);
+	else
+		kmem_mutex_exit(&d->kd_meta_lock);
+	return 0;
 }
 
 void
 kmemi_meta_fork(int phase)
 {
-	if (phase == KMEMI_FORK_PREPARE)
-		kmem_mutex_enter(&meta_lock);
-	else
-		kmem_mutex_exit(&meta_lock);
+	kmemi_dom_foreach(meta_fork_dom, &phase);
+}
+
+/*
+ * A domain goes (kmemi_dom_teardown, everything else already gone): its
+ * metadata arena, then every run left (the boundary-tag chunks), then a
+ * registry that had outgrown the domain structure.
+ */
+void
+kmemi_meta_dom_fini(struct kmem_domain *d)
+{
+	vmem_t *vm =
+	    atomic_load_explicit(&d->kd_meta_arena, memory_order_acquire);
+	struct meta_run r;
+
+	KMEM_ASSERT(!d->kd_default);
+	if (vm != NULL)
+		vmem_destroy(vm);
+	atomic_store_explicit(&d->kd_meta_arena, NULL, memory_order_relaxed);
+	while (d->kd_meta_nruns > 0) {
+		r = d->kd_meta_runs[--d->kd_meta_nruns];
+		meta_pages_free(d, (void *)r.mr_start, r.mr_size);
+	}
+	if (d->kd_meta_runs != d->kd_meta_runs0)
+		meta_pages_free(d, d->kd_meta_runs,
+		    kmem_align_up(d->kd_meta_cap * sizeof(struct meta_run),
+			kmem_prim_page_size()));
+	d->kd_meta_runs = d->kd_meta_runs0;
 }

@@ -99,6 +99,7 @@
 #include <kmem/pool.h>
 #include <kmem/vmem.h>
 
+#include "internal/domain.h"
 #include "internal/internal.h"
 #include "internal/meta.h"
 #include "internal/pool_impl.h"
@@ -127,17 +128,19 @@
 			kmemi_pool_check_locked(pp);                           \
 	} while (0)
 
-static kmem_mutex_t pool_list_lock = KMEM_MUTEX_INITIALIZER;
 /*
  * The key of the page headers' canaries: drawn once, by the first
- * pool_init, under pool_list_lock; every pool is initialised after that,
- * so every reader (a pool's own lock held) sees it set.
+ * pool_init of the process, under its domain's pool list lock and with a
+ * compare-and-swap (a process fact, as prim's secret: one for every
+ * domain); every pool is initialised after that, so every reader (a
+ * pool's own lock held) sees it set.
  */
 static uint64_t pool_secret;
-static kmem_cond_t pool_list_cv; /* pr_refcnt dropped to 0 */
-static bool pool_list_cv_ready;
-static struct pool *pool_list;
-static struct pool *pool_drain_cursor;
+/*
+ * The pool list and what goes with it are the domain's (domain.h):
+ * kd_pool_list, kd_pool_list_lock, kd_pool_list_cv (a pr_refcnt dropped
+ * to 0), kd_d->kd_pool_drain_cursor.
+ */
 
 /*
  * Walking the pool list without holding its lock across the work: the
@@ -154,8 +157,10 @@ pool_ref(struct pool *pp)
 static void
 pool_unref(struct pool *pp)
 {
-	if (--pp->pr_refcnt == 0 && pool_list_cv_ready)
-		kmem_cond_broadcast(&pool_list_cv);
+	struct kmem_domain *d = pp->pr_dom;
+
+	if (--pp->pr_refcnt == 0 && d->kd_pool_list_cv_ready)
+		kmem_cond_broadcast(&d->kd_pool_list_cv);
 }
 
 /* ---- the page arena and the default allocators ---- */
@@ -170,23 +175,31 @@ struct pool_allocator pool_allocator_nointr = {
 /* Pages of 2^13 .. 2^24 bytes for items larger than a page. */
 #define POOL_BIG_MIN   13
 #define POOL_BIG_COUNT 12
-static struct pool_allocator pool_allocator_big[POOL_BIG_COUNT];
+#define POOL_BIG(i)                                                            \
+	{                                                                      \
+		pool_page_alloc, pool_page_free, 1u << (POOL_BIG_MIN + (i)),   \
+		    (1u << (POOL_BIG_MIN + (i))) - 1, POOL_BIG_MIN + (i)       \
+	}
+/* Set up at compile time: shared by every domain, never written. */
+static struct pool_allocator pool_allocator_big[POOL_BIG_COUNT] = {POOL_BIG(0),
+    POOL_BIG(1), POOL_BIG(2), POOL_BIG(3), POOL_BIG(4), POOL_BIG(5),
+    POOL_BIG(6), POOL_BIG(7), POOL_BIG(8), POOL_BIG(9), POOL_BIG(10),
+    POOL_BIG(11)};
 
-static kmem_mutex_t page_arena_lock = KMEM_MUTEX_INITIALIZER;
-static vmem_t *_Atomic page_arena;
+/* The page arena is the domain's: kd_page_arena, kd_page_arena_lock. */
 
 static int
 page_arena_import(
     vmem_t *src, vmem_size_t size, vm_flag_t flags, vmem_addr_t *addrp)
 {
+	struct kmem_domain *d = SRC_DOM(src);
 	void *p;
 
-	(void)src;
 	(void)flags;
-	if (kmem_prim_alloc(size, 0, &p) != 0)
+	if (kmemi_dom_pages(d, size, 0, &p) != 0)
 		return ENOMEM;
 	/* Object pages never border metadata (meta.c): guards between. */
-	KMEM_ASSERT(!kmemi_meta_near(p, size));
+	KMEM_ASSERT(!d->kd_default || !kmemi_meta_near(d, p, size));
 	*addrp = (vmem_addr_t)p;
 	return 0;
 }
@@ -194,8 +207,7 @@ page_arena_import(
 static void
 page_arena_release(vmem_t *src, vmem_addr_t addr, vmem_size_t size)
 {
-	(void)src;
-	kmem_prim_release((void *)addr, size);
+	kmemi_dom_pages_free(SRC_DOM(src), (void *)addr, size);
 }
 
 /* Pages freed inside a span that stays mapped go back to the OS. */
@@ -203,6 +215,19 @@ static void
 page_arena_purge(vmem_addr_t addr, vmem_size_t size)
 {
 	kmem_prim_purge((void *)addr, size);
+}
+
+/*
+ * The same for a domain's source: its purge hook, found from the arena
+ * (kmemi_vmem_set_purge's function has no arena argument, so the domain's
+ * arenas are told apart by the purge function's context: a domain whose
+ * source has no ps_purge gets no purge pass at all, its free ranges stay
+ * as they are until its spans go back whole).
+ */
+static void
+page_arena_purge_src(vmem_t *vm, vmem_addr_t addr, vmem_size_t size)
+{
+	kmemi_dom_pages_purge(kmemi_vmem_domain(vm), (void *)addr, size);
 }
 
 /*
@@ -217,42 +242,56 @@ page_arena_purge(vmem_addr_t addr, vmem_size_t size)
  * out-of-memory).
  */
 #define PAGE_ARENA_IMPORT (1u << 20) /* 1 MiB: 256 pages per mmap */
+/* A domain's: a page source may be a region of a few megabytes. */
+#define PAGE_ARENA_IMPORT_SRC (256u << 10)
 
 vmem_t *
-kmemi_page_arena(void)
+kmemi_page_arena(struct kmem_domain *d)
 {
-	vmem_t *vm = atomic_load_explicit(&page_arena, memory_order_acquire);
+	vmem_t *vm =
+	    atomic_load_explicit(&d->kd_page_arena, memory_order_acquire);
+	struct kmem_domain *prev;
 	size_t ps;
 
 	if (kmem_likely(vm != NULL))
 		return vm;
-	kmem_mutex_enter(&page_arena_lock);
-	vm = atomic_load_explicit(&page_arena, memory_order_relaxed);
+	kmem_mutex_enter(&d->kd_page_arena_lock);
+	vm = atomic_load_explicit(&d->kd_page_arena, memory_order_relaxed);
 	if (vm == NULL) {
 		ps = kmem_prim_page_size();
+		prev = kmemi_dom_push(d);
 		vm = vmem_create("kva", 0, 0, ps, page_arena_import,
-		    page_arena_release, NULL, 16 * ps, VM_SLEEP, IPL_VM);
+		    page_arena_release, DOM_SRC(d), 16 * ps, VM_SLEEP, IPL_VM);
+		kmemi_dom_pop(prev);
 		/* No memory even for that: NULL, tried again next time. */
 		if (vm != NULL) {
-			kmem_vmem_set_min_import(vm, PAGE_ARENA_IMPORT);
-			kmemi_vmem_set_purge(vm, page_arena_purge,
-			    kmem_opts.purge_delay_ms * 1000000u);
+			kmem_vmem_set_min_import(vm,
+			    d->kd_default ? PAGE_ARENA_IMPORT
+					  : PAGE_ARENA_IMPORT_SRC);
+			if (d->kd_default)
+				kmemi_vmem_set_purge(vm, page_arena_purge,
+				    kmem_opts.purge_delay_ms * 1000000u);
+			else if (d->kd_src.ps_purge != NULL)
+				kmemi_vmem_set_purge_src(vm,
+				    page_arena_purge_src,
+				    kmem_opts.purge_delay_ms * 1000000u);
 			atomic_store_explicit(
-			    &page_arena, vm, memory_order_release);
+			    &d->kd_page_arena, vm, memory_order_release);
 		}
 	}
-	kmem_mutex_exit(&page_arena_lock);
+	kmem_mutex_exit(&d->kd_page_arena_lock);
 	return vm;
 }
 
 void
-kmemi_page_arena_purge(bool all)
+kmemi_page_arena_purge(struct kmem_domain *d, bool all)
 {
-	vmem_t *vm = atomic_load_explicit(&page_arena, memory_order_acquire);
+	vmem_t *vm =
+	    atomic_load_explicit(&d->kd_page_arena, memory_order_acquire);
 
 	if (vm != NULL) /* never created for this */
 		kmemi_vmem_purge(vm, all);
-	kmemi_meta_purge(all); /* the metadata arena keeps pace */
+	kmemi_meta_purge(d, all); /* the metadata arena keeps pace */
 }
 
 static void *
@@ -260,7 +299,7 @@ pool_page_alloc(struct pool *pp, int flags)
 {
 	vm_flag_t vf = (flags & PR_WAITOK) ? VM_SLEEP : VM_NOSLEEP;
 	size_t sz = pp->pr_alloc->pa_pagesz;
-	vmem_t *vm = kmemi_page_arena();
+	vmem_t *vm = kmemi_page_arena(pp->pr_dom);
 	vmem_addr_t a;
 	int err;
 
@@ -280,9 +319,9 @@ pool_page_free(struct pool *pp, void *v)
 	size_t sz = pp->pr_alloc->pa_pagesz;
 
 	if (sz <= kmem_prim_page_size() || (pp->pr_flags & PR_NOALIGN))
-		vmem_free(kmemi_page_arena(), (vmem_addr_t)v, sz);
+		vmem_free(kmemi_page_arena(pp->pr_dom), (vmem_addr_t)v, sz);
 	else
-		vmem_xfree(kmemi_page_arena(), (vmem_addr_t)v, sz);
+		vmem_xfree(kmemi_page_arena(pp->pr_dom), (vmem_addr_t)v, sz);
 }
 
 /*
@@ -296,7 +335,7 @@ pool_meta_alloc(struct pool *pp, int flags)
 {
 	void *p;
 
-	if (kmemi_meta_alloc(pp->pr_alloc->pa_pagesz,
+	if (kmemi_meta_alloc(pp->pr_dom, pp->pr_alloc->pa_pagesz,
 		(flags & PR_WAITOK) ? VM_SLEEP : VM_NOSLEEP, &p) != 0)
 		return NULL;
 	return p;
@@ -305,7 +344,7 @@ pool_meta_alloc(struct pool *pp, int flags)
 static void
 pool_meta_free(struct pool *pp, void *v)
 {
-	kmemi_meta_free(v, pp->pr_alloc->pa_pagesz);
+	kmemi_meta_free(pp->pr_dom, v, pp->pr_alloc->pa_pagesz);
 }
 
 struct pool_allocator kmemi_pool_allocator_meta = {
@@ -350,19 +389,14 @@ pool_default_allocator(size_t size)
 		    size, 1u << (POOL_BIG_MIN + POOL_BIG_COUNT - 1));
 	if (pg == ps && size <= ps) /* system pages of 8 KiB or more */
 		return &pool_allocator_kmem;
-	if (pool_allocator_big[i].pa_alloc == NULL) {
-		pool_allocator_big[i].pa_alloc = pool_page_alloc;
-		pool_allocator_big[i].pa_free = pool_page_free;
-		pool_allocator_big[i].pa_pagesz = (unsigned int)pg;
-	}
+	KMEM_ASSERT(pool_allocator_big[i].pa_pagesz == pg);
 	return &pool_allocator_big[i];
 }
 
 /* ---- off-page header pools ---- */
 
-static struct pool phpool[PHPOOL_COUNT];
-static kmem_mutex_t phpool_lock = KMEM_MUTEX_INITIALIZER;
-static atomic_bool phpool_ready;
+/* Each domain's: kd_phpool[], kd_phpool_lock, kd_phpool_ready. */
+_Static_assert(PHPOOL_COUNT == KMEMI_PHPOOLS, "domain.h's KMEMI_PHPOOLS");
 
 static size_t
 ph_size(unsigned int bmwords)
@@ -371,32 +405,35 @@ ph_size(unsigned int bmwords)
 }
 
 static struct pool *
-phpool_for(unsigned int bmwords)
+phpool_for(struct kmem_domain *d, unsigned int bmwords)
 {
+	struct kmem_domain *prev;
 	unsigned int i = 0;
 
-	if (!atomic_load_explicit(&phpool_ready, memory_order_acquire)) {
-		kmem_mutex_enter(&phpool_lock);
+	if (!atomic_load_explicit(&d->kd_phpool_ready, memory_order_acquire)) {
+		kmem_mutex_enter(&d->kd_phpool_lock);
 		if (!atomic_load_explicit(
-			&phpool_ready, memory_order_relaxed)) {
+			&d->kd_phpool_ready, memory_order_relaxed)) {
+			prev = kmemi_dom_push(d);
 			for (i = 0; i < PHPOOL_COUNT; i++) {
 				char name[32];
 
 				kmem_snprintf(
 				    name, sizeof name, "phpool-%u", 1u << i);
-				pool_init(&phpool[i], ph_size(1u << i), 0, 0,
-				    PR_PHINPAGE, name,
+				pool_init(&d->kd_phpool[i], ph_size(1u << i), 0,
+				    0, PR_PHINPAGE, name,
 				    &kmemi_pool_allocator_meta, IPL_VM);
 			}
+			kmemi_dom_pop(prev);
 			atomic_store_explicit(
-			    &phpool_ready, true, memory_order_release);
+			    &d->kd_phpool_ready, true, memory_order_release);
 		}
-		kmem_mutex_exit(&phpool_lock);
+		kmem_mutex_exit(&d->kd_phpool_lock);
 		i = 0;
 	}
 	while ((1u << i) < bmwords)
 		i++;
-	return &phpool[i];
+	return &d->kd_phpool[i];
 }
 
 /* ---- header integrity ---- */
@@ -525,7 +562,8 @@ ph_hash_resize(struct pool *pp, size_t size)
 	unsigned int shift = pp->pr_alloc->pa_pageshift;
 	void *mem;
 
-	if (kmemi_meta_alloc(size * sizeof(*nt), VM_NOSLEEP, &mem) != 0)
+	if (kmemi_meta_alloc(
+		pp->pr_dom, size * sizeof(*nt), VM_NOSLEEP, &mem) != 0)
 		return; /* keep the old table: only slower */
 	nt = mem;
 	pp->pr_phhash = nt;
@@ -541,7 +579,7 @@ ph_hash_resize(struct pool *pp, size_t size)
 		}
 	}
 	if (ot != pp->pr_phhash0)
-		kmemi_meta_free(ot, old * sizeof(*ot));
+		kmemi_meta_free(pp->pr_dom, ot, old * sizeof(*ot));
 }
 
 static void
@@ -638,6 +676,8 @@ pool_init(struct pool *pp, size_t size, unsigned int align,
 	bool onpage, nocolor;
 
 	(void)ipl;
+	struct kmem_domain *d = kmemi_dom_cur();
+
 	kmem_options_init();
 	if (align == 0)
 		align = 8; /* NetBSD's ALIGN(1) on LP64 */
@@ -653,16 +693,17 @@ pool_init(struct pool *pp, size_t size, unsigned int align,
 		flags |= PR_NOTOUCH;
 	nocolor = (flags & KMEMI_PR_NOCOLOR) != 0;
 	flags &= ~KMEMI_PR_NOCOLOR;
-	kmem_mutex_enter(&pool_list_lock);
+	kmem_mutex_enter(&d->kd_pool_list_lock);
 	if (palloc == NULL)
 		palloc = pool_default_allocator(
 		    kmem_align_up(size ? size : 1, align));
 	if (palloc->pa_pagemask == 0)
 		pool_allocator_setup(palloc);
-	kmem_mutex_exit(&pool_list_lock);
+	kmem_mutex_exit(&d->kd_pool_list_lock);
 	pagesz = palloc->pa_pagesz;
 
 	memset(pp, 0, sizeof(*pp));
+	pp->pr_dom = d;
 	pthread_mutex_init(&pp->pr_lock, NULL);
 	{
 		pthread_condattr_t ca;
@@ -725,19 +766,24 @@ pool_init(struct pool *pp, size_t size, unsigned int align,
 	pp->pr_hardlimit = UINT32_MAX;
 	pp->pr_magic = POOL_MAGIC;
 
-	kmem_mutex_enter(&pool_list_lock);
-	if (!pool_list_cv_ready) {
-		kmem_cond_init(&pool_list_cv);
-		pool_list_cv_ready = true;
+	kmem_mutex_enter(&d->kd_pool_list_lock);
+	if (!d->kd_pool_list_cv_ready) {
+		kmem_cond_init(&d->kd_pool_list_cv);
+		d->kd_pool_list_cv_ready = true;
 	}
-	if (pool_secret == 0)
-		pool_secret = kmem_prim_secret();
-	pp->pr_next = pool_list;
-	if (pool_list != NULL)
-		pool_list->pr_pprev = &pp->pr_next;
-	pp->pr_pprev = &pool_list;
-	pool_list = pp;
-	kmem_mutex_exit(&pool_list_lock);
+	if (__atomic_load_n(&pool_secret, __ATOMIC_RELAXED) == 0) {
+		uint64_t none = 0;
+
+		__atomic_compare_exchange_n(&pool_secret, &none,
+		    kmem_prim_secret(), false, __ATOMIC_RELAXED,
+		    __ATOMIC_RELAXED);
+	}
+	pp->pr_next = d->kd_pool_list;
+	if (d->kd_pool_list != NULL)
+		d->kd_pool_list->pr_pprev = &pp->pr_next;
+	pp->pr_pprev = &d->kd_pool_list;
+	d->kd_pool_list = pp;
+	kmem_mutex_exit(&d->kd_pool_list_lock);
 }
 
 /* Give a page back: to its allocator, and its header to its pool. */
@@ -749,7 +795,7 @@ pool_page_release(struct pool *pp, struct kmem_pool_page *ph)
 	KMEM_ASSERT(ph->ph_nmissing == 0 && ph->ph_pool == pp);
 	pp->pr_alloc->pa_free(pp, page);
 	if (pp->pr_roflags & PR_ROF_OFFPAGE)
-		pool_put(phpool_for(pp->pr_bmwords), ph);
+		pool_put(phpool_for(pp->pr_dom, pp->pr_bmwords), ph);
 }
 
 /* Unlink an empty page from the pool; lock held.  Caller releases it. */
@@ -771,6 +817,7 @@ static void pool_release_list(struct pool *pp, struct kmem_pool_page *list);
 void
 pool_destroy(struct pool *pp)
 {
+	struct kmem_domain *d;
 	struct kmem_pool_page *ph, *idle = NULL;
 	unsigned int leaked;
 
@@ -781,15 +828,16 @@ pool_destroy(struct pool *pp)
 		kmem_panic("pool_destroy(pool '%s'): a pool_cache is still "
 			   "attached",
 		    pp->pr_wchan);
-	kmem_mutex_enter(&pool_list_lock);
+	d = pp->pr_dom;
+	kmem_mutex_enter(&d->kd_pool_list_lock);
 	while (pp->pr_refcnt != 0)
-		kmem_cond_wait(&pool_list_cv, &pool_list_lock);
+		kmem_cond_wait(&d->kd_pool_list_cv, &d->kd_pool_list_lock);
 	*pp->pr_pprev = pp->pr_next;
 	if (pp->pr_next != NULL)
 		pp->pr_next->pr_pprev = pp->pr_pprev;
-	if (pool_drain_cursor == pp)
-		pool_drain_cursor = NULL;
-	kmem_mutex_exit(&pool_list_lock);
+	if (d->kd_pool_drain_cursor == pp)
+		d->kd_pool_drain_cursor = NULL;
+	kmem_mutex_exit(&d->kd_pool_list_lock);
 	leaked = pp->pr_nout;
 	if (leaked != 0)
 		kmem_warn("pool_destroy(pool '%s'): %u items still out; their "
@@ -805,7 +853,7 @@ pool_destroy(struct pool *pp)
 	pthread_mutex_unlock(&pp->pr_lock);
 	pool_release_list(pp, idle);
 	if (pp->pr_phhash != pp->pr_phhash0)
-		kmemi_meta_free(pp->pr_phhash,
+		kmemi_meta_free(pp->pr_dom, pp->pr_phhash,
 		    (pp->pr_phhashmask + 1) * sizeof(*pp->pr_phhash));
 	pp->pr_magic = 0;
 	pthread_cond_destroy(&pp->pr_cv);
@@ -873,7 +921,7 @@ pool_grow(struct pool *pp, int flags)
 	page = pp->pr_alloc->pa_alloc(pp, flags);
 	ph = NULL;
 	if (page != NULL && (pp->pr_roflags & PR_ROF_OFFPAGE)) {
-		ph = pool_get(phpool_for(pp->pr_bmwords), flags);
+		ph = pool_get(phpool_for(pp->pr_dom, pp->pr_bmwords), flags);
 		if (ph == NULL) {
 			pp->pr_alloc->pa_free(pp, page);
 			page = NULL;
@@ -1308,23 +1356,23 @@ kmemi_pool_reclaim_idle(struct pool *pp, bool everything)
 }
 
 void
-kmemi_pool_reap_all(bool everything)
+kmemi_pool_reap_all(struct kmem_domain *d, bool everything)
 {
 	struct pool *pp, *next;
 
-	kmem_mutex_enter(&pool_list_lock);
-	if ((pp = pool_list) != NULL)
+	kmem_mutex_enter(&d->kd_pool_list_lock);
+	if ((pp = d->kd_pool_list) != NULL)
 		pool_ref(pp);
 	while (pp != NULL) {
-		kmem_mutex_exit(&pool_list_lock);
+		kmem_mutex_exit(&d->kd_pool_list_lock);
 		kmemi_pool_reclaim_idle(pp, everything);
-		kmem_mutex_enter(&pool_list_lock);
+		kmem_mutex_enter(&d->kd_pool_list_lock);
 		if ((next = pp->pr_next) != NULL)
 			pool_ref(next);
 		pool_unref(pp);
 		pp = next;
 	}
-	kmem_mutex_exit(&pool_list_lock);
+	kmem_mutex_exit(&d->kd_pool_list_lock);
 }
 
 /*
@@ -1334,26 +1382,48 @@ kmemi_pool_reap_all(bool everything)
  * non-zero, and returns that value.
  */
 int
-kmemi_pool_foreach(int (*fn)(struct pool *, void *), void *arg)
+kmemi_pool_foreach_in(
+    struct kmem_domain *d, int (*fn)(struct pool *, void *), void *arg)
 {
 	struct pool *pp, *next;
 	int rv = 0;
 
-	kmem_mutex_enter(&pool_list_lock);
-	if ((pp = pool_list) != NULL)
+	kmem_mutex_enter(&d->kd_pool_list_lock);
+	if ((pp = d->kd_pool_list) != NULL)
 		pool_ref(pp);
 	while (pp != NULL) {
-		kmem_mutex_exit(&pool_list_lock);
+		kmem_mutex_exit(&d->kd_pool_list_lock);
 		rv = fn(pp, arg);
-		kmem_mutex_enter(&pool_list_lock);
+		kmem_mutex_enter(&d->kd_pool_list_lock);
 		next = rv == 0 ? pp->pr_next : NULL;
 		if (next != NULL)
 			pool_ref(next);
 		pool_unref(pp);
 		pp = next;
 	}
-	kmem_mutex_exit(&pool_list_lock);
+	kmem_mutex_exit(&d->kd_pool_list_lock);
 	return rv;
+}
+
+struct pool_foreach_arg {
+	int (*fn)(struct pool *, void *);
+	void *arg;
+};
+
+static int
+pool_foreach_dom(struct kmem_domain *d, void *arg)
+{
+	struct pool_foreach_arg *a = arg;
+
+	return kmemi_pool_foreach_in(d, a->fn, a->arg);
+}
+
+int
+kmemi_pool_foreach(int (*fn)(struct pool *, void *), void *arg)
+{
+	struct pool_foreach_arg a = {fn, arg};
+
+	return kmemi_dom_foreach(pool_foreach_dom, &a);
 }
 
 /*
@@ -1396,30 +1466,38 @@ kmemi_pool_item_of(struct pool *pp, const void *v, void **itemp, bool *outp)
 	return found;
 }
 
-void
-kmemi_pool_fork_early(int phase)
+static int
+pool_fork_early_dom(struct kmem_domain *d, void *arg)
 {
-	if (phase == KMEMI_FORK_PREPARE) {
-		kmem_mutex_enter(&page_arena_lock);
-		kmem_mutex_enter(&phpool_lock);
-		return;
+	if (*(int *)arg == KMEMI_FORK_PREPARE) {
+		kmem_mutex_enter(&d->kd_page_arena_lock);
+		kmem_mutex_enter(&d->kd_phpool_lock);
+		return 0;
 	}
-	kmem_mutex_exit(&phpool_lock);
-	kmem_mutex_exit(&page_arena_lock);
+	kmem_mutex_exit(&d->kd_phpool_lock);
+	kmem_mutex_exit(&d->kd_page_arena_lock);
+	return 0;
 }
 
 void
-kmemi_pool_fork(int phase)
+kmemi_pool_fork_early(int phase)
 {
+	kmemi_dom_foreach(pool_fork_early_dom, &phase);
+}
+
+static int
+pool_fork_dom(struct kmem_domain *d, void *arg)
+{
+	int phase = *(int *)arg;
 	struct pool *pp;
 
 	if (phase == KMEMI_FORK_PREPARE) {
-		kmem_mutex_enter(&pool_list_lock);
-		for (pp = pool_list; pp != NULL; pp = pp->pr_next)
+		kmem_mutex_enter(&d->kd_pool_list_lock);
+		for (pp = d->kd_pool_list; pp != NULL; pp = pp->pr_next)
 			pthread_mutex_lock(&pp->pr_lock);
-		return;
+		return 0;
 	}
-	for (pp = pool_list; pp != NULL; pp = pp->pr_next) {
+	for (pp = d->kd_pool_list; pp != NULL; pp = pp->pr_next) {
 		if (phase == KMEMI_FORK_CHILD) {
 			pthread_condattr_t ca;
 
@@ -1437,9 +1515,16 @@ kmemi_pool_fork(int phase)
 		}
 		pthread_mutex_unlock(&pp->pr_lock);
 	}
-	if (phase == KMEMI_FORK_CHILD && pool_list_cv_ready)
-		kmem_cond_init(&pool_list_cv);
-	kmem_mutex_exit(&pool_list_lock);
+	if (phase == KMEMI_FORK_CHILD && d->kd_pool_list_cv_ready)
+		kmem_cond_init(&d->kd_pool_list_cv);
+	kmem_mutex_exit(&d->kd_pool_list_lock);
+	return 0;
+}
+
+void
+kmemi_pool_fork(int phase)
+{
+	kmemi_dom_foreach(pool_fork_dom, &phase);
 }
 
 int
@@ -1477,50 +1562,53 @@ pool_npages(struct pool *pp)
 bool
 pool_drain(struct pool **ppp)
 {
+	struct kmem_domain *d = kmemi_dom_cur();
 	struct pool *pp, *start;
 	int freed;
 
 	/* Round robin: the next pool after the cursor that holds pages. */
-	kmem_mutex_enter(&pool_list_lock);
-	start = pool_drain_cursor != NULL && pool_drain_cursor->pr_next != NULL
-	    ? pool_drain_cursor->pr_next
-	    : pool_list;
+	kmem_mutex_enter(&d->kd_pool_list_lock);
+	start = d->kd_pool_drain_cursor != NULL &&
+		d->kd_pool_drain_cursor->pr_next != NULL
+	    ? d->kd_pool_drain_cursor->pr_next
+	    : d->kd_pool_list;
 	pp = start;
 	while (pp != NULL && pool_npages(pp) == 0) {
-		pp = pp->pr_next != NULL ? pp->pr_next : pool_list;
+		pp = pp->pr_next != NULL ? pp->pr_next : d->kd_pool_list;
 		if (pp == start)
 			pp = NULL;
 	}
-	pool_drain_cursor = pp;
+	d->kd_pool_drain_cursor = pp;
 	if (pp != NULL)
 		pool_ref(pp);
-	kmem_mutex_exit(&pool_list_lock);
+	kmem_mutex_exit(&d->kd_pool_list_lock);
 	if (pp == NULL)
 		return false;
 	freed = pool_reclaim(pp);
 	if (ppp != NULL)
 		*ppp = pp;
-	kmem_mutex_enter(&pool_list_lock);
+	kmem_mutex_enter(&d->kd_pool_list_lock);
 	pool_unref(pp);
-	kmem_mutex_exit(&pool_list_lock);
+	kmem_mutex_exit(&d->kd_pool_list_lock);
 	return freed != 0;
 }
 
 int
 pool_totalpages(void)
 {
+	struct kmem_domain *d = kmemi_dom_cur();
 	size_t ps = kmem_prim_page_size();
 	unsigned long total = 0;
 	struct pool *pp;
 
-	kmem_mutex_enter(&pool_list_lock);
-	for (pp = pool_list; pp != NULL; pp = pp->pr_next) {
+	kmem_mutex_enter(&d->kd_pool_list_lock);
+	for (pp = d->kd_pool_list; pp != NULL; pp = pp->pr_next) {
 		if (pp->pr_flags & PR_RECURSIVE)
 			continue;
 		total += (unsigned long)pool_npages(pp) *
 		    (pp->pr_alloc->pa_pagesz / ps);
 	}
-	kmem_mutex_exit(&pool_list_lock);
+	kmem_mutex_exit(&d->kd_pool_list_lock);
 	return total > INT32_MAX ? INT32_MAX : (int)total;
 }
 
@@ -1750,4 +1838,23 @@ kmem_pool_check(struct pool *pp)
 	pthread_mutex_lock(&pp->pr_lock);
 	kmemi_pool_check_locked(pp);
 	pthread_mutex_unlock(&pp->pr_lock);
+}
+
+/*
+ * A domain goes (kmemi_dom_teardown, its caches and page arena already
+ * gone): its group pools, then its header pools, whose pages go back to
+ * the domain's metadata.
+ */
+void
+kmemi_pool_dom_fini(struct kmem_domain *d)
+{
+	unsigned int i;
+
+	KMEM_ASSERT(!d->kd_default);
+	if (atomic_load_explicit(&d->kd_pcg_ready, memory_order_acquire))
+		for (i = 0; i < KMEMI_PCGSIZES; i++)
+			pool_destroy(&d->kd_pcg_pool[i]);
+	if (atomic_load_explicit(&d->kd_phpool_ready, memory_order_acquire))
+		for (i = 0; i < PHPOOL_COUNT; i++)
+			pool_destroy(&d->kd_phpool[i]);
 }

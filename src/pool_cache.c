@@ -34,8 +34,8 @@
  *      through a quantum cache, so a group allocation cannot recurse into
  *      a pool_cache.  The cache structure itself, with its per-CPU slots,
  *      is from kmeta as well.  Empty groups are shared by every
- *      cache of the same group size (pcg_empty[], NetBSD's pcg_normal_cache
- *      and pcg_large_cache).
+ *      cache of the same group size (d->kd_pcg_empty[], NetBSD's
+ * pcg_normal_cache and pcg_large_cache).
  *    - Per CPU (struct pc_cpu, one cache line each, no false sharing): a
  *      spin lock (one atomic exchange to take, one store to release),
  *      current and previous groups, hit/miss counters.  Gets and puts
@@ -124,7 +124,7 @@
  *
  * 10. Checks.  kmem_pool_cache_check (at the end of this file) holds the
  *    whole cache -- every CPU slot in index order, fenced (as fork's
- *    prepare and invalidation), then the depot, pcg_lock and the pool:
+ *    prepare and invalidation), then the depot, d->kd_pcg_lock and the pool:
  *    the lock order of section 4 -- and checks every group, the depot's
  *    count and working-set minimum, the shared empty groups, that each
  *    cached object is out of the pool (and tagged, where tags are on),
@@ -142,6 +142,7 @@
 #include <kmem/kmem.h>
 #include <kmem/pool.h>
 
+#include "internal/domain.h"
 #include "internal/internal.h"
 #include "internal/meta.h"
 #include "internal/pool_cache_impl.h"
@@ -172,7 +173,7 @@ static const unsigned int pcg_ladder[] = {15, 31, 63, 127, 255};
  */
 #define PC_DEPOT_BUDGET (16u << 20)
 #define PC_DEPOT_MAX	64
-static _Atomic size_t pc_depot_bytes; /* in budgeted depots */
+/* In budgeted depots, bytes: the domain's kd_pc_depot_bytes. */
 
 /* struct pcg_obj, pcg, pc_cpu: internal/pool_cache_impl.h. */
 
@@ -192,7 +193,7 @@ struct pool_cache {
 	struct pcg *pc_full; /* full groups */
 	unsigned long pc_nfull, pc_full_min, pc_full_reaplimit;
 	_Atomic unsigned int pc_sizeidx; /* ladder index for new groups */
-	unsigned int pc_refcnt;		 /* list walkers (pc_list_lock) */
+	unsigned int pc_refcnt;		 /* list walkers (d->kd_pc_list_lock) */
 	unsigned long pc_contended, pc_contended_window;
 	unsigned long pc_depothit, pc_depotmiss;
 	uint64_t pc_ws_time; /* last working-set update */
@@ -202,21 +203,22 @@ struct pool_cache {
 
 /* ---- groups ---- */
 
-static struct pool pcg_pool[PCG_NSIZES];
-static kmem_mutex_t pcg_lock = KMEM_MUTEX_INITIALIZER; /* the empties */
-static struct pcg *pcg_empty[PCG_NSIZES];
-static unsigned long pcg_nempty[PCG_NSIZES], pcg_empty_min[PCG_NSIZES],
-    pcg_empty_reaplimit[PCG_NSIZES];
-static atomic_bool pcg_ready;
-static kmem_mutex_t pcg_init_lock = KMEM_MUTEX_INITIALIZER;
+/*
+ * The group pools and the shared empty groups are the domain's
+ * (domain.h): kd_pcg_pool[], kd_pcg_lock (the empties), kd_pcg_empty[]
+ * and their counts, kd_pcg_ready, kd_pcg_init_lock.
+ */
+_Static_assert(PCG_NSIZES == KMEMI_PCGSIZES, "domain.h's KMEMI_PCGSIZES");
 
 static void pc_check_exchange(pool_cache_t pc, const struct pc_cpu *cc);
 
-static kmem_mutex_t pc_list_lock = KMEM_MUTEX_INITIALIZER;
-static kmem_cond_t pc_list_cv; /* a pc_refcnt dropped to 0 */
-static bool pc_list_cv_ready;
-static struct pool_cache *pc_list;
-static uint64_t pcg_ws_time; /* last working-set update of the empties */
+/*
+ * The cache list (kd_pc_list, kd_pc_list_lock, kd_pc_list_cv: a
+ * pc_refcnt dropped to 0) and the last working-set update of the empties
+ * (kd_pcg_ws_time) are the domain's too.
+ */
+/* The domain of cache pc. */
+#define PC_DOM(pc) ((pc)->pc_pool.pr_dom)
 
 static unsigned int
 pcg_index(unsigned int size)
@@ -231,47 +233,51 @@ pcg_index(unsigned int size)
 }
 
 static void
-pcg_init(void)
+pcg_init(struct kmem_domain *d)
 {
+	struct kmem_domain *prev;
 	unsigned int i;
 
-	if (atomic_load_explicit(&pcg_ready, memory_order_acquire))
+	if (atomic_load_explicit(&d->kd_pcg_ready, memory_order_acquire))
 		return;
-	kmem_mutex_enter(&pcg_init_lock);
-	if (!atomic_load_explicit(&pcg_ready, memory_order_relaxed)) {
+	kmem_mutex_enter(&d->kd_pcg_init_lock);
+	if (!atomic_load_explicit(&d->kd_pcg_ready, memory_order_relaxed)) {
+		prev = kmemi_dom_push(d);
 		for (i = 0; i < PCG_NSIZES; i++) {
 			char name[32];
 
 			kmem_snprintf(
 			    name, sizeof name, "pcg-%u", pcg_ladder[i]);
-			pool_init(&pcg_pool[i],
+			pool_init(&d->kd_pcg_pool[i],
 			    sizeof(struct pcg) +
 				pcg_ladder[i] * sizeof(struct pcg_obj),
 			    KMEM_CACHELINE, 0, 0, name,
 			    &kmemi_pool_allocator_meta, IPL_VM);
 		}
-		atomic_store_explicit(&pcg_ready, true, memory_order_release);
+		kmemi_dom_pop(prev);
+		atomic_store_explicit(
+		    &d->kd_pcg_ready, true, memory_order_release);
 	}
-	kmem_mutex_exit(&pcg_init_lock);
+	kmem_mutex_exit(&d->kd_pcg_init_lock);
 }
 
 /* An empty group of ladder size i: shared cache, else a new one. */
 static struct pcg *
-pcg_get_empty(unsigned int i, bool may_alloc)
+pcg_get_empty(struct kmem_domain *d, unsigned int i, bool may_alloc)
 {
 	struct pcg *g;
 
 	KMEM_ASSERT(i < PCG_NSIZES);
-	kmem_mutex_enter(&pcg_lock);
-	if ((g = pcg_empty[i]) != NULL) {
-		KMEM_ASSERT(pcg_nempty[i] > 0);
-		pcg_empty[i] = g->pcg_next;
-		if (--pcg_nempty[i] < pcg_empty_min[i])
-			pcg_empty_min[i] = pcg_nempty[i];
+	kmem_mutex_enter(&d->kd_pcg_lock);
+	if ((g = d->kd_pcg_empty[i]) != NULL) {
+		KMEM_ASSERT(d->kd_pcg_nempty[i] > 0);
+		d->kd_pcg_empty[i] = g->pcg_next;
+		if (--d->kd_pcg_nempty[i] < d->kd_pcg_empty_min[i])
+			d->kd_pcg_empty_min[i] = d->kd_pcg_nempty[i];
 	}
-	kmem_mutex_exit(&pcg_lock);
+	kmem_mutex_exit(&d->kd_pcg_lock);
 	if (g == NULL && may_alloc) {
-		g = pool_get(&pcg_pool[i], PR_NOWAIT);
+		g = pool_get(&d->kd_pcg_pool[i], PR_NOWAIT);
 		if (g != NULL) /* empty, capacity, no operations */
 			g->pcg_word = (uint64_t)pcg_ladder[i] << 8;
 	}
@@ -281,16 +287,16 @@ pcg_get_empty(unsigned int i, bool may_alloc)
 }
 
 static void
-pcg_put_empty(struct pcg *g)
+pcg_put_empty(struct kmem_domain *d, struct pcg *g)
 {
 	unsigned int i = pcg_index(g->pcg_size);
 
 	KMEM_ASSERT(g->pcg_avail == 0 && pcg_ops(g) == 0);
-	kmem_mutex_enter(&pcg_lock);
-	g->pcg_next = pcg_empty[i];
-	pcg_empty[i] = g;
-	pcg_nempty[i]++;
-	kmem_mutex_exit(&pcg_lock);
+	kmem_mutex_enter(&d->kd_pcg_lock);
+	g->pcg_next = d->kd_pcg_empty[i];
+	d->kd_pcg_empty[i] = g;
+	d->kd_pcg_nempty[i]++;
+	kmem_mutex_exit(&d->kd_pcg_lock);
 }
 
 /*
@@ -365,8 +371,10 @@ pc_group_bytes(pool_cache_t pc, const struct pcg *g)
 static inline void
 pc_depot_unbudget(pool_cache_t pc, const struct pcg *g)
 {
+	struct kmem_domain *d = PC_DOM(pc);
+
 	if (pc_budgeted(pc))
-		atomic_fetch_sub_explicit(&pc_depot_bytes,
+		atomic_fetch_sub_explicit(&d->kd_pc_depot_bytes,
 		    pc_group_bytes(pc, g), memory_order_relaxed);
 }
 
@@ -377,6 +385,7 @@ pc_depot_unbudget(pool_cache_t pc, const struct pcg *g)
 static bool
 pc_depot_capped(pool_cache_t pc, const struct pcg *g)
 {
+	struct kmem_domain *d = PC_DOM(pc);
 	size_t bytes = pc_group_bytes(pc, g);
 
 	KMEM_ASSERT(kmem_mutex_owned(&pc->pc_depot_lock));
@@ -385,11 +394,13 @@ pc_depot_capped(pool_cache_t pc, const struct pcg *g)
 		return false;
 	if (pc->pc_nfull >= PC_DEPOT_MAX ||
 	    (pc->pc_nfull > 0 &&
-		atomic_load_explicit(&pc_depot_bytes, memory_order_relaxed) +
+		atomic_load_explicit(
+		    &d->kd_pc_depot_bytes, memory_order_relaxed) +
 			bytes >
 		    PC_DEPOT_BUDGET))
 		return true;
-	atomic_fetch_add_explicit(&pc_depot_bytes, bytes, memory_order_relaxed);
+	atomic_fetch_add_explicit(
+	    &d->kd_pc_depot_bytes, bytes, memory_order_relaxed);
 	return false;
 }
 
@@ -403,7 +414,7 @@ pc_destruct_groups(pool_cache_t pc, struct pcg *g)
 		next = g->pcg_next;
 		while (g->pcg_avail > 0)
 			pc_destruct(pc, g->pcg_objects[--g->pcg_avail].po_va);
-		pcg_put_empty(g);
+		pcg_put_empty(PC_DOM(pc), g);
 	}
 }
 
@@ -581,7 +592,7 @@ pc_get_from_depot(pool_cache_t pc, struct pc_cpu *cc, struct pcg **reap)
 	cc->cc_current = full;
 	if (empty != NULL) {
 		pc_fold(cc, empty);
-		pcg_put_empty(empty);
+		pcg_put_empty(PC_DOM(pc), empty);
 	}
 	return true;
 }
@@ -603,14 +614,14 @@ pc_get_fill(pool_cache_t pc, int flags, bool lk)
 	struct pc_cpu *cc;
 
 	i = atomic_load_explicit(&pc->pc_sizeidx, memory_order_relaxed);
-	if ((g = pcg_get_empty(i, true)) != NULL)
+	if ((g = pcg_get_empty(PC_DOM(pc), i, true)) != NULL)
 		n = g->pcg_size / 2 < PCG_FILL_MAX ? g->pcg_size / 2
 						   : PCG_FILL_MAX;
 	got = kmemi_pool_get_batch(&pc->pc_pool, flags, objs, n + 1);
 	KMEM_ASSERT(got <= n + 1 && (g != NULL || got <= 1));
 	if (got <= 1) {
 		if (g != NULL)
-			pcg_put_empty(g);
+			pcg_put_empty(PC_DOM(pc), g);
 		return got == 1 ? objs[0] : NULL;
 	}
 	/* objs[1..got-1], reversed: the group pops them in address order. */
@@ -635,7 +646,7 @@ pc_get_fill(pool_cache_t pc, int flags, bool lk)
 	pc_cpu_exit(cc, lk);
 	if (g != NULL) {
 		pc_flush_group(pc, g);
-		pcg_put_empty(g);
+		pcg_put_empty(PC_DOM(pc), g);
 	}
 	return objs[0];
 }
@@ -776,16 +787,16 @@ pool_cache_put_paddr(pool_cache_t pc, void *obj, paddr_t pa)
 			missed = true;
 		}
 		i = atomic_load_explicit(&pc->pc_sizeidx, memory_order_relaxed);
-		empty = pcg_get_empty(i, false);
+		empty = pcg_get_empty(PC_DOM(pc), i, false);
 		if (empty == NULL) {
 			/* Allocate with no CPU lock held, then start over. */
 			pc_cpu_exit(cc, lk);
-			empty = pcg_get_empty(i, true);
+			empty = pcg_get_empty(PC_DOM(pc), i, true);
 			if (empty == NULL) {
 				pc_destruct(pc, obj);
 				return;
 			}
-			pcg_put_empty(empty);
+			pcg_put_empty(PC_DOM(pc), empty);
 			cc = pc_cpu_enter(pc, lk);
 			continue;
 		}
@@ -807,7 +818,7 @@ pool_cache_put_paddr(pool_cache_t pc, void *obj, paddr_t pa)
 			cc->cc_current = empty;
 			pc_cpu_exit(cc, lk);
 			pc_flush_group(pc, g);
-			pcg_put_empty(g);
+			pcg_put_empty(PC_DOM(pc), g);
 			cc = pc_cpu_enter(pc, lk);
 			continue;
 		}
@@ -946,7 +957,7 @@ pool_cache_reclaim(pool_cache_t pc)
 
 /* Trim the shared empty groups to their working set (or all). */
 static void
-pcg_reap(bool everything)
+pcg_reap(struct kmem_domain *d, bool everything)
 {
 	struct pcg *chain[PCG_NSIZES], *g;
 	unsigned int i;
@@ -955,54 +966,58 @@ pcg_reap(bool everything)
 	uint64_t now = kmem_prim_clock_ns();
 	bool update;
 
-	kmem_mutex_enter(&pcg_lock);
+	kmem_mutex_enter(&d->kd_pcg_lock);
 	/* The same interval bookkeeping as a depot's (section 7). */
-	update = now - pcg_ws_time >= kmem_opts.reap_interval_ms * 1000000u;
+	update =
+	    now - d->kd_pcg_ws_time >= kmem_opts.reap_interval_ms * 1000000u;
 	if (update)
-		pcg_ws_time = now;
+		d->kd_pcg_ws_time = now;
 	for (i = 0; i < PCG_NSIZES; i++) {
 		if (update) {
-			pcg_empty_reaplimit[i] = pcg_empty_min[i];
-			pcg_empty_min[i] = pcg_nempty[i];
+			d->kd_pcg_empty_reaplimit[i] = d->kd_pcg_empty_min[i];
+			d->kd_pcg_empty_min[i] = d->kd_pcg_nempty[i];
 		}
-		n = everything ? pcg_nempty[i]
-		    : pcg_empty_reaplimit[i] < pcg_empty_min[i]
-		    ? pcg_empty_reaplimit[i]
-		    : pcg_empty_min[i];
+		n = everything ? d->kd_pcg_nempty[i]
+		    : d->kd_pcg_empty_reaplimit[i] < d->kd_pcg_empty_min[i]
+		    ? d->kd_pcg_empty_reaplimit[i]
+		    : d->kd_pcg_empty_min[i];
 		if (!everything) {
-			pcg_empty_reaplimit[i] -= n;
-			pcg_empty_min[i] -= n;
+			d->kd_pcg_empty_reaplimit[i] -= n;
+			d->kd_pcg_empty_min[i] -= n;
 		}
 		chain[i] = NULL;
-		while (n-- > 0 && (g = pcg_empty[i]) != NULL) {
-			pcg_empty[i] = g->pcg_next;
-			pcg_nempty[i]--;
+		while (n-- > 0 && (g = d->kd_pcg_empty[i]) != NULL) {
+			d->kd_pcg_empty[i] = g->pcg_next;
+			d->kd_pcg_nempty[i]--;
 			g->pcg_next = chain[i];
 			chain[i] = g;
 		}
-		if (pcg_empty_min[i] > pcg_nempty[i])
-			pcg_empty_min[i] = pcg_nempty[i];
+		if (d->kd_pcg_empty_min[i] > d->kd_pcg_nempty[i])
+			d->kd_pcg_empty_min[i] = d->kd_pcg_nempty[i];
 	}
-	kmem_mutex_exit(&pcg_lock);
+	kmem_mutex_exit(&d->kd_pcg_lock);
 	for (i = 0; i < PCG_NSIZES; i++) {
 		while ((g = chain[i]) != NULL) {
 			chain[i] = g->pcg_next;
-			pool_put(&pcg_pool[i], g);
+			pool_put(&d->kd_pcg_pool[i], g);
 		}
-		if (atomic_load_explicit(&pcg_ready, memory_order_acquire))
-			kmemi_pool_reclaim_idle(&pcg_pool[i], everything);
+		if (atomic_load_explicit(
+			&d->kd_pcg_ready, memory_order_acquire))
+			kmemi_pool_reclaim_idle(&d->kd_pcg_pool[i], everything);
 	}
 }
 
 static void
 pc_unref(pool_cache_t pc)
 {
-	if (--pc->pc_refcnt == 0 && pc_list_cv_ready)
-		kmem_cond_broadcast(&pc_list_cv);
+	struct kmem_domain *d = PC_DOM(pc);
+
+	if (--pc->pc_refcnt == 0 && d->kd_pc_list_cv_ready)
+		kmem_cond_broadcast(&d->kd_pc_list_cv);
 }
 
 static void
-pc_reap_pass(bool everything)
+pc_reap_pass(struct kmem_domain *d, bool everything)
 {
 	pool_cache_t pc, next;
 
@@ -1011,35 +1026,35 @@ pc_reap_pass(bool everything)
 	 * being reaped is pinned by a reference instead, which
 	 * pool_cache_destroy waits for.
 	 */
-	kmem_mutex_enter(&pc_list_lock);
-	if ((pc = pc_list) != NULL)
+	kmem_mutex_enter(&d->kd_pc_list_lock);
+	if ((pc = d->kd_pc_list) != NULL)
 		pc->pc_refcnt++;
 	while (pc != NULL) {
-		kmem_mutex_exit(&pc_list_lock);
+		kmem_mutex_exit(&d->kd_pc_list_lock);
 		pc_reap(pc, everything);
-		kmem_mutex_enter(&pc_list_lock);
+		kmem_mutex_enter(&d->kd_pc_list_lock);
 		if ((next = pc->pc_next) != NULL)
 			next->pc_refcnt++;
 		pc_unref(pc);
 		pc = next;
 	}
-	kmem_mutex_exit(&pc_list_lock);
-	pcg_reap(everything);
+	kmem_mutex_exit(&d->kd_pc_list_lock);
+	pcg_reap(d, everything);
 	/* Pages the caches emptied, and every other pool's idle pages. */
-	kmemi_pool_reap_all(everything);
+	kmemi_pool_reap_all(d, everything);
 }
 
 void
-kmemi_cache_reap_all(bool everything)
+kmemi_cache_reap_all(struct kmem_domain *d, bool everything)
 {
-	pc_reap_pass(everything);
+	pc_reap_pass(d, everything);
 	/*
 	 * Pages freed by the pass went to the page arena's own quantum
 	 * caches, which it may already have visited: a second pass hands
 	 * them on to the arena.
 	 */
 	if (everything)
-		pc_reap_pass(true);
+		pc_reap_pass(d, true);
 }
 
 /* ---- create / destroy ---- */
@@ -1050,16 +1065,17 @@ kmemi_cache_create(size_t size, unsigned int align, unsigned int align_offset,
     int ipl, int (*ctor)(void *, void *, int), void (*dtor)(void *, void *),
     void *arg)
 {
+	struct kmem_domain *d = kmemi_dom_cur();
 	unsigned int ncpu = kmem_prim_ncpu(), i;
 	size_t bytes;
 	pool_cache_t pc;
 	void *mem;
 
 	kmem_options_init();
-	pcg_init();
+	pcg_init(d);
 	bytes = kmem_align_up(
 	    sizeof(*pc) + ncpu * sizeof(struct pc_cpu), kmem_prim_page_size());
-	if (kmemi_meta_alloc(bytes, VM_NOSLEEP, &mem) != 0)
+	if (kmemi_meta_alloc(d, bytes, VM_NOSLEEP, &mem) != 0)
 		return NULL;
 	pc = mem;
 	pc->pc_mapsize = bytes;
@@ -1081,17 +1097,17 @@ kmemi_cache_create(size_t size, unsigned int align, unsigned int align_offset,
 	 * (statistics, reclaim) that finds pr_cache set uses the cache.
 	 */
 	__atomic_store_n(&pc->pc_pool.pr_cache, pc, __ATOMIC_RELEASE);
-	kmem_mutex_enter(&pc_list_lock);
-	if (!pc_list_cv_ready) {
-		kmem_cond_init(&pc_list_cv);
-		pc_list_cv_ready = true;
+	kmem_mutex_enter(&d->kd_pc_list_lock);
+	if (!d->kd_pc_list_cv_ready) {
+		kmem_cond_init(&d->kd_pc_list_cv);
+		d->kd_pc_list_cv_ready = true;
 	}
-	pc->pc_next = pc_list;
-	if (pc_list != NULL)
-		pc_list->pc_pprev = &pc->pc_next;
-	pc->pc_pprev = &pc_list;
-	pc_list = pc;
-	kmem_mutex_exit(&pc_list_lock);
+	pc->pc_next = d->kd_pc_list;
+	if (d->kd_pc_list != NULL)
+		d->kd_pc_list->pc_pprev = &pc->pc_next;
+	pc->pc_pprev = &d->kd_pc_list;
+	d->kd_pc_list = pc;
+	kmem_mutex_exit(&d->kd_pc_list_lock);
 	return pc;
 }
 
@@ -1124,18 +1140,20 @@ pool_cache_init(size_t size, unsigned int align, unsigned int align_offset,
 void
 pool_cache_destroy(pool_cache_t pc)
 {
-	kmem_mutex_enter(&pc_list_lock);
+	struct kmem_domain *d = PC_DOM(pc);
+
+	kmem_mutex_enter(&d->kd_pc_list_lock);
 	while (pc->pc_refcnt != 0)
-		kmem_cond_wait(&pc_list_cv, &pc_list_lock);
+		kmem_cond_wait(&d->kd_pc_list_cv, &d->kd_pc_list_lock);
 	*pc->pc_pprev = pc->pc_next;
 	if (pc->pc_next != NULL)
 		pc->pc_next->pc_pprev = pc->pc_pprev;
-	kmem_mutex_exit(&pc_list_lock);
+	kmem_mutex_exit(&d->kd_pc_list_lock);
 	pool_cache_invalidate(pc);
 	__atomic_store_n(&pc->pc_pool.pr_cache, NULL, __ATOMIC_RELAXED);
 	pool_destroy(&pc->pc_pool);
 	kmem_mutex_destroy(&pc->pc_depot_lock);
-	kmemi_meta_free(pc, pc->pc_mapsize);
+	kmemi_meta_free(d, pc, pc->pc_mapsize);
 }
 
 /* ---- forwarders to the pool ---- */
@@ -1186,54 +1204,68 @@ pool_cache_nput(pool_cache_t pc)
 
 /* ---- kmem_reap and statistics ---- */
 
-void
-kmemi_cache_fork(int phase)
+static int
+cache_fork_dom(struct kmem_domain *d, void *arg)
 {
+	int phase = *(int *)arg;
 	pool_cache_t pc;
 	unsigned int i;
 
 	if (phase == KMEMI_FORK_PREPARE) {
-		kmem_mutex_enter(&pcg_init_lock);
-		kmem_mutex_enter(&pc_list_lock);
-		for (pc = pc_list; pc != NULL; pc = pc->pc_next) {
+		kmem_mutex_enter(&d->kd_pcg_init_lock);
+		kmem_mutex_enter(&d->kd_pc_list_lock);
+		for (pc = d->kd_pc_list; pc != NULL; pc = pc->pc_next) {
 			for (i = 0; i < pc->pc_ncpu; i++)
 				kmem_spin_enter(&pc->pc_cpus[i].cc_lock);
 			kmem_mutex_enter(&pc->pc_depot_lock);
 		}
-		kmem_mutex_enter(&pcg_lock);
-		return;
+		kmem_mutex_enter(&d->kd_pcg_lock);
+		return 0;
 	}
-	kmem_mutex_exit(&pcg_lock);
-	for (pc = pc_list; pc != NULL; pc = pc->pc_next) {
+	kmem_mutex_exit(&d->kd_pcg_lock);
+	for (pc = d->kd_pc_list; pc != NULL; pc = pc->pc_next) {
 		if (phase == KMEMI_FORK_CHILD)
 			pc->pc_refcnt = 0; /* walkers: other threads */
 		kmem_mutex_exit(&pc->pc_depot_lock);
 		for (i = 0; i < pc->pc_ncpu; i++)
 			kmem_spin_exit(&pc->pc_cpus[i].cc_lock);
 	}
-	if (phase == KMEMI_FORK_CHILD && pc_list_cv_ready)
-		kmem_cond_init(&pc_list_cv);
-	kmem_mutex_exit(&pc_list_lock);
-	kmem_mutex_exit(&pcg_init_lock);
+	if (phase == KMEMI_FORK_CHILD && d->kd_pc_list_cv_ready)
+		kmem_cond_init(&d->kd_pc_list_cv);
+	kmem_mutex_exit(&d->kd_pc_list_lock);
+	kmem_mutex_exit(&d->kd_pcg_init_lock);
+	return 0;
 }
 
 void
+kmemi_cache_fork(int phase)
+{
+	kmemi_dom_foreach(cache_fork_dom, &phase);
+}
+
+/* kmem_reap, kmem_reap_all: in the thread's current domain. */
+void
 kmem_reap(void)
 {
-	kmemi_cache_reap_all(false);
-	kmemi_page_arena_purge(true);
+	struct kmem_domain *d = kmemi_dom_cur();
+
+	kmemi_cache_reap_all(d, false);
+	kmemi_page_arena_purge(d, true);
 }
 
 void
 kmem_reap_all(void)
 {
-	kmemi_cache_reap_all(true);
-	kmemi_page_arena_purge(true);
+	struct kmem_domain *d = kmemi_dom_cur();
+
+	kmemi_cache_reap_all(d, true);
+	kmemi_page_arena_purge(d, true);
 }
 
 int
 kmem_pool_cache_stats(pool_cache_t pc, struct kmem_pool_stats *st)
 {
+	struct kmem_domain *d = PC_DOM(pc);
 	unsigned int i;
 	struct pcg *g;
 
@@ -1265,9 +1297,9 @@ kmem_pool_cache_stats(pool_cache_t pc, struct kmem_pool_stats *st)
 	st->ps_depotmiss = pc->pc_depotmiss;
 	st->ps_contended = pc->pc_contended;
 	kmem_mutex_exit(&pc->pc_depot_lock);
-	kmem_mutex_enter(&pcg_lock);
-	st->ps_nempty = pcg_nempty[i];
-	kmem_mutex_exit(&pcg_lock);
+	kmem_mutex_enter(&d->kd_pcg_lock);
+	st->ps_nempty = d->kd_pcg_nempty[i];
+	kmem_mutex_exit(&d->kd_pcg_lock);
 	return 0;
 }
 
@@ -1396,21 +1428,22 @@ pc_check_depot_locked(pool_cache_t pc)
 	return objs;
 }
 
-/* The shared empty groups (pcg_lock held); reported under cache pc. */
+/* The shared empty groups (d->kd_pcg_lock held); reported under cache pc. */
 static void
 pcg_check_empties_locked(pool_cache_t pc)
 {
+	struct kmem_domain *d = PC_DOM(pc);
 	unsigned long n;
 	const struct pcg *g;
 	unsigned int i;
 
 	for (i = 0; i < PCG_NSIZES; i++) {
 		n = 0;
-		for (g = pcg_empty[i]; g != NULL; g = g->pcg_next) {
-			PC_CHECK(pc, ++n <= pcg_nempty[i],
+		for (g = d->kd_pcg_empty[i]; g != NULL; g = g->pcg_next) {
+			PC_CHECK(pc, ++n <= d->kd_pcg_nempty[i],
 			    "the empty groups of size %u are more than "
 			    "counted (%lu)",
-			    pcg_ladder[i], pcg_nempty[i]);
+			    pcg_ladder[i], d->kd_pcg_nempty[i]);
 			PC_CHECK(pc,
 			    g->pcg_size == pcg_ladder[i] && g->pcg_avail == 0 &&
 				pcg_ops(g) == 0,
@@ -1420,10 +1453,12 @@ pcg_check_empties_locked(pool_cache_t pc)
 			    g->pcg_size, pcg_ops(g));
 		}
 		PC_CHECK(pc,
-		    n == pcg_nempty[i] && pcg_empty_min[i] <= pcg_nempty[i],
+		    n == d->kd_pcg_nempty[i] &&
+			d->kd_pcg_empty_min[i] <= d->kd_pcg_nempty[i],
 		    "%lu empty groups of size %u; counted %lu, working-set "
 		    "minimum %lu",
-		    n, pcg_ladder[i], pcg_nempty[i], pcg_empty_min[i]);
+		    n, pcg_ladder[i], d->kd_pcg_nempty[i],
+		    d->kd_pcg_empty_min[i]);
 	}
 }
 
@@ -1462,6 +1497,7 @@ pc_check_exchange(pool_cache_t pc, const struct pc_cpu *cc)
 void
 kmem_pool_cache_check(pool_cache_t pc)
 {
+	struct kmem_domain *d = PC_DOM(pc);
 	struct pool *pp = &pc->pc_pool;
 	unsigned long cached = 0;
 	const struct pcg *g;
@@ -1478,7 +1514,7 @@ kmem_pool_cache_check(pool_cache_t pc)
 			kmem_prim_rseq_fence(i);
 	}
 	kmem_mutex_enter(&pc->pc_depot_lock);
-	kmem_mutex_enter(&pcg_lock);
+	kmem_mutex_enter(&d->kd_pcg_lock);
 	pthread_mutex_lock(&pp->pr_lock);
 	kmemi_pool_check_locked(pp);
 	for (i = 0; i < pc->pc_ncpu; i++) {
@@ -1496,7 +1532,7 @@ kmem_pool_cache_check(pool_cache_t pc)
 	    pp->pr_nout);
 	pcg_check_empties_locked(pc);
 	pthread_mutex_unlock(&pp->pr_lock);
-	kmem_mutex_exit(&pcg_lock);
+	kmem_mutex_exit(&d->kd_pcg_lock);
 	kmem_mutex_exit(&pc->pc_depot_lock);
 	for (i = pc->pc_ncpu; i-- > 0;)
 		kmem_spin_exit(&pc->pc_cpus[i].cc_lock);

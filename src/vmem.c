@@ -173,6 +173,7 @@
 #include <kmem/pool.h>
 #include <kmem/vmem.h>
 
+#include "internal/domain.h"
 #include "internal/internal.h"
 #include "internal/meta.h"
 #include "internal/pool_impl.h"
@@ -247,6 +248,8 @@ struct vmem {
 	 * one every vm_purge_delay_ns at most (section 7).
 	 */
 	void (*vm_purgefn)(vmem_addr_t, vmem_size_t);
+	/* The same, told the arena (a domain's page arena; set: called). */
+	void (*vm_purgefn_vm)(vmem_t *, vmem_addr_t, vmem_size_t);
 	uint64_t vm_purge_delay_ns;
 	uint64_t vm_purge_last;	    /* ns */
 	vmem_size_t vm_freed_dirty; /* bytes freed since the last pass */
@@ -285,13 +288,15 @@ struct vmem {
 	struct pool_allocator vm_qcache_allocator;
 	pool_cache_t vm_qcache[VMEM_QCACHE_IDX_MAX];
 
-	vmem_t *vm_next; /* global arena list */
+	struct kmem_domain *vm_dom; /* the domain it was created in */
+	vmem_t *vm_next;	    /* the domain's arena list */
 	vmem_t **vm_pprev;
 	size_t vm_mapsize; /* bytes mapped for this struct */
 };
 
-static kmem_mutex_t vmem_list_lock = KMEM_MUTEX_INITIALIZER;
-static vmem_t *vmem_list;
+/* The arena list of domain d (domain.h). */
+#define VMEM_LIST(d)	  ((d)->kd_vmem_list)
+#define VMEM_LIST_LOCK(d) (&(d)->kd_vmem_list_lock)
 
 /*
  * Lock ownership (section 4).  A function whose name ends in _relock is
@@ -304,58 +309,63 @@ static vmem_t *vmem_list;
 
 /* ---- the boundary-tag supply ---- */
 
-static kmem_mutex_t bt_supply_lock = KMEM_MUTEX_INITIALIZER;
-static bt_t *bt_supply;	      /* tags from chunks */
-static bt_t *bt_reserve_list; /* tags from bt_reserve_store */
-static bool bt_reserve_ready;
-static bt_t bt_reserve_store[BT_RESERVE];
+/*
+ * Each domain's supply (domain.h): kd_bt_supply, tags from chunks;
+ * kd_bt_reserve_list, tags from the reserve kd_bt_reserve, in the domain
+ * structure; kd_bt_lock.
+ */
+_Static_assert(BT_RESERVE * sizeof(bt_t) <= KMEMI_BT_RESERVE_BYTES,
+    "KMEMI_BT_RESERVE_BYTES (domain.h) holds the tag reserve");
+#define bt_reserve_store(d) ((bt_t *)(void *)(d)->kd_bt_reserve)
 
 static bool
-bt_is_reserve(const bt_t *bt)
+bt_is_reserve(struct kmem_domain *d, const bt_t *bt)
 {
-	return bt >= bt_reserve_store && bt < bt_reserve_store + BT_RESERVE;
+	return bt >= bt_reserve_store(d) &&
+	    bt < bt_reserve_store(d) + BT_RESERVE;
 }
 
 /* Take one tag from the supply; NULL if the OS refuses and the reserve is dry.
  */
 static bt_t *
-bt_supply_pop(void)
+bt_supply_pop(struct kmem_domain *d)
 {
 	bt_t *bt;
 	void *chunk;
 	size_t i, n;
 
-	if (!bt_reserve_ready) {
+	if (!d->kd_bt_reserve_ready) {
 		for (i = 0; i < BT_RESERVE; i++) {
-			bt_reserve_store[i].bt_fnext = bt_reserve_list;
-			bt_reserve_list = &bt_reserve_store[i];
+			bt_reserve_store(d)[i].bt_fnext = d->kd_bt_reserve_list;
+			d->kd_bt_reserve_list = &bt_reserve_store(d)[i];
 		}
-		bt_reserve_ready = true;
+		d->kd_bt_reserve_ready = true;
 	}
-	if (bt_supply == NULL && kmemi_meta_map(BT_CHUNK, &chunk) == 0) {
+	if (d->kd_bt_supply == NULL &&
+	    kmemi_meta_map(d, BT_CHUNK, &chunk) == 0) {
 		n = BT_CHUNK / sizeof(bt_t);
 		for (i = 0; i < n; i++) {
 			bt = (bt_t *)chunk + i;
-			bt->bt_fnext = bt_supply;
-			bt_supply = bt;
+			bt->bt_fnext = d->kd_bt_supply;
+			d->kd_bt_supply = bt;
 		}
 	}
-	if ((bt = bt_supply) != NULL)
-		bt_supply = bt->bt_fnext;
-	else if ((bt = bt_reserve_list) != NULL)
-		bt_reserve_list = bt->bt_fnext;
+	if ((bt = d->kd_bt_supply) != NULL)
+		d->kd_bt_supply = bt->bt_fnext;
+	else if ((bt = d->kd_bt_reserve_list) != NULL)
+		d->kd_bt_reserve_list = bt->bt_fnext;
 	return bt;
 }
 
 static void
-bt_supply_push(bt_t *bt)
+bt_supply_push(struct kmem_domain *d, bt_t *bt)
 {
-	if (bt_is_reserve(bt)) {
-		bt->bt_fnext = bt_reserve_list;
-		bt_reserve_list = bt;
+	if (bt_is_reserve(d, bt)) {
+		bt->bt_fnext = d->kd_bt_reserve_list;
+		d->kd_bt_reserve_list = bt;
 	} else {
-		bt->bt_fnext = bt_supply;
-		bt_supply = bt;
+		bt->bt_fnext = d->kd_bt_supply;
+		d->kd_bt_supply = bt;
 	}
 }
 
@@ -368,15 +378,15 @@ bt_refill(vmem_t *vm, unsigned need)
 	VMEM_ASSERT_LOCKED(vm);
 	if (kmem_likely(vm->vm_nbtfree >= need))
 		return 0;
-	kmem_mutex_enter(&bt_supply_lock);
+	kmem_mutex_enter(&vm->vm_dom->kd_bt_lock);
 	while (vm->vm_nbtfree < need + BT_BATCH) {
-		if ((bt = bt_supply_pop()) == NULL)
+		if ((bt = bt_supply_pop(vm->vm_dom)) == NULL)
 			break;
 		bt->bt_fnext = vm->vm_btfree;
 		vm->vm_btfree = bt;
 		vm->vm_nbtfree++;
 	}
-	kmem_mutex_exit(&bt_supply_lock);
+	kmem_mutex_exit(&vm->vm_dom->kd_bt_lock);
 	return vm->vm_nbtfree >= need ? 0 : ENOMEM;
 }
 
@@ -404,14 +414,14 @@ bt_trim(vmem_t *vm, unsigned keep)
 	VMEM_ASSERT_LOCKED(vm);
 	if (vm->vm_nbtfree <= keep) /* not from bt_put: above BT_MAXFREE */
 		return;
-	kmem_mutex_enter(&bt_supply_lock);
+	kmem_mutex_enter(&vm->vm_dom->kd_bt_lock);
 	while (vm->vm_nbtfree > keep) {
 		bt = vm->vm_btfree;
 		vm->vm_btfree = bt->bt_fnext;
 		vm->vm_nbtfree--;
-		bt_supply_push(bt);
+		bt_supply_push(vm->vm_dom, bt);
 	}
-	kmem_mutex_exit(&bt_supply_lock);
+	kmem_mutex_exit(&vm->vm_dom->kd_bt_lock);
 }
 
 static void
@@ -589,7 +599,7 @@ hash_resize_relock(vmem_t *vm)
 	} else {
 		bytes = kmem_align_up(size * sizeof(bt_t *), ps);
 		kmem_mutex_exit(&vm->vm_lock);
-		if (kmemi_meta_map(bytes, &mem) != 0)
+		if (kmemi_meta_map(vm->vm_dom, bytes, &mem) != 0)
 			mem = NULL;
 		kmem_mutex_enter(&vm->vm_lock);
 		if (mem == NULL)
@@ -602,7 +612,7 @@ hash_resize_relock(vmem_t *vm)
 	    (size > VMEM_HASH_INIT && n < size / 8)) {
 		if (mem != NULL) {
 			kmem_mutex_exit(&vm->vm_lock);
-			kmemi_meta_unmap(mem, bytes);
+			kmemi_meta_unmap(vm->vm_dom, mem, bytes);
 			kmem_mutex_enter(&vm->vm_lock);
 		}
 		return;
@@ -624,8 +634,8 @@ hash_resize_relock(vmem_t *vm)
 	}
 	if (old != vm->vm_hash0) {
 		kmem_mutex_exit(&vm->vm_lock);
-		kmemi_meta_unmap(
-		    old, kmem_align_up(oldsize * sizeof(bt_t *), ps));
+		kmemi_meta_unmap(vm->vm_dom, old,
+		    kmem_align_up(oldsize * sizeof(bt_t *), ps));
 		kmem_mutex_enter(&vm->vm_lock);
 	}
 }
@@ -1888,7 +1898,11 @@ vmem_purge_pass_relock(
 			vmem_release_fn(vm, rel[i].ps_addr, rel[i].ps_size,
 			    rel[i].ps_xfree);
 		for (i = 0; i < npur; i++)
-			vm->vm_purgefn(pur[i].pr_addr, pur[i].pr_size);
+			if (vm->vm_purgefn_vm != NULL)
+				vm->vm_purgefn_vm(
+				    vm, pur[i].pr_addr, pur[i].pr_size);
+			else
+				vm->vm_purgefn(pur[i].pr_addr, pur[i].pr_size);
 		kmem_mutex_enter(&vm->vm_lock);
 		last = NULL;
 		for (i = 0; i < npur; i++) {
@@ -2070,6 +2084,7 @@ vmem_create_common(const char *name, vmem_addr_t base, vmem_size_t size,
     vmem_release_t *releasefn, vmem_t *source, vmem_size_t qcache_max,
     vm_flag_t flags, int ipl)
 {
+	struct kmem_domain *d = kmemi_dom_cur();
 	size_t ps, bytes;
 	vmem_t *vm;
 	void *mem;
@@ -2085,12 +2100,13 @@ vmem_create_common(const char *name, vmem_addr_t base, vmem_size_t size,
 	}
 	ps = kmem_prim_page_size();
 	bytes = kmem_align_up(sizeof(*vm), ps);
-	if ((err = kmemi_meta_map(bytes, &mem)) != 0) {
+	if ((err = kmemi_meta_map(d, bytes, &mem)) != 0) {
 		errno = err;
 		return NULL;
 	}
 	vm = mem;
 	vm->vm_mapsize = bytes;
+	vm->vm_dom = d;
 	kmem_mutex_init(&vm->vm_lock);
 	kmem_cond_init(&vm->vm_cv);
 	if (name == NULL)
@@ -2129,13 +2145,13 @@ vmem_create_common(const char *name, vmem_addr_t base, vmem_size_t size,
 		errno = ENOMEM;
 		return NULL;
 	}
-	kmem_mutex_enter(&vmem_list_lock);
-	vm->vm_next = vmem_list;
-	if (vmem_list != NULL)
-		vmem_list->vm_pprev = &vm->vm_next;
-	vm->vm_pprev = &vmem_list;
-	vmem_list = vm;
-	kmem_mutex_exit(&vmem_list_lock);
+	kmem_mutex_enter(VMEM_LIST_LOCK(d));
+	vm->vm_next = VMEM_LIST(d);
+	if (VMEM_LIST(d) != NULL)
+		VMEM_LIST(d)->vm_pprev = &vm->vm_next;
+	vm->vm_pprev = &VMEM_LIST(d);
+	VMEM_LIST(d) = vm;
+	kmem_mutex_exit(VMEM_LIST_LOCK(d));
 	return vm;
 }
 
@@ -2163,13 +2179,13 @@ vmem_destroy(vmem_t *vm)
 	bt_t *bt, *next;
 
 	qc_destroy(vm);
-	kmem_mutex_enter(&vmem_list_lock);
+	kmem_mutex_enter(VMEM_LIST_LOCK(vm->vm_dom));
 	if (vm->vm_pprev != NULL) { /* NULL: create failed before listing */
 		*vm->vm_pprev = vm->vm_next;
 		if (vm->vm_next != NULL)
 			vm->vm_next->vm_pprev = vm->vm_pprev;
 	}
-	kmem_mutex_exit(&vmem_list_lock);
+	kmem_mutex_exit(VMEM_LIST_LOCK(vm->vm_dom));
 	if (vm->vm_nbusy != 0)
 		kmem_warn("vmem_destroy(arena '%s'): leaked %#zx bytes in %llu "
 			  "segments",
@@ -2182,23 +2198,23 @@ vmem_destroy(vmem_t *vm)
 			vmem_release_fn(vm, bt->bt_start, bt->bt_size,
 			    (bt->bt_flags & BT_F_XIMPORT) != 0);
 	}
-	kmem_mutex_enter(&bt_supply_lock);
+	kmem_mutex_enter(&vm->vm_dom->kd_bt_lock);
 	for (bt = vm->vm_seg0.bt_snext; bt != &vm->vm_seg0; bt = next) {
 		next = bt->bt_snext;
-		bt_supply_push(bt);
+		bt_supply_push(vm->vm_dom, bt);
 	}
 	while ((bt = vm->vm_btfree) != NULL) {
 		vm->vm_btfree = bt->bt_fnext;
-		bt_supply_push(bt);
+		bt_supply_push(vm->vm_dom, bt);
 	}
-	kmem_mutex_exit(&bt_supply_lock);
+	kmem_mutex_exit(&vm->vm_dom->kd_bt_lock);
 	if (vm->vm_hashlist != vm->vm_hash0)
-		kmemi_meta_unmap(vm->vm_hashlist,
+		kmemi_meta_unmap(vm->vm_dom, vm->vm_hashlist,
 		    kmem_align_up((vm->vm_hashmask + 1) * sizeof(bt_t *),
 			kmem_prim_page_size()));
 	kmem_cond_destroy(&vm->vm_cv);
 	kmem_mutex_destroy(&vm->vm_lock);
-	kmemi_meta_unmap(vm, vm->vm_mapsize);
+	kmemi_meta_unmap(vm->vm_dom, vm, vm->vm_mapsize);
 }
 
 int
@@ -2343,80 +2359,101 @@ vmem_dump(const vmem_t *cvm, vmem_printfn_t *pr)
 	kmem_mutex_exit(&vm->vm_lock);
 }
 
+/* vmem_print's search: the arena at "arg" (a uintptr_t *), dumped. */
+struct vmem_print_arg {
+	uintptr_t addr;
+	vmem_printfn_t *pr;
+};
+
+static int
+vmem_print_one(vmem_t *vm, void *arg)
+{
+	struct vmem_print_arg *a = arg;
+
+	if ((uintptr_t)vm != a->addr)
+		return 0;
+	vmem_dump(vm, a->pr);
+	return 1;
+}
+
 void
 vmem_print(uintptr_t addr, const char *modif, vmem_printfn_t *pr)
 {
-	vmem_t *vm;
+	struct vmem_print_arg a = {addr, pr};
 
 	(void)modif;
-	kmem_mutex_enter(&vmem_list_lock);
-	for (vm = vmem_list; vm != NULL; vm = vm->vm_next) {
-		if ((uintptr_t)vm == addr)
-			break;
-	}
-	if (vm == NULL)
+	if (kmemi_vmem_foreach(vmem_print_one, &a) == 0)
 		kmem_pr(pr, "%#zx is not a vmem arena\n", (size_t)addr);
-	else
-		vmem_dump(vm, pr);
-	kmem_mutex_exit(&vmem_list_lock);
+}
+
+static int
+vmem_printall_one(vmem_t *vm, void *arg)
+{
+	vmem_dump(vm, (vmem_printfn_t *)arg);
+	return 0;
 }
 
 void
 vmem_printall(const char *modif, vmem_printfn_t *pr)
 {
-	vmem_t *vm;
-
 	(void)modif;
-	kmem_mutex_enter(&vmem_list_lock);
-	for (vm = vmem_list; vm != NULL; vm = vm->vm_next)
-		vmem_dump(vm, pr);
-	kmem_mutex_exit(&vmem_list_lock);
+	kmemi_vmem_foreach(vmem_printall_one, (void *)pr);
+}
+
+static int
+vmem_whatis_one(vmem_t *vm, void *arg)
+{
+	struct vmem_print_arg *a = arg;
+	uintptr_t addr = a->addr;
+	const bt_t *bt;
+	int found = 0;
+
+	kmem_mutex_enter(&vm->vm_lock);
+	for (bt = vm->vm_seg0.bt_snext; bt != &vm->vm_seg0; bt = bt->bt_snext) {
+		if ((bt->bt_type != BT_TYPE_BUSY &&
+			bt->bt_type != BT_TYPE_FREE &&
+			bt->bt_type != BT_TYPE_PURGING) ||
+		    addr < bt->bt_start || addr > bt_end(bt))
+			continue;
+		kmem_pr(a->pr, "%#zx is %#zx+%#zx in VMEM '%s' (%s)\n",
+		    (size_t)addr, (size_t)bt->bt_start,
+		    (size_t)(addr - bt->bt_start), vm->vm_name,
+		    bt->bt_type == BT_TYPE_BUSY ? "allocated" : "free");
+		found = 1;
+		break;
+	}
+	kmem_mutex_exit(&vm->vm_lock);
+	return found;
 }
 
 int
 vmem_whatis(uintptr_t addr, vmem_printfn_t *pr)
 {
-	const bt_t *bt;
-	vmem_t *vm;
-	int found = -1;
+	struct vmem_print_arg a = {addr, pr};
 
-	kmem_mutex_enter(&vmem_list_lock);
-	for (vm = vmem_list; vm != NULL && found != 0; vm = vm->vm_next) {
-		kmem_mutex_enter(&vm->vm_lock);
-		for (bt = vm->vm_seg0.bt_snext; bt != &vm->vm_seg0;
-		     bt = bt->bt_snext) {
-			if ((bt->bt_type != BT_TYPE_BUSY &&
-				bt->bt_type != BT_TYPE_FREE &&
-				bt->bt_type != BT_TYPE_PURGING) ||
-			    addr < bt->bt_start || addr > bt_end(bt))
-				continue;
-			kmem_pr(pr, "%#zx is %#zx+%#zx in VMEM '%s' (%s)\n",
-			    (size_t)addr, (size_t)bt->bt_start,
-			    (size_t)(addr - bt->bt_start), vm->vm_name,
-			    bt->bt_type == BT_TYPE_BUSY ? "allocated" : "free");
-			found = 0;
-			break;
-		}
-		kmem_mutex_exit(&vm->vm_lock);
-	}
-	kmem_mutex_exit(&vmem_list_lock);
-	return found;
+	return kmemi_vmem_foreach(vmem_whatis_one, &a) != 0 ? 0 : -1;
 }
 
-void
-kmemi_vmem_fork(int phase)
+/*
+ * fork(2): every domain's arena list lock, its arenas' locks, its tag
+ * supply's lock (domains never take each other's locks: any order of
+ * domains is deadlock-free).
+ */
+static int
+vmem_fork_dom(struct kmem_domain *d, void *arg)
 {
+	int phase = *(int *)arg;
 	vmem_t *vm;
 
 	if (phase == KMEMI_FORK_PREPARE) {
-		kmem_mutex_enter(&vmem_list_lock);
-		for (vm = vmem_list; vm != NULL; vm = vm->vm_next)
+		kmem_mutex_enter(VMEM_LIST_LOCK(d));
+		for (vm = VMEM_LIST(d); vm != NULL; vm = vm->vm_next)
 			kmem_mutex_enter(&vm->vm_lock);
-		kmem_mutex_enter(&bt_supply_lock);
-		return;
+		kmem_mutex_enter(&d->kd_bt_lock);
+		return 0;
 	}
-	kmem_mutex_exit(&bt_supply_lock);
-	for (vm = vmem_list; vm != NULL; vm = vm->vm_next) {
+	kmem_mutex_exit(&d->kd_bt_lock);
+	for (vm = VMEM_LIST(d); vm != NULL; vm = vm->vm_next) {
 		if (phase == KMEMI_FORK_CHILD) {
 			/* The waiters were other threads: gone. */
 			vm->vm_nwaiters = 0;
@@ -2427,7 +2464,14 @@ kmemi_vmem_fork(int phase)
 		}
 		kmem_mutex_exit(&vm->vm_lock);
 	}
-	kmem_mutex_exit(&vmem_list_lock);
+	kmem_mutex_exit(VMEM_LIST_LOCK(d));
+	return 0;
+}
+
+void
+kmemi_vmem_fork(int phase)
+{
+	kmemi_dom_foreach(vmem_fork_dom, &phase);
 }
 
 pool_cache_t
@@ -2440,17 +2484,43 @@ kmemi_vmem_qcache(vmem_t *vm, vmem_size_t size)
 	return vm->vm_qcache[(rsize >> vm->vm_quantum_shift) - 1];
 }
 
-/* Call fn(vm, arg) for every arena under the list lock; stop on non-zero. */
+struct vmem_foreach_arg {
+	int (*fn)(vmem_t *, void *);
+	void *arg;
+};
+
+static int
+vmem_foreach_dom(struct kmem_domain *d, void *arg)
+{
+	struct vmem_foreach_arg *a = arg;
+
+	return kmemi_vmem_foreach_in(d, a->fn, a->arg);
+}
+
+/*
+ * Call fn(vm, arg) for every arena of every domain, under the domain's
+ * arena list lock; stop on non-zero.
+ */
 int
 kmemi_vmem_foreach(int (*fn)(vmem_t *, void *), void *arg)
+{
+	struct vmem_foreach_arg a = {fn, arg};
+
+	return kmemi_dom_foreach(vmem_foreach_dom, &a);
+}
+
+/* Call fn(vm, arg) for every arena of domain d; stop on non-zero. */
+int
+kmemi_vmem_foreach_in(
+    struct kmem_domain *d, int (*fn)(vmem_t *, void *), void *arg)
 {
 	vmem_t *vm;
 	int rv = 0;
 
-	kmem_mutex_enter(&vmem_list_lock);
-	for (vm = vmem_list; vm != NULL && rv == 0; vm = vm->vm_next)
+	kmem_mutex_enter(VMEM_LIST_LOCK(d));
+	for (vm = VMEM_LIST(d); vm != NULL && rv == 0; vm = vm->vm_next)
 		rv = fn(vm, arg);
-	kmem_mutex_exit(&vmem_list_lock);
+	kmem_mutex_exit(VMEM_LIST_LOCK(d));
 	return rv;
 }
 
@@ -2483,6 +2553,25 @@ kmemi_vmem_set_purge(
 	vm->vm_purge_delay_ns = delay_ns;
 	vm->vm_purge_last = kmem_prim_clock_ns();
 	kmem_mutex_exit(&vm->vm_lock);
+}
+
+/* Never called: marks an arena whose purge function is vm_purgefn_vm. */
+static void
+vmem_purge_by_vm(vmem_addr_t addr, vmem_size_t size)
+{
+	(void)addr;
+	(void)size;
+	KMEM_VERIFY(0);
+}
+
+void
+kmemi_vmem_set_purge_src(vmem_t *vm,
+    void (*fn)(vmem_t *, vmem_addr_t, vmem_size_t), uint64_t delay_ns)
+{
+	kmem_mutex_enter(&vm->vm_lock);
+	vm->vm_purgefn_vm = fn;
+	kmem_mutex_exit(&vm->vm_lock);
+	kmemi_vmem_set_purge(vm, vmem_purge_by_vm, delay_ns);
 }
 
 void
@@ -2775,4 +2864,10 @@ kmem_vmem_check(vmem_t *vm)
 	kmem_mutex_enter(&vm->vm_lock);
 	vmem_check_locked(vm);
 	kmem_mutex_exit(&vm->vm_lock);
+}
+
+struct kmem_domain *
+kmemi_vmem_domain(const vmem_t *vm)
+{
+	return vm->vm_dom;
 }

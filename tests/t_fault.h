@@ -18,6 +18,7 @@
 
 #include <kmem/vmem.h>
 
+#include "internal/domain.h"
 #include "internal/meta.h"
 #include "internal/prim.h"
 #include "t.h"
@@ -45,7 +46,7 @@ t_meta_exhaust(void)
 
 	kmem_prim_fault_set(1, true);
 	for (sz = (size_t)128 << 10; sz >= 4096; sz /= 2)
-		while (kmemi_meta_alloc(sz, VM_NOSLEEP, &m) == 0)
+		while (kmemi_meta_alloc(&kmemi_dom0, sz, VM_NOSLEEP, &m) == 0)
 			continue;
 }
 

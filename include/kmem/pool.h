@@ -99,6 +99,7 @@ struct pool {
 	unsigned int pr_refcnt;	     /* walkers outside the list lock */
 	struct pool *pr_next;	     /* list of all pools */
 	struct pool **pr_pprev;
+	struct kmem_domain *pr_dom; /* the domain it was made in */
 };
 
 typedef struct pool_cache *pool_cache_t;

@@ -14,6 +14,7 @@
 #include <kmem/pool.h>
 #include <kmem/vmem.h>
 
+#include "internal/domain.h"
 #include "internal/internal.h"
 #include "internal/pool_cache_impl.h"
 
@@ -26,54 +27,47 @@
 #define KMEM_GATE_INIT	 0x100u
 #define KMEM_GATE_NORSEQ 0x200u /* no lock-free fast path: slow path */
 #define KMEM_GATE_DEBUG	 0xffu	/* the KMEM_DEBUG_* items */
-extern unsigned int kmemi_gate KMEM_HIDDEN;
 /*
- * malloc.c's free tag: a free object of a class of 16 bytes or more has
- * address ^ kmemi_tag in its second word (0: no tags, while debugging).
+ * The default domain's only: another domain exists, so kmem_free(p,
+ * size) must find p's domain (domain.c section 2).  kmem_alloc and
+ * malloc's paths ignore it.
  */
-extern uintptr_t kmemi_tag KMEM_HIDDEN;
+#define KMEM_GATE_DOMAINS 0x400u
 /*
  * Every fast path reads the gate by this acquire load before the data the
- * set-up fills before it opens the gate with a release store (kmemi_fast,
- * kmemi_large_fast_max, the page shift, the tag): so no fast path acts on
- * data read before the set-up wrote it, and TSan sees the handover.  (The
- * size-to-class table kmemi_idx is constant: it may be read before.)  A
- * plain load on x86 (the order is the compiler's to keep): the fast paths
- * cost what they did (issue 10's note).  Test: kmem_first_call_mt.
+ * set-up fills before it opens the gate with a release store (the
+ * domain's kd_fast, kd_large_fast_max, the page shift, the tag): so no
+ * fast path acts on data read before the set-up wrote it, and TSan sees
+ * the handover.  (The size-to-class table kmemi_idx is constant: it may
+ * be read before.)  A plain load on x86 (the order is the compiler's to
+ * keep): the fast paths cost what they did (issue 10's note).  Test:
+ * kmem_first_call_mt.  KMEMI_GATE_OF(d): domain d's, every bit;
+ * KMEMI_GATE(): the default domain's as kmem_alloc and malloc see it
+ * (without KMEM_GATE_DOMAINS: one test of the word against a mask).
  */
-#define KMEMI_GATE() __atomic_load_n(&kmemi_gate, __ATOMIC_ACQUIRE)
+#define KMEMI_GATE_OF(d) __atomic_load_n(&(d)->kd_gate, __ATOMIC_ACQUIRE)
+#define KMEMI_GATE()	 (KMEMI_GATE_OF(&kmemi_dom0) & ~KMEM_GATE_DOMAINS)
+/*
+ * The default domain's fast-path data under the names malloc.c and
+ * debug.c use (they work in the default domain only).  malloc.c's free
+ * tag: a free object of a class of 16 bytes or more has address ^
+ * kmemi_tag in its second word (0: no tags, while debugging).
+ */
+#define kmemi_gate	     (kmemi_dom0.kd_gate)
+#define kmemi_tag	     (kmemi_dom0.kd_tag)
+#define kmemi_fast	     (kmemi_dom0.kd_fast)
+#define kmemi_large_fast     (kmemi_dom0.kd_large_fast)
+#define kmemi_large_fast_max (kmemi_dom0.kd_large_fast_max)
 
 /* ---- the fast paths' data (kmem.c), inlined by kmem.c and malloc.c ---- */
 
-#define KMEM_NCLASS    51 /* size classes (kmem.c section 2) */
-#define KMEM_IDX_SHIFT 3  /* the size-to-class table: 8-byte steps */
-#define KMEM_QC_PAGES  16 /* kva's quantum caches: up to 16 pages */
-
-/*
- * One cache the fast paths use without a call: its CPU slots and their
- * count (pool_cache_impl.h); for a class, also what free(p) needs to
- * check that p starts an object (section 4 of kmem.c), in one multiply:
- * the size is odd * 2^shift, inv the inverse of odd modulo 2^32, and an
- * offset is a multiple of the size below nitems of them exactly when
- * ror32(offset * inv, shift) < nitems (kmemi_small_valid).
- */
-struct kmem_fast {
-	struct pc_cpu *kf_cpus;
-	unsigned int kf_ncpu;
-	uint32_t kf_size;
-	uint32_t kf_inv;
-	uint32_t kf_shift;
-	uint32_t kf_nitems;
-	uint32_t kf_pad;
-};
+/* KMEM_NCLASS, KMEM_QC_PAGES, struct kmem_fast: domain.h. */
+#define KMEM_IDX_SHIFT 3 /* the size-to-class table: 8-byte steps */
 
 /* Size (in 8-byte steps) -> class; classes; large sizes by page count. */
 extern const uint8_t
     kmemi_idx[(KMEM_CACHE_MAX >> KMEM_IDX_SHIFT) + 1] KMEM_HIDDEN;
-extern struct kmem_fast kmemi_fast[KMEM_NCLASS] KMEM_HIDDEN;
-extern struct kmem_fast kmemi_large_fast[KMEM_QC_PAGES + 1] KMEM_HIDDEN;
-/* The largest size served so (0: none); log2 of the system page. */
-extern size_t kmemi_large_fast_max KMEM_HIDDEN;
+/* log2 of the system page (a fact of the process, set by the set-up). */
 extern unsigned int kmemi_pgshift KMEM_HIDDEN;
 
 /*
@@ -150,44 +144,57 @@ kmemi_fast_cpus(const struct kmem_fast *kf)
 }
 
 /* Out of line (kmem.c): a fast large block whose page has no leaf yet. */
-void *kmemi_large_fast_mark(void *p, size_t npg);
+void *kmemi_large_fast_mark(struct kmem_domain *d, void *p, size_t npg);
 /* Out of line (kmem.c): a fast large free whose quantum cache was full. */
 void kmemi_large_fast_unput(void *p, size_t npg);
+/* The page-map word of a in domain d if its leaf exists, else NULL. */
+_Atomic uint32_t *kmemi_dom_pm_get(struct kmem_domain *d, uintptr_t a);
 
 /*
- * The fast path of a large size (above KMEM_CACHE_MAX): up to
- * kmemi_large_fast_max, the gate open, a block of kva's quantum cache of
- * its page count from this CPU's group -- one inlined restartable
- * sequence -- marked live in the page map.  NULL: take the slow path.
+ * The fast path of a large size (above KMEM_CACHE_MAX) in domain d: up
+ * to its kd_large_fast_max, the gate open, a block of its kva's quantum
+ * cache of its page count from this CPU's group -- one inlined
+ * restartable sequence -- marked live in the page map.  NULL: take the
+ * slow path.
  */
 static inline void *
-kmemi_large_alloc_fast(size_t size)
+kmemi_large_alloc_fast_in(struct kmem_domain *d, size_t size)
 {
 #ifdef PC_RSEQ
 	paddr_t pa; /* kva's quantum caches have none: unused */
 	void *p;
 
-	if (kmem_likely(KMEMI_GATE() == 0) &&
-	    kmem_likely(size - 1 < kmemi_large_fast_max)) {
+	if (kmem_likely((KMEMI_GATE_OF(d) & ~KMEM_GATE_DOMAINS) == 0) &&
+	    kmem_likely(size - 1 < d->kd_large_fast_max)) {
 		size_t npg =
 		    (size + ((size_t)1 << kmemi_pgshift) - 1) >> kmemi_pgshift;
-		const struct kmem_fast *kf = &kmemi_large_fast[npg];
+		const struct kmem_fast *kf = &d->kd_large_fast[npg];
 		_Atomic uint32_t *w;
 
 		if (kmem_likely(
 			pc_rseq_get(kf->kf_cpus, kf->kf_ncpu, &p, &pa))) {
-			w = kmemi_pm_word_get((uintptr_t)p);
+			w = d == &kmemi_dom0
+			    ? kmemi_pm_word_get((uintptr_t)p)
+			    : kmemi_dom_pm_get(d, (uintptr_t)p);
 			if (kmem_unlikely(w == NULL))
-				return kmemi_large_fast_mark(p, npg);
+				return kmemi_large_fast_mark(d, p, npg);
 			atomic_store_explicit(
 			    w, PM_LIVE | (uint32_t)npg, memory_order_relaxed);
 			return p;
 		}
 	}
 #else
+	(void)d;
 	(void)size;
 #endif
 	return NULL;
+}
+
+/* The same in the default domain (malloc). */
+static inline void *
+kmemi_large_alloc_fast(size_t size)
+{
+	return kmemi_large_alloc_fast_in(&kmemi_dom0, size);
 }
 
 /*
@@ -215,7 +222,7 @@ kmemi_large_free_fast(void *p, _Atomic uint32_t *wp, uint32_t w)
 		return false;
 	if (kmem_unlikely(
 		!pc_rseq_put(kf->kf_cpus, kf->kf_ncpu, p, POOL_PADDR_INVALID)))
-		kmemi_large_fast_unput(p, npg);
+		kmemi_large_fast_unput(p, npg); /* the default domain's */
 	return true;
 #else
 	(void)p;

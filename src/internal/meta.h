@@ -11,6 +11,8 @@
 
 #include <kmem/vmem.h>
 
+struct kmem_domain;
+
 /*
  * A run of its own: "size" (page-rounded) zeroed bytes between two guard
  * pages, recorded in the region's registry.  For vmem's own metadata
@@ -18,8 +20,8 @@
  * from the metadata arena.  Takes no vmem lock: callable with any held.
  * 0 or ENOMEM.
  */
-int kmemi_meta_map(size_t size, void **out);
-void kmemi_meta_unmap(void *p, size_t size);
+int kmemi_meta_map(struct kmem_domain *d, size_t size, void **out);
+void kmemi_meta_unmap(struct kmem_domain *d, void *p, size_t size);
 
 /*
  * Metadata of every other kind: "size" (page-rounded) zeroed bytes from
@@ -27,24 +29,26 @@ void kmemi_meta_unmap(void *p, size_t size);
  * VM_SLEEP (wait for memory) or VM_NOSLEEP.  Takes kmeta's lock: not to
  * be called with a vmem arena's lock held.  0 or ENOMEM.
  */
-int kmemi_meta_alloc(size_t size, vm_flag_t flags, void **out);
-void kmemi_meta_free(void *p, size_t size);
+int kmemi_meta_alloc(
+    struct kmem_domain *d, size_t size, vm_flag_t flags, void **out);
+void kmemi_meta_free(struct kmem_domain *d, void *p, size_t size);
 
 /* The metadata arena, created on first use; NULL without memory for it. */
-vmem_t *kmemi_meta_arena(void);
+vmem_t *kmemi_meta_arena(struct kmem_domain *d);
 /* Its purge pass if one is due, or over everything with "all". */
-void kmemi_meta_purge(bool all);
+void kmemi_meta_purge(struct kmem_domain *d, bool all);
 
 /* True if [addr, addr + size) is within a page of a metadata run. */
-bool kmemi_meta_near(const void *addr, size_t size);
+bool kmemi_meta_near(struct kmem_domain *d, const void *addr, size_t size);
 /* True if p is in a metadata run. */
-bool kmemi_meta_owns(const void *p);
+bool kmemi_meta_owns(struct kmem_domain *d, const void *p);
 /*
  * fn(start, size, arg) for every metadata run (the bytes between its
  * guards), in address order, under the registry's lock: fn must not map
  * or unmap metadata.  Stops at, and returns, fn's first non-zero value.
  */
-int kmemi_meta_foreach(int (*fn)(uintptr_t, size_t, void *), void *arg);
+int kmemi_meta_foreach(
+    struct kmem_domain *d, int (*fn)(uintptr_t, size_t, void *), void *arg);
 
 /* fork(2): the registry's lock, after every vmem lock (fork.c). */
 void kmemi_meta_fork(int phase);

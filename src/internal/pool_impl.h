@@ -46,10 +46,15 @@ struct kmem_pool_page {
  */
 #define KMEMI_PR_NOCOLOR 0x40000000
 
-/* The library's page arena: quantum = page, imports from prim. */
-vmem_t *kmemi_page_arena(void);
+/*
+ * The page arena of domain d: quantum = page, imports from prim (the
+ * default domain) or the domain's page source.  Made on first use; NULL
+ * without memory for it.
+ */
+struct kmem_domain;
+vmem_t *kmemi_page_arena(struct kmem_domain *d);
 /* pool.c: its purge pass if one is due, or over everything; no-op if none. */
-void kmemi_page_arena_purge(bool all);
+void kmemi_page_arena_purge(struct kmem_domain *d, bool all);
 
 /* pool_cache.c: pool_cache_init that returns NULL when out of memory. */
 pool_cache_t kmemi_cache_create(size_t size, unsigned int align,
@@ -75,19 +80,24 @@ void kmemi_cache_drain(struct pool_cache *pc);
 /* pool.c: pages for internal pools (headers, groups), never from a cache. */
 extern struct pool_allocator kmemi_pool_allocator_meta KMEM_HIDDEN;
 /* pool_cache.c: trim depots to their working sets (kmem_reap). */
-void kmemi_cache_reap_all(bool everything);
+void kmemi_cache_reap_all(struct kmem_domain *d, bool everything);
 /* pool.c: free pages idle long enough (everything: all empty pages). */
 int kmemi_pool_reclaim_idle(struct pool *pp, bool everything);
-/* pool.c: that, for every pool. */
-void kmemi_pool_reap_all(bool everything);
+/* pool.c: that, for every pool of domain d. */
+void kmemi_pool_reap_all(struct kmem_domain *d, bool everything);
 
 /* pool.c: pool_get of up to n items under one lock hold; how many. */
 unsigned int kmemi_pool_get_batch(
     struct pool *pp, int flags, void **objs, unsigned int n);
 /* pool.c: pool_put of n items under one lock hold. */
 void kmemi_pool_put_batch(struct pool *pp, void *const *objs, unsigned int n);
-/* pool.c: fn(pp, arg) for every pool, no list lock held; stops on non-zero. */
+/*
+ * pool.c: fn(pp, arg) for every pool (of every domain, or of domain d),
+ * no list lock held; stops on non-zero.
+ */
 int kmemi_pool_foreach(int (*fn)(struct pool *, void *), void *arg);
+int kmemi_pool_foreach_in(
+    struct kmem_domain *d, int (*fn)(struct pool *, void *), void *arg);
 /* pool.c: the item of hashed pool pp containing v, and whether it is out. */
 bool kmemi_pool_item_of(
     struct pool *pp, const void *v, void **itemp, bool *outp);
@@ -104,8 +114,16 @@ const char *kmemi_pool_out_item_locked(struct pool *pp, const void *v);
  * does with kva's).
  */
 pool_cache_t kmemi_vmem_qcache(vmem_t *vm, vmem_size_t size);
-/* vmem.c: fn(vm, arg) for every arena, under the arena list lock. */
+/*
+ * vmem.c: fn(vm, arg) for every arena of every domain, or of domain d,
+ * under the domain's arena list lock; stops at fn's first non-zero.
+ */
+struct kmem_domain;
 int kmemi_vmem_foreach(int (*fn)(vmem_t *, void *), void *arg);
+int kmemi_vmem_foreach_in(
+    struct kmem_domain *d, int (*fn)(vmem_t *, void *), void *arg);
+/* vmem.c: the domain vm was created in. */
+struct kmem_domain *kmemi_vmem_domain(const vmem_t *vm);
 /* vmem.c: fn(start, size, span's tag, arg) for every span of vm. */
 int kmemi_vmem_spans(vmem_t *vm,
     int (*fn)(vmem_addr_t, vmem_size_t, const void *, void *), void *arg);
@@ -121,6 +139,9 @@ int kmemi_vmem_spans(vmem_t *vm,
 void kmemi_vmem_set_purge(
     vmem_t *vm, void (*fn)(vmem_addr_t, vmem_size_t), uint64_t delay_ns);
 void kmemi_vmem_purge(vmem_t *vm, bool all);
+/* The same with a purge function told the arena (a domain's kva). */
+void kmemi_vmem_set_purge_src(vmem_t *vm,
+    void (*fn)(vmem_t *, vmem_addr_t, vmem_size_t), uint64_t delay_ns);
 
 /*
  * fork(2) support, one function per layer (fork.c calls them in the lock

@@ -25,6 +25,7 @@
 #include <kmem/pool.h>
 #include <kmem/vmem.h>
 
+#include "internal/domain.h"
 #include "internal/internal.h"
 #include "internal/pool_impl.h"
 #include "t.h"
@@ -269,7 +270,7 @@ kva_inuse(void)
 {
 	struct kmem_vmem_stats st;
 
-	T_EQ(kmem_vmem_stats(kmemi_page_arena(), &st), 0);
+	T_EQ(kmem_vmem_stats(kmemi_page_arena(&kmemi_dom0), &st), 0);
 	T_EQ(strcmp(st.vs_name, "kva"), 0);
 	return st.vs_inuse;
 }

@@ -86,9 +86,9 @@ damage(void *arg)
 	mk();
 	if (id >= EMPTIES_MORE && id <= EMPTIES_COUNT) {
 		/* One shared empty group at least, at the head. */
-		pcg_put_empty(pcg_get_empty(0, true));
+		pcg_put_empty(&kmemi_dom0, pcg_get_empty(&kmemi_dom0, 0, true));
 	}
-	e = pcg_empty[0];
+	e = kmemi_dom0.kd_pcg_empty[0];
 	switch (id) {
 	case GROUP:
 		g = cc->cc_current;
@@ -129,11 +129,11 @@ damage(void *arg)
 		t_ck_want(CC "group size index 9");
 		break;
 	case EMPTIES_MORE:
-		pcg_nempty[0]--;
+		kmemi_dom0.kd_pcg_nempty[0]--;
 		t_ck_want(CC
 		    "the empty groups of size 15 are more than counted "
 		    "(%lu)",
-		    pcg_nempty[0]);
+		    kmemi_dom0.kd_pcg_nempty[0]);
 		break;
 	case EMPTY_GROUP:
 		e->pcg_avail = 1;
@@ -142,10 +142,12 @@ damage(void *arg)
 		    (void *)e);
 		break;
 	case EMPTIES_COUNT:
-		pcg_nempty[0]++;
+		kmemi_dom0.kd_pcg_nempty[0]++;
 		t_ck_want(CC "%lu empty groups of size 15; counted %lu, "
 			     "working-set minimum %lu",
-		    pcg_nempty[0] - 1, pcg_nempty[0], pcg_empty_min[0]);
+		    kmemi_dom0.kd_pcg_nempty[0] - 1,
+		    kmemi_dom0.kd_pcg_nempty[0],
+		    kmemi_dom0.kd_pcg_empty_min[0]);
 		break;
 	case OBJ_NOT_ITEM:
 		g = pc->pc_full;

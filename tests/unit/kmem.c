@@ -34,6 +34,7 @@
 #include <kmem/pool.h>
 #include <kmem/vmem.h>
 
+#include "internal/domain.h"
 #include "internal/internal.h"
 #include "internal/pool_impl.h"
 #include "t.h"
@@ -132,7 +133,7 @@ static uint64_t
 kva_inuse(void)
 {
 	struct kmem_vmem_stats st;
-	vmem_t *vm = kmemi_page_arena();
+	vmem_t *vm = kmemi_page_arena(&kmemi_dom0);
 
 	T_ASSERT(vm != NULL);
 	memset(&st, 0, sizeof st);

@@ -150,7 +150,7 @@ kva_inuse(void)
 {
 	struct kmem_vmem_stats st;
 
-	kmem_vmem_stats(kmemi_page_arena(), &st);
+	kmem_vmem_stats(kmemi_page_arena(&kmemi_dom0), &st);
 	return st.vs_inuse;
 }
 
@@ -254,23 +254,23 @@ c_meta_runs(void *arg)
 	size_t n = 0, i;
 
 	(void)arg;
-	T_EQ(kmemi_meta_alloc(0, VM_NOSLEEP, &runs[0]), ENOMEM);
-	T_EQ(kmemi_meta_map(0, &runs[0]), ENOMEM);
+	T_EQ(kmemi_meta_alloc(&kmemi_dom0, 0, VM_NOSLEEP, &runs[0]), ENOMEM);
+	T_EQ(kmemi_meta_map(&kmemi_dom0, 0, &runs[0]), ENOMEM);
 	for (;;) {
 		T_LT(n, NRUNS);
 		kmem_prim_fault_set(2, false); /* the run, then no registry */
-		if (kmemi_meta_map(4096, &runs[n]) != 0)
+		if (kmemi_meta_map(&kmemi_dom0, 4096, &runs[n]) != 0)
 			break;
 		n++;
 	}
 	T_EQ(kmem_prim_fault_calls(), 2);
 	kmem_prim_fault_set(0, false);
 	for (; n < NRUNS; n++) {
-		T_EQ(kmemi_meta_map(4096, &runs[n]), 0);
-		T_ASSERT(kmemi_meta_owns(runs[n]));
+		T_EQ(kmemi_meta_map(&kmemi_dom0, 4096, &runs[n]), 0);
+		T_ASSERT(kmemi_meta_owns(&kmemi_dom0, runs[n]));
 	}
 	for (i = 0; i < NRUNS; i++)
-		kmemi_meta_unmap(runs[i], 4096);
+		kmemi_meta_unmap(&kmemi_dom0, runs[i], 4096);
 }
 
 /* A class's cache, made on first use, with no metadata to make it. */

@@ -14,6 +14,7 @@
 #include <kmem/kmem.h>
 #include <kmem/vmem.h>
 
+#include "internal/domain.h"
 #include "internal/pool_impl.h"
 #include "t.h"
 
@@ -26,7 +27,7 @@ kva(void)
 {
 	struct kmem_vmem_stats st;
 
-	T_EQ(kmem_vmem_stats(kmemi_page_arena(), &st), 0);
+	T_EQ(kmem_vmem_stats(kmemi_page_arena(&kmemi_dom0), &st), 0);
 	T_EQ(strcmp(st.vs_name, "kva"), 0);
 	return st;
 }

@@ -13,6 +13,7 @@
 #include <kmem/kmem.h>
 #include <kmem/vmem.h>
 
+#include "internal/domain.h"
 #include "internal/pool_impl.h"
 #include "t.h"
 
@@ -23,7 +24,7 @@ kva_imported(void)
 {
 	struct kmem_vmem_stats st;
 
-	T_EQ(kmem_vmem_stats(kmemi_page_arena(), &st), 0);
+	T_EQ(kmem_vmem_stats(kmemi_page_arena(&kmemi_dom0), &st), 0);
 	return st.vs_imported;
 }
 

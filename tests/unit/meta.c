@@ -578,7 +578,7 @@ meta_check(const char *what, const void *p)
 	char perms[5], below[5], above[5];
 
 	T_ASSERT(p != NULL);
-	if (!kmemi_meta_owns(p))
+	if (!kmemi_meta_owns(&kmemi_dom0, p))
 		T_FAIL("%s at %p is not in the metadata region", what, p);
 	if (near_kva(a, a + 1))
 		T_FAIL("%s at %p is within a page of a kva span", what, p);
@@ -614,7 +614,7 @@ test_meta_apart(void)
 		kmem_free(small[i], 16 + (i % 7) * 100);
 
 	kva_nspans = 0;
-	kmemi_vmem_spans(kmemi_page_arena(), kva_span_cb, NULL);
+	kmemi_vmem_spans(kmemi_page_arena(&kmemi_dom0), kva_span_cb, NULL);
 	T_GE(kva_nspans, 1);
 
 	c = kmemi_idx[(16 + 7) >> KMEM_IDX_SHIFT];
@@ -643,14 +643,14 @@ test_meta_apart(void)
 			    "unmade class's slots", kmemi_fast[c].kf_cpus);
 			break;
 		}
-	meta_check("arena structure", kmemi_page_arena());
-	meta_check("metadata arena", kmemi_meta_arena());
+	meta_check("arena structure", kmemi_page_arena(&kmemi_dom0));
+	meta_check("metadata arena", kmemi_meta_arena(&kmemi_dom0));
 	if (pp->pr_phhash != pp->pr_phhash0)
 		meta_check("page hash table", pp->pr_phhash);
 
 	/* Every run: away from kva, guard pages on both sides. */
 	meta_nruns = 0;
-	kmemi_meta_foreach(meta_run_cb, NULL);
+	kmemi_meta_foreach(&kmemi_dom0, meta_run_cb, NULL);
 	T_GE(meta_nruns, 4);
 	printf("   %zu metadata runs, %zu kva spans: none within a page of "
 	       "the other, every run between guard pages\n",
@@ -713,35 +713,36 @@ test_guarded_run(void)
 	kmem_prim_fault_set(0, false);
 
 	/* The registry follows runs, and says what is near one. */
-	T_EQ(kmemi_meta_map(3 * ps, &q), 0);
-	T_ASSERT(kmemi_meta_owns(q) && kmemi_meta_owns((char *)q + 3 * ps - 1));
-	T_ASSERT(!kmemi_meta_owns((char *)q - 1));
-	T_ASSERT(!kmemi_meta_owns((char *)q + 3 * ps));
+	T_EQ(kmemi_meta_map(&kmemi_dom0, 3 * ps, &q), 0);
+	T_ASSERT(kmemi_meta_owns(&kmemi_dom0, q) &&
+	    kmemi_meta_owns(&kmemi_dom0, (char *)q + 3 * ps - 1));
+	T_ASSERT(!kmemi_meta_owns(&kmemi_dom0, (char *)q - 1));
+	T_ASSERT(!kmemi_meta_owns(&kmemi_dom0, (char *)q + 3 * ps));
 	/* Near: overlapping or adjacent; a page between (a guard's) is not. */
-	T_ASSERT(kmemi_meta_near((char *)q + 3 * ps, ps));
-	T_ASSERT(kmemi_meta_near((char *)q - ps, ps));
-	T_ASSERT(!kmemi_meta_near((char *)q + 4 * ps, ps));
-	T_ASSERT(!kmemi_meta_near((char *)q - 3 * ps, 2 * ps));
-	kmemi_meta_unmap(q, 3 * ps);
-	T_ASSERT(!kmemi_meta_owns(q));
+	T_ASSERT(kmemi_meta_near(&kmemi_dom0, (char *)q + 3 * ps, ps));
+	T_ASSERT(kmemi_meta_near(&kmemi_dom0, (char *)q - ps, ps));
+	T_ASSERT(!kmemi_meta_near(&kmemi_dom0, (char *)q + 4 * ps, ps));
+	T_ASSERT(!kmemi_meta_near(&kmemi_dom0, (char *)q - 3 * ps, 2 * ps));
+	kmemi_meta_unmap(&kmemi_dom0, q, 3 * ps);
+	T_ASSERT(!kmemi_meta_owns(&kmemi_dom0, q));
 	/* Past its first 64 entries, and past its first growth. */
 	for (i = 0; i < KMEM_ARRAY_SIZE(many); i++)
-		T_EQ(kmemi_meta_map(ps, &many[i]), 0);
+		T_EQ(kmemi_meta_map(&kmemi_dom0, ps, &many[i]), 0);
 	for (i = 0; i < KMEM_ARRAY_SIZE(many); i++)
-		T_ASSERT(kmemi_meta_owns(many[i]));
+		T_ASSERT(kmemi_meta_owns(&kmemi_dom0, many[i]));
 	for (i = 0; i < KMEM_ARRAY_SIZE(many); i++)
-		kmemi_meta_unmap(many[i], ps);
+		kmemi_meta_unmap(&kmemi_dom0, many[i], ps);
 	for (i = 0; i < KMEM_ARRAY_SIZE(many); i++)
-		T_ASSERT(!kmemi_meta_owns(many[i]));
+		T_ASSERT(!kmemi_meta_owns(&kmemi_dom0, many[i]));
 
 	/* From the metadata arena: zeroed, page-rounded, reusable. */
-	T_EQ(kmemi_meta_alloc(100, VM_NOSLEEP, &q), 0);
-	T_ASSERT(kmemi_meta_owns(q));
+	T_EQ(kmemi_meta_alloc(&kmemi_dom0, 100, VM_NOSLEEP, &q), 0);
+	T_ASSERT(kmemi_meta_owns(&kmemi_dom0, q));
 	memset(q, 0xee, ps);
-	kmemi_meta_free(q, 100);
-	T_EQ(kmemi_meta_alloc(ps, VM_NOSLEEP, &p), 0);
+	kmemi_meta_free(&kmemi_dom0, q, 100);
+	T_EQ(kmemi_meta_alloc(&kmemi_dom0, ps, VM_NOSLEEP, &p), 0);
 	T_ASSERT(((char *)p)[0] == 0 && ((char *)p)[ps - 1] == 0);
-	kmemi_meta_free(p, ps);
+	kmemi_meta_free(&kmemi_dom0, p, ps);
 }
 
 int

@@ -22,6 +22,7 @@
 #include <kmem/pool.h>
 #include <kmem/vmem.h>
 
+#include "internal/domain.h"
 #include "internal/internal.h"
 #include "internal/pool_impl.h"
 #include "internal/prim.h"
@@ -1335,7 +1336,7 @@ test_nowait_prim_fault_fresh(void)
 static vmem_size_t
 arena_inuse(void)
 {
-	return vmem_size(kmemi_page_arena(), VMEM_ALLOC);
+	return vmem_size(kmemi_page_arena(&kmemi_dom0), VMEM_ALLOC);
 }
 
 static void

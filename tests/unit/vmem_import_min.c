@@ -17,6 +17,7 @@
 #include <kmem/pool.h>
 #include <kmem/vmem.h>
 
+#include "internal/domain.h"
 #include "internal/internal.h"
 #include "internal/pool_impl.h"
 #include "internal/prim.h"
@@ -303,7 +304,7 @@ kva_child(void *arg)
 
 	alarm(HANG_S);
 	first = kmem_alloc(64, KM_SLEEP); /* set kmem up on a normal source */
-	imp0 = t_vmem_stats(kmemi_page_arena()).vs_import;
+	imp0 = t_vmem_stats(kmemi_page_arena(&kmemi_dom0)).vs_import;
 	kmem_prim_fault_size((size_t)768 << 10);
 	for (i = 0; i < KVA_NBLK; i++) {
 		p[i] =
@@ -312,7 +313,8 @@ kva_child(void *arg)
 		memset(p[i], (int)i, KVA_BLOCK);
 	}
 	/* Most blocks needed an import of their own, and got one. */
-	T_GE(t_vmem_stats(kmemi_page_arena()).vs_import, imp0 + KVA_NBLK - 2);
+	T_GE(t_vmem_stats(kmemi_page_arena(&kmemi_dom0)).vs_import,
+	    imp0 + KVA_NBLK - 2);
 	for (i = 0; i < KVA_NBLK; i++) {
 		T_EQ(((unsigned char *)p[i])[KVA_BLOCK - 1], i);
 		kmem_free(p[i], KVA_BLOCK);

@@ -1,0 +1,364 @@
+/*
+ * domain.c -- domains: the whole allocator as an instance over a page
+ * source (kmem_domain(3)).
+ *
+ * 1. What.  A domain is everything mutable of vmem, pool, pool_cache and
+ *    kmem_alloc: the arena list and the boundary-tag supply (vmem.c), the
+ *    metadata region's registry and arena (meta.c), the page arena "kva",
+ *    the header pools and the pool list (pool.c), the cache list, the
+ *    group pools and the depot budget (pool_cache.c), the size classes'
+ *    caches, their fast-path data, the gate and the page map (kmem.c) --
+ *    one struct kmem_domain (internal/domain.h), each layer's part
+ *    written by that layer only.  The process's default domain,
+ *    kmemi_dom0, is in the data segment, over prim's pages: what kmem was
+ *    before domains.  Another's structure and every byte it uses come
+ *    from its page source: kva imports from it, and so does the metadata
+ *    region (runs without guard pages: a source has none to give).
+ *
+ * 2. Which domain.  A thread has a current domain (kmemi_dom_tls, an
+ *    initial-exec TLS pointer, NULL for the default).  What creates
+ *    something -- vmem_create, pool_init, pool_cache_init, kmem_alloc's
+ *    class caches -- creates it in the current domain, and it records
+ *    its domain (vm_dom, pr_dom; a cache is a pool); from then on it uses
+ *    that domain's memory whatever is current where it is used.
+ *    kmem_alloc serves from the current domain's classes; kmem_free(p,
+ *    size) finds p's domain by the page maps (kmemi_dom_of) once another
+ *    domain than the default exists (the default's gate then carries
+ *    KMEM_GATE_DOMAINS, which sends kmem_free, not kmem_alloc, to the
+ *    slow path), so that p goes home from any thread.
+ *
+ * 3. The registry: every live domain, the default first, on a list under
+ *    dom_lock, for the fork handlers, the statistics and kmemi_dom_of.
+ *    A destroyed domain's structure goes back to its source, so a
+ *    pointer to it cannot be checked by reading it; the registry is what
+ *    kmemi_dom_check asks ("switching to a destroyed domain").
+ *
+ * 4. Locking.  dom_lock is taken before any lock of any domain (fork.c
+ *    takes it first) and held while a walker (kmemi_dom_foreach) runs,
+ *    so a domain is not destroyed under a walk.  No lock of one domain
+ *    is ever held while a lock of another is taken: domains never share
+ *    memory or structures, so any order of domains is free of deadlock.
+ *
+ * 5. Failure policy.  No memory for a domain: NULL and ENOMEM, nothing
+ *    kept.  A source that returns memory not aligned as asked, a
+ *    destroyed or foreign domain pointer, destroying the default domain:
+ *    kmem_panic, naming the call and the domain.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <kmem/domain.h>
+#include <kmem/kmem.h>
+
+#include "internal/domain.h"
+#include "internal/internal.h"
+#include "internal/kmem_impl.h"
+#include "internal/meta.h"
+#include "internal/pool_impl.h"
+#include "internal/prim.h"
+
+#define DOM_LOCKS_INIT                                                         \
+	.kd_init_lock = KMEM_MUTEX_INITIALIZER,                                \
+	.kd_vmem_list_lock = KMEM_MUTEX_INITIALIZER,                           \
+	.kd_bt_lock = KMEM_MUTEX_INITIALIZER,                                  \
+	.kd_meta_lock = KMEM_MUTEX_INITIALIZER,                                \
+	.kd_page_arena_lock = KMEM_MUTEX_INITIALIZER,                          \
+	.kd_phpool_lock = KMEM_MUTEX_INITIALIZER,                              \
+	.kd_pool_list_lock = KMEM_MUTEX_INITIALIZER,                           \
+	.kd_pc_list_lock = KMEM_MUTEX_INITIALIZER,                             \
+	.kd_pcg_init_lock = KMEM_MUTEX_INITIALIZER,                            \
+	.kd_pcg_lock = KMEM_MUTEX_INITIALIZER
+
+struct kmem_domain kmemi_dom0 = {
+    .kd_gate = KMEM_GATE_INIT,
+    .kd_magic = KMEMI_DOMAIN_MAGIC,
+    .kd_default = true,
+    .kd_name = "default",
+    .kd_meta_runs = kmemi_dom0.kd_meta_runs0,
+    .kd_meta_cap = KMEMI_META_RUNS0,
+    DOM_LOCKS_INIT,
+};
+
+__thread struct kmem_domain *kmemi_dom_tls
+    __attribute__((tls_model("initial-exec")));
+
+/* The registry (section 3): the domains other than the default. */
+static struct {
+	kmem_mutex_t lock;
+	struct kmem_domain *list;
+	unsigned int n;
+} dom_reg = {KMEM_MUTEX_INITIALIZER, NULL, 0};
+/*
+ * The thread that runs fork(2) holds dom_reg.lock from prepare to parent
+ * or child, and walks the registry for every layer meanwhile: without
+ * the lock it already holds.
+ */
+static __thread bool dom_fork_self __attribute__((tls_model("initial-exec")));
+
+/* ---- pages ---- */
+
+int
+kmemi_dom_pages(struct kmem_domain *d, size_t size, size_t align, void **out)
+{
+	size_t ps = kmem_prim_page_size();
+	void *p;
+
+	if (d->kd_default)
+		return kmem_prim_alloc(size, align, out);
+	if (align < ps)
+		align = ps;
+	KMEM_ASSERT(size % ps == 0 && kmem_powerof2(align));
+	p = d->kd_src.ps_alloc(d->kd_src.ps_arg, size, align);
+	if (p == NULL)
+		return ENOMEM;
+	if (((uintptr_t)p & (align - 1)) != 0)
+		kmem_panic("kmem_domain(domain '%s'): page source returned %p "
+			   "for %zu bytes aligned to %zu: not aligned as asked",
+		    d->kd_name, p, size, align);
+	atomic_fetch_add_explicit(&d->kd_src_bytes, size, memory_order_relaxed);
+	*out = p;
+	return 0;
+}
+
+void
+kmemi_dom_pages_free(struct kmem_domain *d, void *p, size_t size)
+{
+	if (d->kd_default) {
+		kmem_prim_release(p, size);
+		return;
+	}
+	KMEM_ASSERT(atomic_load_explicit(&d->kd_src_bytes,
+			memory_order_relaxed) >= size);
+	atomic_fetch_sub_explicit(&d->kd_src_bytes, size, memory_order_relaxed);
+	d->kd_src.ps_free(d->kd_src.ps_arg, p, size);
+}
+
+int
+kmemi_dom_pages_purge(struct kmem_domain *d, void *p, size_t size)
+{
+	if (d->kd_default)
+		return kmem_prim_purge(p, size);
+	if (d->kd_src.ps_purge == NULL)
+		return EOPNOTSUPP;
+	d->kd_src.ps_purge(d->kd_src.ps_arg, p, size);
+	return 0;
+}
+
+/* ---- the registry ---- */
+
+int
+kmemi_dom_foreach(int (*fn)(struct kmem_domain *, void *), void *arg)
+{
+	struct kmem_domain *d;
+	int rv;
+
+	if ((rv = fn(&kmemi_dom0, arg)) != 0)
+		return rv;
+	/* Without other domains, no lock: fork handlers and stats as ever. */
+	if (atomic_load_explicit(
+		(_Atomic(struct kmem_domain *) *)&dom_reg.list,
+		memory_order_acquire) == NULL)
+		return 0;
+	if (!dom_fork_self)
+		kmem_mutex_enter(&dom_reg.lock);
+	for (d = dom_reg.list; d != NULL && rv == 0; d = d->kd_next)
+		rv = fn(d, arg);
+	if (!dom_fork_self)
+		kmem_mutex_exit(&dom_reg.lock);
+	return rv;
+}
+
+void
+kmemi_dom_fork(int phase)
+{
+	if (phase == KMEMI_FORK_PREPARE) {
+		kmem_mutex_enter(&dom_reg.lock);
+		dom_fork_self = true;
+	} else {
+		dom_fork_self = false;
+		kmem_mutex_exit(&dom_reg.lock);
+	}
+}
+
+static bool
+dom_live_locked(const struct kmem_domain *d)
+{
+	const struct kmem_domain *x;
+
+	for (x = dom_reg.list; x != NULL; x = x->kd_next)
+		if (x == d)
+			return true;
+	return false;
+}
+
+void
+kmemi_dom_check(const char *fn, const struct kmem_domain *d)
+{
+	bool live;
+
+	if (d == &kmemi_dom0)
+		return;
+	kmem_mutex_enter(&dom_reg.lock);
+	live = dom_live_locked(d);
+	kmem_mutex_exit(&dom_reg.lock);
+	if (!live)
+		kmem_panic("%s(%p): not a live domain (destroyed, or never "
+			   "made by kmem_domain_create)",
+		    fn, (const void *)d);
+}
+
+struct kmem_domain *
+kmemi_dom_of(const void *p)
+{
+	struct kmem_domain *d;
+
+	if (kmemi_kmem_owns(&kmemi_dom0, p))
+		return &kmemi_dom0;
+	kmem_mutex_enter(&dom_reg.lock);
+	for (d = dom_reg.list; d != NULL; d = d->kd_next)
+		if (kmemi_kmem_owns(d, p))
+			break;
+	kmem_mutex_exit(&dom_reg.lock);
+	return d;
+}
+
+/* ---- the interface ---- */
+
+kmem_domain_t *
+kmem_domain_create(const char *name, const struct kmem_page_source *src)
+{
+	struct kmem_domain tmp, *d;
+	size_t ps = kmem_prim_page_size();
+	size_t bytes = kmem_align_up(sizeof *d, ps);
+	void *mem;
+
+	if (src == NULL || src->ps_alloc == NULL || src->ps_free == NULL) {
+		errno = EINVAL;
+		return NULL;
+	}
+	kmem_options_init();
+	/* The structure itself from the source, as all the rest. */
+	memset(&tmp, 0, offsetof(struct kmem_domain, kd_bt_reserve));
+	tmp.kd_src = *src;
+	kmem_snprintf(tmp.kd_name, sizeof tmp.kd_name, "%s",
+	    name != NULL ? name : "(anon)");
+	if (kmemi_dom_pages(&tmp, bytes, 0, &mem) != 0) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	d = mem;
+	memset(d, 0, sizeof *d);
+	d->kd_src = *src;
+	memcpy(d->kd_name, tmp.kd_name, sizeof d->kd_name);
+	d->kd_mapsize = bytes;
+	atomic_store_explicit(&d->kd_src_bytes, bytes, memory_order_relaxed);
+	d->kd_magic = KMEMI_DOMAIN_MAGIC;
+	d->kd_gate = KMEM_GATE_INIT;
+	d->kd_meta_runs = d->kd_meta_runs0;
+	d->kd_meta_cap = KMEMI_META_RUNS0;
+	kmem_mutex_init(&d->kd_init_lock);
+	kmem_mutex_init(&d->kd_vmem_list_lock);
+	kmem_mutex_init(&d->kd_bt_lock);
+	kmem_mutex_init(&d->kd_meta_lock);
+	kmem_mutex_init(&d->kd_page_arena_lock);
+	kmem_mutex_init(&d->kd_phpool_lock);
+	kmem_mutex_init(&d->kd_pool_list_lock);
+	kmem_mutex_init(&d->kd_pc_list_lock);
+	kmem_mutex_init(&d->kd_pcg_init_lock);
+	kmem_mutex_init(&d->kd_pcg_lock);
+	/* Set up as kmem is at its first call; nothing kept if it fails. */
+	if (!kmemi_kmem_dom_setup(d)) {
+		kmemi_dom_teardown(d);
+		errno = ENOMEM;
+		return NULL;
+	}
+	kmem_mutex_enter(&dom_reg.lock);
+	d->kd_next = dom_reg.list;
+	atomic_store_explicit((_Atomic(struct kmem_domain *) *)&dom_reg.list,
+	    d, memory_order_release);
+	if (dom_reg.n++ == 0) /* kmem_free must now find p's domain */
+		__atomic_fetch_or(
+		    &kmemi_dom0.kd_gate, KMEM_GATE_DOMAINS, __ATOMIC_RELEASE);
+	kmem_mutex_exit(&dom_reg.lock);
+	return d;
+}
+
+int
+kmem_domain_destroy(kmem_domain_t *d)
+{
+	struct kmem_domain **pp;
+	int err;
+
+	if (d == &kmemi_dom0 || d == NULL)
+		kmem_panic("kmem_domain_destroy(%p): the default domain cannot "
+			   "be destroyed",
+		    (void *)d);
+	kmem_mutex_enter(&dom_reg.lock);
+	if (!dom_live_locked(d)) {
+		kmem_mutex_exit(&dom_reg.lock);
+		kmem_panic("kmem_domain_destroy(%p): not a live domain "
+			   "(destroyed twice, or never made by "
+			   "kmem_domain_create)",
+		    (void *)d);
+	}
+	/* Busy: nothing freed, the domain stays as it was. */
+	if ((err = kmemi_dom_busy(d)) != 0) {
+		kmem_mutex_exit(&dom_reg.lock);
+		return err;
+	}
+	for (pp = &dom_reg.list; *pp != d; pp = &(*pp)->kd_next)
+		continue;
+	*pp = d->kd_next;
+	if (--dom_reg.n == 0)
+		__atomic_fetch_and(
+		    &kmemi_dom0.kd_gate, ~KMEM_GATE_DOMAINS, __ATOMIC_RELEASE);
+	kmem_mutex_exit(&dom_reg.lock);
+	if (kmemi_dom_tls == d)
+		kmemi_dom_tls = NULL;
+	kmemi_dom_teardown(d);
+	return 0;
+}
+
+kmem_domain_t *
+kmem_domain_switch(kmem_domain_t *d)
+{
+	struct kmem_domain *prev = kmemi_dom_cur();
+
+	if (d != NULL)
+		kmemi_dom_check("kmem_domain_switch", d);
+	kmemi_dom_tls = d == &kmemi_dom0 ? NULL : d;
+	return prev;
+}
+
+kmem_domain_t *
+kmem_domain_current(void)
+{
+	return kmemi_dom_cur();
+}
+
+kmem_domain_t *
+kmem_domain_default(void)
+{
+	return &kmemi_dom0;
+}
+
+vmem_t *
+kmem_domain_arena(kmem_domain_t *d)
+{
+	if (d == NULL)
+		d = &kmemi_dom0;
+	kmemi_dom_check("kmem_domain_arena", d);
+	return kmemi_page_arena(d);
+}
+
+const char *
+kmem_domain_name(const kmem_domain_t *d)
+{
+	if (d == NULL)
+		d = &kmemi_dom0;
+	return d->kd_name;
+}
