@@ -7,6 +7,8 @@
 #   make test       the whole suite: release (gcc) + valgrind, ASan+UBSan
 #                   (clang), TSan (gcc) on every test: the threaded ones
 #                   are what it is for, the rest cost seconds
+#   make freestanding   build/freestanding/libkmem-freestanding.a: no libc,
+#                   no pthread, no Linux (docs/embedding.md)
 #   make install PREFIX=/abs/path
 #   make bench      benchmarks (numbers, not tests)
 #   make bench-malloc   the LD_PRELOAD suite against the peers only
@@ -23,7 +25,8 @@ CMAKE  ?= cmake
 B      := build
 
 .PHONY: all deps release run demo bench-malloc test test-release test-asan test-tsan \
-	asan-build install bench soak fuzz coverage format format-check clean
+	asan-build install bench soak fuzz coverage format format-check clean \
+	freestanding
 
 all: release
 
@@ -116,3 +119,11 @@ format-check:
 
 clean:
 	rm -rf $(B)
+
+# The freestanding archive alone (CMakeLists.txt's freestanding section;
+# the release build makes it too, and its tests run in `make test`).
+freestanding:
+	@CC=gcc CXX=g++ $(CMAKE) -S . -B $(B)/freestanding \
+	    -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@$(CMAKE) --build $(B)/freestanding -j $(JOBS) --target kmem_freestanding
+	@echo "kmem: $(B)/freestanding/libkmem-freestanding.a"

@@ -83,8 +83,10 @@ struct kmem_domain kmemi_dom0 = {
     DOM_LOCKS_INIT,
 };
 
+#ifndef KMEM_FREESTANDING
 __thread struct kmem_domain *kmemi_dom_tls
     __attribute__((tls_model("initial-exec")));
+#endif
 
 /* The registry (section 3): the domains other than the default. */
 static struct {
@@ -97,7 +99,11 @@ static struct {
  * or child, and walks the registry for every layer meanwhile: without
  * the lock it already holds.
  */
+#ifdef KMEM_FREESTANDING
+static bool dom_fork_self; /* no fork(2) there */
+#else
 static __thread bool dom_fork_self __attribute__((tls_model("initial-exec")));
+#endif
 
 /* ---- pages ---- */
 
@@ -131,8 +137,8 @@ kmemi_dom_pages_free(struct kmem_domain *d, void *p, size_t size)
 		kmem_prim_release(p, size);
 		return;
 	}
-	KMEM_ASSERT(atomic_load_explicit(&d->kd_src_bytes,
-			memory_order_relaxed) >= size);
+	KMEM_ASSERT(atomic_load_explicit(
+			&d->kd_src_bytes, memory_order_relaxed) >= size);
 	atomic_fetch_sub_explicit(&d->kd_src_bytes, size, memory_order_relaxed);
 	d->kd_src.ps_free(d->kd_src.ps_arg, p, size);
 }
@@ -143,7 +149,7 @@ kmemi_dom_pages_purge(struct kmem_domain *d, void *p, size_t size)
 	if (d->kd_default)
 		return kmem_prim_purge(p, size);
 	if (d->kd_src.ps_purge == NULL)
-		return EOPNOTSUPP;
+		return ENOSYS;
 	d->kd_src.ps_purge(d->kd_src.ps_arg, p, size);
 	return 0;
 }
@@ -159,8 +165,7 @@ kmemi_dom_foreach(int (*fn)(struct kmem_domain *, void *), void *arg)
 	if ((rv = fn(&kmemi_dom0, arg)) != 0)
 		return rv;
 	/* Without other domains, no lock: fork handlers and stats as ever. */
-	if (atomic_load_explicit(
-		(_Atomic(struct kmem_domain *) *)&dom_reg.list,
+	if (atomic_load_explicit((_Atomic(struct kmem_domain *) *)&dom_reg.list,
 		memory_order_acquire) == NULL)
 		return 0;
 	if (!dom_fork_self)
@@ -278,8 +283,8 @@ kmem_domain_create(const char *name, const struct kmem_page_source *src)
 	}
 	kmem_mutex_enter(&dom_reg.lock);
 	d->kd_next = dom_reg.list;
-	atomic_store_explicit((_Atomic(struct kmem_domain *) *)&dom_reg.list,
-	    d, memory_order_release);
+	atomic_store_explicit((_Atomic(struct kmem_domain *) *)&dom_reg.list, d,
+	    memory_order_release);
 	if (dom_reg.n++ == 0) /* kmem_free must now find p's domain */
 		__atomic_fetch_or(
 		    &kmemi_dom0.kd_gate, KMEM_GATE_DOMAINS, __ATOMIC_RELEASE);

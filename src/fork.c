@@ -139,8 +139,8 @@ fork_prepare(void)
 		if (fork_stdio)
 			kmem_prim_stdio_lock();
 		fork_phase(KMEMI_FORK_PREPARE);
-		atomic_store_explicit(&fork_owner, (uintptr_t)pthread_self(),
-		    memory_order_relaxed);
+		atomic_store_explicit(
+		    &fork_owner, kmem_prim_thread_id(), memory_order_relaxed);
 	}
 }
 
@@ -171,7 +171,7 @@ kmemi_fork_by_self(void)
 {
 	uintptr_t o = atomic_load_explicit(&fork_owner, memory_order_relaxed);
 
-	return o != 0 && o == (uintptr_t)pthread_self();
+	return o != 0 && o == kmem_prim_thread_id();
 }
 
 /*
@@ -202,11 +202,13 @@ kmemi_fork_register(void)
 			  "threads allocate may hang the child");
 }
 
+#ifndef KMEM_FREESTANDING /* no fork(2), maybe no constructors */
 __attribute__((constructor)) static void
 fork_register(void)
 {
 	kmemi_fork_register();
 }
+#endif
 
 void
 kmemi_fork_init(void)

@@ -644,7 +644,7 @@ kmem_class_make(struct kmem_domain *d, unsigned int i)
 {
 	pool_cache_t pc =
 	    atomic_load_explicit(&d->kd_cache[i], memory_order_acquire);
-	sigset_t saved;
+	kmem_prim_sigset_t saved;
 
 	if (kmem_likely(pc != NULL))
 		return pc;
@@ -799,15 +799,15 @@ static bool
 kmem_setup(void)
 {
 	bool ok, reaper = false;
-	sigset_t saved;
+	kmem_prim_sigset_t saved;
 
 	if (kmem_likely(atomic_load_explicit(
 		&kmemi_dom0.kd_ready, memory_order_acquire)))
 		return true;
 	kmem_prim_signals_block(&saved);
 	kmem_mutex_enter(&kmemi_dom0.kd_init_lock);
-	atomic_store_explicit(&kmemi_dom0.kd_init_owner,
-	    (uintptr_t)pthread_self(), memory_order_relaxed);
+	atomic_store_explicit(&kmemi_dom0.kd_init_owner, kmem_prim_thread_id(),
+	    memory_order_relaxed);
 	ok = atomic_load_explicit(&kmemi_dom0.kd_ready, memory_order_relaxed);
 	if (!ok) {
 		kmem_options_init();
@@ -859,7 +859,7 @@ kmemi_setup_by_self(void)
 	return !atomic_load_explicit(
 		   &kmemi_dom0.kd_ready, memory_order_acquire) &&
 	    atomic_load_explicit(&kmemi_dom0.kd_init_owner,
-		memory_order_relaxed) == (uintptr_t)pthread_self();
+		memory_order_relaxed) == kmem_prim_thread_id();
 }
 
 /* The class tables (and names) without the rest: they need no memory. */
@@ -1669,9 +1669,9 @@ kmem_dom_pool_busy(struct pool *pp, void *arg)
 
 	if (!kmem_dom_pool_internal(d, pp))
 		return EBUSY; /* a caller's pool or cache */
-	pthread_mutex_lock(&pp->pr_lock);
+	kmem_plock_enter(&pp->pr_lock);
 	nout = pp->pr_nout;
-	pthread_mutex_unlock(&pp->pr_lock);
+	kmem_plock_exit(&pp->pr_lock);
 	return nout != 0 && pp->pr_cache != NULL ? EBUSY : 0;
 }
 

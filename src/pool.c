@@ -93,7 +93,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 
 #include <kmem/kmem.h>
 #include <kmem/pool.h>
@@ -499,7 +498,7 @@ ph_insert(struct pool *pp, struct kmem_pool_page *ph, unsigned int list)
 {
 	struct kmem_pool_page **head = pool_list_of(pp, list);
 
-	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	KMEM_ASSERT(kmem_plock_held(&pp->pr_lock));
 	/* (Its count may already say the next list: ph_take, put.) */
 	KMEM_ASSERT(list <= PH_FULL && ph->ph_pool == pp);
 	ph->ph_list = list;
@@ -521,7 +520,7 @@ ph_remove(struct pool *pp, struct kmem_pool_page *ph)
 {
 	struct kmem_pool_page **head = pool_list_of(pp, ph->ph_list);
 
-	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	KMEM_ASSERT(kmem_plock_held(&pp->pr_lock));
 	KMEM_ASSERT(*head != NULL && ph->ph_pool == pp);
 	KMEM_ASSERT(ph->ph_next->ph_prev == ph && ph->ph_prev->ph_next == ph);
 	KMEM_ASSERT(ph->ph_list != PH_EMPTY || pp->pr_nidle > 0);
@@ -588,7 +587,7 @@ ph_hash_insert(struct pool *pp, struct kmem_pool_page *ph)
 	size_t h = ph_hash_index(
 	    pp, (uintptr_t)ph->ph_page >> pp->pr_alloc->pa_pageshift);
 
-	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	KMEM_ASSERT(kmem_plock_held(&pp->pr_lock));
 	KMEM_ASSERT(pp->pr_roflags & PR_ROF_HASHED);
 	ph->ph_hnext = pp->pr_phhash[h];
 	pp->pr_phhash[h] = ph;
@@ -603,7 +602,7 @@ ph_hash_remove(struct pool *pp, struct kmem_pool_page *ph)
 	    pp, (uintptr_t)ph->ph_page >> pp->pr_alloc->pa_pageshift);
 	struct kmem_pool_page **pp_ = &pp->pr_phhash[h];
 
-	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	KMEM_ASSERT(kmem_plock_held(&pp->pr_lock));
 	KMEM_ASSERT(pp->pr_roflags & PR_ROF_HASHED);
 	while (*pp_ != ph) {
 		KMEM_ASSERT(*pp_ != NULL); /* ph is in its chain */
@@ -704,15 +703,8 @@ pool_init(struct pool *pp, size_t size, unsigned int align,
 
 	memset(pp, 0, sizeof(*pp));
 	pp->pr_dom = d;
-	pthread_mutex_init(&pp->pr_lock, NULL);
-	{
-		pthread_condattr_t ca;
-
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&pp->pr_cv, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	kmem_plock_init(&pp->pr_lock);
+	kmem_pcond_init(&pp->pr_cv);
 	kmem_snprintf(pp->pr_wchan, sizeof pp->pr_wchan, "%s",
 	    wchan != NULL ? wchan : "(anon)");
 	pp->pr_flags = (unsigned int)flags;
@@ -844,29 +836,29 @@ pool_destroy(struct pool *pp)
 			  "pages are not freed",
 		    pp->pr_wchan, leaked);
 	/* Under the lock, as every page list change (KMEM_ASSERT says so). */
-	pthread_mutex_lock(&pp->pr_lock);
+	kmem_plock_enter(&pp->pr_lock);
 	while ((ph = pp->pr_emptypages) != NULL) {
 		pool_page_detach(pp, ph);
 		ph->ph_hnext = idle;
 		idle = ph;
 	}
-	pthread_mutex_unlock(&pp->pr_lock);
+	kmem_plock_exit(&pp->pr_lock);
 	pool_release_list(pp, idle);
 	if (pp->pr_phhash != pp->pr_phhash0)
 		kmemi_meta_free(pp->pr_dom, pp->pr_phhash,
 		    (pp->pr_phhashmask + 1) * sizeof(*pp->pr_phhash));
 	pp->pr_magic = 0;
-	pthread_cond_destroy(&pp->pr_cv);
-	pthread_mutex_destroy(&pp->pr_lock);
+	kmem_pcond_destroy(&pp->pr_cv);
+	kmem_plock_destroy(&pp->pr_lock);
 }
 
 void
 pool_set_drain_hook(struct pool *pp, void (*fn)(void *, int), void *arg)
 {
-	pthread_mutex_lock(&pp->pr_lock);
+	kmem_plock_enter(&pp->pr_lock);
 	pp->pr_drain_hook = fn;
 	pp->pr_drain_hook_arg = arg;
-	pthread_mutex_unlock(&pp->pr_lock);
+	kmem_plock_exit(&pp->pr_lock);
 }
 
 /* ---- growing ---- */
@@ -874,18 +866,12 @@ pool_set_drain_hook(struct pool *pp, void (*fn)(void *, int), void *arg)
 static void
 pool_wait(struct pool *pp, uint64_t ns)
 {
-	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	KMEM_ASSERT(kmem_plock_held(&pp->pr_lock));
 	pp->pr_nwaiters++;
-	if (ns == 0) {
-		pthread_cond_wait(&pp->pr_cv, &pp->pr_lock);
-	} else {
-		struct timespec ts;
-		uint64_t t = kmem_prim_clock_ns() + ns;
-
-		ts.tv_sec = (time_t)(t / 1000000000u);
-		ts.tv_nsec = (long)(t % 1000000000u);
-		pthread_cond_timedwait(&pp->pr_cv, &pp->pr_lock, &ts);
-	}
+	if (ns == 0)
+		kmem_pcond_wait(&pp->pr_cv, &pp->pr_lock);
+	else
+		kmem_pcond_timedwait(&pp->pr_cv, &pp->pr_lock, ns);
 	pp->pr_nwaiters--;
 }
 
@@ -903,7 +889,7 @@ pool_grow(struct pool *pp, int flags)
 	uintptr_t plast, istart;
 	size_t n;
 
-	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	KMEM_ASSERT(kmem_plock_held(&pp->pr_lock));
 	if (pp->pr_ngrowing != 0) {
 		/*
 		 * One grower at a time; the rest wait for it and look again,
@@ -917,7 +903,7 @@ pool_grow(struct pool *pp, int flags)
 		return EAGAIN;
 	}
 	pp->pr_ngrowing = (flags & PR_WAITOK) ? 2 : 1;
-	pthread_mutex_unlock(&pp->pr_lock);
+	kmem_plock_exit(&pp->pr_lock);
 	page = pp->pr_alloc->pa_alloc(pp, flags);
 	ph = NULL;
 	if (page != NULL && (pp->pr_roflags & PR_ROF_OFFPAGE)) {
@@ -927,10 +913,10 @@ pool_grow(struct pool *pp, int flags)
 			page = NULL;
 		}
 	}
-	pthread_mutex_lock(&pp->pr_lock);
+	kmem_plock_enter(&pp->pr_lock);
 	pp->pr_ngrowing = 0;
 	if (pp->pr_nwaiters != 0)
-		pthread_cond_broadcast(&pp->pr_cv);
+		kmem_pcond_broadcast(&pp->pr_cv);
 	if (page == NULL)
 		return ENOMEM;
 	if (((uintptr_t)page & pp->pr_alloc->pa_pagemask) != 0 &&
@@ -1027,15 +1013,15 @@ pool_at_limit(struct pool *pp, int flags, bool *flushed)
 {
 	uint64_t now;
 
-	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	KMEM_ASSERT(kmem_plock_held(&pp->pr_lock));
 	KMEM_ASSERT(pp->pr_nout >= pp->pr_hardlimit);
 	if (pp->pr_drain_hook != NULL) {
 		void (*hook)(void *, int) = pp->pr_drain_hook;
 		void *arg = pp->pr_drain_hook_arg;
 
-		pthread_mutex_unlock(&pp->pr_lock);
+		kmem_plock_exit(&pp->pr_lock);
 		hook(arg, flags);
-		pthread_mutex_lock(&pp->pr_lock);
+		kmem_plock_enter(&pp->pr_lock);
 		if (pp->pr_nout < pp->pr_hardlimit)
 			return true;
 	}
@@ -1053,9 +1039,9 @@ pool_at_limit(struct pool *pp, int flags, bool *flushed)
 	if (pp->pr_cache != NULL && !*flushed) {
 		/* Objects cached in magazines count against the limit. */
 		*flushed = true;
-		pthread_mutex_unlock(&pp->pr_lock);
+		kmem_plock_exit(&pp->pr_lock);
 		pool_cache_invalidate(pp->pr_cache);
-		pthread_mutex_lock(&pp->pr_lock);
+		kmem_plock_enter(&pp->pr_lock);
 		return true;
 	}
 	pool_wait(pp, 0);
@@ -1072,7 +1058,7 @@ pool_free_idle(
 	struct kmem_pool_page *ph;
 	unsigned int n = 0;
 
-	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	KMEM_ASSERT(kmem_plock_held(&pp->pr_lock));
 	while ((ph = pp->pr_emptypages) != NULL) {
 		ph = ph->ph_prev; /* the oldest */
 		if (!everything &&
@@ -1116,7 +1102,7 @@ kmemi_pool_get_batch(struct pool *pp, int flags, void **objs, unsigned int n)
 	int err;
 
 	pool_check_flags(pp, "pool_get", flags);
-	pthread_mutex_lock(&pp->pr_lock);
+	kmem_plock_enter(&pp->pr_lock);
 	for (;;) {
 		if (kmem_unlikely(pp->pr_nout >= pp->pr_hardlimit)) {
 			if (!pool_at_limit(pp, flags, &flushed))
@@ -1150,11 +1136,11 @@ kmemi_pool_get_batch(struct pool *pp, int flags, void **objs, unsigned int n)
 	if (kmem_unlikely(pp->pr_nitems < pp->pr_minitems) &&
 	    pp->pr_ngrowing == 0)
 		(void)pool_grow(pp, PR_NOWAIT);
-	pthread_mutex_unlock(&pp->pr_lock);
+	kmem_plock_exit(&pp->pr_lock);
 	return got;
 fail:
 	pp->pr_nfail++;
-	pthread_mutex_unlock(&pp->pr_lock);
+	kmem_plock_exit(&pp->pr_lock);
 	return 0;
 }
 
@@ -1179,7 +1165,7 @@ pool_put_locked(struct pool *pp, void *v, struct kmem_pool_page **idle)
 	unsigned int idx;
 	uint64_t bit;
 
-	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	KMEM_ASSERT(kmem_plock_held(&pp->pr_lock));
 	ph = pool_page_of(pp, "pool_put", v);
 	ph_verify(pp, "pool_put", v, ph);
 	off = (size_t)((char *)v - ph->ph_items);
@@ -1237,11 +1223,11 @@ pool_put(struct pool *pp, void *v)
 	struct kmem_pool_page *idle = NULL;
 
 	pool_check_magic(pp, v);
-	pthread_mutex_lock(&pp->pr_lock);
+	kmem_plock_enter(&pp->pr_lock);
 	pool_put_locked(pp, v, &idle);
 	if (pp->pr_nwaiters != 0)
-		pthread_cond_broadcast(&pp->pr_cv);
-	pthread_mutex_unlock(&pp->pr_lock);
+		kmem_pcond_broadcast(&pp->pr_cv);
+	kmem_plock_exit(&pp->pr_lock);
 	if (idle != NULL)
 		pool_release_list(pp, idle);
 }
@@ -1255,12 +1241,12 @@ kmemi_pool_put_batch(struct pool *pp, void *const *objs, unsigned int n)
 	if (n == 0)
 		return;
 	pool_check_magic(pp, objs[0]);
-	pthread_mutex_lock(&pp->pr_lock);
+	kmem_plock_enter(&pp->pr_lock);
 	for (i = 0; i < n; i++)
 		pool_put_locked(pp, objs[i], &idle);
 	if (pp->pr_nwaiters != 0)
-		pthread_cond_broadcast(&pp->pr_cv);
-	pthread_mutex_unlock(&pp->pr_lock);
+		kmem_pcond_broadcast(&pp->pr_cv);
+	kmem_plock_exit(&pp->pr_lock);
 	if (idle != NULL)
 		pool_release_list(pp, idle);
 }
@@ -1277,7 +1263,7 @@ pool_pages_for(const struct pool *pp, unsigned int items)
 void
 pool_prime(struct pool *pp, int n)
 {
-	pthread_mutex_lock(&pp->pr_lock);
+	kmem_plock_enter(&pp->pr_lock);
 	pp->pr_minpages = pool_pages_for(pp, n < 0 ? 0 : (unsigned int)n);
 	if (pp->pr_maxpages <= pp->pr_minpages)
 		pp->pr_maxpages = pp->pr_minpages + 1;
@@ -1285,13 +1271,13 @@ pool_prime(struct pool *pp, int n)
 		if (pool_grow(pp, PR_WAITOK) == ENOMEM)
 			pool_wait(pp, 10000000u);
 	}
-	pthread_mutex_unlock(&pp->pr_lock);
+	kmem_plock_exit(&pp->pr_lock);
 }
 
 void
 pool_setlowat(struct pool *pp, int n)
 {
-	pthread_mutex_lock(&pp->pr_lock);
+	kmem_plock_enter(&pp->pr_lock);
 	pp->pr_minitems = n < 0 ? 0 : (unsigned int)n;
 	pp->pr_minpages = pool_pages_for(pp, pp->pr_minitems);
 	while (pp->pr_nitems < pp->pr_minitems) {
@@ -1300,7 +1286,7 @@ pool_setlowat(struct pool *pp, int n)
 		if (err == ENOMEM)
 			break;
 	}
-	pthread_mutex_unlock(&pp->pr_lock);
+	kmem_plock_exit(&pp->pr_lock);
 }
 
 void
@@ -1308,7 +1294,7 @@ pool_sethiwat(struct pool *pp, int n)
 {
 	struct kmem_pool_page *idle = NULL;
 
-	pthread_mutex_lock(&pp->pr_lock);
+	kmem_plock_enter(&pp->pr_lock);
 	pp->pr_maxitems = n < 0 ? 0 : (unsigned int)n;
 	/* Already above it: give back empty pages now. */
 	while (pp->pr_emptypages != NULL && pp->pr_nitems > pp->pr_maxitems &&
@@ -1321,7 +1307,7 @@ pool_sethiwat(struct pool *pp, int n)
 		ph->ph_hnext = idle;
 		idle = ph;
 	}
-	pthread_mutex_unlock(&pp->pr_lock);
+	kmem_plock_exit(&pp->pr_lock);
 	pool_release_list(pp, idle);
 }
 
@@ -1329,15 +1315,15 @@ void
 pool_sethardlimit(
     struct pool *pp, unsigned int n, const char *warnmess, int ratecap)
 {
-	pthread_mutex_lock(&pp->pr_lock);
+	kmem_plock_enter(&pp->pr_lock);
 	pp->pr_hardlimit = n;
 	pp->pr_hardlimit_warning = warnmess;
 	pp->pr_hardlimit_ratecap = ratecap;
 	pp->pr_hardlimit_warned = 0;
 	pp->pr_maxpages = pool_pages_for(pp, n);
 	if (pp->pr_nwaiters != 0)
-		pthread_cond_broadcast(&pp->pr_cv);
-	pthread_mutex_unlock(&pp->pr_lock);
+		kmem_pcond_broadcast(&pp->pr_cv);
+	kmem_plock_exit(&pp->pr_lock);
 }
 
 /* ---- reclaiming ---- */
@@ -1348,9 +1334,9 @@ kmemi_pool_reclaim_idle(struct pool *pp, bool everything)
 	struct kmem_pool_page *idle = NULL;
 	unsigned int n;
 
-	pthread_mutex_lock(&pp->pr_lock);
+	kmem_plock_enter(&pp->pr_lock);
 	n = pool_free_idle(pp, everything, &idle);
-	pthread_mutex_unlock(&pp->pr_lock);
+	kmem_plock_exit(&pp->pr_lock);
 	pool_release_list(pp, idle);
 	return n != 0;
 }
@@ -1460,9 +1446,9 @@ kmemi_pool_item_of(struct pool *pp, const void *v, void **itemp, bool *outp)
 
 	if (!(pp->pr_roflags & PR_ROF_HASHED))
 		return false;
-	pthread_mutex_lock(&pp->pr_lock);
+	kmem_plock_enter(&pp->pr_lock);
 	found = pool_item_of_locked(pp, v, itemp, outp);
-	pthread_mutex_unlock(&pp->pr_lock);
+	kmem_plock_exit(&pp->pr_lock);
 	return found;
 }
 
@@ -1494,13 +1480,11 @@ pool_fork_dom(struct kmem_domain *d, void *arg)
 	if (phase == KMEMI_FORK_PREPARE) {
 		kmem_mutex_enter(&d->kd_pool_list_lock);
 		for (pp = d->kd_pool_list; pp != NULL; pp = pp->pr_next)
-			pthread_mutex_lock(&pp->pr_lock);
+			kmem_plock_enter(&pp->pr_lock);
 		return 0;
 	}
 	for (pp = d->kd_pool_list; pp != NULL; pp = pp->pr_next) {
 		if (phase == KMEMI_FORK_CHILD) {
-			pthread_condattr_t ca;
-
 			/*
 			 * A grower, waiters and walkers were other threads:
 			 * left set, they would make the child wait for ever.
@@ -1508,12 +1492,9 @@ pool_fork_dom(struct kmem_domain *d, void *arg)
 			pp->pr_ngrowing = 0;
 			pp->pr_nwaiters = 0;
 			pp->pr_refcnt = 0;
-			pthread_condattr_init(&ca);
-			pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-			pthread_cond_init(&pp->pr_cv, &ca);
-			pthread_condattr_destroy(&ca);
+			kmem_pcond_init(&pp->pr_cv);
 		}
-		pthread_mutex_unlock(&pp->pr_lock);
+		kmem_plock_exit(&pp->pr_lock);
 	}
 	if (phase == KMEMI_FORK_CHILD && d->kd_pool_list_cv_ready)
 		kmem_cond_init(&d->kd_pool_list_cv);
@@ -1536,10 +1517,10 @@ pool_reclaim(struct pool *pp)
 	void (*hook)(void *, int);
 	void *arg;
 
-	pthread_mutex_lock(&pp->pr_lock);
+	kmem_plock_enter(&pp->pr_lock);
 	hook = pp->pr_drain_hook;
 	arg = pp->pr_drain_hook_arg;
-	pthread_mutex_unlock(&pp->pr_lock);
+	kmem_plock_exit(&pp->pr_lock);
 	if (hook != NULL)
 		hook(arg, PR_NOWAIT);
 	if (pc != NULL)
@@ -1553,9 +1534,9 @@ pool_npages(struct pool *pp)
 {
 	unsigned int n;
 
-	pthread_mutex_lock(&pp->pr_lock);
+	kmem_plock_enter(&pp->pr_lock);
 	n = pp->pr_npages;
-	pthread_mutex_unlock(&pp->pr_lock);
+	kmem_plock_exit(&pp->pr_lock);
 	return n;
 }
 
@@ -1617,9 +1598,9 @@ pool_nget(struct pool *pp)
 {
 	unsigned long n;
 
-	pthread_mutex_lock(&pp->pr_lock);
+	kmem_plock_enter(&pp->pr_lock);
 	n = pp->pr_nget;
-	pthread_mutex_unlock(&pp->pr_lock);
+	kmem_plock_exit(&pp->pr_lock);
 	return (unsigned int)n;
 }
 
@@ -1628,9 +1609,9 @@ pool_nput(struct pool *pp)
 {
 	unsigned long n;
 
-	pthread_mutex_lock(&pp->pr_lock);
+	kmem_plock_enter(&pp->pr_lock);
 	n = pp->pr_nput;
-	pthread_mutex_unlock(&pp->pr_lock);
+	kmem_plock_exit(&pp->pr_lock);
 	return (unsigned int)n;
 }
 
@@ -1641,7 +1622,7 @@ kmem_pool_stats(struct pool *pp, struct kmem_pool_stats *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->ps_size = sizeof(*st);
-	pthread_mutex_lock(&pp->pr_lock);
+	kmem_plock_enter(&pp->pr_lock);
 	memcpy(st->ps_name, pp->pr_wchan, sizeof st->ps_name);
 	st->ps_itemsize = pp->pr_size;
 	st->ps_pagesize = pp->pr_alloc->pa_pagesz;
@@ -1659,7 +1640,7 @@ kmem_pool_stats(struct pool *pp, struct kmem_pool_stats *st)
 	st->ps_maxpages = pp->pr_maxpages;
 	st->ps_nidle = pp->pr_nidle;
 	st->ps_flags = pp->pr_flags;
-	pthread_mutex_unlock(&pp->pr_lock);
+	kmem_plock_exit(&pp->pr_lock);
 	return 0;
 }
 
@@ -1732,7 +1713,7 @@ pool_check_page(
 		    "page %p: bitmap word %u is %#llx (%u items, hint %u)",
 		    (void *)ph->ph_page, w, (unsigned long long)word,
 		    ph->ph_nitems, ph->ph_hint);
-		nfree += (unsigned int)__builtin_popcountll(word);
+		nfree += kmem_popcount64(word);
 	}
 	POOL_CHECK(pp, nfree == ph->ph_nitems - ph->ph_nmissing,
 	    "page %p: %u items free in its bitmap, but %u of %u out",
@@ -1782,7 +1763,7 @@ kmemi_pool_check_locked(struct pool *pp)
 	unsigned int list, npages = 0, nidle = 0;
 	struct kmem_pool_page *head, *ph;
 
-	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	KMEM_ASSERT(kmem_plock_held(&pp->pr_lock));
 	POOL_CHECK(pp, pp->pr_magic == POOL_MAGIC,
 	    "magic %#x, not an initialised pool", pp->pr_magic);
 	for (list = PH_EMPTY; list <= PH_FULL; list++) {
@@ -1822,7 +1803,7 @@ kmemi_pool_out_item_locked(struct pool *pp, const void *v)
 	void *item;
 	bool out;
 
-	KMEM_ASSERT(kmem_prim_pthread_mutex_locked(&pp->pr_lock));
+	KMEM_ASSERT(kmem_plock_held(&pp->pr_lock));
 	if (!(pp->pr_roflags & PR_ROF_HASHED))
 		return NULL;
 	if (!pool_item_of_locked(pp, v, &item, &out))
@@ -1835,9 +1816,9 @@ kmemi_pool_out_item_locked(struct pool *pp, const void *v)
 void
 kmem_pool_check(struct pool *pp)
 {
-	pthread_mutex_lock(&pp->pr_lock);
+	kmem_plock_enter(&pp->pr_lock);
 	kmemi_pool_check_locked(pp);
-	pthread_mutex_unlock(&pp->pr_lock);
+	kmem_plock_exit(&pp->pr_lock);
 }
 
 /*

@@ -529,7 +529,7 @@ pc_reap(pool_cache_t pc, bool everything)
 static inline struct pc_cpu *
 pc_cpu_enter(pool_cache_t pc, bool lk)
 {
-	unsigned int cpu = kmem_prim_cpu_fast();
+	unsigned int cpu = kmem_prim_cpu_enter(); /* until pc_cpu_exit */
 	struct pc_cpu *cc;
 
 	if (kmem_unlikely(cpu >= pc->pc_ncpu))
@@ -553,6 +553,7 @@ pc_cpu_exit(struct pc_cpu *cc, bool lk)
 {
 	if (lk)
 		kmem_spin_exit(&cc->cc_lock);
+	kmem_prim_cpu_exit();
 }
 
 /* The restartable-sequence fast path (section 9): internal/pool_cache_impl.h.
@@ -1515,7 +1516,7 @@ kmem_pool_cache_check(pool_cache_t pc)
 	}
 	kmem_mutex_enter(&pc->pc_depot_lock);
 	kmem_mutex_enter(&d->kd_pcg_lock);
-	pthread_mutex_lock(&pp->pr_lock);
+	kmem_plock_enter(&pp->pr_lock);
 	kmemi_pool_check_locked(pp);
 	for (i = 0; i < pc->pc_ncpu; i++) {
 		cached += pc_check_cpu_locked(pc, i);
@@ -1531,7 +1532,7 @@ kmem_pool_cache_check(pool_cache_t pc)
 	    "%lu objects cached, but only %u are out of the pool", cached,
 	    pp->pr_nout);
 	pcg_check_empties_locked(pc);
-	pthread_mutex_unlock(&pp->pr_lock);
+	kmem_plock_exit(&pp->pr_lock);
 	kmem_mutex_exit(&d->kd_pcg_lock);
 	kmem_mutex_exit(&pc->pc_depot_lock);
 	for (i = pc->pc_ncpu; i-- > 0;)

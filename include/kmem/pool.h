@@ -9,7 +9,9 @@
 #ifndef KMEM_POOL_H
 #define KMEM_POOL_H
 
+#ifndef KMEM_FREESTANDING
 #include <pthread.h>
+#endif
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -57,10 +59,38 @@ extern struct pool_allocator pool_allocator_nointr;
 
 struct kmem_pool_page; /* private */
 
+#ifdef KMEM_FREESTANDING
+/*
+ * The freestanding build (docs/embedding.md): the port's sleepable lock
+ * and condition variable live in this storage, opaque to kmem.  A port
+ * whose lock needs more room builds kmem, and everything that includes
+ * this header, with a larger KMEM_PORT_LOCK_SIZE.
+ */
+#ifndef KMEM_PORT_LOCK_SIZE
+#define KMEM_PORT_LOCK_SIZE 64
+#endif
+union kmem_port_lock {
+	unsigned char kpl_bytes[KMEM_PORT_LOCK_SIZE];
+	uint64_t kpl_align;
+	void *kpl_ptr;
+};
+struct kmem_mutex {
+	union kmem_port_lock km_port;
+};
+struct kmem_cond {
+	union kmem_port_lock kc_port;
+};
+#endif
+
 /* A pool; caller storage, fields private to kmem. */
 struct pool {
+#ifdef KMEM_FREESTANDING
+	struct kmem_mutex pr_lock;
+	struct kmem_cond pr_cv; /* growers and hard-limit sleepers */
+#else
 	pthread_mutex_t pr_lock;
 	pthread_cond_t pr_cv; /* growers and hard-limit sleepers */
+#endif
 	char pr_wchan[32];
 	unsigned int pr_magic;
 	unsigned int pr_flags;	 /* PR_* given to pool_init */

@@ -23,10 +23,10 @@ struct pc_cpu;
 struct pcg;
 struct vmem_btag;
 
-#define KMEM_NCLASS    51 /* size classes (kmem.c section 2) */
-#define KMEM_QC_PAGES  16 /* kva's quantum caches: up to 16 pages */
-#define KMEMI_PHPOOLS  9  /* pool.c: header pools of 1 .. 256 words */
-#define KMEMI_PCGSIZES 5  /* pool_cache.c: the group ladder */
+#define KMEM_NCLASS	 51 /* size classes (kmem.c section 2) */
+#define KMEM_QC_PAGES	 16 /* kva's quantum caches: up to 16 pages */
+#define KMEMI_PHPOOLS	 9  /* pool.c: header pools of 1 .. 256 words */
+#define KMEMI_PCGSIZES	 5  /* pool_cache.c: the group ladder */
 #define KMEMI_META_RUNS0 64 /* meta.c: registry entries in the domain */
 /* vmem.c: the tag reserve, bytes (BT_RESERVE tags; asserted there). */
 #define KMEMI_BT_RESERVE_BYTES (512 * 112)
@@ -66,7 +66,7 @@ struct kmem_domain {
 	 * KMEM_GATE_DOMAINS while another domain exists.
 	 */
 	unsigned int kd_gate;
-	bool kd_rseq; /* the lock-free fast path may be used */
+	bool kd_rseq;	  /* the lock-free fast path may be used */
 	uintptr_t kd_tag; /* malloc's free tag (default domain only) */
 	size_t kd_large_fast_max;
 	struct kmem_fast kd_fast[KMEM_NCLASS];
@@ -147,9 +147,17 @@ struct kmem_domain {
 
 /* The default domain (domain.c), in the data segment. */
 extern struct kmem_domain kmemi_dom0 KMEM_HIDDEN;
-/* This thread's current domain; NULL: the default. */
+/*
+ * This thread's current domain; NULL: the default.  Thread-local storage
+ * (initial-exec: one load off the thread pointer, no call) in the hosted
+ * build; the port's per-thread slot in the freestanding one.
+ */
+#ifdef KMEM_FREESTANDING
+#define kmemi_dom_tls (*(struct kmem_domain **)kmem_prim_thread_slot())
+#else
 extern __thread struct kmem_domain *kmemi_dom_tls KMEM_HIDDEN
     __attribute__((tls_model("initial-exec")));
+#endif
 
 /* This thread's current domain. */
 static inline struct kmem_domain *
@@ -185,8 +193,8 @@ kmemi_dom_pop(struct kmem_domain *prev)
  * multiples); 0 or ENOMEM.  The default domain's come from prim.  A
  * source that hands back memory not aligned as asked is reported.
  */
-int kmemi_dom_pages(struct kmem_domain *d, size_t size, size_t align,
-    void **out);
+int kmemi_dom_pages(
+    struct kmem_domain *d, size_t size, size_t align, void **out);
 void kmemi_dom_pages_free(struct kmem_domain *d, void *p, size_t size);
 /* Purge (contents not needed); 0 or an errno value (not supported). */
 int kmemi_dom_pages_purge(struct kmem_domain *d, void *p, size_t size);

@@ -57,6 +57,24 @@ kmem_align_up_ok(uintptr_t x, uintptr_t a, uintptr_t *out)
 	return true;
 }
 
+/*
+ * The number of bits set in x.  The freestanding build counts them
+ * itself: the builtin may call libgcc's __popcountdi2, not part of the
+ * platform contract.
+ */
+static inline unsigned
+kmem_popcount64(uint64_t x)
+{
+#ifndef KMEM_FREESTANDING
+	return (unsigned)__builtin_popcountll(x);
+#else
+	x = x - ((x >> 1) & 0x5555555555555555ull);
+	x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+	x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+	return (unsigned)((x * 0x0101010101010101ull) >> 56);
+#endif
+}
+
 /* floor(log2(x)) for x != 0. */
 static inline unsigned
 kmem_ilog2(uintmax_t x)

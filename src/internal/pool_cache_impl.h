@@ -66,7 +66,7 @@ struct pc_cpu *kmemi_cache_cpus(
 
 /* ---- the restartable-sequence fast path ---- */
 
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(KMEM_FREESTANDING)
 #define PC_RSEQ 1
 _Static_assert(sizeof(struct pc_cpu) == 64, "pc_cpu is one cache line");
 _Static_assert(sizeof(struct pcg_obj) == 16, "group slots are 16 bytes");
@@ -201,6 +201,6 @@ abort:
 slow:
 	return 0;
 }
-#endif /* __x86_64__ */
+#endif /* __x86_64__ && !KMEM_FREESTANDING */
 
 #endif /* KMEM_INTERNAL_POOL_CACHE_IMPL_H */

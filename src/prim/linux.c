@@ -1,6 +1,7 @@
 /*
  * prim/linux.c -- the platform layer for Linux: the one file that talks to
- * the operating system (contract: src/internal/prim.h).
+ * the operating system (contract: src/internal/prim.h; the port's types
+ * and inline fast paths: src/prim/linux.h).
  *
  * Data structures.  A few process-wide values cached on first use (page
  * size, CPU count, the rseq offset) and the fault-injection state (a call
@@ -733,7 +734,7 @@ kmem_prim_stdio_unlock(bool child)
 }
 
 void
-kmem_prim_signals_block(sigset_t *old)
+kmem_prim_signals_block(kmem_prim_sigset_t *old)
 {
 	sigset_t all;
 
@@ -742,7 +743,7 @@ kmem_prim_signals_block(sigset_t *old)
 }
 
 void
-kmem_prim_signals_restore(const sigset_t *old)
+kmem_prim_signals_restore(const kmem_prim_sigset_t *old)
 {
 	pthread_sigmask(SIG_SETMASK, old, NULL);
 }

@@ -1,0 +1,335 @@
+/*
+ * prim/linux.h -- the Linux port's half of the platform contract that
+ * must be seen by the layers (included by src/internal/prim.h only): the
+ * lock types, the inline fast paths (the CPU number from glibc's rseq
+ * area, the lock of a struct pool), and the services only a hosted build
+ * has.  The functions are in src/prim/linux.c.
+ */
+#ifndef KMEM_PRIM_LINUX_H
+#define KMEM_PRIM_LINUX_H
+
+#ifndef KMEM_INTERNAL_PRIM_H
+#error "include internal/prim.h, not prim/linux.h"
+#endif
+
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+
+/* ---- lock types ---- */
+
+struct kmem_mutex {
+	pthread_mutex_t m;
+#ifdef KMEM_DEBUG_ASSERT
+	_Atomic uintptr_t owner; /* pthread_self() of the holder, 0: none */
+#endif
+};
+struct kmem_cond {
+	pthread_cond_t c;
+};
+#ifdef KMEM_DEBUG_ASSERT
+#define KMEM_MUTEX_INITIALIZER                                                 \
+	{                                                                      \
+		PTHREAD_MUTEX_INITIALIZER, 0                                   \
+	}
+#else
+#define KMEM_MUTEX_INITIALIZER                                                 \
+	{                                                                      \
+		PTHREAD_MUTEX_INITIALIZER                                      \
+	}
+#endif
+
+/* An id of the calling thread, never 0 (owner fields). */
+static inline uintptr_t
+kmem_prim_thread_id(void)
+{
+	return (uintptr_t)pthread_self();
+}
+
+/*
+ * The lock and condition of a struct pool (<kmem/pool.h>: caller storage,
+ * pthread's types there).  Called straight, unchecked: the pool's hot
+ * paths take this lock.
+ */
+typedef pthread_mutex_t kmem_plock_t;
+typedef pthread_cond_t kmem_pcond_t;
+
+static inline void
+kmem_plock_init(kmem_plock_t *l)
+{
+	pthread_mutex_init(l, NULL);
+}
+
+static inline void
+kmem_plock_destroy(kmem_plock_t *l)
+{
+	pthread_mutex_destroy(l);
+}
+
+static inline void
+kmem_plock_enter(kmem_plock_t *l)
+{
+	pthread_mutex_lock(l);
+}
+
+static inline void
+kmem_plock_exit(kmem_plock_t *l)
+{
+	pthread_mutex_unlock(l);
+}
+
+/*
+ * For KMEM_ASSERT: true if some thread holds l, from glibc's owner field
+ * (true elsewhere).  kmem does not record a pool lock's holder.
+ */
+static inline bool
+kmem_plock_held(const kmem_plock_t *l)
+{
+#ifdef __GLIBC__
+	return l->__data.__owner != 0;
+#else
+	(void)l;
+	return true;
+#endif
+}
+
+/* On the monotonic clock, as kmem_cond_t. */
+static inline void
+kmem_pcond_init(kmem_pcond_t *cv)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(cv, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+static inline void
+kmem_pcond_destroy(kmem_pcond_t *cv)
+{
+	pthread_cond_destroy(cv);
+}
+
+static inline void
+kmem_pcond_wait(kmem_pcond_t *cv, kmem_plock_t *l)
+{
+	pthread_cond_wait(cv, l);
+}
+
+/* Wait at most "ns" nanoseconds (a wake-up may be early or spurious). */
+static inline void
+kmem_pcond_timedwait(kmem_pcond_t *cv, kmem_plock_t *l, uint64_t ns)
+{
+	struct timespec ts;
+	uint64_t t = kmem_prim_clock_ns() + ns;
+
+	ts.tv_sec = (time_t)(t / 1000000000u);
+	ts.tv_nsec = (long)(t % 1000000000u);
+	pthread_cond_timedwait(cv, l, &ts);
+}
+
+static inline void
+kmem_pcond_broadcast(kmem_pcond_t *cv)
+{
+	pthread_cond_broadcast(cv);
+}
+
+/* ---- the CPU ---- */
+
+/* Which source kmem_prim_cpu_current() uses: "rseq", "getcpu", "hash". */
+const char *kmem_prim_cpu_source(void);
+
+/*
+ * The same, inlined for fast paths: one load from the rseq area when glibc
+ * registered it, else kmem_prim_cpu_current().  The result may be >= ncpu
+ * on exotic CPU numbering: callers reduce it.
+ */
+/* 1 once rseq is known usable (hidden: see KMEM_HIDDEN, internal.h). */
+extern _Atomic int kmem_prim_rseq_ready __attribute__((visibility("hidden")));
+/* glibc's (2.35+); weak, so that an older glibc still loads us. */
+extern const ptrdiff_t __rseq_offset __attribute__((weak));
+/*
+ * A copy of __rseq_offset, made before kmem_prim_rseq_cs_init() first
+ * says yes: the critical sections load it directly, not through the GOT.
+ */
+extern ptrdiff_t kmem_prim_rseq_off __attribute__((visibility("hidden")));
+
+static inline unsigned
+kmem_prim_cpu_fast(void)
+{
+#if defined(__x86_64__)
+	if (__builtin_expect(atomic_load_explicit(&kmem_prim_rseq_ready,
+				 memory_order_relaxed) == 1,
+		1)) {
+		int32_t cpu;
+
+		/* struct rseq's cpu_id, 4 bytes in, off the thread pointer. */
+		__asm__ volatile("movl %%fs:(%1), %0"
+				 : "=r"(cpu)
+				 : "r"(__rseq_offset + 4));
+		if (__builtin_expect(cpu >= 0, 1))
+			return (unsigned)cpu;
+	}
+#endif
+	return kmem_prim_cpu_current();
+}
+
+/*
+ * The per-CPU layer's slot: the CPU to use, from kmem_prim_cpu_enter()
+ * until kmem_prim_cpu_exit().  Linux cannot keep a thread on its CPU
+ * cheaply and need not: the slot's spin lock (or an rseq critical
+ * section) makes a migrated thread safe (pool_cache.c section 4).
+ */
+static inline unsigned
+kmem_prim_cpu_enter(void)
+{
+	return kmem_prim_cpu_fast();
+}
+
+static inline void
+kmem_prim_cpu_exit(void)
+{
+}
+
+/*
+ * Restartable sequences for per-CPU fast paths (x86-64, glibc's rseq
+ * area, and the kernel's membarrier RSEQ fence; not under TSan, which
+ * cannot see inside them).  kmem_prim_rseq_cs_init() probes once and says
+ * whether they may be used; kmem_prim_rseq_fence(cpu) aborts any
+ * critical section running on that CPU (a system call: for slow paths).
+ * kmem_prim_cpu_raw() is the rseq cpu_id field, -1 when not registered.
+ */
+bool kmem_prim_rseq_cs_init(void);
+void kmem_prim_rseq_fence(unsigned cpu);
+
+static inline int32_t
+kmem_prim_cpu_raw(void)
+{
+#if defined(__x86_64__)
+	int32_t cpu;
+
+	if (atomic_load_explicit(&kmem_prim_rseq_ready, memory_order_relaxed) !=
+	    1)
+		return -1; /* not for the library: it asks only with rseq */
+	__asm__ volatile("movl %%fs:(%1), %0"
+			 : "=r"(cpu)
+			 : "r"(__rseq_offset + 4));
+	return cpu;
+#else
+	return -1;
+#endif
+}
+
+/*
+ * True while the process has never created a thread (glibc >= 2.32 keeps
+ * __libc_single_threaded; elsewhere: false).  Per-CPU caches then skip
+ * their locks, as glibc's own malloc does.  It only ever goes from true
+ * to false, and only in the thread that calls pthread_create.
+ */
+#if defined(__has_include)
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#define KMEM_PRIM_HAVE_SINGLE_THREADED 1
+#endif
+#endif
+
+static inline bool
+kmem_prim_single_threaded(void)
+{
+#ifdef KMEM_PRIM_HAVE_SINGLE_THREADED
+	return __builtin_expect(__libc_single_threaded != 0, 0);
+#else
+	return false;
+#endif
+}
+
+/* ---- fault injection (tests) ---- */
+
+/*
+ * nth == 0: off.  Otherwise the nth memory-obtaining call from now on
+ * fails with ENOMEM; with "from_on", that call and every later one fail.
+ * Resets the call counter.
+ */
+void kmem_prim_fault_set(uint64_t nth, bool from_on);
+/*
+ * max != 0: every call that obtains object memory (kmem_prim_reserve,
+ * commit, alloc; not the metadata's guarded runs) for more than "max"
+ * bytes fails with ENOMEM, smaller ones are served (a page source that
+ * refuses big mappings); 0: off.  Independent of kmem_prim_fault_set().
+ */
+void kmem_prim_fault_size(size_t max);
+/* Memory-obtaining calls made since the last kmem_prim_fault_set(). */
+uint64_t kmem_prim_fault_calls(void);
+
+/* ---- time and process ---- */
+
+/*
+ * The monotonic clock read cheaply, a few milliseconds coarse
+ * (CLOCK_MONOTONIC_COARSE): for intervals of seconds on hot paths.
+ */
+uint64_t kmem_prim_clock_coarse_ns(void);
+/* This program's name (glibc's program_invocation_short_name), or "?". */
+const char *kmem_prim_progname(void);
+/* This process's id (getpid). */
+long kmem_prim_getpid(void);
+
+/* Register fork handlers (pthread_atfork).  0 or ENOMEM. */
+int kmem_prim_atfork(
+    void (*prepare)(void), void (*parent)(void), void (*child)(void));
+/*
+ * The C library's lock that fork(2) itself takes after the atfork
+ * prepare handlers have run: stdio's list lock (glibc's _IO_list_lock,
+ * which fflush(NULL) holds while it waits for each FILE's lock, and a
+ * FILE's lock is held across the malloc inside getline).  glibc's fork
+ * takes it before its own malloc's locks; an allocator whose prepare
+ * handler takes its locks first can deadlock with getline and
+ * fflush(NULL) (glibc bug 19431).  So kmem's prepare handler takes it
+ * first (kmem_prim_stdio_lock); the parent handler drops it
+ * (kmem_prim_stdio_unlock(false)) after glibc's fork has dropped its own
+ * recursive hold; the child handler resets it (true), as glibc's fork
+ * does in the child.  Elsewhere than glibc: nothing.
+ */
+void kmem_prim_stdio_lock(void);
+void kmem_prim_stdio_unlock(bool child);
+/*
+ * Block every signal this thread can block, saving the old mask in *old
+ * (kmem_prim_signals_restore puts it back): kmem's set-up runs so, and a
+ * handler that forks or allocates runs after it, never inside it.
+ */
+typedef sigset_t kmem_prim_sigset_t;
+void kmem_prim_signals_block(kmem_prim_sigset_t *old);
+void kmem_prim_signals_restore(const kmem_prim_sigset_t *old);
+/*
+ * Start a detached thread running fn(arg), with every signal blocked (it
+ * must not take the process's signals).  0, or an errno value.
+ */
+int kmem_prim_thread_start(void *(*fn)(void *), void *arg);
+
+/* ---- files (the KMEM_STATS output) ---- */
+
+/*
+ * Open "path" for writing: created (mode 0644, less the umask) if it does
+ * not exist, truncated if it does, close-on-exec.  0 and *fdp, or an errno
+ * value (ENOENT, EACCES, ...).
+ */
+int kmem_prim_open_write(const char *path, int *fdp);
+/*
+ * Write all of buf to fd, retrying short writes and EINTR.  0, or the
+ * errno value of the write that failed (EBADF, EPIPE, ENOSPC, ...); errno
+ * itself is left unchanged.
+ */
+int kmem_prim_write_fd(int fd, const void *buf, size_t len);
+/* Close fd (errors, EINTR included, are ignored: nothing to retry). */
+void kmem_prim_close(int fd);
+/*
+ * Run fn when the process exits through exit() (or the library is
+ * unloaded), from a library destructor: after the atexit handlers the
+ * program registered once it was running, last registered first.  Unlike
+ * atexit(3), which may call calloc for its table, nothing is allocated.
+ * At most KMEM_PRIM_ATEXIT_MAX functions: 0, or ENOMEM when full.
+ */
+#define KMEM_PRIM_ATEXIT_MAX 4
+int kmem_prim_atexit(void (*fn)(void));
+
+#endif /* KMEM_PRIM_LINUX_H */
