@@ -1180,10 +1180,10 @@ main(int argc, char **argv)
 	T_RUN_IF(t_layers_protect_purge);
 	T_RUN_IF(t_layers_mapped_nopurge);
 	T_RUN_IF(t_cross);
-	T_RUN_IF(t_busy);
 	T_RUN_IF(t_reap);
 	T_RUN_IF(t_stats);
 	T_RUN_IF(t_errors);
+	T_RUN_IF(t_busy);
 	T_RUN_IF(t_stats_only_current); /* last: an interpretation */
 	return t_done();
 }
