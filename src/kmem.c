@@ -1680,7 +1680,7 @@ kmem_dom_pool_busy(struct pool *pp, void *arg)
 
 	if (!kmem_dom_pool_internal(b->d, pp))
 		return EBUSY; /* a caller's pool or cache */
-	if (pc == NULL) /* header and group pools: the domain's own */
+	if (pc == NULL)	      /* header and group pools: the domain's own */
 		return 0;
 	if (kmemi_cache_outstanding(pc) != 0)
 		return EBUSY;
@@ -1695,10 +1695,12 @@ kmem_dom_arena_busy(vmem_t *vm, void *arg)
 {
 	struct kmem_domain *d = arg;
 
-	return vm == atomic_load_explicit(&d->kd_page_arena,
-			 memory_order_relaxed) ||
-		vm == atomic_load_explicit(&d->kd_meta_arena,
-			memory_order_relaxed)
+	return vm ==
+		    atomic_load_explicit(
+			&d->kd_page_arena, memory_order_relaxed) ||
+		vm ==
+		    atomic_load_explicit(
+			&d->kd_meta_arena, memory_order_relaxed)
 	    ? 0
 	    : EBUSY;
 }

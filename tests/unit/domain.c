@@ -923,16 +923,17 @@ t_stats(void)
 }
 
 /*
- * An interpretation of "statistics calls work in d": with d current they
- * show d's pools and arenas only, with the default current the
- * default's only.
+ * "Statistics calls work in d": with d current they show d's pools and
+ * arenas only; with the default current, every live domain's (what
+ * KMEM_STATS prints at exit), another domain's rows named
+ * "DOMAIN:NAME".
  */
 static void
 t_stats_only_current(void)
 {
 	struct tsrc s;
 	kmem_domain_t *d = stats_setup(&s);
-	char *text;
+	char *text, want[64];
 
 	kmem_domain_switch(d);
 	text = stats_text();
@@ -946,10 +947,16 @@ t_stats_only_current(void)
 	if (strstr(text, "stat-def-pool") == NULL ||
 	    strstr(text, "stat-def-vm") == NULL)
 		T_FAIL("the default's statistics lack its pool or arena");
-	if (strstr(text, "stat-dom-pool") != NULL ||
-	    strstr(text, "stat-dom-vm") != NULL)
-		T_FAIL("the default's statistics show the domain's pool or "
-		       "arena");
+	snprintf(want, sizeof want, "%s:stat-dom-pool", kmem_domain_name(d));
+	if (strstr(text, want) == NULL)
+		T_FAIL("the default's statistics lack the domain's pool as "
+		       "%s:\n%s",
+		    want, text);
+	snprintf(want, sizeof want, "%s:stat-dom-vm", kmem_domain_name(d));
+	if (strstr(text, want) == NULL)
+		T_FAIL("the default's statistics lack the domain's arena as "
+		       "%s",
+		    want);
 	stats_teardown(&s, d);
 }
 
