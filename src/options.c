@@ -46,19 +46,37 @@ struct kmem_options kmem_opts;
 
 enum opt_type { OPT_BOOL, OPT_U64, OPT_SIZE };
 
+/*
+ * The strings are arrays in the row, not pointers: a table of pointers
+ * is written by the dynamic linker at load (relocations: .data.rel.ro),
+ * an array of bytes is read-only data like the code.
+ */
 struct opt_row {
-	const char *name;
+	char name[24];
 	enum opt_type type;
 	size_t offset; /* into struct kmem_options */
 	uint64_t dflt;
 	uint64_t min, max; /* accepted values (numbers), inclusive */
-	const char *desc;
+	char desc[80];
 };
 
-#define OPT(field, type, dflt, min, max, desc)                                 \
+/*
+ * 0, or a compile error if the string literal s (its NUL included) does
+ * not fit the row's array "member": C would drop a NUL that just misses
+ * without a word.
+ */
+#define OPT_FITS(s, member)                                                    \
+	(0 *                                                                   \
+	    sizeof(char[sizeof(s) <= sizeof(((struct opt_row *)0)->member)     \
+		    ? 1                                                        \
+		    : -1]))
+
+#define OPT(field, type, dflt, min, max, text)                                 \
 	{                                                                      \
-#field, type, offsetof(struct kmem_options, field), dflt, min, \
-		    max, desc                                                  \
+#field, type,                                                  \
+		    offsetof(struct kmem_options, field) +                     \
+		    OPT_FITS(#field, name) + OPT_FITS(text, desc),             \
+		    dflt, min, max, text                                       \
 	}
 
 /* The cap of every option in milliseconds: a day (see the top comment). */

@@ -1660,7 +1660,7 @@ kmem_pool_print_stats(void (*pr)(const char *, ...))
 			    (pp)->pr_wchan, __VA_ARGS__);                      \
 	} while (0)
 
-static const char *const pool_list_name[] = {"empty", "partial", "full"};
+static const char pool_list_name[][8] = {"empty", "partial", "full"};
 
 /* One page on list "list": its header, bitmap and place; its free items. */
 static unsigned int

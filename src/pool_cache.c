@@ -1374,7 +1374,7 @@ pc_check_cpu_locked(pool_cache_t pc, unsigned int i)
 {
 	const struct pc_cpu *cc = &pc->pc_cpus[i];
 	const struct pcg *g[2] = {cc->cc_current, cc->cc_previous};
-	static const char *const which[2] = {"current", "previous"};
+	static const char which[2][9] = {"current", "previous"};
 	unsigned long n = 0;
 	unsigned int k;
 	char where[48];

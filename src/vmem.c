@@ -459,7 +459,7 @@ vmem_order(const vmem_t *vm, vmem_size_t size)
 static const char *
 bt_type_name(const bt_t *bt)
 {
-	static const char *const names[] = {
+	static const char names[][9] = {
 	    "SENTINEL", "SPAN", "STATIC", "FREE", "BUSY", "PURGING"};
 
 	return bt->bt_type < KMEM_ARRAY_SIZE(names) ? names[bt->bt_type] : "?";
