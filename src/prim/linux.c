@@ -6,7 +6,10 @@
  * Data structures.  A few process-wide values cached on first use (page
  * size, CPU count, the rseq offset) and the fault-injection state (a call
  * counter and the armed call number, both atomics), and a fixed table of
- * exit functions that a library destructor runs (kmem_prim_atexit).
+ * exit functions that a library destructor runs (kmem_prim_atexit): all
+ * in one object, kmem_prim_proc (its type is in linux.h, where the inline
+ * fast paths read the rseq fields).  No thread-local data: a thread's
+ * own address, for the CPU hash, is its thread pointer.
  *
  * Memory.  Page runs are anonymous private mappings.  kmem_prim_reserve
  * maps PROT_NONE with MAP_NORESERVE; commit mprotects to read/write (the
@@ -71,19 +74,20 @@
 
 /* ---- host description ---- */
 
-static _Atomic size_t prim_pagesize;
-static _Atomic unsigned prim_ncpu;
+struct kmem_prim_proc kmem_prim_proc;
 
 size_t
 kmem_prim_page_size(void)
 {
-	size_t ps = atomic_load_explicit(&prim_pagesize, memory_order_relaxed);
+	size_t ps = atomic_load_explicit(
+	    &kmem_prim_proc.pagesize, memory_order_relaxed);
 
 	if (kmem_unlikely(ps == 0)) {
 		long r = sysconf(_SC_PAGESIZE);
 
 		ps = (r > 0 && kmem_powerof2((uintmax_t)r)) ? (size_t)r : 4096;
-		atomic_store_explicit(&prim_pagesize, ps, memory_order_relaxed);
+		atomic_store_explicit(
+		    &kmem_prim_proc.pagesize, ps, memory_order_relaxed);
 	}
 	return ps;
 }
@@ -91,21 +95,21 @@ kmem_prim_page_size(void)
 unsigned
 kmem_prim_ncpu(void)
 {
-	unsigned n = atomic_load_explicit(&prim_ncpu, memory_order_relaxed);
+	unsigned n =
+	    atomic_load_explicit(&kmem_prim_proc.ncpu, memory_order_relaxed);
 
 	if (kmem_unlikely(n == 0)) {
 		long r = sysconf(_SC_NPROCESSORS_CONF);
 
 		n = (r > 0 && r < 65536) ? (unsigned)r : 1;
-		atomic_store_explicit(&prim_ncpu, n, memory_order_relaxed);
+		atomic_store_explicit(
+		    &kmem_prim_proc.ncpu, n, memory_order_relaxed);
 	}
 	return n;
 }
 
 /* glibc's rseq registration (2.35+); weak so older glibcs still link. */
 extern const unsigned int __rseq_size __attribute__((weak));
-_Atomic int kmem_prim_rseq_ready; /* 0 unknown, 1 usable, -1 not */
-ptrdiff_t kmem_prim_rseq_off;	  /* __rseq_offset, once probed */
 
 /* struct rseq's second word is cpu_id (linux/rseq.h, ABI-stable). */
 #define PRIM_RSEQ_CPU_ID_OFFSET 4
@@ -124,12 +128,12 @@ prim_thread_pointer(void)
 }
 
 enum { PRIM_CPU_UNKNOWN, PRIM_CPU_RSEQ, PRIM_CPU_GETCPU, PRIM_CPU_HASH };
-static _Atomic int prim_cpu_src;
 
 static int
 prim_cpu_source_probe(void)
 {
-	int src = atomic_load_explicit(&prim_cpu_src, memory_order_relaxed);
+	int src =
+	    atomic_load_explicit(&kmem_prim_proc.cpu_src, memory_order_relaxed);
 
 	if (kmem_likely(src != PRIM_CPU_UNKNOWN))
 		return src;
@@ -142,7 +146,8 @@ prim_cpu_source_probe(void)
 		src = PRIM_CPU_GETCPU;
 	else
 		src = PRIM_CPU_HASH;
-	atomic_store_explicit(&prim_cpu_src, src, memory_order_relaxed);
+	atomic_store_explicit(
+	    &kmem_prim_proc.cpu_src, src, memory_order_relaxed);
 	atomic_store_explicit(&kmem_prim_rseq_ready,
 	    src == PRIM_CPU_RSEQ ? 1 : -1, memory_order_relaxed);
 	return src;
@@ -151,8 +156,7 @@ prim_cpu_source_probe(void)
 static unsigned
 prim_cpu_hash(void)
 {
-	static __thread char marker;
-	uintptr_t x = (uintptr_t)&marker;
+	uintptr_t x = (uintptr_t)prim_thread_pointer(); /* this thread's */
 
 	x ^= x >> 17;
 	x *= 0x9e3779b97f4a7c15ull;
@@ -201,12 +205,12 @@ kmem_prim_cpu_source(void)
  * 5.10+).  Never under ThreadSanitizer: it cannot see the accesses inside
  * the assembly and would report the lock-protected ones as races.
  */
-static _Atomic int prim_rseq_cs; /* 0 unknown, 1 usable, -1 not */
 
 bool
 kmem_prim_rseq_cs_init(void)
 {
-	int v = atomic_load_explicit(&prim_rseq_cs, memory_order_acquire);
+	int v =
+	    atomic_load_explicit(&kmem_prim_proc.rseq_cs, memory_order_acquire);
 
 	if (v != 0)
 		return v == 1;
@@ -220,7 +224,7 @@ kmem_prim_rseq_cs_init(void)
 		v = 1;
 	}
 #endif
-	atomic_store_explicit(&prim_rseq_cs, v, memory_order_release);
+	atomic_store_explicit(&kmem_prim_proc.rseq_cs, v, memory_order_release);
 	return v == 1;
 }
 
@@ -251,29 +255,24 @@ kmem_prim_rseq_fence(unsigned cpu)
 
 /* ---- fault injection ---- */
 
-static _Atomic uint64_t prim_fault_nth; /* 0 = off */
-static _Atomic bool prim_fault_from_on;
-static _Atomic uint64_t prim_fault_count; /* calls since the last set */
-static _Atomic size_t prim_fault_max;	  /* 0 = off */
-
 void
 kmem_prim_fault_set(uint64_t nth, bool from_on)
 {
-	atomic_store(&prim_fault_count, 0);
-	atomic_store(&prim_fault_from_on, from_on);
-	atomic_store(&prim_fault_nth, nth);
+	atomic_store(&kmem_prim_proc.fault_count, 0);
+	atomic_store(&kmem_prim_proc.fault_from_on, from_on);
+	atomic_store(&kmem_prim_proc.fault_nth, nth);
 }
 
 void
 kmem_prim_fault_size(size_t max)
 {
-	atomic_store(&prim_fault_max, max);
+	atomic_store(&kmem_prim_proc.fault_max, max);
 }
 
 uint64_t
 kmem_prim_fault_calls(void)
 {
-	return atomic_load(&prim_fault_count);
+	return atomic_load(&kmem_prim_proc.fault_count);
 }
 
 /*
@@ -290,18 +289,21 @@ prim_fault_sized(size_t size, bool sized)
 	size_t max;
 
 	n = atomic_fetch_add_explicit(
-		&prim_fault_count, 1, memory_order_relaxed) +
+		&kmem_prim_proc.fault_count, 1, memory_order_relaxed) +
 	    1;
-	max = atomic_load_explicit(&prim_fault_max, memory_order_relaxed);
+	max = atomic_load_explicit(
+	    &kmem_prim_proc.fault_max, memory_order_relaxed);
 	if (kmem_unlikely(sized && max != 0 && size > max))
 		return true;
-	nth = atomic_load_explicit(&prim_fault_nth, memory_order_relaxed);
+	nth = atomic_load_explicit(
+	    &kmem_prim_proc.fault_nth, memory_order_relaxed);
 	if (kmem_likely(nth == 0))
 		return false;
 	if (n == nth)
 		return true;
 	return n > nth &&
-	    atomic_load_explicit(&prim_fault_from_on, memory_order_relaxed);
+	    atomic_load_explicit(
+		&kmem_prim_proc.fault_from_on, memory_order_relaxed);
 }
 
 static inline bool
@@ -837,21 +839,20 @@ kmem_prim_close(int fd)
  * destructor that runs twice (exit after dlclose) does nothing the second
  * time.
  */
-static void (*_Atomic prim_exitfn[KMEM_PRIM_ATEXIT_MAX])(void);
-static atomic_uint prim_nexitfn;
 
 int
 kmem_prim_atexit(void (*fn)(void))
 {
-	unsigned i =
-	    atomic_fetch_add_explicit(&prim_nexitfn, 1, memory_order_relaxed);
+	unsigned i = atomic_fetch_add_explicit(
+	    &kmem_prim_proc.nexitfn, 1, memory_order_relaxed);
 
 	if (i >= KMEM_PRIM_ATEXIT_MAX) {
 		atomic_fetch_sub_explicit(
-		    &prim_nexitfn, 1, memory_order_relaxed);
+		    &kmem_prim_proc.nexitfn, 1, memory_order_relaxed);
 		return ENOMEM;
 	}
-	atomic_store_explicit(&prim_exitfn[i], fn, memory_order_release);
+	atomic_store_explicit(
+	    &kmem_prim_proc.exitfn[i], fn, memory_order_release);
 	return 0;
 }
 
@@ -865,7 +866,7 @@ prim_run_exitfns(void)
 
 	while (i-- > 0) {
 		fn = atomic_exchange_explicit(
-		    &prim_exitfn[i], NULL, memory_order_acq_rel);
+		    &kmem_prim_proc.exitfn[i], NULL, memory_order_acq_rel);
 		if (fn != NULL)
 			fn();
 	}

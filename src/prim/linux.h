@@ -145,15 +145,44 @@ const char *kmem_prim_cpu_source(void);
  * registered it, else kmem_prim_cpu_current().  The result may be >= ncpu
  * on exotic CPU numbering: callers reduce it.
  */
-/* 1 once rseq is known usable (hidden: see KMEM_HIDDEN, internal.h). */
-extern _Atomic int kmem_prim_rseq_ready __attribute__((visibility("hidden")));
+/*
+ * prim's facts about the process, and its process-wide state, in one
+ * object (linux.c; domain.c's "What stays global" says why it is not in
+ * a domain): written by linux.c only.  Hidden (see KMEM_HIDDEN,
+ * internal.h), so the inline fast paths below load a field at a
+ * link-time constant address, as they did the separate variables.
+ */
+#define KMEM_PRIM_ATEXIT_MAX 4 /* kmem_prim_atexit's table */
+struct kmem_prim_proc {
+	/* Read by the inline fast paths: first. */
+	_Atomic int rseq_ready; /* rseq cpu_id: 0 unknown, 1 usable, -1 not */
+	/*
+	 * A copy of __rseq_offset, made before kmem_prim_rseq_cs_init()
+	 * first says yes: the critical sections load it directly, not
+	 * through the GOT.
+	 */
+	ptrdiff_t rseq_off;
+	/* Cached on first use (racing writers store the same value). */
+	_Atomic size_t pagesize;
+	_Atomic unsigned ncpu;
+	_Atomic int cpu_src; /* PRIM_CPU_* (linux.c) */
+	_Atomic int rseq_cs; /* critical sections: 0 unknown, 1 yes, -1 no */
+	/* Fault injection (kmem_prim_fault_set, kmem_prim_fault_size). */
+	_Atomic uint64_t fault_nth; /* 0 = off */
+	_Atomic bool fault_from_on;
+	_Atomic uint64_t fault_count; /* calls since the last set */
+	_Atomic size_t fault_max;     /* 0 = off */
+	/* kmem_prim_atexit's functions and how many slots are claimed. */
+	void (*_Atomic exitfn[KMEM_PRIM_ATEXIT_MAX])(void);
+	_Atomic unsigned nexitfn;
+};
+extern struct kmem_prim_proc kmem_prim_proc
+    __attribute__((visibility("hidden")));
+/* The names the fast paths (and pool_cache_impl.h's asm) use. */
+#define kmem_prim_rseq_ready (kmem_prim_proc.rseq_ready)
+#define kmem_prim_rseq_off   (kmem_prim_proc.rseq_off)
 /* glibc's (2.35+); weak, so that an older glibc still loads us. */
 extern const ptrdiff_t __rseq_offset __attribute__((weak));
-/*
- * A copy of __rseq_offset, made before kmem_prim_rseq_cs_init() first
- * says yes: the critical sections load it directly, not through the GOT.
- */
-extern ptrdiff_t kmem_prim_rseq_off __attribute__((visibility("hidden")));
 
 static inline unsigned
 kmem_prim_cpu_fast(void)
@@ -327,9 +356,8 @@ void kmem_prim_close(int fd);
  * unloaded), from a library destructor: after the atexit handlers the
  * program registered once it was running, last registered first.  Unlike
  * atexit(3), which may call calloc for its table, nothing is allocated.
- * At most KMEM_PRIM_ATEXIT_MAX functions: 0, or ENOMEM when full.
+ * At most KMEM_PRIM_ATEXIT_MAX (above) functions: 0, or ENOMEM when full.
  */
-#define KMEM_PRIM_ATEXIT_MAX 4
 int kmem_prim_atexit(void (*fn)(void));
 
 #endif /* KMEM_PRIM_LINUX_H */
