@@ -50,11 +50,11 @@
  *      among the records up to 64 KiB below it (guard slots, large
  *      blocks); else unknown.
  *
- * 4. Locking.  dbg_lock (a mutex) covers the table and the quarantine; it
+ * 4. Locking.  dbg.lock (a mutex) covers the table and the quarantine; it
  *    is never held across calls into the allocator underneath, except the
  *    pool lookups of a report that ends in abort and the metadata arena's
- *    allocation of the table.  Lock order: dbg_lock -> a pool's lock, and
- *    dbg_lock -> the metadata arena's lock.
+ *    allocation of the table.  Lock order: dbg.lock -> a pool's lock, and
+ *    dbg.lock -> the metadata arena's lock.
  *
  * 5. Failure policy.  Every bug found: one line through kmem_panic, then
  *    abort (docs/kmem-contract.md has each message).  No memory for the
@@ -133,17 +133,25 @@ struct dbg_quar {
 	uintptr_t q_addr; /* the object (its record) */
 };
 
-static unsigned int dbg_flags;
-static size_t dbg_guard_depth = DBG_GUARD_DEPTH;
-static unsigned int dbg_check_every; /* as parsed: 0 off, N */
+/*
+ * KMEM_DEBUG's state, process-wide (domain.c's "What stays global" says
+ * why): the switch as parsed, and the record table and the quarantine
+ * under dbg.lock.
+ */
+static struct {
+	unsigned int flags;
+	size_t guard_depth;
+	unsigned int check_every;    /* as parsed: 0 off, N */
+	_Atomic uint64_t check_tick; /* kmemi_check_due's counter */
 
-static kmem_mutex_t dbg_lock = KMEM_MUTEX_INITIALIZER;
-static struct dbg_rec *dbg_tab;
-static size_t dbg_tabmask;
-static size_t dbg_used, dbg_ndead; /* slots not empty; of them, dead */
-static size_t dbg_tabbytes;
-static struct dbg_quar *dbg_quar;
-static size_t dbg_qhead, dbg_qlen, dbg_qbytes;
+	kmem_mutex_t lock;
+	struct dbg_rec *tab;
+	size_t tabmask;
+	size_t used, ndead; /* slots not empty; of them, dead */
+	size_t tabbytes;
+	struct dbg_quar *quar;
+	size_t qhead, qlen, qbytes;
+} dbg = {.guard_depth = DBG_GUARD_DEPTH, .lock = KMEM_MUTEX_INITIALIZER};
 
 /* ---- the pattern ---- */
 
@@ -249,8 +257,8 @@ dbg_parse(const char *spec, bool warn)
 	const char *s = spec, *e;
 	size_t v;
 
-	dbg_guard_depth = DBG_GUARD_DEPTH;
-	dbg_check_every = 1;
+	dbg.guard_depth = DBG_GUARD_DEPTH;
+	dbg.check_every = 1;
 	while (s != NULL && *s != '\0') {
 		size_t n;
 
@@ -273,11 +281,11 @@ dbg_parse(const char *spec, bool warn)
 			    KMEM_DEBUG_POISON;
 		} else if (n > 12 && memcmp(s, "guard_depth=", 12) == 0) {
 			if (dbg_number(s, n, 12, DBG_GUARD_MAXDEPTH, warn, &v))
-				dbg_guard_depth = v;
+				dbg.guard_depth = v;
 		} else if (n > 12 && memcmp(s, "check_every=", 12) == 0) {
 			if (dbg_number(
 				s, n, 12, DBG_CHECK_MAXEVERY, warn, &v)) {
-				dbg_check_every = (unsigned int)v;
+				dbg.check_every = (unsigned int)v;
 				flags |= KMEM_DEBUG_CHECK;
 			}
 		} else if (warn) {
@@ -289,40 +297,39 @@ dbg_parse(const char *spec, bool warn)
 		s = e != NULL ? e + 1 : NULL;
 	}
 	if (!(flags & KMEM_DEBUG_CHECK))
-		dbg_check_every = 0;
+		dbg.check_every = 0;
 	return flags;
 }
 
 unsigned int
 kmemi_debug_init(void)
 {
-	dbg_flags = dbg_parse(kmem_prim_getenv("KMEM_DEBUG"), true);
-	__atomic_store_n(&kmemi_check_every, dbg_check_every, __ATOMIC_RELAXED);
-	return dbg_flags & DBG_ITEMS; /* the gate's: not check */
+	dbg.flags = dbg_parse(kmem_prim_getenv("KMEM_DEBUG"), true);
+	__atomic_store_n(&kmemi_check_every, dbg.check_every, __ATOMIC_RELAXED);
+	return dbg.flags & DBG_ITEMS; /* the gate's: not check */
 }
 
 unsigned int
 kmemi_debug_configure(const char *spec)
 {
 	kmem_init();
-	kmem_mutex_enter(&dbg_lock);
-	dbg_flags = dbg_parse(spec, true);
-	__atomic_store_n(&kmemi_check_every, dbg_check_every, __ATOMIC_RELAXED);
-	kmem_mutex_exit(&dbg_lock);
-	kmemi_gate_set(dbg_flags & DBG_ITEMS);
-	return dbg_flags;
+	kmem_mutex_enter(&dbg.lock);
+	dbg.flags = dbg_parse(spec, true);
+	__atomic_store_n(&kmemi_check_every, dbg.check_every, __ATOMIC_RELAXED);
+	kmem_mutex_exit(&dbg.lock);
+	kmemi_gate_set(dbg.flags & DBG_ITEMS);
+	return dbg.flags;
 }
 
 /* ---- consistency checks (section 6) ---- */
 
 unsigned int kmemi_check_every;
-static _Atomic uint64_t dbg_check_tick;
 
 void
 kmemi_check_init(void)
 {
 	(void)dbg_parse(kmem_prim_getenv("KMEM_DEBUG"), false);
-	__atomic_store_n(&kmemi_check_every, dbg_check_every, __ATOMIC_RELAXED);
+	__atomic_store_n(&kmemi_check_every, dbg.check_every, __ATOMIC_RELAXED);
 }
 
 bool
@@ -335,7 +342,7 @@ kmemi_check_due(uint64_t work)
 	if (every <= 1)
 		return every == 1;
 	return atomic_fetch_add_explicit(
-		   &dbg_check_tick, 1, memory_order_relaxed) %
+		   &dbg.check_tick, 1, memory_order_relaxed) %
 	    every ==
 	    0;
 }
@@ -357,19 +364,19 @@ void
 kmemi_debug_fork(int phase)
 {
 	if (phase == KMEMI_FORK_PREPARE)
-		kmem_mutex_enter(&dbg_lock);
+		kmem_mutex_enter(&dbg.lock);
 	else
-		kmem_mutex_exit(&dbg_lock);
+		kmem_mutex_exit(&dbg.lock);
 }
 
 unsigned int
 kmem_debug_flags(void)
 {
 	kmem_init();
-	return dbg_flags;
+	return dbg.flags;
 }
 
-/* ---- the record table (dbg_lock held) ---- */
+/* ---- the record table (dbg.lock held) ---- */
 
 static inline size_t
 dbg_hash(uintptr_t a)
@@ -383,10 +390,10 @@ dbg_find(uintptr_t a)
 {
 	size_t i;
 
-	if (dbg_tab == NULL)
+	if (dbg.tab == NULL)
 		return NULL;
-	for (i = dbg_hash(a) & dbg_tabmask;; i = (i + 1) & dbg_tabmask) {
-		struct dbg_rec *r = &dbg_tab[i];
+	for (i = dbg_hash(a) & dbg.tabmask;; i = (i + 1) & dbg.tabmask) {
+		struct dbg_rec *r = &dbg.tab[i];
 
 		if (r->r_state == REC_EMPTY)
 			return NULL;
@@ -398,14 +405,14 @@ dbg_find(uintptr_t a)
 static void
 dbg_resize(const char *fn, size_t size)
 {
-	size_t n = dbg_tab == NULL ? 4096 : (dbg_tabmask + 1) * 2;
+	size_t n = dbg.tab == NULL ? 4096 : (dbg.tabmask + 1) * 2;
 	size_t bytes = n * sizeof(struct dbg_rec), i, j;
-	struct dbg_rec *old = dbg_tab, *nt;
-	size_t oldn = dbg_tab == NULL ? 0 : dbg_tabmask + 1;
+	struct dbg_rec *old = dbg.tab, *nt;
+	size_t oldn = dbg.tab == NULL ? 0 : dbg.tabmask + 1;
 	void *m;
 
 	/* Mostly tombstones: rebuilt at the same size. */
-	if (old != NULL && (dbg_used - dbg_ndead) * 4 < oldn) {
+	if (old != NULL && (dbg.used - dbg.ndead) * 4 < oldn) {
 		n = oldn;
 		bytes = n * sizeof(struct dbg_rec);
 	}
@@ -414,8 +421,8 @@ dbg_resize(const char *fn, size_t size)
 			   "table (%zu bytes)",
 		    fn, size, bytes);
 	nt = m;
-	dbg_used = 0;
-	dbg_ndead = 0;
+	dbg.used = 0;
+	dbg.ndead = 0;
 	for (i = 0; i < oldn; i++) {
 		if (old[i].r_state < REC_LIVE)
 			continue;
@@ -423,13 +430,13 @@ dbg_resize(const char *fn, size_t size)
 		     nt[j].r_state != REC_EMPTY; j = (j + 1) & (n - 1))
 			;
 		nt[j] = old[i];
-		dbg_used++;
+		dbg.used++;
 	}
 	if (old != NULL)
-		kmemi_meta_free(&kmemi_dom0, old, dbg_tabbytes);
-	dbg_tab = nt;
-	dbg_tabmask = n - 1;
-	dbg_tabbytes = bytes;
+		kmemi_meta_free(&kmemi_dom0, old, dbg.tabbytes);
+	dbg.tab = nt;
+	dbg.tabmask = n - 1;
+	dbg.tabbytes = bytes;
 }
 
 /* The record of a, made if missing (state REC_EMPTY then). */
@@ -441,10 +448,10 @@ dbg_insert(const char *fn, size_t size, uintptr_t a)
 
 	if ((r = dbg_find(a)) != NULL)
 		return r;
-	if (dbg_tab == NULL || (dbg_used + 1) * 2 > dbg_tabmask + 1)
+	if (dbg.tab == NULL || (dbg.used + 1) * 2 > dbg.tabmask + 1)
 		dbg_resize(fn, size);
-	for (i = dbg_hash(a) & dbg_tabmask;; i = (i + 1) & dbg_tabmask) {
-		r = &dbg_tab[i];
+	for (i = dbg_hash(a) & dbg.tabmask;; i = (i + 1) & dbg.tabmask) {
+		r = &dbg.tab[i];
 		if (r->r_state == REC_DEAD && dead == NULL)
 			dead = r;
 		if (r->r_state == REC_EMPTY)
@@ -452,9 +459,9 @@ dbg_insert(const char *fn, size_t size, uintptr_t a)
 	}
 	if (dead != NULL) {
 		r = dead;
-		dbg_ndead--;
+		dbg.ndead--;
 	} else {
-		dbg_used++;
+		dbg.used++;
 	}
 	memset(r, 0, sizeof *r);
 	r->r_addr = a;
@@ -465,7 +472,7 @@ static void
 dbg_remove(struct dbg_rec *r)
 {
 	r->r_state = REC_DEAD; /* a tombstone: probes go on past it */
-	dbg_ndead++;
+	dbg.ndead++;
 }
 
 void
@@ -474,11 +481,11 @@ kmemi_debug_forget(const void *page, size_t size)
 	uintptr_t a = (uintptr_t)page, end = a + size;
 	struct dbg_rec *r;
 
-	kmem_mutex_enter(&dbg_lock);
-	for (; a < end && dbg_tab != NULL; a += 8)
+	kmem_mutex_enter(&dbg.lock);
+	for (; a < end && dbg.tab != NULL; a += 8)
 		if ((r = dbg_find(a)) != NULL && r->r_state != REC_LIVE)
 			dbg_remove(r);
-	kmem_mutex_exit(&dbg_lock);
+	kmem_mutex_exit(&dbg.lock);
 }
 
 /* ---- reports ---- */
@@ -627,7 +634,7 @@ dbg_guard_alloc(size_t size, size_t align, size_t *ownedp)
 	return (void *)(base + data - asz);
 }
 
-/* Quarantine a freed guard slot; the oldest leaves.  dbg_lock held. */
+/* Quarantine a freed guard slot; the oldest leaves.  dbg.lock held. */
 static void
 dbg_guard_quarantine(const char *fn, size_t size, void *base, size_t len,
     uintptr_t addr, struct dbg_quar *evicted)
@@ -636,31 +643,31 @@ dbg_guard_quarantine(const char *fn, size_t size, void *base, size_t len,
 	struct dbg_rec *r;
 
 	evicted->q_base = NULL;
-	if (dbg_quar == NULL) {
+	if (dbg.quar == NULL) {
 		void *m;
 
-		dbg_qbytes = kmem_align_up(
-		    dbg_guard_depth * sizeof *dbg_quar, kmem_prim_page_size());
-		if (kmemi_meta_alloc(&kmemi_dom0, dbg_qbytes, VM_NOSLEEP, &m) !=
+		dbg.qbytes = kmem_align_up(
+		    dbg.guard_depth * sizeof *dbg.quar, kmem_prim_page_size());
+		if (kmemi_meta_alloc(&kmemi_dom0, dbg.qbytes, VM_NOSLEEP, &m) !=
 		    0)
 			kmem_panic("%s(%p, %zu): KMEM_DEBUG=guard: no memory "
 				   "for the quarantine",
 			    fn, (void *)addr, size);
-		dbg_quar = m;
+		dbg.quar = m;
 	}
-	if (dbg_qlen == dbg_guard_depth) {
-		q = &dbg_quar[dbg_qhead];
+	if (dbg.qlen == dbg.guard_depth) {
+		q = &dbg.quar[dbg.qhead];
 		*evicted = *q;
 		if ((r = dbg_find(q->q_addr)) != NULL && r->r_state != REC_LIVE)
 			dbg_remove(r);
-		dbg_qhead = (dbg_qhead + 1) % dbg_guard_depth;
-		dbg_qlen--;
+		dbg.qhead = (dbg.qhead + 1) % dbg.guard_depth;
+		dbg.qlen--;
 	}
-	q = &dbg_quar[(dbg_qhead + dbg_qlen) % dbg_guard_depth];
+	q = &dbg.quar[(dbg.qhead + dbg.qlen) % dbg.guard_depth];
 	q->q_base = base;
 	q->q_len = len;
 	q->q_addr = addr;
-	dbg_qlen++;
+	dbg.qlen++;
 }
 
 /* ---- alloc / free ---- */
@@ -672,7 +679,7 @@ dbg_guard_quarantine(const char *fn, size_t size, void *base, size_t len,
 static void *
 dbg_alloc(const char *fn, size_t size, size_t align, km_flag_t flags)
 {
-	bool guard = (dbg_flags & KMEM_DEBUG_GUARD) != 0;
+	bool guard = (dbg.flags & KMEM_DEBUG_GUARD) != 0;
 	size_t raw = size, owned, ps = kmem_prim_page_size();
 	struct dbg_rec *r;
 	uintptr_t a, bad;
@@ -693,10 +700,10 @@ dbg_alloc(const char *fn, size_t size, size_t align, km_flag_t flags)
 		 * A redzone needs a byte more; a page multiple takes a page
 		 * more, so that it stays page aligned (its class would not).
 		 */
-		if ((dbg_flags & KMEM_DEBUG_REDZONE) && size % ps == 0 &&
+		if ((dbg.flags & KMEM_DEBUG_REDZONE) && size % ps == 0 &&
 		    raw <= SIZE_MAX - ps)
 			raw += ps;
-		else if ((dbg_flags & KMEM_DEBUG_REDZONE) && raw < SIZE_MAX)
+		else if ((dbg.flags & KMEM_DEBUG_REDZONE) && raw < SIZE_MAX)
 			raw++;
 		/* The raw size recorded is one that frees what was used. */
 		p = align == 0
@@ -707,7 +714,7 @@ dbg_alloc(const char *fn, size_t size, size_t align, km_flag_t flags)
 		owned = kmem_usable_size(raw);
 	}
 	a = (uintptr_t)p;
-	kmem_mutex_enter(&dbg_lock);
+	kmem_mutex_enter(&dbg.lock);
 	r = dbg_insert(fn, size, a);
 	if (r->r_state == REC_POISONED &&
 	    (bad = dbg_check_poison(a, a + r->r_owned)) != 0)
@@ -720,7 +727,7 @@ dbg_alloc(const char *fn, size_t size, size_t align, km_flag_t flags)
 	r->r_raw = raw;
 	r->r_owned = owned;
 	r->r_align = guard ? align : 0;
-	kmem_mutex_exit(&dbg_lock);
+	kmem_mutex_exit(&dbg.lock);
 	if (guard) {
 		uintptr_t base, resv;
 		size_t data, len;
@@ -728,7 +735,7 @@ dbg_alloc(const char *fn, size_t size, size_t align, km_flag_t flags)
 		dbg_guard_geom(a, owned, align, &base, &data, &resv, &len);
 		dbg_fill(base, a);
 		dbg_fill(a + size, a + owned);
-	} else if (dbg_flags & KMEM_DEBUG_REDZONE) {
+	} else if (dbg.flags & KMEM_DEBUG_REDZONE) {
 		dbg_fill(a + size, a + owned);
 	}
 	return p;
@@ -747,7 +754,7 @@ kmemi_debug_alloc_aligned(
 	return dbg_alloc(fn, size, align < 16 ? 16 : align, flags);
 }
 
-/* The live record of p (dbg_lock held); anything else is reported. */
+/* The live record of p (dbg.lock held); anything else is reported. */
 static struct dbg_rec *
 dbg_live(const char *fn, void *p, size_t size, bool sized)
 {
@@ -771,9 +778,9 @@ kmemi_debug_usable(const char *fn, void *p)
 {
 	size_t size;
 
-	kmem_mutex_enter(&dbg_lock);
+	kmem_mutex_enter(&dbg.lock);
 	size = dbg_live(fn, p, 0, false)->r_size;
-	kmem_mutex_exit(&dbg_lock);
+	kmem_mutex_exit(&dbg.lock);
 	return size;
 }
 
@@ -786,10 +793,10 @@ dbg_free(const char *fn, void *p, size_t size, bool sized)
 	size_t raw, data = 0, len = 0;
 	char call[96];
 
-	kmem_mutex_enter(&dbg_lock);
+	kmem_mutex_enter(&dbg.lock);
 	r = dbg_live(fn, p, size, sized);
 	size = r->r_size;
-	if (r->r_raw == 0 || (dbg_flags & KMEM_DEBUG_REDZONE)) {
+	if (r->r_raw == 0 || (dbg.flags & KMEM_DEBUG_REDZONE)) {
 		bad = dbg_check(a + size, a + r->r_owned);
 		if (bad != 0)
 			kmem_panic("%s: redzone overwritten at offset %zu: "
@@ -812,7 +819,7 @@ dbg_free(const char *fn, void *p, size_t size, bool sized)
 		r->r_state = REC_FREED;
 		kmem_prim_decommit((void *)base, data);
 		dbg_guard_quarantine(fn, size, (void *)resv, len, a, &evicted);
-	} else if (dbg_flags & KMEM_DEBUG_POISON) {
+	} else if (dbg.flags & KMEM_DEBUG_POISON) {
 		dbg_poison(a, a + r->r_owned);
 		/*
 		 * A freed large block is the page arena's at once, which may
@@ -825,7 +832,7 @@ dbg_free(const char *fn, void *p, size_t size, bool sized)
 	} else {
 		r->r_state = REC_FREED;
 	}
-	kmem_mutex_exit(&dbg_lock);
+	kmem_mutex_exit(&dbg.lock);
 	if (evicted.q_base != NULL)
 		kmem_prim_release(evicted.q_base, evicted.q_len);
 	if (raw != 0)

@@ -20,7 +20,7 @@
  *
  *   stdio's list lock (the C library's, kmem_prim_stdio_lock; once a
  *   layer of kmem has started: kmemi_fork_init)
- *   -> kmem init_lock -> options opt_lock -> debug dbg_lock
+ *   -> kmem init_lock -> options opt_lock -> debug dbg.lock
  *   -> pool: page_arena_lock, phpool_lock
  *   -> pool_cache: pcg_init_lock, pc_list_lock, per cache (each CPU
  *      slot's spin lock, then the depot lock), pcg_lock
@@ -45,8 +45,8 @@
  * page arena and caches; the page arena's creation under page_arena_lock
  * creates a vmem arena, pools and caches; a CPU slot's lock is held while
  * taking the depot lock or pcg_lock; list locks are taken before the
- * locks of their members; dbg_lock is held around a pool lookup; a
- * pool's lock, or dbg_lock, around an allocation from the metadata arena
+ * locks of their members; dbg.lock is held around a pool lookup; a
+ * pool's lock, or dbg.lock, around an allocation from the metadata arena
  * (a hash or record table); an arena's lock and bt_supply_lock around the
  * registration of a metadata run.  No pool or arena lock is otherwise
  * held while calling into another layer.)
