@@ -97,13 +97,8 @@ static struct {
 /*
  * The thread that runs fork(2) holds dom_reg.lock from prepare to parent
  * or child, and walks the registry for every layer meanwhile: without
- * the lock it already holds.
+ * the lock it already holds (kmemi_fork_by_self, true in it throughout).
  */
-#ifdef KMEM_FREESTANDING
-static bool dom_fork_self; /* no fork(2) there */
-#else
-static __thread bool dom_fork_self __attribute__((tls_model("initial-exec")));
-#endif
 
 /* ---- pages ---- */
 
@@ -160,6 +155,7 @@ int
 kmemi_dom_foreach(int (*fn)(struct kmem_domain *, void *), void *arg)
 {
 	struct kmem_domain *d;
+	bool forking;
 	int rv;
 
 	if ((rv = fn(&kmemi_dom0, arg)) != 0)
@@ -168,11 +164,12 @@ kmemi_dom_foreach(int (*fn)(struct kmem_domain *, void *), void *arg)
 	if (atomic_load_explicit((_Atomic(struct kmem_domain *) *)&dom_reg.list,
 		memory_order_acquire) == NULL)
 		return 0;
-	if (!dom_fork_self)
+	forking = kmemi_fork_by_self();
+	if (!forking)
 		kmem_mutex_enter(&dom_reg.lock);
 	for (d = dom_reg.list; d != NULL && rv == 0; d = d->kd_next)
 		rv = fn(d, arg);
-	if (!dom_fork_self)
+	if (!forking)
 		kmem_mutex_exit(&dom_reg.lock);
 	return rv;
 }
@@ -180,13 +177,10 @@ kmemi_dom_foreach(int (*fn)(struct kmem_domain *, void *), void *arg)
 void
 kmemi_dom_fork(int phase)
 {
-	if (phase == KMEMI_FORK_PREPARE) {
+	if (phase == KMEMI_FORK_PREPARE)
 		kmem_mutex_enter(&dom_reg.lock);
-		dom_fork_self = true;
-	} else {
-		dom_fork_self = false;
+	else
 		kmem_mutex_exit(&dom_reg.lock);
-	}
 }
 
 static bool

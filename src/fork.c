@@ -57,7 +57,7 @@
  * never a corruption.  Memory only the vanished threads could free stays
  * allocated in the child.
  *
- * A process that never created a thread skips all of it (fork_locked).
+ * A process that never created a thread skips all of it (fork_st.locked).
  *
  * Failure policy: if the handlers cannot be registered (pthread_atfork
  * fails), kmem warns once; forking is then as unsafe as without kmem.
@@ -101,56 +101,61 @@ fork_release(int phase)
 	kmemi_dom_fork(phase);
 }
 
-/*
- * A process that has never had a second thread takes no locks: no one
- * else can hold one, and a fork from a signal handler that interrupted
- * kmem would otherwise wait for itself (glibc's malloc does the same).
- * Only the forking thread writes this, between prepare and parent/child.
- */
-static bool fork_locked;
-
-/*
- * The thread that holds every lock, from prepare to parent/child (0:
- * none).  Other libraries' fork handlers run in that window too -- their
- * prepare handlers after ours if they registered before us, their parent
- * and child handlers before ours -- and may call malloc and free, which
- * must not wait for the locks this thread holds (kmemi_fork_by_self;
- * malloc.c serves them on the side).
- */
-static _Atomic uintptr_t fork_owner;
-
-/*
- * Whether any layer of kmem has started (kmemi_fork_init, from the
- * options' set-up, which every layer runs before it first takes a lock):
- * until then no thread can wait for a kmem lock, and prepare leaves
- * stdio's list lock alone.  fork_stdio: this fork took it (the forking
- * thread only).
- */
-static atomic_bool fork_kmem_used;
-static bool fork_stdio;
+/* The handlers' state, process-wide (domain.c: "What stays global"). */
+static struct {
+	/*
+	 * A process that has never had a second thread takes no locks: no
+	 * one else can hold one, and a fork from a signal handler that
+	 * interrupted kmem would otherwise wait for itself (glibc's malloc
+	 * does the same).  Only the forking thread writes this, between
+	 * prepare and parent/child.
+	 */
+	bool locked;
+	/*
+	 * Whether any layer of kmem has started (kmemi_fork_init, from the
+	 * options' set-up, which every layer runs before it first takes a
+	 * lock): until then no thread can wait for a kmem lock, and prepare
+	 * leaves stdio's list lock alone.  stdio: this fork took it (the
+	 * forking thread only).
+	 */
+	atomic_bool kmem_used;
+	bool stdio;
+	/*
+	 * The thread that holds every lock, from prepare to parent/child
+	 * (0: none).  Other libraries' fork handlers run in that window too
+	 * -- their prepare handlers after ours if they registered before
+	 * us, their parent and child handlers before ours -- and may call
+	 * malloc and free, which must not wait for the locks this thread
+	 * holds (kmemi_fork_by_self; malloc.c serves them on the side).
+	 * Set before the first lock is taken and cleared after the last is
+	 * released, so that the layers' own handlers, which walk the domain
+	 * registry while its lock is held (kmemi_dom_foreach), know too.
+	 */
+	_Atomic uintptr_t owner;
+} fork_st;
 
 static void
 fork_prepare(void)
 {
-	fork_locked = !kmem_prim_single_threaded();
-	if (fork_locked) {
-		fork_stdio =
-		    atomic_load_explicit(&fork_kmem_used, memory_order_acquire);
-		if (fork_stdio)
+	fork_st.locked = !kmem_prim_single_threaded();
+	if (fork_st.locked) {
+		fork_st.stdio = atomic_load_explicit(
+		    &fork_st.kmem_used, memory_order_acquire);
+		if (fork_st.stdio)
 			kmem_prim_stdio_lock();
+		atomic_store_explicit(&fork_st.owner, kmem_prim_thread_id(),
+		    memory_order_relaxed);
 		fork_phase(KMEMI_FORK_PREPARE);
-		atomic_store_explicit(
-		    &fork_owner, kmem_prim_thread_id(), memory_order_relaxed);
 	}
 }
 
 static void
 fork_parent(void)
 {
-	if (fork_locked) {
-		atomic_store_explicit(&fork_owner, 0, memory_order_relaxed);
+	if (fork_st.locked) {
 		fork_release(KMEMI_FORK_PARENT);
-		if (fork_stdio)
+		atomic_store_explicit(&fork_st.owner, 0, memory_order_relaxed);
+		if (fork_st.stdio)
 			kmem_prim_stdio_unlock(false);
 	}
 }
@@ -158,10 +163,10 @@ fork_parent(void)
 static void
 fork_child(void)
 {
-	if (fork_locked) {
-		atomic_store_explicit(&fork_owner, 0, memory_order_relaxed);
+	if (fork_st.locked) {
 		fork_release(KMEMI_FORK_CHILD);
-		if (fork_stdio)
+		atomic_store_explicit(&fork_st.owner, 0, memory_order_relaxed);
+		if (fork_st.stdio)
 			kmem_prim_stdio_unlock(true);
 	}
 }
@@ -169,7 +174,8 @@ fork_child(void)
 bool
 kmemi_fork_by_self(void)
 {
-	uintptr_t o = atomic_load_explicit(&fork_owner, memory_order_relaxed);
+	uintptr_t o =
+	    atomic_load_explicit(&fork_st.owner, memory_order_relaxed);
 
 	return o != 0 && o == kmem_prim_thread_id();
 }
@@ -213,5 +219,5 @@ fork_register(void)
 void
 kmemi_fork_init(void)
 {
-	atomic_store_explicit(&fork_kmem_used, true, memory_order_release);
+	atomic_store_explicit(&fork_st.kmem_used, true, memory_order_release);
 }

@@ -864,11 +864,14 @@ kmemi_stats_write_rows(int fd, unsigned int what,
 
 /* ---- KMEM_STATS: the print at exit ---- */
 
-static atomic_bool stats_once;		/* kmemi_stats_init ran */
-static atomic_bool stats_registered;	/* stats_at_exit registered */
-static _Atomic unsigned int stats_what; /* KMEM_STATS_*; 0: nothing */
-static char stats_path[STATS_PATH_MAX]; /* "": standard error */
-static long stats_pid;			/* the process that read KMEM_STATS */
+/* KMEM_STATS as read, process-wide (domain.c: "What stays global"). */
+static struct {
+	atomic_bool once;	   /* kmemi_stats_init ran */
+	atomic_bool registered;	   /* stats_at_exit registered */
+	_Atomic unsigned int what; /* KMEM_STATS_*; 0: nothing */
+	long pid;		   /* the process that read KMEM_STATS */
+	char path[STATS_PATH_MAX]; /* "": standard error */
+} stats_exit;
 
 /* path with every "%p" replaced by pid; false if it does not fit. */
 static bool
@@ -897,7 +900,7 @@ static void
 stats_at_exit(void)
 {
 	unsigned int what =
-	    atomic_load_explicit(&stats_what, memory_order_acquire);
+	    atomic_load_explicit(&stats_exit.what, memory_order_acquire);
 	char path[STATS_PATH_MAX + 64], command[STATS_JSON_NAME], head[160];
 	struct stats_src src = stats_live;
 	int fd, err;
@@ -907,15 +910,15 @@ stats_at_exit(void)
 	 * must not overwrite its parent's file (or print the parent's
 	 * counters it inherited).
 	 */
-	if (what == 0 || kmem_prim_getpid() != stats_pid)
+	if (what == 0 || kmem_prim_getpid() != stats_exit.pid)
 		return;
-	if (stats_path[0] == '\0') {
+	if (stats_exit.path[0] == '\0') {
 		kmem_stats_print(NULL, what);
 		return;
 	}
-	if (!stats_expand(path, sizeof path, stats_path, stats_pid)) {
+	if (!stats_expand(path, sizeof path, stats_exit.path, stats_exit.pid)) {
 		kmem_warn("KMEM_STATS: %s: path too long with the process id",
-		    stats_path);
+		    stats_exit.path);
 		return;
 	}
 	if ((err = kmem_prim_open_write(path, &fd)) != 0) {
@@ -926,7 +929,7 @@ stats_at_exit(void)
 	kmem_snprintf(head, sizeof head,
 	    "\"process\":{\"pid\":%ld,"
 	    "\"command\":%s}",
-	    stats_pid,
+	    stats_exit.pid,
 	    json_quote(command, sizeof command, kmem_prim_progname()));
 	src.json_head = head;
 	if ((err = stats_write_src(fd, &src, what)) != 0)
@@ -955,10 +958,10 @@ stats_parse(const char *v, unsigned int *whatp, const char **pathp)
 		    v);
 		return false;
 	}
-	if (*pathp != NULL && strlen(*pathp) >= sizeof stats_path) {
+	if (*pathp != NULL && strlen(*pathp) >= sizeof stats_exit.path) {
 		kmem_warn("KMEM_STATS=%.64s...: path longer than %zu bytes; "
 			  "no statistics",
-		    v, sizeof stats_path - 1);
+		    v, sizeof stats_exit.path - 1);
 		return false;
 	}
 	return true;
@@ -970,7 +973,8 @@ kmemi_stats_init(void)
 	const char *v, *path;
 	unsigned int what;
 
-	if (atomic_exchange_explicit(&stats_once, true, memory_order_acq_rel))
+	if (atomic_exchange_explicit(
+		&stats_exit.once, true, memory_order_acq_rel))
 		return;
 	v = kmem_prim_getenv("KMEM_STATS");
 	if (v == NULL || v[0] == '\0' || strcmp(v, "0") == 0)
@@ -979,18 +983,19 @@ kmemi_stats_init(void)
 		return;
 	/* The environment may change before exit: keep our own copy. */
 	if (path != NULL)
-		memcpy(stats_path, path, strlen(path) + 1);
+		memcpy(stats_exit.path, path, strlen(path) + 1);
 	else
-		stats_path[0] = '\0';
-	stats_pid = kmem_prim_getpid();
-	atomic_store_explicit(&stats_what, what, memory_order_release);
+		stats_exit.path[0] = '\0';
+	stats_exit.pid = kmem_prim_getpid();
+	atomic_store_explicit(&stats_exit.what, what, memory_order_release);
 	if (!atomic_exchange_explicit(
-		&stats_registered, true, memory_order_acq_rel) &&
+		&stats_exit.registered, true, memory_order_acq_rel) &&
 	    kmem_prim_atexit(stats_at_exit) != 0) {
 		kmem_warn("KMEM_STATS=%s: no room for the exit function; no "
 			  "statistics",
 		    v);
-		atomic_store_explicit(&stats_what, 0, memory_order_relaxed);
+		atomic_store_explicit(
+		    &stats_exit.what, 0, memory_order_relaxed);
 	}
 }
 
@@ -1002,7 +1007,7 @@ void kmemi_stats_reset(void);
 void
 kmemi_stats_reset(void)
 {
-	atomic_store_explicit(&stats_what, 0, memory_order_relaxed);
-	stats_path[0] = '\0';
-	atomic_store_explicit(&stats_once, false, memory_order_release);
+	atomic_store_explicit(&stats_exit.what, 0, memory_order_relaxed);
+	stats_exit.path[0] = '\0';
+	atomic_store_explicit(&stats_exit.once, false, memory_order_release);
 }
