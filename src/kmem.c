@@ -414,12 +414,13 @@ pm_clear(struct kmem_domain *d, void *p, size_t n)
 static void *kmem_page_alloc(struct pool *pp, int flags);
 static void kmem_page_free(struct pool *pp, void *v);
 
+/* Set up at compile time: shared by every domain, never written. */
 static struct pool_allocator kmem_page_allocator[KMEM_PAGE_NSIZES] = {
-    {kmem_page_alloc, kmem_page_free, 1u << 12, 0, 0},
-    {kmem_page_alloc, kmem_page_free, 1u << 13, 0, 0},
-    {kmem_page_alloc, kmem_page_free, 1u << 14, 0, 0},
-    {kmem_page_alloc, kmem_page_free, 1u << 15, 0, 0},
-    {kmem_page_alloc, kmem_page_free, 1u << 16, 0, 0},
+    {kmem_page_alloc, kmem_page_free, 1u << 12, (1u << 12) - 1, 12},
+    {kmem_page_alloc, kmem_page_free, 1u << 13, (1u << 13) - 1, 13},
+    {kmem_page_alloc, kmem_page_free, 1u << 14, (1u << 14) - 1, 14},
+    {kmem_page_alloc, kmem_page_free, 1u << 15, (1u << 15) - 1, 15},
+    {kmem_page_alloc, kmem_page_free, 1u << 16, (1u << 16) - 1, 16},
 };
 
 /*
@@ -711,8 +712,9 @@ kmem_reaper(void *arg)
 }
 
 /*
- * The free tag of malloc.c (section 3 there), in libkmem-malloc.so only
- * (KMEM_MALLOC_SHIM; kmem_free leaves none): objects of the classes of
+ * The free tag of malloc.c (section 3 there), when the default domain
+ * serves malloc (kd_malloc, which malloc.c sets before kmem's set-up:
+ * libkmem-malloc.so only; kmem_free leaves none): objects of the classes of
  * 16 bytes and more that a miss moves from the pool into a CPU's group
  * get it as a free would leave them, and every object that leaves a
  * group must have it (pool_cache.c).  Set before the gate opens, so that
@@ -823,10 +825,8 @@ kmem_setup(void)
 		if (ok) {
 			unsigned int dbg = kmemi_debug_init();
 
-#ifdef KMEM_MALLOC_SHIM
-			if (dbg == 0)
+			if (dbg == 0 && kmemi_dom0.kd_malloc)
 				kmem_tags_set(kmem_prim_secret());
-#endif
 			kmemi_stats_init();
 			atomic_store_explicit(
 			    &kmemi_dom0.kd_ready, true, memory_order_release);
@@ -850,6 +850,14 @@ kmem_setup(void)
 bool
 kmemi_setup(void)
 {
+	return kmem_setup();
+}
+
+bool
+kmemi_setup_malloc(void)
+{
+	if (kmem_unlikely(!kmemi_dom0.kd_malloc))
+		kmemi_dom0.kd_malloc = true; /* before the set-up reads it */
 	return kmem_setup();
 }
 

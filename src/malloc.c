@@ -249,7 +249,7 @@ malloc_slow(const char *fn, size_t size, size_t align)
 		return p;
 	}
 	drain_deferred();
-	if (kmem_unlikely(!kmemi_setup()))
+	if (kmem_unlikely(!kmemi_setup_malloc()))
 		goto nomem;
 	if (kmem_unlikely(GATE_DEBUG() != 0))
 		p = kmemi_debug_alloc_aligned(fn, size, align, KM_NOSLEEP);

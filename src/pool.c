@@ -119,6 +119,8 @@
 #define PR_ROF_OFFPAGE 0x1 /* headers outside the pages */
 #define PR_ROF_HASHED  0x2 /* pages found through the hash */
 
+static void pool_flush_cache(struct pool *pp);
+
 /* KMEM_DEBUG=check: a pool that gained a page or emptied one (lock held). */
 #define POOL_CHECK_HOOK(pp)                                                    \
 	do {                                                                   \
@@ -255,6 +257,7 @@ kmemi_page_arena(struct kmem_domain *d)
 
 	if (kmem_likely(vm != NULL))
 		return vm;
+	kmem_options_init(); /* not under the arena lock: opt_lock first */
 	kmem_mutex_enter(&d->kd_page_arena_lock);
 	vm = atomic_load_explicit(&d->kd_page_arena, memory_order_relaxed);
 	if (vm == NULL) {
@@ -350,20 +353,34 @@ pool_meta_free(struct pool *pp, void *v)
 struct pool_allocator kmemi_pool_allocator_meta = {
     pool_meta_alloc, pool_meta_free, 0, 0, 0};
 
+/*
+ * An allocator's derived fields, on its first pool_init.  Allocators are
+ * shared by pools of every domain (pool_allocator_nointr, a caller's), so
+ * this is the one place pools of two domains meet: under the default
+ * domain's pool list lock, taken with no other lock held; pa_pagemask
+ * is stored last, with release, and tested first, with acquire.
+ */
 static void
 pool_allocator_setup(struct pool_allocator *pa)
 {
-	unsigned int sz = pa->pa_pagesz;
+	unsigned int sz;
 
-	if (sz == 0)
-		sz = (unsigned int)kmem_prim_page_size();
-	if (!kmem_powerof2(sz))
-		kmem_panic("pool_init: allocator page size %u is not a power "
-			   "of two",
-		    sz);
-	pa->pa_pagesz = sz;
-	pa->pa_pagemask = sz - 1;
-	pa->pa_pageshift = kmem_ilog2(sz);
+	if (__atomic_load_n(&pa->pa_pagemask, __ATOMIC_ACQUIRE) != 0)
+		return;
+	kmem_mutex_enter(&kmemi_dom0.kd_pool_list_lock);
+	if (pa->pa_pagemask == 0) {
+		sz = pa->pa_pagesz;
+		if (sz == 0)
+			sz = (unsigned int)kmem_prim_page_size();
+		if (!kmem_powerof2(sz))
+			kmem_panic("pool_init: allocator page size %u is not "
+				   "a power of two",
+			    sz);
+		pa->pa_pagesz = sz;
+		pa->pa_pageshift = kmem_ilog2(sz);
+		__atomic_store_n(&pa->pa_pagemask, sz - 1, __ATOMIC_RELEASE);
+	}
+	kmem_mutex_exit(&kmemi_dom0.kd_pool_list_lock);
 }
 
 /* The default allocator for items of "size": a page, or a big page. */
@@ -693,13 +710,10 @@ pool_init(struct pool *pp, size_t size, unsigned int align,
 		flags |= PR_NOTOUCH;
 	nocolor = (flags & KMEMI_PR_NOCOLOR) != 0;
 	flags &= ~KMEMI_PR_NOCOLOR;
-	kmem_mutex_enter(&d->kd_pool_list_lock);
 	if (palloc == NULL)
 		palloc = pool_default_allocator(
 		    kmem_align_up(size ? size : 1, align));
-	if (palloc->pa_pagemask == 0)
-		pool_allocator_setup(palloc);
-	kmem_mutex_exit(&d->kd_pool_list_lock);
+	pool_allocator_setup(palloc);
 	pagesz = palloc->pa_pagesz;
 
 	memset(pp, 0, sizeof(*pp));
@@ -817,7 +831,7 @@ pool_destroy(struct pool *pp)
 	if (pp->pr_magic != POOL_MAGIC)
 		kmem_panic(
 		    "pool_destroy(%p): not an initialised pool", (void *)pp);
-	if (pp->pr_cache != NULL)
+	if (__atomic_load_n(&pp->pr_flush, __ATOMIC_ACQUIRE) != NULL)
 		kmem_panic("pool_destroy(pool '%s'): a pool_cache is still "
 			   "attached",
 		    pp->pr_wchan);
@@ -1037,17 +1051,33 @@ pool_at_limit(struct pool *pp, int flags, bool *flushed)
 	}
 	if ((flags & PR_NOWAIT) || (flags & PR_LIMITFAIL))
 		return false;
-	if (pp->pr_cache != NULL && !*flushed) {
+	if (pp->pr_flush != NULL && !*flushed) {
 		/* Objects cached in magazines count against the limit. */
 		*flushed = true;
 		kmem_plock_exit(&pp->pr_lock);
-		pool_cache_invalidate(pp->pr_cache);
+		pool_flush_cache(pp);
 		kmem_plock_enter(&pp->pr_lock);
 		return true;
 	}
 	pool_wait(pp, 0);
 	*flushed = false;
 	return true;
+}
+
+/*
+ * The objects a cache keeps in front of pp (magazines) back to pp: the
+ * layer above registers its flush in pr_flush (pool_cache.c, with a
+ * release store, cleared before it lets the pool go); the pool knows
+ * nothing else of it.  No lock held.
+ */
+static void
+pool_flush_cache(struct pool *pp)
+{
+	void (*flush)(struct pool *) =
+	    __atomic_load_n(&pp->pr_flush, __ATOMIC_ACQUIRE);
+
+	if (flush != NULL)
+		flush(pp);
 }
 
 /* Free empty pages idle long enough (or all); lock held, returns count. */
@@ -1512,9 +1542,6 @@ kmemi_pool_fork(int phase)
 int
 pool_reclaim(struct pool *pp)
 {
-	/* Set last, with release, by a cache being created (pool_drain). */
-	struct pool_cache *pc =
-	    __atomic_load_n(&pp->pr_cache, __ATOMIC_ACQUIRE);
 	void (*hook)(void *, int);
 	void *arg;
 
@@ -1524,8 +1551,7 @@ pool_reclaim(struct pool *pp)
 	kmem_plock_exit(&pp->pr_lock);
 	if (hook != NULL)
 		hook(arg, PR_NOWAIT);
-	if (pc != NULL)
-		pool_cache_invalidate(pc);
+	pool_flush_cache(pp);
 	return kmemi_pool_reclaim_idle(pp, false);
 }
 

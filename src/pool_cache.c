@@ -1060,6 +1060,17 @@ kmemi_cache_reap_all(struct kmem_domain *d, bool everything)
 
 /* ---- create / destroy ---- */
 
+/*
+ * The pool's hook into its cache (pr_flush): at its hard limit, and on
+ * pool_reclaim, the pool has the magazines' objects back.  The pool is
+ * the cache's first member.
+ */
+static void
+pc_flush_hook(struct pool *pp)
+{
+	pool_cache_invalidate((pool_cache_t)(void *)pp);
+}
+
 pool_cache_t
 kmemi_cache_create(size_t size, unsigned int align, unsigned int align_offset,
     unsigned int flags, const char *wchan, struct pool_allocator *palloc,
@@ -1097,6 +1108,8 @@ kmemi_cache_create(size_t size, unsigned int align, unsigned int align_offset,
 	 * Last: the pool is on the pool list since pool_init, and a walker
 	 * (statistics, reclaim) that finds pr_cache set uses the cache.
 	 */
+	__atomic_store_n(
+	    &pc->pc_pool.pr_flush, pc_flush_hook, __ATOMIC_RELEASE);
 	__atomic_store_n(&pc->pc_pool.pr_cache, pc, __ATOMIC_RELEASE);
 	kmem_mutex_enter(&d->kd_pc_list_lock);
 	if (!d->kd_pc_list_cv_ready) {
@@ -1152,6 +1165,7 @@ pool_cache_destroy(pool_cache_t pc)
 	kmem_mutex_exit(&d->kd_pc_list_lock);
 	pool_cache_invalidate(pc);
 	__atomic_store_n(&pc->pc_pool.pr_cache, NULL, __ATOMIC_RELAXED);
+	__atomic_store_n(&pc->pc_pool.pr_flush, NULL, __ATOMIC_RELEASE);
 	pool_destroy(&pc->pc_pool);
 	kmem_mutex_destroy(&pc->pc_depot_lock);
 	kmemi_meta_free(d, pc, pc->pc_mapsize);

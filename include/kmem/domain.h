@@ -28,6 +28,15 @@
 extern "C" {
 #endif
 
+/*
+ * The API keeps default visibility when kmem itself is compiled with
+ * hidden visibility (one set of objects for libkmem and libkmem-malloc;
+ * each library's version script says what it exports).
+ */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 typedef struct kmem_domain kmem_domain_t;
 
 /* Where a domain's pages come from. */
@@ -69,6 +78,10 @@ kmem_domain_t *kmem_domain_default(void);
 vmem_t *kmem_domain_arena(kmem_domain_t *d);
 /* Its name ("default" for the default domain). */
 const char *kmem_domain_name(const kmem_domain_t *d);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -21,6 +21,15 @@
 extern "C" {
 #endif
 
+/*
+ * The API keeps default visibility when kmem itself is compiled with
+ * hidden visibility (one set of objects for libkmem and libkmem-malloc;
+ * each library's version script says what it exports).
+ */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 typedef unsigned int km_flag_t;
 
 #define KM_SLEEP   0x00000001 /* wait for memory; never NULL (= PR_WAITOK) */
@@ -140,6 +149,10 @@ int kmem_stats_write(int fd, unsigned int what);
  */
 void kmem_reap(void);
 void kmem_reap_all(void);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,15 @@
 extern "C" {
 #endif
 
+/*
+ * The API keeps default visibility when kmem itself is compiled with
+ * hidden visibility (one set of objects for libkmem and libkmem-malloc;
+ * each library's version script says what it exports).
+ */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 #ifndef KMEM_PADDR_T_DEFINED
 #define KMEM_PADDR_T_DEFINED
 typedef uintptr_t paddr_t;
@@ -126,8 +135,10 @@ struct pool {
 	unsigned long pr_nget, pr_nfail, pr_nput;
 	unsigned long pr_npagealloc, pr_npagefree, pr_nidle;
 	struct pool_cache *pr_cache; /* attached cache, if any */
-	unsigned int pr_refcnt;	     /* walkers outside the list lock */
-	struct pool *pr_next;	     /* list of all pools */
+	/* Private: the attached cache's flush (its objects back here). */
+	void (*pr_flush)(struct pool *);
+	unsigned int pr_refcnt; /* walkers outside the list lock */
+	struct pool *pr_next;	/* list of all pools */
 	struct pool **pr_pprev;
 	struct kmem_domain *pr_dom; /* the domain it was made in */
 };
@@ -237,6 +248,10 @@ void kmem_reap_all(void);
 void kmem_pool_check(struct pool *pp);
 void kmem_pool_cache_check(pool_cache_t pc);
 void kmem_check_all(void);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

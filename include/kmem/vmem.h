@@ -18,6 +18,15 @@
 extern "C" {
 #endif
 
+/*
+ * The API keeps default visibility when kmem itself is compiled with
+ * hidden visibility (one set of objects for libkmem and libkmem-malloc;
+ * each library's version script says what it exports).
+ */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 typedef uintptr_t vmem_addr_t;
 typedef size_t vmem_size_t;
 typedef unsigned int vm_flag_t;
@@ -127,6 +136,10 @@ void kmem_vmem_print_stats(vmem_printfn_t *pr);
  * well; else one "kmem: kmem_vmem_check(arena 'NAME'): ..." line, abort.
  */
 void kmem_vmem_check(vmem_t *vm);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -68,6 +68,12 @@ struct kmem_domain {
 	unsigned int kd_gate;
 	bool kd_rseq;	  /* the lock-free fast path may be used */
 	uintptr_t kd_tag; /* malloc's free tag (default domain only) */
+	/*
+	 * The default domain serves malloc (libkmem-malloc.so's malloc.c
+	 * says so before it sets kmem up): its classes carry the free tag.
+	 * A property of the domain, not of how kmem.c was compiled.
+	 */
+	bool kd_malloc;
 	size_t kd_large_fast_max;
 	struct kmem_fast kd_fast[KMEM_NCLASS];
 	struct kmem_fast kd_large_fast[KMEM_QC_PAGES + 1];
