@@ -81,6 +81,7 @@ struct kmem_domain kmemi_dom0 = {
     .kd_meta_runs = kmemi_dom0.kd_meta_runs0,
     .kd_meta_cap = KMEMI_META_RUNS0,
     DOM_LOCKS_INIT,
+    .kd_opts_lock = KMEM_MUTEX_INITIALIZER,
 };
 
 #ifndef KMEM_FREESTANDING
@@ -254,6 +255,7 @@ kmem_domain_create(const char *name, const struct kmem_page_source *src)
 	d->kd_src = *src;
 	memcpy(d->kd_name, tmp.kd_name, sizeof d->kd_name);
 	d->kd_mapsize = bytes;
+	d->kd_opts = kmemi_dom0.kd_opts; /* the default's settings, a copy */
 	atomic_store_explicit(&d->kd_src_bytes, bytes, memory_order_relaxed);
 	d->kd_magic = KMEMI_DOMAIN_MAGIC;
 	d->kd_gate = KMEM_GATE_INIT;

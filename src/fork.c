@@ -20,7 +20,7 @@
  *
  *   stdio's list lock (the C library's, kmem_prim_stdio_lock; once a
  *   layer of kmem has started: kmemi_fork_init)
- *   -> kmem init_lock -> options opt_lock -> debug dbg.lock
+ *   -> kmem init_lock -> options kd_opts_lock -> debug dbg.lock
  *   -> pool: page_arena_lock, phpool_lock
  *   -> pool_cache: pcg_init_lock, pc_list_lock, per cache (each CPU
  *      slot's spin lock, then the depot lock), pcg_lock

@@ -26,10 +26,18 @@
  * parsed in place, so options can be read from inside the allocator
  * before anything is set up.
  *
- * Locking: kmem_options_init() runs the parse once under a static mutex and
- * publishes completion with a release store; afterwards kmem_opts is
- * read-only.  The test entry points (parse, reset) are for single-threaded
- * tests.
+ * Domains: the options are a domain's settings (struct kmem_options,
+ * kd_opts in struct kmem_domain).  kmem_opts is the default domain's,
+ * which KMEM_OPTIONS sets; the layers read it.  A domain starts with a
+ * copy of the default's settings as they are when kmem_domain_create
+ * runs (it reads KMEM_OPTIONS first), and they are its own from then on:
+ * its kd_opts, which nothing but that copy writes today.
+ *
+ * Locking: kmem_options_init() runs the parse once under the default
+ * domain's kd_opts_lock and publishes completion (kd_opts_ready) with a
+ * release store; afterwards kmem_opts is read-only.  No data of its own
+ * (issue 11: everything mutable lives in a domain; the table is read-only).
+ * The test entry points (parse, reset) are for single-threaded tests.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -38,11 +46,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "internal/domain.h"
 #include "internal/internal.h"
 #include "internal/kmem_impl.h"
 #include "internal/prim.h"
-
-struct kmem_options kmem_opts;
 
 enum opt_type { OPT_BOOL, OPT_U64, OPT_SIZE };
 
@@ -364,25 +371,24 @@ kmem_options_print(void)
 	}
 }
 
-static atomic_bool opt_done;
-static kmem_mutex_t opt_lock = KMEM_MUTEX_INITIALIZER;
-
 void
 kmemi_options_fork(int phase)
 {
 	if (phase == KMEMI_FORK_PREPARE)
-		kmem_mutex_enter(&opt_lock);
+		kmem_mutex_enter(&kmemi_dom0.kd_opts_lock);
 	else
-		kmem_mutex_exit(&opt_lock);
+		kmem_mutex_exit(&kmemi_dom0.kd_opts_lock);
 }
 
 void
 kmem_options_init(void)
 {
-	if (kmem_likely(atomic_load_explicit(&opt_done, memory_order_acquire)))
+	if (kmem_likely(atomic_load_explicit(
+		&kmemi_dom0.kd_opts_ready, memory_order_acquire)))
 		return;
-	kmem_mutex_enter(&opt_lock);
-	if (!atomic_load_explicit(&opt_done, memory_order_relaxed)) {
+	kmem_mutex_enter(&kmemi_dom0.kd_opts_lock);
+	if (!atomic_load_explicit(
+		&kmemi_dom0.kd_opts_ready, memory_order_relaxed)) {
 		kmem_options_reset();
 		kmem_options_parse(
 		    "KMEM_OPTIONS", kmem_prim_getenv("KMEM_OPTIONS"));
@@ -395,7 +401,8 @@ kmem_options_init(void)
 		kmemi_check_init(); /* KMEM_DEBUG=check, for every layer */
 		/* From now on a fork takes stdio's list lock first. */
 		kmemi_fork_init();
-		atomic_store_explicit(&opt_done, true, memory_order_release);
+		atomic_store_explicit(
+		    &kmemi_dom0.kd_opts_ready, true, memory_order_release);
 	}
-	kmem_mutex_exit(&opt_lock);
+	kmem_mutex_exit(&kmemi_dom0.kd_opts_lock);
 }

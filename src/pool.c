@@ -257,7 +257,7 @@ kmemi_page_arena(struct kmem_domain *d)
 
 	if (kmem_likely(vm != NULL))
 		return vm;
-	kmem_options_init(); /* not under the arena lock: opt_lock first */
+	kmem_options_init(); /* not under the arena lock: kd_opts_lock first */
 	kmem_mutex_enter(&d->kd_page_arena_lock);
 	vm = atomic_load_explicit(&d->kd_page_arena, memory_order_relaxed);
 	if (vm == NULL) {

@@ -140,6 +140,16 @@ struct kmem_domain {
 	unsigned long kd_pcg_empty_reaplimit[KMEMI_PCGSIZES];
 	uint64_t kd_pcg_ws_time;
 	struct pool kd_pcg_pool[KMEMI_PCGSIZES];
+
+	/*
+	 * options.c: the settings (kmem_opts is the default's).  The
+	 * default's are read from KMEM_OPTIONS once, under kd_opts_lock
+	 * (the default domain's only); a new domain starts with a copy of
+	 * the default's.
+	 */
+	struct kmem_options kd_opts;
+	kmem_mutex_t kd_opts_lock;
+	atomic_bool kd_opts_ready;
 };
 
 /*

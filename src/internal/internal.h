@@ -173,9 +173,10 @@ _Noreturn void kmemi_check_fail(const char *checker, const char *what,
 /* ---- options (options.c) ---- */
 
 /*
- * Resolved run-time options.  Filled once from KMEM_OPTIONS by
- * kmem_options_init(); read-only afterwards.  One row of the table in
- * options.c per field.
+ * Resolved run-time options: a domain's settings (kd_opts, domain.h).
+ * The default domain's are filled once from KMEM_OPTIONS by
+ * kmem_options_init(), read-only afterwards; a domain starts with a copy
+ * of them.  One row of the table in options.c per field.
  */
 struct kmem_options {
 	bool verbose;		    /* print resolved options at start-up */
@@ -191,7 +192,13 @@ struct kmem_options {
 	uint64_t reap_thread_ms;    /* background kmem_reap period, 0: off */
 };
 
-extern struct kmem_options kmem_opts KMEM_HIDDEN;
+/*
+ * The settings in force: the default domain's, a field of kmemi_dom0 (at
+ * a link-time constant address, as a variable of its own would be).  A
+ * use needs internal/domain.h, which has the domain's type; this header
+ * cannot include it (domain.h includes this one).
+ */
+#define kmem_opts (kmemi_dom0.kd_opts)
 
 /* Parse KMEM_OPTIONS once (idempotent, thread-safe). */
 void kmem_options_init(void);

@@ -20,6 +20,7 @@
 
 #include <kmem/kmem.h>
 
+#include "internal/domain.h"
 #include "internal/internal.h"
 #include "internal/kmem_impl.h"
 #include "internal/prim.h"

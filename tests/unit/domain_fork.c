@@ -171,8 +171,8 @@ t_fork_with_domain(void)
 			child();
 		T_EQ(waitpid(pid, &status, 0), pid);
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-			T_FAIL("fork %d: child status %#x", i,
-			    (unsigned)status);
+			T_FAIL(
+			    "fork %d: child status %#x", i, (unsigned)status);
 		/* The parent's registry lock was released too. */
 		e = make_domain("parent");
 		T_ASSERT(e != NULL);

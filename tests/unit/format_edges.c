@@ -12,6 +12,7 @@
 
 #include <kmem/kmem.h>
 
+#include "internal/domain.h"
 #include "internal/internal.h"
 #include "internal/prim.h"
 #include "t.h"

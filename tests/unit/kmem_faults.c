@@ -32,6 +32,7 @@
 #include <kmem/kmem.h>
 #include <kmem/vmem.h>
 
+#include "internal/domain.h"
 #include "internal/internal.h"
 #include "internal/kmem_impl.h"
 #include "internal/meta.h"

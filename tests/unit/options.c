@@ -1,12 +1,17 @@
 /*
  * options.c -- tests of the KMEM_OPTIONS parser, the allocation-free
- * formatter and the error funnel (message form, abort, warnings).
+ * formatter and the error funnel (message form, abort, warnings), and
+ * the settings a new domain starts with (a copy of the default's).
  */
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 
+#include <kmem/domain.h>
+
+#include "internal/domain.h"
 #include "internal/internal.h"
 #include "internal/prim.h"
 #include "t.h"
@@ -383,6 +388,67 @@ test_environment(void)
 	unsetenv("KMEM_OPTIONS");
 }
 
+static void *
+map_alloc(void *arg, size_t size, size_t align)
+{
+	size_t len = size + align;
+	char *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uintptr_t a;
+
+	(void)arg;
+	if (m == MAP_FAILED)
+		return NULL;
+	a = ((uintptr_t)m + align - 1) & ~(uintptr_t)(align - 1);
+	if (a > (uintptr_t)m)
+		munmap(m, a - (uintptr_t)m);
+	if ((uintptr_t)m + len > a + size)
+		munmap((void *)(a + size), (uintptr_t)m + len - (a + size));
+	return (void *)a;
+}
+
+static void
+map_free(void *arg, void *p, size_t size)
+{
+	(void)arg;
+	munmap(p, size);
+}
+
+/*
+ * A fresh process whose first kmem call is kmem_domain_create: the
+ * domain's settings are the default's as KMEM_OPTIONS set them, and a
+ * copy (the default's changed later, the domain's stay).
+ */
+static void
+domain_copy_child(void *arg)
+{
+	struct kmem_page_source src = {
+	    .ps_alloc = map_alloc, .ps_free = map_free};
+	struct kmem_domain *d;
+
+	(void)arg;
+	d = kmem_domain_create("opts", &src);
+	T_ASSERT(d != NULL);
+	T_EQ(kmem_opts.pool_idle_ms, 1234);
+	T_EQ(d->kd_opts.pool_idle_ms, 1234);
+	T_EQ(d->kd_opts.purge_delay_ms, 7);
+	T_EQ(d->kd_opts.magazines, 1);		  /* a default */
+	T_EQ(d->kd_opts.vmem_sleep_retry_ms, 10); /* a default */
+	kmem_opts.pool_idle_ms = 99;
+	T_EQ(d->kd_opts.pool_idle_ms, 1234);
+	T_EQ(kmem_domain_destroy(d), 0);
+}
+
+static void
+test_domain_copy(void)
+{
+	char buf[4096];
+
+	setenv("KMEM_OPTIONS", "pool_idle_ms=1234,purge_delay_ms=7", 1);
+	t_child_ok(domain_copy_child, NULL, buf, sizeof buf);
+	unsetenv("KMEM_OPTIONS");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -395,5 +461,6 @@ main(int argc, char **argv)
 	T_RUN_IF(test_format);
 	T_RUN_IF(test_funnel);
 	T_RUN_IF(test_environment);
+	T_RUN_IF(test_domain_copy);
 	return t_done();
 }

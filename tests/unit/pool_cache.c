@@ -18,6 +18,7 @@
 
 #include <kmem/pool.h>
 
+#include "internal/domain.h"
 #include "internal/internal.h"
 #include "t.h"
 

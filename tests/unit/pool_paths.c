@@ -31,6 +31,7 @@
 #include <kmem/kmem.h>
 #include <kmem/pool.h>
 
+#include "internal/domain.h"
 #include "internal/internal.h"
 #include "internal/pool_impl.h"
 #include "internal/prim.h"

@@ -21,6 +21,7 @@
 #include <kmem/pool.h>
 #include <kmem/vmem.h>
 
+#include "internal/domain.h"
 #include "internal/internal.h"
 #include "internal/kmem_impl.h"
 #include "t.h"

@@ -33,6 +33,7 @@
 
 #include <kmem/vmem.h>
 
+#include "internal/domain.h"
 #include "internal/internal.h"
 #include "internal/pool_impl.h"
 #include "internal/prim.h"
