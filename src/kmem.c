@@ -203,7 +203,8 @@ _Static_assert((KMEM_CACHE_MAX >> KMEM_IDX_SHIFT) == 2048,
  * up).  The page size and its log are the process's.
  */
 unsigned int kmemi_pgshift;
-static size_t kmem_pagesz; /* the system page */
+/* The system page (its log is what the fast paths read). */
+#define kmem_pagesz ((size_t)1 << kmemi_pgshift)
 
 /*
  * No request this large can ever be met: the user address space of
@@ -812,13 +813,14 @@ kmem_setup(void)
 	    memory_order_relaxed);
 	ok = atomic_load_explicit(&kmemi_dom0.kd_ready, memory_order_relaxed);
 	if (!ok) {
+		size_t ps;
+
 		kmem_options_init();
-		kmem_pagesz = kmem_prim_page_size();
-		if (kmem_pagesz > KMEM_CACHE_MAX ||
-		    kmem_pagesz < (1u << KMEM_PAGE_MIN_SHIFT))
-			kmem_panic("kmem_init: page size %zu not supported",
-			    kmem_pagesz);
-		kmemi_pgshift = kmem_ilog2(kmem_pagesz);
+		ps = kmem_prim_page_size();
+		if (ps > KMEM_CACHE_MAX || ps < (1u << KMEM_PAGE_MIN_SHIFT))
+			kmem_panic(
+			    "kmem_init: page size %zu not supported", ps);
+		kmemi_pgshift = kmem_ilog2(ps);
 		kmem_tables_init();
 		ok = kmemi_page_arena(&kmemi_dom0) != NULL &&
 		    kmem_classes_init(&kmemi_dom0);
