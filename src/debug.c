@@ -87,8 +87,10 @@
  *    check_every=N checks N times less often still.  Read from
  *    KMEM_DEBUG by kmem_options_init (kmemi_check_init), which every
  *    layer calls first, so a program of vmem or pool alone gets it too;
- *    no warnings there (kmem_init's parse gives them).  The violation
- *    report is kmemi_check_fail's.
+ *    no warnings there (kmem_init's parse gives them).  What the
+ *    checks read is a setting of the default domain (kmemi_check_every,
+ *    kmem_opts.check_every); dbg.check_every is the parse's result.
+ *    The violation report is kmemi_check_fail's.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -101,6 +103,7 @@
 #include <kmem/kmem.h>
 #include <kmem/pool.h>
 
+#include "internal/domain.h"
 #include "internal/internal.h"
 #include "internal/kmem_impl.h"
 #include "internal/meta.h"
@@ -322,8 +325,6 @@ kmemi_debug_configure(const char *spec)
 }
 
 /* ---- consistency checks (section 6) ---- */
-
-unsigned int kmemi_check_every;
 
 void
 kmemi_check_init(void)

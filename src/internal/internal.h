@@ -143,24 +143,26 @@ extern _Atomic int kmemi_cov_dumping KMEM_HIDDEN;
  * every one while a check costs at most KMEMI_CHECK_WORK steps, else at
  * about one in work / KMEMI_CHECK_WORK of them, so that checking costs a
  * bounded number of steps per event whatever the size; with
- * check_every=N, N times fewer.  kmemi_check_every: 0 off, else N.
- * Read from KMEM_DEBUG by kmem_options_init (kmemi_check_init), so that
- * programs using only vmem or pool have it too.  Tested only on slow
- * paths, behind a lock the path takes anyway; never on a fast path.
+ * check_every=N, N times fewer.  kmemi_check_every: 0 off, else N, a
+ * setting of the default domain (kmem_opts.check_every, below; no
+ * KMEM_OPTIONS row).  Read from KMEM_DEBUG by kmem_options_init
+ * (kmemi_check_init), so that programs using only vmem or pool have it
+ * too.  Tested only on slow paths, behind a lock the path takes anyway;
+ * never on a fast path.  Like kmem_opts, a use needs internal/domain.h.
  */
-#define KMEMI_CHECK_WORK 64
-extern unsigned int kmemi_check_every KMEM_HIDDEN;
+#define KMEMI_CHECK_WORK  64
+#define kmemi_check_every (kmem_opts.check_every)
 void kmemi_check_init(void);
 bool kmemi_check_due(uint64_t work);
 
-/* Whether to check a structure whose check takes about "work" steps. */
-static inline bool
-kmemi_check_on(uint64_t work)
-{
-	return kmem_unlikely(__atomic_load_n(
-				 &kmemi_check_every, __ATOMIC_RELAXED) != 0) &&
-	    kmemi_check_due(work);
-}
+/*
+ * Whether to check a structure whose check takes about "work" steps (a
+ * macro, not an inline function: the setting's type is in domain.h).
+ */
+#define kmemi_check_on(work)                                                   \
+	(kmem_unlikely(                                                        \
+	     __atomic_load_n(&kmemi_check_every, __ATOMIC_RELAXED) != 0) &&    \
+	    kmemi_check_due(work))
 
 /*
  * A checker found a violation: "kmem: CHECKER(WHAT 'NAME'): DETAIL" (e.g.
@@ -190,6 +192,8 @@ struct kmem_options {
 	uint64_t purge_delay_ms;    /* page arena: free space purged after */
 	uint64_t oom_wait_ms;	    /* KM_SLEEP: abort after */
 	uint64_t reap_thread_ms;    /* background kmem_reap period, 0: off */
+	/* KMEM_DEBUG=check, check_every=N (debug.c; no row): 0 off, N. */
+	unsigned int check_every;
 };
 
 /*
