@@ -28,7 +28,8 @@
  *    slow path), so that p goes home from any thread.
  *
  * 3. The registry: every live domain, the default first, on a list under
- *    dom_lock, for the fork handlers, the statistics and kmemi_dom_of.
+ *    dom_lock (the default domain's kd_reg: dom_reg here, section 6),
+ *    for the fork handlers, the statistics and kmemi_dom_of.
  *    A destroyed domain's structure goes back to its source, so a
  *    pointer to it cannot be checked by reading it; the registry is what
  *    kmemi_dom_check asks ("switching to a destroyed domain").
@@ -43,6 +44,57 @@
  *    kept.  A source that returns memory not aligned as asked, a
  *    destroyed or foreign domain pointer, destroying the default domain:
  *    kmem_panic, naming the call and the domain.
+ *
+ * 6. What stays global.  Everything mutable lives in a domain; what
+ *    libkmem.a keeps outside one is 15 data symbols (nm: b, B, d, D,
+ *    thread-local ones included), each for a reason:
+ *    - kmemi_dom0, the default domain's storage: in the data segment
+ *      because it must exist before any memory can be had (the process's
+ *      first malloc, constructors), at a link-time constant address for
+ *      the fast paths.  It also holds what only the default has: the
+ *      settings read from the environment once (kd_opts: KMEM_OPTIONS,
+ *      and KMEM_DEBUG's check_every; kd_opts_lock; a new domain starts
+ *      with a copy, options.c), and the registry of the other domains
+ *      (kd_reg), which the fork handlers, the statistics and kmemi_dom_of
+ *      walk: the default is never destroyed, the others can be.
+ *    - kmemi_dom_tls: each thread's current domain, an initial-exec TLS
+ *      pointer (section 2).
+ *    - kmemi_pm_root and kmemi_pgshift (kmem.c): the default domain's
+ *      page map and the page size's log, read by the inlined malloc and
+ *      kmem_free fast paths at link-time constant addresses; reached
+ *      through kmemi_dom0 by a pointer they would cost a load.  (The page
+ *      size is 1 << kmemi_pgshift.)
+ *    - kmem_prim_proc (prim/linux.c): prim's facts about the process (page
+ *      size, CPU count, how the CPU is read, the rseq offset and whether
+ *      rseq critical sections may be used), its fault injection (it counts
+ *      the process's OS memory calls) and its exit-function table (one
+ *      destructor runs it): the operating system's, the same for every
+ *      domain, and below them (prim knows no domain).  Prim has no
+ *      thread-local data: the CPU hash uses the thread pointer.
+ *    - fork_st (fork.c): fork(2) is the process's.  Its handlers are
+ *      registered once and take the locks of every domain; which thread
+ *      forks and whether it took stdio's lock belong to no domain.  (The
+ *      registry walks in that thread ask kmemi_fork_by_self.)
+ *    - stats_exit (stats.c): KMEM_STATS, read once: the report at exit is
+ *      the process's (its pid, its file), of every domain.
+ *    - dbg (debug.c): KMEM_DEBUG's switch, record table and quarantine.
+ *      It instruments the default domain's kmem_alloc only (the gate it
+ *      sets is kmemi_dom0's, its tables are in the default's metadata):
+ *      the default's state, kept in debug.c, where its type is private;
+ *      as a part of struct kmem_domain every domain would carry it.
+ *    - pool_secret (pool.c): the key of the page headers' check values, a
+ *      process secret drawn once, one for every domain.
+ *    - The page allocators: pool_allocator_kmem and pool_allocator_nointr
+ *      (public objects of <kmem/pool.h>, NetBSD's names), pool_allocator_big,
+ *      kmemi_pool_allocator_meta (pool.c) and kmem_page_allocator
+ *      (kmem.c): tables of functions shared by the pools of every domain
+ *      (the public two get their derived fields at their first pool_init,
+ *      under the default's pool list lock; the rest are set at compile
+ *      time).  Const would not take them out of the count: under -fPIC a
+ *      table of function pointers is .data.rel.ro, which the dynamic
+ *      linker writes at load.
+ *    - kmem_cache_name (kmem.c): the size classes' cache names, the same
+ *      in every domain, written once at set-up.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -82,6 +134,7 @@ struct kmem_domain kmemi_dom0 = {
     .kd_meta_cap = KMEMI_META_RUNS0,
     DOM_LOCKS_INIT,
     .kd_opts_lock = KMEM_MUTEX_INITIALIZER,
+    .kd_reg = {KMEM_MUTEX_INITIALIZER, NULL, 0},
 };
 
 #ifndef KMEM_FREESTANDING
@@ -90,11 +143,7 @@ __thread struct kmem_domain *kmemi_dom_tls
 #endif
 
 /* The registry (section 3): the domains other than the default. */
-static struct {
-	kmem_mutex_t lock;
-	struct kmem_domain *list;
-	unsigned int n;
-} dom_reg = {KMEM_MUTEX_INITIALIZER, NULL, 0};
+#define dom_reg (kmemi_dom0.kd_reg)
 /*
  * The thread that runs fork(2) holds dom_reg.lock from prepare to parent
  * or child, and walks the registry for every layer meanwhile: without

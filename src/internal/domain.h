@@ -150,6 +150,16 @@ struct kmem_domain {
 	struct kmem_options kd_opts;
 	kmem_mutex_t kd_opts_lock;
 	atomic_bool kd_opts_ready;
+
+	/*
+	 * domain.c: the registry of the other domains (section 3), held by
+	 * the default domain only, which is never destroyed.
+	 */
+	struct {
+		kmem_mutex_t lock;
+		struct kmem_domain *list;
+		unsigned int n;
+	} kd_reg;
 };
 
 /*
