@@ -1,5 +1,5 @@
 /*
- * domain_fork.c -- fork(2) in a threaded process that has a domain other
+ * domain_fork_mt.c -- fork(2) in a threaded process that has a domain other
  * than the default (kmem_domain(3), fork.c, domain.c section 4).
  *
  * The forking thread takes the domain registry's lock first and then
