@@ -152,19 +152,19 @@ _Atomic uint32_t *kmemi_dom_pm_get(struct kmem_domain *d, uintptr_t a);
 
 /*
  * The fast path of a large size (above KMEM_CACHE_MAX) in domain d: up
- * to its kd_large_fast_max, the gate open, a block of its kva's quantum
- * cache of its page count from this CPU's group -- one inlined
+ * to its kd_large_fast_max, the gate open (its bits in "mask"), a block of its
+ * kva's quantum cache of its page count from this CPU's group -- one inlined
  * restartable sequence -- marked live in the page map.  NULL: take the
  * slow path.
  */
 static inline void *
-kmemi_large_alloc_fast_in(struct kmem_domain *d, size_t size)
+kmemi_large_alloc_fast_in(struct kmem_domain *d, size_t size, unsigned int mask)
 {
 #ifdef PC_RSEQ
 	paddr_t pa; /* kva's quantum caches have none: unused */
 	void *p;
 
-	if (kmem_likely((KMEMI_GATE_OF(d) & ~KMEM_GATE_DOMAINS) == 0) &&
+	if (kmem_likely((KMEMI_GATE_OF(d) & mask) == 0) &&
 	    kmem_likely(size - 1 < d->kd_large_fast_max)) {
 		size_t npg =
 		    (size + ((size_t)1 << kmemi_pgshift) - 1) >> kmemi_pgshift;
@@ -186,15 +186,16 @@ kmemi_large_alloc_fast_in(struct kmem_domain *d, size_t size)
 #else
 	(void)d;
 	(void)size;
+	(void)mask;
 #endif
 	return NULL;
 }
 
-/* The same in the default domain (malloc). */
+/* The same in the default domain (malloc: the gate but its DOMAINS bit). */
 static inline void *
 kmemi_large_alloc_fast(size_t size)
 {
-	return kmemi_large_alloc_fast_in(&kmemi_dom0, size);
+	return kmemi_large_alloc_fast_in(&kmemi_dom0, size, ~KMEM_GATE_DOMAINS);
 }
 
 /*
