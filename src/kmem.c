@@ -104,6 +104,22 @@
  *    call at all nothing runs, unless reap_thread_ms starts a thread that
  *    trims the caches and runs kva's purge pass when due (kmem_reaper).
  *
+ * 5a. Domains (domain.c).  The classes, their fast-path data, the gate,
+ *    the set-up lock and the page map are the domain's (domain.h).  The
+ *    default domain's are at link-time addresses, and kmem_alloc and
+ *    kmem_free test the default's whole gate first: with no other domain
+ *    the paths are what they were.  While another domain exists the
+ *    default's gate carries KMEM_GATE_DOMAINS: kmem_alloc's slow path
+ *    then serves the thread's current domain (its own fast path, out of
+ *    line), and kmem_free's finds p's domain by the page maps
+ *    (kmemi_dom_of).  Another domain's page map has three levels (a
+ *    64 KiB root, 16 KiB nodes, 8 KiB leaves of 8 MiB each), small enough
+ *    for a domain over a few megabytes; it is only read on slow paths.
+ *    A domain's classes are set up when it is made
+ *    (kmemi_kmem_dom_setup); its end is kmemi_dom_busy and
+ *    kmemi_dom_teardown, at the end of this file.  The debug layer and
+ *    malloc's free tag are the default domain's only.
+ *
  * 6. Locking.  The fast paths take no lock of ours (pool_cache's per-CPU
  *    layer); the large path takes kva's, inside vmem calls.  init_lock
  *    serialises kmem_init.  Page-map leaves are installed with
