@@ -1516,6 +1516,63 @@ kmem_intr_zalloc(size_t size, km_flag_t flags)
 	return p;
 }
 
+/* A large block of domain d's quantum cache that was full: to its kva. */
+static KMEM_NOINLINE void
+kmem_large_unput_in(struct kmem_domain *d, void *p, size_t npg)
+{
+	vmem_free(kmemi_page_arena(d), (vmem_addr_t)p, npg << kmemi_pgshift);
+}
+
+/*
+ * The free fast path of domain d (its gate tested by the caller): this
+ * CPU's group of the size's class -- one inlined restartable sequence --
+ * or, for a large block of up to kd_large_fast_max, the page-map word
+ * flipped from live to freed and the block into kva's quantum cache.
+ * False: the slow path (which also reports what is wrong).
+ */
+static inline __attribute__((always_inline)) bool
+kmem_free_in(struct kmem_domain *d, void *p, size_t size)
+{
+#ifdef PC_RSEQ
+	if (kmem_likely(size - 1 < KMEM_CACHE_MAX)) {
+		const struct kmem_fast *kf = &d->kd_fast[kmem_class_of(size)];
+
+		return pc_rseq_put(
+		    kmemi_fast_cpus(kf), kf->kf_ncpu, p, POOL_PADDR_INVALID);
+	}
+	if (size - 1 < d->kd_large_fast_max &&
+	    ((uintptr_t)p & (kmem_pagesz - 1)) == 0) {
+		/* The checks of large_free, when all is well. */
+		size_t npg = (size + kmem_pagesz - 1) >> kmemi_pgshift;
+		_Atomic uint32_t *w = d == &kmemi_dom0
+		    ? kmemi_pm_word_get((uintptr_t)p)
+		    : kmemi_dom_pm_get(d, (uintptr_t)p);
+		uint32_t live = PM_LIVE | (uint32_t)npg;
+
+		if (kmem_likely(w != NULL) &&
+		    kmem_likely(atomic_compare_exchange_strong_explicit(w,
+			&live, PM_FREED | (uint32_t)npg, memory_order_relaxed,
+			memory_order_relaxed))) {
+			if (kmem_unlikely(
+				!pc_rseq_put(d->kd_large_fast[npg].kf_cpus,
+				    d->kd_large_fast[npg].kf_ncpu, p,
+				    POOL_PADDR_INVALID))) {
+				if (d == &kmemi_dom0)
+					kmemi_large_fast_unput(p, npg);
+				else
+					kmem_large_unput_in(d, p, npg);
+			}
+			return true;
+		}
+	}
+#else
+	(void)d;
+	(void)p;
+	(void)size;
+#endif
+	return false;
+}
+
 static KMEM_NOINLINE void
 kmem_free_slow(const char *fn, void *p, size_t size)
 {
@@ -1535,10 +1592,18 @@ kmem_free_slow(const char *fn, void *p, size_t size)
 	 * knows it (domain.c section 2); one no map knows is the default
 	 * domain's to report, or to take unchecked as NetBSD does.
 	 */
-	if ((KMEMI_GATE_OF(&kmemi_dom0) & KMEM_GATE_DOMAINS) &&
-	    (d = kmemi_dom_of(p)) != NULL && !d->kd_default) {
-		raw_free(d, fn, p, size);
-		return;
+	if (KMEMI_GATE_OF(&kmemi_dom0) & KMEM_GATE_DOMAINS) {
+		/* The thread's domain first: no registry lock. */
+		d = kmemi_dom_tls;
+		if (d == NULL || !kmemi_kmem_owns(d, p))
+			d = kmemi_dom_of(p);
+		if (d != NULL && (KMEMI_GATE_OF(d) & ~KMEM_GATE_DOMAINS) == 0 &&
+		    kmem_free_in(d, p, size))
+			return;
+		if (d != NULL && !d->kd_default) {
+			raw_free(d, fn, p, size);
+			return;
+		}
 	}
 	if (GATE_DEBUG() != 0)
 		kmemi_debug_free(fn, p, size);
@@ -1549,36 +1614,9 @@ kmem_free_slow(const char *fn, void *p, size_t size)
 static inline void
 kmem_free_common(const char *fn, void *p, size_t size)
 {
-#ifdef PC_RSEQ
-	if (kmem_likely(p != NULL && KMEMI_GATE_OF(&kmemi_dom0) == 0)) {
-		if (kmem_likely(size - 1 < KMEM_CACHE_MAX)) {
-			const struct kmem_fast *kf =
-			    &kmemi_fast[kmem_class_of(size)];
-
-			if (kmem_likely(pc_rseq_put(kmemi_fast_cpus(kf),
-				kf->kf_ncpu, p, POOL_PADDR_INVALID)))
-				return;
-		} else if (size - 1 < kmemi_large_fast_max &&
-		    ((uintptr_t)p & (kmem_pagesz - 1)) == 0) {
-			/* The checks of large_free, when all is well. */
-			size_t npg = (size + kmem_pagesz - 1) >> kmemi_pgshift;
-			_Atomic uint32_t *w = kmemi_pm_word_get((uintptr_t)p);
-			uint32_t live = PM_LIVE | (uint32_t)npg;
-
-			if (kmem_likely(w != NULL) &&
-			    kmem_likely(atomic_compare_exchange_strong_explicit(
-				w, &live, PM_FREED | (uint32_t)npg,
-				memory_order_relaxed, memory_order_relaxed))) {
-				if (kmem_unlikely(!pc_rseq_put(
-					kmemi_large_fast[npg].kf_cpus,
-					kmemi_large_fast[npg].kf_ncpu, p,
-					POOL_PADDR_INVALID)))
-					kmemi_large_fast_unput(p, npg);
-				return;
-			}
-		}
-	}
-#endif
+	if (kmem_likely(p != NULL && KMEMI_GATE_OF(&kmemi_dom0) == 0) &&
+	    kmem_likely(kmem_free_in(&kmemi_dom0, p, size)))
+		return;
 	kmem_free_slow(fn, p, size);
 }
 
