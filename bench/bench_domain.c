@@ -123,8 +123,8 @@ main(void)
 		bench_die("bench_domain", "mmap", errno);
 	for (i = 0; i < 3; i++)
 		alone[i] = pairs(sizes[i], M_SAME, NULL);
-	pc = pool_cache_init(64, 0, 0, 0, "bench-def", NULL, IPL_NONE, NULL,
-	    NULL, NULL);
+	pc = pool_cache_init(
+	    64, 0, 0, 0, "bench-def", NULL, IPL_NONE, NULL, NULL, NULL);
 	pc_def = cache_pairs(pc);
 	pool_cache_destroy(pc);
 	if ((d = kmem_domain_create("bench", &src)) == NULL)
@@ -132,10 +132,11 @@ main(void)
 	kmem_domain_switch(d);
 	for (i = 0; i < 3; i++)
 		in[i] = pairs(sizes[i], M_SAME, d);
-	pc = pool_cache_init(64, 0, 0, 0, "bench-dom", NULL, IPL_NONE, NULL,
-	    NULL, NULL);
+	pc = pool_cache_init(
+	    64, 0, 0, 0, "bench-dom", NULL, IPL_NONE, NULL, NULL, NULL);
 	kmem_domain_switch(NULL);
-	pc_dom = cache_pairs(pc); /* used from the default: the cache's domain */
+	pc_dom =
+	    cache_pairs(pc); /* used from the default: the cache's domain */
 	pool_cache_destroy(pc);
 	for (i = 0; i < 3; i++)
 		with[i] = pairs(sizes[i], M_SAME, NULL);

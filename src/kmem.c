@@ -1517,7 +1517,7 @@ kmem_intr_zalloc(size_t size, km_flag_t flags)
 }
 
 /* A large block of domain d's quantum cache that was full: to its kva. */
-static KMEM_NOINLINE void
+static KMEM_NOINLINE __attribute__((unused)) void
 kmem_large_unput_in(struct kmem_domain *d, void *p, size_t npg)
 {
 	vmem_free(kmemi_page_arena(d), (vmem_addr_t)p, npg << kmemi_pgshift);
