@@ -87,6 +87,7 @@ bench: release
 	./$(B)/release/bench_purge reap
 	./$(B)/release/bench_purge delay
 	./$(B)/release/bench_check
+	./$(B)/release/bench_domain
 	python3 scripts/bench-malloc.py --out $(B)/bench-malloc
 
 # The malloc suite alone (LD_PRELOAD: glibc, jemalloc, tcmalloc,

@@ -2,6 +2,17 @@
  * meta.c -- the metadata region: the memory of everything the allocator
  * trusts, kept away from the pages it hands out.
  *
+ * 0. Domains.  Each domain has its own region: registry, metadata arena
+ *    and runs are in struct kmem_domain (domain.h), and every function
+ *    here takes the domain.  What follows is the default domain's; another
+ *    domain's runs come from its page source through kmemi_dom_pages,
+ *    without guard pages (a source has none to give: its metadata is in
+ *    runs apart from its objects, not fenced off), zeroed when mapped (a
+ *    source's pages need not be zero), its kmeta never purged (a source's
+ *    purge promises no zeros), imported by at least 64 KiB, and every
+ *    run goes back to the source when the domain is destroyed
+ *    (kmemi_meta_dom_fini).
+ *
  * 1. Why.  A heap overflow runs off the end of an object into whatever
  *    follows it.  When that was a pool page header in the next page of the
  *    page arena, a targeted overflow could set bits of its free bitmap and

@@ -62,6 +62,17 @@
  *    kmem_pool_check (at the end of this file) checks them all; the tests
  *    call it, KMEM_DEBUG=check runs it when a page is added or empties.
  *
+ * 3a. Domains.  A pool belongs to the domain current at pool_init
+ *    (pr_dom, domain.h) for its whole life: its default allocator's pages
+ *    come from that domain's page arena, its off-page headers from that
+ *    domain's header pools, its hash tables from its metadata; the pool
+ *    list, the drain cursor and the header pools are the domain's.  The
+ *    shared allocators (pool_allocator_nointr, a caller's) are set up
+ *    once under the default domain's list lock (pool_allocator_setup),
+ *    the one place pools of two domains meet.  A cache in front of a pool
+ *    registers its flush in pr_flush; the pool calls it at its hard limit
+ *    and in pool_reclaim, and knows nothing else of pool_cache.
+ *
  * 4. Locking.  One mutex per pool protects everything in it; pr_cv is
  *    where growers, and getters at the hard limit, wait.  The pool lock is
  *    never held while calling out: page allocation and freeing, the drain
@@ -187,115 +198,10 @@ static struct pool_allocator pool_allocator_big[POOL_BIG_COUNT] = {POOL_BIG(0),
     POOL_BIG(6), POOL_BIG(7), POOL_BIG(8), POOL_BIG(9), POOL_BIG(10),
     POOL_BIG(11)};
 
-/* The page arena is the domain's: kd_page_arena, kd_page_arena_lock. */
-
-static int
-page_arena_import(
-    vmem_t *src, vmem_size_t size, vm_flag_t flags, vmem_addr_t *addrp)
-{
-	struct kmem_domain *d = SRC_DOM(src);
-	void *p;
-
-	(void)flags;
-	if (kmemi_dom_pages(d, size, 0, &p) != 0)
-		return ENOMEM;
-	/* Object pages never border metadata (meta.c): guards between. */
-	KMEM_ASSERT(!d->kd_default || !kmemi_meta_near(d, p, size));
-	*addrp = (vmem_addr_t)p;
-	return 0;
-}
-
-static void
-page_arena_release(vmem_t *src, vmem_addr_t addr, vmem_size_t size)
-{
-	kmemi_dom_pages_free(SRC_DOM(src), (void *)addr, size);
-}
-
-/* Pages freed inside a span that stays mapped go back to the OS. */
-static void
-page_arena_purge(vmem_addr_t addr, vmem_size_t size)
-{
-	kmem_prim_purge((void *)addr, size);
-}
-
 /*
- * The same for a domain's source: its ps_purge, found from the arena
- * (kmemi_vmem_set_purge_src).  A source without one gets the same
- * deferred mode with nothing done to the pages: its free spans still
- * wait a purge delay before they go back whole, rather than going back
- * at once and being asked for again (a stress test moved 2.4 GB through
- * ps_alloc/ps_free in 1.6 s so, against 455 MB deferred).
+ * The page arena "kva" behind the default allocators is the domain's
+ * (domain.c section 6: kmemi_page_arena).
  */
-static void
-page_arena_purge_src(vmem_t *vm, vmem_addr_t addr, vmem_size_t size)
-{
-	kmemi_dom_pages_purge(kmemi_vmem_domain(vm), (void *)addr, size);
-}
-
-/*
- * The page arena (NetBSD's kmem_va_arena): quantum = the system page,
- * imports from prim in runs of at least PAGE_ARENA_IMPORT, quantum caches
- * up to 16 pages.  Freed ranges stay mapped and dirty, reusable at once,
- * for purge_delay_ms to 2 x purge_delay_ms; then a purge pass gives their
- * pages back (MADV_DONTNEED) and unmaps the spans wholly free (vmem.c
- * section 7).  kmem_reap_all() runs a pass over everything.  Created on
- * first use; NULL
- * if there is no memory to create it (the page allocators then fail like any
- * out-of-memory).
- */
-#define PAGE_ARENA_IMPORT (1u << 20) /* 1 MiB: 256 pages per mmap */
-/* A domain's: a page source may be a region of a few megabytes. */
-#define PAGE_ARENA_IMPORT_SRC (256u << 10)
-
-vmem_t *
-kmemi_page_arena(struct kmem_domain *d)
-{
-	vmem_t *vm =
-	    atomic_load_explicit(&d->kd_page_arena, memory_order_acquire);
-	struct kmem_domain *prev;
-	size_t ps;
-
-	if (kmem_likely(vm != NULL))
-		return vm;
-	kmem_options_init(); /* not under the arena lock: kd_opts_lock first */
-	kmem_mutex_enter(&d->kd_page_arena_lock);
-	vm = atomic_load_explicit(&d->kd_page_arena, memory_order_relaxed);
-	if (vm == NULL) {
-		ps = kmem_prim_page_size();
-		prev = kmemi_dom_push(d);
-		vm = vmem_create("kva", 0, 0, ps, page_arena_import,
-		    page_arena_release, DOM_SRC(d), 16 * ps, VM_SLEEP, IPL_VM);
-		kmemi_dom_pop(prev);
-		/* No memory even for that: NULL, tried again next time. */
-		if (vm != NULL) {
-			kmem_vmem_set_min_import(vm,
-			    d->kd_default ? PAGE_ARENA_IMPORT
-					  : PAGE_ARENA_IMPORT_SRC);
-			if (d->kd_default)
-				kmemi_vmem_set_purge(vm, page_arena_purge,
-				    kmem_opts.purge_delay_ms * 1000000u);
-			else
-				kmemi_vmem_set_purge_src(vm,
-				    page_arena_purge_src,
-				    kmem_opts.purge_delay_ms * 1000000u);
-			atomic_store_explicit(
-			    &d->kd_page_arena, vm, memory_order_release);
-		}
-	}
-	kmem_mutex_exit(&d->kd_page_arena_lock);
-	return vm;
-}
-
-void
-kmemi_page_arena_purge(struct kmem_domain *d, bool all)
-{
-	vmem_t *vm =
-	    atomic_load_explicit(&d->kd_page_arena, memory_order_acquire);
-
-	if (vm != NULL) /* never created for this */
-		kmemi_vmem_purge(vm, all);
-	kmemi_meta_purge(d, all); /* the metadata arena keeps pace */
-}
 
 static void *
 pool_page_alloc(struct pool *pp, int flags)

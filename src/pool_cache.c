@@ -4,6 +4,11 @@
  * subr_pool.c), with the magazine resizing and depot working-set reaping
  * NetBSD lacks (illumos kmem.c).
  *
+ * 0. Domains.  A cache is a pool (its first member) and belongs to the
+ *    pool's domain (PC_DOM): the cache list, the group pools, the shared
+ *    empty groups and the depot budget below are that domain's
+ *    (domain.h), so two domains never share a group or a budget.
+ *
  * 1. Layers.  A get is served, in order, by (a) the CPU layer: this CPU's
  *    current group, else its previous group (swapped in); (b) the depot:
  *    a full group replaces the empty current one; (c) the pool: one object

@@ -53,9 +53,18 @@
  *    newline.  KMEM_STATS's choice (sections and path) is kept in two
  *    statics written once by kmemi_stats_init().
  *
+ * 2a. Domains.  The statistics calls work in the thread's current
+ *    domain: from the default one they show every live domain (so
+ *    KMEM_STATS at exit and kmemstat see them all), from another only
+ *    that domain's pools and arenas; another domain's rows are named
+ *    "DOMAIN:NAME" (stats_dom_name), so that two domains' "kva" or
+ *    "kmem-00064" stay apart, in the tables and when kmemstat merges
+ *    rows by name.
+ *
  * 3. Locking.  This file has no lock of its own: the sink is per call, so
  *    concurrent prints are independent.  Pools are walked with
- *    kmemi_pool_foreach(), which holds pool_list_lock only between pools
+ *    kmemi_pool_foreach(), which holds a domain's pool list lock only
+ *    between pools
  *    and a reference on the current pool (pool_destroy of it waits) while
  *    we read it: kmem_pool_stats() takes the pool's lock,
  *    kmem_pool_cache_stats() also, one at a time, each CPU's spin lock,

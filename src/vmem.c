@@ -39,11 +39,14 @@
  *      or after vm_rotor_next, else wraps around.  When the rotor's tag is
  *      merged away or released, vm_rotor moves to the tag that absorbed
  *      it, so it always points at a live tag near vm_rotor_next.
- *    - Tag supply: tags come from a process-wide supply of their own, not
- *      from any allocator: 64 KiB chunks, each a run of the metadata
- *      region (kmemi_meta_map: guard pages around it, never next to the
- *      memory an arena hands out; meta.c), plus a static reserve of
- *      BT_RESERVE tags used only when the OS refuses.  The arena
+ *    - Tag supply: tags come from the domain's supply (domain.h: an
+ *      arena belongs to the domain current when it was created, vm_dom,
+ *      for its whole life), not from any allocator: 64 KiB chunks, each a
+ *      run of the domain's metadata region (kmemi_meta_map: for the
+ *      default domain, guard pages around it, never next to the memory
+ *      an arena hands out; meta.c), plus a reserve of BT_RESERVE tags in
+ *      the domain structure used only when the OS or the page source
+ *      refuses.  The arena
  *      structures and busy-hash tables are such runs too.  None of them
  *      comes from the metadata arena "kmeta", which needs them itself:
  *      kmemi_meta_map takes no vmem lock, so a refill under an arena's
@@ -77,7 +80,9 @@
  *    it) is where VM_SLEEP requests wait, broadcast by every free, add and
  *    span release when there are waiters, and where requests wait for a
  *    purge batch (section 7).  Lock order:
- *        vmem_list_lock  ->  arena vm_lock  ->  bt_supply_lock
+ *        domain's arena list lock  ->  arena vm_lock  ->  its tag lock
+ *    (the arena list and the tag supply are the domain's, domain.h; no
+ *    lock of one domain is held while another's is taken)
  *    The source arena's lock is never held together with the child's,
  *    and the quantum caches (pool_cache, then pool, then this arena for
  *    a cache page) are entered with no arena lock held.
