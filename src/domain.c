@@ -174,6 +174,25 @@ __thread struct kmem_domain *kmemi_dom_tls
 
 /* ---- pages ---- */
 
+/* size bytes aligned to align (a page at least) from src, checked. */
+static void *
+dom_src_pages(const struct kmem_page_source *src, const char *name, size_t size,
+    size_t align)
+{
+	size_t ps = kmem_prim_page_size();
+	void *p;
+
+	if (align < ps)
+		align = ps;
+	KMEM_ASSERT(size % ps == 0 && kmem_powerof2(align));
+	p = src->ps_alloc(src->ps_arg, size, align);
+	if (p != NULL && ((uintptr_t)p & (align - 1)) != 0)
+		kmem_panic("kmem_domain(domain '%s'): page source returned %p "
+			   "for %zu bytes aligned to %zu: not aligned as asked",
+		    name, p, size, align);
+	return p;
+}
+
 int
 kmemi_dom_pages(struct kmem_domain *d, size_t size, size_t align, void **out)
 {
@@ -182,16 +201,9 @@ kmemi_dom_pages(struct kmem_domain *d, size_t size, size_t align, void **out)
 
 	if (d->kd_default)
 		return kmem_prim_alloc(size, align, out);
-	if (align < ps)
-		align = ps;
-	KMEM_ASSERT(size % ps == 0 && kmem_powerof2(align));
-	p = d->kd_src.ps_alloc(d->kd_src.ps_arg, size, align);
-	if (p == NULL)
+	(void)ps;
+	if ((p = dom_src_pages(&d->kd_src, d->kd_name, size, align)) == NULL)
 		return ENOMEM;
-	if (((uintptr_t)p & (align - 1)) != 0)
-		kmem_panic("kmem_domain(domain '%s'): page source returned %p "
-			   "for %zu bytes aligned to %zu: not aligned as asked",
-		    d->kd_name, p, size, align);
 	atomic_fetch_add_explicit(&d->kd_src_bytes, size, memory_order_relaxed);
 	*out = p;
 	return 0;
@@ -307,11 +319,11 @@ kmemi_page_arena(struct kmem_domain *d)
 					  : PAGE_ARENA_IMPORT_SRC);
 			if (d->kd_default)
 				kmemi_vmem_set_purge(vm, page_arena_purge,
-				    kmem_opts.purge_delay_ms * 1000000u);
+				    d->kd_opts.purge_delay_ms * 1000000u);
 			else
 				kmemi_vmem_set_purge_src(vm,
 				    page_arena_purge_src,
-				    kmem_opts.purge_delay_ms * 1000000u);
+				    d->kd_opts.purge_delay_ms * 1000000u);
 			atomic_store_explicit(
 			    &d->kd_page_arena, vm, memory_order_release);
 		}
@@ -412,7 +424,16 @@ kmemi_dom_of(const void *p)
 kmem_domain_t *
 kmem_domain_create(const char *name, const struct kmem_page_source *src)
 {
-	struct kmem_domain tmp, *d;
+	return kmem_domain_create_with(name, src, NULL);
+}
+
+kmem_domain_t *
+kmem_domain_create_with(
+    const char *name, const struct kmem_page_source *src, const char *options)
+{
+	struct kmem_options opts;
+	char dname[KMEMI_DOMAIN_NAME];
+	struct kmem_domain *d;
 	size_t ps = kmem_prim_page_size();
 	size_t bytes = kmem_align_up(sizeof *d, ps);
 	void *mem;
@@ -422,21 +443,30 @@ kmem_domain_create(const char *name, const struct kmem_page_source *src)
 		return NULL;
 	}
 	kmem_options_init();
+	kmem_snprintf(
+	    dname, sizeof dname, "%s", name != NULL ? name : "(anon)");
+	/*
+	 * The default's settings, a copy, and "options" over them (the
+	 * syntax of KMEM_OPTIONS); one rejected item: EINVAL, nothing made.
+	 */
+	opts = kmemi_dom0.kd_opts;
+	if (options != NULL &&
+	    kmemi_options_parse_into(&opts,
+		"kmem_domain_create_with (no domain made)", options) != 0) {
+		errno = EINVAL;
+		return NULL;
+	}
 	/* The structure itself from the source, as all the rest. */
-	memset(&tmp, 0, offsetof(struct kmem_domain, kd_bt_reserve));
-	tmp.kd_src = *src;
-	kmem_snprintf(tmp.kd_name, sizeof tmp.kd_name, "%s",
-	    name != NULL ? name : "(anon)");
-	if (kmemi_dom_pages(&tmp, bytes, 0, &mem) != 0) {
+	if ((mem = dom_src_pages(src, dname, bytes, 0)) == NULL) {
 		errno = ENOMEM;
 		return NULL;
 	}
 	d = mem;
 	memset(d, 0, sizeof *d);
 	d->kd_src = *src;
-	memcpy(d->kd_name, tmp.kd_name, sizeof d->kd_name);
+	memcpy(d->kd_name, dname, sizeof d->kd_name);
 	d->kd_mapsize = bytes;
-	d->kd_opts = kmemi_dom0.kd_opts; /* the default's settings, a copy */
+	d->kd_opts = opts;
 	atomic_store_explicit(&d->kd_src_bytes, bytes, memory_order_relaxed);
 	d->kd_magic = KMEMI_DOMAIN_MAGIC;
 	d->kd_gate = KMEM_GATE_INIT;

@@ -1136,12 +1136,12 @@ kmem_oom_wait(
 	now = kmem_prim_clock_ns();
 	if (*start == 0)
 		*start = now;
-	else if (now - *start >= kmem_opts.oom_wait_ms * 1000000u)
+	else if (now - *start >= d->kd_opts.oom_wait_ms * 1000000u)
 		kmem_panic("%s(%zu, KM_SLEEP): out of memory: the system "
 			   "refused %zu bytes for %llu ms",
 		    fn, size, size,
 		    (unsigned long long)((now - *start) / 1000000u));
-	kmem_prim_sleep_ns(kmem_opts.vmem_sleep_retry_ms * 1000000u);
+	kmem_prim_sleep_ns(d->kd_opts.vmem_sleep_retry_ms * 1000000u);
 }
 
 static void *

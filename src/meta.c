@@ -335,7 +335,7 @@ kmemi_meta_arena(struct kmem_domain *d)
 	 */
 	if (d->kd_default)
 		kmemi_vmem_set_purge(
-		    vm, meta_purge_range, kmem_opts.purge_delay_ms * 1000000u);
+		    vm, meta_purge_range, d->kd_opts.purge_delay_ms * 1000000u);
 	if (!atomic_compare_exchange_strong_explicit(&d->kd_meta_arena, &none,
 		vm, memory_order_acq_rel, memory_order_acquire)) {
 		vmem_destroy(vm); /* another thread made it first */

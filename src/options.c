@@ -165,9 +165,9 @@ static const struct opt_row opt_table[] = {
 };
 
 static void
-opt_store(const struct opt_row *row, uint64_t v)
+opt_store_in(struct kmem_options *o, const struct opt_row *row, uint64_t v)
 {
-	char *field = (char *)&kmem_opts + row->offset;
+	char *field = (char *)o + row->offset;
 
 	switch (row->type) {
 	case OPT_BOOL:
@@ -180,6 +180,12 @@ opt_store(const struct opt_row *row, uint64_t v)
 		*(size_t *)field = (size_t)v;
 		break;
 	}
+}
+
+static void
+opt_store(const struct opt_row *row, uint64_t v)
+{
+	opt_store_in(&kmem_opts, row, v);
 }
 
 static uint64_t
@@ -291,6 +297,17 @@ opt_value(const struct opt_row *row, const char *val, size_t n, bool has_val,
 int
 kmem_options_parse(const char *var, const char *text)
 {
+	return kmemi_options_parse_into(&kmem_opts, var, text);
+}
+
+/*
+ * The same into the settings "o" (a domain's, kmem_domain_create_with):
+ * KMEM_OPTIONS's syntax and checks; the number of items rejected.
+ */
+int
+kmemi_options_parse_into(
+    struct kmem_options *o, const char *var, const char *text)
+{
 	const char *item = text, *end, *eq;
 	int bad = 0;
 	size_t i;
@@ -338,7 +355,7 @@ kmem_options_parse(const char *var, const char *text)
 			bad++;
 			continue;
 		}
-		opt_store(row, v);
+		opt_store_in(o, row, v);
 	}
 	return bad;
 }

@@ -999,7 +999,8 @@ pool_free_idle(
 	while ((ph = pp->pr_emptypages) != NULL) {
 		ph = ph->ph_prev; /* the oldest */
 		if (!everything &&
-		    now - ph->ph_time < kmem_opts.pool_idle_ms * 1000000u)
+		    now - ph->ph_time <
+			pp->pr_dom->kd_opts.pool_idle_ms * 1000000u)
 			break;
 		if (pp->pr_npages <= pp->pr_minpages ||
 		    pp->pr_nitems - ph->ph_nitems < pp->pr_minitems)

@@ -455,7 +455,7 @@ pc_depot_lock(pool_cache_t pc)
 static bool
 pc_ws_update(pool_cache_t pc, uint64_t now)
 {
-	uint64_t ms = kmem_opts.reap_interval_ms;
+	uint64_t ms = PC_DOM(pc)->kd_opts.reap_interval_ms;
 
 	KMEM_ASSERT(kmem_mutex_owned(&pc->pc_depot_lock));
 	if (pc_budgeted(pc) && ms > PC_WS_BUDGETED_MS)
@@ -975,7 +975,7 @@ pcg_reap(struct kmem_domain *d, bool everything)
 	kmem_mutex_enter(&d->kd_pcg_lock);
 	/* The same interval bookkeeping as a depot's (section 7). */
 	update =
-	    now - d->kd_pcg_ws_time >= kmem_opts.reap_interval_ms * 1000000u;
+	    now - d->kd_pcg_ws_time >= d->kd_opts.reap_interval_ms * 1000000u;
 	if (update)
 		d->kd_pcg_ws_time = now;
 	for (i = 0; i < PCG_NSIZES; i++) {

@@ -1293,7 +1293,7 @@ vmem_wait_relock(vmem_t *vm, bool timed)
 	vm->vm_nwaiters++;
 	if (timed)
 		kmem_cond_timedwait(&vm->vm_cv, &vm->vm_lock,
-		    kmem_opts.vmem_sleep_retry_ms * 1000000u);
+		    vm->vm_dom->kd_opts.vmem_sleep_retry_ms * 1000000u);
 	else
 		kmem_cond_wait(&vm->vm_cv, &vm->vm_lock);
 	vm->vm_nwaiters--;
@@ -2127,7 +2127,7 @@ vmem_create_common(const char *name, vmem_addr_t base, vmem_size_t size,
 	vm->vm_ximportfn = ximportfn;
 	vm->vm_releasefn = releasefn;
 	vm->vm_source = source;
-	vm->vm_min_import = kmem_align_up(kmem_opts.vmem_min_import, quantum);
+	vm->vm_min_import = kmem_align_up(d->kd_opts.vmem_min_import, quantum);
 	vm->vm_seg0.bt_snext = vm->vm_seg0.bt_sprev = &vm->vm_seg0;
 	vm->vm_seg0.bt_fnext = vm->vm_seg0.bt_fprev = &vm->vm_seg0;
 	vm->vm_seg0.bt_type = BT_TYPE_SENTINEL;

@@ -61,6 +61,16 @@ struct kmem_page_source {
 kmem_domain_t *kmem_domain_create(
     const char *name, const struct kmem_page_source *src);
 /*
+ * The same with settings of its own: "options" in KMEM_OPTIONS's syntax
+ * ("purge_delay_ms=0,pool_idle_ms=100"), over a copy of the default
+ * domain's (which KMEM_OPTIONS set).  A domain's own: purge_delay_ms,
+ * pool_idle_ms, reap_interval_ms, vmem_min_import, vmem_sleep_retry_ms,
+ * oom_wait_ms; the others are the process's.  An item rejected: NULL
+ * and EINVAL (with a kmem: warning naming it).
+ */
+kmem_domain_t *kmem_domain_create_with(
+    const char *name, const struct kmem_page_source *src, const char *options);
+/*
  * 0 when everything went back to src; EBUSY (nothing freed) while
  * arenas, pools, caches or objects of the domain are still alive.
  */

@@ -211,6 +211,9 @@ void kmem_options_init(void);
  * source in warnings.  Returns the number of items rejected.  For tests.
  */
 int kmem_options_parse(const char *var, const char *text);
+/* The same into the settings "o" (a domain's); items rejected. */
+int kmemi_options_parse_into(
+    struct kmem_options *o, const char *var, const char *text);
 /* Reset kmem_opts to the table defaults.  For tests. */
 void kmem_options_reset(void);
 /* Print every option with its value and description. */
