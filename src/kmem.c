@@ -640,7 +640,7 @@ kmem_class_create(struct kmem_domain *d, unsigned int i)
 	    pc, (int)((struct pool *)(void *)pc)->pr_itemsperpage);
 	d->kd_fast[i].kf_nitems = ((struct pool *)(void *)pc)->pr_itemsperpage;
 	if (d->kd_tag != 0 && c >= 2 * sizeof(uintptr_t))
-		kmemi_cache_set_tag(pc, d->kd_tag);
+		kmemi_cache_set_hooks(pc, d->kd_obj_hooks);
 	cpus = kmemi_cache_cpus(pc, &ncpu, &rseq);
 	KMEM_VERIFY(ncpu == d->kd_fast[i].kf_ncpu && rseq == d->kd_rseq);
 	/*
@@ -730,7 +730,7 @@ kmem_reaper(void *arg)
 
 /*
  * The free tag of malloc.c (section 3 there), when the default domain
- * serves malloc (kd_malloc, which malloc.c sets before kmem's set-up:
+ * serves malloc (kd_obj_hooks, which malloc.c gives kmem's set-up:
  * libkmem-malloc.so only; kmem_free leaves none): objects of the classes of
  * 16 bytes and more that a miss moves from the pool into a CPU's group
  * get it as a free would leave them, and every object that leaves a
@@ -750,7 +750,8 @@ kmem_tags_set(uintptr_t secret)
 		if (kmem_class_table[i] >= 2 * sizeof(uintptr_t) &&
 		    (pc = atomic_load_explicit(&kmemi_dom0.kd_cache[i],
 			 memory_order_relaxed)) != NULL)
-			kmemi_cache_set_tag(pc, secret);
+			kmemi_cache_set_hooks(
+			    pc, secret != 0 ? kmemi_dom0.kd_obj_hooks : NULL);
 }
 
 /*
@@ -843,7 +844,7 @@ kmem_setup(void)
 		if (ok) {
 			unsigned int dbg = kmemi_debug_init();
 
-			if (dbg == 0 && kmemi_dom0.kd_malloc)
+			if (dbg == 0 && kmemi_dom0.kd_obj_hooks != NULL)
 				kmem_tags_set(kmem_prim_secret());
 			kmemi_stats_init();
 			atomic_store_explicit(
@@ -872,10 +873,11 @@ kmemi_setup(void)
 }
 
 bool
-kmemi_setup_malloc(void)
+kmemi_setup_malloc(const struct kmemi_obj_hooks *hooks)
 {
-	if (kmem_unlikely(!kmemi_dom0.kd_malloc))
-		kmemi_dom0.kd_malloc = true; /* before the set-up reads it */
+	if (kmem_unlikely(kmemi_dom0.kd_obj_hooks == NULL))
+		kmemi_dom0.kd_obj_hooks =
+		    hooks; /* before the set-up reads it */
 	return kmem_setup();
 }
 

@@ -133,6 +133,54 @@ tag_of(uintptr_t a)
 	return a ^ kmemi_tag;
 }
 
+/*
+ * The tag as kmem's caches see it: hooks on the classes of 16 bytes and
+ * more (kmemi_obj_hooks, pool_impl.h; installed by kmem's set-up, which
+ * malloc's first call asks for, kmemi_setup_malloc).  Objects a miss
+ * moves from the pool into a CPU's group get the tag a free would leave;
+ * free objects leaving a group must carry it.  The cache knows nothing
+ * of the format.
+ */
+static void
+tag_fill(void *const *objs, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		((uintptr_t *)objs[i])[1] = tag_of((uintptr_t)objs[i]);
+}
+
+static unsigned int
+tag_check(void *const *objs, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		if (kmem_unlikely(((const uintptr_t *)objs[i])[1] !=
+			tag_of((uintptr_t)objs[i])))
+			break;
+	return i;
+}
+
+/* obj, free in cache pc, lacks its tag: say why ("fn"), abort. */
+static _Noreturn KMEM_COLD void
+tag_report(pool_cache_t pc, void *obj, const char *fn)
+{
+	uintptr_t word = ((uintptr_t *)obj)[1];
+	const char *name = ((struct pool *)(void *)pc)->pr_wchan;
+
+	if (kmemi_cache_holds_free(pc, obj))
+		kmem_panic("%s: free object %p of cache %s is cached twice: "
+			   "double free",
+		    fn, obj, name);
+	kmem_panic("%s: free object %p of cache %s was freed twice or written "
+		   "after free (its second word is %#lx, not its free tag)",
+	    fn, obj, name, (unsigned long)word);
+}
+
+static const struct kmemi_obj_hooks tag_hooks = {
+    tag_fill, tag_check, tag_report};
+
 /* A new object: no tag.  (Every path that hands one out.) */
 static inline void *
 untag(void *p)
@@ -249,7 +297,7 @@ malloc_slow(const char *fn, size_t size, size_t align)
 		return p;
 	}
 	drain_deferred();
-	if (kmem_unlikely(!kmemi_setup_malloc()))
+	if (kmem_unlikely(!kmemi_setup_malloc(&tag_hooks)))
 		goto nomem;
 	if (kmem_unlikely(GATE_DEBUG() != 0))
 		p = kmemi_debug_alloc_aligned(fn, size, align, KM_NOSLEEP);
@@ -291,7 +339,7 @@ class_get_fast(const char *fn, unsigned int c)
 		uintptr_t *tag = (uintptr_t *)p + 1;
 
 		if (kmem_unlikely(*tag != tag_of((uintptr_t)p)))
-			kmemi_cache_tag_report(kmemi_class_cache(c), p, fn);
+			tag_report(kmemi_class_cache(c), p, fn);
 		*tag = 0;
 		return p;
 	}

@@ -188,8 +188,9 @@ struct pool_cache {
 	void (*pc_dtor)(void *, void *);
 	void *pc_arg;
 	unsigned int pc_ncpu;
-	bool pc_rseq;	  /* the lock-free fast path is usable (section 9) */
-	uintptr_t pc_tag; /* kmemi_cache_set_tag: free objects' second word */
+	bool pc_rseq; /* the lock-free fast path is usable (section 9) */
+	/* kmemi_cache_set_hooks: what the layer above does to free objects */
+	const struct kmemi_obj_hooks *pc_hooks;
 	size_t pc_mapsize;
 	struct pool_cache *pc_next; /* all caches */
 	struct pool_cache **pc_pprev;
@@ -320,17 +321,29 @@ pc_fold(struct pc_cpu *cc, struct pcg *g)
 /* ---- destruction ---- */
 
 /*
- * A free object leaves a group (to a caller or to the pool): with tags
- * on (kmemi_cache_set_tag), it must carry its tag -- an object freed
- * twice is in a group twice, and its first copy to leave took it off.
+ * Free objects leave a group (to a caller or to the pool): with hooks
+ * (kmemi_cache_set_hooks: malloc's free tag), each must be intact -- an
+ * object freed twice is in a group twice, and its first copy to leave
+ * took its mark off.
  */
+static inline void
+pc_objs_check(
+    pool_cache_t pc, void *const *objs, unsigned int n, const char *fn)
+{
+	const struct kmemi_obj_hooks *h = pc->pc_hooks;
+	unsigned int i;
+
+	if (kmem_unlikely(h != NULL) &&
+	    kmem_unlikely((i = h->oh_check(objs, n)) < n)) {
+		h->oh_report(pc, objs[i], fn);
+		KMEM_VERIFY(0); /* not reached: oh_report does not return */
+	}
+}
+
 static inline void
 pc_tag_check(pool_cache_t pc, void *obj, const char *fn)
 {
-	if (kmem_unlikely(pc->pc_tag != 0) &&
-	    kmem_unlikely(
-		((uintptr_t *)obj)[1] != ((uintptr_t)obj ^ pc->pc_tag)))
-		kmemi_cache_tag_report(pc, obj, fn);
+	pc_objs_check(pc, &obj, 1, fn);
 }
 
 static void
@@ -351,10 +364,11 @@ pc_flush_group(pool_cache_t pc, struct pcg *g)
 
 	_Static_assert(KMEM_ARRAY_SIZE(objs) >= 255, "the largest group");
 	KMEM_ASSERT(g->pcg_avail <= g->pcg_size);
-	for (i = 0; i < g->pcg_avail; i++) {
+	if (g->pcg_avail == 0)
+		return;
+	for (i = 0; i < g->pcg_avail; i++)
 		objs[i] = g->pcg_objects[i].po_va;
-		pc_tag_check(pc, objs[i], "pool_cache_put");
-	}
+	pc_objs_check(pc, objs, g->pcg_avail, "pool_cache_put");
 	kmemi_pool_put_batch(&pc->pc_pool, objs, g->pcg_avail);
 	g->pcg_avail = 0;
 }
@@ -630,13 +644,13 @@ pc_get_fill(pool_cache_t pc, int flags, bool lk)
 			pcg_put_empty(PC_DOM(pc), g);
 		return got == 1 ? objs[0] : NULL;
 	}
+	/* As a free would have left them (malloc's tag). */
+	if (pc->pc_hooks != NULL)
+		pc->pc_hooks->oh_fill(objs + 1, got - 1);
 	/* objs[1..got-1], reversed: the group pops them in address order. */
 	for (k = 0; k < got - 1; k++) {
 		g->pcg_objects[k].po_va = objs[got - 1 - k];
 		g->pcg_objects[k].po_pa = POOL_PADDR_INVALID;
-		if (pc->pc_tag != 0) /* as a free would have left them */
-			((uintptr_t *)objs[got - 1 - k])[1] =
-			    (uintptr_t)objs[got - 1 - k] ^ pc->pc_tag;
 	}
 	g->pcg_avail = got - 1;
 	cc = pc_cpu_enter(pc, lk);
@@ -838,24 +852,9 @@ pool_cache_put_paddr(pool_cache_t pc, void *obj, paddr_t pa)
 }
 
 void
-kmemi_cache_tag_report(pool_cache_t pc, void *obj, const char *fn)
+kmemi_cache_set_hooks(pool_cache_t pc, const struct kmemi_obj_hooks *h)
 {
-	uintptr_t word = ((uintptr_t *)obj)[1];
-
-	if (kmemi_cache_holds_free(pc, obj))
-		kmem_panic("%s: free object %p of cache %s is cached twice: "
-			   "double free",
-		    fn, obj, pc->pc_pool.pr_wchan);
-	kmem_panic("%s: free object %p of cache %s was freed twice or written "
-		   "after free (its second word is %#lx, not its free tag)",
-	    fn, obj, pc->pc_pool.pr_wchan, (unsigned long)word);
-}
-
-void
-kmemi_cache_set_tag(pool_cache_t pc, uintptr_t secret)
-{
-	KMEM_VERIFY(pc->pc_pool.pr_size >= 2 * sizeof(uintptr_t));
-	pc->pc_tag = secret;
+	pc->pc_hooks = h;
 }
 
 struct pc_cpu *
@@ -1499,8 +1498,8 @@ pc_check_objects(
 		    pc_where(where, sizeof where, which, cpu), (const void *)g,
 		    why);
 		PC_CHECK(pc,
-		    pc->pc_tag == 0 ||
-			((uintptr_t *)obj)[1] == ((uintptr_t)obj ^ pc->pc_tag),
+		    pc->pc_hooks == NULL ||
+			pc->pc_hooks->oh_check(&obj, 1) == 1,
 		    "object %p in %s, %p, lacks its free tag", obj,
 		    pc_where(where, sizeof where, which, cpu), (const void *)g);
 	}

@@ -22,6 +22,7 @@
 struct pc_cpu;
 struct pcg;
 struct vmem_btag;
+struct kmemi_obj_hooks;
 
 #define KMEM_NCLASS	 51 /* size classes (kmem.c section 2) */
 #define KMEM_QC_PAGES	 16 /* kva's quantum caches: up to 16 pages */
@@ -77,11 +78,13 @@ struct kmem_domain {
 	bool kd_rseq;	  /* the lock-free fast path may be used */
 	uintptr_t kd_tag; /* malloc's free tag (default domain only) */
 	/*
-	 * The default domain serves malloc (libkmem-malloc.so's malloc.c
-	 * says so before it sets kmem up): its classes carry the free tag.
-	 * A property of the domain, not of how kmem.c was compiled.
+	 * The default domain serves malloc: libkmem-malloc.so's malloc.c
+	 * hands its object hooks (its free tag, pool_impl.h) to the set-up
+	 * (kmemi_setup_malloc), which puts them on the classes of 16 bytes
+	 * and more with kd_tag its secret.  A property of the domain, not of
+	 * how kmem.c was compiled; NULL in libkmem.
 	 */
-	bool kd_malloc;
+	const struct kmemi_obj_hooks *kd_obj_hooks;
 	size_t kd_large_fast_max;
 	pool_cache_t _Atomic kd_cache[KMEM_NCLASS];
 	struct pc_cpu *kd_noslots;

@@ -257,8 +257,12 @@ void *kmemi_malloc_raw(size_t size, size_t align);
 void kmemi_zero(void *p, size_t size);
 /* True if kmem is set up; sets it up (false if out of memory). */
 bool kmemi_setup(void);
-/* The same for malloc.c: the default domain serves malloc (kd_malloc). */
-bool kmemi_setup_malloc(void);
+/*
+ * The same for malloc.c: the default domain serves malloc, and its
+ * classes carry malloc's object hooks (kd_obj_hooks, pool_impl.h).
+ */
+struct kmemi_obj_hooks;
+bool kmemi_setup_malloc(const struct kmemi_obj_hooks *hooks);
 /* True if this thread is setting kmem up (its allocations recurse). */
 bool kmemi_setup_by_self(void);
 

@@ -67,14 +67,22 @@ pool_cache_t kmemi_cache_create(size_t size, unsigned int align,
  */
 bool kmemi_cache_holds_free(pool_cache_t pc, const void *obj);
 /*
- * pool_cache.c: objects a miss installs in a CPU's group get
- * obj ^ secret in their second word, the tag malloc.c's free leaves in
- * the objects it frees (objects of 16 bytes at least; set before use).
+ * What a layer above wants done to the free objects a cache's groups
+ * hold (malloc.c's free tag, section 3 there; the cache knows nothing
+ * of its format): oh_fill, to the n objects a miss moves from the pool
+ * into a CPU's group (marked as a free marks them); oh_check, asked of
+ * free objects leaving the groups (to a caller, to the pool), returns
+ * the index of the first of n that is not intact, n if all are; and
+ * oh_report, which does not return, says what is wrong with one that is
+ * not ("fn" names the call).  kmemi_cache_set_hooks installs them (NULL:
+ * none) before the cache is used.
  */
-void kmemi_cache_set_tag(pool_cache_t pc, uintptr_t secret);
-/* pool_cache.c: obj, leaving a group, lacks its tag: report it ("fn"). */
-_Noreturn void kmemi_cache_tag_report(
-    pool_cache_t pc, void *obj, const char *fn) KMEM_COLD;
+struct kmemi_obj_hooks {
+	void (*oh_fill)(void *const *objs, unsigned int n);
+	unsigned int (*oh_check)(void *const *objs, unsigned int n);
+	void (*oh_report)(pool_cache_t pc, void *obj, const char *fn);
+};
+void kmemi_cache_set_hooks(pool_cache_t pc, const struct kmemi_obj_hooks *h);
 /*
  * pool_cache.c: objects of pc its callers hold (the pool's out, less
  * those its groups and depot keep), counted without moving any.

@@ -13,6 +13,7 @@
 
 #include "internal/kmem_impl.h"
 #include "t_check.h"
+#include "t_tag.h"
 
 #define NOBJ 100
 #define CC   "kmem_pool_cache_check(cache 'chk'): "
@@ -176,7 +177,7 @@ damage(void *arg)
 		break;
 	case TAG:
 		g = cc->cc_current;
-		kmemi_cache_set_tag(pc, 0x5a5a5a5a5a5a5a5aul);
+		kmemi_cache_set_hooks(pc, &t_tag_hooks);
 		t_ck_want(CC "object %p in the current group of CPU %d, %p, "
 			     "lacks its free tag",
 		    g->pcg_objects[0].po_va, cpu, (void *)g);

@@ -42,8 +42,8 @@ static vmem_size_t
 first_import(kmem_domain_t *d)
 {
 	kmem_domain_t *prev = kmem_domain_switch(d);
-	vmem_t *vm = vmem_create("opts", 0, 0, 4096, rec_import, rec_release,
-	    NULL, 0, VM_SLEEP, 0);
+	vmem_t *vm = vmem_create(
+	    "opts", 0, 0, 4096, rec_import, rec_release, NULL, 0, VM_SLEEP, 0);
 	vmem_addr_t a;
 
 	kmem_domain_switch(prev);
@@ -67,19 +67,19 @@ main(void)
 
 	printf("-- %s\n", "rejected settings make no domain");
 	errno = 0;
-	T_ASSERT(kmem_domain_create_with("bad", &src, "no_such_option=1") ==
-	    NULL);
+	T_ASSERT(
+	    kmem_domain_create_with("bad", &src, "no_such_option=1") == NULL);
 	T_EQ(errno, EINVAL);
 	errno = 0;
-	T_ASSERT(kmem_domain_create_with("bad", &src, "pool_idle_ms=x") ==
-	    NULL);
+	T_ASSERT(
+	    kmem_domain_create_with("bad", &src, "pool_idle_ms=x") == NULL);
 	T_EQ(errno, EINVAL);
 	T_EQ(tsrc_out(&s), 0); /* nothing taken from the source */
 
 	printf("-- %s\n", "a domain's own minimum import, not the default's");
 	T_EQ(first_import(NULL), 4096);
-	d = kmem_domain_create_with("big-imports", &src,
-	    "vmem_min_import=1M,pool_idle_ms=0");
+	d = kmem_domain_create_with(
+	    "big-imports", &src, "vmem_min_import=1M,pool_idle_ms=0");
 	T_ASSERT(d != NULL);
 	T_EQ(first_import(d), (vmem_size_t)1 << 20);
 	T_EQ(first_import(NULL), 4096);

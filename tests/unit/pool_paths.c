@@ -37,6 +37,7 @@
 #include "internal/prim.h"
 #include "t.h"
 #include "t_fault.h"
+#include "t_tag.h"
 
 /* The stderr of the children that must exit 0. */
 static char cbuf[8192];
@@ -320,7 +321,7 @@ c_zero(void *arg)
 	pool_cache_destroy(pc);
 }
 
-#define SECRET ((uintptr_t)0x5a5a5a5a12345679ull)
+#define SECRET T_TAG_SECRET
 
 static void
 c_cached_thrice(void *arg)
@@ -332,7 +333,7 @@ c_cached_thrice(void *arg)
 	(void)arg;
 	if (!kmem_prim_single_threaded()) /* see test_cache_paths */
 		_exit(77);
-	kmemi_cache_set_tag(pc, SECRET);
+	kmemi_cache_set_hooks(pc, &t_tag_hooks);
 	p = pool_cache_get(pc, PR_WAITOK);
 	/* Freed three times, tagged as free(3) tags it. */
 	p[1] = (uintptr_t)p ^ SECRET;
