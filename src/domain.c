@@ -182,10 +182,19 @@ dom_src_pages(const struct kmem_page_source *src, const char *name, size_t size,
 	size_t ps = kmem_prim_page_size();
 	void *p;
 
+	struct kmem_domain *prev;
+
 	if (align < ps)
 		align = ps;
 	KMEM_ASSERT(size % ps == 0 && kmem_powerof2(align));
+	/*
+	 * The source runs with the default domain current, whatever the
+	 * caller's: a source that allocates (a table of its ranges) gets the
+	 * default's memory, not a recursion into the domain it is feeding.
+	 */
+	prev = kmemi_dom_push(&kmemi_dom0);
 	p = src->ps_alloc(src->ps_arg, size, align);
+	kmemi_dom_pop(prev);
 	if (p != NULL && ((uintptr_t)p & (align - 1)) != 0)
 		kmem_panic("kmem_domain(domain '%s'): page source returned %p "
 			   "for %zu bytes aligned to %zu: not aligned as asked",
@@ -212,6 +221,8 @@ kmemi_dom_pages(struct kmem_domain *d, size_t size, size_t align, void **out)
 void
 kmemi_dom_pages_free(struct kmem_domain *d, void *p, size_t size)
 {
+	struct kmem_domain *prev;
+
 	if (d->kd_default) {
 		kmem_prim_release(p, size);
 		return;
@@ -219,17 +230,23 @@ kmemi_dom_pages_free(struct kmem_domain *d, void *p, size_t size)
 	KMEM_ASSERT(atomic_load_explicit(
 			&d->kd_src_bytes, memory_order_relaxed) >= size);
 	atomic_fetch_sub_explicit(&d->kd_src_bytes, size, memory_order_relaxed);
+	prev = kmemi_dom_push(&kmemi_dom0); /* as in dom_src_pages */
 	d->kd_src.ps_free(d->kd_src.ps_arg, p, size);
+	kmemi_dom_pop(prev);
 }
 
 int
 kmemi_dom_pages_purge(struct kmem_domain *d, void *p, size_t size)
 {
+	struct kmem_domain *prev;
+
 	if (d->kd_default)
 		return kmem_prim_purge(p, size);
 	if (d->kd_src.ps_purge == NULL)
 		return ENOSYS;
+	prev = kmemi_dom_push(&kmemi_dom0); /* as in dom_src_pages */
 	d->kd_src.ps_purge(d->kd_src.ps_arg, p, size);
+	kmemi_dom_pop(prev);
 	return 0;
 }
 
@@ -345,6 +362,34 @@ kmemi_page_arena_purge(struct kmem_domain *d, bool all)
 
 /* ---- the registry ---- */
 
+/* A walk of the list without its lock (section 3): begin, end. */
+static void
+dom_read_begin(void)
+{
+	atomic_fetch_add(&dom_reg.readers, 1);
+}
+
+static void
+dom_read_end(void)
+{
+	atomic_fetch_sub_explicit(&dom_reg.readers, 1, memory_order_release);
+}
+
+static struct kmem_domain *
+dom_list_first(void)
+{
+	return atomic_load_explicit(
+	    (_Atomic(struct kmem_domain *) *)&dom_reg.list,
+	    memory_order_acquire);
+}
+
+static struct kmem_domain *
+dom_list_next(struct kmem_domain *d)
+{
+	return atomic_load_explicit(
+	    (_Atomic(struct kmem_domain *) *)&d->kd_next, memory_order_acquire);
+}
+
 int
 kmemi_dom_foreach(int (*fn)(struct kmem_domain *, void *), void *arg)
 {
@@ -358,23 +403,35 @@ kmemi_dom_foreach(int (*fn)(struct kmem_domain *, void *), void *arg)
 	if (atomic_load_explicit((_Atomic(struct kmem_domain *) *)&dom_reg.list,
 		memory_order_acquire) == NULL)
 		return 0;
+	/*
+	 * The forking thread holds the lock (kmemi_dom_fork); anyone else
+	 * walks as a reader, without it: a reader that started keeps every
+	 * domain it can reach alive (kmem_domain_destroy waits for
+	 * readers), and the reaper or the statistics do not hold the lock
+	 * across a domain's page source (its ps_free may be slow, or take
+	 * locks of its own).
+	 */
 	forking = kmemi_fork_by_self();
 	if (!forking)
-		kmem_mutex_enter(&dom_reg.lock);
-	for (d = dom_reg.list; d != NULL && rv == 0; d = d->kd_next)
+		dom_read_begin();
+	for (d = dom_list_first(); d != NULL && rv == 0; d = dom_list_next(d))
 		rv = fn(d, arg);
 	if (!forking)
-		kmem_mutex_exit(&dom_reg.lock);
+		dom_read_end();
 	return rv;
 }
 
 void
 kmemi_dom_fork(int phase)
 {
-	if (phase == KMEMI_FORK_PREPARE)
+	if (phase == KMEMI_FORK_PREPARE) {
 		kmem_mutex_enter(&dom_reg.lock);
-	else
-		kmem_mutex_exit(&dom_reg.lock);
+		return;
+	}
+	if (phase == KMEMI_FORK_CHILD) /* their walks were other threads' */
+		atomic_store_explicit(
+		    &dom_reg.readers, 0, memory_order_relaxed);
+	kmem_mutex_exit(&dom_reg.lock);
 }
 
 static bool
@@ -404,18 +461,25 @@ kmemi_dom_check(const char *fn, const struct kmem_domain *d)
 		    fn, (const void *)d);
 }
 
+/*
+ * The domain that owns p: the other domains first, newest first, the
+ * default last -- the innermost owner, when a domain's source hands out
+ * memory another domain allocated (a source over the default's
+ * kmem_alloc: the default's map knows the large block, the domain's the
+ * objects in it).  NULL: none.
+ */
 struct kmem_domain *
 kmemi_dom_of(const void *p)
 {
 	struct kmem_domain *d;
 
-	if (kmemi_kmem_owns(&kmemi_dom0, p))
-		return &kmemi_dom0;
-	kmem_mutex_enter(&dom_reg.lock);
-	for (d = dom_reg.list; d != NULL; d = d->kd_next)
+	dom_read_begin();
+	for (d = dom_list_first(); d != NULL; d = dom_list_next(d))
 		if (kmemi_kmem_owns(d, p))
 			break;
-	kmem_mutex_exit(&dom_reg.lock);
+	dom_read_end();
+	if (d == NULL && kmemi_kmem_owns(&kmemi_dom0, p))
+		d = &kmemi_dom0;
 	return d;
 }
 
@@ -524,11 +588,15 @@ kmem_domain_destroy(kmem_domain_t *d)
 	}
 	for (pp = &dom_reg.list; *pp != d; pp = &(*pp)->kd_next)
 		continue;
-	*pp = d->kd_next;
+	atomic_store_explicit((_Atomic(struct kmem_domain *) *)pp, d->kd_next,
+	    memory_order_release);
 	if (--dom_reg.n == 0)
 		__atomic_fetch_and(
 		    &kmemi_dom0.kd_gate, ~KMEM_GATE_DOMAINS, __ATOMIC_RELEASE);
 	kmem_mutex_exit(&dom_reg.lock);
+	/* Walks that may have reached d end before it goes. */
+	while (atomic_load(&dom_reg.readers) != 0)
+		kmem_prim_sleep_ns(10000);
 	if (kmemi_dom_tls == d)
 		kmemi_dom_tls = NULL;
 	kmemi_dom_teardown(d);

@@ -1597,10 +1597,11 @@ kmem_free_slow(const char *fn, void *p, size_t size)
 	 * domain's to report, or to take unchecked as NetBSD does.
 	 */
 	if (KMEMI_GATE_OF(&kmemi_dom0) & KMEM_GATE_DOMAINS) {
-		/* The thread's domain first: no registry lock. */
-		d = kmemi_dom_tls;
-		if (d == NULL || !kmemi_kmem_owns(d, p))
-			d = kmemi_dom_of(p);
+		/*
+		 * The innermost domain that knows p (not the thread's
+		 * current one, which may not be p's, or may be gone).
+		 */
+		d = kmemi_dom_of(p);
 		if (d != NULL && (KMEMI_GATE_OF(d) & ~KMEM_GATE_DOMAINS) == 0 &&
 		    kmem_free_in(d, p, size))
 			return;
@@ -1828,6 +1829,9 @@ kmemi_dom_busy(struct kmem_domain *d)
 	    kmemi_pool_foreach_in(d, kmem_dom_pool_busy, &b) != 0)
 		return EBUSY;
 	if (kva != NULL && vmem_size(kva, VMEM_ALLOC) != b.cache_pages)
+		return EBUSY;
+	/* A pool, cache or arena still being taken apart by another thread. */
+	if (atomic_load(&d->kd_ops) != 0)
 		return EBUSY;
 	return 0;
 }

@@ -742,6 +742,7 @@ pool_destroy(struct pool *pp)
 			   "attached",
 		    pp->pr_wchan);
 	d = pp->pr_dom;
+	kmemi_dom_op(d, +1); /* until its memory is back (kmemi_dom_busy) */
 	kmem_mutex_enter(&d->kd_pool_list_lock);
 	while (pp->pr_refcnt != 0)
 		kmem_cond_wait(&d->kd_pool_list_cv, &d->kd_pool_list_lock);
@@ -771,6 +772,7 @@ pool_destroy(struct pool *pp)
 	pp->pr_magic = 0;
 	kmem_pcond_destroy(&pp->pr_cv);
 	kmem_plock_destroy(&pp->pr_lock);
+	kmemi_dom_op(d, -1);
 }
 
 void

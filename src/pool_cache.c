@@ -1160,6 +1160,7 @@ pool_cache_destroy(pool_cache_t pc)
 {
 	struct kmem_domain *d = PC_DOM(pc);
 
+	kmemi_dom_op(d, +1); /* until its memory is back (kmemi_dom_busy) */
 	kmem_mutex_enter(&d->kd_pc_list_lock);
 	while (pc->pc_refcnt != 0)
 		kmem_cond_wait(&d->kd_pc_list_cv, &d->kd_pc_list_lock);
@@ -1173,6 +1174,7 @@ pool_cache_destroy(pool_cache_t pc)
 	pool_destroy(&pc->pc_pool);
 	kmem_mutex_destroy(&pc->pc_depot_lock);
 	kmemi_meta_free(d, pc, pc->pc_mapsize);
+	kmemi_dom_op(d, -1);
 }
 
 /* ---- forwarders to the pool ---- */
@@ -1623,6 +1625,10 @@ kmemi_cache_outstanding(pool_cache_t pc)
 	kmem_mutex_exit(&pc->pc_depot_lock);
 	for (i = pc->pc_ncpu; i-- > 0;)
 		kmem_spin_exit(&pc->pc_cpus[i].cc_lock);
-	KMEM_ASSERT(cached <= nout);
+	if (cached > nout) /* an object put twice, counted twice */
+		kmem_panic(
+		    "kmem_domain_destroy: cache %s holds %lu free objects "
+		    "but handed out only %lu: an object was freed twice",
+		    pp->pr_wchan, cached, nout);
 	return nout - cached;
 }

@@ -2183,6 +2183,9 @@ vmem_destroy(vmem_t *vm)
 {
 	bt_t *bt, *next;
 
+	struct kmem_domain *d = vm->vm_dom;
+
+	kmemi_dom_op(d, +1); /* until its memory is back (kmemi_dom_busy) */
 	qc_destroy(vm);
 	kmem_mutex_enter(VMEM_LIST_LOCK(vm->vm_dom));
 	if (vm->vm_pprev != NULL) { /* NULL: create failed before listing */
@@ -2219,7 +2222,8 @@ vmem_destroy(vmem_t *vm)
 			kmem_prim_page_size()));
 	kmem_cond_destroy(&vm->vm_cv);
 	kmem_mutex_destroy(&vm->vm_lock);
-	kmemi_meta_unmap(vm->vm_dom, vm, vm->vm_mapsize);
+	kmemi_meta_unmap(d, vm, vm->vm_mapsize);
+	kmemi_dom_op(d, -1);
 }
 
 int

@@ -43,8 +43,8 @@ t_tag_report(pool_cache_t pc, void *obj, const char *fn)
 		kmem_panic("%s: free object %p of cache %s is cached twice: "
 			   "double free",
 		    fn, obj, ((struct pool *)(void *)pc)->pr_wchan);
-	kmem_panic("%s: free object %p of cache %s lacks its free tag", fn,
-	    obj, ((struct pool *)(void *)pc)->pr_wchan);
+	kmem_panic("%s: free object %p of cache %s lacks its free tag", fn, obj,
+	    ((struct pool *)(void *)pc)->pr_wchan);
 }
 
 static const struct kmemi_obj_hooks t_tag_hooks = {

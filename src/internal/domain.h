@@ -105,6 +105,12 @@ struct kmem_domain {
 	struct kmem_domain *kd_next; /* the registry */
 	size_t kd_mapsize;	     /* bytes of this struct from kd_src */
 	_Atomic size_t kd_src_bytes; /* bytes out of kd_src now */
+	/*
+	 * pool_destroy, pool_cache_destroy and vmem_destroy of the domain's
+	 * running now: each unlinks its object first and gives its memory
+	 * back after, so a destroy of the domain must wait for them (EBUSY).
+	 */
+	_Atomic unsigned int kd_ops;
 
 	/* vmem.c: the arena list and the boundary-tag supply. */
 	kmem_mutex_t kd_vmem_list_lock;
@@ -168,6 +174,12 @@ struct kmem_domain {
 		kmem_mutex_t lock;
 		struct kmem_domain *list;
 		unsigned int n;
+		/*
+		 * Walkers of the list without its lock (kmemi_dom_foreach,
+		 * kmemi_dom_of): a destroy unlinks under the lock, then
+		 * waits for this to be 0 before the domain goes.
+		 */
+		_Atomic unsigned int readers;
 	} kd_reg;
 };
 
@@ -233,6 +245,16 @@ int kmemi_dom_pages(
 void kmemi_dom_pages_free(struct kmem_domain *d, void *p, size_t size);
 /* Purge (contents not needed); 0 or an errno value (not supported). */
 int kmemi_dom_pages_purge(struct kmem_domain *d, void *p, size_t size);
+
+/* An object of d is being taken apart (kd_ops): begin (+1), end (-1). */
+static inline void
+kmemi_dom_op(struct kmem_domain *d, int delta)
+{
+	if (delta > 0)
+		atomic_fetch_add(&d->kd_ops, 1);
+	else
+		atomic_fetch_sub_explicit(&d->kd_ops, 1, memory_order_release);
+}
 
 /* fn(d, arg) for every live domain, the default first; stops at non-zero. */
 int kmemi_dom_foreach(int (*fn)(struct kmem_domain *, void *), void *arg);
