@@ -71,23 +71,23 @@ nested(void)
 {
 	struct kmem_page_source ps = {n_alloc, n_free, NULL, NULL};
 	kmem_domain_t *d, *o;
-	int i, stolen = 0;
+	int i, stolen = 0, nn = getenv("KMEM_TEST_VALGRIND") ? NN / 10 : NN;
 	void *w = kmem_alloc(64, KM_SLEEP);
 
 	kmem_free(w, 64); /* the default's 64-byte class made and used */
 	d = kmem_domain_create("nested", &ps);
 	T_ASSERT(d != NULL);
 	o = kmem_domain_switch(d);
-	for (i = 0; i < NN; i++)
+	for (i = 0; i < nn; i++)
 		nv[i] = kmem_alloc(64, KM_SLEEP);
 	kmem_domain_switch(o);
-	for (i = 0; i < NN; i++) /* from the default: back to d */
+	for (i = 0; i < nn; i++) /* from the default: back to d */
 		kmem_free(nv[i], 64);
-	qsort(nv, NN, sizeof nv[0], cmp_ptr);
-	for (i = 0; i < NN; i++) {
+	qsort(nv, (size_t)nn, sizeof nv[0], cmp_ptr);
+	for (i = 0; i < nn; i++) {
 		void *q = kmem_alloc(64, KM_SLEEP);
 
-		if (bsearch(&q, nv, NN, sizeof nv[0], cmp_ptr) != NULL)
+		if (bsearch(&q, nv, (size_t)nn, sizeof nv[0], cmp_ptr) != NULL)
 			stolen++;
 	}
 	if (stolen != 0) {
@@ -242,13 +242,15 @@ destroy_vs_pool_destroy(void)
 	T_ASSERT(rd != NULL);
 	T_EQ(pthread_create(&t, NULL, pool_thread, NULL), 0);
 	while (!atomic_load(&made))
-		continue;
+		usleep(
+		    100); /* not a spin: valgrind runs one thread at a time */
 	while ((r = kmem_domain_destroy(rd)) == EBUSY)
-		continue;
+		usleep(100);
 	T_EQ(r, 0);
 	if (!atomic_load(&destroyed)) {
-		fprintf(stderr, "kmem_domain_destroy returned 0 while "
-				"pool_destroy was still giving pages back\n");
+		fprintf(stderr,
+		    "kmem_domain_destroy returned 0 while "
+		    "pool_destroy was still giving pages back\n");
 		return 1;
 	}
 	pthread_join(t, NULL);
