@@ -156,7 +156,7 @@ struct kmem_domain kmemi_dom0 = {
     .kd_meta_cap = KMEMI_META_RUNS0,
     DOM_LOCKS_INIT,
     .kd_opts_lock = KMEM_MUTEX_INITIALIZER,
-    .kd_reg = {KMEM_MUTEX_INITIALIZER, NULL, 0},
+    .kd_reg = {KMEM_MUTEX_INITIALIZER, NULL, 0, 0},
 };
 
 #ifndef KMEM_FREESTANDING
