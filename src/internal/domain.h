@@ -181,6 +181,8 @@ struct kmem_domain {
 		 */
 		_Atomic unsigned int readers;
 	} kd_reg;
+	/* kmem.c: the system page, set with kmemi_pgshift (the default's). */
+	size_t kd_pagesz;
 };
 
 /*
