@@ -149,7 +149,6 @@
 
 struct kmem_domain kmemi_dom0 = {
     .kd_gate = KMEM_GATE_INIT,
-    .kd_magic = KMEMI_DOMAIN_MAGIC,
     .kd_default = true,
     .kd_name = "default",
     .kd_meta_runs = kmemi_dom0.kd_meta_runs0,
@@ -532,7 +531,6 @@ kmem_domain_create_with(
 	d->kd_mapsize = bytes;
 	d->kd_opts = opts;
 	atomic_store_explicit(&d->kd_src_bytes, bytes, memory_order_relaxed);
-	d->kd_magic = KMEMI_DOMAIN_MAGIC;
 	d->kd_gate = KMEM_GATE_INIT;
 	d->kd_meta_runs = d->kd_meta_runs0;
 	d->kd_meta_cap = KMEMI_META_RUNS0;

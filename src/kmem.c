@@ -872,12 +872,6 @@ kmem_setup(void)
 }
 
 bool
-kmemi_setup(void)
-{
-	return kmem_setup();
-}
-
-bool
 kmemi_setup_malloc(const struct kmemi_obj_hooks *hooks)
 {
 	if (kmem_unlikely(kmemi_dom0.kd_obj_hooks == NULL))

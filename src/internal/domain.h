@@ -56,9 +56,7 @@ struct kmemi_meta_run {
 	size_t mr_size;
 };
 
-#define KMEMI_DOMAIN_MAGIC 0x6b646f6du /* "kdom" */
-#define KMEMI_DOMAIN_DEAD  0x64656164u /* "dead": destroyed */
-#define KMEMI_DOMAIN_NAME  32
+#define KMEMI_DOMAIN_NAME 32
 
 struct kmem_domain {
 	/*
@@ -98,7 +96,6 @@ struct kmem_domain {
 	_Atomic(_Atomic(uint32_t *) *) *kd_pm;
 
 	/* The domain itself (domain.c). */
-	uint32_t kd_magic;
 	bool kd_default;
 	char kd_name[KMEMI_DOMAIN_NAME];
 	struct kmem_page_source kd_src;

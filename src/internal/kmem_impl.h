@@ -255,11 +255,10 @@ void *kmemi_malloc_raw(size_t size, size_t align);
  * are purged instead (pages read as zero), unless debugging is on.
  */
 void kmemi_zero(void *p, size_t size);
-/* True if kmem is set up; sets it up (false if out of memory). */
-bool kmemi_setup(void);
 /*
- * The same for malloc.c: the default domain serves malloc, and its
- * classes carry malloc's object hooks (kd_obj_hooks, pool_impl.h).
+ * For malloc.c: true if kmem is set up; sets it up (false if out of
+ * memory), the default domain serving malloc, its classes carrying
+ * malloc's object hooks (kd_obj_hooks, pool_impl.h).
  */
 struct kmemi_obj_hooks;
 bool kmemi_setup_malloc(const struct kmemi_obj_hooks *hooks);

@@ -18,6 +18,12 @@
  *               back, returned 0 midway (pool_destroy unlinks first) and
  *               the other thread crashed; now EBUSY until it is done.
  *
+ *   double_free_at_destroy
+ *               an object of a domain freed twice (not seen at free,
+ *               as NetBSD's kmem_free): destroy's count of objects out
+ *               finds more cached than handed out and says so (it was
+ *               an assertion, an underflow in release builds).
+ *
  * Each runs in a child with a time limit (a hang is a failure, not a
  * stuck suite).
  */
@@ -257,6 +263,31 @@ destroy_vs_pool_destroy(void)
 	return 0;
 }
 
+/* ---- double_free_at_destroy ---- */
+
+static void
+double_free(void *arg)
+{
+	struct kmem_page_source ps = {sys_alloc, sys_free, NULL, NULL};
+	kmem_domain_t *d = kmem_domain_create("twice", &ps), *o;
+	void *p;
+
+	(void)arg;
+	o = kmem_domain_switch(d);
+	p = kmem_alloc(64, KM_SLEEP);
+	kmem_free(p, 64);
+	kmem_free(p, 64);
+	kmem_domain_switch(o);
+	(void)kmem_domain_destroy(d);
+}
+
+static int
+double_free_at_destroy(void)
+{
+	T_ASSERT(t_expect_panic(double_free, NULL, "was freed twice"));
+	return 0;
+}
+
 /* ---- each in a child, 60 s at most ---- */
 
 static void
@@ -290,5 +321,6 @@ main(void)
 	run("nested", nested);
 	run("src_allocs", src_allocs);
 	run("destroy_vs_pool_destroy", destroy_vs_pool_destroy);
+	run("double_free_at_destroy", double_free_at_destroy);
 	return t_done();
 }
