@@ -13,6 +13,13 @@
  * frees find nothing due).  Then the same with an "all" purge (kmem_reap's)
  * after the first step, which finishes what the frees left.  No timing:
  * the delay is an hour while the ranges are made, then 0.
+ *
+ * test_import_budget (issue 12): an arena about to import purges only
+ * as many dirty bytes as it imports, not all it has, so that what stays
+ * dirty serves the next requests without page faults.  Five 1 MiB spans
+ * wholly free and dirty, then a 2 MiB request no span can serve: two of
+ * them go back (not five, as before: the old code gave back everything
+ * dirty before any import), and three 1 MiB requests then need no import.
  */
 #include "t.h"
 
@@ -155,11 +162,59 @@ test_all_finishes(void)
 	teardown(vm, small);
 }
 
+static void
+test_import_budget(void)
+{
+	struct kmem_vmem_stats st;
+	vmem_addr_t a[10], big;
+	vmem_t *src, *vm;
+	unsigned i;
+
+	src = vmem_create("budget-src", 0x100000000, 64 * MB, PG, NULL, NULL,
+	    NULL, 0, VM_SLEEP, IPL_NONE);
+	T_ASSERT(src != NULL);
+	vm = vmem_create("budget", 0, 0, PG, vmem_alloc, vmem_free, src, 0,
+	    VM_SLEEP, IPL_NONE);
+	T_ASSERT(vm != NULL);
+	T_EQ(kmem_vmem_set_min_import(vm, PG), 0);
+	/* No timed pass: only the one before an import. */
+	kmemi_vmem_set_purge(vm, count_purge, 3600 * (uint64_t)1000000000);
+	for (i = 0; i < 10; i++)
+		T_EQ(vmem_alloc(vm, MB, VM_SLEEP, &a[i]), 0);
+	T_EQ(kmem_vmem_stats(vm, &st), 0);
+	T_EQ(st.vs_import, 10);
+	for (i = 0; i < 10; i += 2)
+		vmem_free(vm, a[i], MB);
+	T_EQ(kmem_vmem_stats(vm, &st), 0);
+	T_EQ(st.vs_release, 0);
+	T_EQ(st.vs_imported, 10 * MB);
+
+	T_EQ(vmem_alloc(vm, 2 * MB, VM_SLEEP, &big), 0);
+	T_EQ(kmem_vmem_stats(vm, &st), 0);
+	printf("   a 2 MiB import gave back %llu of 5 dirty 1 MiB spans\n",
+	    (unsigned long long)st.vs_release);
+	T_EQ(st.vs_release, 2);
+	T_EQ(st.vs_imported, 10 * MB);
+	/* The three dirty spans left serve three requests: no import. */
+	for (i = 0; i < 10; i += 2)
+		if (i < 6)
+			T_EQ(vmem_alloc(vm, MB, VM_SLEEP, &a[i]), 0);
+	T_EQ(kmem_vmem_stats(vm, &st), 0);
+	T_EQ(st.vs_import, 11);
+	for (i = 0; i < 10; i++)
+		if (i % 2 == 1 || i < 6)
+			vmem_free(vm, a[i], MB);
+	vmem_free(vm, big, 2 * MB);
+	vmem_destroy(vm);
+	vmem_destroy(src);
+}
+
 int
 main(int argc, char **argv)
 {
 	t_args(argc, argv);
 	T_RUN_IF(test_free_steps);
 	T_RUN_IF(test_all_finishes);
+	T_RUN_IF(test_import_budget);
 	return t_done();
 }
