@@ -16,7 +16,10 @@
  *    map (kmem.c section 4) says, from p's page alone, which class owns
  *    it, or that a large block starts there; it also says when p is
  *    nothing kmem handed out -- reported, never trusted.  There is no
- *    header in the objects.
+ *    header in the objects.  realloc keeps a block whose class is
+ *    still the size's (a large one while at least half used); a large
+ *    block growing or shrinking past that is resized in place in kva, or
+ *    its pages moved by mremap, rather than copied (kmemi_large_realloc).
  *
  * 3. Double frees.  A free object carries a tag in its second word (an
  *    object is 16 bytes or more): its address xor a secret of the process
@@ -517,6 +520,10 @@ realloc_common(const char *fn, void *p, size_t size)
 		old = kmemi_usable_unsized(fn, p);
 		if (fits_in_place(old, size))
 			return p;
+		/* Large to large: grown in place, or its pages moved. */
+		if (old > KMEM_CACHE_MAX && size > KMEM_CACHE_MAX &&
+		    (q = kmemi_large_realloc(p, old, size)) != NULL)
+			return q;
 	}
 	if ((q = malloc_common(fn, size)) == NULL)
 		return NULL;

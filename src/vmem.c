@@ -2079,6 +2079,80 @@ vmem_xfree_common(
 	vmem_free_bt_unlock(vm, bt);
 }
 
+/*
+ * Resize in place (kmemi_vmem_resize, pool_impl.h; realloc of a large
+ * block, issue 12).  Growing takes the head of the free segment right
+ * after the busy one -- in the same span, since a span's segments tile it
+ * and a marker ends it -- shortening it (or removing it if taken whole);
+ * shrinking makes the tail a segment freed the way vmem_free frees one
+ * (dirty in deferred mode, coalesced with a free neighbour).  The hash
+ * is keyed by the start, which does not move; vm_inuse follows the size.
+ */
+int
+kmemi_vmem_resize(
+    vmem_t *vm, vmem_addr_t addr, vmem_size_t oldsize, vmem_size_t newsize)
+{
+	vmem_size_t rold = vmem_roundup(vm, oldsize);
+	vmem_size_t rnew = vmem_roundup(vm, newsize);
+	vmem_size_t delta;
+	bt_t *bt, *n;
+
+	KMEM_ASSERT(rold > vm->vm_qcache_max && rnew > vm->vm_qcache_max);
+	kmem_mutex_enter(&vm->vm_lock);
+	VMEM_CHECK_HOOK(vm);
+	bt = hash_lookup(vm, addr);
+	if (kmem_unlikely(bt == NULL))
+		vmem_bad_free(vm, "kmemi_vmem_resize", addr, oldsize);
+	if (kmem_unlikely(rold != bt->bt_size || oldsize == 0 ||
+		(bt->bt_flags & BT_F_QCPAGE)))
+		kmem_panic("kmemi_vmem_resize(arena '%s', %#zx, %#zx): size "
+			   "%#zx != allocated size %#zx",
+		    vm->vm_name, (size_t)addr, oldsize, rold, bt->bt_size);
+	if (rnew == rold) {
+		kmem_mutex_exit(&vm->vm_lock);
+		return 0;
+	}
+	if (rnew > rold) {
+		delta = rnew - rold;
+		n = bt->bt_snext;
+		if (n->bt_type != BT_TYPE_FREE || n->bt_size < delta) {
+			kmem_mutex_exit(&vm->vm_lock);
+			return ENOMEM;
+		}
+		KMEM_ASSERT(n->bt_start == addr + rold);
+		freelist_remove(vm, n);
+		if (n->bt_size == delta) {
+			seg_remove(vm, n, bt);
+			bt_put(vm, n);
+		} else {
+			n->bt_start += delta;
+			n->bt_size -= delta;
+			freelist_insert(vm, n);
+		}
+		bt->bt_size = rnew;
+		vm->vm_inuse += delta;
+		vmem_exit_unlock(vm, false);
+		return 0;
+	}
+	/* Shrink: the tail becomes a busy tag, freed as vmem_free frees. */
+	if (bt_refill(vm, BT_NEED_ALLOC) != 0) {
+		kmem_mutex_exit(&vm->vm_lock);
+		return ENOMEM;
+	}
+	delta = rold - rnew;
+	n = bt_get(vm);
+	n->bt_start = addr + rnew;
+	n->bt_size = delta;
+	n->bt_type = BT_TYPE_BUSY;
+	n->bt_flags = 0;
+	seg_insert_after(bt, n);
+	bt->bt_size = rnew;
+	vm->vm_inuse -= delta;
+	vm->vm_nfreed--; /* a shrink, not a free: the count stays */
+	vmem_free_bt_unlock(vm, n);
+	return 0;
+}
+
 void
 vmem_xfree(vmem_t *vm, vmem_addr_t addr, vmem_size_t size)
 {

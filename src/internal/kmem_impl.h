@@ -243,6 +243,11 @@ kmemi_large_free_fast(void *p, _Atomic uint32_t *wp, uint32_t w)
 void kmemi_free_unsized(const char *fn, void *p);
 size_t kmemi_usable_unsized(const char *fn, const void *p);
 /*
+ * realloc of malloc's large block p of "old" bytes to "size" without a
+ * copy where kva allows (kmem.c): the block, or NULL (copy it).
+ */
+void *kmemi_large_realloc(void *p, size_t old, size_t size);
+/*
  * malloc's allocator under the fast path (kmem.c): "size" bytes (1 and
  * up; below 16 from the 16-byte class) aligned to "align" (a power of
  * two; 16 or less is the natural alignment), without waiting; NULL when

@@ -155,6 +155,16 @@ void kmemi_vmem_purge(vmem_t *vm, bool all);
 /* The same with a purge function told the arena (a domain's kva). */
 void kmemi_vmem_set_purge_src(vmem_t *vm,
     void (*fn)(vmem_t *, vmem_addr_t, vmem_size_t), uint64_t delay_ns);
+/*
+ * vmem.c: make the busy segment at addr, allocated with "oldsize" bytes
+ * by vmem_alloc or vmem_xalloc (not from a quantum cache: both sizes
+ * above vm_qcache_max), "newsize" bytes in place -- growing into the free
+ * segment right after it, or giving its tail back as a free one.  0, or
+ * ENOMEM when the space after it is not free (or, shrinking, no tag):
+ * nothing changed.  Bad addr or oldsize: the report vmem_xfree makes.
+ */
+int kmemi_vmem_resize(
+    vmem_t *vm, vmem_addr_t addr, vmem_size_t oldsize, vmem_size_t newsize);
 
 /*
  * fork(2) support, one function per layer (fork.c calls them in the lock

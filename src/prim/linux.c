@@ -393,6 +393,23 @@ kmem_prim_purge(void *addr, size_t size)
 }
 
 int
+kmem_prim_remap(void *from, size_t size, void *to)
+{
+	void *r;
+
+	if (!prim_page_aligned(from, size) || !prim_page_aligned(to, size))
+		return EINVAL;
+	if (prim_fault(size))
+		return ENOMEM;
+	r = mremap(from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+	if (r == MAP_FAILED)
+		return errno == ENOMEM ? ENOMEM : EINVAL;
+	r = mmap(from, size, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	return r == MAP_FAILED ? EFAULT : 0;
+}
+
+int
 kmem_prim_decommit(void *addr, size_t size)
 {
 	void *p;

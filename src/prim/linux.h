@@ -291,6 +291,21 @@ void kmem_prim_fault_size(size_t max);
 /* Memory-obtaining calls made since the last kmem_prim_fault_set(). */
 uint64_t kmem_prim_fault_calls(void);
 
+/* ---- page moves (a hosted build's: the freestanding contract has none) ----
+ */
+
+/*
+ * KMEM_PRIM_REMAP: this port can move pages.  kmem_prim_remap moves the
+ * pages of [from, from+size) to [to, to+size) (an existing mapping of at
+ * least that size, whose contents are dropped) without copying
+ * (mremap(2)), then maps fresh zero pages at "from", so that the range
+ * reads as purged memory does.  0; EINVAL or ENOMEM: nothing moved (copy
+ * instead); EFAULT: moved, but "from" could not be mapped again and must
+ * never be used (leave it allocated).
+ */
+#define KMEM_PRIM_REMAP 1
+int kmem_prim_remap(void *from, size_t size, void *to);
+
 /* ---- time and process ---- */
 
 /*

@@ -1,0 +1,154 @@
+/*
+ * malloc_realloc_large.c -- realloc of large blocks moves no bytes it
+ * need not (issue 12, section 3): a block of megabytes grows in place
+ * when the space after it is free, or has its pages moved by the OS
+ * (mremap), and never costs a page fault per page of what it held.  Run
+ * on glibc (the oracle, which mremaps its mmapped chunks) and on
+ * libkmem-malloc.so.
+ *
+ *  - contents: a block grown by doubling from 128 KiB to 64 MiB, then
+ *    shrunk back, keeps every byte it had (the prefix when it shrinks);
+ *  - faults: growing a written 16 MiB block to 32 MiB, then reading what
+ *    it held, takes fewer than a quarter of its 4096 pages in minor
+ *    faults (a copy into fresh pages takes all 4096: the old code did;
+ *    malloc_trim first, so that no dirty free memory hides a copy);
+ *  - the same while other large blocks are allocated and freed around
+ *    it, so that it cannot always grow in place (kmem only: glibc, once
+ *    a large chunk is freed, raises its mmap threshold and serves the
+ *    next ones from its heap, where realloc copies).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "t.h"
+
+static void *(*volatile f_realloc)(void *, size_t) = realloc;
+static void *(*volatile f_malloc)(size_t) = malloc;
+
+#define MB ((size_t)1 << 20)
+
+static void
+fill(unsigned char *p, size_t from, size_t to, unsigned tag)
+{
+	for (size_t i = from; i < to; i += 64)
+		p[i] = (unsigned char)((i >> 6) * 7 + tag);
+}
+
+static bool
+intact(const unsigned char *p, size_t n, unsigned tag)
+{
+	for (size_t i = 0; i < n; i += 64)
+		if (p[i] != (unsigned char)((i >> 6) * 7 + tag))
+			return false;
+	return true;
+}
+
+static long
+minflt(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_minflt;
+}
+
+static void
+test_contents(void)
+{
+	size_t n = 128 << 10, have = n;
+	unsigned char *p = f_malloc(n), *q;
+
+	T_ASSERT(p != NULL);
+	fill(p, 0, n, 3);
+	for (n *= 2; n <= 64 * MB; n *= 2) {
+		q = f_realloc(p, n);
+		T_ASSERT(q != NULL);
+		T_ASSERT(intact(q, have, 3));
+		fill(q, have, n, 3);
+		p = q;
+		have = n;
+	}
+	for (n = have / 2; n >= (64 << 10); n /= 2) {
+		q = f_realloc(p, n);
+		T_ASSERT(q != NULL);
+		T_ASSERT(intact(q, n, 3));
+		p = q;
+	}
+	free(p);
+}
+
+/* Grow a written block of "from" bytes to "to": faults it took. */
+static long
+grow_faults(size_t from, size_t to, unsigned tag)
+{
+	unsigned char *p = f_malloc(from), *q;
+	long before, faults;
+
+	T_ASSERT(p != NULL);
+	memset(p, 0, from);
+	fill(p, 0, from, tag);
+	/* No dirty free memory left: a copy would fault on every page. */
+	malloc_trim(0);
+	before = minflt();
+	q = f_realloc(p, to);
+	T_ASSERT(q != NULL);
+	T_ASSERT(intact(q, from, tag));
+	faults = minflt() - before;
+	free(q);
+	return faults;
+}
+
+static void
+test_no_copy(void)
+{
+	long f = grow_faults(16 * MB, 32 * MB, 5);
+
+	printf("   16 MiB -> 32 MiB: %ld minor faults (4096 pages held)\n", f);
+	T_LT(f, 1024);
+}
+
+static void
+test_no_copy_crowded(void)
+{
+	void *other[8];
+	long f, worst = 0;
+	int i, round;
+
+	for (round = 0; round < 4; round++) {
+		for (i = 0; i < 8; i++) {
+			other[i] = f_malloc((size_t)(i + 1) * MB);
+			T_ASSERT(other[i] != NULL);
+			memset(other[i], 1, (size_t)(i + 1) * MB);
+		}
+		for (i = round & 1; i < 8; i += 2)
+			free(other[i]);
+		f = grow_faults(
+		    8 * MB, (size_t)(12 + round) * MB, (unsigned)round);
+		if (f > worst)
+			worst = f;
+		for (i = !(round & 1); i < 8; i += 2)
+			free(other[i]);
+	}
+	printf("   8 MiB -> 12..15 MiB among other blocks: at most %ld minor "
+	       "faults (2048 pages held)\n",
+	    worst);
+	T_LT(worst, 512);
+}
+
+int
+main(int argc, char **argv)
+{
+	t_args(argc, argv);
+	T_RUN_IF(test_contents);
+	T_RUN_IF(test_no_copy);
+	if (getenv("KMEM_TEST_PRELOAD") != NULL)
+		T_RUN_IF(test_no_copy_crowded);
+	return t_done();
+}
