@@ -333,13 +333,16 @@ kmemi_page_arena(struct kmem_domain *d)
 			kmem_vmem_set_min_import(vm,
 			    d->kd_default ? PAGE_ARENA_IMPORT
 					  : PAGE_ARENA_IMPORT_SRC);
-			if (d->kd_default)
+			if (d->kd_default) {
 				kmemi_vmem_set_purge(vm, page_arena_purge,
 				    d->kd_opts.purge_delay_ms * 1000000u);
-			else
+				/* Its spans are mmaps: they may join. */
+				kmemi_vmem_set_merge(vm);
+			} else {
 				kmemi_vmem_set_purge_src(vm,
 				    page_arena_purge_src,
 				    d->kd_opts.purge_delay_ms * 1000000u);
+			}
 			atomic_store_explicit(
 			    &d->kd_page_arena, vm, memory_order_release);
 		}

@@ -272,6 +272,11 @@ struct vmem {
 	 * to the next free, from address vm_purge_from (section 7).
 	 */
 	bool vm_purge_more;
+	/*
+	 * Imported spans that touch join into one (kmemi_vmem_set_merge: the
+	 * default page arena, whose spans are the OS's anonymous mappings).
+	 */
+	bool vm_merge_spans;
 	vmem_addr_t vm_purge_from;
 
 	bt_t vm_seg0;	     /* segment and span list sentinel */
@@ -961,6 +966,69 @@ vmem_span_add(vmem_t *vm, vmem_addr_t addr, vmem_size_t size, int type)
 	return span;
 }
 
+static inline void bt_merge_dirty(bt_t *into, const bt_t *from);
+
+/*
+ * Imported span b, right after span a (a's end + 1 is b's start), becomes
+ * part of a: b's marker goes, and a's last segment and b's first join if
+ * both are free.  (kmemi_vmem_set_merge; the segments still tile a.)
+ */
+static void
+vmem_span_join(vmem_t *vm, bt_t *a, bt_t *b)
+{
+	bt_t *last = b->bt_sprev, *first = b->bt_snext;
+
+	VMEM_ASSERT_LOCKED(vm);
+	KMEM_ASSERT(a->bt_type == BT_TYPE_SPAN && b->bt_type == BT_TYPE_SPAN &&
+	    a->bt_fnext == b && b->bt_start - a->bt_start == a->bt_size &&
+	    last != a && first->bt_start == b->bt_start);
+	seg_remove(vm, b, last);
+	b->bt_fprev->bt_fnext = b->bt_fnext;
+	b->bt_fnext->bt_fprev = b->bt_fprev;
+	a->bt_size += b->bt_size;
+	bt_put(vm, b);
+	if (last->bt_type == BT_TYPE_FREE && first->bt_type == BT_TYPE_FREE) {
+		freelist_remove(vm, last);
+		freelist_remove(vm, first);
+		last->bt_size += first->bt_size;
+		bt_merge_dirty(last, first);
+		seg_remove(vm, first, last);
+		bt_put(vm, first);
+		freelist_insert(vm, last);
+	}
+}
+
+/* Whether imported span s can take in the one after it. */
+static inline bool
+vmem_span_joins(const vmem_t *vm, const bt_t *s)
+{
+	const bt_t *n = s->bt_fnext;
+
+	return s != &vm->vm_seg0 && n != &vm->vm_seg0 &&
+	    s->bt_type == BT_TYPE_SPAN && n->bt_type == BT_TYPE_SPAN &&
+	    !((s->bt_flags | n->bt_flags) & BT_F_XIMPORT) &&
+	    n->bt_start - s->bt_start == s->bt_size;
+}
+
+/*
+ * A span just imported joins the imported spans it touches: the span
+ * that holds it now.  So a free range can grow across what were two
+ * mappings, and a large request fits where two blocks were freed side by
+ * side, rather than importing (and, in deferred mode, purging as much
+ * first: section 7).
+ */
+static bt_t *
+vmem_span_merge(vmem_t *vm, bt_t *span)
+{
+	if (vmem_span_joins(vm, span))
+		vmem_span_join(vm, span, span->bt_fnext);
+	if (vmem_span_joins(vm, span->bt_fprev)) {
+		span = span->bt_fprev;
+		vmem_span_join(vm, span, span->bt_fnext);
+	}
+	return span;
+}
+
 /*
  * Give an imported span back to the source, unlocked: through vmem_xfree
  * if it came from vmem_xalloc on the source, else the release function.
@@ -1281,6 +1349,8 @@ vmem_import_relock(
 	*spanp = vmem_span_add(vm, addr, actual, BT_TYPE_SPAN);
 	if (direct)
 		(*spanp)->bt_flags |= BT_F_XIMPORT;
+	else if (vm->vm_merge_spans)
+		*spanp = vmem_span_merge(vm, *spanp);
 	vm->vm_nimport++;
 	KMEM_ASSERT(vm->vm_nbtfree >= BT_NEED_ALLOC);
 	return 0;
@@ -2679,6 +2749,14 @@ kmemi_vmem_set_purge(
 	vm->vm_purgefn = fn;
 	vm->vm_purge_delay_ns = delay_ns;
 	vm->vm_purge_last = kmem_prim_clock_ns();
+	kmem_mutex_exit(&vm->vm_lock);
+}
+
+void
+kmemi_vmem_set_merge(vmem_t *vm)
+{
+	kmem_mutex_enter(&vm->vm_lock);
+	vm->vm_merge_spans = true;
 	kmem_mutex_exit(&vm->vm_lock);
 }
 

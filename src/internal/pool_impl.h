@@ -156,6 +156,14 @@ void kmemi_vmem_purge(vmem_t *vm, bool all);
 void kmemi_vmem_set_purge_src(vmem_t *vm,
     void (*fn)(vmem_t *, vmem_addr_t, vmem_size_t), uint64_t delay_ns);
 /*
+ * vmem.c: imported spans that touch join into one span, so that free
+ * ranges coalesce across them.  Only for an import function whose spans
+ * the release function can give back in any union of them (the OS's
+ * anonymous mappings: munmap); not a vmem source, which frees exactly
+ * what it handed out.
+ */
+void kmemi_vmem_set_merge(vmem_t *vm);
+/*
  * vmem.c: make the busy segment at addr, allocated with "oldsize" bytes
  * by vmem_alloc or vmem_xalloc (not from a quantum cache: both sizes
  * above vm_qcache_max), "newsize" bytes in place -- growing into the free

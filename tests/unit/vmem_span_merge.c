@@ -1,0 +1,138 @@
+/*
+ * vmem_span_merge.c -- imported spans that touch join into one
+ * (kmemi_vmem_set_merge; kva of the default domain, issue 12): a free
+ * range then grows across what were two imports, so that a request
+ * larger than either fits where two blocks were freed side by side
+ * instead of importing again.  The import function hands out addresses
+ * going down, as mmap does, from a range nobody touches (vmem never
+ * dereferences them); its release function records what comes back.
+ * Checked: the spans join both ways (the new one below and above an old
+ * one), a 2 MiB request after two 1 MiB blocks were freed imports
+ * nothing, a span not touching stays apart, a wholly free merged span is
+ * released whole, kmem_vmem_check passes after every step -- and without
+ * the merge (the arena as before), the same request imports.
+ */
+#include "t.h"
+
+#include <kmem/vmem.h>
+
+#include "internal/internal.h"
+#include "internal/pool_impl.h"
+
+#define PG   ((vmem_size_t)4096)
+#define MB   ((vmem_size_t)1 << 20)
+#define BASE ((vmem_addr_t)0x7f0000000000)
+
+static vmem_addr_t g_next = BASE; /* the next import ends here */
+static vmem_size_t g_released;
+
+static int
+down_import(vmem_t *arg, vmem_size_t size, vm_flag_t flags, vmem_addr_t *ap)
+{
+	(void)arg;
+	(void)flags;
+	g_next -= size;
+	*ap = g_next;
+	return 0;
+}
+
+static void
+note_release(vmem_t *arg, vmem_addr_t addr, vmem_size_t size)
+{
+	(void)arg;
+	(void)addr;
+	g_released += size;
+}
+
+static uint64_t
+imports(vmem_t *vm)
+{
+	struct kmem_vmem_stats st;
+
+	T_EQ(kmem_vmem_stats(vm, &st), 0);
+	return st.vs_import;
+}
+
+static vmem_t *
+arena(bool merge)
+{
+	vmem_t *vm = vmem_create(merge ? "merge" : "apart", 0, 0, PG,
+	    down_import, note_release, NULL, 0, VM_SLEEP, IPL_NONE);
+
+	T_ASSERT(vm != NULL);
+	T_EQ(kmem_vmem_set_min_import(vm, PG), 0);
+	if (merge)
+		kmemi_vmem_set_merge(vm);
+	return vm;
+}
+
+static void
+test_merge(void)
+{
+	vmem_t *vm = arena(true);
+	vmem_addr_t a, b, c, big;
+
+	g_released = 0;
+	T_EQ(vmem_alloc(vm, MB, VM_SLEEP, &a), 0);
+	T_EQ(vmem_alloc(vm, MB, VM_SLEEP, &b), 0);
+	T_EQ(b + MB, a); /* imported below a, touching it */
+	T_EQ(imports(vm), 2);
+	kmem_vmem_check(vm);
+	vmem_free(vm, a, MB);
+	vmem_free(vm, b, MB);
+	kmem_vmem_check(vm);
+	/* One merged span wholly free: released whole, 2 MiB. */
+	T_EQ(g_released, 2 * MB);
+	g_next = BASE;
+	/* Again, busy neighbours this time, freed before the request. */
+	T_EQ(vmem_alloc(vm, MB, VM_SLEEP, &a), 0);
+	T_EQ(vmem_alloc(vm, MB, VM_SLEEP, &b), 0);
+	T_EQ(vmem_alloc(vm, MB, VM_SLEEP, &c), 0);
+	T_EQ(imports(vm), 5);
+	vmem_free(vm, a, MB);
+	vmem_free(vm, b, MB);
+	kmem_vmem_check(vm);
+	T_EQ(vmem_alloc(vm, 2 * MB, VM_SLEEP, &big), 0);
+	T_EQ(big, b);
+	T_EQ(imports(vm), 5);
+	kmem_vmem_check(vm);
+	/* A span that does not touch stays apart: a gap below c. */
+	g_next -= PG;
+	T_EQ(vmem_alloc(vm, MB, VM_SLEEP, &a), 0);
+	T_EQ(imports(vm), 6);
+	vmem_free(vm, a, MB);
+	T_EQ(g_released, 3 * MB); /* alone, wholly free: released */
+	vmem_free(vm, big, 2 * MB);
+	vmem_free(vm, c, MB);
+	T_EQ(g_released, 6 * MB);
+	kmem_vmem_check(vm);
+	vmem_destroy(vm);
+}
+
+static void
+test_apart(void)
+{
+	vmem_t *vm = arena(false);
+	vmem_addr_t a, b, c, big;
+
+	g_next = BASE;
+	T_EQ(vmem_alloc(vm, MB, VM_SLEEP, &a), 0);
+	T_EQ(vmem_alloc(vm, MB, VM_SLEEP, &b), 0);
+	T_EQ(vmem_alloc(vm, MB, VM_SLEEP, &c), 0);
+	vmem_free(vm, a, MB);
+	vmem_free(vm, b, MB);
+	T_EQ(vmem_alloc(vm, 2 * MB, VM_SLEEP, &big), 0);
+	T_EQ(imports(vm), 4); /* the two free spans could not serve it */
+	vmem_free(vm, big, 2 * MB);
+	vmem_free(vm, c, MB);
+	vmem_destroy(vm);
+}
+
+int
+main(int argc, char **argv)
+{
+	t_args(argc, argv);
+	T_RUN_IF(test_merge);
+	T_RUN_IF(test_apart);
+	return t_done();
+}
