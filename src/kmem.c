@@ -721,6 +721,30 @@ kmem_reaper_dom(struct kmem_domain *d, void *arg)
 	return 0;
 }
 
+/*
+ * The tick (pool_cache_impl.h, PC_TICK_BITS; option reap_tick_ms): a fast
+ * path whose commit ticked calls this after it, holding nothing.  At most
+ * once every reap_tick_ms, one thread -- the one whose compare-and-swap
+ * moves the time (kmemi_dom0.kd_tick_last) -- does the reaper's work for
+ * every domain.  Not in
+ * the set-up, nor in a fork handler (every lock is held).
+ */
+void
+kmemi_tick(void)
+{
+	uint64_t now = kmem_prim_clock_coarse_ns(), last;
+	uint64_t period = kmem_opts.reap_tick_ms * 1000000u;
+
+	last = atomic_load_explicit(
+	    &kmemi_dom0.kd_tick_last, memory_order_relaxed);
+	if (period == 0 || now - last < period ||
+	    !atomic_compare_exchange_strong_explicit(&kmemi_dom0.kd_tick_last,
+		&last, now, memory_order_relaxed, memory_order_relaxed) ||
+	    kmemi_setup_by_self() || kmemi_fork_by_self())
+		return;
+	kmemi_dom_foreach(kmem_reaper_dom, NULL);
+}
+
 static void *
 kmem_reaper(void *arg)
 {

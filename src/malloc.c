@@ -87,6 +87,15 @@
  * 9. Locking.  None of its own: the caches' and kva's.  The deferred
  *    list is a lock-free stack (pushes by the forking thread, one
  *    exchange to take it all); the bootstrap area a lock-free bump.
+ *
+ * 10. Memory goes back while the program runs.  A program that frees
+ *    much and goes on with a few sizes that always hit their CPU's
+ *    group never reaches a slow path, where the caches shrink to their
+ *    working sets and kva purges.  So one get or put in 16384 on a group
+ *    ticks (pool_cache_impl.h, PC_TICK_BITS), and a free whose put
+ *    ticked calls kmemi_tick after it, holding nothing: at most every
+ * reap_tick_ms (250) it does the optional reaper thread's work.  (kmem_alloc's
+ *    own fast paths do not tick yet.)
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -463,10 +472,16 @@ free(void *p)
 			}
 			((uintptr_t *)p)[1] = tag_of(a); /* no load: a store */
 #ifdef PC_RSEQ
+			int r;
+
 			if (kmem_likely(gate == 0) &&
-			    kmem_likely(pc_rseq_put(kmemi_fast_cpus(kf),
-				kf->kf_ncpu, p, POOL_PADDR_INVALID)))
+			    kmem_likely((r = pc_rseq_put(kmemi_fast_cpus(kf),
+					     kf->kf_ncpu, p,
+					     POOL_PADDR_INVALID)) != 0)) {
+				if (kmem_unlikely(r == 2))
+					kmemi_tick(); /* section 10 */
 				return;
+			}
 #endif
 			free_put(p, PM_CLASS(w));
 			return;

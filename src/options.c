@@ -156,6 +156,15 @@ static const struct opt_row opt_table[] = {
     OPT(reap_thread_ms, OPT_U64, 0, 0, OPT_MS_MAX,
 	"a background thread calls kmem_reap() every N ms (0: none)"),
     /*
+     * The same work without a thread: at most every N ms, an allocation
+     * or free on a fast path that ticks (one in 16384 on a CPU's group:
+     * pool_cache_impl.h, PC_TICK_BITS) does it itself, so that a program
+     * that freed much and goes on allocating gives memory back within a
+     * few seconds even if it never misses its caches.  250 ms; 0: off.
+     */
+    OPT(reap_tick_ms, OPT_U64, 250, 0, OPT_MS_MAX,
+	"allocations do the reaper's work at most every N ms (0: never)"),
+    /*
      * How long KM_SLEEP keeps reaping and retrying while the OS refuses
      * memory before it aborts with a message.  10 s.  0: abort at the
      * second refusal.

@@ -143,6 +143,8 @@ struct kmem_domain {
 	bool kd_pc_list_cv_ready;
 	struct pool_cache *kd_pc_list;
 	_Atomic size_t kd_pc_depot_bytes;
+	/* The default domain's: when the tick last did the reaper's work. */
+	_Atomic uint64_t kd_tick_last;
 	kmem_mutex_t kd_pcg_init_lock;
 	atomic_bool kd_pcg_ready;
 	kmem_mutex_t kd_pcg_lock; /* the empties */

@@ -192,6 +192,7 @@ struct kmem_options {
 	uint64_t purge_delay_ms;    /* page arena: free space purged after */
 	uint64_t oom_wait_ms;	    /* KM_SLEEP: abort after */
 	uint64_t reap_thread_ms;    /* background kmem_reap period, 0: off */
+	uint64_t reap_tick_ms;	    /* allocations run the reaper's work */
 	/* KMEM_DEBUG=check, check_every=N (debug.c; no row): 0 off, N. */
 	unsigned int check_every;
 };

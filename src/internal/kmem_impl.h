@@ -248,6 +248,12 @@ size_t kmemi_usable_unsized(const char *fn, const void *p);
  */
 void *kmemi_large_realloc(void *p, size_t old, size_t size);
 /*
+ * The tick (kmem.c): a fast path whose pc_rseq_put returned 2 calls it,
+ * holding nothing; at most every reap_tick_ms it does the optional
+ * reaper's work.
+ */
+void kmemi_tick(void);
+/*
  * malloc's allocator under the fast path (kmem.c): "size" bytes (1 and
  * up; below 16 from the 16-byte class) aligned to "align" (a power of
  * two; 16 or less is the natural alignment), without waiting; NULL when

@@ -113,6 +113,7 @@ static const struct {
     {"magazines", false, 1, 0, 1},
     {"purge_delay_ms", true, 1000, 0, 86400000},
     {"reap_thread_ms", true, 0, 0, 86400000},
+    {"reap_tick_ms", true, 250, 0, 86400000},
     {"oom_wait_ms", true, 10000, 0, 86400000},
 };
 
