@@ -108,6 +108,9 @@
  *    kmem_reap_all() gives back everything unused.  With no allocator
  *    call at all nothing runs, unless reap_thread_ms starts a thread that
  *    trims the caches and runs kva's purge pass when due (kmem_reaper).
+ *    A program that calls only fast paths (every get and put a hit in
+ *    its CPU's group) runs the same work from its frees: malloc's put
+ *    ticks once in 16384 (kmemi_tick, at most every reap_tick_ms).
  *
  * 5a. Domains (domain.c).  The classes, their fast-path data, the gate,
  *    the set-up lock and the page map are the domain's (domain.h).  The
