@@ -1494,12 +1494,11 @@ kmem_class_get_fast(struct kmem_domain *d, size_t size, unsigned int mask)
 #ifdef PC_RSEQ
 	/* The class table is constant; kf's fields are read after the gate. */
 	const struct kmem_fast *kf = &d->kd_fast[kmem_class_of(size)];
-	paddr_t pa; /* kmem's caches have none: unused */
 	void *p;
 
 	if (kmem_unlikely((KMEMI_GATE_OF(d) & mask) != 0))
 		return NULL;
-	if (kmem_likely(pc_rseq_get(kmemi_fast_cpus(kf), kf->kf_ncpu, &p, &pa)))
+	if (kmem_likely(pc_rseq_get_va(kmemi_fast_cpus(kf), kf->kf_ncpu, &p)))
 		return p;
 #else
 	(void)d;
@@ -1552,7 +1551,6 @@ kmem_alloc_large(const char *fn, size_t size, km_flag_t flags)
 	 * saved (bench_kmem's 64 KiB pair: 7.9 ns with the shared inline,
 	 * which calls the marking and then tests its result).
 	 */
-	paddr_t pa;
 	void *p;
 
 	if (kmem_likely(flags - 1 <= 1) &&
@@ -1563,8 +1561,7 @@ kmem_alloc_large(const char *fn, size_t size, km_flag_t flags)
 		const struct kmem_fast *kf = &kmemi_large_fast[npg];
 		_Atomic uint32_t *w;
 
-		if (kmem_likely(
-			pc_rseq_get(kf->kf_cpus, kf->kf_ncpu, &p, &pa))) {
+		if (kmem_likely(pc_rseq_get_va(kf->kf_cpus, kf->kf_ncpu, &p))) {
 			w = kmemi_pm_word_get((uintptr_t)p);
 			if (kmem_unlikely(w == NULL))
 				return kmem_alloc_large_mark(
@@ -1671,8 +1668,7 @@ kmem_free_in(struct kmem_domain *d, void *p, size_t size)
 	if (kmem_likely(size - 1 < KMEM_CACHE_MAX)) {
 		const struct kmem_fast *kf = &d->kd_fast[kmem_class_of(size)];
 
-		return pc_rseq_put(
-		    kmemi_fast_cpus(kf), kf->kf_ncpu, p, POOL_PADDR_INVALID);
+		return pc_rseq_put_va(kmemi_fast_cpus(kf), kf->kf_ncpu, p);
 	}
 	if (size - 1 < d->kd_large_fast_max &&
 	    ((uintptr_t)p & (kmem_pagesz - 1)) == 0) {
@@ -1688,9 +1684,8 @@ kmem_free_in(struct kmem_domain *d, void *p, size_t size)
 			&live, PM_FREED | (uint32_t)npg, memory_order_relaxed,
 			memory_order_relaxed))) {
 			if (kmem_unlikely(
-				!pc_rseq_put(d->kd_large_fast[npg].kf_cpus,
-				    d->kd_large_fast[npg].kf_ncpu, p,
-				    POOL_PADDR_INVALID))) {
+				!pc_rseq_put_va(d->kd_large_fast[npg].kf_cpus,
+				    d->kd_large_fast[npg].kf_ncpu, p))) {
 				if (d == &kmemi_dom0)
 					kmemi_large_fast_unput(p, npg);
 				else

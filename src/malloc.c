@@ -190,6 +190,13 @@ tag_report(pool_cache_t pc, void *obj, const char *fn)
 	    fn, obj, name, (unsigned long)word);
 }
 
+/* The same for class c's cache, looked up here: a cold call, no more. */
+static _Noreturn KMEM_COLD KMEM_NOINLINE void
+tag_report_class(unsigned int c, void *obj, const char *fn)
+{
+	tag_report(kmemi_class_cache(c), obj, fn);
+}
+
 static const struct kmemi_obj_hooks tag_hooks = {
     tag_fill, tag_check, tag_report};
 
@@ -343,15 +350,13 @@ class_get_fast(const char *fn, unsigned int c)
 {
 #ifdef PC_RSEQ
 	const struct kmem_fast *kf = &kmemi_fast[c];
-	paddr_t pa;
 	void *p;
 
-	if (kmem_likely(
-		pc_rseq_get(kmemi_fast_cpus(kf), kf->kf_ncpu, &p, &pa))) {
+	if (kmem_likely(pc_rseq_get_va(kmemi_fast_cpus(kf), kf->kf_ncpu, &p))) {
 		uintptr_t *tag = (uintptr_t *)p + 1;
 
 		if (kmem_unlikely(*tag != tag_of((uintptr_t)p)))
-			tag_report(kmemi_class_cache(c), p, fn);
+			tag_report_class(c, p, fn);
 		*tag = 0;
 		return p;
 	}
@@ -362,20 +367,32 @@ class_get_fast(const char *fn, unsigned int c)
 	return NULL;
 }
 
-/* The fast path: a class object, or a large block (kmem_impl.h). */
+/* A large block (kmem_impl.h's fast path, else the slow path). */
+static KMEM_NOINLINE void *
+malloc_large(const char *fn, size_t size)
+{
+	void *p;
+
+	if ((p = kmemi_large_alloc_fast(size)) != NULL)
+		return p; /* a large block: no tag */
+	return malloc_slow(fn, size, MALLOC_ALIGN);
+}
+
+/*
+ * The fast path: a class object; every other way out a tail call, so
+ * that the fast path saves no register (the large path inline made every
+ * malloc push and pop three).
+ */
 static inline void *
 malloc_common(const char *fn, size_t size)
 {
 	void *p;
 
-	if (kmem_likely(size - 1 < KMEM_CACHE_MAX)) {
-		if (kmem_likely(KMEMI_GATE() == 0) &&
-		    kmem_likely(
-			(p = class_get_fast(fn, class_of(size))) != NULL))
-			return p;
-	} else if ((p = kmemi_large_alloc_fast(size)) != NULL) {
-		return p; /* a large block: no tag */
-	}
+	if (kmem_unlikely(size - 1 >= KMEM_CACHE_MAX))
+		return malloc_large(fn, size);
+	if (kmem_likely(KMEMI_GATE() == 0) &&
+	    kmem_likely((p = class_get_fast(fn, class_of(size))) != NULL))
+		return p;
 	return malloc_slow(fn, size, MALLOC_ALIGN);
 }
 
@@ -452,6 +469,20 @@ free_put(void *p, unsigned int c)
 	errno = saved;
 }
 
+/*
+ * Not a class object: a large block, or the slow path (which reports what
+ * is wrong).  Out of line, so that free's class path saves no register.
+ * (A large free may take kva's lock: not in a fork handler.)
+ */
+static KMEM_NOINLINE void
+free_large(void *p, _Atomic uint32_t *wp, uint32_t w, unsigned int gate)
+{
+	if (gate == 0 && !kmemi_fork_by_self() &&
+	    kmemi_large_free_fast(p, wp, w))
+		return;
+	free_slow(p);
+}
+
 void
 free(void *p)
 {
@@ -475,9 +506,8 @@ free(void *p)
 			int r;
 
 			if (kmem_likely(gate == 0) &&
-			    kmem_likely((r = pc_rseq_put(kmemi_fast_cpus(kf),
-					     kf->kf_ncpu, p,
-					     POOL_PADDR_INVALID)) != 0)) {
+			    kmem_likely((r = pc_rseq_put_va(kmemi_fast_cpus(kf),
+					     kf->kf_ncpu, p)) != 0)) {
 				if (kmem_unlikely(r == 2))
 					kmemi_tick(); /* section 10 */
 				return;
@@ -486,10 +516,8 @@ free(void *p)
 			free_put(p, PM_CLASS(w));
 			return;
 		}
-		/* (A large free may take kva's lock: not in a fork handler.) */
-		if (gate == 0 && !kmemi_fork_by_self() &&
-		    kmemi_large_free_fast(p, wp, w))
-			return;
+		free_large(p, wp, w, gate);
+		return;
 	}
 	free_slow(p);
 }

@@ -163,7 +163,6 @@ static inline void *
 kmemi_large_alloc_fast_in(struct kmem_domain *d, size_t size, unsigned int mask)
 {
 #ifdef PC_RSEQ
-	paddr_t pa; /* kva's quantum caches have none: unused */
 	void *p;
 
 	if (kmem_likely((KMEMI_GATE_OF(d) & mask) == 0) &&
@@ -173,8 +172,7 @@ kmemi_large_alloc_fast_in(struct kmem_domain *d, size_t size, unsigned int mask)
 		const struct kmem_fast *kf = &d->kd_large_fast[npg];
 		_Atomic uint32_t *w;
 
-		if (kmem_likely(
-			pc_rseq_get(kf->kf_cpus, kf->kf_ncpu, &p, &pa))) {
+		if (kmem_likely(pc_rseq_get_va(kf->kf_cpus, kf->kf_ncpu, &p))) {
 			w = d == &kmemi_dom0
 			    ? kmemi_pm_word_get((uintptr_t)p)
 			    : kmemi_dom_pm_get(d, (uintptr_t)p);
@@ -223,8 +221,7 @@ kmemi_large_free_fast(void *p, _Atomic uint32_t *wp, uint32_t w)
 	    !atomic_compare_exchange_strong_explicit(wp, &w, PM_FREED | npg,
 		memory_order_relaxed, memory_order_relaxed))
 		return false;
-	if (kmem_unlikely(
-		!pc_rseq_put(kf->kf_cpus, kf->kf_ncpu, p, POOL_PADDR_INVALID)))
+	if (kmem_unlikely(!pc_rseq_put_va(kf->kf_cpus, kf->kf_ncpu, p)))
 		kmemi_large_fast_unput(p, npg); /* the default domain's */
 	return true;
 #else
