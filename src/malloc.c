@@ -4,9 +4,14 @@
  *
  * 1. What it is.  malloc, free, calloc, realloc, reallocarray,
  *    aligned_alloc, posix_memalign, memalign, valloc, pvalloc,
- *    malloc_usable_size and malloc_trim, and nothing else (the version
- *    script src/libkmem-malloc.map): kmem's own API stays hidden, so a
- *    preloaded program never sees pool_init or vmem_create.
+ *    malloc_usable_size and malloc_trim; C23's free_sized and
+ *    free_aligned_sized; C++'s replaceable operator new, new[], delete and
+ *    delete[] in all their forms (section 10) -- and nothing else (the
+ *    version script src/libkmem-malloc.map): kmem's own API stays hidden,
+ *    so a preloaded program never sees pool_init or vmem_create.  The
+ *    library is C and needs only libc: the C++ names are defined here
+ *    under their Itanium names, and the C++ runtime is reached by weak
+ *    references.
  *
  * 2. Paths.  A request of up to 16 KiB is an object of the smallest kmem
  *    class that holds it, never below the 16-byte class (malloc promises
@@ -66,8 +71,9 @@
  * 7. Debugging.  With KMEM_DEBUG on, every call goes to debug.c, whose
  *    record table gives free its size and names what is wrong: double
  *    free, foreign and interior pointers, redzones, write after free,
- *    guard pages; malloc_usable_size is then the size asked for, so
- *    writing all of it never trips a redzone.
+ *    guard pages, and a sized free's wrong size (section 10);
+ *    malloc_usable_size is then the size asked for, so writing all of it
+ *    never trips a redzone.
  *
  * 8. Failure policy (glibc's where C leaves it open).  Out of memory:
  *    the caches are reaped once and the request retried, then NULL with
@@ -84,6 +90,47 @@
  * 9. Locking.  None of its own: the caches' and kva's.  The deferred
  *    list is a lock-free stack (pushes by the forking thread, one
  *    exchange to take it all); the bootstrap area a lock-free bump.
+ *
+ * 10. Sized frees and C++.  A C++ program calls operator new and delete,
+ *    which were libstdc++'s wrappers around malloc and free; they are
+ *    these now, the twenty forms (plain, nothrow, aligned by
+ *    std::align_val_t, sized delete, sized and aligned delete; new[] and
+ *    delete[] alike), and C23's free_sized(p, size) and
+ *    free_aligned_sized(p, align, size).
+ *    - The size is a hint, never trusted: with it the class is known
+ *      before p's page-map word is read (class_of, or aligned_class for
+ *      an alignment above 16), so its CPU slots and divisibility
+ *      constants load while the word does; the word must then say that
+ *      very class (and p must start an object of it, as for free) for the
+ *      object to go to that class's CPU group -- one compare more than
+ *      free, one dependent load less.  Any other word -- a wrong size, a
+ *      large block, a block realloc kept in place, an aligned object freed
+ *      without its alignment, a pointer kmem never handed out -- takes
+ *      free(p), which finds the true class (or reports p).  So an object
+ *      never goes to the cache of another class, larger or smaller, and
+ *      without debugging a wrong size is not reported: the free is
+ *      free(p)'s.  Large sizes go straight to free(p): a large block's
+ *      word holds its page count, and realloc may keep a block whose size
+ *      says another.  With KMEM_DEBUG on, the sized calls are the debug
+ *      layer's sized free, which reports a size other than the one asked
+ *      for ("FN(PTR, SIZE) != allocated size N"); size 0 (new(0),
+ *      malloc(0): recorded as 1) is freed unsized.
+ *    - The unsized deletes are free: the plain ones alias it (no
+ *      instruction between), the nothrow and aligned ones call it (the
+ *      page map knows the alignment); their reports name free.
+ *    - new is malloc's fast path; on failure (new_fail) the throwing
+ *      forms call std::get_new_handler()'s handler and retry while there
+ *      is one, then throw std::bad_alloc by libstdc++'s
+ *      std::__throw_bad_alloc (libc++ exports it too).  Both are weak
+ *      references, bound if the C++ runtime is loaded with the program;
+ *      without one (a C program calling _Znwm; a C++ library dlopen'ed
+ *      later, whose runtime our references never see) the failure aborts
+ *      with a "kmem: " line.  A handler's exception and bad_alloc unwind
+ *      through our frames: malloc.c is compiled with -fexceptions.  An
+ *      alignment that is not a power of two throws bad_alloc at once, as
+ *      libstdc++'s operator new does.  The nothrow forms return NULL
+ *      without calling the new handler (which may throw, and a C frame
+ *      cannot catch it): unlike libstdc++'s, which call the handler.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -545,6 +592,23 @@ reallocarray(void *p, size_t n, size_t size)
 
 /* ---- aligned allocation ---- */
 
+/*
+ * The class of "size" bytes (1..KMEM_CACHE_MAX) aligned to "align" (a
+ * power of two above 16, up to a page): the first class from the size up
+ * that is a multiple of the alignment (section 4; kmem.c's slow path
+ * takes the same one).  KMEM_NCLASS: none.  After the gate (kf_size).
+ */
+static inline unsigned int
+aligned_class(size_t size, size_t align)
+{
+	unsigned int c;
+
+	for (c = class_of(size); c < KMEM_NCLASS; c++)
+		if ((kmemi_fast[c].kf_size & (align - 1)) == 0)
+			break;
+	return c;
+}
+
 static void *
 aligned_common(const char *fn, size_t align, size_t size)
 {
@@ -552,18 +616,11 @@ aligned_common(const char *fn, size_t align, size_t size)
 
 	if (align <= MALLOC_ALIGN)
 		return malloc_common(fn, size);
-	/*
-	 * Up to a page, the fast path of the first class from the size up
-	 * that is a multiple of the alignment (section 4; the slow path
-	 * takes the same one).
-	 */
+	/* Up to a page, the fast path of aligned_class. */
 	if (size - 1 < KMEM_CACHE_MAX && KMEMI_GATE() == 0 &&
 	    align <= ((size_t)1 << kmemi_pgshift)) {
-		unsigned int c;
+		unsigned int c = aligned_class(size, align);
 
-		for (c = class_of(size); c < KMEM_NCLASS; c++)
-			if ((kmemi_fast[c].kf_size & (align - 1)) == 0)
-				break;
 		if (c < KMEM_NCLASS && (p = class_get_fast(fn, c)) != NULL)
 			return p;
 	}
@@ -671,4 +728,340 @@ malloc_trim(size_t pad)
 	/* Pages came back to kva, or kva had free pages to purge. */
 	return after.vs_inuse < before.vs_inuse ||
 	    before.vs_imported > before.vs_inuse;
+}
+
+/* ---- sized frees and C++'s operators (section 10) ---- */
+
+void free_sized(void *p, size_t size) KMEM_EXPORT;
+void free_aligned_sized(void *p, size_t align, size_t size) KMEM_EXPORT;
+
+/*
+ * C++'s replaceable allocation functions under their Itanium names (LP64:
+ * size_t is "m"; std::align_val_t is an enum on size_t, passed as one;
+ * std::nothrow_t by reference, a pointer never read).
+ */
+#define CXX_EXPORT(name) __asm__(name) KMEM_EXPORT
+void *cxx_new(size_t size) CXX_EXPORT("_Znwm");
+void *cxx_new_array(size_t size) CXX_EXPORT("_Znam");
+void *cxx_new_nothrow(size_t size, const void *nt)
+    CXX_EXPORT("_ZnwmRKSt9nothrow_t");
+void *cxx_new_array_nothrow(size_t size, const void *nt)
+    CXX_EXPORT("_ZnamRKSt9nothrow_t");
+void *cxx_new_aligned(size_t size, size_t align)
+    CXX_EXPORT("_ZnwmSt11align_val_t");
+void *cxx_new_array_aligned(size_t size, size_t align)
+    CXX_EXPORT("_ZnamSt11align_val_t");
+void *cxx_new_aligned_nothrow(size_t size, size_t align, const void *nt)
+    CXX_EXPORT("_ZnwmSt11align_val_tRKSt9nothrow_t");
+void *cxx_new_array_aligned_nothrow(size_t size, size_t align, const void *nt)
+    CXX_EXPORT("_ZnamSt11align_val_tRKSt9nothrow_t");
+void cxx_delete_nothrow(void *p, const void *nt)
+    CXX_EXPORT("_ZdlPvRKSt9nothrow_t");
+void cxx_delete_array_nothrow(void *p, const void *nt)
+    CXX_EXPORT("_ZdaPvRKSt9nothrow_t");
+void cxx_delete_sized(void *p, size_t size) CXX_EXPORT("_ZdlPvm");
+void cxx_delete_array_sized(void *p, size_t size) CXX_EXPORT("_ZdaPvm");
+void cxx_delete_aligned(void *p, size_t align)
+    CXX_EXPORT("_ZdlPvSt11align_val_t");
+void cxx_delete_array_aligned(void *p, size_t align)
+    CXX_EXPORT("_ZdaPvSt11align_val_t");
+void cxx_delete_aligned_nothrow(void *p, size_t align, const void *nt)
+    CXX_EXPORT("_ZdlPvSt11align_val_tRKSt9nothrow_t");
+void cxx_delete_array_aligned_nothrow(void *p, size_t align, const void *nt)
+    CXX_EXPORT("_ZdaPvSt11align_val_tRKSt9nothrow_t");
+void cxx_delete_sized_aligned(void *p, size_t size, size_t align)
+    CXX_EXPORT("_ZdlPvmSt11align_val_t");
+void cxx_delete_array_sized_aligned(void *p, size_t size, size_t align)
+    CXX_EXPORT("_ZdaPvmSt11align_val_t");
+/* The plain deletes are free itself: no instruction between. */
+void cxx_delete(void *p) CXX_EXPORT("_ZdlPv")
+    __attribute__((alias("free"), nothrow, leaf));
+void cxx_delete_array(void *p) CXX_EXPORT("_ZdaPv")
+    __attribute__((alias("free"), nothrow, leaf));
+
+/*
+ * The C++ runtime's, by weak reference (section 10): std::get_new_handler
+ * and libstdc++'s std::__throw_bad_alloc (libc++ has it too).  NULL when
+ * no C++ runtime was loaded with the program.
+ */
+typedef void (*cxx_new_handler)(void);
+extern cxx_new_handler cxx_get_new_handler(void) __asm__(
+    "_ZSt15get_new_handlerv") __attribute__((weak));
+extern void cxx_throw_bad_alloc(void) __asm__("_ZSt17__throw_bad_allocv")
+    __attribute__((weak, noreturn));
+
+/*
+ * A throwing operator new found no memory (or got an alignment that is
+ * not a power of two: std::bad_alloc at once, as libstdc++'s): call the
+ * new handler and retry while there is one, then throw std::bad_alloc.
+ * Both may unwind through this frame and its caller's (the library is
+ * built with -fexceptions: unwind tables).
+ */
+static KMEM_NOINLINE KMEM_COLD void *
+new_fail(const char *fn, size_t size, size_t align)
+{
+	cxx_new_handler h;
+	void *p;
+
+	while (kmem_powerof2(align) && cxx_get_new_handler != NULL &&
+	    (h = cxx_get_new_handler()) != NULL) {
+		h();
+		p = align <= MALLOC_ALIGN ? malloc_common(fn, size)
+					  : aligned_common(fn, align, size);
+		if (p != NULL)
+			return p;
+	}
+	if (cxx_throw_bad_alloc != NULL)
+		cxx_throw_bad_alloc();
+	kmem_panic("%s(%zu): out of memory, and no C++ runtime loaded to "
+		   "throw std::bad_alloc",
+	    fn, size);
+}
+
+static inline void *
+new_common(const char *fn, size_t size)
+{
+	void *p = malloc_common(fn, size);
+
+	if (kmem_likely(p != NULL))
+		return p;
+	return new_fail(fn, size, MALLOC_ALIGN);
+}
+
+static inline void *
+new_aligned_common(const char *fn, size_t size, size_t align)
+{
+	void *p;
+
+	if (kmem_likely(kmem_powerof2(align)) &&
+	    kmem_likely((p = aligned_common(fn, align, size)) != NULL))
+		return p;
+	return new_fail(fn, size, align);
+}
+
+void *
+cxx_new(size_t size)
+{
+	return new_common("operator new", size);
+}
+
+void *
+cxx_new_array(size_t size)
+{
+	return new_common("operator new[]", size);
+}
+
+void *
+cxx_new_nothrow(size_t size, const void *nt)
+{
+	(void)nt;
+	return malloc_common("operator new", size);
+}
+
+void *
+cxx_new_array_nothrow(size_t size, const void *nt)
+{
+	(void)nt;
+	return malloc_common("operator new[]", size);
+}
+
+void *
+cxx_new_aligned(size_t size, size_t align)
+{
+	return new_aligned_common("operator new", size, align);
+}
+
+void *
+cxx_new_array_aligned(size_t size, size_t align)
+{
+	return new_aligned_common("operator new[]", size, align);
+}
+
+void *
+cxx_new_aligned_nothrow(size_t size, size_t align, const void *nt)
+{
+	(void)nt;
+	if (!kmem_powerof2(align))
+		return NULL;
+	return aligned_common("operator new", align, size);
+}
+
+void *
+cxx_new_array_aligned_nothrow(size_t size, size_t align, const void *nt)
+{
+	(void)nt;
+	if (!kmem_powerof2(align))
+		return NULL;
+	return aligned_common("operator new[]", align, size);
+}
+
+/*
+ * Not the fast path of a sized free: with debugging on, the debug
+ * layer's sized free, which checks the size against its record
+ * (KMEM_DEBUG; "FN(PTR, SIZE) != allocated size N"); otherwise -- and
+ * for size 0 (new(0), malloc(0): the record says 1), NULL, bootstrap
+ * blocks and a fork handler's frees -- free(p), size unread.
+ */
+static KMEM_NOINLINE void
+free_sized_slow(const char *fn, void *p, size_t size)
+{
+	unsigned int gate = KMEMI_GATE();
+	int saved;
+
+	if (kmem_likely((gate & KMEM_GATE_DEBUG) == 0) ||
+	    (gate & KMEM_GATE_INIT) != 0 || size == 0 || p == NULL ||
+	    boot_owns(p) || kmemi_fork_by_self()) {
+		free(p);
+		return;
+	}
+	saved = errno;
+	drain_deferred();
+	kmemi_debug_free(fn, p, size);
+	errno = saved;
+}
+
+/*
+ * Free p, said to be "size" bytes of class c (section 10): when p's
+ * page-map word says that class, and p starts an object of it, free's
+ * fast path without decoding the class from the word -- the class, its
+ * CPU slots and its divisibility constants come from the size, loaded
+ * while the page map is read.  Anything else, a wrong size included:
+ * free_sized_slow, which is free(p) without debugging.
+ */
+static inline void
+free_class(const char *fn, void *p, size_t size, unsigned int c)
+{
+	const struct kmem_fast *kf = &kmemi_fast[c];
+	uintptr_t a = (uintptr_t)p;
+	unsigned int gate = KMEMI_GATE();
+	_Atomic uint32_t *wp;
+	uint32_t w;
+
+	if (kmem_likely((gate & ~KMEM_GATE_NORSEQ) == 0) &&
+	    kmem_likely((wp = kmemi_pm_word_get(a)) != NULL)) {
+		w = atomic_load_explicit(wp, memory_order_relaxed);
+		if (kmem_likely((w & ~(uint32_t)0xff) == (PM_SMALL | c << 8)) &&
+		    kmem_likely(kmemi_small_valid(a, w, kf))) {
+			((uintptr_t *)p)[1] = tag_of(a); /* section 3 */
+#ifdef PC_RSEQ
+			if (kmem_likely(gate == 0) &&
+			    kmem_likely(pc_rseq_put(kmemi_fast_cpus(kf),
+				kf->kf_ncpu, p, POOL_PADDR_INVALID)))
+				return;
+#endif
+			free_put(p, c);
+			return;
+		}
+	}
+	free_sized_slow(fn, p, size);
+}
+
+/* p of "size" bytes from malloc, calloc, realloc or operator new. */
+static inline void
+free_sized_common(const char *fn, void *p, size_t size)
+{
+	if (kmem_likely(size - 1 < KMEM_CACHE_MAX))
+		free_class(fn, p, size, class_of(size));
+	else
+		free_sized_slow(fn, p, size);
+}
+
+/* The same aligned to "align" (aligned_alloc, aligned operator new). */
+static inline void
+free_aligned_common(const char *fn, void *p, size_t size, size_t align)
+{
+	unsigned int c;
+
+	if (align <= MALLOC_ALIGN) {
+		free_sized_common(fn, p, size);
+		return;
+	}
+	/* The gate before aligned_class's loads, as aligned_common's. */
+	if (size - 1 < KMEM_CACHE_MAX && KMEMI_GATE() == 0 &&
+	    align <= ((size_t)1 << kmemi_pgshift) &&
+	    (c = aligned_class(size, align)) < KMEM_NCLASS)
+		free_class(fn, p, size, c);
+	else
+		free_sized_slow(fn, p, size);
+}
+
+void
+free_sized(void *p, size_t size)
+{
+	free_sized_common("free_sized", p, size);
+}
+
+void
+free_aligned_sized(void *p, size_t align, size_t size)
+{
+	free_aligned_common("free_aligned_sized", p, size, align);
+}
+
+void
+cxx_delete_sized(void *p, size_t size)
+{
+	free_sized_common("operator delete", p, size);
+}
+
+void
+cxx_delete_array_sized(void *p, size_t size)
+{
+	free_sized_common("operator delete[]", p, size);
+}
+
+void
+cxx_delete_sized_aligned(void *p, size_t size, size_t align)
+{
+	free_aligned_common("operator delete", p, size, align);
+}
+
+void
+cxx_delete_array_sized_aligned(void *p, size_t size, size_t align)
+{
+	free_aligned_common("operator delete[]", p, size, align);
+}
+
+/* Without a size: free(p) (the alignment is the page map's to know). */
+void
+cxx_delete_nothrow(void *p, const void *nt)
+{
+	(void)nt;
+	free(p);
+}
+
+void
+cxx_delete_array_nothrow(void *p, const void *nt)
+{
+	(void)nt;
+	free(p);
+}
+
+void
+cxx_delete_aligned(void *p, size_t align)
+{
+	(void)align;
+	free(p);
+}
+
+void
+cxx_delete_array_aligned(void *p, size_t align)
+{
+	(void)align;
+	free(p);
+}
+
+void
+cxx_delete_aligned_nothrow(void *p, size_t align, const void *nt)
+{
+	(void)align;
+	(void)nt;
+	free(p);
+}
+
+void
+cxx_delete_array_aligned_nothrow(void *p, size_t align, const void *nt)
+{
+	(void)align;
+	(void)nt;
+	free(p);
 }
