@@ -317,21 +317,25 @@ test_bad_alloc()
 	T_ASSERT(::operator new[](huge, nt) == nullptr);
 	T_ASSERT(::operator new(huge, a64, nt) == nullptr);
 	T_ASSERT(::operator new[](huge, a64, nt) == nullptr);
-	/* A non-power-of-two alignment: std::bad_alloc, as libstdc++'s. */
+	/*
+	 * A non-power-of-two alignment: std::bad_alloc, as libstdc++'s.
+	 * (Volatile: clang warns of the constants.)
+	 */
+	volatile size_t a48 = 48, a0 = 0, a3 = 3;
 	caught = 0;
 	try {
-		sink(::operator new(64, std::align_val_t(48)));
+		sink(::operator new(64, std::align_val_t(a48)));
 	} catch (const std::bad_alloc &) {
 		caught++;
 	}
 	try {
-		sink(::operator new[](64, std::align_val_t(0)));
+		sink(::operator new[](64, std::align_val_t(a0)));
 	} catch (const std::bad_alloc &) {
 		caught++;
 	}
 	T_EQ(caught, 2);
-	T_ASSERT(::operator new(64, std::align_val_t(48), nt) == nullptr);
-	T_ASSERT(::operator new[](64, std::align_val_t(3), nt) == nullptr);
+	T_ASSERT(::operator new(64, std::align_val_t(a48), nt) == nullptr);
+	T_ASSERT(::operator new[](64, std::align_val_t(a3), nt) == nullptr);
 }
 
 int handler_calls;
