@@ -16,8 +16,9 @@
  *    throwing form, the nothrow forms return nullptr; a new handler is
  *    called until it removes itself (then std::bad_alloc), and an
  *    exception it throws reaches the caller (both unwind through kmem's C
- *    frames); a non-power-of-two alignment throws std::bad_alloc (nothrow:
- *    nullptr), as libstdc++'s does;
+ *    frames); kmem's nothrow forms call no handler (libstdc++'s do); a
+ *    non-power-of-two alignment throws std::bad_alloc (nothrow: nullptr),
+ *    as libstdc++'s does;
  *  - under kmem (KMEM_TEST_PRELOAD): each form's address is in
  *    libkmem-malloc.so (dladdr), malloc_usable_size gives kmem's classes,
  *    a sized delete puts the object back into its class (the next new on
@@ -384,6 +385,16 @@ test_new_handler()
 		T_ASSERT(std::get_new_handler() == nullptr);
 	}
 	T_EQ(caught, 3);
+	/*
+	 * The nothrow forms: nullptr.  kmem's call no handler (it may throw,
+	 * and a C frame cannot catch); libstdc++'s call it until it removes
+	 * itself.
+	 */
+	handler_calls = 0;
+	std::set_new_handler(handler_gives_up);
+	T_ASSERT(::operator new(huge, std::nothrow) == nullptr);
+	T_EQ(handler_calls, under_kmem() ? 0 : 3);
+	std::set_new_handler(nullptr);
 	/* Its own exception reaches the caller. */
 	handler_calls = 0;
 	std::set_new_handler(handler_throws);
