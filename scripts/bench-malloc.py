@@ -102,7 +102,7 @@ Against noise (a shared 2-CPU machine)
 Goals (issue, section 4), checked when kmem ran: the geometric mean of
   kmem / best peer over the synthetic speed cells (pair, batch, random,
   xthread, falseshare, churn, and the issue 12 shapes' ranked metrics;
-  24 of the 50 are pair/batch sizes; the shapes' own geometric mean is
+  24 of the 48 are pair/batch sizes; the shapes' own geometric mean is
   printed too) <= 1.5;
   no synthetic cell, speed or memory, worse than 3x the best peer; every
   real program within 1.15x of the best peer's CPU time and peak RSS.
