@@ -1928,7 +1928,10 @@ cs_worker(void *varg)
 			for (int r = 0; r < CS_ROUNDS; r++) {
 				char *p = xmalloc(cs.size);
 
-				memset(p, 0, cs.size);
+				/* Nonzero: malloc + memset(0) is compiled
+				 * into calloc, which glibc serves without its
+				 * tcache. */
+				memset(p, 1, cs.size);
 				if (r == 0)
 					cs.own[ph][t] = p;
 				cs_write(p, cs.size, cs.iters / CS_ROUNDS);
@@ -1968,7 +1971,7 @@ test_cachescratch(void)
 			/* One after another from this thread: neighbours. */
 			for (size_t t = 0; t < cs.nthr; t++) {
 				cs.given[t] = xmalloc(cs.size);
-				memset(cs.given[t], 0, cs.size);
+				memset(cs.given[t], 1, cs.size);
 			}
 		}
 		for (size_t t = 0; ph % 2 == 1 && t < cs.nthr; t++)
