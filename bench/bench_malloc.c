@@ -127,6 +127,81 @@
  *        series [ms, KiB], and the RSS after 10000 more malloc/free pairs
  *        of 64 B at the end (for allocators that purge only when called).
  *
+ *   Issue 12: the shapes on which kmem's malloc lost in an outside
+ *   allocator suite, written here (bench_server.cc has the server shape).
+ *   The threaded CPU-time tests (gthread, alloctest, mix) run their
+ *   threads for --ms of wall time after a common start; each thread times
+ *   its own part with CLOCK_THREAD_CPUTIME_ID (set-up and tear-down
+ *   untimed), and the sums over the threads are printed: waiting for a
+ *   CPU taken by another process is not counted, a lock's spinning is.
+ *
+ *   large [--live N] [--steps S]
+ *        N blocks (20) of 5..25 MiB (uniform), every byte written, live;
+ *        S steps (200): free a random one, malloc a new block of a random
+ *        size in its place and write all its bytes (memset with a nonzero
+ *        value: malloc + memset(0) may be compiled into calloc).  Per
+ *        step: wall time, user and system time and minor page faults
+ *        (getrusage, over the steps), CPU = user + system (the runner
+ *        ranks by it); VmHWM.  An allocator that unmaps a freed block and
+ *        maps the next one pays the kernel's zeroing and a fault per page
+ *        (~3800 for a 15 MiB block); one that keeps and reuses it does not.
+ *
+ *   gthread [--threads T] [--live N] [--ms T]
+ *        The shape of glibc's benchtests/bench-malloc-thread: each of T
+ *        threads has a working set of N slots (1024); one op frees a
+ *        random slot's object and mallocs one of a size from a table of
+ *        8192 sizes 4..32767 drawn with density ~ 1/size^2 (mean ~37 B),
+ *        first byte written.  ns per op (free + malloc), CPU.
+ *
+ *   alloctest [--threads T] [--live N] [--ms T]
+ *        Each of T threads keeps a live set of up to N objects (131072,
+ *        rounded up to a power of 2; filled half untimed) of 8..4095 B,
+ *        skewed small, in a ring.  In phases of N/4 calls the set grows
+ *        (3 calls in 4 malloc) or shrinks (1 in 4), by turns, never below
+ *        N/8 nor above N; frees take the oldest object, the newest or a
+ *        random one, the order changing every phase (phase mod 3).  ns
+ *        per call (malloc or free), CPU.
+ *
+ *   mix [--threads T] [--ms T]
+ *        A server-like mix on T threads (2).  Sizes: 55 % 16..127 B, 30 %
+ *        128..511, 12 % 512..4095, 2.5 % 4..32 KiB, 0.5 % 64..256 KiB
+ *        (uniform within each band), the first 64 bytes written.
+ *        Lifetimes: 65 % are freed 8 mallocs later, 20 % 512 mallocs
+ *        later, 10 % replace a random one of 4096 long-lived objects, and
+ *        5 % go to the next thread (a single-producer ring of 1024 per
+ *        thread; full: freed 8 mallocs later), which frees them when it
+ *        empties its inbox, every 32 mallocs.  Printed: mallocs per
+ *        CPU-second of the threads (the runner ranks by it) and per wall
+ *        second, and the remote frees.
+ *
+ *   prodcons [--threads N] [--ms T]
+ *        One producer thread mallocs objects of 16..255 B (skewed small,
+ *        first byte written) and hands them to N consumer threads (2)
+ *        through xthread's rings, RING_PUB objects to each in turn (a full
+ *        ring is skipped); the consumers free them.  The producer is
+ *        pinned to the first CPU of the mask, the consumers round robin to
+ *        the others (all on the first with one CPU).  Million objects per
+ *        second, wall: the median and best 50 ms window (the runner ranks
+ *        by the median) and the whole run.
+ *
+ *   cachescratch [--threads T] [--size S] [--iters N]
+ *        Passive false sharing.  T worker threads (2), pinned round robin.
+ *        Alloc phase: the main thread mallocs one S-byte object (8) for
+ *        each worker, one after another (neighbours, in most allocators),
+ *        and hands them over; each worker frees its object, then 100
+ *        times mallocs an S-byte object, writes N / 100 bytes of it (its
+ *        bytes in turn, volatile) and frees it.  An allocator that gives a
+ *        worker back the object just freed puts the workers' objects in
+ *        one cache line.  Base phase: the same writes to buffers 128 bytes
+ *        apart.  5 of each, alternating; the median of each kind (the
+ *        objects' places move between alloc phases).  Printed: slowdown =
+ *        alloc / base in wall time (first start to last end) and in the
+ *        threads' summed CPU time (the runner ranks by this one: on a
+ *        shared machine a worker that waits for a CPU stretches the wall
+ *        time of a phase; a shared line costs CPU time); how many of the
+ *        workers' first objects of a phase were the object handed over,
+ *        and how many share a 64-byte line with another worker's.
+ *
  *   probe
  *        Only the common fields: which object malloc was bound to
  *        (dladdr), so the runner can check its LD_PRELOAD took effect.
@@ -136,7 +211,8 @@
  *
  * Usage: bench_malloc TEST [--size S] [--batch B] [--ms T] [--live N]
  *                    [--threads N] [--iters N] [--total N] [--conc C]
- *                    [--mb M] [--idle-ms T] [--period-ms P] [--seed X]
+ *                    [--mb M] [--steps N] [--idle-ms T] [--period-ms P]
+ *                    [--seed X]
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
@@ -152,6 +228,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -176,20 +253,21 @@
 /* ---- options ---- */
 
 static struct {
-	size_t size, batch, live, threads, iters, total, conc, mb;
+	size_t size, batch, live, threads, iters, total, conc, mb, steps;
 	double ms;
 	long idle_ms, period_ms;
 	uint64_t seed;
 } opt = {
     .size = 64,
     .batch = 1,
-    .live = 20000,
+    .live = 0,	  /* per test default */
     .threads = 0, /* per test default */
     .iters = 10000000,
     .total = 5000,
     .conc = 4,
-    .mb = 0, /* per test default */
-    .ms = 0, /* per test default */
+    .mb = 0,	/* per test default */
+    .steps = 0, /* per test default */
+    .ms = 0,	/* per test default */
     .idle_ms = 5000,
     .period_ms = 250,
     .seed = 0x9e3779b97f4a7c15u,
@@ -560,7 +638,7 @@ random_run(void *varg, size_t iters)
 static void
 test_random(void)
 {
-	struct random_arg a = {NULL, opt.live ? opt.live : 1, opt.seed};
+	struct random_arg a = {NULL, opt.live ? opt.live : 20000, opt.seed};
 	size_t bytes = a.live * sizeof(void *);
 	struct cell c;
 
@@ -1072,6 +1150,886 @@ test_idle(void)
 	put_end();
 }
 
+/* ---- the issue 12 shapes: shared by large .. cachescratch ---- */
+
+/* CPU time of the calling thread, ns. */
+static inline uint64_t
+thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Timed workers (gthread, alloctest, mix): nthr threads set up untimed,
+ * wait for the start, run until the main thread says stop (after --ms of
+ * wall time; they look every few dozen operations) timing their own CPU
+ * time, then wait until every one has stopped before they tear down (so
+ * no thread frees what another is still handing over).
+ */
+static struct {
+	size_t nthr;
+	_Atomic int ready, go, stop, stopped;
+} tw;
+
+/* Called by a worker after its set-up: wait for the start. */
+static void
+tw_start(void)
+{
+	unsigned n = 0;
+
+	atomic_fetch_add(&tw.ready, 1);
+	while (!atomic_load_explicit(&tw.go, memory_order_acquire))
+		backoff(&n);
+}
+
+static inline int
+tw_stopping(void)
+{
+	return atomic_load_explicit(&tw.stop, memory_order_relaxed);
+}
+
+/* Called by a worker when its timed part is over: wait for the others. */
+static void
+tw_finish(void)
+{
+	unsigned n = 0;
+
+	atomic_fetch_add(&tw.stopped, 1);
+	while (atomic_load_explicit(&tw.stopped, memory_order_acquire) <
+	    (int)tw.nthr)
+		backoff(&n);
+}
+
+/*
+ * Run fn(arg + t * argsize) on nthr threads for ms of wall time (from
+ * when all are set up); return the wall time from the start to the last
+ * join, ns.
+ */
+static uint64_t
+tw_run(size_t nthr, void *(*fn)(void *), void *arg, size_t argsize, double ms)
+{
+	pthread_t *thr;
+	size_t bytes = nthr * sizeof *thr;
+	uint64_t t0;
+
+	thr = map_array(bytes);
+	tw.nthr = nthr;
+	for (size_t t = 0; t < nthr; t++)
+		xpthread_create(&thr[t], fn, (char *)arg + t * argsize);
+	while (atomic_load(&tw.ready) < (int)nthr)
+		nap_us(100);
+	t0 = bench_now_ns();
+	atomic_store_explicit(&tw.go, 1, memory_order_release);
+	nap_us((long)(ms * 1000));
+	atomic_store(&tw.stop, 1);
+	for (size_t t = 0; t < nthr; t++)
+		xpthread_join(thr[t]);
+	unmap_array(thr, bytes);
+	return bench_now_ns() - t0;
+}
+
+/* The per-thread result every timed worker fills in. */
+struct tw_res {
+	uint64_t cpu_ns, ops;
+};
+
+/* Totals over nthr results laid out argsize apart. */
+static struct tw_res
+tw_sum(void *arg, size_t argsize, size_t nthr)
+{
+	struct tw_res s = {0, 0};
+
+	for (size_t t = 0; t < nthr; t++) {
+		struct tw_res *r = (struct tw_res *)((char *)arg + t * argsize);
+
+		s.cpu_ns += r->cpu_ns;
+		s.ops += r->ops;
+	}
+	return s;
+}
+
+/*
+ * Sample a count every WIN_MS for ms of wall time from now: the median
+ * and best per-window rate, million per second (wall), as xthread does.
+ */
+static void
+sample_windows(double ms, uint64_t (*count)(void), double *med, double *best)
+{
+	static double rate[XT_MAXWIN];
+	int nwin = (int)(ms / XT_WIN_MS);
+	uint64_t prev = count(), tprev = bench_now_ns();
+	struct timespec ts0, at;
+
+	if (nwin < 1)
+		nwin = 1;
+	if (nwin > XT_MAXWIN)
+		nwin = XT_MAXWIN;
+	*best = 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts0);
+	for (int w = 0; w < nwin; w++) {
+		long ns = (long)(ms * 1e6 / nwin * (w + 1));
+		uint64_t now, cnt;
+
+		at.tv_sec = ts0.tv_sec + (ts0.tv_nsec + ns) / 1000000000;
+		at.tv_nsec = (ts0.tv_nsec + ns) % 1000000000;
+		while (clock_nanosleep(
+			   CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL) == EINTR)
+			;
+		cnt = count();
+		now = bench_now_ns();
+		rate[w] = (double)(cnt - prev) * 1e3 / (double)(now - tprev);
+		*best = rate[w] > *best ? rate[w] : *best;
+		prev = cnt;
+		tprev = now;
+	}
+	*med = bench_median(rate, nwin);
+}
+
+/* ---- large ---- */
+
+static void
+test_large(void)
+{
+	size_t live = opt.live ? opt.live : 20,
+	       steps = opt.steps ? opt.steps : 200;
+	size_t lo = (size_t)5 << 20, hi = (size_t)25 << 20, bytes = 0;
+	size_t abytes = live * sizeof(char *);
+	char **blk = map_array(abytes);
+	uint64_t rng = opt.seed, w0, w1;
+	struct rusage ru0, ru1;
+	double ut, st;
+	long flt;
+
+	/* The live set, untimed: every byte written. */
+	for (size_t j = 0; j < live; j++) {
+		size_t sz = lo + rng_below(rng_next(&rng), hi - lo + 1);
+
+		blk[j] = xmalloc(sz);
+		memset(blk[j], 1, sz);
+	}
+	bench_escape(blk);
+	getrusage(RUSAGE_SELF, &ru0);
+	w0 = bench_now_ns();
+	for (size_t s = 0; s < steps; s++) {
+		uint64_t r = rng_next(&rng);
+		size_t j = rng_below(r, live);
+		size_t sz = lo + rng_below(r >> 32, hi - lo + 1);
+
+		free(blk[j]);
+		blk[j] = xmalloc(sz);
+		/* Nonzero: malloc + memset(0) could become calloc. */
+		memset(blk[j], (int)(s & 0x7f) | 1, sz);
+		bench_escape(blk[j]);
+		bytes += sz;
+	}
+	w1 = bench_now_ns();
+	getrusage(RUSAGE_SELF, &ru1);
+	ut = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) * 1e3 +
+	    (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e3;
+	st = (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) * 1e3 +
+	    (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e3;
+	flt = ru1.ru_minflt - ru0.ru_minflt;
+	put_head("cpu");
+	printf(",\"live\":%zu,\"steps\":%zu,\"mib_per_step\":%.3f,"
+	       "\"wall_ms_per_step\":%.4f,\"user_ms_per_step\":%.4f,"
+	       "\"sys_ms_per_step\":%.4f,\"cpu_ms_per_step\":%.4f,"
+	       "\"minflt_per_step\":%.1f,\"majflt\":%ld,\"rss_kib\":%ld,"
+	       "\"peak_kib\":%ld",
+	    live, steps, (double)bytes / (double)steps / 1048576.0,
+	    (double)(w1 - w0) / 1e6 / (double)steps, ut / (double)steps,
+	    st / (double)steps, (ut + st) / (double)steps,
+	    (double)flt / (double)steps, ru1.ru_majflt - ru0.ru_majflt,
+	    status_kib("VmRSS"), status_kib("VmHWM"));
+	put_end();
+	for (size_t j = 0; j < live; j++)
+		free(blk[j]);
+	unmap_array(blk, abytes);
+}
+
+/* ---- gthread ---- */
+
+#define GT_NSIZES 8192 /* the table of power-law sizes */
+#define GT_LO	  4
+#define GT_HI	  32768
+
+static uint32_t *gt_size;
+
+/*
+ * Sizes GT_LO .. GT_HI with density proportional to 1/size^2 (inverse
+ * transform: s = 1 / (1/lo - u (1/lo - 1/hi)), u uniform in [0, 1)), the
+ * distribution glibc's benchtests use for this test; mean ~37 B, 1 in 4
+ * above 16 B, 1 in 100 above 400 B.
+ */
+static void
+gt_sizes_init(void)
+{
+	uint64_t rng = opt.seed ^ 0x6a09e667f3bcc909u;
+	double a = 1.0 / GT_LO, b = 1.0 / GT_HI;
+
+	gt_size = map_array(GT_NSIZES * sizeof *gt_size);
+	for (size_t i = 0; i < GT_NSIZES; i++) {
+		double u = (double)(rng_next(&rng) >> 11) * 0x1p-53;
+		double s = 1.0 / (a - u * (a - b));
+
+		gt_size[i] = s < GT_LO ? GT_LO
+		    : s >= GT_HI       ? GT_HI - 1
+				       : (uint32_t)s;
+	}
+}
+
+struct gt_thr {
+	struct tw_res res; /* first: tw_sum reads it */
+	size_t id;
+};
+
+static void *
+gt_worker(void *varg)
+{
+	struct gt_thr *w = varg;
+	size_t n = opt.live ? opt.live : 1024, bytes = n * sizeof(void *);
+	void **slot = map_array(bytes);
+	uint64_t rng = opt.seed + w->id * 0x9e3779b97f4a7c15u, c0, ops = 0;
+
+	for (size_t j = 0; j < n; j++) {
+		slot[j] = xmalloc(gt_size[rng_next(&rng) & (GT_NSIZES - 1)]);
+		*(volatile char *)slot[j] = 0;
+	}
+	tw_start();
+	c0 = thread_cpu_ns();
+	do {
+		for (int k = 0; k < 64; k++) {
+			uint64_t r = rng_next(&rng);
+			size_t j = rng_below(r, n);
+			char *p;
+
+			free(slot[j]);
+			p = xmalloc(gt_size[(r >> 40) & (GT_NSIZES - 1)]);
+			*(volatile char *)p = (char)k;
+			slot[j] = p;
+		}
+		ops += 64;
+	} while (!tw_stopping());
+	w->res.cpu_ns = thread_cpu_ns() - c0;
+	w->res.ops = ops;
+	tw_finish();
+	for (size_t j = 0; j < n; j++)
+		free(slot[j]);
+	unmap_array(slot, bytes);
+	return NULL;
+}
+
+static void
+test_gthread(void)
+{
+	size_t nthr = opt.threads ? opt.threads : 1;
+	size_t bytes = nthr * sizeof(struct gt_thr);
+	struct gt_thr *w = map_array(bytes);
+	uint64_t wall, c0 = bench_cpu_ns();
+	struct tw_res s;
+
+	gt_sizes_init();
+	for (size_t t = 0; t < nthr; t++)
+		w[t].id = t;
+	wall = tw_run(nthr, gt_worker, w, sizeof *w, opt.ms > 0 ? opt.ms : 500);
+	s = tw_sum(w, sizeof *w, nthr);
+	put_head("cpu");
+	printf(",\"threads\":%zu,\"live\":%zu,\"ops\":%llu,\"wall_ms\":%.3f,"
+	       "\"cpu_ms\":%.3f,\"process_cpu_ms\":%.3f,\"ns\":%.3f,"
+	       "\"mops_wall\":%.4f",
+	    nthr, opt.live ? opt.live : 1024, (unsigned long long)s.ops,
+	    (double)wall / 1e6, (double)s.cpu_ns / 1e6,
+	    (double)(bench_cpu_ns() - c0) / 1e6,
+	    (double)s.cpu_ns / (double)(s.ops ? s.ops : 1),
+	    (double)s.ops * 1e3 / (double)wall);
+	put_end();
+	unmap_array(w, bytes);
+	unmap_array(gt_size, GT_NSIZES * sizeof *gt_size);
+}
+
+/* ---- alloctest ---- */
+
+struct at_thr {
+	struct tw_res res; /* ops = calls, malloc or free */
+	size_t id;
+	uint64_t mallocs, frees;
+};
+
+static void *
+at_worker(void *varg)
+{
+	struct at_thr *w = varg;
+	size_t cap = 1, phase, bytes;
+	uint64_t rng = opt.seed + w->id * 0x9e3779b97f4a7c15u, c0;
+	uint64_t head = 0, tail = 0, nm = 0, nf = 0, k = 0;
+	void **ring;
+
+	while (cap < (opt.live ? opt.live : (size_t)1 << 17))
+		cap <<= 1;
+	bytes = cap * sizeof(void *);
+	ring = map_array(bytes);
+	phase = cap / 4;
+	for (; tail < cap / 2; tail++) {
+		ring[tail] = xmalloc(skew_size(rng_next(&rng), 8, 4096));
+		*(volatile char *)ring[tail] = 0;
+	}
+	tw_start();
+	c0 = thread_cpu_ns();
+	do {
+		/* Phase k: growing (3 in 4 calls malloc) on even k, shrinking
+		 * (1 in 4) on odd; frees oldest first, newest first or at
+		 * random, the order changing every phase (k mod 3). */
+		unsigned grow = k % 2 == 0 ? 3 : 1, order = (unsigned)(k % 3);
+
+		for (size_t i = 0; i < phase; i++) {
+			uint64_t r = rng_next(&rng), count = tail - head;
+			void *p;
+
+			if (count < cap / 8 ||
+			    (count < cap && (r & 3) < grow)) {
+				p = xmalloc(skew_size(rng_next(&rng), 8, 4096));
+				*(volatile char *)p = (char)i;
+				ring[tail++ & (cap - 1)] = p;
+				nm++;
+				continue;
+			}
+			if (order == 0) {
+				p = ring[head++ & (cap - 1)];
+			} else if (order == 1) {
+				p = ring[--tail & (cap - 1)];
+			} else {
+				uint64_t j = head + rng_below(r >> 2, count);
+
+				p = ring[j & (cap - 1)];
+				ring[j & (cap - 1)] = ring[head++ & (cap - 1)];
+			}
+			free(p);
+			nf++;
+		}
+		k++;
+	} while (!tw_stopping());
+	w->res.cpu_ns = thread_cpu_ns() - c0;
+	w->res.ops = nm + nf;
+	w->mallocs = nm;
+	w->frees = nf;
+	tw_finish();
+	for (; head != tail; head++)
+		free(ring[head & (cap - 1)]);
+	unmap_array(ring, bytes);
+	return NULL;
+}
+
+static void
+test_alloctest(void)
+{
+	size_t nthr = opt.threads ? opt.threads : 1;
+	size_t bytes = nthr * sizeof(struct at_thr);
+	struct at_thr *w = map_array(bytes);
+	uint64_t wall;
+	struct tw_res s;
+
+	for (size_t t = 0; t < nthr; t++)
+		w[t].id = t;
+	wall =
+	    tw_run(nthr, at_worker, w, sizeof *w, opt.ms > 0 ? opt.ms : 1000);
+	s = tw_sum(w, sizeof *w, nthr);
+	put_head("cpu");
+	printf(",\"threads\":%zu,\"live_max\":%zu,\"calls\":%llu,"
+	       "\"wall_ms\":%.3f,\"cpu_ms\":%.3f,\"ns\":%.3f,\"rss_kib\":%ld,"
+	       "\"peak_kib\":%ld",
+	    nthr, opt.live ? opt.live : (size_t)1 << 17,
+	    (unsigned long long)s.ops, (double)wall / 1e6,
+	    (double)s.cpu_ns / 1e6,
+	    (double)s.cpu_ns / (double)(s.ops ? s.ops : 1), status_kib("VmRSS"),
+	    status_kib("VmHWM"));
+	put_end();
+	unmap_array(w, bytes);
+}
+
+/* ---- mix ---- */
+
+#define MIX_SHORT 8    /* freed 8 allocations later (a ring) */
+#define MIX_MED	  512  /* freed 512 allocations later */
+#define MIX_LONG  4096 /* a random one of 4096 replaced */
+#define MIX_INBOX 1024 /* remote frees in flight to one thread */
+#define MIX_POLL  32   /* a thread empties its inbox every 32 mallocs */
+
+struct mix_thr {
+	struct tw_res res; /* ops = mallocs */
+	size_t id;
+	uint64_t sent, received;
+	/* The inbox: objects the previous thread made, for this one to free
+	 * (single producer, single consumer). */
+	_Alignas(64) _Atomic uint64_t in_tail;
+	_Alignas(64) _Atomic uint64_t in_head;
+	_Alignas(64) void *in[MIX_INBOX];
+};
+
+static struct mix_thr *mix_w;
+
+/*
+ * A server-like size: 55 % 16..127 B, 30 % 128..511, 12 % 512..4095,
+ * 2.5 % 4..32 KiB, 0.5 % 64..256 KiB; uniform inside each band (mean
+ * ~1.7 KiB, most of the bytes in the rare large ones).
+ */
+static inline size_t
+mix_size(uint64_t r)
+{
+	static const struct {
+		unsigned cum; /* per mille, cumulative */
+		size_t lo, hi;
+	} band[] = {
+	    {550, 16, 128},
+	    {850, 128, 512},
+	    {970, 512, 4096},
+	    {995, 4096, 32768},
+	    {1000, 65536, 262144},
+	};
+	size_t u = rng_below(r, 1000), i = 0;
+
+	while (u >= band[i].cum)
+		i++;
+	return band[i].lo + rng_below(r >> 32, band[i].hi - band[i].lo);
+}
+
+static size_t
+mix_drain(struct mix_thr *w)
+{
+	uint64_t head = atomic_load_explicit(&w->in_head, memory_order_relaxed);
+	uint64_t tail = atomic_load_explicit(&w->in_tail, memory_order_acquire);
+	size_t n = (size_t)(tail - head);
+
+	for (; head != tail; head++)
+		free(w->in[head % MIX_INBOX]);
+	atomic_store_explicit(&w->in_head, head, memory_order_release);
+	return n;
+}
+
+/* Hand p to thread `to` to free; 0 if its inbox is full. */
+static int
+mix_send(struct mix_thr *to, void *p)
+{
+	uint64_t tail =
+	    atomic_load_explicit(&to->in_tail, memory_order_relaxed);
+
+	if (tail - atomic_load_explicit(&to->in_head, memory_order_acquire) >=
+	    MIX_INBOX)
+		return 0;
+	to->in[tail % MIX_INBOX] = p;
+	atomic_store_explicit(&to->in_tail, tail + 1, memory_order_release);
+	return 1;
+}
+
+static void *
+mix_worker(void *varg)
+{
+	struct mix_thr *w = varg;
+	struct mix_thr *next = &mix_w[(w->id + 1) % tw.nthr];
+	size_t bytes = (MIX_SHORT + MIX_MED + MIX_LONG) * sizeof(void *);
+	void **shrt = map_array(bytes), **med = shrt + MIX_SHORT;
+	void **lng = med + MIX_MED;
+	uint64_t rng = opt.seed + w->id * 0x9e3779b97f4a7c15u, c0, n = 0;
+	uint64_t si = 0, mi = 0;
+
+	for (size_t j = 0; j < MIX_SHORT + MIX_MED + MIX_LONG; j++) {
+		size_t sz = mix_size(rng_next(&rng));
+
+		shrt[j] = xmalloc(sz);
+		memset(shrt[j], 1, sz < 64 ? sz : 64);
+	}
+	tw_start();
+	c0 = thread_cpu_ns();
+	do {
+		for (int k = 0; k < MIX_POLL; k++) {
+			uint64_t r = rng_next(&rng), d = rng_below(r, 100);
+			size_t sz = mix_size(rng_next(&rng));
+			void **slot, *old;
+			char *p = xmalloc(sz);
+
+			/* Written as a request's header would be. */
+			memset(p, (int)(n & 0x7f) | 1, sz < 64 ? sz : 64);
+			n++;
+			if (d >= 95 && tw.nthr > 1) {
+				if (mix_send(next, p)) {
+					w->sent++;
+					continue;
+				}
+				d = 0; /* inbox full: short-lived here */
+			}
+			if (d < 65)
+				slot = &shrt[si++ % MIX_SHORT];
+			else if (d < 85)
+				slot = &med[mi++ % MIX_MED];
+			else
+				slot = &lng[rng_below(r >> 32, MIX_LONG)];
+			old = *slot;
+			*slot = p;
+			free(old);
+		}
+		w->received += mix_drain(w);
+	} while (!tw_stopping());
+	w->res.cpu_ns = thread_cpu_ns() - c0;
+	w->res.ops = n;
+	tw_finish();
+	w->received += mix_drain(w);
+	for (size_t j = 0; j < MIX_SHORT + MIX_MED + MIX_LONG; j++)
+		free(shrt[j]);
+	unmap_array(shrt, bytes);
+	return NULL;
+}
+
+static void
+test_mix(void)
+{
+	size_t nthr = opt.threads ? opt.threads : 2;
+	size_t bytes = nthr * sizeof(struct mix_thr);
+	uint64_t wall, sent = 0;
+	struct tw_res s;
+
+	mix_w = map_array(bytes);
+	for (size_t t = 0; t < nthr; t++)
+		mix_w[t].id = t;
+	tw.nthr = nthr; /* read by the workers before tw_run sets it */
+	wall = tw_run(
+	    nthr, mix_worker, mix_w, sizeof *mix_w, opt.ms > 0 ? opt.ms : 1000);
+	s = tw_sum(mix_w, sizeof *mix_w, nthr);
+	for (size_t t = 0; t < nthr; t++)
+		sent += mix_w[t].sent;
+	put_head("cpu");
+	printf(",\"threads\":%zu,\"mallocs\":%llu,\"remote\":%llu,"
+	       "\"wall_ms\":%.3f,\"cpu_ms\":%.3f,\"ns\":%.3f,"
+	       "\"mops_per_cpu_s\":%.4f,\"mops_wall\":%.4f,\"rss_kib\":%ld,"
+	       "\"peak_kib\":%ld",
+	    nthr, (unsigned long long)s.ops, (unsigned long long)sent,
+	    (double)wall / 1e6, (double)s.cpu_ns / 1e6,
+	    (double)s.cpu_ns / (double)(s.ops ? s.ops : 1),
+	    (double)s.ops * 1e3 / (double)(s.cpu_ns ? s.cpu_ns : 1),
+	    (double)s.ops * 1e3 / (double)wall, status_kib("VmRSS"),
+	    status_kib("VmHWM"));
+	put_end();
+	unmap_array(mix_w, bytes);
+}
+
+/* ---- prodcons ---- */
+
+static struct {
+	struct ring *rings;
+	size_t ncons;
+	int cpus[CPU_SETSIZE], ncpu;
+	_Alignas(64) _Atomic uint64_t produced;
+} pc;
+
+static void
+pc_start(int slot)
+{
+	unsigned n = 0;
+
+	pin_self(pc.cpus[slot % pc.ncpu]);
+	atomic_fetch_add(&xt_ready, 1);
+	while (!atomic_load_explicit(&xt_go, memory_order_acquire))
+		backoff(&n);
+}
+
+/* Put p in ring k (waiting for room); publish when told to. */
+static void
+pc_put(size_t k, size_t *tails, size_t *heads, void *p, int publish)
+{
+	struct ring *r = &pc.rings[k];
+	unsigned n = 0;
+
+	while (tails[k] - heads[k] >= RING) {
+		heads[k] = atomic_load_explicit(&r->head, memory_order_acquire);
+		if (tails[k] - heads[k] >= RING)
+			backoff(&n);
+	}
+	r->slot[tails[k] % RING] = p;
+	tails[k]++;
+	if (publish || tails[k] % RING_PUB == 0)
+		atomic_store_explicit(&r->tail, tails[k], memory_order_release);
+}
+
+static void *
+pc_producer(void *varg)
+{
+	size_t tails[XT_MAXT] = {0}, heads[XT_MAXT] = {0}, k = 0;
+	uint64_t rng = opt.seed, count = 0;
+
+	(void)varg;
+	pc_start(0);
+	while (!atomic_load_explicit(&xt_stop, memory_order_relaxed)) {
+		for (int i = 0; i < RING_PUB; i++) {
+			char *p = xmalloc(skew_size(rng_next(&rng), 16, 256));
+			struct ring *r = &pc.rings[k];
+
+			*(volatile char *)p = 1;
+			/* A full ring: publish it, try the next one. */
+			if (tails[k] - heads[k] >= RING) {
+				heads[k] = atomic_load_explicit(
+				    &r->head, memory_order_acquire);
+				if (tails[k] - heads[k] >= RING) {
+					atomic_store_explicit(&r->tail,
+					    tails[k], memory_order_release);
+					k = (k + 1) % pc.ncons;
+				}
+			}
+			pc_put(k, tails, heads, p, 0);
+		}
+		count += RING_PUB;
+		if (count % XT_TICK == 0)
+			atomic_store_explicit(
+			    &pc.produced, count, memory_order_relaxed);
+		/* The next consumer: RING_PUB objects to each in turn. */
+		atomic_store_explicit(
+		    &pc.rings[k].tail, tails[k], memory_order_release);
+		k = (k + 1) % pc.ncons;
+	}
+	for (size_t c = 0; c < pc.ncons; c++)
+		pc_put(c, tails, heads, NULL, 1);
+	atomic_store(&pc.produced, count);
+	return NULL;
+}
+
+static void *
+pc_consumer(void *varg)
+{
+	struct ring *r = varg;
+	size_t head = 0, tail = 0;
+
+	/* CPU slots 1.. (round robin): the producer has slot 0 to itself
+	 * when there are at least 2 CPUs. */
+	pc_start(pc.ncpu > 1 ? 1 + r->id % (pc.ncpu - 1) : 0);
+	for (;;) {
+		unsigned n = 0;
+		void *p;
+
+		while (head == tail) {
+			tail = atomic_load_explicit(
+			    &r->tail, memory_order_acquire);
+			if (head == tail)
+				backoff(&n);
+		}
+		p = r->slot[head % RING];
+		head++;
+		if (head % RING_PUB == 0 || p == NULL)
+			atomic_store_explicit(
+			    &r->head, head, memory_order_release);
+		if (p == NULL)
+			break;
+		free(p);
+	}
+	return NULL;
+}
+
+static uint64_t
+pc_count(void)
+{
+	return atomic_load_explicit(&pc.produced, memory_order_relaxed);
+}
+
+static void
+test_prodcons(void)
+{
+	size_t nc = opt.threads ? opt.threads : 2;
+	double ms = opt.ms > 0 ? opt.ms : 1000, med, best;
+	pthread_t prod, cons[XT_MAXT];
+	uint64_t t0, t1, c0, c1, total;
+
+	if (nc > XT_MAXT)
+		die("prodcons: --threads", EINVAL);
+	pc.ncons = nc;
+	pc.ncpu = allowed_cpus(pc.cpus, CPU_SETSIZE);
+	pc.rings = map_array(nc * sizeof *pc.rings);
+	for (size_t i = 0; i < nc; i++) {
+		pc.rings[i].id = (int)i;
+		xpthread_create(&cons[i], pc_consumer, &pc.rings[i]);
+	}
+	xpthread_create(&prod, pc_producer, NULL);
+	while (atomic_load(&xt_ready) < (int)(nc + 1))
+		nap_us(100);
+	c0 = bench_cpu_ns();
+	t0 = bench_now_ns();
+	atomic_store_explicit(&xt_go, 1, memory_order_release);
+	sample_windows(ms, pc_count, &med, &best);
+	atomic_store(&xt_stop, 1);
+	xpthread_join(prod);
+	for (size_t i = 0; i < nc; i++)
+		xpthread_join(cons[i]);
+	t1 = bench_now_ns();
+	c1 = bench_cpu_ns();
+	total = atomic_load(&pc.produced);
+	unmap_array(pc.rings, nc * sizeof *pc.rings);
+	put_head("wall");
+	printf(",\"producers\":1,\"consumers\":%zu,\"threads\":%zu,"
+	       "\"objects\":%llu,\"wall_ms\":%.3f,\"cpu_ms\":%.3f,"
+	       "\"mops\":%.4f,\"mops_win_median\":%.4f,\"mops_win_best\":%.4f",
+	    nc, nc + 1, (unsigned long long)total, (double)(t1 - t0) / 1e6,
+	    (double)(c1 - c0) / 1e6, (double)total * 1e3 / (double)(t1 - t0),
+	    med, best);
+	put_end();
+}
+
+/* ---- cachescratch ---- */
+
+#define CS_ROUNDS 100 /* malloc/write/free rounds per worker and phase */
+
+static struct {
+	size_t nthr, size, iters;
+	int cpus[CPU_SETSIZE], ncpu;
+	_Atomic int ready, go;
+	char *given[FS_MAXT], *own[FS_PHASES][FS_MAXT];
+	uint64_t start[FS_PHASES][FS_MAXT], end[FS_PHASES][FS_MAXT];
+	uint64_t cpu[FS_PHASES][FS_MAXT];
+} cs;
+
+static _Alignas(128) char cs_apart[FS_MAXT][128];
+
+/*
+ * n increments over the bytes of p (size bytes), in turn.  Bytes, not one
+ * word: a load and store to one address over and over is served by the
+ * core's store forwarding and shows no false sharing on this machine.
+ */
+static void
+cs_write(char *p, size_t size, size_t n)
+{
+	volatile char *c = p;
+	size_t j = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		c[j] = (char)(c[j] + 1);
+		if (++j == size)
+			j = 0;
+	}
+}
+
+static void *
+cs_worker(void *varg)
+{
+	size_t t = (size_t)(uintptr_t)varg;
+	uint64_t c0;
+
+	pin_self(cs.cpus[t % (size_t)cs.ncpu]);
+	memset(cs_apart[t], 0, sizeof cs_apart[t]);
+	for (int ph = 0; ph < FS_PHASES; ph++) {
+		unsigned n = 0;
+
+		atomic_fetch_add(&cs.ready, 1);
+		while (atomic_load_explicit(&cs.go, memory_order_acquire) <= ph)
+			backoff(&n);
+		c0 = thread_cpu_ns();
+		cs.start[ph][t] = bench_now_ns();
+		if (ph % 2 == 0) {
+			cs_write(cs_apart[t], cs.size, cs.iters);
+		} else {
+			/* Free what the main thread handed over, then
+			 * allocate (likely the same) and write, in rounds. */
+			free(cs.given[t]);
+			for (int r = 0; r < CS_ROUNDS; r++) {
+				char *p = xmalloc(cs.size);
+
+				/* Nonzero: malloc + memset(0) is compiled
+				 * into calloc, which glibc serves without its
+				 * tcache. */
+				memset(p, 1, cs.size);
+				if (r == 0)
+					cs.own[ph][t] = p;
+				cs_write(p, cs.size, cs.iters / CS_ROUNDS);
+				free(p);
+			}
+		}
+		cs.end[ph][t] = bench_now_ns();
+		cs.cpu[ph][t] = thread_cpu_ns() - c0;
+	}
+	return NULL;
+}
+
+static void
+test_cachescratch(void)
+{
+	pthread_t thr[FS_MAXT];
+	double best[2] = {0, 0}, ph_ms[2][FS_ROUNDS], med[2];
+	double ph_cpu[2][FS_ROUNDS], cpu[2];
+	size_t shared = 0, same = 0;
+	uintptr_t given[FS_PHASES][FS_MAXT];
+
+	cs.nthr = opt.threads ? opt.threads : 2;
+	cs.size = opt.size ? opt.size : 8;
+	cs.iters = opt.iters;
+	cs.ncpu = allowed_cpus(cs.cpus, CPU_SETSIZE);
+	if (cs.nthr > FS_MAXT)
+		die("cachescratch: --threads", EINVAL);
+	if (cs.size > sizeof cs_apart[0])
+		die("cachescratch: --size", EINVAL);
+	for (size_t t = 0; t < cs.nthr; t++)
+		xpthread_create(&thr[t], cs_worker, (void *)(uintptr_t)t);
+	for (int ph = 0; ph < FS_PHASES; ph++) {
+		while (
+		    atomic_load(&cs.ready) < (int)((size_t)(ph + 1) * cs.nthr))
+			nap_us(200);
+		if (ph % 2 == 1) {
+			/* One after another from this thread: neighbours. */
+			for (size_t t = 0; t < cs.nthr; t++) {
+				cs.given[t] = xmalloc(cs.size);
+				memset(cs.given[t], 1, cs.size);
+			}
+		}
+		for (size_t t = 0; ph % 2 == 1 && t < cs.nthr; t++)
+			given[ph][t] = (uintptr_t)cs.given[t];
+		atomic_store_explicit(&cs.go, ph + 1, memory_order_release);
+	}
+	for (size_t t = 0; t < cs.nthr; t++)
+		xpthread_join(thr[t]);
+	for (int ph = 0; ph < FS_PHASES; ph++) {
+		uint64_t s = UINT64_MAX, e = 0;
+		double ms;
+
+		for (size_t t = 0; t < cs.nthr; t++) {
+			s = cs.start[ph][t] < s ? cs.start[ph][t] : s;
+			e = cs.end[ph][t] > e ? cs.end[ph][t] : e;
+		}
+		ms = (double)(e - s) / 1e6;
+		ph_ms[ph % 2][ph / 2] = ms;
+		ph_cpu[ph % 2][ph / 2] = 0;
+		for (size_t t = 0; t < cs.nthr; t++)
+			ph_cpu[ph % 2][ph / 2] += (double)cs.cpu[ph][t] / 1e6;
+		if (best[ph % 2] == 0 || ms < best[ph % 2])
+			best[ph % 2] = ms;
+	}
+	/* Medians, not the least as in falseshare: where the objects land
+	 * moves from one alloc phase to the next (a pair straddles a line
+	 * boundary in one, shares a line in the next), and the least would
+	 * pick the phase without sharing. */
+	med[0] = bench_median(ph_ms[0], FS_ROUNDS);
+	med[1] = bench_median(ph_ms[1], FS_ROUNDS);
+	cpu[0] = bench_median(ph_cpu[0], FS_ROUNDS);
+	cpu[1] = bench_median(ph_cpu[1], FS_ROUNDS);
+	/* Each alloc phase's first own objects: the one handed over again?
+	 * Sharing a 64-byte line with another worker's? */
+	for (int ph = 1; ph < FS_PHASES; ph += 2)
+		for (size_t t = 0; t < cs.nthr; t++) {
+			uintptr_t a = (uintptr_t)cs.own[ph][t];
+			int sh = 0;
+
+			for (size_t u = 0; u < cs.nthr; u++)
+				if (u != t &&
+				    a / 64 == (uintptr_t)cs.own[ph][u] / 64)
+					sh = 1;
+			shared += (size_t)sh;
+			same += a == given[ph][t];
+		}
+	put_head("wall");
+	printf(",\"threads\":%zu,\"size\":%zu,\"iters\":%zu,\"rounds\":%d,"
+	       "\"base_ms\":%.3f,\"alloc_ms\":%.3f,\"base_min_ms\":%.3f,"
+	       "\"alloc_min_ms\":%.3f,\"slowdown\":%.4f,\"base_cpu_ms\":%.3f,"
+	       "\"alloc_cpu_ms\":%.3f,\"slowdown_cpu\":%.4f,"
+	       "\"objects\":%zu,\"shared\":%zu,\"reused_given\":%zu",
+	    cs.nthr, cs.size, cs.iters, CS_ROUNDS, med[0], med[1], best[0],
+	    best[1], med[1] / med[0], cpu[0], cpu[1], cpu[1] / cpu[0],
+	    cs.nthr * FS_ROUNDS, shared, same);
+	put_end();
+}
+
 /* ---- main ---- */
 
 static void
@@ -1092,6 +2050,12 @@ static const struct {
     {"churn", test_churn},
     {"frag", test_frag},
     {"idle", test_idle},
+    {"large", test_large},
+    {"gthread", test_gthread},
+    {"alloctest", test_alloctest},
+    {"mix", test_mix},
+    {"prodcons", test_prodcons},
+    {"cachescratch", test_cachescratch},
     {"probe", test_probe},
 };
 
@@ -1101,8 +2065,9 @@ usage(void)
 	fprintf(stderr,
 	    "usage: %s TEST [--size S] [--batch B] [--ms T] [--live N]\n"
 	    "       [--threads N] [--iters N] [--total N] [--conc C] [--mb M]\n"
-	    "       [--idle-ms T] [--period-ms P] [--seed X]\n"
-	    "tests: pair random xthread falseshare churn frag idle probe\n",
+	    "       [--steps N] [--idle-ms T] [--period-ms P] [--seed X]\n"
+	    "tests: pair random xthread falseshare churn frag idle large\n"
+	    "       gthread alloctest mix prodcons cachescratch probe\n",
 	    PROG);
 	exit(2);
 }
@@ -1156,6 +2121,8 @@ main(int argc, char **argv)
 			opt.total = (size_t)num(v);
 		else if (strcmp(o, "--conc") == 0)
 			opt.conc = (size_t)num(v);
+		else if (strcmp(o, "--steps") == 0)
+			opt.steps = (size_t)num(v);
 		else if (strcmp(o, "--mb") == 0)
 			opt.mb = (size_t)num(v);
 		else if (strcmp(o, "--idle-ms") == 0)

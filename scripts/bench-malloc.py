@@ -7,9 +7,10 @@ process only (never for this script), and writes a table, JSON and gnuplot
 plots.  Python 3 standard library only.
 
 What is run
-  The workloads are bench/bench_malloc.c (its header comment says exactly
-  what each test measures and how it is timed); every cell is one process
-  printing one JSON line.  Cells:
+  The workloads are bench/bench_malloc.c and, for the server cells,
+  bench/bench_server.cc (their header comments say exactly what each test
+  measures and how it is timed); every cell is one process printing one
+  JSON line.  Cells:
     pair-S      malloc/write/free of S bytes, S = 16 B .. 32 KiB; ns per pair,
                 CPU time of the process (median of 3 runs of ~--ms after a
                 calibration that is also the warm-up)
@@ -42,10 +43,46 @@ What is run
                 tenants inflate wall time, not CPU time), wall time
                 (shown), and peak RSS (ru_maxrss: the largest process of
                 the tree); stdout discarded
+  Issue 12 shapes (--only issue12): workloads of the shapes on which kmem
+  lost in an outside allocator suite, written here:
+    server-Tt-sized, server-Tt-plain   (bench_server, C++) T threads
+                replace random objects of 8..1000 B (new char[] / delete[],
+                sized or plain) in slot arrays that they hand over to each
+                other every 20480 steps; million steps per CPU-second of
+                the threads (ranked: on a shared machine a run's wall rate
+                moves 4x with the other tenants' load), per wall second
+                (median 50 ms window; info)
+    large       20 live blocks of 5..25 MiB, one replaced at random and
+                all its bytes written per step; CPU ms per step (ranked),
+                user and system time, minor faults and wall time per step
+                (info), peak RSS (memory)
+    mix-Tt      T threads, a server-like mix of sizes (16 B .. 256 KiB,
+                mostly small) and lifetimes (8, 512 allocations, long),
+                5 % freed by the next thread; million mallocs per
+                CPU-second (ranked), per wall second (info)
+    prodcons-1xN  one thread mallocs 16..255 B, N threads free (rings,
+                16 objects to each in turn); million objects per second,
+                wall (median 50 ms window)
+    gthread-Tt  T threads each replace random objects of a 1024-slot
+                working set, sizes 4..32 KiB with density ~ 1/size^2 (as
+                glibc's bench-malloc-thread); ns per free+malloc, CPU
+    alloctest-Tt  T threads each over a live set of up to 131072 objects
+                of 8..4095 B (skewed small) that grows and shrinks, freed
+                oldest first, newest first or at random by turns; ns per
+                call (malloc or free), CPU
+    cachescratch-Tt-SB  the main thread mallocs one S-byte object for
+                each of T threads (neighbours), each frees it, then
+                mallocs its own and writes it, in rounds; slowdown against
+                buffers 128 B apart, from the threads' CPU time (ranked:
+                wall time moves with the other tenants, CPU time does not;
+                a shared cache line costs CPU time), wall (info)
   Sizes above are the full run's (pair/batch cells ~20 ms per timed run,
-  xthread 1 s, falseshare 20 million counts per thread and round); --quick
+  xthread 1 s, falseshare 20 million counts per thread and round; server,
+  mix, prodcons, alloctest 1 s, gthread 0.5 s, large 200 steps,
+  cachescratch 100 million byte writes per thread and phase); --quick
   shrinks them (3 ms, 200 ms, 5 million, churn 1000 threads, frag 50 MiB,
-  idle 128 MiB for 2 s) and makes 3 repetitions, the programs 1.
+  idle 128 MiB for 2 s; the issue 12 shapes 100-200 ms, 40 steps, 40
+  million) and makes 3 repetitions, the programs 1.
   Cells whose threads outnumber the CPUs of this process are labelled
   "threads > CPUs": they measure time-sharing, contention and migration as
   well as the allocator.
@@ -64,7 +101,9 @@ Against noise (a shared 2-CPU machine)
 
 Goals (issue, section 4), checked when kmem ran: the geometric mean of
   kmem / best peer over the synthetic speed cells (pair, batch, random,
-  xthread, falseshare, churn; 24 of the 31 are pair/batch sizes) <= 1.5;
+  xthread, falseshare, churn, and the issue 12 shapes' ranked metrics;
+  24 of the 48 are pair/batch sizes; the shapes' own geometric mean is
+  printed too) <= 1.5;
   no synthetic cell, speed or memory, worse than 3x the best peer; every
   real program within 1.15x of the best peer's CPU time and peak RSS.
 
@@ -72,10 +111,13 @@ Before measuring, each allocator runs "bench_malloc probe", which prints
 the file the program's malloc is bound to (dladdr): an allocator whose
 LD_PRELOAD did not take effect is reported and skipped, like a missing one.
 jemalloc needs no GLIBC_TUNABLES when preloaded (its initial-exec TLS is
-only a problem when dlopen'ed).  The workload binary is a
-copy of build/release/bench_malloc when that is newer than its source and
-its malloc is libc's; otherwise the script compiles bench/bench_malloc.c
-itself with $CC (cc) -O2 into the output directory.
+only a problem when dlopen'ed); bench_server is probed the same way when
+server cells run, and every cell's own line must name the allocator's
+file as its malloc_from, or the cell counts as failed.  Each workload
+binary is a copy of build/release's (bench_malloc, bench_server) when that
+is newer than its source and its malloc is libc's; otherwise the script
+compiles the source itself into the output directory: bench_malloc.c with
+$CC (cc) -O2, bench_server.cc with $CXX (c++) -O2 -fsized-deallocation.
 
 Output (--out, default build/bench-malloc): results.json (every value of
 every repetition, medians, ratios), results.md (machine, tables, goals,
@@ -88,9 +130,10 @@ installed (pngcairo terminal, or png).
 Usage: scripts/bench-malloc.py [--reps N] [--quick] [--only TEST,...]
            [--alloc NAME,...] [--kmem PATH] [--out DIR] [--bin PATH]
            [--workload PATH] [--prog-reps N] [--no-plots]
-  TEST: pair batch random xthread falseshare churn frag idle programs, or a
-  cell name (pair-64, xthread-2x2, ...).  NAME: glibc jemalloc tcmalloc
-  mimalloc kmem.
+  TEST: pair batch random xthread falseshare churn frag idle server large
+  mix prodcons gthread alloctest cachescratch programs, issue12 (server ..
+  cachescratch), or a cell name (pair-64, xthread-2x2, server-2t-sized,
+  ...).  NAME: glibc jemalloc tcmalloc mimalloc kmem.
 """
 
 import argparse
@@ -111,6 +154,17 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SRC = os.path.join(ROOT, "bench", "bench_malloc.c")
+# The workload programs: bench_malloc (C) runs every cell but the server
+# cells, which bench_server (C++: new[] / delete[]) runs.
+WORKLOADS = {
+    "malloc": dict(name="bench_malloc", src=SRC, cc_env="CC", cc="cc",
+                   flags=["-std=gnu11", "-O2", "-pthread"], libs=[]),
+    "server": dict(name="bench_server",
+                   src=os.path.join(ROOT, "bench", "bench_server.cc"),
+                   cc_env="CXX", cc="c++",
+                   flags=["-std=c++17", "-O2", "-pthread",
+                          "-fsized-deallocation"], libs=["-ldl"]),
+}
 ALL_ALLOCS = ["glibc", "jemalloc", "tcmalloc", "mimalloc", "kmem"]
 PEER_LIBS = {
     "jemalloc": ["libjemalloc.so.2", "libjemalloc.so"],
@@ -121,8 +175,12 @@ LIB_DIRS = ["/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu",
             "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib",
             "/usr/local/lib"]
 SIZES = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768]
+# Issue 12: the shapes on which kmem lost in an outside suite.
+SHAPES = ["server", "large", "mix", "prodcons", "gthread", "alloctest",
+          "cachescratch"]
 GROUPS = ["pair", "batch", "random", "xthread", "falseshare", "churn",
-          "frag", "idle", "programs"]
+          "frag", "idle"] + SHAPES + ["programs"]
+ALIASES = {"issue12": SHAPES}
 CELL_TIMEOUT = 600
 TUNABLE_ENV = ("MALLOC_", "GLIBC_TUNABLES", "JE_MALLOC_CONF", "MALLOC_CONF",
                "TCMALLOC_", "MIMALLOC_", "KMEM_")
@@ -255,13 +313,17 @@ def from_libc(path):
     return path and re.match(r"libc[.-]", os.path.basename(path)) is not None
 
 
-def get_binary(args, outdir):
-    if args.bin:
+def get_binary(args, outdir, kind="malloc"):
+    """The workload program WORKLOADS[kind]: --bin (bench_malloc only), a
+    copy of the release build's when newer than its source and bound to
+    libc's malloc, else compiled here."""
+    w = WORKLOADS[kind]
+    if kind == "malloc" and args.bin:
         return os.path.abspath(args.bin)
-    out = os.path.join(outdir, "bench_malloc")
-    cand = os.path.join(ROOT, "build", "release", "bench_malloc")
+    out = os.path.join(outdir, w["name"])
+    cand = os.path.join(ROOT, "build", "release", w["name"])
     if (os.path.exists(cand) and os.path.getmtime(cand)
-            >= os.path.getmtime(SRC)):
+            >= os.path.getmtime(w["src"])):
         # A copy: a rebuild during the run must not swap it underneath.
         shutil.copy2(cand, out)
         mf, err = probe(out, None)
@@ -270,12 +332,12 @@ def get_binary(args, outdir):
             return out
         log("bench-malloc: %s: malloc bound to %s, not libc; compiling "
             "my own" % (cand, mf))
-    cc = os.environ.get("CC", "cc")
-    cmd = [cc, "-std=gnu11", "-O2", "-pthread", "-o", out, SRC]
+    cc = os.environ.get(w["cc_env"], w["cc"])
+    cmd = [cc] + w["flags"] + ["-o", out, w["src"]] + w["libs"]
     log("bench-malloc: " + " ".join(cmd))
     r = subprocess.run(cmd)
     if r.returncode != 0:
-        sys.exit("bench-malloc: could not build %s" % SRC)
+        sys.exit("bench-malloc: could not build %s" % w["src"])
     return out
 
 
@@ -285,10 +347,13 @@ def params(quick):
     if quick:
         return dict(reps=3, pair_ms=3, random_ms=10, xt_ms=200,
                     fs_iters=5000000, churn=1000, frag_mb=50, idle_mb=128,
-                    idle_ms=2000)
+                    idle_ms=2000, server_ms=200, large_steps=40,
+                    mix_ms=200, pc_ms=200, gt_ms=100, at_ms=200,
+                    cs_iters=40000000)
     return dict(reps=5, pair_ms=20, random_ms=50, xt_ms=1000,
                 fs_iters=20000000, churn=5000, frag_mb=200, idle_mb=512,
-                idle_ms=5000)
+                idle_ms=5000, server_ms=1000, large_steps=200, mix_ms=1000,
+                pc_ms=1000, gt_ms=500, at_ms=1000, cs_iters=100000000)
 
 
 def metric(mid, label, key, unit, better, kind, clock, fmt="%.1f",
@@ -381,19 +446,110 @@ def make_cells(p, ncpu):
                  metric("idle:calls", "idle: RSS after 10000 more calls",
                         "rss_after_calls_kib", "MiB", "lower", "memory",
                         "none", "%.1f", 1 / 1024)]))
+    cells += shape_cells(p, over)
+    for c in cells:
+        for m in c["metrics"]:
+            m["group"] = c["group"]
+    return cells
+
+
+def shape_cells(p, over):
+    """Issue 12: the shapes on which kmem lost in an outside suite
+    (bench/bench_server.cc and bench_malloc.c's large .. cachescratch)."""
+    cells = []
+    for t in (2, 4):
+        for d in ("sized", "plain"):
+            cid = "server-%dt-%s" % (t, d)
+            lab = "server %d thr, %s delete%s" % (t, d, over(t))
+            cells.append(dict(
+                id=cid, group="server", prog="server",
+                args=["server", "--threads", str(t), "--delete", d, "--ms",
+                      str(p["server_ms"])],
+                metrics=[metric(cid, lab, "mops_per_cpu_s", "M steps/CPU-s",
+                                "higher", "speed", "cpu", "%.2f"),
+                         metric(cid + ":wall", lab + " (info)",
+                                "mops_win_median", "M steps/s", "higher",
+                                "info", "wall", "%.2f")]))
+    cells.append(dict(
+        id="large", group="large",
+        args=["large", "--steps", str(p["large_steps"])],
+        metrics=[metric("large", "large: 5-25 MiB blocks, CPU",
+                        "cpu_ms_per_step", "ms/step", "lower", "speed",
+                        "cpu", "%.2f"),
+                 metric("large:sys", "large: system time (info)",
+                        "sys_ms_per_step", "ms/step", "lower", "info",
+                        "cpu", "%.2f"),
+                 metric("large:user", "large: user time (info)",
+                        "user_ms_per_step", "ms/step", "lower", "info",
+                        "cpu", "%.2f"),
+                 metric("large:faults", "large: minor faults (info)",
+                        "minflt_per_step", "faults/step", "lower", "info",
+                        "none", "%.0f"),
+                 metric("large:wall", "large: wall time (info)",
+                        "wall_ms_per_step", "ms/step", "lower", "info",
+                        "wall", "%.2f"),
+                 metric("large:peak", "large: peak RSS", "peak_kib", "MiB",
+                        "lower", "memory", "none", "%.1f", 1 / 1024)]))
+    for t in (2, 4):
+        cid = "mix-%dt" % t
+        lab = "mix %d thr%s" % (t, over(t))
+        cells.append(dict(
+            id=cid, group="mix",
+            args=["mix", "--threads", str(t), "--ms", str(p["mix_ms"])],
+            metrics=[metric(cid, lab, "mops_per_cpu_s", "M ops/CPU-s",
+                            "higher", "speed", "cpu", "%.2f"),
+                     metric(cid + ":wall", lab + " (info)", "mops_wall",
+                            "M ops/s", "higher", "info", "wall", "%.2f")]))
+    for n in (2, 4):
+        cid = "prodcons-1x%d" % n
+        cells.append(dict(
+            id=cid, group="prodcons",
+            args=["prodcons", "--threads", str(n), "--ms", str(p["pc_ms"])],
+            metrics=[metric(cid, "prodcons 1 prod + %d cons%s"
+                            % (n, over(n + 1)), "mops_win_median",
+                            "M obj/s", "higher", "speed", "wall",
+                            "%.2f")]))
+    for t in (1, 2, 4):
+        cid = "gthread-%dt" % t
+        cells.append(dict(
+            id=cid, group="gthread",
+            args=["gthread", "--threads", str(t), "--ms", str(p["gt_ms"])],
+            metrics=[metric(cid, "gthread %d thr%s" % (t, over(t)), "ns",
+                            "ns/op", "lower", "speed", "cpu")]))
+    for t in (1, 2):
+        cid = "alloctest-%dt" % t
+        cells.append(dict(
+            id=cid, group="alloctest",
+            args=["alloctest", "--threads", str(t), "--ms",
+                  str(p["at_ms"])],
+            metrics=[metric(cid, "alloctest %d thr%s" % (t, over(t)), "ns",
+                            "ns/call", "lower", "speed", "cpu")]))
+    for t, sz in ((2, 8), (2, 32), (4, 8)):
+        cid = "cachescratch-%dt-%dB" % (t, sz)
+        lab = "cachescratch %d thr, %d B%s" % (t, sz, over(t))
+        cells.append(dict(
+            id=cid, group="cachescratch",
+            args=["cachescratch", "--threads", str(t), "--size", str(sz),
+                  "--iters", str(p["cs_iters"])],
+            metrics=[metric(cid, lab, "slowdown_cpu", "x apart", "lower",
+                            "speed", "cpu", "%.2f"),
+                     metric(cid + ":wall", lab + " (info)", "slowdown",
+                            "x apart", "lower", "info", "wall", "%.2f")]))
     return cells
 
 
 def selected(cell_id, group, only):
-    return not only or group in only or cell_id in only
+    return (not only or group in only or cell_id in only
+            or any(group in ALIASES[a] for a in only if a in ALIASES))
 
 
 # ---- running ----
 
-def run_cell(binary, cell, alloc):
+def run_cell(binaries, cell, alloc):
     """(json dict, error)"""
     try:
-        r = subprocess.run([binary] + cell["args"],
+        r = subprocess.run([binaries[cell.get("prog", "malloc")]]
+                           + cell["args"],
                            env=child_env(alloc["lib"]), capture_output=True,
                            text=True, timeout=CELL_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -406,9 +562,20 @@ def run_cell(binary, cell, alloc):
         return None, "%s: %s" % (why, r.stderr.strip()[-300:])
     lines = [l for l in r.stdout.splitlines() if l.startswith("{")]
     try:
-        return json.loads(lines[-1]), None
+        d = json.loads(lines[-1])
     except (ValueError, IndexError):
         return None, "no result line in %r" % r.stdout[-200:]
+    if not bound_to(d.get("malloc_from"), alloc["lib"]):
+        return None, "malloc bound to %s" % d.get("malloc_from")
+    return d, None
+
+
+def bound_to(malloc_from, lib):
+    """Whether a line's malloc_from is the allocator's (libc's if none)."""
+    if lib is None:
+        return from_libc(malloc_from)
+    return (malloc_from is not None and os.path.realpath(malloc_from)
+            == os.path.realpath(lib))
 
 
 def run_measured(argv, env, cwd, timeout):
@@ -684,7 +851,11 @@ def write_md(res, outdir, plots):
          "size", lambda m: m["id"].startswith("batch-")),
         ("Random sizes and threads", "test",
          lambda m: m["kind"] != "memory" and not m["id"].startswith(
-             ("pair-", "batch-", "prog:"))),
+             ("pair-", "batch-", "prog:"))
+         and m.get("group") not in SHAPES),
+        ("Issue 12 shapes (outside-suite workloads, our own programs)",
+         "test", lambda m: m["kind"] != "memory"
+         and m.get("group") in SHAPES),
         ("Memory (RSS)", "test",
          lambda m: m["kind"] == "memory" and not m["id"].startswith("prog:")),
         ("Real programs: CPU time (user + system, the whole process tree)",
@@ -731,6 +902,15 @@ def goals(res):
                  "speed cells: **%.2f** (goal <= 1.5: %s)" % (
                      len([m for m in speed if m["kmem_vs_peer"]]), g,
                      "met" if g <= 1.5 else "NOT MET"))
+    sh = [m["kmem_vs_peer"] for m in speed if m.get("group") in SHAPES
+          and m["kmem_vs_peer"]]
+    gs = geomean(sh)
+    res["geomean_shapes"] = gs
+    go = geomean([m["kmem_vs_peer"] for m in speed
+                  if m.get("group") not in SHAPES])
+    if gs is not None:
+        L.append("  - the %d issue 12 shape cells alone: %.2f%s" % (
+            len(sh), gs, "; the others: %.2f" % go if go else ""))
     worst = [(m["kmem_vs_peer"], m["label"]) for m in syn
              if m["kmem_vs_peer"] is not None]
     bad = sorted([w for w in worst if w[0] > 3], reverse=True)
@@ -956,18 +1136,33 @@ def main():
     t_start = time.monotonic()
     load_start = loadavg()
 
+    ncpu = len(os.sched_getaffinity(0))
+    all_cells = make_cells(p, ncpu)
+    unknown = (only - set(GROUPS) - set(ALIASES)
+               - {c["id"] for c in all_cells})
+    if unknown:
+        sys.exit("bench-malloc: --only: unknown %s (tests: %s; %s; or a "
+                 "cell name such as pair-64)" % (
+                     ",".join(sorted(unknown)), " ".join(GROUPS),
+                     "; ".join("%s = %s" % (a, " ".join(g))
+                               for a, g in ALIASES.items())))
+    cells = [c for c in all_cells if selected(c["id"], c["group"], only)]
+
     allocs, skipped = find_allocators(args)
-    binary = get_binary(args, outdir)
+    # The workload programs the selected cells need (bench_malloc always:
+    # its probe checks every allocator's LD_PRELOAD).
+    kinds = ["malloc"] + sorted({c["prog"] for c in cells if "prog" in c})
+    binaries = {k: get_binary(args, outdir, k) for k in kinds}
     ok = []
     for a in allocs:
-        mf, err = probe(binary, a["lib"])
-        want_ok = (from_libc(mf) if a["lib"] is None else
-                   mf is not None and os.path.realpath(mf)
-                   == os.path.realpath(a["lib"]))
-        if err is not None or not want_ok:
-            skipped.append((a["name"], "LD_PRELOAD did not take effect "
-                            "(malloc from %s%s)" % (mf, "; " + err if err
-                                                    else "")))
+        for k in kinds:
+            mf, err = probe(binaries[k], a["lib"])
+            if err is not None or not bound_to(mf, a["lib"]):
+                skipped.append((a["name"], "LD_PRELOAD did not take effect "
+                                "in %s (malloc from %s%s)" % (
+                                    WORKLOADS[k]["name"], mf,
+                                    "; " + err if err else "")))
+                break
         else:
             ok.append(a)
     allocs = ok
@@ -976,17 +1171,9 @@ def main():
     if not allocs:
         sys.exit("bench-malloc: no allocator to measure")
     names = [a["name"] for a in allocs]
-    ncpu = len(os.sched_getaffinity(0))
-    log("bench-malloc: %s; %d reps; binary %s; %d CPUs" % (
-        " ".join(names), reps, binary, ncpu))
-
-    all_cells = make_cells(p, ncpu)
-    unknown = only - set(GROUPS) - {c["id"] for c in all_cells}
-    if unknown:
-        sys.exit("bench-malloc: --only: unknown %s (tests: %s; or a cell "
-                 "name such as pair-64)" % (",".join(sorted(unknown)),
-                                            " ".join(GROUPS)))
-    cells = [c for c in all_cells if selected(c["id"], c["group"], only)]
+    binary = binaries["malloc"]
+    log("bench-malloc: %s; %d reps; %s; %d CPUs" % (
+        " ".join(names), reps, ", ".join(binaries.values()), ncpu))
     metrics = [m for c in cells for m in c["metrics"]]
     values = {m["id"]: {} for m in metrics}
     idle_raw = {}
@@ -1014,7 +1201,7 @@ def main():
         for c in cells:
             shown = []
             for a in order:
-                d, err = run_cell(binary, c, a)
+                d, err = run_cell(binaries, c, a)
                 for m in c["metrics"]:
                     vals = values[m["id"]].setdefault(a["name"], [])
                     if d is not None:
@@ -1066,6 +1253,7 @@ def main():
     res = dict(
         argv=sys.argv[1:], date=time.strftime("%Y-%m-%d %H:%M %Z"),
         reps=reps, quick=args.quick, params=p, binary=binary,
+        binaries=binaries,
         machine=machine(), load_start=load_start, load_end=loadavg(),
         allocators=allocs, skipped=skipped, errors=errors,
         programs=[{"name": n, "argv": argv} for n, argv in progs],
