@@ -116,6 +116,10 @@
  *        needs little more.  Printed: VmRSS after each phase, VmHWM (peak)
  *        and the final live bytes; the pointer arrays (bookkeeping, the same
  *        for every allocator, included in the RSS) are printed too.
+ *        Phase 4 (issue 12): free everything, VmRSS then ("all_freed");
+ *        then 3 s of light allocation (1000 malloc/free pairs of 16..512
+ *        bytes a millisecond), VmRSS at its end ("later"): memory that
+ *        goes back on a delay driven by the program's own calls.
  *
  *   idle [--mb M] [--idle-ms T] [--period-ms P]
  *        malloc a burst of M MiB (512) in objects of 16..2048 bytes (skewed
@@ -1014,6 +1018,9 @@ test_churn(void)
 
 /* ---- frag ---- */
 
+/* Phase 4's light allocation after everything is freed, ms. */
+#define FRAG_LATER_MS 3000u
+
 static void
 fill(char *p, size_t n, uint64_t v)
 {
@@ -1029,7 +1036,8 @@ test_frag(void)
 	char **ptr = map_array(cap * sizeof *ptr);
 	char **big = map_array(bigcap * sizeof *big);
 	uint64_t seed = opt.seed, c0 = bench_cpu_ns();
-	long rss0 = status_kib("VmRSS"), rss1, rss2, rss3, hwm;
+	long rss0 = status_kib("VmRSS"), rss1, rss2, rss3, rss4, rss5, hwm;
+	uint64_t t4;
 
 	/* Phase 1: small objects up to the target. */
 	while (small_bytes < target && n < cap) {
@@ -1067,15 +1075,41 @@ test_frag(void)
 	hwm = status_kib("VmHWM");
 	bench_escape(ptr);
 	bench_escape(big);
+	/*
+	 * Phase 4: free everything, then go on allocating lightly for
+	 * FRAG_LATER_MS (small objects, each freed at once): does the
+	 * memory go back while the program runs, without a thread?
+	 */
+	for (size_t i = 0; i < n; i++)
+		free(ptr[i]);
+	for (size_t i = 0; i < nbig; i++)
+		free(big[i]);
+	rss4 = status_kib("VmRSS");
+	t4 = bench_now_ns();
+	for (uint64_t k = 0; bench_now_ns() - t4 < FRAG_LATER_MS * 1000000ull;
+	     k++) {
+		for (unsigned j = 0; j < 1000; j++) {
+			char *q = xmalloc(skew_size(
+			    rng_at(seed ^ 0x3333, k * 1000 + j), 16, 512));
+
+			q[0] = 1;
+			bench_escape(q);
+			free(q);
+		}
+		nap_us(1000);
+	}
+	rss5 = status_kib("VmRSS");
 	put_head("none");
 	printf(",\"mb\":%zu,\"small_objects\":%zu,\"small_bytes\":%zu,"
 	       "\"kept_bytes\":%zu,\"big_objects\":%zu,\"big_bytes\":%zu,"
 	       "\"live_bytes\":%zu,\"book_kib\":%zu,\"rss_start_kib\":%ld,"
 	       "\"rss_full_kib\":%ld,\"rss_freed_kib\":%ld,"
-	       "\"final_kib\":%ld,\"peak_kib\":%ld,\"cpu_ms\":%.3f",
+	       "\"final_kib\":%ld,\"peak_kib\":%ld,\"cpu_ms\":%.3f,"
+	       "\"all_freed_kib\":%ld,\"later_kib\":%ld,\"later_ms\":%u",
 	    target >> 20, n, small_bytes, kept_bytes, nbig, big_bytes,
 	    kept_bytes + big_bytes, (n + nbig) * sizeof(char *) / 1024, rss0,
-	    rss1, rss2, rss3, hwm, (double)(bench_cpu_ns() - c0) / 1e6);
+	    rss1, rss2, rss3, hwm, (double)(bench_cpu_ns() - c0) / 1e6, rss4,
+	    rss5, FRAG_LATER_MS);
 	put_end();
 }
 

@@ -30,7 +30,8 @@ What is run
                 other processes'), threads per second in wall time (shown,
                 "info": not in the goals) and RSS afterwards
     frag        200 MiB of small objects, 90 % freed at random, then 100 MiB of
-                larger ones: peak RSS (VmHWM) and final RSS
+                larger ones: peak RSS (VmHWM) and final RSS; then everything
+                freed: RSS at once, and after 3 s of light malloc/free
     idle        a 512 MiB burst of small objects freed, then 5 s without an
                 allocator call: RSS over time (mean over the idle time, at
                 its end, and after 10000 more malloc/free pairs)
@@ -432,7 +433,13 @@ def make_cells(p, ncpu):
         metrics=[metric("frag:peak", "frag: peak RSS", "peak_kib", "MiB",
                         "lower", "memory", "none", "%.1f", 1 / 1024),
                  metric("frag:final", "frag: final RSS", "final_kib", "MiB",
-                        "lower", "memory", "none", "%.1f", 1 / 1024)]))
+                        "lower", "memory", "none", "%.1f", 1 / 1024),
+                 metric("frag:freed", "frag: RSS after free all",
+                        "all_freed_kib", "MiB", "lower", "memory", "none",
+                        "%.1f", 1 / 1024),
+                 metric("frag:later", "frag: RSS 3 s of light use later",
+                        "later_kib", "MiB", "lower", "memory", "none",
+                        "%.1f", 1 / 1024)]))
     cells.append(dict(
         id="idle", group="idle",
         args=["idle", "--mb", str(p["idle_mb"]), "--idle-ms",
