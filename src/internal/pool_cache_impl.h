@@ -236,7 +236,7 @@ slow:
  * (pool_cache_get_paddr's callers of these caches discard it).  The
  * slot's address is formed in %r8 as in the two above: with a base+index
  * operand instead, a malloc/free pair took 10 ns rather than 5 on the
- * development VM (AMD EPYC), measured, not explained.
+ * development VM (an Intel Xeon, 2 vCPUs), measured, not explained.
  */
 static inline int
 pc_rseq_get_va(struct pc_cpu *cpus, unsigned int ncpu, void **objp)
