@@ -1356,8 +1356,9 @@ kmemi_usable_unsized(const char *fn, const void *p)
  * KMEM_QC_PAGES pages): in place when kva has the space right after it
  * free, or when it shrinks (kmemi_vmem_resize); else, growing a block of
  * LARGE_REMAP_MIN or more, its pages moved by the OS into a new block
- * (kmem_prim_remap: no copy, no page fault).  The block, or NULL: the
- * caller copies.  Default domain only (malloc's).
+ * (kmem_prim_remap: no copy, no page fault; p's range stays mapped and
+ * goes back to kva as a free one).  The block, or NULL: the caller
+ * copies.  Default domain only (malloc's).
  */
 void *
 kmemi_large_realloc(void *p, size_t old, size_t size)
@@ -1392,11 +1393,18 @@ kmemi_large_realloc(void *p, size_t old, size_t size)
 			return NULL;
 		err = kmem_prim_remap(p, old, q);
 		if (err == EFAULT) {
-			/* p's range is gone: keep it allocated, never reused.
+			/*
+			 * q's range is not ours any more: keep it allocated,
+			 * never reused (its word says freed, so that a stray
+			 * free of it is told); the caller copies p elsewhere.
 			 */
-			atomic_store_explicit(
-			    w, (x & ~PM_LIVE) | PM_FREED, memory_order_relaxed);
-			return q;
+			w = kmemi_dom_pm_get(d, (uintptr_t)q);
+			atomic_store_explicit(w,
+			    (atomic_load_explicit(w, memory_order_relaxed) &
+				~PM_LIVE) |
+				PM_FREED,
+			    memory_order_relaxed);
+			return NULL;
 		}
 		if (err != 0)
 			memcpy(q, p, old);
