@@ -142,7 +142,8 @@
  *    working sets and kva purges.  So one get or put in 16384 on a group
  *    ticks (pool_cache_impl.h, PC_TICK_BITS), and a free whose put
  *    ticked calls kmemi_tick after it, holding nothing: at most every
- *    reap_tick_ms (250) it does the optional reaper thread's work.
+ *    reap_tick_ms (250) it does the optional reaper thread's work, but
+ *    only a free's share of kva's purge pass (kmem.c section 5).
  *    (kmem_alloc's own fast paths do not tick yet.)
  */
 #include <errno.h>

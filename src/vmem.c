@@ -2167,6 +2167,25 @@ kmemi_vmem_purge(vmem_t *vm, bool all)
 	kmem_mutex_exit(&vm->vm_lock);
 }
 
+bool
+kmemi_vmem_purge_step(vmem_t *vm)
+{
+	uint64_t now;
+	bool more;
+
+	kmem_mutex_enter(&vm->vm_lock);
+	if (vm->vm_purgefn != NULL && !vm->vm_purge_active) {
+		now = kmem_prim_clock_ns();
+		if (vm->vm_purge_more ||
+		    now - vm->vm_purge_last >= vm->vm_purge_delay_ns)
+			vmem_purge_pass_relock(
+			    vm, false, now, PURGE_FREE_BATCHES, 0);
+	}
+	more = vm->vm_purge_more;
+	kmem_mutex_exit(&vm->vm_lock);
+	return more;
+}
+
 /*
  * Free busy tag bt (already out of the hash).  vm_lock held on entry,
  * released on return.
