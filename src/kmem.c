@@ -758,6 +758,7 @@ kmemi_tick(void)
 	uint64_t now = kmem_prim_clock_coarse_ns(), last;
 	uint64_t period = kmem_opts.reap_tick_ms * 1000000u;
 	bool more = false;
+	int saved;
 
 	last = atomic_load_explicit(
 	    &kmemi_dom0.kd_tick_last, memory_order_relaxed);
@@ -766,11 +767,13 @@ kmemi_tick(void)
 		&last, now, memory_order_relaxed, memory_order_relaxed) ||
 	    kmemi_setup_by_self() || kmemi_fork_by_self())
 		return;
+	saved = errno; /* free(3) keeps it: a purge may fail (mlock) */
 	kmemi_dom_foreach(kmem_tick_dom, &more);
 	/* A pass to go on: the next tick an eighth of the period from now. */
 	if (more)
 		atomic_store_explicit(&kmemi_dom0.kd_tick_last,
 		    now - period + period / 8, memory_order_relaxed);
+	errno = saved;
 }
 
 static void *
@@ -1132,12 +1135,19 @@ kmemi_large_fast_mark(struct kmem_domain *d, void *p, size_t npg)
 	return p;
 }
 
-/* A large block whose page-map word says freed: back to kva by vmem. */
+/*
+ * A large block whose page-map word says freed: back to kva by vmem --
+ * errno kept, as free(3) must, though the purge pass the free may run
+ * fails (madvise of mlock'ed pages: EINVAL).
+ */
 KMEM_NOINLINE void
 kmemi_large_fast_unput(void *p, size_t npg)
 {
+	int saved = errno;
+
 	vmem_free(kmemi_page_arena(&kmemi_dom0), (vmem_addr_t)p,
 	    npg << kmemi_pgshift);
+	errno = saved;
 }
 
 /* ---- the raw allocator (what debug.c and malloc build on) ---- */
