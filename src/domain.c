@@ -362,6 +362,16 @@ kmemi_page_arena_purge(struct kmem_domain *d, bool all)
 	kmemi_meta_purge(d, all); /* the metadata arena keeps pace */
 }
 
+bool
+kmemi_page_arena_purge_step(struct kmem_domain *d)
+{
+	vmem_t *vm =
+	    atomic_load_explicit(&d->kd_page_arena, memory_order_acquire);
+	bool more = vm != NULL && kmemi_vmem_purge_step(vm);
+
+	return kmemi_meta_purge_step(d) || more;
+}
+
 /* ---- the registry ---- */
 
 /* A walk of the list without its lock (section 3): begin, end. */

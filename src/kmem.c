@@ -110,7 +110,9 @@
  *    trims the caches and runs kva's purge pass when due (kmem_reaper).
  *    A program that calls only fast paths (every get and put a hit in
  *    its CPU's group) runs the same work from its frees: malloc's put
- *    ticks once in 16384 (kmemi_tick, at most every reap_tick_ms).
+ *    ticks once in 16384 (kmemi_tick, at most every reap_tick_ms), and
+ *    does a free's share of kva's purge pass (one batch; the next tick
+ *    comes an eighth of the period later while the pass is unfinished).
  *
  * 5a. Domains (domain.c).  The classes, their fast-path data, the gate,
  *    the set-up lock and the page map are the domain's (domain.h).  The
@@ -725,11 +727,29 @@ kmem_reaper_dom(struct kmem_domain *d, void *arg)
 }
 
 /*
+ * The reaper's work as the tick does it, inside a free(3): the caches
+ * shrink the same, but kva's (and kmeta's) purge pass goes on for no
+ * more than a free's batch (vmem.c section 7), the rest left to the next
+ * frees and ticks -- a whole pass made a free of 48 bytes wait 20 ms
+ * for the munmap of 760 MiB (against 0.04 ms at most before the tick;
+ * 3-6 ms now, a batch being at most 32 MiB of spans).  *(bool *)arg: a
+ * pass was left unfinished.
+ */
+static int
+kmem_tick_dom(struct kmem_domain *d, void *arg)
+{
+	kmemi_cache_reap_all(d, false);
+	if (kmemi_page_arena_purge_step(d))
+		*(bool *)arg = true;
+	return 0;
+}
+
+/*
  * The tick (pool_cache_impl.h, PC_TICK_BITS; option reap_tick_ms): a fast
  * path whose commit ticked calls this after it, holding nothing.  At most
  * once every reap_tick_ms, one thread -- the one whose compare-and-swap
  * moves the time (kmemi_dom0.kd_tick_last) -- does the reaper's work for
- * every domain.  Not in
+ * every domain (kmem_tick_dom).  Not in
  * the set-up, nor in a fork handler (every lock is held).
  */
 void
@@ -737,6 +757,8 @@ kmemi_tick(void)
 {
 	uint64_t now = kmem_prim_clock_coarse_ns(), last;
 	uint64_t period = kmem_opts.reap_tick_ms * 1000000u;
+	bool more = false;
+	int saved;
 
 	last = atomic_load_explicit(
 	    &kmemi_dom0.kd_tick_last, memory_order_relaxed);
@@ -745,7 +767,13 @@ kmemi_tick(void)
 		&last, now, memory_order_relaxed, memory_order_relaxed) ||
 	    kmemi_setup_by_self() || kmemi_fork_by_self())
 		return;
-	kmemi_dom_foreach(kmem_reaper_dom, NULL);
+	saved = errno; /* free(3) keeps it: a purge may fail (mlock) */
+	kmemi_dom_foreach(kmem_tick_dom, &more);
+	/* A pass to go on: the next tick an eighth of the period from now. */
+	if (more)
+		atomic_store_explicit(&kmemi_dom0.kd_tick_last,
+		    now - period + period / 8, memory_order_relaxed);
+	errno = saved;
 }
 
 static void *
@@ -1107,12 +1135,19 @@ kmemi_large_fast_mark(struct kmem_domain *d, void *p, size_t npg)
 	return p;
 }
 
-/* A large block whose page-map word says freed: back to kva by vmem. */
+/*
+ * A large block whose page-map word says freed: back to kva by vmem --
+ * errno kept, as free(3) must, though the purge pass the free may run
+ * fails (madvise of mlock'ed pages: EINVAL).
+ */
 KMEM_NOINLINE void
 kmemi_large_fast_unput(void *p, size_t npg)
 {
+	int saved = errno;
+
 	vmem_free(kmemi_page_arena(&kmemi_dom0), (vmem_addr_t)p,
 	    npg << kmemi_pgshift);
+	errno = saved;
 }
 
 /* ---- the raw allocator (what debug.c and malloc build on) ---- */
@@ -1356,8 +1391,9 @@ kmemi_usable_unsized(const char *fn, const void *p)
  * KMEM_QC_PAGES pages): in place when kva has the space right after it
  * free, or when it shrinks (kmemi_vmem_resize); else, growing a block of
  * LARGE_REMAP_MIN or more, its pages moved by the OS into a new block
- * (kmem_prim_remap: no copy, no page fault).  The block, or NULL: the
- * caller copies.  Default domain only (malloc's).
+ * (kmem_prim_remap: no copy, no page fault; p's range stays mapped and
+ * goes back to kva as a free one).  The block, or NULL: the caller
+ * copies.  Default domain only (malloc's).
  */
 void *
 kmemi_large_realloc(void *p, size_t old, size_t size)
@@ -1392,11 +1428,18 @@ kmemi_large_realloc(void *p, size_t old, size_t size)
 			return NULL;
 		err = kmem_prim_remap(p, old, q);
 		if (err == EFAULT) {
-			/* p's range is gone: keep it allocated, never reused.
+			/*
+			 * q's range is not ours any more: keep it allocated,
+			 * never reused (its word says freed, so that a stray
+			 * free of it is told); the caller copies p elsewhere.
 			 */
-			atomic_store_explicit(
-			    w, (x & ~PM_LIVE) | PM_FREED, memory_order_relaxed);
-			return q;
+			w = kmemi_dom_pm_get(d, (uintptr_t)q);
+			atomic_store_explicit(w,
+			    (atomic_load_explicit(w, memory_order_relaxed) &
+				~PM_LIVE) |
+				PM_FREED,
+			    memory_order_relaxed);
+			return NULL;
 		}
 		if (err != 0)
 			memcpy(q, p, old);

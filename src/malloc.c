@@ -57,8 +57,9 @@
  *    thread running fork(2) while it holds every lock of the library
  *    (kmemi_fork_by_self): other libraries' fork handlers may allocate;
  *    their frees in that window are deferred on a list threaded through
- *    the objects and done by the next slow path.  Bootstrap blocks are
- *    never reused (free ignores them; realloc copies out).  No TLS is
+ *    the objects and done by the next slow path; a realloc there copies
+ *    (no resize or page move in kva).  Bootstrap blocks are never reused
+ *    (free ignores them; realloc copies out).  No TLS is
  *    used here; the library is built with initial-exec TLS (prim's thread
  *    hash), so nothing calls __tls_get_addr, which may allocate.  The
  *    environment is read without allocating (kmem_prim_getenv).
@@ -141,7 +142,8 @@
  *    working sets and kva purges.  So one get or put in 16384 on a group
  *    ticks (pool_cache_impl.h, PC_TICK_BITS), and a free whose put
  *    ticked calls kmemi_tick after it, holding nothing: at most every
- *    reap_tick_ms (250) it does the optional reaper thread's work.
+ *    reap_tick_ms (250) it does the optional reaper thread's work, but
+ *    only a free's share of kva's purge pass (kmem.c section 5).
  *    (kmem_alloc's own fast paths do not tick yet.)
  */
 #include <errno.h>
@@ -648,8 +650,12 @@ realloc_common(const char *fn, void *p, size_t size)
 		old = kmemi_usable_unsized(fn, p);
 		if (fits_in_place(old, size))
 			return p;
-		/* Large to large: grown in place, or its pages moved. */
+		/*
+		 * Large to large: grown in place, or its pages moved -- kva's
+		 * lock, which a fork handler's thread holds (section 5).
+		 */
 		if (old > KMEM_CACHE_MAX && size > KMEM_CACHE_MAX &&
+		    !kmemi_fork_by_self() &&
 		    (q = kmemi_large_realloc(p, old, size)) != NULL)
 			return q;
 	}

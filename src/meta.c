@@ -354,6 +354,15 @@ kmemi_meta_purge(struct kmem_domain *d, bool all)
 		kmemi_vmem_purge(vm, all);
 }
 
+bool
+kmemi_meta_purge_step(struct kmem_domain *d)
+{
+	vmem_t *vm =
+	    atomic_load_explicit(&d->kd_meta_arena, memory_order_acquire);
+
+	return vm != NULL && d->kd_default && kmemi_vmem_purge_step(vm);
+}
+
 int
 kmemi_meta_alloc(
     struct kmem_domain *d, size_t size, vm_flag_t flags, void **out)

@@ -153,22 +153,24 @@
  *    pass; a budgeted pass takes what it gave back off.)
  *    The system calls run with the lock dropped (section 4): the pass
  *    works in batches (PURGE_BATCH ranges or spans, PURGE_BATCH_BYTES of
- *    ranges).  Under the lock it detaches a batch's spans and takes its
- *    ranges off the freelists as PURGING -- neither free nor busy, so no
- *    request is handed a range while its pages go, and no free merges
- *    with it -- then drops the lock for the system calls, and retakes it
- *    to make the ranges FREE and clean again (merging with what was
- *    freed next to them meanwhile).  Other threads allocate and free
+ *    ranges, PURGE_BATCH_SPAN_BYTES of spans; a merged span goes back in
+ *    pieces of that many bytes when a free, the tick or an import runs
+ *    the pass, since merging makes one span of many imports).  Under the lock
+ * it detaches a batch's spans and takes its ranges off the freelists as PURGING
+ * -- neither free nor busy, so no request is handed a range while its pages go,
+ * and no free merges with it -- then drops the lock for the system calls, and
+ *    retakes it to make the ranges FREE and clean again (merging with what
+ *    was freed next to them meanwhile).  Other threads allocate and free
  *    meanwhile; a request that finds no fit while a batch holds a range
- *    large enough waits for that batch (vm_purge_fit, vm_purge_gen),
- *    never for the whole pass, rather than grow the arena.  One pass at
- *    a time (vm_purge_active): a free or reap that finds one running
- *    leaves the work to it, an "all" purge waits for it and runs its
- *    own.  The thread that runs a pass still makes its system calls; a
- *    pass a free started does one batch and leaves the rest of its walk
- *    to the next frees (PURGE_FREE_BATCHES, vm_purge_more), so no free
- *    pays for more than one batch (bench_purge "delay": a free made 27
- *    ms of madvise calls for 768 MiB before, 4-8 ms after at most).
+ *    large enough waits for that batch (vm_purge_fit, vm_purge_gen), never
+ *    for the whole pass, rather than grow the arena.  One pass at a time
+ *    (vm_purge_active): a free or reap that finds one running leaves the
+ *    work to it, an "all" purge waits for it and runs its own.  The thread
+ *    that runs a pass still makes its system calls; a pass a free started
+ *    does one batch and leaves the rest of its walk to the next frees
+ *    (PURGE_FREE_BATCHES, vm_purge_more), so no free pays for more than
+ *    one batch (bench_purge "delay": a free made 27 ms of madvise calls
+ *    for 768 MiB before, 4-8 ms after at most).
  *    (Until issue 10 the pass made them under the lock, and every large
  *    alloc and free in the process waited for all of them: 55 ms for
  *    768 MiB in bench_purge.)
@@ -1787,10 +1789,19 @@ vmem_bad_free(vmem_t *vm, const char *fn, vmem_addr_t addr, vmem_size_t size)
  * are in it (a range larger than that goes alone).  The bytes bound what
  * a request that needs a range under purge waits for: madvise(2) of
  * resident memory took 270 ns a page on the 2-CPU development VM, so
- * 4 MiB is about 0.3 ms.  The lock is dropped once a batch.
+ * 4 MiB is about 0.3 ms.  The lock is dropped once a batch.  Spans stop
+ * at PURGE_BATCH_SPAN_BYTES (one larger goes alone -- but a merged one,
+ * in a pass that a free or the tick runs or one with a budget, goes back
+ * that many bytes at a time: vmem_span_detach_head).
  */
 #define PURGE_BATCH	  32
 #define PURGE_BATCH_BYTES ((vmem_size_t)4 << 20)
+/*
+ * And no more spans once this many of their bytes are in it: what
+ * PURGE_BATCH spans of kva's least import (1 MiB) came to before spans
+ * merged -- munmap(2) of 32 MiB resident, about 2 ms on that VM.
+ */
+#define PURGE_BATCH_SPAN_BYTES ((vmem_size_t)32 << 20)
 /*
  * Batches a pass started by a free makes before it leaves the rest to the
  * next free: the thread whose free found the pass due pays for one
@@ -1891,6 +1902,55 @@ vmem_seg_at(vmem_t *vm, vmem_addr_t a)
 }
 
 /*
+ * How much of a wholly free merged span a bounded pass (a free's, or one
+ * with a budget) gives back in this batch: what is left of the batch's
+ * span bytes (PURGE_BATCH_SPAN_BYTES) and of the budget, at least a
+ * quantum.
+ */
+static vmem_size_t
+vmem_purge_cap(
+    const vmem_t *vm, vmem_size_t sbytes, vmem_size_t done, vmem_size_t budget)
+{
+	vmem_size_t cap = PURGE_BATCH_SPAN_BYTES - sbytes; /* sbytes < it */
+
+	if (budget != 0 && budget - done < cap) /* done < budget */
+		cap = budget - done;
+	cap &= ~vm->vm_quantum_mask;
+	return cap != 0 ? cap : vm->vm_quantum_mask + 1;
+}
+
+/*
+ * Take the first "size" bytes of wholly free imported span "span" out of
+ * the arena, the span and its segment keeping the rest (dirty as it
+ * was); *ps says what to give back.  Only where spans merge
+ * (kmemi_vmem_set_merge: the release function takes any piece of its
+ * imports).  Lock held, kept; no tag leaves the segment list.
+ */
+static void
+vmem_span_detach_head(
+    vmem_t *vm, bt_t *span, vmem_size_t size, struct purge_span *ps)
+{
+	bt_t *seg = span->bt_snext;
+
+	VMEM_ASSERT_LOCKED(vm);
+	KMEM_ASSERT(vmem_span_wholly_free(span) && vm->vm_merge_spans &&
+	    !(span->bt_flags & BT_F_XIMPORT) && size < span->bt_size &&
+	    size != 0 && (size & vm->vm_quantum_mask) == 0);
+	ps->ps_addr = span->bt_start;
+	ps->ps_size = size;
+	ps->ps_xfree = false;
+	freelist_remove(vm, seg);
+	seg->bt_start += size;
+	seg->bt_size -= size;
+	freelist_insert(vm, seg);
+	span->bt_start += size;
+	span->bt_size -= size;
+	vm->vm_total -= size;
+	vm->vm_imported -= size;
+	vm->vm_nrelease++;
+}
+
+/*
  * Wait until the purge batch now in flight is back (vm_purge_gen moves;
  * the pass broadcasts after every batch).  vm_lock held on entry and on
  * return, released while waiting.
@@ -1953,8 +2013,8 @@ vmem_purge_pass_relock(vmem_t *vm, bool all, uint64_t now,
 	struct purge_span rel[PURGE_BATCH];
 	struct purge_range pur[PURGE_BATCH];
 	unsigned int nrel, npur, i, nbatch = 0;
-	vmem_size_t bytes, fit, done = 0;
-	bool more = vm->vm_purge_more;
+	vmem_size_t bytes, sbytes, fit, cap, done = 0;
+	bool more = vm->vm_purge_more, bounded = maxbatch != 0 || budget != 0;
 	bt_t *bt, *next, *last;
 	uint64_t gen;
 
@@ -1974,16 +2034,30 @@ vmem_purge_pass_relock(vmem_t *vm, bool all, uint64_t now,
 	vm->vm_purge_more = false;
 	for (;;) {
 		nrel = npur = 0;
-		bytes = fit = 0;
+		bytes = sbytes = fit = 0;
 		for (; bt != &vm->vm_seg0 && nrel < PURGE_BATCH &&
 		     npur < PURGE_BATCH && bytes < PURGE_BATCH_BYTES &&
+		     sbytes < PURGE_BATCH_SPAN_BYTES &&
 		     (budget == 0 || done < budget);
 		     bt = next) {
 			next = bt->bt_snext;
 			if (vmem_purge_span_due(vm, bt, all)) {
+				if (bounded && vm->vm_merge_spans &&
+				    bt->bt_size > (cap = vmem_purge_cap(vm,
+						       sbytes, done, budget))) {
+					/* The rest of it in the next batch. */
+					if (bt->bt_snext->bt_flags & BT_F_DIRTY)
+						done += cap;
+					sbytes += cap;
+					vmem_span_detach_head(
+					    vm, bt, cap, &rel[nrel++]);
+					next = bt;
+					continue;
+				}
 				next = bt->bt_snext->bt_snext;
 				if (bt->bt_snext->bt_flags & BT_F_DIRTY)
 					done += bt->bt_size;
+				sbytes += bt->bt_size;
 				vmem_span_detach(vm, bt, &rel[nrel++]);
 				continue;
 			}
@@ -2091,6 +2165,25 @@ kmemi_vmem_purge(vmem_t *vm, bool all)
 		now - vm->vm_purge_last >= vm->vm_purge_delay_ns))
 		vmem_purge_pass_relock(vm, all, now, 0, 0);
 	kmem_mutex_exit(&vm->vm_lock);
+}
+
+bool
+kmemi_vmem_purge_step(vmem_t *vm)
+{
+	uint64_t now;
+	bool more;
+
+	kmem_mutex_enter(&vm->vm_lock);
+	if (vm->vm_purgefn != NULL && !vm->vm_purge_active) {
+		now = kmem_prim_clock_ns();
+		if (vm->vm_purge_more ||
+		    now - vm->vm_purge_last >= vm->vm_purge_delay_ns)
+			vmem_purge_pass_relock(
+			    vm, false, now, PURGE_FREE_BATCHES, 0);
+	}
+	more = vm->vm_purge_more;
+	kmem_mutex_exit(&vm->vm_lock);
+	return more;
 }
 
 /*

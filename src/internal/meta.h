@@ -37,6 +37,8 @@ void kmemi_meta_free(struct kmem_domain *d, void *p, size_t size);
 vmem_t *kmemi_meta_arena(struct kmem_domain *d);
 /* Its purge pass if one is due, or over everything with "all". */
 void kmemi_meta_purge(struct kmem_domain *d, bool all);
+/* A free's share of it (kmemi_vmem_purge_step). */
+bool kmemi_meta_purge_step(struct kmem_domain *d);
 
 /* True if [addr, addr + size) is within a page of a metadata run. */
 bool kmemi_meta_near(struct kmem_domain *d, const void *addr, size_t size);

@@ -55,6 +55,8 @@ struct kmem_domain;
 vmem_t *kmemi_page_arena(struct kmem_domain *d);
 /* pool.c: its purge pass if one is due, or over everything; no-op if none. */
 void kmemi_page_arena_purge(struct kmem_domain *d, bool all);
+/* The same by kmemi_vmem_purge_step: a free's share of a pass. */
+bool kmemi_page_arena_purge_step(struct kmem_domain *d);
 
 /* pool_cache.c: pool_cache_init that returns NULL when out of memory. */
 pool_cache_t kmemi_cache_create(size_t size, unsigned int align,
@@ -152,6 +154,12 @@ int kmemi_vmem_spans(vmem_t *vm,
 void kmemi_vmem_set_purge(
     vmem_t *vm, void (*fn)(vmem_addr_t, vmem_size_t), uint64_t delay_ns);
 void kmemi_vmem_purge(vmem_t *vm, bool all);
+/*
+ * The same, due or left unfinished, for no more batches than a free
+ * makes (PURGE_FREE_BATCHES, vmem.c section 7): the tick's, run inside
+ * a free(3) (kmemi_tick, kmem.c).
+ */
+bool kmemi_vmem_purge_step(vmem_t *vm); /* true: a pass left unfinished */
 /* The same with a purge function told the arena (a domain's kva). */
 void kmemi_vmem_set_purge_src(vmem_t *vm,
     void (*fn)(vmem_t *, vmem_addr_t, vmem_size_t), uint64_t delay_ns);

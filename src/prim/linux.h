@@ -172,6 +172,13 @@ struct kmem_prim_proc {
 	_Atomic bool fault_from_on;
 	_Atomic uint64_t fault_count; /* calls since the last set */
 	_Atomic size_t fault_max;     /* 0 = off */
+	/*
+	 * kmem_prim_remap: -1 once the kernel has refused MREMAP_DONTUNMAP
+	 * (before Linux 5.7): no page moves then; and a count that makes
+	 * each call's cookie its own.
+	 */
+	_Atomic int remap_no;
+	_Atomic uint64_t remap_seq;
 	/* kmem_prim_atexit's functions and how many slots are claimed. */
 	void (*_Atomic exitfn[KMEM_PRIM_ATEXIT_MAX])(void);
 	_Atomic unsigned nexitfn;
@@ -297,11 +304,12 @@ uint64_t kmem_prim_fault_calls(void);
 /*
  * KMEM_PRIM_REMAP: this port can move pages.  kmem_prim_remap moves the
  * pages of [from, from+size) to [to, to+size) (an existing mapping of at
- * least that size, whose contents are dropped) without copying
- * (mremap(2)), then maps fresh zero pages at "from", so that the range
- * reads as purged memory does.  0; EINVAL or ENOMEM: nothing moved (copy
- * instead); EFAULT: moved, but "from" could not be mapped again and must
- * never be used (leave it allocated).
+ * least that size, whose contents are dropped) without copying, and
+ * leaves "from" mapped, reading as purged memory does (zero pages).
+ * 0: moved.  EINVAL or ENOMEM: nothing moved, "to" still mapped and ours
+ * (copy instead).  EFAULT: nothing moved, and "to" is no longer ours --
+ * the kernel unmapped it before it failed and it could not be had back --
+ * so it must never be used again (leave it allocated; copy elsewhere).
  */
 #define KMEM_PRIM_REMAP 1
 int kmem_prim_remap(void *from, size_t size, void *to);

@@ -18,7 +18,10 @@
  *    from the bootstrap area -- realloc and malloc_usable_size work on
  *    them, free ignores them, more than the area holds is ENOMEM -- and
  *    the frees are deferred, then done by the next call in the parent
- *    and the child;
+ *    and the child; a realloc of a large block there (grown and shrunk)
+ *    returns a block with its contents, or NULL with it intact -- it
+ *    used to resize it in kva, whose lock the forking thread holds: the
+ *    process hung;
  *  - before kmem is set up (this program executed again, the checks made
  *    before anything allocates): malloc_trim has nothing to give back; a
  *    foreign pointer given to free or malloc_usable_size is reported
@@ -189,6 +192,7 @@ static bool g_armed;		 /* the handlers act for one fork only */
 static bool g_kmem;		 /* on_kmem(), for the handlers */
 static void *g_defer[NDEFER];	 /* freed by the prepare handler */
 static unsigned char *g_in_fork; /* allocated by the prepare handler */
+static unsigned char *g_large;	 /* a large block the handlers realloc */
 static int g_fork_ok;		 /* bits: handlers that checked out */
 
 static void
@@ -233,6 +237,18 @@ in_prepare(void)
 	g_fork_ok |= 1;
 }
 
+/* realloc of g_large to n bytes (of which "keep" are checked). */
+static bool
+large_realloc_ok(size_t n, size_t keep)
+{
+	unsigned char *q = realloc(g_large, n);
+
+	if (q == NULL)
+		return intact(g_large, keep, 7);
+	g_large = q;
+	return intact(q, keep, 7);
+}
+
 static void
 after_fork(int bit)
 {
@@ -245,6 +261,9 @@ after_fork(int bit)
 		return;
 	memset(p, 1, 3000);
 	free(p);
+	if (!large_realloc_ok(2 << 20, 1 << 20) ||
+	    !large_realloc_ok(96 << 10, 96 << 10))
+		return;
 	g_fork_ok |= bit;
 }
 
@@ -296,9 +315,13 @@ test_fork_handlers_allocate(void)
 		T_ASSERT(g_defer[i] != NULL);
 		memset(g_defer[i], 5, sizes[i]);
 	}
+	g_large = malloc(1 << 20);
+	T_ASSERT(g_large != NULL);
+	fill(g_large, 1 << 20, 7);
 	fflush(NULL);
 	g_kmem = on_kmem();
 	g_armed = true;
+	alarm(30); /* a handler that hangs kills the test */
 	pid = fork();
 	g_armed = false;
 	T_ASSERT(pid >= 0);
@@ -309,11 +332,13 @@ test_fork_handlers_allocate(void)
 		_exit(g_fork_ok == 5 && g_in_fork != NULL ? 0 : 10 + g_fork_ok);
 	}
 	T_EQ(waitpid(pid, &status, 0), pid);
+	alarm(0);
 	T_ASSERT(WIFEXITED(status));
 	T_EQ(WEXITSTATUS(status), 0);
 	T_EQ(g_fork_ok, 3);
 	/* Deferred frees done (by in_parent's malloc); bootstrap ignored. */
 	free(g_in_fork);
+	free(g_large);
 	for (i = 0; i < NDEFER; i++) {
 		void *p = malloc(sizes[i]);
 

@@ -7,6 +7,13 @@
  * held (measured: 2-4 s to a tenth); with KMEM_OPTIONS=reap_tick_ms=0
  * (this program run again so) it stays, which shows the tick is what
  * gives it back.  On glibc (the oracle) the loop just runs.
+ *
+ * test_errno: free(3) leaves errno alone (POSIX 2024; glibc since 2.33)
+ * even when the tick's purge fails: kva's freed blocks mlock'ed, so that
+ * madvise(MADV_DONTNEED) of them fails with EINVAL, then a malloc/free
+ * loop (and frees of 64 KiB blocks, kva's quantum caches) with errno set
+ * to a sentinel for 3 s.  On e795f9e free set errno to EINVAL.  Skipped
+ * where mlock is refused (RLIMIT_MEMLOCK).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -16,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -132,6 +141,51 @@ test_no_tick(void)
 	T_EQ(WEXITSTATUS(st), 0);
 }
 
+static void
+test_errno(void)
+{
+	enum { N = 16 };
+	unsigned char *b[N];
+	long changed = 0, n = 0;
+	int got = 0, i;
+	double t0;
+
+	for (i = 0; i < N; i++) {
+		b[i] = f_malloc(2u << 20);
+		T_ASSERT(b[i] != NULL);
+		memset(b[i], 1, 2u << 20);
+		if (mlock(b[i], 2u << 20) != 0) {
+			printf("   mlock refused: not tested\n");
+			for (; i >= 0; i--)
+				f_free(b[i]);
+			return;
+		}
+	}
+	/* Dirty free ranges whose purge fails; the last keeps them apart. */
+	for (i = 0; i < N - 1; i++)
+		f_free(b[i]);
+	t0 = now_s();
+	while (now_s() - t0 < 3.0) {
+		for (i = 0; i < 100000; i++) {
+			void *q = f_malloc(i % 64 == 0 ? 64u << 10 : 48);
+
+			T_ASSERT(q != NULL);
+			*(volatile char *)q = 1;
+			errno = 4242;
+			f_free(q);
+			if (errno != 4242) {
+				changed++;
+				got = errno;
+			}
+			n++;
+		}
+	}
+	printf("   %ld frees, %ld changed errno (to %d)\n", n, changed, got);
+	T_EQ(changed, 0);
+	munlock(b[N - 1], 2u << 20);
+	f_free(b[N - 1]);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -142,5 +196,6 @@ main(int argc, char **argv)
 	t_args(argc, argv);
 	T_RUN_IF(test_tick);
 	T_RUN_IF(test_no_tick);
+	T_RUN_IF(test_errno);
 	return t_done();
 }

@@ -1,7 +1,8 @@
 /*
  * prim.c -- tests of the platform layer (src/internal/prim.h): page runs
  * with alignment, commit/purge/decommit/release, CPU identification, the
- * environment reader, locks, the clock, and fault injection.
+ * environment reader, locks, the clock, fault injection, and page moves
+ * (kmem_prim_remap).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -10,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "internal/internal.h"
 #include "internal/prim.h"
@@ -163,6 +165,113 @@ test_reserve_commit_purge(void)
 	T_EQ(kmem_prim_release(p, size), 0);
 }
 
+#ifdef KMEM_PRIM_REMAP
+/* The process's address space now, in bytes (/proc/self/statm). */
+static unsigned long
+vm_bytes(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	unsigned long pages = 0;
+
+	T_ASSERT(f != NULL);
+	T_EQ(fscanf(f, "%lu", &pages), 1);
+	fclose(f);
+	return pages * (unsigned long)kmem_prim_page_size();
+}
+
+/*
+ * In a child: a move the kernel refuses after it has unmapped "to"
+ * (RLIMIT_AS: MREMAP_DONTUNMAP maps "from" anew), and "to" cannot be
+ * mapped again either: EFAULT, "to" gone, "from" intact.  (A kernel that
+ * checks the limit first: ENOMEM, both intact.)
+ */
+static void
+remap_refused(void *arg)
+{
+	size_t ps = kmem_prim_page_size(), n = 64 * ps;
+	struct rlimit rl;
+	char *a, *b;
+	void *v;
+	int err;
+
+	(void)arg;
+	T_EQ(kmem_prim_alloc(n, 0, &v), 0);
+	a = v;
+	T_EQ(kmem_prim_alloc(n, 0, &v), 0);
+	b = v;
+	memset(a, 1, n);
+	memset(b, 5, n);
+	rl.rlim_cur = rl.rlim_max = vm_bytes() - n / 2;
+	T_EQ(setrlimit(RLIMIT_AS, &rl), 0);
+	err = kmem_prim_remap(a, n, b);
+	T_EQ(a[0], 1);
+	T_EQ(a[n - 1], 1);
+	if (err == EFAULT) {
+		T_ASSERT(faults(b));
+		T_ASSERT(faults(b + n - 1));
+	} else {
+		T_EQ(err, ENOMEM);
+		T_ASSERT(!faults(b));
+	}
+}
+
+/*
+ * kmem_prim_remap: the pages move, "from" stays mapped and reads zero;
+ * a refusal before anything moved keeps "to" (and does not turn moves
+ * off); one after the kernel unmapped "to" says so (EFAULT).
+ */
+static void
+test_remap(void)
+{
+	size_t ps = kmem_prim_page_size(), n = 8 * ps;
+	char *a, *b, *c, *d, buf[256];
+	void *v;
+	int err;
+
+	T_EQ(kmem_prim_alloc(n, 0, &v), 0);
+	a = v;
+	T_EQ(kmem_prim_alloc(n, 0, &v), 0);
+	b = v;
+	memset(a, 1, n);
+	memset(b, 5, n);
+	err = kmem_prim_remap(a, 4 * ps, b);
+	if (err == EINVAL) { /* no MREMAP_DONTUNMAP (Linux < 5.7, valgrind) */
+		printf("   no page moves here\n");
+		T_ASSERT(!faults(b)); /* "to" kept (its contents dropped) */
+		return;
+	}
+	T_EQ(err, 0);
+	T_EQ(b[0], 1);
+	T_EQ(b[4 * ps - 1], 1);
+	T_EQ(b[4 * ps], 5);
+	T_ASSERT(!faults(a));
+	T_EQ(a[0], 0);
+	T_EQ(a[4 * ps - 1], 0);
+	T_EQ(a[4 * ps], 1);
+	/* A source with nothing mapped at its start: refused, "to" kept. */
+	T_EQ(kmem_prim_alloc(n, 0, &v), 0);
+	c = v;
+	T_EQ(kmem_prim_alloc(n, 0, &v), 0);
+	d = v;
+	memset(c, 2, n);
+	memset(d, 6, n);
+	T_EQ(kmem_prim_release(c, ps), 0);
+	T_EQ(kmem_prim_remap(c, 4 * ps, d), EINVAL);
+	T_ASSERT(!faults(d));
+	T_ASSERT(!faults(d + 4 * ps - 1));
+	/* Still moving pages after that refusal. */
+	T_EQ(kmem_prim_remap(c + 4 * ps, 4 * ps, d), 0);
+	T_EQ(d[0], 2);
+	T_EQ(d[4 * ps], 6);
+	if (!t_under_valgrind())
+		t_child_ok(remap_refused, NULL, buf, sizeof buf);
+	T_EQ(kmem_prim_release(a, n), 0);
+	T_EQ(kmem_prim_release(b, n), 0);
+	T_EQ(kmem_prim_release(c + ps, n - ps), 0);
+	T_EQ(kmem_prim_release(d, n), 0);
+}
+#endif
+
 static void
 test_fault_injection(void)
 {
@@ -273,6 +382,9 @@ main(void)
 	T_RUN(test_bad_arguments);
 	T_RUN(test_reserve_commit_purge);
 	T_RUN(test_fault_injection);
+#ifdef KMEM_PRIM_REMAP
+	T_RUN(test_remap);
+#endif
 	T_RUN(test_getenv);
 	T_RUN(test_clock);
 	T_RUN(test_locks);

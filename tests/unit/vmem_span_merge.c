@@ -11,6 +11,15 @@
  * nothing, a span not touching stays apart, a wholly free merged span is
  * released whole, kmem_vmem_check passes after every step -- and without
  * the merge (the arena as before), the same request imports.
+ *
+ * test_release_steps: in deferred mode (kva's), a pass that a free runs
+ * gives a wholly free merged span back in pieces of at most a batch's
+ * span bytes (32 MiB), one batch a free, not whole: 80 1 MiB imports
+ * merged and freed went back as one 80 MiB release in the first free's
+ * pass (kva: a free(3) of 48 bytes whose tick ran a pass munmapped 760
+ * MiB in one call, 20 ms).  All of it goes back after enough frees,
+ * every piece once, and an "all" purge (kmem_reap's) still gives back a
+ * merged span whole.
  */
 #include "t.h"
 
@@ -24,7 +33,9 @@
 #define BASE ((vmem_addr_t)0x7f0000000000)
 
 static vmem_addr_t g_next = BASE; /* the next import ends here */
-static vmem_size_t g_released;
+static vmem_size_t g_released, g_largest;
+static unsigned g_nreleased;
+static vmem_addr_t g_low = ~(vmem_addr_t)0; /* lowest address released */
 
 static int
 down_import(vmem_t *arg, vmem_size_t size, vm_flag_t flags, vmem_addr_t *ap)
@@ -40,8 +51,19 @@ static void
 note_release(vmem_t *arg, vmem_addr_t addr, vmem_size_t size)
 {
 	(void)arg;
-	(void)addr;
 	g_released += size;
+	g_nreleased++;
+	if (size > g_largest)
+		g_largest = size;
+	if (addr < g_low)
+		g_low = addr;
+}
+
+static void
+no_purge(vmem_addr_t addr, vmem_size_t size)
+{
+	(void)addr;
+	(void)size;
 }
 
 static uint64_t
@@ -128,11 +150,75 @@ test_apart(void)
 	vmem_destroy(vm);
 }
 
+#define NSPAN 80
+#define BATCH ((vmem_size_t)32 << 20) /* vmem.c's PURGE_BATCH_SPAN_BYTES */
+
+static void
+test_release_steps(void)
+{
+	vmem_t *vm = arena(true);
+	vmem_addr_t r[NSPAN], keep, drive, top;
+	vmem_size_t before;
+	unsigned i, steps = 0;
+
+	g_next = BASE;
+	g_released = g_largest = 0;
+	g_nreleased = 0;
+	/* No pass while the blocks are made (an hour's delay). */
+	kmemi_vmem_set_purge(vm, no_purge, 3600 * (uint64_t)1000000000);
+	for (i = 0; i < NSPAN; i++)
+		T_EQ(vmem_alloc(vm, MB, VM_SLEEP, &r[i]), 0);
+	top = r[0] + MB;
+	T_EQ(r[NSPAN - 1], top - NSPAN * MB); /* one merged span */
+	g_next -= PG; /* the blocks that drive the passes stay apart */
+	T_EQ(vmem_alloc(vm, PG, VM_SLEEP, &keep), 0);
+	T_EQ(vmem_alloc(vm, PG, VM_SLEEP, &drive), 0);
+	for (i = 0; i < NSPAN; i++)
+		vmem_free(vm, r[i], MB);
+	kmem_vmem_check(vm);
+	T_EQ(g_released, 0);
+	/* No delay now; this pass ends the epoch they were freed in. */
+	kmemi_vmem_set_purge(vm, no_purge, 0);
+	kmemi_vmem_purge(vm, false);
+	T_EQ(g_released, 0);
+	while (g_released < NSPAN * MB && steps < 100) {
+		before = g_released;
+		vmem_free(vm, drive, PG);
+		T_EQ(vmem_alloc(vm, PG, VM_SLEEP, &drive), 0);
+		T_LE(g_released - before, BATCH);
+		kmem_vmem_check(vm);
+		steps++;
+	}
+	T_EQ(g_released, NSPAN * MB);
+	T_LE(g_largest, BATCH);
+	T_GE(g_nreleased, (NSPAN * MB + BATCH - 1) / BATCH);
+	T_EQ(g_low, top - NSPAN * MB);
+	printf("   %u MiB back in %u releases of at most %lu KiB\n",
+	    (unsigned)(g_released / MB), g_nreleased,
+	    (unsigned long)(g_largest >> 10));
+	/* An "all" purge gives a merged span back whole. */
+	kmemi_vmem_set_purge(vm, no_purge, 3600 * (uint64_t)1000000000);
+	g_next = top;
+	g_released = g_largest = 0;
+	for (i = 0; i < NSPAN; i++)
+		T_EQ(vmem_alloc(vm, MB, VM_SLEEP, &r[i]), 0);
+	for (i = 0; i < NSPAN; i++)
+		vmem_free(vm, r[i], MB);
+	kmemi_vmem_purge(vm, true);
+	T_EQ(g_released, NSPAN * MB);
+	T_EQ(g_largest, NSPAN * MB);
+	kmem_vmem_check(vm);
+	vmem_free(vm, drive, PG);
+	vmem_free(vm, keep, PG);
+	vmem_destroy(vm);
+}
+
 int
 main(int argc, char **argv)
 {
 	t_args(argc, argv);
 	T_RUN_IF(test_merge);
 	T_RUN_IF(test_apart);
+	T_RUN_IF(test_release_steps);
 	return t_done();
 }

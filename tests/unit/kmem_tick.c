@@ -1,0 +1,84 @@
+/*
+ * kmem_tick.c -- the tick (kmemi_tick: malloc's free runs it once in
+ * 16384 puts) does no more of kva's purge pass than a free does: one
+ * batch, at most 32 MiB of spans given back (vmem.c section 7), the rest
+ * by the next ticks -- not the whole pass inside one free(3).
+ *
+ * Large blocks (kmem_alloc: kva, whose adjacent imports merge into one
+ * span) are touched and freed, the purge delay passes, a pass ends the
+ * epoch they were freed in; then each kmemi_tick may give back at most a
+ * batch's bytes of kva (on e795f9e the first one gave back all of it:
+ * one munmap of the merged span, 20 ms for 760 MiB in a free of 48
+ * bytes), and enough ticks give back all of it.  Run with
+ * KMEM_OPTIONS=purge_delay_ms=20,reap_tick_ms=1 (set by main before kmem
+ * starts).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <kmem/kmem.h>
+#include <kmem/vmem.h>
+
+#include "internal/domain.h"
+#include "internal/kmem_impl.h"
+#include "internal/pool_impl.h"
+#include "t.h"
+
+#define BLK   ((size_t)2 << 20)
+#define BATCH ((size_t)32 << 20) /* vmem.c's PURGE_BATCH_SPAN_BYTES */
+
+static size_t
+kva_imported(void)
+{
+	struct kmem_vmem_stats st;
+
+	T_EQ(kmem_vmem_stats(kmemi_page_arena(&kmemi_dom0), &st), 0);
+	return st.vs_imported;
+}
+
+static void
+test_tick_bounded(void)
+{
+	size_t n = t_scale(40) < 24 ? 24 : t_scale(40), i, before, after, low;
+	void **b = calloc(n, sizeof *b);
+	unsigned ticks = 0;
+
+	T_ASSERT(b != NULL);
+	for (i = 0; i < n; i++) {
+		b[i] = kmem_alloc(BLK, KM_SLEEP);
+		for (size_t j = 0; j < BLK; j += 4096)
+			((volatile char *)b[i])[j] = 1;
+	}
+	low = kva_imported() - n * BLK; /* what stays: the rest of kva */
+	for (i = 0; i < n; i++)
+		kmem_free(b[i], BLK);
+	free(b);
+	/* Past the delay; this pass ends the epoch they were freed in. */
+	usleep(30000);
+	kmemi_page_arena_purge(&kmemi_dom0, false);
+	usleep(30000);
+	before = kva_imported();
+	T_GE(before, low + BATCH);
+	while (kva_imported() > low && ticks < 10000) {
+		before = kva_imported();
+		usleep(2000); /* reap_tick_ms */
+		kmemi_tick();
+		after = kva_imported();
+		T_LE(before - after, BATCH);
+		ticks++;
+	}
+	printf("   %zu MiB of large blocks back in %u ticks\n", n * BLK >> 20,
+	    ticks);
+	T_LE(kva_imported(), low);
+}
+
+int
+main(void)
+{
+	/* Before kmem reads its options (the first allocation). */
+	setenv("KMEM_OPTIONS", "purge_delay_ms=20,reap_tick_ms=1", 1);
+	T_RUN(test_tick_bounded);
+	return t_done();
+}
