@@ -43,20 +43,24 @@ struct pcg {
 #define PCG_OPS_SHIFT 16
 /*
  * The CPU layer's tick: one get or put in 2^PC_TICK_BITS on a group
- * leaves these bits of its word clear, and a lock-free put that commits
+ * leaves these bits of its word set, and a lock-free put that commits
  * such a word returns 2, not 1, so that a program's own allocations can drive
  * the delayed work -- the caches shrinking to their working sets, kva's purge
- * -- without a thread (kmemi_tick, kmem.c section 5).  A test of a register the
- * commit already holds.
+ * -- without a thread (kmemi_tick, kmem.c section 5).  An and and a compare of a
+ * register the commit already holds.
  */
 #define PC_TICK_BITS 14
 /*
- * Without the operations' lowest bit: a put ticks at 0 or 1 mod 2^14, so
- * whatever the parity of its count -- in a strict malloc/free loop every
- * put on a group lands on an odd count, or every one on an even count.
+ * Without the operations' lowest bit: a put ticks when the count is
+ * 16382 or 16383 mod 2^14 (these bits all set), so whatever its parity --
+ * in a strict malloc/free loop every put on a group lands on an odd
+ * count, or every one on an even count.  All set, not all clear: a group
+ * that comes to a CPU starts its count at 0, and a test for clear bits
+ * ticked at the first put after every group exchange (the review of
+ * issue 12 found it).
  */
 #define PC_TICK_MASK ((((uint64_t)1 << PC_TICK_BITS) - 2) << PCG_OPS_SHIFT)
-/* The same as an asm immediate (bits 17-29: a 32-bit test). */
+/* The same as an asm immediate (bits 17-29: 32-bit operations). */
 #define PC_TICK_TEST "$0x3ffe0000"
 _Static_assert(PC_TICK_MASK == 0x3ffe0000, "PC_TICK_TEST is PC_TICK_MASK");
 
@@ -206,8 +210,9 @@ retry:
 		     "addq $0x10001, %%rdx\n\t" /* count + 1, one more op */
 		     "movq %%rdx, %c[wordoff](%%rcx)\n\t"
 		     "2:\n\t"
-		     "testl " PC_TICK_TEST ", %%edx\n\t"
-		     "jz %l[tick]\n\t"
+		     "andl " PC_TICK_TEST ", %%edx\n\t"
+		     "cmpl " PC_TICK_TEST ", %%edx\n\t"
+		     "je %l[tick]\n\t"
 		     :
 		     : [off] "r"(kmem_prim_rseq_off), [ncpu] "r"(ncpu),
 		     [base] "r"(cpus), [obj] "r"(obj), [pa] "r"(pa),
@@ -291,8 +296,9 @@ retry:
 	    "addq $0x10001, %%rdx\n\t" /* count + 1, one more op */
 	    "movq %%rdx, %c[wordoff](%%rcx)\n\t"
 	    "2:\n\t"
-	    "testl " PC_TICK_TEST ", %%edx\n\t"
-	    "jz %l[tick]\n\t"
+	    "andl " PC_TICK_TEST ", %%edx\n\t"
+	    "cmpl " PC_TICK_TEST ", %%edx\n\t"
+	    "je %l[tick]\n\t"
 	    :
 	    : [off] "r"(kmem_prim_rseq_off), [ncpu] "r"(ncpu), [base] "r"(cpus),
 	    [obj] "r"(obj), [lockoff] "i"(offsetof(struct pc_cpu, cc_lock)),
