@@ -46,8 +46,8 @@ struct pcg {
  * leaves these bits of its word set, and a lock-free put that commits
  * such a word returns 2, not 1, so that a program's own allocations can drive
  * the delayed work -- the caches shrinking to their working sets, kva's purge
- * -- without a thread (kmemi_tick, kmem.c section 5).  An and and a compare of a
- * register the commit already holds.
+ * -- without a thread (kmemi_tick, kmem.c section 5).  An and and a compare of
+ * a register the commit already holds.
  */
 #define PC_TICK_BITS 14
 /*
