@@ -9,6 +9,11 @@
  *    as soon as they are wholly free).  Inside a span the arena hands out
  *    segments; the integers need not be memory (quantum-1 ID arenas are a
  *    first-class use), so all metadata lives outside the managed range.
+ *    Two internal extensions for kmem's page arena (issue 12): imported
+ *    spans that touch may join into one (kmemi_vmem_set_merge, only where
+ *    the release function takes any union of imports: the OS's
+ *    mappings), and a busy segment may grow into the free one after it or
+ *    give its tail back (kmemi_vmem_resize, realloc of large blocks).
  *
  * 2. Data structures.
  *    - Boundary tag (bt_t): one per span marker and per segment, with
