@@ -81,7 +81,7 @@
  *
  *    The depots of caches without constructor and destructor share a
  *    budget of 16 MiB of objects (PC_DEPOT_BUDGET; one group each at
- *    least, 256 at most): a full group
+ *    least, 64 at most): a full group
  *    that would go beyond goes back to the pool instead, its objects in
  *    one pool lock hold, and becomes the CPU's empty group.
  *
@@ -175,13 +175,9 @@ static const unsigned int pcg_ladder[] = {15, 31, 63, 127, 255};
  * frees a batch of one size finds them all cached (a thousand 4 KiB
  * objects are 4 MiB, of 16 KiB 16 MiB), one that frees everything keeps
  * 16 MiB (tcmalloc's thread caches hold up to 32 MiB by default).
- * PC_DEPOT_MAX was 64 groups: a program whose live set swings by 32,768
- * small objects (bench_malloc alloctest) sent most of each swing to the
- * pool and back (13.9 ns a call); 256 keeps it (12.8 ns), and the bytes
- * stay within the one budget.
  */
 #define PC_DEPOT_BUDGET (16u << 20)
-#define PC_DEPOT_MAX	256
+#define PC_DEPOT_MAX	64
 /* In budgeted depots, bytes: the domain's kd_pc_depot_bytes. */
 
 /* struct pcg_obj, pcg, pc_cpu: internal/pool_cache_impl.h. */

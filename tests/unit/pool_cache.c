@@ -996,14 +996,14 @@ test_fill_run(void)
 
 /*
  * The depots of caches without constructor and destructor are capped
- * (256 groups each, 16 MiB of objects between them, one group each at
+ * (64 groups each, 16 MiB of objects between them, one group each at
  * least): a burst of puts beyond goes back to the pool.  With a
  * constructor they are not.
  */
 static void
 test_depot_cap(void)
 {
-	const size_t size = 1024, n = 8000; /* beyond 256 groups of 15 */
+	const size_t size = 1024, n = 4000; /* beyond 64 groups of 15 */
 	pool_cache_t pc = pool_cache_init(
 	    size, 0, 0, 0, "t-cap", NULL, IPL_NONE, NULL, NULL, NULL);
 	struct kmem_pool_stats st;
@@ -1018,7 +1018,7 @@ test_depot_cap(void)
 	for (i = 0; i < n; i++)
 		pool_cache_put(pc, v[i]);
 	kmem_pool_cache_stats(pc, &st);
-	cap = 256;
+	cap = 64;
 	printf("   %zu puts: %lu full groups of %u in the depot (cap %lu), "
 	       "%lu cached, %u objects in the pool, %u out\n",
 	    n, st.ps_nfull, st.ps_groupsize, cap, st.ps_cached_objects,
@@ -1043,7 +1043,7 @@ test_depot_cap(void)
 		pool_cache_put(pc, v[i]);
 	pool_cache_destroy(pc);
 
-	/* 16 KiB objects, 2000 of them: the budget binds before 256 groups. */
+	/* 16 KiB objects, 2000 of them: the budget binds before 64 groups. */
 	pc = pool_cache_init(
 	    16384, 0, 0, 0, "t-budget", NULL, IPL_NONE, NULL, NULL, NULL);
 	for (i = 0; i < 2000; i++)
