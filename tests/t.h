@@ -22,6 +22,7 @@
  *                                run only the tests the command line names
  *   t_segv_default()             SIGSEGV at its default action
  *   t_rss_kib()                  resident memory (VmRSS), KiB
+ *   t_vm_kib()                   address space (VmSize), KiB
  *   t_proc_status("Threads:")    a number of /proc/self/status
  *   return t_done();             prints "N passed, 0 failed" and exits 0
  *
@@ -409,6 +410,13 @@ static inline long
 t_rss_kib(void)
 {
 	return t_proc_status("VmRSS:");
+}
+
+/* This process's address space in KiB (VmSize): for RLIMIT_AS tests. */
+static inline long
+t_vm_kib(void)
+{
+	return t_proc_status("VmSize:");
 }
 
 /*

@@ -214,19 +214,6 @@ test_mappings_bounded(void)
 	T_LT(most, base + 2000);
 }
 
-/* The process's address space now, in bytes (/proc/self/statm). */
-static unsigned long
-vm_bytes(void)
-{
-	FILE *f = fopen("/proc/self/statm", "r");
-	unsigned long pages = 0;
-
-	T_ASSERT(f != NULL);
-	T_EQ(fscanf(f, "%lu", &pages), 1);
-	fclose(f);
-	return pages * (unsigned long)sysconf(_SC_PAGESIZE);
-}
-
 /* In a child: grow a 1 MiB block to 2 MiB with RLIMIT_AS at now - less. */
 static void
 remap_refused(void *arg)
@@ -245,7 +232,7 @@ remap_refused(void *arg)
 	fill(p, 0, MB, 9);
 	memset(after, 2, MB);
 	free(spare);
-	rl.rlim_cur = rl.rlim_max = vm_bytes() - less;
+	rl.rlim_cur = rl.rlim_max = (unsigned long)t_vm_kib() * 1024 - less;
 	if (setrlimit(RLIMIT_AS, &rl) != 0)
 		_exit(0); /* cannot test here */
 	q = f_realloc(p, 2 * MB);

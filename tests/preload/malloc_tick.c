@@ -1,6 +1,6 @@
 /*
  * malloc_tick.c -- memory goes back while the program runs, driven by its
- * own allocations, without a thread (malloc.c section 10, issue 12): a
+ * own allocations, without a thread (malloc.c section 11, issue 12): a
  * program frees 96 MiB of small objects, then only mallocs and frees one
  * size in a loop -- always a hit in its CPU's group, never a slow path.
  * On kmem, within 15 s its resident memory falls below a third of what it
@@ -26,34 +26,11 @@
 #include <errno.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "t.h"
 
 static void *(*volatile f_malloc)(size_t) = malloc;
 static void (*volatile f_free)(void *) = free;
-
-static long
-rss_kib(void)
-{
-	FILE *f = fopen("/proc/self/statm", "r");
-	long size = 0, res = 0;
-
-	T_ASSERT(f != NULL);
-	T_EQ(fscanf(f, "%ld %ld", &size, &res), 2);
-	fclose(f);
-	return res * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Fill, free all, loop: the lowest RSS seen within "secs", in KiB. */
 static long
@@ -80,17 +57,17 @@ run(double secs, long *held)
 	for (i = 0; i < n; i++)
 		f_free(p[(i * 7919) % n]);
 	f_free(p);
-	*held = low = rss_kib();
-	t0 = now_s();
-	while (now_s() - t0 < secs && low > *held / 3) {
+	*held = low = t_rss_kib();
+	t0 = t_now_s();
+	while (t_now_s() - t0 < secs && low > *held / 3) {
 		for (i = 0; i < 100000; i++) {
 			void *q = f_malloc(48);
 
 			*(volatile char *)q = 1;
 			f_free(q);
 		}
-		if (rss_kib() < low)
-			low = rss_kib();
+		if (t_rss_kib() < low)
+			low = t_rss_kib();
 	}
 	return low;
 }
@@ -109,34 +86,28 @@ test_tick(void)
 	}
 }
 
-/* The same with the tick off: nothing goes back (kmem only). */
+/* The same with the tick off (this program run again): nothing goes back. */
+static void
+tick_off_child(void)
+{
+	long held, low = run(3.0, &held);
+
+	printf("   tick off: after the frees %ld KiB; lowest within 3 s: %ld "
+	       "KiB\n",
+	    held, low);
+	exit(low > held / 2 ? 0 : 1);
+}
+
 static void
 test_no_tick(void)
 {
-	char *argv[] = {"/proc/self/exe", "-", NULL};
-	pid_t pid;
 	int st;
 
 	if (getenv("KMEM_TEST_PRELOAD") == NULL)
 		return;
-	if (getenv("TICK_CHILD") != NULL) {
-		long held, low = run(3.0, &held);
-
-		printf("   tick off: after the frees %ld KiB; lowest within "
-		       "3 s: %ld KiB\n",
-		    held, low);
-		exit(low > held / 2 ? 0 : 1);
-	}
-	fflush(stdout);
-	pid = fork();
-	T_ASSERT(pid >= 0);
-	if (pid == 0) {
-		setenv("TICK_CHILD", "1", 1);
-		setenv("KMEM_OPTIONS", "reap_tick_ms=0", 1);
-		execv("/proc/self/exe", argv);
-		_exit(127);
-	}
-	T_EQ(waitpid(pid, &st, 0), pid);
+	setenv("KMEM_OPTIONS", "reap_tick_ms=0", 1);
+	st = t_exec_self("tick-off", 60);
+	unsetenv("KMEM_OPTIONS");
 	T_ASSERT(WIFEXITED(st));
 	T_EQ(WEXITSTATUS(st), 0);
 }
@@ -164,8 +135,8 @@ test_errno(void)
 	/* Dirty free ranges whose purge fails; the last keeps them apart. */
 	for (i = 0; i < N - 1; i++)
 		f_free(b[i]);
-	t0 = now_s();
-	while (now_s() - t0 < 3.0) {
+	t0 = t_now_s();
+	while (t_now_s() - t0 < 3.0) {
 		for (i = 0; i < 100000; i++) {
 			void *q = f_malloc(i % 64 == 0 ? 64u << 10 : 48);
 
@@ -189,10 +160,8 @@ test_errno(void)
 int
 main(int argc, char **argv)
 {
-	if (getenv("TICK_CHILD") != NULL) {
-		test_no_tick();
-		return 1;
-	}
+	if (argc == 2 && strcmp(argv[1], "tick-off") == 0)
+		tick_off_child();
 	t_args(argc, argv);
 	T_RUN_IF(test_tick);
 	T_RUN_IF(test_no_tick);

@@ -166,19 +166,6 @@ test_reserve_commit_purge(void)
 }
 
 #ifdef KMEM_PRIM_REMAP
-/* The process's address space now, in bytes (/proc/self/statm). */
-static unsigned long
-vm_bytes(void)
-{
-	FILE *f = fopen("/proc/self/statm", "r");
-	unsigned long pages = 0;
-
-	T_ASSERT(f != NULL);
-	T_EQ(fscanf(f, "%lu", &pages), 1);
-	fclose(f);
-	return pages * (unsigned long)kmem_prim_page_size();
-}
-
 /*
  * In a child: a move the kernel refuses after it has unmapped "to"
  * (RLIMIT_AS: MREMAP_DONTUNMAP maps "from" anew), and "to" cannot be
@@ -201,7 +188,7 @@ remap_refused(void *arg)
 	b = v;
 	memset(a, 1, n);
 	memset(b, 5, n);
-	rl.rlim_cur = rl.rlim_max = vm_bytes() - n / 2;
+	rl.rlim_cur = rl.rlim_max = (unsigned long)t_vm_kib() * 1024 - n / 2;
 	T_EQ(setrlimit(RLIMIT_AS, &rl), 0);
 	err = kmem_prim_remap(a, n, b);
 	T_EQ(a[0], 1);
