@@ -118,6 +118,13 @@ _Static_assert(
 	"jmp %l[abort]\n\t"                                                    \
 	".popsection\n\t"
 
+/* The structure offsets every critical section names (asm operands). */
+#define PC_RSEQ_OFFSETS                                                        \
+	[lockoff] "i"(offsetof(struct pc_cpu, cc_lock)),                       \
+	    [curoff] "i"(offsetof(struct pc_cpu, cc_current)),                 \
+	    [wordoff] "i"(offsetof(struct pcg, pcg_word)),                     \
+	    [objoff] "i"(offsetof(struct pcg, pcg_objects))
+
 /*
  * The start of both critical sections: publish the descriptor, read the
  * CPU, and leave for the slow path unless that CPU's slot is unlocked and
@@ -171,10 +178,7 @@ retry:
 	    "2:\n\t"
 	    : [obj] "=&r"(obj), [pa] "=&r"(pa)
 	    : [off] "r"(kmem_prim_rseq_off), [ncpu] "r"(ncpu), [base] "r"(cpus),
-	    [lockoff] "i"(offsetof(struct pc_cpu, cc_lock)),
-	    [curoff] "i"(offsetof(struct pc_cpu, cc_current)),
-	    [wordoff] "i"(offsetof(struct pcg, pcg_word)),
-	    [objoff] "i"(offsetof(struct pcg, pcg_objects))
+	    PC_RSEQ_OFFSETS
 	    : "rax", "rcx", "rdx", "r8", "memory", "cc"
 	    : slow, abort);
 	*objp = obj;
@@ -216,10 +220,7 @@ retry:
 		     :
 		     : [off] "r"(kmem_prim_rseq_off), [ncpu] "r"(ncpu),
 		     [base] "r"(cpus), [obj] "r"(obj), [pa] "r"(pa),
-		     [lockoff] "i"(offsetof(struct pc_cpu, cc_lock)),
-		     [curoff] "i"(offsetof(struct pc_cpu, cc_current)),
-		     [wordoff] "i"(offsetof(struct pcg, pcg_word)),
-		     [objoff] "i"(offsetof(struct pcg, pcg_objects))
+		     PC_RSEQ_OFFSETS
 		     : "rax", "rcx", "rdx", "r8", "memory", "cc"
 		     : slow, abort, tick);
 	return 1;
@@ -265,10 +266,7 @@ retry:
 	    "2:\n\t"
 	    : [obj] "=&a"(obj) /* %rax: the slot's address until then */
 	    : [off] "r"(kmem_prim_rseq_off), [ncpu] "r"(ncpu), [base] "r"(cpus),
-	    [lockoff] "i"(offsetof(struct pc_cpu, cc_lock)),
-	    [curoff] "i"(offsetof(struct pc_cpu, cc_current)),
-	    [wordoff] "i"(offsetof(struct pcg, pcg_word)),
-	    [objoff] "i"(offsetof(struct pcg, pcg_objects))
+	    PC_RSEQ_OFFSETS
 	    : "rcx", "rdx", "r8", "memory", "cc"
 	    : slow, abort);
 	*objp = obj;
@@ -283,30 +281,26 @@ static inline int
 pc_rseq_put_va(struct pc_cpu *cpus, unsigned int ncpu, void *obj)
 {
 retry:
-	__asm__ goto(
-	    PC_RSEQ_CS("3") PC_RSEQ_SLOT
+	__asm__ goto(PC_RSEQ_CS("3") PC_RSEQ_SLOT
 
-	    "movq %c[wordoff](%%rcx), %%rdx\n\t"
-	    "cmpb %%dh, %%dl\n\t" /* count, capacity */
-	    "jae %l[slow]\n\t"
-	    "movzbl %%dl, %%r8d\n\t"
-	    "shlq $4, %%r8\n\t"
-	    "addq %%rcx, %%r8\n\t"
-	    "movq %[obj], %c[objoff](%%r8)\n\t"
-	    "addq $0x10001, %%rdx\n\t" /* count + 1, one more op */
-	    "movq %%rdx, %c[wordoff](%%rcx)\n\t"
-	    "2:\n\t"
-	    "andl " PC_TICK_TEST ", %%edx\n\t"
-	    "cmpl " PC_TICK_TEST ", %%edx\n\t"
-	    "je %l[tick]\n\t"
-	    :
-	    : [off] "r"(kmem_prim_rseq_off), [ncpu] "r"(ncpu), [base] "r"(cpus),
-	    [obj] "r"(obj), [lockoff] "i"(offsetof(struct pc_cpu, cc_lock)),
-	    [curoff] "i"(offsetof(struct pc_cpu, cc_current)),
-	    [wordoff] "i"(offsetof(struct pcg, pcg_word)),
-	    [objoff] "i"(offsetof(struct pcg, pcg_objects))
-	    : "rax", "rcx", "rdx", "r8", "memory", "cc"
-	    : slow, abort, tick);
+		     "movq %c[wordoff](%%rcx), %%rdx\n\t"
+		     "cmpb %%dh, %%dl\n\t" /* count, capacity */
+		     "jae %l[slow]\n\t"
+		     "movzbl %%dl, %%r8d\n\t"
+		     "shlq $4, %%r8\n\t"
+		     "addq %%rcx, %%r8\n\t"
+		     "movq %[obj], %c[objoff](%%r8)\n\t"
+		     "addq $0x10001, %%rdx\n\t" /* count + 1, one more op */
+		     "movq %%rdx, %c[wordoff](%%rcx)\n\t"
+		     "2:\n\t"
+		     "andl " PC_TICK_TEST ", %%edx\n\t"
+		     "cmpl " PC_TICK_TEST ", %%edx\n\t"
+		     "je %l[tick]\n\t"
+		     :
+		     : [off] "r"(kmem_prim_rseq_off), [ncpu] "r"(ncpu),
+		     [base] "r"(cpus), [obj] "r"(obj), PC_RSEQ_OFFSETS
+		     : "rax", "rcx", "rdx", "r8", "memory", "cc"
+		     : slow, abort, tick);
 	return 1;
 tick:
 	return 2;
