@@ -1060,6 +1060,9 @@ large_alloc(struct kmem_domain *d, size_t size, size_t align, bool recorded)
 			vmem_free(vm, a, rsize);
 		return NULL;
 	}
+	if (kmem_unlikely(atomic_load_explicit(w, memory_order_relaxed) &
+		PM_LIVE)) /* from the quantum cache, freed twice at once */
+		kmemi_large_reuse_report((void *)a, npg);
 	atomic_store_explicit(w,
 	    PM_LIVE | x | (npg <= PM_NPAGES ? (uint32_t)npg : 0),
 	    memory_order_relaxed);
@@ -1115,6 +1118,18 @@ large_free(struct kmem_domain *d, const char *fn, void *p, size_t size)
 		vmem_xfree(kmemi_page_arena(d), (vmem_addr_t)p, bytes);
 	else
 		vmem_free(kmemi_page_arena(d), (vmem_addr_t)p, bytes);
+}
+
+/*
+ * The fast allocation found a block of its quantum cache marked live:
+ * two frees raced past the fast free's check (kmem_impl.h).
+ */
+void
+kmemi_large_reuse_report(void *p, size_t npg)
+{
+	kmem_panic("block %p: double free (large block of %zu bytes, arena "
+		   "kva; two frees at once, found when it was reused)",
+	    p, npg << kmemi_pgshift);
 }
 
 /*
@@ -1629,6 +1644,10 @@ kmem_alloc_large(const char *fn, size_t size, km_flag_t flags)
 			if (kmem_unlikely(w == NULL))
 				return kmem_alloc_large_mark(
 				    fn, size, flags, p, npg);
+			if (kmem_unlikely(
+				atomic_load_explicit(w, memory_order_relaxed) &
+				PM_LIVE)) /* freed twice at once */
+				kmemi_large_reuse_report(p, npg);
 			atomic_store_explicit(
 			    w, PM_LIVE | (uint32_t)npg, memory_order_relaxed);
 			return p;
@@ -1740,12 +1759,13 @@ kmem_free_in(struct kmem_domain *d, void *p, size_t size)
 		_Atomic uint32_t *w = d == &kmemi_dom0
 		    ? kmemi_pm_word_get((uintptr_t)p)
 		    : kmemi_dom_pm_get(d, (uintptr_t)p);
-		uint32_t live = PM_LIVE | (uint32_t)npg;
 
+		/* A plain store, as kmemi_large_free_fast's (kmem_impl.h). */
 		if (kmem_likely(w != NULL) &&
-		    kmem_likely(atomic_compare_exchange_strong_explicit(w,
-			&live, PM_FREED | (uint32_t)npg, memory_order_relaxed,
-			memory_order_relaxed))) {
+		    kmem_likely(atomic_load_explicit(w, memory_order_relaxed) ==
+			(PM_LIVE | (uint32_t)npg))) {
+			atomic_store_explicit(
+			    w, PM_FREED | (uint32_t)npg, memory_order_relaxed);
 			if (kmem_unlikely(
 				!pc_rseq_put_va(d->kd_large_fast[npg].kf_cpus,
 				    d->kd_large_fast[npg].kf_ncpu, p))) {

@@ -24,6 +24,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +140,48 @@ c_double_large(void *arg)
 	(void)arg;
 	f_free(p);
 	f_free(p);
+}
+
+/*
+ * The same block of the quantum-cached size freed by two threads at the
+ * same instant, then two blocks of its size allocated: either a free
+ * finds the other's mark and reports, or both pass (the fast free is a
+ * check and a store, not one atomic step) and the second allocation to
+ * hand the block out finds it live and reports.  Never silence.
+ */
+static void *_Atomic race_p;
+static _Atomic int race_go, race_done;
+
+static void *
+race_free(void *arg)
+{
+	(void)arg;
+	while (atomic_load(&race_go) == 0)
+		;
+	f_free(atomic_load(&race_p));
+	atomic_fetch_add(&race_done, 1);
+	return NULL;
+}
+
+static void
+c_double_large_racing(void *arg)
+{
+	pthread_t t[2];
+	int i;
+
+	(void)arg;
+	for (i = 0; i < 100; i++) { /* the first round reports */
+		atomic_store(&race_p, f_malloc(32768));
+		atomic_store(&race_go, 0);
+		atomic_store(&race_done, 0);
+		T_EQ(pthread_create(&t[0], NULL, race_free, NULL), 0);
+		T_EQ(pthread_create(&t[1], NULL, race_free, NULL), 0);
+		atomic_store(&race_go, 1);
+		while (atomic_load(&race_done) < 2)
+			;
+		sink(f_malloc(32768));
+		sink(f_malloc(32768));
+	}
 }
 
 static void
@@ -282,6 +325,8 @@ test_double_free(void)
 	    c_double_apart, NULL, SIGABRT, "of cache kmem-00224 "));
 	T_ASSERT(t_expect_death(c_double_large, NULL, SIGABRT,
 	    "): double free (large block of 102400 bytes, arena kva)"));
+	T_ASSERT(t_expect_death(c_double_large_racing, NULL, SIGABRT,
+	    ": double free (large block of 32768 bytes, arena kva"));
 }
 
 static void
