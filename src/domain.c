@@ -372,6 +372,24 @@ kmemi_page_arena_purge_step(struct kmem_domain *d)
 	return kmemi_meta_purge_step(d) || more;
 }
 
+void
+kmemi_page_arena_purge_hold(struct kmem_domain *d, bool hold, vmem_t *held[2])
+{
+	unsigned int i;
+
+	if (hold) {
+		held[0] = atomic_load_explicit(
+		    &d->kd_page_arena, memory_order_acquire);
+		held[1] = d->kd_default
+		    ? atomic_load_explicit(
+			  &d->kd_meta_arena, memory_order_acquire)
+		    : NULL;
+	}
+	for (i = 0; i < 2; i++)
+		if (held[i] != NULL)
+			kmemi_vmem_purge_hold(held[i], hold);
+}
+
 /* ---- the registry ---- */
 
 /* A walk of the list without its lock (section 3): begin, end. */

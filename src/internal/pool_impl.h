@@ -57,6 +57,14 @@ vmem_t *kmemi_page_arena(struct kmem_domain *d);
 void kmemi_page_arena_purge(struct kmem_domain *d, bool all);
 /* The same by kmemi_vmem_purge_step: a free's share of a pass. */
 bool kmemi_page_arena_purge_step(struct kmem_domain *d);
+/*
+ * domain.c: while held, frees into domain d's page and metadata arenas
+ * start no purge batch (kmemi_vmem_purge_hold, vmem.c); holds nest.  A
+ * hold fills held[] with the arenas it held, which the release is given
+ * (an arena made meanwhile is not released unheld).
+ */
+void kmemi_page_arena_purge_hold(
+    struct kmem_domain *d, bool hold, vmem_t *held[2]);
 
 /* pool_cache.c: pool_cache_init that returns NULL when out of memory. */
 pool_cache_t kmemi_cache_create(size_t size, unsigned int align,
@@ -160,6 +168,13 @@ void kmemi_vmem_purge(vmem_t *vm, bool all);
  * a free(3) (kmemi_tick, kmem.c).
  */
 bool kmemi_vmem_purge_step(vmem_t *vm); /* true: a pass left unfinished */
+/* Frees start no purge batch while held (hold true; false releases). */
+void kmemi_vmem_purge_hold(vmem_t *vm, bool hold);
+/*
+ * Tests: the purge batches vm's passes have finished, ever, and one more
+ * at the end of each pass (vm_purge_gen).
+ */
+uint64_t kmemi_vmem_purge_batches(vmem_t *vm);
 /* The same with a purge function told the arena (a domain's kva). */
 void kmemi_vmem_set_purge_src(vmem_t *vm,
     void (*fn)(vmem_t *, vmem_addr_t, vmem_size_t), uint64_t delay_ns);

@@ -74,11 +74,60 @@ test_tick_bounded(void)
 	T_LE(kva_imported(), low);
 }
 
+/*
+ * The same when the tick's work is the caches': 96 MiB of 64-byte objects
+ * freed leave kva dirty and the depot full; the tick that reaps the depot
+ * frees pages into kva, and each of those frees ran a purge batch of its
+ * own -- up to eight in one free(3), 4-7 ms of it -- where the tick's one
+ * batch is all it may do (kmem.c kmem_tick_dom: the arenas' purge held
+ * while the caches shrink).
+ */
+static void
+test_tick_reap_one_batch(void)
+{
+	size_t n = t_scale((size_t)96 << 20) / 64, i, before, after, most = 0;
+	void **o = calloc(n, sizeof *o);
+	vmem_t *kva = kmemi_page_arena(&kmemi_dom0);
+	unsigned ticks;
+	uint64_t batches = 0;
+
+	T_ASSERT(o != NULL);
+	for (i = 0; i < n; i++) {
+		o[i] = kmem_alloc(64, KM_SLEEP);
+		*(volatile char *)o[i] = 1;
+	}
+	for (i = 0; i < n; i++)
+		kmem_free(o[i], 64);
+	free(o);
+	for (ticks = 0; ticks < 40; ticks++) {
+		uint64_t b0, b1;
+
+		usleep(25000); /* reap_interval_ms, purge_delay_ms */
+		before = kva_imported();
+		b0 = kmemi_vmem_purge_batches(kva);
+		kmemi_tick();
+		b1 = kmemi_vmem_purge_batches(kva);
+		after = kva_imported();
+		if (before > after && before - after > most)
+			most = before - after;
+		if (b1 - b0 > batches)
+			batches = b1 - b0;
+		/* One batch, and the end of the pass it may finish. */
+		T_LE(b1 - b0, 2);
+		T_LE(before - after, BATCH);
+	}
+	printf("   %zu MiB of 64-byte objects freed: at most %zu KiB back, "
+	       "kva's batch count up by at most %u, in one tick\n",
+	    n * 64 >> 20, most >> 10, (unsigned)batches);
+}
+
 int
 main(void)
 {
 	/* Before kmem reads its options (the first allocation). */
-	setenv("KMEM_OPTIONS", "purge_delay_ms=20,reap_tick_ms=1", 1);
+	setenv("KMEM_OPTIONS",
+	    "purge_delay_ms=20,reap_tick_ms=1,reap_interval_ms=20", 1);
 	T_RUN(test_tick_bounded);
+	T_RUN(test_tick_reap_one_batch);
 	return t_done();
 }
