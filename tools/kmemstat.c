@@ -597,7 +597,7 @@ find_library(void)
 		return NULL;
 	slash[1] = '\0';
 	for (i = 0; i < sizeof rel / sizeof rel[0]; i++) {
-		char cand[PATH_MAX + 32];
+		char cand[PATH_MAX + sizeof KMEMSTAT_INSTALLED_LIBRARY];
 
 		snprintf(cand, sizeof cand, "%s%s", self, rel[i]);
 		if ((path = realpath(cand, NULL)) != NULL)
