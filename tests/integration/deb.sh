@@ -6,8 +6,8 @@
 # would -- cc with -I/-L, pkg-config on the packaged kmem.pc, find_package
 # on the packaged CMake files, statically on libkmem.a -- and run the
 # packaged kmemstat on the packaged libkmem-malloc.so.  Then lintian, where
-# it is installed: no error or warning that debian/*.lintian-overrides
-# does not justify.
+# it is installed, on the binary and the source packages: no error or
+# warning that debian/*.lintian-overrides does not justify.
 # Needs dpkg-dev and debhelper (scripts/deps.sh installs them); skipped
 # (77) without them.  About 20 s on 2 CPUs.
 # Usage: deb.sh SOURCE_DIR BUILD_DIR
@@ -166,8 +166,11 @@ grep -q '"name":"kmem-00016"' "$tmp/ls.json" ||
 	fail "packaged kmemstat: ls did not run on kmem"
 
 if command -v lintian >/dev/null 2>&1; then
+	# The source package too (debian/control, copyright, source tags).
+	(cd "$tmp/kmem" && dpkg-buildpackage -us -uc -S -d) \
+	    >"$tmp/source.log" 2>&1 || { tail -30 "$tmp/source.log"; fail "source package"; }
 	lintian --pedantic -I "$tmp/kmem_${ver}_$arch.changes" \
-	    >"$tmp/lintian.log" 2>&1 || true
+	    "$tmp/kmem_$ver.dsc" >"$tmp/lintian.log" 2>&1 || true
 	grep -v 'running with root privileges' "$tmp/lintian.log" || true
 	if grep -q '^[EW]:' "$tmp/lintian.log"; then
 		fail "lintian errors or warnings"
