@@ -102,6 +102,8 @@ needed() {
 	readelf -d "$1" | sed -n 's/.*NEEDED.*\[\(libkmem[^]]*\)\].*/\1/p'
 }
 
+PKG_CONFIG_LIBDIR="$prefix/$libdir/pkgconfig" pkg-config --validate kmem || {
+	echo "the installed kmem.pc does not validate"; exit 1; }
 configure "$tmp/b1" "$prefix" -DWITH_PKGCONFIG=ON
 [ "$(needed "$tmp/b1/prog_shared")" = libkmem.so.0 ] || {
 	echo "prog_shared does not need libkmem.so.0"; exit 1; }

@@ -118,6 +118,8 @@ cc -std=c11 -Wall -Werror -I"$root/usr/include" -o "$tmp/prog-static" \
 "$tmp/prog-static"
 # The packaged kmem.pc, seen through the unpacked root as a sysroot.
 if command -v pkg-config >/dev/null 2>&1; then
+	PKG_CONFIG_LIBDIR=$lib/pkgconfig pkg-config --validate kmem ||
+		fail "the packaged kmem.pc does not validate"
 	flags=$(PKG_CONFIG_LIBDIR=$lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=$root \
 	    pkg-config --cflags --libs kmem)
 	echo "deb: pkg-config --cflags --libs kmem: $flags"
