@@ -19,6 +19,10 @@ have python3 || need="$need python3"
 have sqlite3 || need="$need sqlite3"
 have perl || need="$need perl"
 [ -f /usr/include/stdio.h ] || need="$need libc6-dev"
+# tests/integration/deb.sh builds the Debian packages and lints them.
+have dpkg-buildpackage || need="$need dpkg-dev"
+have dh || need="$need debhelper"
+have lintian || need="$need lintian"
 # `make coverage` (sh scripts/deps.sh coverage) also needs gcovr.
 if [ "$1" = coverage ]; then
 	have gcovr || need="$need gcovr"

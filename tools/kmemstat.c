@@ -25,8 +25,10 @@
  *    many processes were counted.
  *
  * 3. Finding the library: $KMEMSTAT_LIBRARY, else libkmem-malloc.so next
- *    to this program (the build tree), else ../lib/libkmem-malloc.so from
- *    it (an installed prefix).
+ *    to this program (the build tree), else KMEMSTAT_INSTALLED_LIBRARY from
+ *    it (an installed prefix: ../lib/libkmem-malloc.so, or the library
+ *    directory the build installs to, ../lib/x86_64-linux-gnu/... in a
+ *    Debian package; CMakeLists.txt sets it).
  *
  * 4. Data structures.  The merged rows are two arrays that grow by
  *    doubling (struct kmem_pool_stats, struct kmem_vmem_stats), in order
@@ -570,12 +572,16 @@ cmp_proc(const void *a, const void *b)
 	return (x->pid > y->pid) - (x->pid < y->pid);
 }
 
+#ifndef KMEMSTAT_INSTALLED_LIBRARY
+#define KMEMSTAT_INSTALLED_LIBRARY "../lib/libkmem-malloc.so"
+#endif
+
 /* libkmem-malloc.so, by section 3's rule; NULL if none exists. */
 static char *
 find_library(void)
 {
 	static const char *rel[] = {
-	    "libkmem-malloc.so", "../lib/libkmem-malloc.so"};
+	    "libkmem-malloc.so", KMEMSTAT_INSTALLED_LIBRARY};
 	const char *env = getenv("KMEMSTAT_LIBRARY");
 	char self[PATH_MAX], *slash, *path;
 	ssize_t n;
@@ -591,7 +597,7 @@ find_library(void)
 		return NULL;
 	slash[1] = '\0';
 	for (i = 0; i < sizeof rel / sizeof rel[0]; i++) {
-		char cand[PATH_MAX + 32];
+		char cand[PATH_MAX + sizeof KMEMSTAT_INSTALLED_LIBRARY];
 
 		snprintf(cand, sizeof cand, "%s%s", self, rel[i]);
 		if ((path = realpath(cand, NULL)) != NULL)
@@ -718,7 +724,8 @@ main(int argc, char **argv)
 	if ((what & KMEM_STATS_ALL) == 0)
 		what |= KMEM_STATS_ALL;
 	if ((lib = find_library()) == NULL)
-		die("cannot find libkmem-malloc.so (next to %s, in ../lib, or "
+		die("cannot find libkmem-malloc.so (next to %s, "
+		    "at " KMEMSTAT_INSTALLED_LIBRARY " from it, or "
 		    "$KMEMSTAT_LIBRARY)",
 		    progname);
 	snprintf(dir, sizeof dir, "%s/kmemstat.XXXXXX",
