@@ -87,8 +87,8 @@
  *    empty document (before set-up) or fails with EBUSY (in fork).  A
  *    write error of fp: -1 with stdio's errno.  fp NULL: -1, EINVAL.
  *    Nothing allocates but malloc_info's stdio, outside every lock; the
- *    snapshot is on the caller's stack (about 9 KiB for malloc_info, with
- *    its per-cache rows; 1 KiB for mallinfo2).
+ *    snapshot is on the caller's stack (about 10 KiB for malloc_info,
+ *    with its per-cache rows; under 1 KiB for mallinfo2).
  */
 #include <errno.h>
 #include <limits.h>
