@@ -27,9 +27,9 @@
  *    under kmem a heap named "kva", a kmem-NNNNN <cache> with the 256
  *    blocks in use, <size> elements with from <= to and total = count x
  *    to, and a top-level <total type="inuse"> within 64 KiB of
- *    mallinfo2's uordblks.  malloc_info(1, fp) writes nothing and fails: under kmem
- *    -1 with errno EINVAL (the man page's contract); glibc 2.36 returns
- *    EINVAL itself, which is accepted from it.
+ *    mallinfo2's uordblks.  malloc_info(1, fp) writes nothing and
+ *    fails: under kmem -1 with errno EINVAL (the man page's contract);
+ *    glibc 2.36 returns EINVAL itself, which is accepted from it.
  *  - Two threads allocate and free random sizes while the main thread
  *    calls mallinfo2 and malloc_info (to /dev/null) in a loop: no
  *    deadlock, arena == uordblks + fordblks in every answer.
