@@ -40,8 +40,8 @@
  *      fsmblks  bytes of the cached objects and blocks
  *      uordblks bytes in use by the program
  *      fordblks arena - uordblks: held but free
- *      keepcost kva's free bytes: what a purge or malloc_trim can give
- *               back without touching the caches
+ *      keepcost kva's free bytes, outside the caches: the dirty ranges a
+ *               purge or malloc_trim gives back, and those already purged
  *    so arena = uordblks + fordblks, as in glibc's main arena, and
  *    arena + hblkhd is everything kmem has mapped.  mallinfo's int fields
  *    saturate at INT_MAX rather than wrap (glibc's wrap).
