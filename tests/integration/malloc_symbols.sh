@@ -3,8 +3,10 @@
 # test plan A1): malloc, free, calloc, realloc, reallocarray,
 # aligned_alloc, posix_memalign, memalign, valloc, pvalloc,
 # malloc_usable_size, malloc_trim; C23's free_sized and
-# free_aligned_sized; and C++'s twenty replaceable operator new and delete
-# forms, by their Itanium names (malloc.c section 10) -- no kmem API, no
+# free_aligned_sized; glibc's introspection calls mallinfo2, mallinfo,
+# malloc_stats and malloc_info (malloc_info.c); and C++'s twenty
+# replaceable operator new and delete forms, by their Itanium names
+# (malloc.c section 10) -- no kmem API, no
 # __libc_* aliases.  It refers to the C++ runtime only weakly (a C
 # program never loads it), is built with initial-exec TLS (STATIC_TLS:
 # no __tls_get_addr inside malloc) and needs nothing but libc.
@@ -15,7 +17,7 @@ lib=$2/libkmem-malloc.so
 words() { tr ' ' '\n' | sed '/^$/d' | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//'; }
 c="aligned_alloc calloc free malloc malloc_trim malloc_usable_size memalign
 posix_memalign pvalloc realloc reallocarray valloc free_sized
-free_aligned_sized"
+free_aligned_sized mallinfo2 mallinfo malloc_stats malloc_info"
 # new, new[]: plain, nothrow, aligned, aligned nothrow; delete, delete[]:
 # those and sized, sized aligned.
 cxx=""
@@ -40,7 +42,7 @@ if [ "$have" != "$want" ]; then
 	echo "expected: $want"
 	exit 1
 fi
-[ $(echo $want | wc -w) -eq $((14 + 20 + ${KMEM_COVERAGE:-0})) ] || {
+[ $(echo $want | wc -w) -eq $((18 + 20 + ${KMEM_COVERAGE:-0})) ] || {
 	echo "expected list miscounted: $want"; exit 1; }
 # The C++ runtime: weak references only (std::get_new_handler,
 # std::__throw_bad_alloc), never a strong undefined C++ symbol.
