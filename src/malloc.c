@@ -6,7 +6,9 @@
  *    aligned_alloc, posix_memalign, memalign, valloc, pvalloc,
  *    malloc_usable_size and malloc_trim; C23's free_sized and
  *    free_aligned_sized; C++'s replaceable operator new, new[], delete and
- *    delete[] in all their forms (section 10) -- and nothing else (the
+ *    delete[] in all their forms (section 10); and glibc's introspection,
+ *    mallinfo2, mallinfo, malloc_stats and malloc_info, in malloc_info.c --
+ *    and nothing else (the
  *    version script src/libkmem-malloc.map): kmem's own API stays hidden,
  *    so a preloaded program never sees pool_init or vmem_create.  The
  *    library is C and needs only libc: the C++ names are defined here
