@@ -108,8 +108,12 @@
  *    arguments, bad frees and wrong sizes abort through kmem_panic with a
  *    line naming the call, arena, address and sizes; a request that cannot
  *    be met fails with exactly ENOMEM under VM_NOSLEEP and waits under
- *    VM_SLEEP.  When the OS refuses memory for tags, VM_SLEEP retries every
- *    vmem_sleep_retry_ms and gives up (abort) after BT_SLEEP_TRIES.
+ *    VM_SLEEP -- unless it is constrained (align, phase, nocross, minaddr
+ *    or maxaddr other than the defaults; vmem_xalloc_addr): then, as in
+ *    NetBSD, it fails with ENOMEM once no fit is found and no import gave
+ *    one, whatever its sleep flag.  When the OS refuses memory for tags,
+ * VM_SLEEP retries every vmem_sleep_retry_ms and gives up (abort) after
+ * BT_SLEEP_TRIES.
  *
  * 6. Quantum caches (Bonwick 2001 section 4.4, NetBSD qc_init).  With
  *    qcache_max > 0 (clipped to 16 quanta, NetBSD's VMEM_QCACHE_IDX_MAX),
@@ -122,9 +126,10 @@
  *    would hold the same number of items are merged into the larger one.
  *    The pools are PR_NOTOUCH | PR_NOALIGN: the "memory" may be integers.
  *    Pages never start at address 0, which a cache could not return (it
- *    would read as NULL).  A request that finds the arena full first has
- *    the quantum caches give back what they hold, then fails (VM_NOSLEEP)
- *    or waits (VM_SLEEP).
+ *    would read as NULL); that minimum is the only constraint that still
+ *    lets a VM_SLEEP request wait (vmem_req.canwait).  A request that finds the
+ * arena full first has the quantum caches give back what they hold, then fails
+ * (VM_NOSLEEP) or waits (VM_SLEEP).
  *
  * 7. Deferred purge (internal; the page arena only, kmemi_vmem_set_purge).
  *    Returning memory to the OS at every free makes a program that frees
@@ -750,6 +755,7 @@ struct vmem_req {
 	vmem_addr_t maxaddr;
 	bool constrained; /* anything beyond size */
 	bool never;	  /* larger than [minaddr, maxaddr] */
+	bool canwait;	  /* VM_SLEEP may wait: the caller set no constraint */
 };
 
 /*
@@ -1147,7 +1153,7 @@ vmem_check_flags(
 static void
 vmem_req_init(const vmem_t *vm, const char *fn, struct vmem_req *r,
     vmem_size_t size, vmem_size_t align, vmem_size_t phase, vmem_size_t nocross,
-    vmem_addr_t minaddr, vmem_addr_t maxaddr, vm_flag_t flags)
+    vmem_addr_t minaddr, vmem_addr_t maxaddr)
 {
 	vmem_size_t q = vm->vm_quantum_mask + 1;
 
@@ -1181,14 +1187,11 @@ vmem_req_init(const vmem_t *vm, const char *fn, struct vmem_req *r,
 		    "size does not fit in the address space", VMEM_XARGS);
 	r->size = vmem_roundup(vm, size);
 	/*
-	 * Larger than [minaddr, maxaddr]: VM_NOSLEEP fails with ENOMEM, as
-	 * NetBSD's own unit test expects; VM_SLEEP would wait forever.
+	 * Larger than [minaddr, maxaddr]: ENOMEM at once, VM_SLEEP or not,
+	 * as NetBSD's own unit test expects (it is a constrained request
+	 * that no arena state can serve, not a contradiction).
 	 */
 	r->never = r->size - 1 > maxaddr - minaddr;
-	if (r->never && (flags & VM_SLEEP))
-		VMEM_XPANIC("size %#zx does not fit in [minaddr, maxaddr]: "
-			    "VM_SLEEP would wait forever",
-		    VMEM_XARGS, r->size);
 	if (nocross != 0 && nocross < r->size)
 		VMEM_XPANIC(
 		    "nocross %#zx < size %#zx", VMEM_XARGS, nocross, r->size);
@@ -1204,6 +1207,14 @@ vmem_req_init(const vmem_t *vm, const char *fn, struct vmem_req *r,
 	r->maxaddr = maxaddr;
 	r->constrained = align != q || phase != 0 || nocross != 0 ||
 	    minaddr != VMEM_ADDR_MIN || maxaddr != VMEM_ADDR_MAX;
+	/*
+	 * NetBSD's vmem_xalloc: a constrained request that finds no fit and
+	 * gets none from an import fails with ENOMEM even under VM_SLEEP
+	 * (no free is sure ever to produce the range it asks for); only an
+	 * unconstrained one waits.  Internal callers whose constraint is
+	 * their own (qc_page_alloc) set canwait again.
+	 */
+	r->canwait = !r->constrained;
 }
 
 /* ---- import ---- */
@@ -1534,7 +1545,7 @@ vmem_xalloc_req(vmem_t *vm, const char *fn, const struct vmem_req *r,
 			kmem_mutex_enter(&vm->vm_lock);
 			continue;
 		}
-		if (flags & VM_NOSLEEP)
+		if ((flags & VM_NOSLEEP) || !r->canwait)
 			break;
 		reaped = false;
 		/*
@@ -1569,7 +1580,8 @@ qc_page_alloc(struct pool *pp, int flags)
 	vmem_addr_t a;
 
 	vmem_req_init(vm, "vmem_alloc", &r, pp->pr_alloc->pa_pagesz, 0, 0, 0,
-	    vm->vm_quantum_mask + 1, VMEM_ADDR_MAX, vf);
+	    vm->vm_quantum_mask + 1, VMEM_ADDR_MAX);
+	r.canwait = true; /* the minimum is ours, not the caller's */
 	if (vmem_xalloc_req(
 		vm, "vmem_alloc", &r, vf | VM_INSTANTFIT, BT_F_QCPAGE, &a) != 0)
 		return NULL;
@@ -1695,7 +1707,7 @@ vmem_xalloc(vmem_t *vm, vmem_size_t size, vmem_size_t align, vmem_size_t phase,
 
 	vmem_check_flags(vm, "vmem_xalloc", size, flags);
 	vmem_req_init(vm, "vmem_xalloc", &r, size, align, phase, nocross,
-	    minaddr, maxaddr, flags);
+	    minaddr, maxaddr);
 	return vmem_xalloc_req(vm, "vmem_xalloc", &r, flags, 0, addrp);
 }
 
@@ -1713,8 +1725,8 @@ vmem_alloc(vmem_t *vm, vmem_size_t size, vm_flag_t flags, vmem_addr_t *addrp)
 	    (fit & (fit - 1)) == 0)
 		return qc_alloc(vm, vmem_roundup(vm, size), flags, addrp);
 	vmem_check_flags(vm, "vmem_alloc", size, flags);
-	vmem_req_init(vm, "vmem_alloc", &r, size, 0, 0, 0, VMEM_ADDR_MIN,
-	    VMEM_ADDR_MAX, flags);
+	vmem_req_init(
+	    vm, "vmem_alloc", &r, size, 0, 0, 0, VMEM_ADDR_MIN, VMEM_ADDR_MAX);
 	return vmem_xalloc_req(vm, "vmem_alloc", &r, flags, 0, addrp);
 }
 
@@ -1734,7 +1746,7 @@ vmem_xalloc_addr(
 			   "does not fit in the address space",
 		    vm->vm_name, (size_t)addr, size);
 	vmem_req_init(vm, "vmem_xalloc_addr", &r, size, 0, 0, 0, addr,
-	    addr + vmem_roundup(vm, size) - 1, flags);
+	    addr + vmem_roundup(vm, size) - 1);
 	return vmem_xalloc_req(vm, "vmem_xalloc_addr", &r,
 	    (flags & ~VM_FITMASK) | VM_BESTFIT, 0, NULL);
 }
