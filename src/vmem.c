@@ -127,9 +127,9 @@
  *    The pools are PR_NOTOUCH | PR_NOALIGN: the "memory" may be integers.
  *    Pages never start at address 0, which a cache could not return (it
  *    would read as NULL); that minimum is the only constraint that still
- *    lets a VM_SLEEP request wait (vmem_req.canwait).  A request that finds the
- * arena full first has the quantum caches give back what they hold, then fails
- * (VM_NOSLEEP) or waits (VM_SLEEP).
+ *    lets a VM_SLEEP request wait (vmem_req.canwait).  A request that
+ *    finds the arena full first has the quantum caches give back what
+ *    they hold, then fails (VM_NOSLEEP, constrained) or waits (VM_SLEEP).
  *
  * 7. Deferred purge (internal; the page arena only, kmemi_vmem_set_purge).
  *    Returning memory to the OS at every free makes a program that frees
