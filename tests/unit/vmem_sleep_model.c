@@ -604,7 +604,7 @@ test_sleep_model(void)
 {
 	static const vm_flag_t fits[] = {VM_BESTFIT, VM_INSTANTFIT, VM_NEXTFIT};
 	static const vmem_size_t quanta[] = {1, 8};
-	uint64_t steps = t_scale(t_under_valgrind() ? 1500 : 6000);
+	uint64_t steps = t_scale(t_under_valgrind() ? 4000 : 20000);
 	unsigned idx = 0;
 	size_t f, q;
 
