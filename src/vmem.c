@@ -2628,31 +2628,55 @@ kmem_vmem_stats(const vmem_t *cvm, struct kmem_vmem_stats *st)
 
 /* ---- printing ---- */
 
+/*
+ * NetBSD's ddb output (subr_vmem.c): vmem_dump prints a header line,
+ * every tag of the segment list, then each non-empty freelist and its
+ * tags; a tag is "\t<tag address>: <start>, <size>, <type>(<name>)", start
+ * and size in decimal, BT_TYPE_* being NetBSD's numbers.  PURGING (kmem's
+ * own, a free segment whose pages are being given back) is type 5.
+ */
+static const char *
+bt_type_string(const bt_t *bt)
+{
+	switch (bt->bt_type) {
+	case BT_TYPE_SPAN:
+		return "span";
+	case BT_TYPE_STATIC:
+		return "static span";
+	case BT_TYPE_FREE:
+		return "free";
+	case BT_TYPE_BUSY:
+		return "busy";
+	case BT_TYPE_PURGING:
+		return "purging";
+	default:
+		return "BOGUS";
+	}
+}
+
+static void
+bt_dump(const bt_t *bt, vmem_printfn_t *pr)
+{
+	kmem_pr(pr, "\t%p: %llu, %llu, %d(%s)\n", (const void *)bt,
+	    (unsigned long long)bt->bt_start, (unsigned long long)bt->bt_size,
+	    (int)bt->bt_type, bt_type_string(bt));
+}
+
 static void
 vmem_dump_locked(const vmem_t *vm, vmem_printfn_t *pr)
 {
 	const bt_t *bt;
-	unsigned n, count;
+	unsigned n;
 
-	kmem_pr(pr,
-	    "vmem %p '%s': quantum %#zx, inuse %#zx, total %#zx, "
-	    "imported %#zx, busy %llu, free %llu\n",
-	    (const void *)vm, vm->vm_name, vm->vm_quantum_mask + 1,
-	    vm->vm_inuse, vm->vm_total, vm->vm_imported,
-	    (unsigned long long)vm->vm_nbusy, (unsigned long long)vm->vm_nfree);
-	for (bt = vm->vm_seg0.bt_snext; bt != &vm->vm_seg0; bt = bt->bt_snext) {
-		kmem_pr(pr, "  %-6s %#18zx - %#18zx  size %#zx\n",
-		    bt_type_name(bt), (size_t)bt->bt_start, (size_t)bt_end(bt),
-		    bt->bt_size);
-	}
+	kmem_pr(pr, "vmem %p '%s'\n", (const void *)vm, vm->vm_name);
+	for (bt = vm->vm_seg0.bt_snext; bt != &vm->vm_seg0; bt = bt->bt_snext)
+		bt_dump(bt, pr);
 	for (n = 0; n < (unsigned)VMEM_MAXORDER; n++) {
 		if (vm->vm_freelist[n] == NULL)
 			continue;
-		count = 0;
+		kmem_pr(pr, "freelist[%u]\n", n);
 		for (bt = vm->vm_freelist[n]; bt != NULL; bt = bt->bt_fnext)
-			count++;
-		kmem_pr(pr, "  freelist[%u] (%#zx quanta and up): %u\n", n,
-		    (size_t)1 << n, count);
+			bt_dump(bt, pr);
 	}
 }
 
@@ -2690,7 +2714,7 @@ vmem_print(uintptr_t addr, const char *modif, vmem_printfn_t *pr)
 
 	(void)modif;
 	if (kmemi_vmem_foreach(vmem_print_one, &a) == 0)
-		kmem_pr(pr, "%#zx is not a vmem arena\n", (size_t)addr);
+		kmem_pr(pr, "%p is not a vmem arena\n", (void *)addr);
 }
 
 static int
@@ -2707,13 +2731,24 @@ vmem_printall(const char *modif, vmem_printfn_t *pr)
 	kmemi_vmem_foreach(vmem_printall_one, (void *)pr);
 }
 
+/*
+ * vmem_whatis: as NetBSD's, a line for every arena with a segment (not a
+ * span marker) that holds the address -- an imported range shows in the
+ * arena and in its source -- "ADDR is START+OFF in VMEM 'name' (allocated
+ * or free)", OFF in decimal.
+ */
+struct vmem_whatis_arg {
+	uintptr_t addr;
+	vmem_printfn_t *pr;
+	int found;
+};
+
 static int
 vmem_whatis_one(vmem_t *vm, void *arg)
 {
-	struct vmem_print_arg *a = arg;
+	struct vmem_whatis_arg *a = arg;
 	uintptr_t addr = a->addr;
 	const bt_t *bt;
-	int found = 0;
 
 	kmem_mutex_enter(&vm->vm_lock);
 	for (bt = vm->vm_seg0.bt_snext; bt != &vm->vm_seg0; bt = bt->bt_snext) {
@@ -2722,23 +2757,24 @@ vmem_whatis_one(vmem_t *vm, void *arg)
 			bt->bt_type != BT_TYPE_PURGING) ||
 		    addr < bt->bt_start || addr > bt_end(bt))
 			continue;
-		kmem_pr(a->pr, "%#zx is %#zx+%#zx in VMEM '%s' (%s)\n",
-		    (size_t)addr, (size_t)bt->bt_start,
+		kmem_pr(a->pr, "%p is %p+%zu in VMEM '%s' (%s)\n", (void *)addr,
+		    (void *)(uintptr_t)bt->bt_start,
 		    (size_t)(addr - bt->bt_start), vm->vm_name,
 		    bt->bt_type == BT_TYPE_BUSY ? "allocated" : "free");
-		found = 1;
+		a->found = 1;
 		break;
 	}
 	kmem_mutex_exit(&vm->vm_lock);
-	return found;
+	return 0;
 }
 
 int
 vmem_whatis(uintptr_t addr, vmem_printfn_t *pr)
 {
-	struct vmem_print_arg a = {addr, pr};
+	struct vmem_whatis_arg a = {addr, pr, 0};
 
-	return kmemi_vmem_foreach(vmem_whatis_one, &a) != 0 ? 0 : -1;
+	kmemi_vmem_foreach(vmem_whatis_one, &a);
+	return a.found ? 0 : -1;
 }
 
 /*

@@ -1221,24 +1221,24 @@ test_print_whatis(void)
 	pr_reset();
 	T_EQ(vmem_whatis(0x7770105, pr_buf), 0);
 	snprintf(
-	    want, sizeof want, "is 0x7770100+0x5 in VMEM 'whatis' (allocated)");
+	    want, sizeof want, "is 0x7770100+5 in VMEM 'whatis' (allocated)");
 	if (strstr(pbuf, want) == NULL)
 		T_FAIL("whatis printed \"%s\", want \"%s\"", pbuf, want);
 	pr_reset();
 	T_EQ(vmem_whatis(0x7770100, pr_buf), 0);
-	T_ASSERT(strstr(pbuf,
-		     "is 0x7770100+0x0 in VMEM 'whatis' (allocated)") != NULL);
+	T_ASSERT(strstr(pbuf, "is 0x7770100+0 in VMEM 'whatis' (allocated)") !=
+	    NULL);
 	pr_reset();
 	T_EQ(vmem_whatis(0x7770010, pr_buf), 0);
-	if (strstr(pbuf, "is 0x7770000+0x10 in VMEM 'whatis' (free)") == NULL)
+	if (strstr(pbuf, "is 0x7770000+16 in VMEM 'whatis' (free)") == NULL)
 		T_FAIL("whatis printed \"%s\"", pbuf);
 	pr_reset();
 	T_EQ(vmem_whatis(0x7770143, pr_buf), 0);
-	if (strstr(pbuf, "is 0x7770140+0x3 in VMEM 'whatis' (free)") == NULL)
+	if (strstr(pbuf, "is 0x7770140+3 in VMEM 'whatis' (free)") == NULL)
 		T_FAIL("whatis printed \"%s\"", pbuf);
 	pr_reset();
 	T_EQ(vmem_whatis(0x7770fff, pr_buf), 0);
-	if (strstr(pbuf, "is 0x7770140+0xebf in VMEM 'whatis' (free)") == NULL)
+	if (strstr(pbuf, "is 0x7770140+3775 in VMEM 'whatis' (free)") == NULL)
 		T_FAIL("whatis printed \"%s\"", pbuf);
 	pr_reset();
 	T_EQ(vmem_whatis(0x7771000, pr_buf), -1);
