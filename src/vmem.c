@@ -111,9 +111,10 @@
  *    VM_SLEEP -- unless it is constrained (align, phase, nocross, minaddr
  *    or maxaddr other than the defaults; vmem_xalloc_addr): then, as in
  *    NetBSD, it fails with ENOMEM once no fit is found and no import gave
- *    one, whatever its sleep flag.  When the OS refuses memory for tags,
- * VM_SLEEP retries every vmem_sleep_retry_ms and gives up (abort) after
- * BT_SLEEP_TRIES.
+ *    one, whatever its sleep flag (pool_page_alloc's aligned pages: the
+ *    pool retries).  When the OS refuses memory for tags, VM_SLEEP
+ *    retries every vmem_sleep_retry_ms and gives up (abort) after
+ *    BT_SLEEP_TRIES.
  *
  * 6. Quantum caches (Bonwick 2001 section 4.4, NetBSD qc_init).  With
  *    qcache_max > 0 (clipped to 16 quanta, NetBSD's VMEM_QCACHE_IDX_MAX),
