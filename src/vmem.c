@@ -108,8 +108,13 @@
  *    arguments, bad frees and wrong sizes abort through kmem_panic with a
  *    line naming the call, arena, address and sizes; a request that cannot
  *    be met fails with exactly ENOMEM under VM_NOSLEEP and waits under
- *    VM_SLEEP.  When the OS refuses memory for tags, VM_SLEEP retries every
- *    vmem_sleep_retry_ms and gives up (abort) after BT_SLEEP_TRIES.
+ *    VM_SLEEP -- unless it is constrained (align, phase, nocross, minaddr
+ *    or maxaddr other than the defaults; vmem_xalloc_addr): then, as in
+ *    NetBSD, it fails with ENOMEM once no fit is found and no import gave
+ *    one, whatever its sleep flag (pool_page_alloc's aligned pages: the
+ *    pool retries).  When the OS refuses memory for tags, VM_SLEEP
+ *    retries every vmem_sleep_retry_ms and gives up (abort) after
+ *    BT_SLEEP_TRIES.
  *
  * 6. Quantum caches (Bonwick 2001 section 4.4, NetBSD qc_init).  With
  *    qcache_max > 0 (clipped to 16 quanta, NetBSD's VMEM_QCACHE_IDX_MAX),
@@ -122,9 +127,10 @@
  *    would hold the same number of items are merged into the larger one.
  *    The pools are PR_NOTOUCH | PR_NOALIGN: the "memory" may be integers.
  *    Pages never start at address 0, which a cache could not return (it
- *    would read as NULL).  A request that finds the arena full first has
- *    the quantum caches give back what they hold, then fails (VM_NOSLEEP)
- *    or waits (VM_SLEEP).
+ *    would read as NULL); that minimum is the only constraint that still
+ *    lets a VM_SLEEP request wait (vmem_req.canwait).  A request that
+ *    finds the arena full first has the quantum caches give back what
+ *    they hold, then fails (VM_NOSLEEP, constrained) or waits (VM_SLEEP).
  *
  * 7. Deferred purge (internal; the page arena only, kmemi_vmem_set_purge).
  *    Returning memory to the OS at every free makes a program that frees
@@ -757,6 +763,7 @@ struct vmem_req {
 	vmem_addr_t maxaddr;
 	bool constrained; /* anything beyond size */
 	bool never;	  /* larger than [minaddr, maxaddr] */
+	bool canwait;	  /* VM_SLEEP may wait: the caller set no constraint */
 };
 
 /*
@@ -1154,7 +1161,7 @@ vmem_check_flags(
 static void
 vmem_req_init(const vmem_t *vm, const char *fn, struct vmem_req *r,
     vmem_size_t size, vmem_size_t align, vmem_size_t phase, vmem_size_t nocross,
-    vmem_addr_t minaddr, vmem_addr_t maxaddr, vm_flag_t flags)
+    vmem_addr_t minaddr, vmem_addr_t maxaddr)
 {
 	vmem_size_t q = vm->vm_quantum_mask + 1;
 
@@ -1188,14 +1195,11 @@ vmem_req_init(const vmem_t *vm, const char *fn, struct vmem_req *r,
 		    "size does not fit in the address space", VMEM_XARGS);
 	r->size = vmem_roundup(vm, size);
 	/*
-	 * Larger than [minaddr, maxaddr]: VM_NOSLEEP fails with ENOMEM, as
-	 * NetBSD's own unit test expects; VM_SLEEP would wait forever.
+	 * Larger than [minaddr, maxaddr]: ENOMEM at once, VM_SLEEP or not,
+	 * as NetBSD's own unit test expects (it is a constrained request
+	 * that no arena state can serve, not a contradiction).
 	 */
 	r->never = r->size - 1 > maxaddr - minaddr;
-	if (r->never && (flags & VM_SLEEP))
-		VMEM_XPANIC("size %#zx does not fit in [minaddr, maxaddr]: "
-			    "VM_SLEEP would wait forever",
-		    VMEM_XARGS, r->size);
 	if (nocross != 0 && nocross < r->size)
 		VMEM_XPANIC(
 		    "nocross %#zx < size %#zx", VMEM_XARGS, nocross, r->size);
@@ -1211,6 +1215,14 @@ vmem_req_init(const vmem_t *vm, const char *fn, struct vmem_req *r,
 	r->maxaddr = maxaddr;
 	r->constrained = align != q || phase != 0 || nocross != 0 ||
 	    minaddr != VMEM_ADDR_MIN || maxaddr != VMEM_ADDR_MAX;
+	/*
+	 * NetBSD's vmem_xalloc: a constrained request that finds no fit and
+	 * gets none from an import fails with ENOMEM even under VM_SLEEP
+	 * (no free is sure ever to produce the range it asks for); only an
+	 * unconstrained one waits.  Internal callers whose constraint is
+	 * their own (qc_page_alloc) set canwait again.
+	 */
+	r->canwait = !r->constrained;
 }
 
 /* ---- import ---- */
@@ -1541,7 +1553,7 @@ vmem_xalloc_req(vmem_t *vm, const char *fn, const struct vmem_req *r,
 			kmem_mutex_enter(&vm->vm_lock);
 			continue;
 		}
-		if (flags & VM_NOSLEEP)
+		if ((flags & VM_NOSLEEP) || !r->canwait)
 			break;
 		reaped = false;
 		/*
@@ -1576,7 +1588,8 @@ qc_page_alloc(struct pool *pp, int flags)
 	vmem_addr_t a;
 
 	vmem_req_init(vm, "vmem_alloc", &r, pp->pr_alloc->pa_pagesz, 0, 0, 0,
-	    vm->vm_quantum_mask + 1, VMEM_ADDR_MAX, vf);
+	    vm->vm_quantum_mask + 1, VMEM_ADDR_MAX);
+	r.canwait = true; /* the minimum is ours, not the caller's */
 	if (vmem_xalloc_req(
 		vm, "vmem_alloc", &r, vf | VM_INSTANTFIT, BT_F_QCPAGE, &a) != 0)
 		return NULL;
@@ -1702,7 +1715,7 @@ vmem_xalloc(vmem_t *vm, vmem_size_t size, vmem_size_t align, vmem_size_t phase,
 
 	vmem_check_flags(vm, "vmem_xalloc", size, flags);
 	vmem_req_init(vm, "vmem_xalloc", &r, size, align, phase, nocross,
-	    minaddr, maxaddr, flags);
+	    minaddr, maxaddr);
 	return vmem_xalloc_req(vm, "vmem_xalloc", &r, flags, 0, addrp);
 }
 
@@ -1720,8 +1733,8 @@ vmem_alloc(vmem_t *vm, vmem_size_t size, vm_flag_t flags, vmem_addr_t *addrp)
 	    (fit & (fit - 1)) == 0)
 		return qc_alloc(vm, vmem_roundup(vm, size), flags, addrp);
 	vmem_check_flags(vm, "vmem_alloc", size, flags);
-	vmem_req_init(vm, "vmem_alloc", &r, size, 0, 0, 0, VMEM_ADDR_MIN,
-	    VMEM_ADDR_MAX, flags);
+	vmem_req_init(
+	    vm, "vmem_alloc", &r, size, 0, 0, 0, VMEM_ADDR_MIN, VMEM_ADDR_MAX);
 	return vmem_xalloc_req(vm, "vmem_alloc", &r, flags, 0, addrp);
 }
 
@@ -1741,7 +1754,7 @@ vmem_xalloc_addr(
 			   "does not fit in the address space",
 		    vm->vm_name, (size_t)addr, size);
 	vmem_req_init(vm, "vmem_xalloc_addr", &r, size, 0, 0, 0, addr,
-	    addr + vmem_roundup(vm, size) - 1, flags);
+	    addr + vmem_roundup(vm, size) - 1);
 	return vmem_xalloc_req(vm, "vmem_xalloc_addr", &r,
 	    (flags & ~VM_FITMASK) | VM_BESTFIT, 0, NULL);
 }
@@ -2647,31 +2660,55 @@ kmem_vmem_stats(const vmem_t *cvm, struct kmem_vmem_stats *st)
 
 /* ---- printing ---- */
 
+/*
+ * NetBSD's ddb output (subr_vmem.c): vmem_dump prints a header line,
+ * every tag of the segment list, then each non-empty freelist and its
+ * tags; a tag is "\t<tag address>: <start>, <size>, <type>(<name>)", start
+ * and size in decimal, BT_TYPE_* being NetBSD's numbers.  PURGING (kmem's
+ * own, a free segment whose pages are being given back) is type 5.
+ */
+static const char *
+bt_type_string(const bt_t *bt)
+{
+	switch (bt->bt_type) {
+	case BT_TYPE_SPAN:
+		return "span";
+	case BT_TYPE_STATIC:
+		return "static span";
+	case BT_TYPE_FREE:
+		return "free";
+	case BT_TYPE_BUSY:
+		return "busy";
+	case BT_TYPE_PURGING:
+		return "purging";
+	default:
+		return "BOGUS";
+	}
+}
+
+static void
+bt_dump(const bt_t *bt, vmem_printfn_t *pr)
+{
+	kmem_pr(pr, "\t%p: %llu, %llu, %d(%s)\n", (const void *)bt,
+	    (unsigned long long)bt->bt_start, (unsigned long long)bt->bt_size,
+	    (int)bt->bt_type, bt_type_string(bt));
+}
+
 static void
 vmem_dump_locked(const vmem_t *vm, vmem_printfn_t *pr)
 {
 	const bt_t *bt;
-	unsigned n, count;
+	unsigned n;
 
-	kmem_pr(pr,
-	    "vmem %p '%s': quantum %#zx, inuse %#zx, total %#zx, "
-	    "imported %#zx, busy %llu, free %llu\n",
-	    (const void *)vm, vm->vm_name, vm->vm_quantum_mask + 1,
-	    vm->vm_inuse, vm->vm_total, vm->vm_imported,
-	    (unsigned long long)vm->vm_nbusy, (unsigned long long)vm->vm_nfree);
-	for (bt = vm->vm_seg0.bt_snext; bt != &vm->vm_seg0; bt = bt->bt_snext) {
-		kmem_pr(pr, "  %-6s %#18zx - %#18zx  size %#zx\n",
-		    bt_type_name(bt), (size_t)bt->bt_start, (size_t)bt_end(bt),
-		    bt->bt_size);
-	}
+	kmem_pr(pr, "vmem %p '%s'\n", (const void *)vm, vm->vm_name);
+	for (bt = vm->vm_seg0.bt_snext; bt != &vm->vm_seg0; bt = bt->bt_snext)
+		bt_dump(bt, pr);
 	for (n = 0; n < (unsigned)VMEM_MAXORDER; n++) {
 		if (vm->vm_freelist[n] == NULL)
 			continue;
-		count = 0;
+		kmem_pr(pr, "freelist[%u]\n", n);
 		for (bt = vm->vm_freelist[n]; bt != NULL; bt = bt->bt_fnext)
-			count++;
-		kmem_pr(pr, "  freelist[%u] (%#zx quanta and up): %u\n", n,
-		    (size_t)1 << n, count);
+			bt_dump(bt, pr);
 	}
 }
 
@@ -2709,7 +2746,7 @@ vmem_print(uintptr_t addr, const char *modif, vmem_printfn_t *pr)
 
 	(void)modif;
 	if (kmemi_vmem_foreach(vmem_print_one, &a) == 0)
-		kmem_pr(pr, "%#zx is not a vmem arena\n", (size_t)addr);
+		kmem_pr(pr, "%p is not a vmem arena\n", (void *)addr);
 }
 
 static int
@@ -2726,13 +2763,24 @@ vmem_printall(const char *modif, vmem_printfn_t *pr)
 	kmemi_vmem_foreach(vmem_printall_one, (void *)pr);
 }
 
+/*
+ * vmem_whatis: as NetBSD's, a line for every arena with a segment (not a
+ * span marker) that holds the address -- an imported range shows in the
+ * arena and in its source -- "ADDR is START+OFF in VMEM 'name' (allocated
+ * or free)", OFF in decimal.
+ */
+struct vmem_whatis_arg {
+	uintptr_t addr;
+	vmem_printfn_t *pr;
+	int found;
+};
+
 static int
 vmem_whatis_one(vmem_t *vm, void *arg)
 {
-	struct vmem_print_arg *a = arg;
+	struct vmem_whatis_arg *a = arg;
 	uintptr_t addr = a->addr;
 	const bt_t *bt;
-	int found = 0;
 
 	kmem_mutex_enter(&vm->vm_lock);
 	for (bt = vm->vm_seg0.bt_snext; bt != &vm->vm_seg0; bt = bt->bt_snext) {
@@ -2741,23 +2789,24 @@ vmem_whatis_one(vmem_t *vm, void *arg)
 			bt->bt_type != BT_TYPE_PURGING) ||
 		    addr < bt->bt_start || addr > bt_end(bt))
 			continue;
-		kmem_pr(a->pr, "%#zx is %#zx+%#zx in VMEM '%s' (%s)\n",
-		    (size_t)addr, (size_t)bt->bt_start,
+		kmem_pr(a->pr, "%p is %p+%zu in VMEM '%s' (%s)\n", (void *)addr,
+		    (void *)(uintptr_t)bt->bt_start,
 		    (size_t)(addr - bt->bt_start), vm->vm_name,
 		    bt->bt_type == BT_TYPE_BUSY ? "allocated" : "free");
-		found = 1;
+		a->found = 1;
 		break;
 	}
 	kmem_mutex_exit(&vm->vm_lock);
-	return found;
+	return 0;
 }
 
 int
 vmem_whatis(uintptr_t addr, vmem_printfn_t *pr)
 {
-	struct vmem_print_arg a = {addr, pr};
+	struct vmem_whatis_arg a = {addr, pr, 0};
 
-	return kmemi_vmem_foreach(vmem_whatis_one, &a) != 0 ? 0 : -1;
+	kmemi_vmem_foreach(vmem_whatis_one, &a);
+	return a.found ? 0 : -1;
 }
 
 /*

@@ -201,13 +201,18 @@ static char wbuf[512];
 
 static void wpr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/*
+ * Appends: vmem_whatis prints a line for every arena that holds the
+ * address, and "ballast" holds them all.
+ */
 static void
 wpr(const char *fmt, ...)
 {
+	size_t len = strlen(wbuf);
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(wbuf, sizeof wbuf, fmt, ap);
+	vsnprintf(wbuf + len, sizeof wbuf - len, fmt, ap);
 	va_end(ap);
 }
 

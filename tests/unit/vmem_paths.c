@@ -626,7 +626,7 @@ test_bad_calls(void)
 	for (i = 0; i < 8; i++) {
 		T_EQ(vmem_alloc(qc_vm, 32, VM_SLEEP, &got[i]), 0);
 		T_EQ(vmem_whatis(got[i], print_into), 0);
-		if (strstr(printed, "+0x0 in VMEM") != NULL)
+		if (strstr(printed, "+0 in VMEM") != NULL)
 			qc_lo = got[i];
 		else
 			qc_hi = got[i];
