@@ -1057,7 +1057,12 @@ kmemi_pool_get_batch(struct pool *pp, int flags, void **objs, unsigned int n)
 		if (err == ENOMEM) {
 			if (flags & PR_NOWAIT)
 				goto fail;
-			/* The page source waits itself; this is a retry. */
+			/*
+			 * A retry: the page source waits itself for an
+			 * unaligned page, but an aligned one (vmem_xalloc
+			 * with an alignment) gets ENOMEM at once, as in
+			 * NetBSD -- this is its wait, 10 ms at a time.
+			 */
 			pool_wait(pp, 10000000u);
 		}
 	}
