@@ -145,6 +145,7 @@ fork_prepare(void)
 			kmem_prim_stdio_lock();
 		atomic_store_explicit(&fork_st.owner, kmem_prim_thread_id(),
 		    memory_order_relaxed);
+		kmemi_stats_live_fork(KMEMI_FORK_PREPARE);
 		fork_phase(KMEMI_FORK_PREPARE);
 	}
 }
@@ -154,6 +155,7 @@ fork_parent(void)
 {
 	if (fork_st.locked) {
 		fork_release(KMEMI_FORK_PARENT);
+		kmemi_stats_live_fork(KMEMI_FORK_PARENT);
 		atomic_store_explicit(&fork_st.owner, 0, memory_order_relaxed);
 		if (fork_st.stdio)
 			kmem_prim_stdio_unlock(false);
@@ -169,6 +171,8 @@ fork_child(void)
 		if (fork_st.stdio)
 			kmem_prim_stdio_unlock(true);
 	}
+	/* Every lock free again: the child's own statistics page. */
+	kmemi_stats_live_fork(KMEMI_FORK_CHILD);
 }
 
 bool
