@@ -977,8 +977,6 @@ stats_parse(const char *v, unsigned int *whatp, const char **pathp)
 	return true;
 }
 
-static void live_init(void);
-
 void
 kmemi_stats_init(void)
 {
@@ -988,7 +986,6 @@ kmemi_stats_init(void)
 	if (atomic_exchange_explicit(
 		&stats_exit.once, true, memory_order_acq_rel))
 		return;
-	live_init();
 	v = kmem_prim_getenv("KMEM_STATS");
 	if (v == NULL || v[0] == '\0' || strcmp(v, "0") == 0)
 		return;
@@ -1377,9 +1374,13 @@ bad:
 	return false;
 }
 
-/* Read KMEM_STATS_LIVE and make the page (kmemi_stats_init). */
-static void
-live_init(void)
+/*
+ * Read KMEM_STATS_LIVE and make the page: once, from the options' set-up
+ * (kmem_options_init, which every layer runs before its first lock, under
+ * the options lock; nothing here takes a lock of the library).
+ */
+void
+kmemi_stats_live_init(void)
 {
 	const char *v = kmem_prim_getenv("KMEM_STATS_LIVE"), *x;
 	int err;

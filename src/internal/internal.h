@@ -250,6 +250,8 @@ bool kmemi_fork_by_self(void);
 /* A page is mapped: slow paths call kmemi_live_tick. */
 extern atomic_bool kmemi_live_on;
 void kmemi_stats_live_tick(void);
+/* Read KMEM_STATS_LIVE, make the page (kmem_options_init, once). */
+void kmemi_stats_live_init(void);
 /* fork.c's handlers: the page across fork(2). */
 void kmemi_stats_live_fork(int phase);
 
