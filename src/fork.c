@@ -59,6 +59,13 @@
  *
  * A process that never created a thread skips all of it (fork_st.locked).
  *
+ * The statistics page (stats.c section 5, KMEM_STATS_LIVE): prepare first
+ * waits for a snapshot in progress (its walk takes the locks below) and
+ * holds it off until parent or child; the child handler, after every
+ * lock is free again -- in every process, threaded or not -- gives the
+ * child its own page, for its pid, counting only what it does after the
+ * fork.
+ *
  * Failure policy: if the handlers cannot be registered (pthread_atfork
  * fails), kmem warns once; forking is then as unsafe as without kmem.
  */

@@ -1,7 +1,8 @@
 /*
  * stats.c -- the one statistics emitter: vmstat -m (pools), vmstat -C
  * (pool caches), the vmem arena table, or all of them as one JSON object;
- * and KMEM_STATS, the print at exit.
+ * KMEM_STATS, the print at exit; and KMEM_STATS_LIVE, the statistics
+ * page that kmemstat -p reads while the process runs (section 5).
  *
  * 1. What is printed.  Counters are kept by the layers themselves (always
  *    on); this file only reads them, through the public snapshots
@@ -88,6 +89,65 @@
  *    from a library destructor (kmem_prim_atexit), not atexit(3), which may
  *    call calloc; it happens on exit() and a return from main, not on
  *    _exit() or a crash.
+ *
+ * 5. The statistics page (KMEM_STATS_LIVE; layout in stats_live.h).
+ *    With KMEM_STATS_LIVE set ("1", or comma-separated "keep", "ms=N",
+ *    "dir=/path"), the options' set-up (kmemi_stats_live_init, once per
+ *    process) makes DIR/kmem-stats.PID -- DIR $XDG_RUNTIME_DIR, else
+ *    /dev/shm -- mode 0600, O_EXCL and O_NOFOLLOW after removing any
+ *    file of that name (a stale page of the same pid), and maps it
+ *    shared.  Off by default: a file per process, and one left behind by
+ *    every process that crashes, is not something a malloc should do
+ *    unasked.
+ *    - What is published: snapshots, not the counters in place.  The
+ *      counters live in the layers' own structures (struct pool, the
+ *      per-CPU pc_cpu slots whose hits partly live in the group word of
+ *      the lock-free fast path, struct vmem), beside the pointers and
+ *      locks those paths use; moving them into a shared file would put
+ *      process memory layout into a file and make every fast path write
+ *      to it.  A snapshot is the rows the tables print, taken with the
+ *      same calls (kmem_pool_cache_stats, kmem_pool_stats,
+ *      kmem_vmem_stats) over every domain, written into the page.
+ *    - When: kmemi_live_tick, a relaxed load of kmemi_live_on, is called
+ *      by the slow paths only -- a pool_cache get or put that missed its
+ *      CPU's groups, after it has dropped every lock, and the free(3)
+ *      tick (kmem.c section 5) -- never by a lock-free fast path, which
+ *      gains no instruction.  A snapshot is taken if "ms" (20 by default,
+ *      0: every time) have passed since the last, by the one thread that
+ *      takes live.busy; the others go on.  Not in the set-up nor in the
+ *      fork window (kmemi_setup_by_self, kmemi_fork_by_self): those hold
+ *      locks the walk takes.  So a process that stops allocating shows
+ *      the snapshot of its last slow path at most "ms" before it
+ *      stopped, plus nothing of the CPU-layer hits after it: kmemstat
+ *      prints the snapshot's age.  A walk costs about 1.3 us with twenty
+ *      pools on two CPUs (more pools and CPUs, more: each cache's CPU
+ *      slots are locked in turn), 0.01% of a 20 ms interval.
+ *    - Torn rows: two slots, written in turn under a per-slot sequence
+ *      count (odd while written, a seqlock), and lh_gen naming the
+ *      newest complete one; a reader copies a slot and retries if its
+ *      count moved.  A process killed mid-snapshot leaves the other slot
+ *      whole.
+ *    - Exit: exit(3) (kmem_prim_atexit) takes a last snapshot, marks the
+ *      page exited and removes the file -- unless "keep", kmemstat's
+ *      mode, where kmemstat reads and removes it.  _exit and signals
+ *      leave the file with the last snapshot (kmemstat -p: stale,
+ *      removed; kmemstat COMMAND: counted).
+ *    - fork(2) (kmemi_stats_live_fork, from fork.c's handlers): prepare
+ *      waits for a snapshot in progress and holds live.busy through the
+ *      fork (before every other lock: a snapshot takes busy, then the
+ *      locks); the child makes its own page for its pid, snapshots the
+ *      counters it inherited into the page's baseline region, unmaps the
+ *      parent's page (never written by the child), and from then on
+ *      publishes its counters less the baseline -- the parent's work is
+ *      not counted twice; gauges (in use, pages) are the child's own
+ *      memory, which holds the inherited objects too.  A child that
+ *      cannot make its page publishes nothing.  An exec drops the
+ *      mapping; a new program on kmem replaces the file.
+ *    - A program with two copies of kmem (one linked in, one preloaded)
+ *      gets the page of whichever made it last.
+ *    - Failure: a value not understood, or a page that cannot be made
+ *      (the directory missing, a file of that name we may not remove),
+ *      gives one warning and no page; the process runs on.
  */
 #include <errno.h>
 #include <limits.h>
@@ -1024,7 +1084,7 @@ kmemi_stats_reset(void)
 
 /* ---- KMEM_STATS_LIVE: the statistics page (section 5) ---- */
 
-#define LIVE_MS_DEFAULT 100 /* publishing interval */
+#define LIVE_MS_DEFAULT 20 /* publishing interval */
 #define LIVE_DIR_MAX	(STATS_PATH_MAX - 32)
 
 /* Process-wide (domain.c: "What stays global"). */

@@ -1,28 +1,33 @@
 /*
  * kmemstat -- run a command on kmem's malloc and print, vmstat-style,
- * what the allocator did for it.
+ * what the allocator did for it; or print a running process's tables.
  *
  *   kmemstat [-m] [-C] [-V] [-j] [-a] [-o FILE] [--] COMMAND [ARGS...]
+ *   kmemstat [-m] [-C] [-V] [-j] [-a] [-o FILE] [-d DIR] -p PID
+ *            [-w SECONDS]
  *
  * 1. How.  The command runs with libkmem-malloc.so first in LD_PRELOAD
- *    and KMEM_STATS=json:DIR/%p.json, DIR a fresh private directory: every
- *    process of the command that runs on kmem (the command itself, and
- *    each program it executes) writes its statistics there when it exits
- *    (stats.c: the file names its pid and command).  When the command has
- *    exited, kmemstat reads the files, merges them row by row (pools and
- *    arenas by name, counters summed), prints the pool table (-m), the
- *    pool cache table (-C) and the arena table (-V) -- all three by
- *    default -- or one JSON document (-j), to standard error or FILE
- *    (-o), and exits with the command's status (128 + N for a command
- *    killed by signal N, as a shell reports it; 127 when it cannot be
- *    run).  -a shows rows never used too (vmstat -v).
+ *    and KMEM_STATS_LIVE=keep,ms=10,dir=DIR, DIR a fresh private
+ *    directory: every process of the command that runs on kmem (the
+ *    command itself, each program it executes, each child forked without
+ *    exec) keeps its statistics page there (stats.c section 5): a
+ *    snapshot at most 10 ms old taken on the slow paths, and an exact one
+ *    at exit(3).  When the command has exited, kmemstat reads each page's
+ *    newest complete snapshot, merges them row by row (pools and arenas
+ *    by name, counters summed), removes the pages, prints the pool table
+ *    (-m), the pool cache table (-C) and the arena table (-V) -- all
+ *    three by default -- or one JSON document (-j), to standard error or
+ *    FILE (-o), and exits with the command's status (128 + N for a
+ *    command killed by signal N, as a shell reports it; 127 when it
+ *    cannot be run).  -a shows rows never used too (vmstat -v).
  *
- * 2. What is not counted.  A process that leaves by _exit(2) or a signal
- *    writes nothing (no exit functions run); nor does a static or setuid
- *    program (no preload), nor a child that forked without executing a
- *    program (stats.c: only the process that read KMEM_STATS writes, so
- *    that the parent's counts are not counted twice).  The header says how
- *    many processes were counted.
+ * 2. What is counted.  A process that ends by _exit(2) or a signal, or
+ *    that is still running, counts to its last snapshot (the header marks
+ *    it "no exit"); a forked child counts its own work only (its page
+ *    subtracts what it inherited).  Not counted: a static or setuid
+ *    program (no preload), one that never allocated (kmem never started),
+ *    and the few operations after a process's last slow path if it did
+ *    not exit(3).  The header says which processes were counted.
  *
  * 3. Finding the library: $KMEMSTAT_LIBRARY, else libkmem-malloc.so next
  *    to this program (the build tree), else ../lib/libkmem-malloc.so from
@@ -30,15 +35,31 @@
  *
  * 4. Data structures.  The merged rows are two arrays that grow by
  *    doubling (struct kmem_pool_stats, struct kmem_vmem_stats), in order
- *    of first appearance; the JSON reader is a small recursive-descent
- *    parser of the subset the library writes (objects, arrays, strings,
- *    non-negative integers, true/false/null), with a field table saying
- *    where each member goes and whether merging sums it.
+ *    of first appearance, with a field table saying which members merging
+ *    sums.  A page is mapped read-only and checked (magic, version, the
+ *    structure sizes, the regions inside the file) before anything in it
+ *    is read; a snapshot is copied out under the page's seqlock
+ *    (stats_live.h) and its names cut to their arrays.
  *
- * 5. Failure policy.  Bad usage: a message and exit 2.  A statistics file
- *    that does not parse is reported and skipped.  SIGINT and SIGQUIT are
- *    ignored while the command runs (it gets them; kmemstat reports), as
- *    time(1) does.
+ * 5. -p PID: the page DIR/kmem-stats.PID (DIR: -d's, else
+ *    $XDG_RUNTIME_DIR, then /dev/shm) of a process started with
+ *    KMEM_STATS_LIVE=1, printed to standard output (or -o FILE) with a
+ *    header giving the snapshot's number and age; with -w, again every
+ *    SECONDS until the process exits (its last snapshot, then status 0)
+ *    or SIGINT/SIGTERM (status 0).  No ptrace, no signal, no thread in
+ *    the process: it publishes, we read a file.  A page whose process is
+ *    gone (not in /proc, or a zombie), whose pid now names another
+ *    process (its start time, /proc/PID/stat field 22, differs) or which
+ *    the process no longer maps (it executed another program) is stale:
+ *    reported and removed.
+ *
+ * 6. Failure policy.  Bad usage: a message and exit 2.  -p: every error
+ *    (no such process, no page -- not on kmem, or not started with
+ *    KMEM_STATS_LIVE --, a page we may not read, not a page, stale) is
+ *    one line "kmemstat: ..." on standard error and exit 1.  Running a
+ *    command: a file of DIR that is not a page is reported and skipped.
+ *    SIGINT and SIGQUIT are ignored while the command runs (it gets them;
+ *    kmemstat reports), as time(1) does.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -569,7 +590,7 @@ live_dirs(const char *opt, const char *dirs[3])
 	return n;
 }
 
-/* A one-line error about pid and exit 1 (section 6). */
+/* A one-line error and exit 1 (section 6). */
 static _Noreturn void
 fail(const char *fmt, ...)
 {
