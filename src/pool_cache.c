@@ -721,7 +721,7 @@ pool_cache_get_paddr(pool_cache_t pc, int flags, paddr_t *pap)
 			if (kmem_unlikely(reap != NULL))
 				pc_destruct_groups(pc, reap);
 			if (kmem_unlikely(missed))
-				kmemi_live_tick(); /* stats.c section 5 */
+				kmemi_stats_live_tick(); /* stats.c section 5 */
 			if (kmem_unlikely(flags & PR_ZERO))
 				memset(obj, 0, pc->pc_pool.pr_reqsize);
 			return obj;
@@ -763,7 +763,7 @@ miss_nolock:
 		*pap = POOL_PADDR_INVALID;
 	if (flags & PR_ZERO)
 		memset(obj, 0, pc->pc_pool.pr_reqsize);
-	kmemi_live_tick();
+	kmemi_stats_live_tick();
 	return obj;
 }
 
@@ -797,7 +797,7 @@ pool_cache_put_paddr(pool_cache_t pc, void *obj, paddr_t pa)
 				cc->cc_hits++;
 			pc_cpu_exit(cc, lk);
 			if (kmem_unlikely(missed))
-				kmemi_live_tick();
+				kmemi_stats_live_tick();
 			return;
 		}
 		if (cc->cc_previous != NULL &&

@@ -176,6 +176,8 @@
 #define STATS_JSON_NAME	 (2 + 6 * STATS_NAME_MAX + 1) /* "\uXXXX" each */
 #define STATS_VMEM_BATCH 16   /* arena snapshots per walk (~2.3 KiB) */
 #define STATS_PATH_MAX	 4096 /* KMEM_STATS=PATH: PATH_MAX on Linux */
+#define LIVE_MS_DEFAULT	 20   /* KMEM_STATS_LIVE's publishing interval */
+#define LIVE_DIR_MAX	 (STATS_PATH_MAX - 32)
 
 /* ---- the sink ---- */
 
@@ -941,6 +943,21 @@ static struct {
 	_Atomic unsigned int what; /* KMEM_STATS_*; 0: nothing */
 	long pid;		   /* the process that read KMEM_STATS */
 	char path[STATS_PATH_MAX]; /* "": standard error */
+	/* KMEM_STATS_LIVE (section 5). */
+	struct {
+		atomic_bool on; /* a page is mapped and published into */
+		struct kmem_live_hdr *hdr; /* the mapping */
+		size_t size;
+		long pid;		/* the page's process */
+		bool keep;		/* KMEM_LIVE_KEEP: no unlink at exit */
+		bool fork_took;		/* prepare took busy (forking thread) */
+		uint64_t interval_ns;	/* at most one snapshot per interval */
+		_Atomic uint64_t last;	/* when the last one was taken */
+		atomic_bool busy;	/* a snapshot is being taken */
+		atomic_bool registered; /* live_at_exit registered */
+		char dir[LIVE_DIR_MAX]; /* where pages are made */
+		char path[STATS_PATH_MAX]; /* this process's page */
+	} live;
 } stats_exit;
 
 /* path with every "%p" replaced by pid; false if it does not fit. */
@@ -1083,25 +1100,6 @@ kmemi_stats_reset(void)
 }
 
 /* ---- KMEM_STATS_LIVE: the statistics page (section 5) ---- */
-
-#define LIVE_MS_DEFAULT 20 /* publishing interval */
-#define LIVE_DIR_MAX	(STATS_PATH_MAX - 32)
-
-/* Process-wide (domain.c: "What stays global"). */
-atomic_bool kmemi_live_on; /* a page is mapped and published into */
-static struct {
-	struct kmem_live_hdr *hdr; /* the mapping */
-	size_t size;
-	long pid;		   /* the page's process */
-	bool keep;		   /* KMEM_LIVE_KEEP: no unlink at exit */
-	bool fork_took;		   /* prepare took busy (forking thread) */
-	uint64_t interval_ns;	   /* at most one snapshot per interval */
-	_Atomic uint64_t last;	   /* when the last one was taken */
-	atomic_bool busy;	   /* a snapshot is being taken */
-	atomic_bool registered;	   /* live_at_exit registered */
-	char dir[LIVE_DIR_MAX];	   /* where pages are made */
-	char path[STATS_PATH_MAX]; /* this process's page */
-} live;
 
 /* The counters a forked child subtracts (its parent's at the fork). */
 static const size_t live_pool_sums[] = {
@@ -1248,12 +1246,12 @@ live_fill_region(
 
 /*
  * One snapshot into the slot after the newest (seqlock: odd while
- * written), then lh_gen moves to it.  The caller holds live.busy.
+ * written), then lh_gen moves to it.  The caller holds stats_exit.live.busy.
  */
 static void
 live_publish(void)
 {
-	struct kmem_live_hdr *h = live.hdr;
+	struct kmem_live_hdr *h = stats_exit.live.hdr;
 	uint64_t gen = atomic_load_explicit(&h->lh_gen, memory_order_relaxed);
 	struct kmem_live_slot *s = kmem_live_region(h, (unsigned int)(gen & 1));
 	uint64_t seq = atomic_load_explicit(&s->ls_seq, memory_order_relaxed);
@@ -1269,30 +1267,38 @@ live_publish(void)
 
 /*
  * A slow path's hook (kmemi_live_tick): a snapshot if the interval has
- * passed since the last one, by the one thread that takes live.busy.
+ * passed since the last one, by the one thread that takes stats_exit.live.busy.
  * Its callers hold no lock of the library; not in the set-up, nor in
  * the fork window (the forking thread holds every lock).
  */
 void
 kmemi_stats_live_tick(void)
 {
-	uint64_t now = kmem_prim_clock_coarse_ns();
-	uint64_t last = atomic_load_explicit(&live.last, memory_order_relaxed);
+	uint64_t now, last;
 
-	if (last != 0 && now - last < live.interval_ns)
+	if (kmem_likely(!atomic_load_explicit(
+		&stats_exit.live.on, memory_order_acquire)))
+		return;
+	now = kmem_prim_clock_coarse_ns();
+	last =
+	    atomic_load_explicit(&stats_exit.live.last, memory_order_relaxed);
+	if (last != 0 && now - last < stats_exit.live.interval_ns)
 		return;
 	if (kmemi_setup_by_self() || kmemi_fork_by_self())
 		return;
-	if (atomic_exchange_explicit(&live.busy, true, memory_order_acquire)) {
+	if (atomic_exchange_explicit(
+		&stats_exit.live.busy, true, memory_order_acquire)) {
 		atomic_fetch_add_explicit(
-		    &live.hdr->lh_attempts, 1, memory_order_relaxed);
+		    &stats_exit.live.hdr->lh_attempts, 1, memory_order_relaxed);
 		return;
 	}
-	if (atomic_load_explicit(&kmemi_live_on, memory_order_relaxed)) {
-		atomic_store_explicit(&live.last, now, memory_order_relaxed);
+	if (atomic_load_explicit(&stats_exit.live.on, memory_order_relaxed)) {
+		atomic_store_explicit(
+		    &stats_exit.live.last, now, memory_order_relaxed);
 		live_publish();
 	}
-	atomic_store_explicit(&live.busy, false, memory_order_release);
+	atomic_store_explicit(
+	    &stats_exit.live.busy, false, memory_order_release);
 }
 
 /* Tests and exit: a snapshot now, waiting for one in progress. */
@@ -1301,23 +1307,25 @@ kmemi_stats_live_publish(void)
 {
 	int i;
 
-	if (!atomic_load_explicit(&kmemi_live_on, memory_order_acquire))
+	if (!atomic_load_explicit(&stats_exit.live.on, memory_order_acquire))
 		return false;
-	for (i = 0;
-	     atomic_exchange_explicit(&live.busy, true, memory_order_acquire);
+	for (i = 0; atomic_exchange_explicit(
+		 &stats_exit.live.busy, true, memory_order_acquire);
 	     i++) {
 		if (i == 1000)
 			return false; /* a snapshot stuck for a second */
 		kmem_prim_sleep_ns(1000000);
 	}
 	live_publish();
+	atomic_store_explicit(&stats_exit.live.last,
+	    kmem_prim_clock_coarse_ns(), memory_order_relaxed);
 	atomic_store_explicit(
-	    &live.last, kmem_prim_clock_coarse_ns(), memory_order_relaxed);
-	atomic_store_explicit(&live.busy, false, memory_order_release);
+	    &stats_exit.live.busy, false, memory_order_release);
 	return true;
 }
 
-/* This process's page: live.path made, its header written.  0 or errno. */
+/* This process's page: stats_exit.live.path made, its header written.  0 or
+ * errno. */
 static int
 live_make(long pid, long ppid, uint32_t flags)
 {
@@ -1330,11 +1338,11 @@ live_make(long pid, long ppid, uint32_t flags)
 	void *p;
 	int err;
 
-	if (kmem_snprintf(live.path, sizeof live.path,
-		"%s/" KMEM_LIVE_PREFIX "%ld", live.dir,
-		pid) >= (int)sizeof live.path)
+	if (kmem_snprintf(stats_exit.live.path, sizeof stats_exit.live.path,
+		"%s/" KMEM_LIVE_PREFIX "%ld", stats_exit.live.dir,
+		pid) >= (int)sizeof stats_exit.live.path)
 		return EINVAL; /* the directory is too long */
-	if ((err = kmem_prim_stats_map(live.path, size, &p)) != 0)
+	if ((err = kmem_prim_stats_map(stats_exit.live.path, size, &p)) != 0)
 		return err;
 	h = p;
 	memcpy(h->lh_magic, KMEM_LIVE_MAGIC, sizeof h->lh_magic);
@@ -1352,15 +1360,15 @@ live_make(long pid, long ppid, uint32_t flags)
 	h->lh_ppid = ppid;
 	if (kmem_prim_starttime(&h->lh_starttime) != 0)
 		h->lh_starttime = 0; /* kmemstat then checks the pid alone */
-	h->lh_interval_ns = live.interval_ns;
+	h->lh_interval_ns = stats_exit.live.interval_ns;
 	kmem_snprintf(
 	    h->lh_command, sizeof h->lh_command, "%s", kmem_prim_progname());
-	h->lh_flags = flags | (live.keep ? KMEM_LIVE_KEEP : 0);
+	h->lh_flags = flags | (stats_exit.live.keep ? KMEM_LIVE_KEEP : 0);
 	atomic_store_explicit(
 	    &h->lh_state, KMEM_LIVE_RUNNING, memory_order_relaxed);
-	live.hdr = h;
-	live.size = size;
-	live.pid = pid;
+	stats_exit.live.hdr = h;
+	stats_exit.live.size = size;
+	stats_exit.live.pid = pid;
 	return 0;
 }
 
@@ -1372,15 +1380,15 @@ live_make(long pid, long ppid, uint32_t flags)
 static void
 live_at_exit(void)
 {
-	if (!atomic_load_explicit(&kmemi_live_on, memory_order_acquire) ||
-	    kmem_prim_getpid() != live.pid)
+	if (!atomic_load_explicit(&stats_exit.live.on, memory_order_acquire) ||
+	    kmem_prim_getpid() != stats_exit.live.pid)
 		return;
 	(void)kmemi_stats_live_publish();
-	atomic_store_explicit(&kmemi_live_on, false, memory_order_relaxed);
-	atomic_store_explicit(
-	    &live.hdr->lh_state, KMEM_LIVE_EXITED, memory_order_release);
-	if (!live.keep)
-		(void)kmem_prim_unlink(live.path);
+	atomic_store_explicit(&stats_exit.live.on, false, memory_order_relaxed);
+	atomic_store_explicit(&stats_exit.live.hdr->lh_state, KMEM_LIVE_EXITED,
+	    memory_order_release);
+	if (!stats_exit.live.keep)
+		(void)kmem_prim_unlink(stats_exit.live.path);
 }
 
 /* KMEM_STATS_LIVE=v: false (with a warning) if not understood. */
@@ -1390,9 +1398,9 @@ live_parse(const char *v)
 	const char *p = v, *e;
 	bool on = false;
 
-	live.keep = false;
-	live.interval_ns = (uint64_t)LIVE_MS_DEFAULT * 1000000u;
-	live.dir[0] = '\0';
+	stats_exit.live.keep = false;
+	stats_exit.live.interval_ns = (uint64_t)LIVE_MS_DEFAULT * 1000000u;
+	stats_exit.live.dir[0] = '\0';
 	while (*p != '\0') {
 		size_t n;
 
@@ -1403,7 +1411,7 @@ live_parse(const char *v)
 		    (n == 2 && !strncmp(p, "on", 2))) {
 			on = true;
 		} else if (n == 4 && strncmp(p, "keep", 4) == 0) {
-			on = live.keep = true;
+			on = stats_exit.live.keep = true;
 		} else if (n > 3 && strncmp(p, "ms=", 3) == 0) {
 			uint64_t ms = 0;
 			size_t i;
@@ -1414,12 +1422,12 @@ live_parse(const char *v)
 				ms = ms * 10 + (uint64_t)(p[i] - '0');
 			if (i != n)
 				goto bad;
-			live.interval_ns = ms * 1000000u;
+			stats_exit.live.interval_ns = ms * 1000000u;
 			on = true;
 		} else if (n > 5 && strncmp(p, "dir=", 4) == 0 && p[4] == '/' &&
-		    n - 4 < sizeof live.dir) {
-			memcpy(live.dir, p + 4, n - 4);
-			live.dir[n - 4] = '\0';
+		    n - 4 < sizeof stats_exit.live.dir) {
+			memcpy(stats_exit.live.dir, p + 4, n - 4);
+			stats_exit.live.dir[n - 4] = '\0';
 			on = true;
 		} else {
 			goto bad;
@@ -1445,34 +1453,36 @@ kmemi_stats_live_init(void)
 	const char *v = kmem_prim_getenv("KMEM_STATS_LIVE"), *x;
 	int err;
 
-	if (atomic_load_explicit(&kmemi_live_on, memory_order_relaxed) ||
+	if (atomic_load_explicit(&stats_exit.live.on, memory_order_relaxed) ||
 	    v == NULL || v[0] == '\0' || strcmp(v, "0") == 0 || !live_parse(v))
 		return;
-	if (live.dir[0] == '\0') {
+	if (stats_exit.live.dir[0] == '\0') {
 		x = kmem_prim_getenv("XDG_RUNTIME_DIR");
-		kmem_snprintf(live.dir, sizeof live.dir, "%s",
-		    x != NULL && x[0] == '/' && strlen(x) < sizeof live.dir
+		kmem_snprintf(stats_exit.live.dir, sizeof stats_exit.live.dir,
+		    "%s",
+		    x != NULL && x[0] == '/' &&
+			    strlen(x) < sizeof stats_exit.live.dir
 			? x
 			: "/dev/shm");
 	}
 	if ((err = live_make(kmem_prim_getpid(), 0, 0)) != 0) {
 		kmem_warn("KMEM_STATS_LIVE: cannot make %s (errno %d); no "
 			  "statistics page",
-		    live.path, err);
+		    stats_exit.live.path, err);
 		return;
 	}
 	if (!atomic_exchange_explicit(
-		&live.registered, true, memory_order_acq_rel) &&
+		&stats_exit.live.registered, true, memory_order_acq_rel) &&
 	    kmem_prim_atexit(live_at_exit) != 0)
 		kmem_warn("KMEM_STATS_LIVE: no room for the exit function: "
 			  "the page stays after exit");
-	atomic_store_explicit(&kmemi_live_on, true, memory_order_release);
+	atomic_store_explicit(&stats_exit.live.on, true, memory_order_release);
 }
 
 /*
  * fork(2) (fork.c): prepare waits for a snapshot in progress and holds
- * live.busy through the fork (its walk takes the locks prepare is about
- * to take: busy comes first in the lock order), so the child's copy of
+ * stats_exit.live.busy through the fork (its walk takes the locks prepare is
+ * about to take: busy comes first in the lock order), so the child's copy of
  * the parent's page is never half written by a thread it does not have.
  * The child makes its own page, for its own pid, with the parent's
  * counters at the fork as its baseline (region 2), and lets go of the
@@ -1488,33 +1498,35 @@ kmemi_stats_live_fork(int phase)
 	long ppid;
 
 	if (phase == KMEMI_FORK_PREPARE) {
-		if (!atomic_load_explicit(&kmemi_live_on, memory_order_acquire))
+		if (!atomic_load_explicit(
+			&stats_exit.live.on, memory_order_acquire))
 			return;
 		while (atomic_exchange_explicit(
-		    &live.busy, true, memory_order_acquire))
+		    &stats_exit.live.busy, true, memory_order_acquire))
 			kmem_prim_sleep_ns(100000);
-		live.fork_took = true;
+		stats_exit.live.fork_took = true;
 		return;
 	}
-	if (live.fork_took || phase == KMEMI_FORK_CHILD) {
-		live.fork_took = false;
-		atomic_store_explicit(&live.busy, false, memory_order_release);
+	if (stats_exit.live.fork_took || phase == KMEMI_FORK_CHILD) {
+		stats_exit.live.fork_took = false;
+		atomic_store_explicit(
+		    &stats_exit.live.busy, false, memory_order_release);
 	}
 	if (phase != KMEMI_FORK_CHILD ||
-	    !atomic_load_explicit(&kmemi_live_on, memory_order_acquire))
+	    !atomic_load_explicit(&stats_exit.live.on, memory_order_acquire))
 		return;
-	old = live.hdr;
-	oldsize = live.size;
-	ppid = live.pid;
-	atomic_store_explicit(&kmemi_live_on, false, memory_order_relaxed);
+	old = stats_exit.live.hdr;
+	oldsize = stats_exit.live.size;
+	ppid = stats_exit.live.pid;
+	atomic_store_explicit(&stats_exit.live.on, false, memory_order_relaxed);
 	if (live_make(kmem_prim_getpid(), ppid, KMEM_LIVE_FORKED) != 0) {
 		/* The exit function then finds no page of its pid. */
-		live.pid = 0;
+		stats_exit.live.pid = 0;
 		kmem_prim_stats_unmap(old, oldsize);
 		return;
 	}
 	kmem_prim_stats_unmap(old, oldsize);
-	live_fill_region(live.hdr, 2, NULL);
-	atomic_store_explicit(&kmemi_live_on, true, memory_order_release);
+	live_fill_region(stats_exit.live.hdr, 2, NULL);
+	atomic_store_explicit(&stats_exit.live.on, true, memory_order_release);
 	(void)kmemi_stats_live_publish();
 }

@@ -76,6 +76,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -546,26 +547,30 @@ proc_alive(long pid, uint64_t *start)
 }
 
 /*
- * Whether pid maps path: 1 yes, 0 no (it executed another program, or
- * unloaded the library), -1 cannot tell (/proc/PID/maps unreadable).
+ * Whether pid maps the file st describes (by device and inode, not by
+ * name: a directory reached through a link has another name there): 1
+ * yes, 0 no (it executed another program, or unloaded the library), -1
+ * cannot tell (/proc/PID/maps unreadable).
  */
 static int
-proc_maps(long pid, const char *path)
+proc_maps(long pid, const struct stat *st)
 {
 	char mp[64], *line = NULL;
-	size_t cap = 0, len = strlen(path);
-	ssize_t n;
+	size_t cap = 0;
 	int found = 0;
 	FILE *f;
 
 	snprintf(mp, sizeof mp, "/proc/%ld/maps", pid);
 	if ((f = fopen(mp, "re")) == NULL)
 		return -1;
-	while (!found && (n = getline(&line, &cap, f)) > 0) {
-		char *at = strstr(line, path);
+	while (!found && getline(&line, &cap, f) > 0) {
+		unsigned int maj, min;
+		unsigned long long ino;
 
-		if (at != NULL &&
-		    (at[len] == '\n' || at[len] == ' ' || at[len] == '\0'))
+		if (sscanf(line, "%*s %*s %*s %x:%x %llu", &maj, &min, &ino) ==
+			3 &&
+		    ino == (unsigned long long)st->st_ino &&
+		    makedev(maj, min) == st->st_dev)
 			found = 1;
 	}
 	free(line);
@@ -679,6 +684,7 @@ watch(long pid, double every, const char *dir, int fd, unsigned int what)
 	char path[PATH_MAX];
 	struct snap sn = {0};
 	struct page pg;
+	struct stat fst;
 	uint64_t start;
 	int nd = live_dirs(dir, dirs), i, err = ENOENT, alive;
 	bool first = true;
@@ -720,7 +726,7 @@ watch(long pid, double every, const char *dir, int fd, unsigned int what)
 		     "removed the stale page",
 		    pid, path);
 	}
-	if (alive == 1 && proc_maps(pid, path) == 0) {
+	if (alive == 1 && stat(path, &fst) == 0 && proc_maps(pid, &fst) == 0) {
 		unlink(path);
 		fail("pid %ld no longer maps %s (it executed another program): "
 		     "removed the stale page",
@@ -876,11 +882,8 @@ print_procs(FILE *f, bool json)
 		if (json) {
 			const char *c;
 
-			fprintf(f,
-			    "%s{\"pid\":%ld,\"exited\":%s,\"forked_from\":%ld,"
-			    "\"command\":\"",
-			    i ? "," : "", procs[i].pid,
-			    procs[i].exited ? "true" : "false", procs[i].ppid);
+			fprintf(f, "%s{\"pid\":%ld,\"command\":\"",
+			    i ? "," : "", procs[i].pid);
 			for (c = procs[i].command; *c != '\0'; c++)
 				fprintf(f,
 				    *c == '"' || *c == '\\'	   ? "\\%c"

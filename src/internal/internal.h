@@ -247,25 +247,15 @@ bool kmemi_fork_by_self(void);
 
 /* ---- the statistics page (stats.c section 5, KMEM_STATS_LIVE) ---- */
 
-/* A page is mapped: slow paths call kmemi_live_tick. */
-extern atomic_bool kmemi_live_on;
+/*
+ * The hook of the slow paths (never the lock-free fast paths), called
+ * holding no lock of the library: a snapshot into the page if there is
+ * one and the publishing interval has passed; else one load and return.
+ */
 void kmemi_stats_live_tick(void);
 /* Read KMEM_STATS_LIVE, make the page (kmem_options_init, once). */
 void kmemi_stats_live_init(void);
 /* fork.c's handlers: the page across fork(2). */
 void kmemi_stats_live_fork(int phase);
-
-/*
- * The hook of the slow paths (never the lock-free fast paths), called
- * holding no lock of the library: a snapshot into the page if the
- * publishing interval has passed.  One relaxed load when there is none.
- */
-static inline void
-kmemi_live_tick(void)
-{
-	if (kmem_unlikely(
-		atomic_load_explicit(&kmemi_live_on, memory_order_relaxed)))
-		kmemi_stats_live_tick();
-}
 
 #endif /* KMEM_INTERNAL_H */
