@@ -68,6 +68,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -387,7 +388,7 @@ struct snap {
 static bool
 page_snapshot(const struct page *pg, struct snap *sn)
 {
-	const struct kmem_live_hdr *h = pg->h;
+	struct kmem_live_hdr *h = pg->h;
 	int tries;
 
 	free(sn->pools);
@@ -397,7 +398,8 @@ page_snapshot(const struct page *pg, struct snap *sn)
 	if (sn->pools == NULL || sn->arenas == NULL)
 		die("out of memory");
 	for (tries = 0; tries < 1000; tries++) {
-		uint64_t gen = __atomic_load_n(&h->lh_gen, __ATOMIC_ACQUIRE);
+		uint64_t gen =
+		    atomic_load_explicit(&h->lh_gen, memory_order_acquire);
 		struct kmem_live_slot *s;
 		uint64_t seq;
 
@@ -407,7 +409,7 @@ page_snapshot(const struct page *pg, struct snap *sn)
 		if (gen == 0)
 			return true;
 		s = kmem_live_region(h, (unsigned int)((gen - 1) & 1));
-		seq = __atomic_load_n(&s->ls_seq, __ATOMIC_ACQUIRE);
+		seq = atomic_load_explicit(&s->ls_seq, memory_order_acquire);
 		if ((seq & 1) == 0) {
 			sn->npools = s->ls_npools < h->lh_maxpools
 			    ? s->ls_npools
@@ -421,9 +423,9 @@ page_snapshot(const struct page *pg, struct snap *sn)
 			    sn->npools * sizeof *sn->pools);
 			memcpy(sn->arenas, kmem_live_arenas(h, s),
 			    sn->narenas * sizeof *sn->arenas);
-			__atomic_thread_fence(__ATOMIC_ACQUIRE);
-			if (__atomic_load_n(&s->ls_seq, __ATOMIC_RELAXED) ==
-			    seq)
+			atomic_thread_fence(memory_order_acquire);
+			if (atomic_load_explicit(
+				&s->ls_seq, memory_order_relaxed) == seq)
 				return true;
 		}
 		usleep(1000);
@@ -450,7 +452,7 @@ merge_snap(const struct snap *sn)
 }
 
 static void
-add_proc(const struct kmem_live_hdr *h, const struct snap *sn)
+add_proc(struct kmem_live_hdr *h, const struct snap *sn)
 {
 	struct proc *pr;
 
@@ -462,8 +464,8 @@ add_proc(const struct kmem_live_hdr *h, const struct snap *sn)
 	pr->ppid = (h->lh_flags & KMEM_LIVE_FORKED) ? (long)h->lh_ppid : 0;
 	memcpy(pr->command, h->lh_command, sizeof pr->command);
 	pr->command[sizeof pr->command - 1] = '\0';
-	pr->exited =
-	    __atomic_load_n(&h->lh_state, __ATOMIC_ACQUIRE) == KMEM_LIVE_EXITED;
+	pr->exited = atomic_load_explicit(&h->lh_state, memory_order_acquire) ==
+	    KMEM_LIVE_EXITED;
 	pr->dropped = sn->dropped;
 }
 
@@ -620,7 +622,7 @@ on_signal(int sig)
 
 /* One refresh: the header line and the tables of sn to fd. */
 static void
-print_live(int fd, unsigned int what, const struct kmem_live_hdr *h,
+print_live(int fd, unsigned int what, struct kmem_live_hdr *h,
     const struct snap *sn, const char *note)
 {
 	char *head = NULL, jhead[256];
@@ -712,7 +714,7 @@ watch(long pid, double every, const char *dir, int fd, unsigned int what)
 		fail("pid %ld: %s: the page of pid %lld", pid, path,
 		    (long long)pg.h->lh_pid);
 	if (alive == 0 &&
-	    __atomic_load_n(&pg.h->lh_state, __ATOMIC_ACQUIRE) !=
+	    atomic_load_explicit(&pg.h->lh_state, memory_order_acquire) !=
 		KMEM_LIVE_EXITED) {
 		unlink(path);
 		fail("pid %ld is not running: removed its stale statistics "
@@ -741,8 +743,8 @@ watch(long pid, double every, const char *dir, int fd, unsigned int what)
 		sigaction(SIGTERM, &sa, NULL);
 	}
 	for (;;) {
-		bool exited = __atomic_load_n(&pg.h->lh_state,
-				  __ATOMIC_ACQUIRE) == KMEM_LIVE_EXITED;
+		bool exited = atomic_load_explicit(&pg.h->lh_state,
+				  memory_order_acquire) == KMEM_LIVE_EXITED;
 		struct timespec ts;
 
 		if (!page_snapshot(&pg, &sn))
@@ -764,8 +766,8 @@ watch(long pid, double every, const char *dir, int fd, unsigned int what)
 		if (interrupted)
 			break;
 		if (proc_alive(pid, &start) == 0 &&
-		    __atomic_load_n(&pg.h->lh_state, __ATOMIC_ACQUIRE) !=
-			KMEM_LIVE_EXITED) {
+		    atomic_load_explicit(&pg.h->lh_state,
+			memory_order_acquire) != KMEM_LIVE_EXITED) {
 			fprintf(stderr,
 			    "%s: pid %ld ended without exit(3) (a signal or "
 			    "_exit); its last snapshot is above\n",
