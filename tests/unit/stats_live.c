@@ -8,6 +8,8 @@
  *            from a pool cache, a snapshot, "ready" on fd 3; then, on a
  *            byte from fd 4, gets every 20 ms until fd 4 closes; exit(0).
  *   quit     the same page; a few gets and _exit(0): its page stays.
+ *   execer   the same page; a few gets, then exec of sleep (not on kmem):
+ *            its page stays, under its pid, which is still running.
  *   forker   malloc only (run under kmemstat, on libkmem-malloc.so): 500
  *            blocks of FORK_SIZE, then a child forked without exec that
  *            mallocs 300 more and _exits, then SIGKILL for itself.
@@ -85,16 +87,30 @@ role_worker(void)
 	}
 }
 
-static int
-role_quit(void)
+static void
+role_quit_gets(void)
 {
 	pool_init(&pool, 100, 0, 0, 0, "t_live_pool", NULL, IPL_NONE);
 	cache = pool_cache_init(
 	    200, 0, 0, 0, "t_live_cache", NULL, IPL_NONE, NULL, NULL, NULL);
 	gets(10);
 	if (!kmemi_stats_live_publish())
-		return 4;
+		_exit(4);
+}
+
+static int
+role_quit(void)
+{
+	role_quit_gets();
 	_exit(0);
+}
+
+static int
+role_execer(void)
+{
+	role_quit_gets();
+	execl("/bin/sleep", "sleep", "30", (char *)NULL);
+	return 6;
 }
 
 /* A malloc that misses (a size class not used before): a snapshot. */
@@ -428,6 +444,40 @@ test_stale(void)
 	T_NE(access(path2, F_OK), 0);
 	kill(s, SIGKILL);
 	wait_for(s);
+
+	/* The process executed a program not on kmem: the page is stale. */
+	{
+		char *argv2[] = {self, (char *)"execer", NULL};
+		int i;
+
+		s = start(argv2, env_live, NULL, -1, -1);
+		snprintf(pid, sizeof pid, "%ld", (long)s);
+		snprintf(
+		    path, sizeof path, "%s/" KMEM_LIVE_PREFIX "%s", dir, pid);
+		/* Until it is sleep: its page made, then /proc's name. */
+		for (i = 0; i < 500; i++) {
+			char comm[64] = "", cp[64];
+			FILE *f;
+
+			snprintf(cp, sizeof cp, "/proc/%s/comm", pid);
+			if ((f = fopen(cp, "r")) != NULL) {
+				if (fgets(comm, sizeof comm, f) == NULL)
+					comm[0] = '\0';
+				fclose(f);
+			}
+			if (strcmp(comm, "sleep\n") == 0)
+				break;
+			usleep(10000);
+		}
+		T_LT(i, 500);
+		T_EQ(access(path, F_OK), 0);
+		status = kmemstat_run(&text, "-d", dir, "-p", pid, NULL, NULL);
+		one_line_error(text, status, "no longer maps");
+		free(text);
+		T_NE(access(path, F_OK), 0);
+		kill(s, SIGKILL);
+		wait_for(s);
+	}
 }
 
 static void
@@ -482,6 +532,8 @@ main(int argc, char **argv)
 		return role_worker();
 	if (argc == 2 && strcmp(argv[1], "quit") == 0)
 		return role_quit();
+	if (argc == 2 && strcmp(argv[1], "execer") == 0)
+		return role_execer();
 	if (argc == 2 && strcmp(argv[1], "forker") == 0)
 		return role_forker();
 	t_args(argc, argv);
