@@ -98,7 +98,8 @@
  *      forks and whether it took stdio's lock belong to no domain.  (The
  *      registry walks in that thread ask kmemi_fork_by_self.)
  *    - stats_exit (stats.c): KMEM_STATS, read once: the report at exit is
- *      the process's (its pid, its file), of every domain.
+ *      the process's (its pid, its file), of every domain; and
+ *      KMEM_STATS_LIVE's statistics page, the process's as well.
  *    - dbg (debug.c): KMEM_DEBUG's switch, record table and quarantine.
  *      It instruments the default domain's kmem_alloc only (the gate it
  *      sets is kmemi_dom0's, its tables are in the default's metadata):

@@ -59,6 +59,13 @@
  *
  * A process that never created a thread skips all of it (fork_st.locked).
  *
+ * The statistics page (stats.c section 5, KMEM_STATS_LIVE): prepare first
+ * waits for a snapshot in progress (its walk takes the locks below) and
+ * holds it off until parent or child; the child handler, after every
+ * lock is free again -- in every process, threaded or not -- gives the
+ * child its own page, for its pid, counting only what it does after the
+ * fork.
+ *
  * Failure policy: if the handlers cannot be registered (pthread_atfork
  * fails), kmem warns once; forking is then as unsafe as without kmem.
  */
@@ -145,6 +152,7 @@ fork_prepare(void)
 			kmem_prim_stdio_lock();
 		atomic_store_explicit(&fork_st.owner, kmem_prim_thread_id(),
 		    memory_order_relaxed);
+		kmemi_stats_live_fork(KMEMI_FORK_PREPARE);
 		fork_phase(KMEMI_FORK_PREPARE);
 	}
 }
@@ -154,6 +162,7 @@ fork_parent(void)
 {
 	if (fork_st.locked) {
 		fork_release(KMEMI_FORK_PARENT);
+		kmemi_stats_live_fork(KMEMI_FORK_PARENT);
 		atomic_store_explicit(&fork_st.owner, 0, memory_order_relaxed);
 		if (fork_st.stdio)
 			kmem_prim_stdio_unlock(false);
@@ -169,6 +178,8 @@ fork_child(void)
 		if (fork_st.stdio)
 			kmem_prim_stdio_unlock(true);
 	}
+	/* Every lock free again: the child's own statistics page. */
+	kmemi_stats_live_fork(KMEMI_FORK_CHILD);
 }
 
 bool

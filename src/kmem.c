@@ -778,6 +778,7 @@ kmemi_tick(void)
 		return;
 	saved = errno; /* free(3) keeps it: a purge may fail (mlock) */
 	kmemi_dom_foreach(kmem_tick_dom, &more);
+	kmemi_stats_live_tick(); /* stats.c section 5 */
 	/* A pass to go on: the next tick an eighth of the period from now. */
 	if (more)
 		atomic_store_explicit(&kmemi_dom0.kd_tick_last,

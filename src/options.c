@@ -427,6 +427,7 @@ kmem_options_init(void)
 		kmemi_check_init(); /* KMEM_DEBUG=check, for every layer */
 		/* From now on a fork takes stdio's list lock first. */
 		kmemi_fork_init();
+		kmemi_stats_live_init(); /* KMEM_STATS_LIVE: stats.c */
 		atomic_store_explicit(
 		    &kmemi_dom0.kd_opts_ready, true, memory_order_release);
 	}

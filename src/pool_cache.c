@@ -720,6 +720,8 @@ pool_cache_get_paddr(pool_cache_t pc, int flags, paddr_t *pap)
 			pc_tag_check(pc, obj, "pool_cache_get");
 			if (kmem_unlikely(reap != NULL))
 				pc_destruct_groups(pc, reap);
+			if (kmem_unlikely(missed))
+				kmemi_stats_live_tick(); /* stats.c section 5 */
 			if (kmem_unlikely(flags & PR_ZERO))
 				memset(obj, 0, pc->pc_pool.pr_reqsize);
 			return obj;
@@ -761,6 +763,7 @@ miss_nolock:
 		*pap = POOL_PADDR_INVALID;
 	if (flags & PR_ZERO)
 		memset(obj, 0, pc->pc_pool.pr_reqsize);
+	kmemi_stats_live_tick();
 	return obj;
 }
 
@@ -793,6 +796,8 @@ pool_cache_put_paddr(pool_cache_t pc, void *obj, paddr_t pa)
 			if (!missed) /* one count per put: hit or miss */
 				cc->cc_hits++;
 			pc_cpu_exit(cc, lk);
+			if (kmem_unlikely(missed))
+				kmemi_stats_live_tick();
 			return;
 		}
 		if (cc->cc_previous != NULL &&

@@ -1,7 +1,8 @@
 /*
  * stats.c -- the one statistics emitter: vmstat -m (pools), vmstat -C
  * (pool caches), the vmem arena table, or all of them as one JSON object;
- * and KMEM_STATS, the print at exit.
+ * KMEM_STATS, the print at exit; and KMEM_STATS_LIVE, the statistics
+ * page that kmemstat -p reads while the process runs (section 5).
  *
  * 1. What is printed.  Counters are kept by the layers themselves (always
  *    on); this file only reads them, through the public snapshots
@@ -88,6 +89,65 @@
  *    from a library destructor (kmem_prim_atexit), not atexit(3), which may
  *    call calloc; it happens on exit() and a return from main, not on
  *    _exit() or a crash.
+ *
+ * 5. The statistics page (KMEM_STATS_LIVE; layout in stats_live.h).
+ *    With KMEM_STATS_LIVE set ("1", or comma-separated "keep", "ms=N",
+ *    "dir=/path"), the options' set-up (kmemi_stats_live_init, once per
+ *    process) makes DIR/kmem-stats.PID -- DIR $XDG_RUNTIME_DIR, else
+ *    /dev/shm -- mode 0600, O_EXCL and O_NOFOLLOW after removing any
+ *    file of that name (a stale page of the same pid), and maps it
+ *    shared.  Off by default: a file per process, and one left behind by
+ *    every process that crashes, is not something a malloc should do
+ *    unasked.
+ *    - What is published: snapshots, not the counters in place.  The
+ *      counters live in the layers' own structures (struct pool, the
+ *      per-CPU pc_cpu slots whose hits partly live in the group word of
+ *      the lock-free fast path, struct vmem), beside the pointers and
+ *      locks those paths use; moving them into a shared file would put
+ *      process memory layout into a file and make every fast path write
+ *      to it.  A snapshot is the rows the tables print, taken with the
+ *      same calls (kmem_pool_cache_stats, kmem_pool_stats,
+ *      kmem_vmem_stats) over every domain, written into the page.
+ *    - When: kmemi_live_tick, a relaxed load of kmemi_live_on, is called
+ *      by the slow paths only -- a pool_cache get or put that missed its
+ *      CPU's groups, after it has dropped every lock, and the free(3)
+ *      tick (kmem.c section 5) -- never by a lock-free fast path, which
+ *      gains no instruction.  A snapshot is taken if "ms" (20 by default,
+ *      0: every time) have passed since the last, by the one thread that
+ *      takes live.busy; the others go on.  Not in the set-up nor in the
+ *      fork window (kmemi_setup_by_self, kmemi_fork_by_self): those hold
+ *      locks the walk takes.  So a process that stops allocating shows
+ *      the snapshot of its last slow path at most "ms" before it
+ *      stopped, plus nothing of the CPU-layer hits after it: kmemstat
+ *      prints the snapshot's age.  A walk costs about 1.3 us with twenty
+ *      pools on two CPUs (more pools and CPUs, more: each cache's CPU
+ *      slots are locked in turn), 0.01% of a 20 ms interval.
+ *    - Torn rows: two slots, written in turn under a per-slot sequence
+ *      count (odd while written, a seqlock), and lh_gen naming the
+ *      newest complete one; a reader copies a slot and retries if its
+ *      count moved.  A process killed mid-snapshot leaves the other slot
+ *      whole.
+ *    - Exit: exit(3) (kmem_prim_atexit) takes a last snapshot, marks the
+ *      page exited and removes the file -- unless "keep", kmemstat's
+ *      mode, where kmemstat reads and removes it.  _exit and signals
+ *      leave the file with the last snapshot (kmemstat -p: stale,
+ *      removed; kmemstat COMMAND: counted).
+ *    - fork(2) (kmemi_stats_live_fork, from fork.c's handlers): prepare
+ *      waits for a snapshot in progress and holds live.busy through the
+ *      fork (before every other lock: a snapshot takes busy, then the
+ *      locks); the child makes its own page for its pid, snapshots the
+ *      counters it inherited into the page's baseline region, unmaps the
+ *      parent's page (never written by the child), and from then on
+ *      publishes its counters less the baseline -- the parent's work is
+ *      not counted twice; gauges (in use, pages) are the child's own
+ *      memory, which holds the inherited objects too.  A child that
+ *      cannot make its page publishes nothing.  An exec drops the
+ *      mapping; a new program on kmem replaces the file.
+ *    - A program with two copies of kmem (one linked in, one preloaded)
+ *      gets the page of whichever made it last.
+ *    - Failure: a value not understood, or a page that cannot be made
+ *      (the directory missing, a file of that name we may not remove),
+ *      gives one warning and no page; the process runs on.
  */
 #include <errno.h>
 #include <limits.h>
@@ -107,6 +167,7 @@
 #include "internal/kmem_impl.h"
 #include "internal/pool_impl.h"
 #include "internal/prim.h"
+#include "internal/stats_live.h"
 
 #define STATS_LINE	 256  /* one line: kmem_pr's limit */
 #define STATS_BUF	 4096 /* fd / stderr sink: bytes per write */
@@ -115,6 +176,8 @@
 #define STATS_JSON_NAME	 (2 + 6 * STATS_NAME_MAX + 1) /* "\uXXXX" each */
 #define STATS_VMEM_BATCH 16   /* arena snapshots per walk (~2.3 KiB) */
 #define STATS_PATH_MAX	 4096 /* KMEM_STATS=PATH: PATH_MAX on Linux */
+#define LIVE_MS_DEFAULT	 20   /* KMEM_STATS_LIVE's publishing interval */
+#define LIVE_DIR_MAX	 (STATS_PATH_MAX - 32)
 
 /* ---- the sink ---- */
 
@@ -880,6 +943,21 @@ static struct {
 	_Atomic unsigned int what; /* KMEM_STATS_*; 0: nothing */
 	long pid;		   /* the process that read KMEM_STATS */
 	char path[STATS_PATH_MAX]; /* "": standard error */
+	/* KMEM_STATS_LIVE (section 5). */
+	struct {
+		atomic_bool on; /* a page is mapped and published into */
+		struct kmem_live_hdr *hdr; /* the mapping */
+		size_t size;
+		long pid;		/* the page's process */
+		bool keep;		/* KMEM_LIVE_KEEP: no unlink at exit */
+		bool fork_took;		/* prepare took busy (forking thread) */
+		uint64_t interval_ns;	/* at most one snapshot per interval */
+		_Atomic uint64_t last;	/* when the last one was taken */
+		atomic_bool busy;	/* a snapshot is being taken */
+		atomic_bool registered; /* live_at_exit registered */
+		char dir[LIVE_DIR_MAX]; /* where pages are made */
+		char path[STATS_PATH_MAX]; /* this process's page */
+	} live;
 } stats_exit;
 
 /* path with every "%p" replaced by pid; false if it does not fit. */
@@ -1019,4 +1097,436 @@ kmemi_stats_reset(void)
 	atomic_store_explicit(&stats_exit.what, 0, memory_order_relaxed);
 	stats_exit.path[0] = '\0';
 	atomic_store_explicit(&stats_exit.once, false, memory_order_release);
+}
+
+/* ---- KMEM_STATS_LIVE: the statistics page (section 5) ---- */
+
+/* The counters a forked child subtracts (its parent's at the fork). */
+static const size_t live_pool_sums[] = {
+    offsetof(struct kmem_pool_stats, ps_nget),
+    offsetof(struct kmem_pool_stats, ps_nfail),
+    offsetof(struct kmem_pool_stats, ps_nput),
+    offsetof(struct kmem_pool_stats, ps_npagealloc),
+    offsetof(struct kmem_pool_stats, ps_npagefree),
+    offsetof(struct kmem_pool_stats, ps_cpuhit),
+    offsetof(struct kmem_pool_stats, ps_cpumiss),
+    offsetof(struct kmem_pool_stats, ps_depothit),
+    offsetof(struct kmem_pool_stats, ps_depotmiss),
+    offsetof(struct kmem_pool_stats, ps_contended),
+};
+static const size_t live_vmem_sums[] = {
+    offsetof(struct kmem_vmem_stats, vs_alloc),
+    offsetof(struct kmem_vmem_stats, vs_free),
+    offsetof(struct kmem_vmem_stats, vs_fail),
+    offsetof(struct kmem_vmem_stats, vs_wait),
+    offsetof(struct kmem_vmem_stats, vs_import),
+    offsetof(struct kmem_vmem_stats, vs_release),
+};
+
+/* What one walk fills: a slot, less the baseline if there is one. */
+struct live_fill {
+	struct kmem_live_hdr *h;
+	struct kmem_live_slot *s;
+	struct kmem_live_slot *base; /* NULL: none */
+	uint32_t hint;		     /* baseline rows are in the same order */
+};
+
+/* Subtract the baseline's counters (found by name) from row. */
+static void
+live_sub(void *row, const void *base, const size_t *offs, size_t n, bool ul)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (ul) {
+			unsigned long *a =
+			    (unsigned long *)(void *)((char *)row + offs[i]);
+			const unsigned long *b =
+			    (const unsigned long *)(const void *)((const char *)
+								      base +
+				offs[i]);
+
+			*a = *a >= *b ? *a - *b : 0;
+		} else {
+			uint64_t *a =
+			    (uint64_t *)(void *)((char *)row + offs[i]);
+			const uint64_t *b =
+			    (const uint64_t *)(const void *)((const char *)
+								 base +
+				offs[i]);
+
+			*a = *a >= *b ? *a - *b : 0;
+		}
+	}
+}
+
+static const struct kmem_pool_stats *
+live_base_pool(struct live_fill *f, const char *name)
+{
+	struct kmem_pool_stats *b = kmem_live_pools(f->base);
+	uint32_t n = f->base->ls_npools, i, k;
+
+	for (k = 0; k < n; k++) {
+		i = (f->hint + k) % n;
+		if (strcmp(b[i].ps_name, name) == 0) {
+			f->hint = i + 1;
+			return &b[i];
+		}
+	}
+	return NULL;
+}
+
+static int
+live_pool_fn(struct pool *pp, void *arg)
+{
+	struct live_fill *f = arg;
+	struct kmem_pool_stats st;
+	pool_cache_t pc = __atomic_load_n(&pp->pr_cache, __ATOMIC_ACQUIRE);
+	const struct kmem_pool_stats *b;
+
+	if (pc != NULL) /* valid while we read it: pool_walk_fn */
+		kmem_pool_cache_stats(pc, &st);
+	else
+		kmem_pool_stats(pp, &st);
+	st.ps_name[sizeof st.ps_name - 1] = '\0';
+	stats_dom_name(pp->pr_dom, st.ps_name, sizeof st.ps_name);
+	if (f->base != NULL && (b = live_base_pool(f, st.ps_name)) != NULL)
+		live_sub(&st, b, live_pool_sums,
+		    sizeof live_pool_sums / sizeof live_pool_sums[0], true);
+	if (f->s->ls_npools < f->h->lh_maxpools)
+		kmem_live_pools(f->s)[f->s->ls_npools++] = st;
+	else
+		f->s->ls_dropped++;
+	return 0;
+}
+
+static int
+live_vmem_fn(vmem_t *vm, void *arg)
+{
+	struct live_fill *f = arg;
+	struct kmem_vmem_stats st;
+	struct kmem_vmem_stats *b;
+	uint32_t i;
+
+	kmem_vmem_stats(vm, &st);
+	st.vs_name[sizeof st.vs_name - 1] = '\0';
+	stats_dom_name(kmemi_vmem_domain(vm), st.vs_name, sizeof st.vs_name);
+	if (f->base != NULL) {
+		b = kmem_live_arenas(f->h, f->base);
+		for (i = 0; i < f->base->ls_narenas; i++)
+			if (strcmp(b[i].vs_name, st.vs_name) == 0) {
+				live_sub(&st, &b[i], live_vmem_sums,
+				    sizeof live_vmem_sums /
+					sizeof live_vmem_sums[0],
+				    false);
+				break;
+			}
+	}
+	if (f->s->ls_narenas < f->h->lh_maxarenas)
+		kmem_live_arenas(f->h, f->s)[f->s->ls_narenas++] = st;
+	else
+		f->s->ls_dropped++;
+	return 0;
+}
+
+/* Fill region r of h with every pool and arena (less base, if any). */
+static void
+live_fill_region(
+    struct kmem_live_hdr *h, unsigned int r, struct kmem_live_slot *base)
+{
+	struct live_fill f = {h, kmem_live_region(h, r), base, 0};
+
+	f.s->ls_npools = 0;
+	f.s->ls_narenas = 0;
+	f.s->ls_dropped = 0;
+	(void)kmemi_pool_foreach(live_pool_fn, &f);
+	(void)kmemi_vmem_foreach(live_vmem_fn, &f);
+	f.s->ls_time_ns = kmem_prim_clock_ns();
+}
+
+/*
+ * One snapshot into the slot after the newest (seqlock: odd while
+ * written), then lh_gen moves to it.  The caller holds stats_exit.live.busy.
+ */
+static void
+live_publish(void)
+{
+	struct kmem_live_hdr *h = stats_exit.live.hdr;
+	uint64_t gen = atomic_load_explicit(&h->lh_gen, memory_order_relaxed);
+	struct kmem_live_slot *s = kmem_live_region(h, (unsigned int)(gen & 1));
+	uint64_t seq = atomic_load_explicit(&s->ls_seq, memory_order_relaxed);
+	struct kmem_live_slot *base =
+	    (h->lh_flags & KMEM_LIVE_FORKED) ? kmem_live_region(h, 2) : NULL;
+
+	atomic_store_explicit(&s->ls_seq, seq | 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	live_fill_region(h, (unsigned int)(gen & 1), base);
+	atomic_store_explicit(&s->ls_seq, (seq | 1) + 1, memory_order_release);
+	atomic_store_explicit(&h->lh_gen, gen + 1, memory_order_release);
+}
+
+/*
+ * A slow path's hook (kmemi_live_tick): a snapshot if the interval has
+ * passed since the last one, by the one thread that takes stats_exit.live.busy.
+ * Its callers hold no lock of the library; not in the set-up, nor in
+ * the fork window (the forking thread holds every lock).
+ */
+void
+kmemi_stats_live_tick(void)
+{
+	uint64_t now, last;
+
+	if (kmem_likely(!atomic_load_explicit(
+		&stats_exit.live.on, memory_order_acquire)))
+		return;
+	now = kmem_prim_clock_coarse_ns();
+	last =
+	    atomic_load_explicit(&stats_exit.live.last, memory_order_relaxed);
+	if (last != 0 && now - last < stats_exit.live.interval_ns)
+		return;
+	if (kmemi_setup_by_self() || kmemi_fork_by_self())
+		return;
+	if (atomic_exchange_explicit(
+		&stats_exit.live.busy, true, memory_order_acquire)) {
+		atomic_fetch_add_explicit(
+		    &stats_exit.live.hdr->lh_attempts, 1, memory_order_relaxed);
+		return;
+	}
+	if (atomic_load_explicit(&stats_exit.live.on, memory_order_relaxed)) {
+		atomic_store_explicit(
+		    &stats_exit.live.last, now, memory_order_relaxed);
+		live_publish();
+	}
+	atomic_store_explicit(
+	    &stats_exit.live.busy, false, memory_order_release);
+}
+
+/* Tests and exit: a snapshot now, waiting for one in progress. */
+bool
+kmemi_stats_live_publish(void)
+{
+	int i;
+
+	if (!atomic_load_explicit(&stats_exit.live.on, memory_order_acquire))
+		return false;
+	for (i = 0; atomic_exchange_explicit(
+		 &stats_exit.live.busy, true, memory_order_acquire);
+	     i++) {
+		if (i == 1000)
+			return false; /* a snapshot stuck for a second */
+		kmem_prim_sleep_ns(1000000);
+	}
+	live_publish();
+	atomic_store_explicit(&stats_exit.live.last,
+	    kmem_prim_clock_coarse_ns(), memory_order_relaxed);
+	atomic_store_explicit(
+	    &stats_exit.live.busy, false, memory_order_release);
+	return true;
+}
+
+/* This process's page: stats_exit.live.path made, its header written.  0 or
+ * errno. */
+static int
+live_make(long pid, long ppid, uint32_t flags)
+{
+	size_t hdr = (sizeof(struct kmem_live_hdr) + 63) & ~(size_t)63;
+	uint64_t reg =
+	    kmem_live_region_size(KMEM_LIVE_MAXPOOLS, KMEM_LIVE_MAXARENAS);
+	size_t ps = kmem_prim_page_size();
+	size_t size = (hdr + 3 * (size_t)reg + ps - 1) & ~(ps - 1);
+	struct kmem_live_hdr *h;
+	void *p;
+	int err;
+
+	if (kmem_snprintf(stats_exit.live.path, sizeof stats_exit.live.path,
+		"%s/" KMEM_LIVE_PREFIX "%ld", stats_exit.live.dir,
+		pid) >= (int)sizeof stats_exit.live.path)
+		return EINVAL; /* the directory is too long */
+	if ((err = kmem_prim_stats_map(stats_exit.live.path, size, &p)) != 0)
+		return err;
+	h = p;
+	memcpy(h->lh_magic, KMEM_LIVE_MAGIC, sizeof h->lh_magic);
+	h->lh_version = KMEM_LIVE_VERSION;
+	h->lh_hdrsize = sizeof *h;
+	h->lh_poolsize = sizeof(struct kmem_pool_stats);
+	h->lh_vmemsize = sizeof(struct kmem_vmem_stats);
+	h->lh_maxpools = KMEM_LIVE_MAXPOOLS;
+	h->lh_maxarenas = KMEM_LIVE_MAXARENAS;
+	h->lh_size = size;
+	h->lh_regoff[0] = hdr;
+	h->lh_regoff[1] = hdr + reg;
+	h->lh_regoff[2] = hdr + 2 * reg;
+	h->lh_pid = pid;
+	h->lh_ppid = ppid;
+	if (kmem_prim_starttime(&h->lh_starttime) != 0)
+		h->lh_starttime = 0; /* kmemstat then checks the pid alone */
+	h->lh_interval_ns = stats_exit.live.interval_ns;
+	kmem_snprintf(
+	    h->lh_command, sizeof h->lh_command, "%s", kmem_prim_progname());
+	h->lh_flags = flags | (stats_exit.live.keep ? KMEM_LIVE_KEEP : 0);
+	atomic_store_explicit(
+	    &h->lh_state, KMEM_LIVE_RUNNING, memory_order_relaxed);
+	stats_exit.live.hdr = h;
+	stats_exit.live.size = size;
+	stats_exit.live.pid = pid;
+	return 0;
+}
+
+/*
+ * At exit(): the last snapshot, the page marked exited, and the file
+ * removed unless kmemstat collects it (KMEM_LIVE_KEEP).  Only the page's
+ * process: a forked child that failed to make its own has none.
+ */
+static void
+live_at_exit(void)
+{
+	if (!atomic_load_explicit(&stats_exit.live.on, memory_order_acquire) ||
+	    kmem_prim_getpid() != stats_exit.live.pid)
+		return;
+	(void)kmemi_stats_live_publish();
+	atomic_store_explicit(&stats_exit.live.on, false, memory_order_relaxed);
+	atomic_store_explicit(&stats_exit.live.hdr->lh_state, KMEM_LIVE_EXITED,
+	    memory_order_release);
+	if (!stats_exit.live.keep)
+		(void)kmem_prim_unlink(stats_exit.live.path);
+}
+
+/* KMEM_STATS_LIVE=v: false (with a warning) if not understood. */
+static bool
+live_parse(const char *v)
+{
+	const char *p = v, *e;
+	bool on = false;
+
+	stats_exit.live.keep = false;
+	stats_exit.live.interval_ns = (uint64_t)LIVE_MS_DEFAULT * 1000000u;
+	stats_exit.live.dir[0] = '\0';
+	while (*p != '\0') {
+		size_t n;
+
+		for (e = p; *e != '\0' && *e != ','; e++)
+			;
+		n = (size_t)(e - p);
+		if ((n == 1 && p[0] == '1') ||
+		    (n == 2 && !strncmp(p, "on", 2))) {
+			on = true;
+		} else if (n == 4 && strncmp(p, "keep", 4) == 0) {
+			on = stats_exit.live.keep = true;
+		} else if (n > 3 && strncmp(p, "ms=", 3) == 0) {
+			uint64_t ms = 0;
+			size_t i;
+
+			for (i = 3; i < n && p[i] >= '0' && p[i] <= '9' &&
+			     ms < 1000000;
+			     i++)
+				ms = ms * 10 + (uint64_t)(p[i] - '0');
+			if (i != n)
+				goto bad;
+			stats_exit.live.interval_ns = ms * 1000000u;
+			on = true;
+		} else if (n > 5 && strncmp(p, "dir=", 4) == 0 && p[4] == '/' &&
+		    n - 4 < sizeof stats_exit.live.dir) {
+			memcpy(stats_exit.live.dir, p + 4, n - 4);
+			stats_exit.live.dir[n - 4] = '\0';
+			on = true;
+		} else {
+			goto bad;
+		}
+		p = *e == ',' ? e + 1 : e;
+	}
+	return on;
+bad:
+	kmem_warn("KMEM_STATS_LIVE=%s: not understood (want 1, keep, ms=N or "
+		  "dir=/path, comma-separated); no statistics page",
+	    v);
+	return false;
+}
+
+/*
+ * Read KMEM_STATS_LIVE and make the page: once, from the options' set-up
+ * (kmem_options_init, which every layer runs before its first lock, under
+ * the options lock; nothing here takes a lock of the library).
+ */
+void
+kmemi_stats_live_init(void)
+{
+	const char *v = kmem_prim_getenv("KMEM_STATS_LIVE"), *x;
+	int err;
+
+	if (atomic_load_explicit(&stats_exit.live.on, memory_order_relaxed) ||
+	    v == NULL || v[0] == '\0' || strcmp(v, "0") == 0 || !live_parse(v))
+		return;
+	if (stats_exit.live.dir[0] == '\0') {
+		x = kmem_prim_getenv("XDG_RUNTIME_DIR");
+		kmem_snprintf(stats_exit.live.dir, sizeof stats_exit.live.dir,
+		    "%s",
+		    x != NULL && x[0] == '/' &&
+			    strlen(x) < sizeof stats_exit.live.dir
+			? x
+			: "/dev/shm");
+	}
+	if ((err = live_make(kmem_prim_getpid(), 0, 0)) != 0) {
+		kmem_warn("KMEM_STATS_LIVE: cannot make %s (errno %d); no "
+			  "statistics page",
+		    stats_exit.live.path, err);
+		return;
+	}
+	if (!atomic_exchange_explicit(
+		&stats_exit.live.registered, true, memory_order_acq_rel) &&
+	    kmem_prim_atexit(live_at_exit) != 0)
+		kmem_warn("KMEM_STATS_LIVE: no room for the exit function: "
+			  "the page stays after exit");
+	atomic_store_explicit(&stats_exit.live.on, true, memory_order_release);
+}
+
+/*
+ * fork(2) (fork.c): prepare waits for a snapshot in progress and holds
+ * stats_exit.live.busy through the fork (its walk takes the locks prepare is
+ * about to take: busy comes first in the lock order), so the child's copy of
+ * the parent's page is never half written by a thread it does not have.
+ * The child makes its own page, for its own pid, with the parent's
+ * counters at the fork as its baseline (region 2), and lets go of the
+ * parent's mapping: a forked child publishes its own work only.
+ * Prepare and parent run only when fork.c takes the locks (a process
+ * with threads); the child's part always.
+ */
+void
+kmemi_stats_live_fork(int phase)
+{
+	struct kmem_live_hdr *old;
+	size_t oldsize;
+	long ppid;
+
+	if (phase == KMEMI_FORK_PREPARE) {
+		if (!atomic_load_explicit(
+			&stats_exit.live.on, memory_order_acquire))
+			return;
+		while (atomic_exchange_explicit(
+		    &stats_exit.live.busy, true, memory_order_acquire))
+			kmem_prim_sleep_ns(100000);
+		stats_exit.live.fork_took = true;
+		return;
+	}
+	if (stats_exit.live.fork_took || phase == KMEMI_FORK_CHILD) {
+		stats_exit.live.fork_took = false;
+		atomic_store_explicit(
+		    &stats_exit.live.busy, false, memory_order_release);
+	}
+	if (phase != KMEMI_FORK_CHILD ||
+	    !atomic_load_explicit(&stats_exit.live.on, memory_order_acquire))
+		return;
+	old = stats_exit.live.hdr;
+	oldsize = stats_exit.live.size;
+	ppid = stats_exit.live.pid;
+	atomic_store_explicit(&stats_exit.live.on, false, memory_order_relaxed);
+	if (live_make(kmem_prim_getpid(), ppid, KMEM_LIVE_FORKED) != 0) {
+		/* The exit function then finds no page of its pid. */
+		stats_exit.live.pid = 0;
+		kmem_prim_stats_unmap(old, oldsize);
+		return;
+	}
+	kmem_prim_stats_unmap(old, oldsize);
+	live_fill_region(stats_exit.live.hdr, 2, NULL);
+	atomic_store_explicit(&stats_exit.live.on, true, memory_order_release);
+	(void)kmemi_stats_live_publish();
 }

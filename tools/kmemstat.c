@@ -1,28 +1,33 @@
 /*
  * kmemstat -- run a command on kmem's malloc and print, vmstat-style,
- * what the allocator did for it.
+ * what the allocator did for it; or print a running process's tables.
  *
  *   kmemstat [-m] [-C] [-V] [-j] [-a] [-o FILE] [--] COMMAND [ARGS...]
+ *   kmemstat [-m] [-C] [-V] [-j] [-a] [-o FILE] [-d DIR] -p PID
+ *            [-w SECONDS]
  *
  * 1. How.  The command runs with libkmem-malloc.so first in LD_PRELOAD
- *    and KMEM_STATS=json:DIR/%p.json, DIR a fresh private directory: every
- *    process of the command that runs on kmem (the command itself, and
- *    each program it executes) writes its statistics there when it exits
- *    (stats.c: the file names its pid and command).  When the command has
- *    exited, kmemstat reads the files, merges them row by row (pools and
- *    arenas by name, counters summed), prints the pool table (-m), the
- *    pool cache table (-C) and the arena table (-V) -- all three by
- *    default -- or one JSON document (-j), to standard error or FILE
- *    (-o), and exits with the command's status (128 + N for a command
- *    killed by signal N, as a shell reports it; 127 when it cannot be
- *    run).  -a shows rows never used too (vmstat -v).
+ *    and KMEM_STATS_LIVE=keep,ms=10,dir=DIR, DIR a fresh private
+ *    directory: every process of the command that runs on kmem (the
+ *    command itself, each program it executes, each child forked without
+ *    exec) keeps its statistics page there (stats.c section 5): a
+ *    snapshot at most 10 ms old taken on the slow paths, and an exact one
+ *    at exit(3).  When the command has exited, kmemstat reads each page's
+ *    newest complete snapshot, merges them row by row (pools and arenas
+ *    by name, counters summed), removes the pages, prints the pool table
+ *    (-m), the pool cache table (-C) and the arena table (-V) -- all
+ *    three by default -- or one JSON document (-j), to standard error or
+ *    FILE (-o), and exits with the command's status (128 + N for a
+ *    command killed by signal N, as a shell reports it; 127 when it
+ *    cannot be run).  -a shows rows never used too (vmstat -v).
  *
- * 2. What is not counted.  A process that leaves by _exit(2) or a signal
- *    writes nothing (no exit functions run); nor does a static or setuid
- *    program (no preload), nor a child that forked without executing a
- *    program (stats.c: only the process that read KMEM_STATS writes, so
- *    that the parent's counts are not counted twice).  The header says how
- *    many processes were counted.
+ * 2. What is counted.  A process that ends by _exit(2) or a signal, or
+ *    that is still running, counts to its last snapshot (the header marks
+ *    it "no exit"); a forked child counts its own work only (its page
+ *    subtracts what it inherited).  Not counted: a static or setuid
+ *    program (no preload), one that never allocated (kmem never started),
+ *    and the few operations after a process's last slow path if it did
+ *    not exit(3).  The header says which processes were counted.
  *
  * 3. Finding the library: $KMEMSTAT_LIBRARY, else libkmem-malloc.so next
  *    to this program (the build tree), else KMEMSTAT_INSTALLED_LIBRARY from
@@ -32,15 +37,31 @@
  *
  * 4. Data structures.  The merged rows are two arrays that grow by
  *    doubling (struct kmem_pool_stats, struct kmem_vmem_stats), in order
- *    of first appearance; the JSON reader is a small recursive-descent
- *    parser of the subset the library writes (objects, arrays, strings,
- *    non-negative integers, true/false/null), with a field table saying
- *    where each member goes and whether merging sums it.
+ *    of first appearance, with a field table saying which members merging
+ *    sums.  A page is mapped read-only and checked (magic, version, the
+ *    structure sizes, the regions inside the file) before anything in it
+ *    is read; a snapshot is copied out under the page's seqlock
+ *    (stats_live.h) and its names cut to their arrays.
  *
- * 5. Failure policy.  Bad usage: a message and exit 2.  A statistics file
- *    that does not parse is reported and skipped.  SIGINT and SIGQUIT are
- *    ignored while the command runs (it gets them; kmemstat reports), as
- *    time(1) does.
+ * 5. -p PID: the page DIR/kmem-stats.PID (DIR: -d's, else
+ *    $XDG_RUNTIME_DIR, then /dev/shm) of a process started with
+ *    KMEM_STATS_LIVE=1, printed to standard output (or -o FILE) with a
+ *    header giving the snapshot's number and age; with -w, again every
+ *    SECONDS until the process exits (its last snapshot, then status 0)
+ *    or SIGINT/SIGTERM (status 0).  No ptrace, no signal, no thread in
+ *    the process: it publishes, we read a file.  A page whose process is
+ *    gone (not in /proc, or a zombie), whose pid now names another
+ *    process (its start time, /proc/PID/stat field 22, differs) or which
+ *    the process no longer maps (it executed another program) is stale:
+ *    reported and removed.
+ *
+ * 6. Failure policy.  Bad usage: a message and exit 2.  -p: every error
+ *    (no such process, no page -- not on kmem, or not started with
+ *    KMEM_STATS_LIVE --, a page we may not read, not a page, stale) is
+ *    one line "kmemstat: ..." on standard error and exit 1.  Running a
+ *    command: a file of DIR that is not a page is reported and skipped.
+ *    SIGINT and SIGQUIT are ignored while the command runs (it gets them;
+ *    kmemstat reports), as time(1) does.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -49,14 +70,18 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <kmem/kmem.h>
@@ -64,6 +89,10 @@
 #include <kmem/vmem.h>
 
 #include "internal/kmem_impl.h"
+#include "internal/stats_live.h"
+
+/* The command's processes publish at most every KMEMSTAT_MS. */
+#define KMEMSTAT_MS 10
 
 static const char *progname = "kmemstat";
 
@@ -73,14 +102,20 @@ usage(void)
 	fprintf(stderr,
 	    "usage: %s [-m] [-C] [-V] [-j] [-a] [-o FILE] [--] COMMAND "
 	    "[ARGS...]\n"
+	    "       %s [-m] [-C] [-V] [-j] [-a] [-o FILE] [-d DIR] -p PID "
+	    "[-w SECONDS]\n"
 	    "  -m  the pool table (vmstat -m)\n"
 	    "  -C  the pool cache table (vmstat -C)\n"
 	    "  -V  the vmem arena table\n"
 	    "      (all three when none is given)\n"
 	    "  -j  one JSON document instead of tables\n"
 	    "  -a  rows never used too (vmstat -v)\n"
-	    "  -o FILE  write to FILE instead of standard error\n",
-	    progname);
+	    "  -o FILE  write to FILE instead of standard error (-p: "
+	    "output)\n"
+	    "  -p PID   the running process PID (KMEM_STATS_LIVE=1)\n"
+	    "  -w SECONDS  again every SECONDS until it exits or SIGINT\n"
+	    "  -d DIR   its page is in DIR (KMEM_STATS_LIVE=dir=DIR)\n",
+	    progname, progname);
 	exit(2);
 }
 
@@ -101,7 +136,10 @@ die(const char *fmt, ...)
 
 struct proc {
 	long pid;
+	long ppid; /* a child forked without exec: its parent; else 0 */
 	char command[64];
+	bool exited;	  /* by exit(3): its last snapshot is exact */
+	uint32_t dropped; /* rows its page had no room for */
 };
 
 static struct kmem_pool_stats *pools;
@@ -272,266 +310,175 @@ merge_arena(const struct kmem_vmem_stats *st)
 	arenas[narenas++] = *st;
 }
 
-/* ---- the JSON reader (the subset stats.c writes) ---- */
+/* ---- statistics pages (stats.c section 5, stats_live.h) ---- */
 
-struct jp {
-	const char *s;
-	bool err;
+/* One process's page, mapped read-only. */
+struct page {
+	struct kmem_live_hdr *h;
+	size_t size;
 };
 
-static void
-j_ws(struct jp *j)
+/*
+ * Map path and check that it is a page of this build's layout.  0; or an
+ * errno value (open, mmap: the caller says which file), or -1: not a
+ * page (or another version).
+ */
+static int
+page_open(const char *path, struct page *pg)
 {
-	while (*j->s == ' ' || *j->s == '\n' || *j->s == '\t' || *j->s == '\r')
-		j->s++;
+	struct kmem_live_hdr *h;
+	struct stat st;
+	uint64_t reg;
+	int fd, i;
+	void *p;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		return errno;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    (size_t)st.st_size < sizeof *h) {
+		close(fd);
+		return -1;
+	}
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED)
+		return errno;
+	h = p;
+	reg = kmem_live_region_size(h->lh_maxpools, h->lh_maxarenas);
+	if (memcmp(h->lh_magic, KMEM_LIVE_MAGIC, sizeof h->lh_magic) != 0 ||
+	    h->lh_version != KMEM_LIVE_VERSION || h->lh_hdrsize != sizeof *h ||
+	    h->lh_poolsize != sizeof(struct kmem_pool_stats) ||
+	    h->lh_vmemsize != sizeof(struct kmem_vmem_stats) ||
+	    h->lh_size != (uint64_t)st.st_size || h->lh_maxpools > 65536 ||
+	    h->lh_maxarenas > 65536)
+		goto bad;
+	for (i = 0; i < 3; i++)
+		if (h->lh_regoff[i] < sizeof *h || h->lh_regoff[i] % 8 != 0 ||
+		    h->lh_regoff[i] > h->lh_size ||
+		    h->lh_size - h->lh_regoff[i] < reg)
+			goto bad;
+	pg->h = h;
+	pg->size = (size_t)st.st_size;
+	return 0;
+bad:
+	munmap(p, (size_t)st.st_size);
+	return -1;
 }
 
+static void
+page_close(struct page *pg)
+{
+	munmap(pg->h, pg->size);
+}
+
+/* A snapshot's rows, copied out of a page. */
+struct snap {
+	uint64_t gen;	  /* 0: nothing published yet */
+	uint64_t time_ns; /* CLOCK_MONOTONIC when taken */
+	uint32_t npools, narenas, dropped;
+	struct kmem_pool_stats *pools;
+	struct kmem_vmem_stats *arenas;
+};
+
+/*
+ * The newest complete snapshot of pg (the seqlock of stats_live.h: copy,
+ * then check that the slot's sequence did not move).  False if none
+ * could be read whole in a second (a writer stopped in the middle of the
+ * one slot it alternates with -- not possible with two slots unless it
+ * publishes faster than we copy).
+ */
 static bool
-j_eat(struct jp *j, char c)
+page_snapshot(const struct page *pg, struct snap *sn)
 {
-	j_ws(j);
-	if (*j->s != c)
-		return false;
-	j->s++;
-	return true;
+	struct kmem_live_hdr *h = pg->h;
+	int tries;
+
+	free(sn->pools);
+	free(sn->arenas);
+	sn->pools = calloc(h->lh_maxpools + 1, sizeof *sn->pools);
+	sn->arenas = calloc(h->lh_maxarenas + 1, sizeof *sn->arenas);
+	if (sn->pools == NULL || sn->arenas == NULL)
+		die("out of memory");
+	for (tries = 0; tries < 1000; tries++) {
+		uint64_t gen =
+		    atomic_load_explicit(&h->lh_gen, memory_order_acquire);
+		struct kmem_live_slot *s;
+		uint64_t seq;
+
+		sn->gen = gen;
+		sn->npools = sn->narenas = sn->dropped = 0;
+		sn->time_ns = 0;
+		if (gen == 0)
+			return true;
+		s = kmem_live_region(h, (unsigned int)((gen - 1) & 1));
+		seq = atomic_load_explicit(&s->ls_seq, memory_order_acquire);
+		if ((seq & 1) == 0) {
+			sn->npools = s->ls_npools < h->lh_maxpools
+			    ? s->ls_npools
+			    : h->lh_maxpools;
+			sn->narenas = s->ls_narenas < h->lh_maxarenas
+			    ? s->ls_narenas
+			    : h->lh_maxarenas;
+			sn->dropped = s->ls_dropped;
+			sn->time_ns = s->ls_time_ns;
+			memcpy(sn->pools, kmem_live_pools(s),
+			    sn->npools * sizeof *sn->pools);
+			memcpy(sn->arenas, kmem_live_arenas(h, s),
+			    sn->narenas * sizeof *sn->arenas);
+			atomic_thread_fence(memory_order_acquire);
+			if (atomic_load_explicit(
+				&s->ls_seq, memory_order_relaxed) == seq)
+				return true;
+		}
+		usleep(1000);
+	}
+	return false;
 }
 
-/* A string into buf (cut at n - 1 bytes; \u escapes other than ASCII: ?). */
+/* Merge sn's rows into the tables (names made safe first). */
 static void
-j_string(struct jp *j, char *buf, size_t n)
+merge_snap(const struct snap *sn)
 {
-	size_t len = 0;
+	uint32_t i;
 
-	if (!j_eat(j, '"')) {
-		j->err = true;
-		return;
+	for (i = 0; i < sn->npools; i++) {
+		sn->pools[i].ps_name[sizeof sn->pools[i].ps_name - 1] = '\0';
+		sn->pools[i].ps_size = sizeof sn->pools[i];
+		merge_pool(&sn->pools[i]);
 	}
-	while (*j->s != '"') {
-		char c = *j->s++;
-
-		if (c == '\0') {
-			j->err = true;
-			return;
-		}
-		if (c == '\\') {
-			c = *j->s++;
-			if (c == 'u') {
-				unsigned int u = 0, k;
-
-				for (k = 0; k < 4 && j->s[k] != '\0'; k++)
-					u = u * 16 +
-					    (unsigned int)(j->s[k] <= '9'
-						    ? j->s[k] - '0'
-						    : (j->s[k] | 0x20) - 'a' +
-							10);
-				j->s += k;
-				c = u < 0x80 ? (char)u : '?';
-			} else if (c == 'n') {
-				c = '\n';
-			} else if (c == 't') {
-				c = '\t';
-			} else if (c == 'r') {
-				c = '\r';
-			} else if (c == '\0') {
-				j->err = true;
-				return;
-			}
-		}
-		if (len + 1 < n)
-			buf[len++] = c;
+	for (i = 0; i < sn->narenas; i++) {
+		sn->arenas[i].vs_name[sizeof sn->arenas[i].vs_name - 1] = '\0';
+		sn->arenas[i].vs_size = sizeof sn->arenas[i];
+		merge_arena(&sn->arenas[i]);
 	}
-	j->s++;
-	buf[len] = '\0';
-}
-
-static void j_skip(struct jp *j, int depth);
-
-/* A value that is a number, true, false or null: its value (0 if null). */
-static uint64_t
-j_scalar(struct jp *j)
-{
-	uint64_t v = 0;
-
-	j_ws(j);
-	if (strncmp(j->s, "true", 4) == 0) {
-		j->s += 4;
-		return 1;
-	}
-	if (strncmp(j->s, "false", 5) == 0 || strncmp(j->s, "null", 4) == 0) {
-		j->s += *j->s == 'f' ? 5 : 4;
-		return 0;
-	}
-	if (*j->s < '0' || *j->s > '9') {
-		j->err = true;
-		return 0;
-	}
-	while (*j->s >= '0' && *j->s <= '9')
-		v = v * 10 + (uint64_t)(*j->s++ - '0');
-	return v;
 }
 
 static void
-j_skip(struct jp *j, int depth)
+add_proc(struct kmem_live_hdr *h, const struct snap *sn)
 {
-	char buf[8];
+	struct proc *pr;
 
-	j_ws(j);
-	if (depth > 32) {
-		j->err = true;
-		return;
-	}
-	if (*j->s == '"') {
-		j_string(j, buf, sizeof buf);
-	} else if (*j->s == '{' || *j->s == '[') {
-		char close = *j->s == '{' ? '}' : ']';
-
-		j->s++;
-		if (j_eat(j, close))
-			return;
-		do {
-			if (close == '}') {
-				j_string(j, buf, sizeof buf);
-				if (!j_eat(j, ':'))
-					j->err = true;
-			}
-			j_skip(j, depth + 1);
-		} while (!j->err && j_eat(j, ','));
-		if (!j_eat(j, close))
-			j->err = true;
-	} else {
-		(void)j_scalar(j);
-	}
+	if (nprocs == procs_cap)
+		procs = grow(procs, &procs_cap, sizeof *procs);
+	pr = &procs[nprocs++];
+	memset(pr, 0, sizeof *pr);
+	pr->pid = (long)h->lh_pid;
+	pr->ppid = (h->lh_flags & KMEM_LIVE_FORKED) ? (long)h->lh_ppid : 0;
+	memcpy(pr->command, h->lh_command, sizeof pr->command);
+	pr->command[sizeof pr->command - 1] = '\0';
+	pr->exited = atomic_load_explicit(&h->lh_state, memory_order_acquire) ==
+	    KMEM_LIVE_EXITED;
+	pr->dropped = sn->dropped;
 }
 
 /*
- * A flat object into row: "name" into name (n bytes), members of
- * "fields" set, anything else skipped.
+ * Read, merge and remove every page of dir (the command's processes,
+ * KMEM_STATS_LIVE=keep), then dir itself.
  */
-static void
-j_row(struct jp *j, void *row, char *name, size_t n, const struct field *fields)
-{
-	char key[64];
-
-	if (!j_eat(j, '{')) {
-		j->err = true;
-		return;
-	}
-	if (j_eat(j, '}'))
-		return;
-	do {
-		const struct field *f;
-
-		j_string(j, key, sizeof key);
-		if (j->err || !j_eat(j, ':')) {
-			j->err = true;
-			return;
-		}
-		if (strcmp(key, "name") == 0 || strcmp(key, "command") == 0) {
-			j_string(j, name, n);
-			continue;
-		}
-		for (f = fields; f != NULL && f->name != NULL; f++)
-			if (strcmp(f->name, key) == 0)
-				break;
-		if (f != NULL && f->name != NULL)
-			field_set(row, f, j_scalar(j));
-		else
-			j_skip(j, 1);
-	} while (!j->err && j_eat(j, ','));
-	if (!j_eat(j, '}'))
-		j->err = true;
-}
-
-static const struct field proc_fields[] = {
-    {"pid", offsetof(struct proc, pid), F_U64, false},
-    {NULL, 0, 0, false},
-};
-
-/* One process's file: its rows merged in.  False if it does not parse. */
-static bool
-read_stats(const char *text)
-{
-	struct jp j = {text, false};
-	char key[32];
-	struct proc pr = {0, "?"};
-
-	_Static_assert(sizeof(long) == sizeof(uint64_t), "pid as F_U64");
-	if (!j_eat(&j, '{'))
-		return false;
-	do {
-		j_string(&j, key, sizeof key);
-		if (j.err || !j_eat(&j, ':'))
-			return false;
-		if (strcmp(key, "process") == 0) {
-			j_row(&j, &pr, pr.command, sizeof pr.command,
-			    proc_fields);
-		} else if (strcmp(key, "pools") == 0 ||
-		    strcmp(key, "arenas") == 0) {
-			bool isp = key[0] == 'p';
-
-			if (!j_eat(&j, '['))
-				return false;
-			if (j_eat(&j, ']'))
-				continue;
-			do {
-				struct kmem_pool_stats ps;
-				struct kmem_vmem_stats vs;
-
-				memset(&ps, 0, sizeof ps);
-				memset(&vs, 0, sizeof vs);
-				if (isp) {
-					j_row(&j, &ps, ps.ps_name,
-					    sizeof ps.ps_name, pool_fields);
-					ps.ps_size = sizeof ps;
-					if (!j.err)
-						merge_pool(&ps);
-				} else {
-					j_row(&j, &vs, vs.vs_name,
-					    sizeof vs.vs_name, vmem_fields);
-					vs.vs_size = sizeof vs;
-					if (!j.err)
-						merge_arena(&vs);
-				}
-			} while (!j.err && j_eat(&j, ','));
-			if (!j_eat(&j, ']'))
-				return false;
-		} else {
-			j_skip(&j, 1);
-		}
-	} while (!j.err && j_eat(&j, ','));
-	if (j.err || !j_eat(&j, '}'))
-		return false;
-	if (nprocs == procs_cap)
-		procs = grow(procs, &procs_cap, sizeof *procs);
-	procs[nprocs++] = pr;
-	return true;
-}
-
-static char *
-slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	size_t len = 0, cap = 65536, r;
-	char *buf;
-
-	if (f == NULL)
-		return NULL;
-	if ((buf = malloc(cap)) == NULL)
-		die("out of memory");
-	while ((r = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-		len += r;
-		if (len + 1 == cap && (buf = realloc(buf, cap *= 2)) == NULL)
-			die("out of memory");
-	}
-	fclose(f);
-	buf[len] = '\0';
-	return buf;
-}
-
-/* Read, merge and remove every file of dir, then dir itself. */
 static void
 collect(const char *dir)
 {
+	struct snap sn = {0};
 	struct dirent *e;
 	DIR *d = opendir(dir);
 	char path[PATH_MAX + 256];
@@ -539,27 +486,301 @@ collect(const char *dir)
 	if (d == NULL)
 		die("%s: %s", dir, strerror(errno));
 	while ((e = readdir(d)) != NULL) {
-		char *text;
+		struct page pg;
+		int err;
 
 		if (e->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-		if ((text = slurp(path)) == NULL) {
-			fprintf(stderr, "%s: %s: %s\n", progname, path,
-			    strerror(errno));
+		if ((err = page_open(path, &pg)) != 0) {
+			fprintf(stderr, "%s: %s: %s; skipped\n", progname,
+			    e->d_name,
+			    err < 0 ? "not a kmem statistics page"
+				    : strerror(err));
 		} else {
-			/* A process killed while writing leaves half a file. */
-			if (!read_stats(text))
+			if (page_snapshot(&pg, &sn)) {
+				merge_snap(&sn);
+				add_proc(pg.h, &sn);
+			} else {
 				fprintf(stderr,
-				    "%s: %s: not a statistics file; "
-				    "skipped\n",
+				    "%s: %s: no whole snapshot; skipped\n",
 				    progname, e->d_name);
-			free(text);
+			}
+			page_close(&pg);
 		}
 		unlink(path);
 	}
 	closedir(d);
 	rmdir(dir);
+	free(sn.pools);
+	free(sn.arenas);
+}
+
+/* ---- kmemstat -p: a running process ---- */
+
+/*
+ * What /proc says of pid: 1 running (its start time in *start, 0 if
+ * unknown), 0 gone or a zombie, -1 cannot tell.
+ */
+static int
+proc_alive(long pid, uint64_t *start)
+{
+	char path[64], buf[1024], *p;
+	int fd, field;
+	ssize_t n;
+
+	*start = 0;
+	snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return errno == ENOENT || errno == ESRCH ? 0 : -1;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return n == 0 || errno == ESRCH ? 0 : -1;
+	buf[n] = '\0';
+	if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ')
+		return -1;
+	if (p[2] == 'Z' || p[2] == 'X')
+		return 0;
+	for (field = 2; field < 22 && *p != '\0'; p++)
+		if (*p == ' ')
+			field++;
+	if (field == 22)
+		*start = strtoull(p, NULL, 10);
+	return 1;
+}
+
+/*
+ * Whether pid maps the file st describes (by device and inode, not by
+ * name: a directory reached through a link has another name there): 1
+ * yes, 0 no (it executed another program, or unloaded the library), -1
+ * cannot tell (/proc/PID/maps unreadable).
+ */
+static int
+proc_maps(long pid, const struct stat *st)
+{
+	char mp[64], *line = NULL;
+	size_t cap = 0;
+	int found = 0;
+	FILE *f;
+
+	snprintf(mp, sizeof mp, "/proc/%ld/maps", pid);
+	if ((f = fopen(mp, "re")) == NULL)
+		return -1;
+	while (!found && getline(&line, &cap, f) > 0) {
+		unsigned int maj, min;
+		unsigned long long ino;
+
+		if (sscanf(line, "%*s %*s %*s %x:%x %llu", &maj, &min, &ino) ==
+			3 &&
+		    ino == (unsigned long long)st->st_ino &&
+		    makedev(maj, min) == st->st_dev)
+			found = 1;
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+/* The directories a page may be in: -d's, $XDG_RUNTIME_DIR, /dev/shm. */
+static int
+live_dirs(const char *opt, const char *dirs[3])
+{
+	const char *x = getenv("XDG_RUNTIME_DIR");
+	int n = 0;
+
+	if (opt != NULL)
+		dirs[n++] = opt;
+	else {
+		if (x != NULL && x[0] == '/')
+			dirs[n++] = x;
+		dirs[n++] = "/dev/shm";
+	}
+	return n;
+}
+
+/* A one-line error and exit 1 (section 6). */
+static _Noreturn void
+fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", progname);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+/* One refresh: the header line and the tables of sn to fd. */
+static void
+print_live(int fd, unsigned int what, struct kmem_live_hdr *h,
+    const struct snap *sn, const char *note)
+{
+	char *head = NULL, jhead[256];
+	size_t headlen;
+	struct timespec now;
+	FILE *hf;
+	int err;
+
+	npools = narenas = 0;
+	merge_snap(sn);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if ((hf = open_memstream(&head, &headlen)) == NULL)
+		die("out of memory");
+	if (what & KMEM_STATS_JSON) {
+		snprintf(jhead, sizeof jhead,
+		    "\"kmemstat\":{\"pid\":%ld,\"snapshot\":%llu,"
+		    "\"exited\":%s}",
+		    (long)h->lh_pid, (unsigned long long)sn->gen,
+		    note != NULL ? "true" : "false");
+	} else if (sn->gen == 0) {
+		fprintf(hf,
+		    "kmemstat: pid %ld (%.63s): nothing published yet (the "
+		    "page is filled on the allocator's slow paths)\n\n",
+		    (long)h->lh_pid, h->lh_command);
+	} else {
+		uint64_t t =
+		    (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+		uint64_t age = t > sn->time_ns ? t - sn->time_ns : 0;
+
+		fprintf(hf,
+		    "kmemstat: pid %ld (%.63s): snapshot %llu, taken %.3f s "
+		    "ago%s\n",
+		    (long)h->lh_pid, h->lh_command, (unsigned long long)sn->gen,
+		    (double)age / 1e9, note != NULL ? note : "");
+		if (sn->dropped != 0)
+			fprintf(hf,
+			    "kmemstat: %u rows did not fit in the page\n",
+			    sn->dropped);
+		fputc('\n', hf);
+	}
+	fclose(hf);
+	if (headlen != 0 && write(fd, head, headlen) != (ssize_t)headlen)
+		die("write: %s", strerror(errno));
+	free(head);
+	err = kmemi_stats_write_rows(fd, what, pools, npools, arenas, narenas,
+	    (what & KMEM_STATS_JSON) ? jhead : NULL);
+	if (err != 0)
+		die("write: %s", strerror(err));
+}
+
+/*
+ * kmemstat -p PID [-w SECONDS]: the page of a running process, checked
+ * (the pid alive, the same process -- start time -- and still mapping
+ * it), printed; with -w again every SECONDS until it exits or SIGINT.
+ * A stale page is removed.  Errors: one line, exit 1.
+ */
+static int
+watch(long pid, double every, const char *dir, int fd, unsigned int what)
+{
+	const char *dirs[3];
+	char path[PATH_MAX];
+	struct snap sn = {0};
+	struct page pg;
+	struct stat fst;
+	uint64_t start;
+	int nd = live_dirs(dir, dirs), i, err = ENOENT, alive;
+	bool first = true;
+
+	for (i = 0; i < nd && err == ENOENT; i++) {
+		snprintf(path, sizeof path, "%s/" KMEM_LIVE_PREFIX "%ld",
+		    dirs[i], pid);
+		err = page_open(path, &pg);
+	}
+	alive = proc_alive(pid, &start);
+	if (err == ENOENT) {
+		if (alive == 0)
+			fail("pid %ld: no such process", pid);
+		fail("pid %ld: no statistics page: not on kmem, or not "
+		     "started with KMEM_STATS_LIVE=1 (kmemstat(1))",
+		    pid);
+	}
+	if (err > 0)
+		fail("pid %ld: %s: %s", pid, path, strerror(err));
+	if (err < 0)
+		fail("pid %ld: %s: not a kmem statistics page (or another "
+		     "version's)",
+		    pid, path);
+	if (pg.h->lh_pid != pid)
+		fail("pid %ld: %s: the page of pid %lld", pid, path,
+		    (long long)pg.h->lh_pid);
+	if (alive == 0 &&
+	    atomic_load_explicit(&pg.h->lh_state, memory_order_acquire) !=
+		KMEM_LIVE_EXITED) {
+		unlink(path);
+		fail("pid %ld is not running: removed its stale statistics "
+		     "page %s",
+		    pid, path);
+	}
+	if (alive == 1 && pg.h->lh_starttime != 0 && start != 0 &&
+	    start != pg.h->lh_starttime) {
+		unlink(path);
+		fail("pid %ld is not the process that wrote %s (pid reused): "
+		     "removed the stale page",
+		    pid, path);
+	}
+	if (alive == 1 && stat(path, &fst) == 0 && proc_maps(pid, &fst) == 0) {
+		unlink(path);
+		fail("pid %ld no longer maps %s (it executed another program): "
+		     "removed the stale page",
+		    pid, path);
+	}
+	if (every > 0) {
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = on_signal; /* no SA_RESTART: wakes the sleep */
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+	}
+	for (;;) {
+		bool exited = atomic_load_explicit(&pg.h->lh_state,
+				  memory_order_acquire) == KMEM_LIVE_EXITED;
+		struct timespec ts;
+
+		if (!page_snapshot(&pg, &sn))
+			fail("pid %ld: %s: no whole snapshot in a second", pid,
+			    path);
+		if (!first && !(what & KMEM_STATS_JSON) &&
+		    write(fd, "\n", 1) != 1)
+			die("write: %s", strerror(errno));
+		print_live(fd, what, pg.h, &sn,
+		    exited ? "; the process has exited (its last)" : NULL);
+		first = false;
+		if (exited || every <= 0)
+			break;
+		ts.tv_sec = (time_t)every;
+		ts.tv_nsec = (long)((every - (double)ts.tv_sec) * 1e9);
+		while (
+		    !interrupted && nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+		if (interrupted)
+			break;
+		if (proc_alive(pid, &start) == 0 &&
+		    atomic_load_explicit(&pg.h->lh_state,
+			memory_order_acquire) != KMEM_LIVE_EXITED) {
+			fprintf(stderr,
+			    "%s: pid %ld ended without exit(3) (a signal or "
+			    "_exit); its last snapshot is above\n",
+			    progname, pid);
+			break;
+		}
+	}
+	page_close(&pg);
+	free(sn.pools);
+	free(sn.arenas);
+	return 0;
 }
 
 /* ---- running the command ---- */
@@ -612,7 +833,7 @@ run(char **argv, const char *lib, const char *dir)
 {
 	struct sigaction ign, oldint, oldquit;
 	const char *old = getenv("LD_PRELOAD");
-	char *preload, stats[PATH_MAX + 32];
+	char *preload, live[PATH_MAX + 32];
 	int status;
 	pid_t pid;
 
@@ -625,7 +846,8 @@ run(char **argv, const char *lib, const char *dir)
 	} else {
 		preload = strdup(lib);
 	}
-	snprintf(stats, sizeof stats, "json:%s/%%p.json", dir);
+	/* Every process's page in dir, kept at exit for collect(). */
+	snprintf(live, sizeof live, "keep,ms=%u,dir=%s", KMEMSTAT_MS, dir);
 	memset(&ign, 0, sizeof ign);
 	ign.sa_handler = SIG_IGN;
 	sigaction(SIGINT, &ign, &oldint);
@@ -638,7 +860,7 @@ run(char **argv, const char *lib, const char *dir)
 		sigaction(SIGINT, &oldint, NULL);
 		sigaction(SIGQUIT, &oldquit, NULL);
 		if (preload == NULL || setenv("LD_PRELOAD", preload, 1) != 0 ||
-		    setenv("KMEM_STATS", stats, 1) != 0) {
+		    setenv("KMEM_STATS_LIVE", live, 1) != 0) {
 			fprintf(stderr, "%s: setenv: %s\n", progname,
 			    strerror(errno));
 			_exit(127);
@@ -678,8 +900,10 @@ print_procs(FILE *f, bool json)
 				    *c);
 			fputs("\"}", f);
 		} else {
-			fprintf(f, "%s%s (%ld)", i ? ", " : "",
-			    procs[i].command, procs[i].pid);
+			fprintf(f, "%s%s (%ld%s%s)", i ? ", " : "",
+			    procs[i].command, procs[i].pid,
+			    procs[i].ppid != 0 ? ", forked" : "",
+			    procs[i].exited ? "" : ", no exit");
 		}
 	}
 }
@@ -694,8 +918,12 @@ main(int argc, char **argv)
 	const char *tmp = getenv("TMPDIR");
 	size_t headlen;
 	FILE *hf;
+	const char *pdir = NULL;
+	long pid = 0;
+	double every = 0;
+	char *end;
 
-	while ((c = getopt(argc, argv, "+mCVjao:h")) != -1) {
+	while ((c = getopt(argc, argv, "+mCVjao:p:w:d:h")) != -1) {
 		switch (c) {
 		case 'm':
 			what |= KMEM_STATS_POOLS;
@@ -715,14 +943,41 @@ main(int argc, char **argv)
 		case 'o':
 			out = optarg;
 			break;
+		case 'p':
+			errno = 0;
+			pid = strtol(optarg, &end, 10);
+			if (errno != 0 || *end != '\0' || pid <= 0)
+				die("-p %s: not a process id", optarg);
+			break;
+		case 'w':
+			every = strtod(optarg, &end);
+			if (*end != '\0' || !(every > 0) || every > 1e6)
+				die("-w %s: not a number of seconds", optarg);
+			break;
+		case 'd':
+			pdir = optarg;
+			break;
 		default:
 			usage();
 		}
 	}
-	if (optind >= argc)
-		usage();
 	if ((what & KMEM_STATS_ALL) == 0)
 		what |= KMEM_STATS_ALL;
+	if (pid != 0) {
+		if (optind < argc)
+			usage();
+		if (out != NULL) {
+			fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+			    0644);
+			if (fd < 0)
+				fail("%s: %s", out, strerror(errno));
+		} else {
+			fd = STDOUT_FILENO;
+		}
+		return watch(pid, every, pdir, fd, what);
+	}
+	if (optind >= argc || every > 0 || pdir != NULL)
+		usage();
 	if ((lib = find_library()) == NULL)
 		die("cannot find libkmem-malloc.so (next to %s, "
 		    "at " KMEMSTAT_INSTALLED_LIBRARY " from it, or "
@@ -749,9 +1004,8 @@ main(int argc, char **argv)
 	}
 	if (nprocs == 0) {
 		fprintf(stderr,
-		    "%s: %s: no process wrote statistics (one that never "
-		    "called malloc, a static or setuid program, or one that "
-		    "ended by _exit or a signal, does not)\n",
+		    "%s: %s: no process ran on kmem (one that never called "
+		    "malloc, or a static or setuid program, does not)\n",
 		    progname, argv[optind]);
 		/* Empty tables say nothing; one JSON document is promised. */
 		if (!(what & KMEM_STATS_JSON))
@@ -778,11 +1032,20 @@ main(int argc, char **argv)
 		    "kmemstat: %s: %zu process%s on kmem: ", argv[optind],
 		    nprocs, nprocs == 1 ? "" : "es");
 		print_procs(hf, false);
+		fputs(nprocs > 1 ? "; their counts are summed" : "", hf);
+		for (i = 0; i < nprocs && procs[i].exited; i++)
+			;
+		if (i < nprocs)
+			fprintf(hf,
+			    "\nkmemstat: \"no exit\": ended by _exit(2), a "
+			    "signal or exec, or still running; counted to "
+			    "its last snapshot (taken on the slow paths, at "
+			    "most %d ms apart)",
+			    KMEMSTAT_MS);
 		fprintf(hf,
-		    "%s\nkmemstat: %lu gets and puts of kmem's size classes, "
+		    "\nkmemstat: %lu gets and puts of kmem's size classes, "
 		    "%.1f%% of them served by the per-CPU layer\n\n",
-		    nprocs > 1 ? "; their counts are summed" : "", ops,
-		    ops ? 100.0 * (double)hits / (double)ops : 0.0);
+		    ops, ops ? 100.0 * (double)hits / (double)ops : 0.0);
 	}
 	fclose(hf);
 	if (!(what & KMEM_STATS_JSON) &&

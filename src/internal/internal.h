@@ -7,6 +7,7 @@
 #define KMEM_INTERNAL_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -243,5 +244,18 @@ void kmemi_fork_register(void);
  * library (between the prepare handler and the parent or child handler).
  */
 bool kmemi_fork_by_self(void);
+
+/* ---- the statistics page (stats.c section 5, KMEM_STATS_LIVE) ---- */
+
+/*
+ * The hook of the slow paths (never the lock-free fast paths), called
+ * holding no lock of the library: a snapshot into the page if there is
+ * one and the publishing interval has passed; else one load and return.
+ */
+void kmemi_stats_live_tick(void);
+/* Read KMEM_STATS_LIVE, make the page (kmem_options_init, once). */
+void kmemi_stats_live_init(void);
+/* fork.c's handlers: the page across fork(2). */
+void kmemi_stats_live_fork(int phase);
 
 #endif /* KMEM_INTERNAL_H */

@@ -346,6 +346,12 @@ int kmemi_stats_write_rows(int fd, unsigned int what,
     const struct kmem_vmem_stats *arenas, size_t narenas,
     const char *json_head);
 
+/*
+ * KMEM_STATS_LIVE: a snapshot into the statistics page now (tests, and
+ * the last one at exit); false if there is no page.
+ */
+bool kmemi_stats_live_publish(void);
+
 /* Tests (kmemi_debug_configure): set the gate's debug bits. */
 void kmemi_gate_set(unsigned int bits);
 

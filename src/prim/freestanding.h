@@ -299,4 +299,35 @@ kmem_prim_atexit(void (*fn)(void))
 	return 12; /* ENOMEM: no room, no exit functions */
 }
 
+/* No files: KMEM_STATS_LIVE warns that it cannot make its page. */
+static inline int
+kmem_prim_stats_map(const char *path, size_t size, void **out)
+{
+	(void)path;
+	(void)size;
+	(void)out;
+	return 38; /* ENOSYS */
+}
+
+static inline void
+kmem_prim_stats_unmap(void *addr, size_t size)
+{
+	(void)addr;
+	(void)size;
+}
+
+static inline int
+kmem_prim_unlink(const char *path)
+{
+	(void)path;
+	return 38; /* ENOSYS */
+}
+
+static inline int
+kmem_prim_starttime(uint64_t *out)
+{
+	(void)out;
+	return 38; /* ENOSYS */
+}
+
 #endif /* KMEM_PRIM_FREESTANDING_H */

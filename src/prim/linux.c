@@ -936,6 +936,102 @@ kmem_prim_close(int fd)
 	errno = saved;
 }
 
+/* ---- the statistics page (KMEM_STATS_LIVE) ---- */
+
+int
+kmem_prim_stats_map(const char *path, size_t size, void **out)
+{
+	int saved = errno, fd, err = 0;
+	void *p;
+
+	if (unlink(path) != 0 && errno != ENOENT) {
+		err = errno;
+		errno = saved;
+		return err;
+	}
+	do
+		fd = open(path,
+		    O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	while (fd < 0 && errno == EINTR);
+	if (fd < 0) {
+		err = errno;
+		errno = saved;
+		return err;
+	}
+	if (ftruncate(fd, (off_t)size) != 0)
+		err = errno;
+	else if ((p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		      0)) == MAP_FAILED)
+		err = errno;
+	else
+		*out = p;
+	(void)close(fd);
+	if (err != 0)
+		(void)unlink(path);
+	errno = saved;
+	return err;
+}
+
+void
+kmem_prim_stats_unmap(void *addr, size_t size)
+{
+	int saved = errno;
+
+	(void)munmap(addr, size);
+	errno = saved;
+}
+
+int
+kmem_prim_unlink(const char *path)
+{
+	int saved = errno, err = 0;
+
+	if (unlink(path) != 0)
+		err = errno;
+	errno = saved;
+	return err;
+}
+
+int
+kmem_prim_starttime(uint64_t *out)
+{
+	char buf[1024], *p;
+	int saved = errno, fd, field;
+	ssize_t n;
+	uint64_t v = 0;
+
+	do
+		fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	while (fd < 0 && errno == EINTR);
+	if (fd < 0) {
+		int err = errno;
+
+		errno = saved;
+		return err;
+	}
+	do
+		n = read(fd, buf, sizeof buf - 1);
+	while (n < 0 && errno == EINTR);
+	(void)close(fd);
+	errno = saved;
+	if (n <= 0)
+		return EIO;
+	buf[n] = '\0';
+	/* The command (field 2) is in parentheses and may hold anything. */
+	if ((p = strrchr(buf, ')')) == NULL)
+		return EIO;
+	/* ") S ppid ...": field 3 starts after ") ". */
+	for (field = 2; field < 22 && *p != '\0'; p++)
+		if (*p == ' ')
+			field++;
+	if (field != 22 || *p < '0' || *p > '9')
+		return EIO;
+	while (*p >= '0' && *p <= '9')
+		v = v * 10 + (uint64_t)(*p++ - '0');
+	*out = v;
+	return 0;
+}
+
 /*
  * The exit functions: a fixed table filled by kmem_prim_atexit and run,
  * newest first, by a destructor.  Slots are claimed with an atomic

@@ -383,4 +383,24 @@ void kmem_prim_close(int fd);
  */
 int kmem_prim_atexit(void (*fn)(void));
 
+/*
+ * The statistics page (stats.c section 5, KMEM_STATS_LIVE): "path" made
+ * anew -- a file already there is unlinked first, then created with
+ * O_EXCL and O_NOFOLLOW, mode 0600, so that only the owner can read it
+ * and a planted link is refused -- "size" bytes long (zero), and mapped
+ * shared, readable and writable, at *out.  0, or an errno value (the
+ * file is removed again).  Not counted for fault injection.
+ */
+int kmem_prim_stats_map(const char *path, size_t size, void **out);
+/* Unmap what kmem_prim_stats_map mapped (the file stays). */
+void kmem_prim_stats_unmap(void *addr, size_t size);
+/* Remove "path" (unlink(2)); 0 or an errno value. */
+int kmem_prim_unlink(const char *path);
+/*
+ * This process's start time, in clock ticks after boot (field 22 of
+ * /proc/self/stat): with the pid it names the process, whose pid may be
+ * reused after it dies.  0 or an errno value.
+ */
+int kmem_prim_starttime(uint64_t *out);
+
 #endif /* KMEM_PRIM_LINUX_H */
