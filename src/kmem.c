@@ -131,6 +131,24 @@
  *    kmemi_dom_teardown, at the end of this file.  The debug layer and
  *    malloc's free tag are the default domain's only.
  *
+ * 5b. Tools (annotate.h).  While valgrind runs, or in a library built
+ *    with ASan, kmem_alloc's objects are a memcheck mempool anchored at
+ *    their domain (chunks: where each was allocated and freed is in the
+ *    reports): kmem_alloc hands out the size asked for, undefined, the
+ *    rest of its class (or of its last page) no access, so a one-byte
+ *    overrun is caught; kmem_zalloc's are defined; kmem_free makes the
+ *    whole class size no access before the object goes to its cache,
+ *    where it stays no access until handed out again.  The set-up leaves
+ *    the domain's lock-free paths off then (kd_rseq: the gate's
+ *    KMEM_GATE_NORSEQ), so every call takes kmem_alloc_slow and
+ *    kmem_free_slow, where the annotations are.  Not for the debug
+ *    layer's calls, and not in the default domain while it serves
+ *    malloc (its classes carry malloc's free tag, written into free
+ *    objects).  A large block kva hands out is made accessible first (it
+ *    may be a freed one, left no access); a class's pool page goes back
+ *    to kva accessible (pool.c section 2a), and spans go back to the OS
+ *    so (domain.c), where ASan's shadow would outlive the mapping.
+ *
  * 6. Locking.  The fast paths take no lock of ours (pool_cache's per-CPU
  *    layer); the large path takes kva's, inside vmem calls.  init_lock
  *    serialises kmem_init.  Page-map leaves are installed with
@@ -159,6 +177,7 @@
 #include <kmem/pool.h>
 #include <kmem/vmem.h>
 
+#include "internal/annotate.h"
 #include "internal/internal.h"
 #include "internal/kmem_impl.h"
 #include "internal/meta.h"
@@ -245,6 +264,20 @@ unsigned int kmemi_pgshift;
 static char kmem_cache_name[KMEM_NCLASS][16];
 
 #define GATE() KMEMI_GATE()
+
+/*
+ * Annotating kmem_alloc's objects for memcheck or ASan (section 5b): set
+ * by the set-up, before the gate opens.  Not in the default domain while
+ * it serves malloc (kd_obj_hooks), nor for debug calls.
+ */
+static bool kmem_annot;
+
+static inline bool
+kmem_annot_in(const struct kmem_domain *d)
+{
+	return KMEMI_ANNOT && kmem_unlikely(kmem_annot) &&
+	    (!d->kd_default || d->kd_obj_hooks == NULL);
+}
 /* The debug items among the gate's bits (the default domain's only). */
 #define GATE_DEBUG() (GATE() & KMEM_GATE_DEBUG)
 
@@ -604,7 +637,9 @@ kmem_classes_init(struct kmem_domain *d)
 			__atomic_store_n(&d->kd_fast[i].kf_cpus, d->kd_noslots,
 			    __ATOMIC_RELAXED);
 	}
-	d->kd_rseq = kmem_prim_rseq_cs_init() && kmem_opts.magazines;
+	/* Annotating: every call on the slow paths (KMEM_GATE_NORSEQ). */
+	d->kd_rseq = kmem_prim_rseq_cs_init() && kmem_opts.magazines &&
+	    !kmemi_annot_detect();
 	kmem_large_fast_init(d);
 	return true;
 }
@@ -870,6 +905,8 @@ kmemi_kmem_dom_setup(struct kmem_domain *d)
 
 	KMEM_ASSERT(!d->kd_default);
 	kmem_tables_ready();
+	if (kmem_annot_in(d)) /* kmemi_dom_teardown destroys it */
+		kmemi_annot_owner_create(d);
 	if (kmemi_meta_alloc(d, DPM_ROOT_BYTES, VM_NOSLEEP, &root) != 0)
 		return false;
 	d->kd_pm = root;
@@ -912,6 +949,9 @@ kmem_setup(void)
 
 			if (dbg == 0 && kmemi_dom0.kd_obj_hooks != NULL)
 				kmem_tags_set(kmem_prim_secret());
+			kmem_annot = kmemi_annot_detect();
+			if (kmem_annot_in(&kmemi_dom0))
+				kmemi_annot_owner_create(&kmemi_dom0);
 			kmemi_stats_init();
 			atomic_store_explicit(
 			    &kmemi_dom0.kd_ready, true, memory_order_release);
@@ -1063,6 +1103,9 @@ large_alloc(struct kmem_domain *d, size_t size, size_t align, bool recorded)
 	atomic_store_explicit(w,
 	    PM_LIVE | x | (npg <= PM_NPAGES ? (uint32_t)npg : 0),
 	    memory_order_relaxed);
+	/* kva may have it no access (a freed annotated block, section 5b). */
+	if (kmem_unlikely(kmem_annot))
+		kmemi_annot_defined((void *)a, rsize);
 	return (void *)a;
 }
 
@@ -1511,6 +1554,24 @@ kmem_check_alloc(const char *fn, size_t size, km_flag_t flags)
 static inline __attribute__((always_inline)) void *kmem_alloc_in(
     struct kmem_domain *d, size_t size, unsigned int mask);
 
+/* The bytes an object of "size" has: its class's, or whole pages. */
+static size_t
+kmem_span(size_t size)
+{
+	if (size <= KMEM_CACHE_MAX)
+		return kmem_class_table[kmem_class_of(size)];
+	return kmem_align_up(size, kmem_pagesz);
+}
+
+/* kmem_free(p, size) in domain d, annotated first (section 5b). */
+static void
+annot_free(struct kmem_domain *d, const char *fn, void *p, size_t size)
+{
+	if (kmem_annot_in(d))
+		kmemi_annot_free(d, p, kmem_span(size));
+	raw_free(d, fn, p, size);
+}
+
 static KMEM_NOINLINE void *
 kmem_alloc_slow(const char *fn, size_t size, km_flag_t flags)
 {
@@ -1536,11 +1597,12 @@ kmem_alloc_slow(const char *fn, size_t size, km_flag_t flags)
 			return NULL;
 		kmem_oom_wait(&kmemi_dom0, fn, size, &start);
 	}
-	if (!d->kd_default)
-		return raw_alloc(d, fn, size, flags);
-	if (kmem_unlikely(GATE_DEBUG() != 0))
+	if (d->kd_default && kmem_unlikely(GATE_DEBUG() != 0))
 		return kmemi_debug_alloc(fn, size, flags);
-	return raw_alloc(d, fn, size, flags);
+	p = raw_alloc(d, fn, size, flags);
+	if (kmem_annot_in(d) && p != NULL)
+		kmemi_annot_alloc(d, p, size, kmem_span(size), KMEMI_AN_UNDEF);
+	return p;
 }
 
 /*
@@ -1673,8 +1735,10 @@ kmem_zero(void *p, size_t size)
 {
 	if (kmem_unlikely(size >= KMEM_ZERO_PURGE) && GATE_DEBUG() == 0 &&
 	    kmemi_dom_tls == NULL && /* a source's purge promises no zeros */
-	    kmem_prim_purge(p, kmem_align_up(size, kmem_pagesz)) == 0)
+	    kmem_prim_purge(p, kmem_align_up(size, kmem_pagesz)) == 0) {
+		kmemi_annot_defined(p, size); /* the tools see no purge */
 		return;
+	}
 	memset(p, 0, size);
 }
 
@@ -1794,14 +1858,14 @@ kmem_free_slow(const char *fn, void *p, size_t size)
 		    kmem_free_in(d, p, size))
 			return;
 		if (d != NULL && !d->kd_default) {
-			raw_free(d, fn, p, size);
+			annot_free(d, fn, p, size);
 			return;
 		}
 	}
 	if (GATE_DEBUG() != 0)
 		kmemi_debug_free(fn, p, size);
 	else
-		raw_free(&kmemi_dom0, fn, p, size);
+		annot_free(&kmemi_dom0, fn, p, size);
 }
 
 static inline void
@@ -2032,6 +2096,8 @@ kmemi_dom_teardown(struct kmem_domain *d)
 	unsigned int i;
 
 	KMEM_ASSERT(!d->kd_default);
+	if (kmem_annot_in(d))
+		kmemi_annot_owner_destroy(d);
 	for (i = 0; i < KMEM_NCLASS; i++)
 		if ((pc = atomic_load_explicit(
 			 &d->kd_cache[i], memory_order_relaxed)) != NULL) {
