@@ -138,16 +138,19 @@
  *    rest of its class (or of its last page) no access, so a one-byte
  *    overrun is caught; kmem_zalloc's are defined; kmem_free makes the
  *    whole class size no access before the object goes to its cache,
- *    where it stays no access until handed out again.  The set-up leaves
- *    the domain's lock-free paths off then (kd_rseq: the gate's
+ *    where it stays no access until handed out again; a large block is
+ *    forgotten by the tool but left accessible, as kva's other ranges
+ *    are (a use after kmem_free of a large block is not caught).  The set-up
+ * leaves the domain's lock-free paths off then (kd_rseq: the gate's
  *    KMEM_GATE_NORSEQ), so every call takes kmem_alloc_slow and
  *    kmem_free_slow, where the annotations are.  Not for the debug
  *    layer's calls, and not in the default domain while it serves
  *    malloc (its classes carry malloc's free tag, written into free
- *    objects).  A large block kva hands out is made accessible first (it
- *    may be a freed one, left no access); a class's pool page goes back
- *    to kva accessible (pool.c section 2a), and spans go back to the OS
- *    so (domain.c), where ASan's shadow would outlive the mapping.
+ *    objects).  kva holds nothing no access: a class's pool page goes back
+ *    accessible (pool.c section 2a), so its spans go back to the OS so
+ *    (ASan's shadow would outlive the mapping).  An object a class hands
+ *    to debug.c or malloc.c, which do not annotate, is made accessible
+ *    (raw_alloc_once).
  *
  * 6. Locking.  The fast paths take no lock of ours (pool_cache's per-CPU
  *    layer); the large path takes kva's, inside vmem calls.  init_lock
@@ -528,6 +531,8 @@ kmem_page_free(struct pool *pp, void *v)
 	if (kmem_unlikely(GATE_DEBUG() != 0) && pp->pr_dom->kd_default)
 		kmemi_debug_forget(v, sz);
 	pm_clear(pp->pr_dom, v, sz >> PM_SHIFT);
+	/* kmem_free left its free objects no access: not so in kva (5b). */
+	kmemi_annot_defined(v, sz);
 	vmem_xfree(kmemi_page_arena(pp->pr_dom), (vmem_addr_t)v, sz);
 }
 
@@ -1103,9 +1108,6 @@ large_alloc(struct kmem_domain *d, size_t size, size_t align, bool recorded)
 	atomic_store_explicit(w,
 	    PM_LIVE | x | (npg <= PM_NPAGES ? (uint32_t)npg : 0),
 	    memory_order_relaxed);
-	/* kva may have it no access (a freed annotated block, section 5b). */
-	if (kmem_unlikely(kmem_annot))
-		kmemi_annot_defined((void *)a, rsize);
 	return (void *)a;
 }
 
@@ -1219,6 +1221,7 @@ static void *
 raw_alloc_once(struct kmem_domain *d, size_t size, size_t align, bool recorded)
 {
 	pool_cache_t pc;
+	void *p;
 	int c;
 
 	KMEM_ASSERT(size != 0 && (align == 0 || kmem_powerof2(align)));
@@ -1229,7 +1232,14 @@ raw_alloc_once(struct kmem_domain *d, size_t size, size_t align, bool recorded)
 		return large_alloc(d, size, align, recorded);
 	if ((pc = kmem_class_make(d, (unsigned int)c)) == NULL)
 		return NULL;
-	return pool_cache_get_paddr(pc, PR_NOWAIT, NULL);
+	p = pool_cache_get_paddr(pc, PR_NOWAIT, NULL);
+	/*
+	 * Accessible, as kmem found it: kmem_free may have left it no
+	 * access, and debug.c and malloc.c do not annotate (section 5b).
+	 */
+	if (KMEMI_ANNOT && kmem_unlikely(kmem_annot) && p != NULL)
+		kmemi_annot_defined(p, kmem_class_table[c]);
+	return p;
 }
 
 /*
@@ -1563,12 +1573,20 @@ kmem_span(size_t size)
 	return kmem_align_up(size, kmem_pagesz);
 }
 
-/* kmem_free(p, size) in domain d, annotated first (section 5b). */
+/*
+ * kmem_free(p, size) in domain d, annotated first (section 5b).  A large
+ * block goes back to kva accessible: others take kva's ranges as they
+ * are (a vmem_alloc on kmem_domain_arena, ASan's shadow of a span given
+ * back to the OS).
+ */
 static void
 annot_free(struct kmem_domain *d, const char *fn, void *p, size_t size)
 {
-	if (kmem_annot_in(d))
+	if (kmem_annot_in(d)) {
 		kmemi_annot_free(d, p, kmem_span(size));
+		if (size > KMEM_CACHE_MAX)
+			kmemi_annot_defined(p, kmem_span(size));
+	}
 	raw_free(d, fn, p, size);
 }
 

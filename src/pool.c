@@ -58,13 +58,13 @@
  *    with ASan, a user's pool (pool_init of memory: not PR_NOTOUCH, not
  *    kmem's own pools over the metadata arena) is a memcheck mempool:
  *    pool_get hands out a chunk, its contents undefined and the item's
- *    alignment padding no access; pool_put makes it no access before it
- *    takes the bit.  Free items of such pools (and of a user's pool_cache,
- *    kmemi_pool_annot_set) are no access from the moment their page comes
- *    in; a page goes back to its allocator accessible, as it came, and
- *    the default allocators' pages leave and reach kva accessible (kva
- *    may hold a freed large kmem block, which kmem_free left no access).
- *    The pool itself never touches a free item, so no access is lifted
+ *    alignment padding no access; pool_put makes it no access once it has
+ *    checked it, under the pool lock (before another get can have it).  Free
+ * items of such pools (and of a user's pool_cache, kmemi_pool_annot_set) are no
+ * access from the moment their page comes in; a page goes back to its allocator
+ * accessible, as it came, and the default allocator's pages reach kva
+ * accessible (kmem's classes leave their free objects no access), as kva must
+ * hold them. The pool itself never touches a free item, so no access is lifted
  *    around its own work.
  *
  * 3. Invariants.  nitems = free items over all pages; nout = items out;
@@ -236,11 +236,7 @@ pool_page_alloc(struct pool *pp, int flags)
 	else
 		err = vmem_xalloc(vm, sz, sz, 0, 0, VMEM_ADDR_MIN,
 		    VMEM_ADDR_MAX, vf | VM_INSTANTFIT, &a);
-	if (err != 0)
-		return NULL;
-	/* kva may hold a freed large block, no access (annotate.h). */
-	kmemi_annot_defined((void *)a, sz);
-	return (void *)a;
+	return err == 0 ? (void *)a : NULL;
 }
 
 static void
@@ -248,7 +244,7 @@ pool_page_free(struct pool *pp, void *v)
 {
 	size_t sz = pp->pr_alloc->pa_pagesz;
 
-	/* A class's page of objects kmem_free left no access. */
+	/* A class's page of objects kmem_free left no access: not in kva. */
 	kmemi_annot_defined(v, sz);
 	if (sz <= kmem_prim_page_size() || (pp->pr_flags & PR_NOALIGN))
 		vmem_free(kmemi_page_arena(pp->pr_dom), (vmem_addr_t)v, sz);
@@ -1222,10 +1218,11 @@ pool_put(struct pool *pp, void *v)
 	struct kmem_pool_page *idle = NULL;
 
 	pool_check_magic(pp, v);
-	if (kmem_unlikely(pp->pr_roflags & PR_ROF_ANNOT))
-		kmemi_annot_free(pp, v, pp->pr_size);
 	kmem_plock_enter(&pp->pr_lock);
 	pool_put_locked(pp, v, &idle);
+	/* Checked; before a get can hand it out again (section 2a). */
+	if (kmem_unlikely(pp->pr_roflags & PR_ROF_ANNOT))
+		kmemi_annot_free(pp, v, pp->pr_size);
 	if (pp->pr_nwaiters != 0)
 		kmem_pcond_broadcast(&pp->pr_cv);
 	kmem_plock_exit(&pp->pr_lock);

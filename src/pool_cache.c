@@ -145,7 +145,8 @@
  *    with the item's padding no access; pool_cache_put makes it no access
  *    at once, so it stays so in the CPU's groups and the depot, and in
  *    the pool (kmemi_pool_annot_set: its free items too).  kmem's own
- *    touches are bracketed: a fresh object is made accessible for its
+ *    touches are bracketed: a fresh object is made accessible (and
+ *    defined: a constructor may look before it writes) for its
  *    constructor, a cached one for its destructor (pc_destruct), then no
  *    access again.  Every cache's lock-free path is off then (pc_rseq):
  *    the locked paths, where the annotations are, serve every call.
@@ -795,8 +796,9 @@ miss_nolock:
 		obj = pool_get(&pc->pc_pool, flags & ~PR_ZERO);
 	if (obj == NULL)
 		return NULL;
-	if (kmem_unlikely(pc->pc_annot)) /* the constructor's to write */
-		kmemi_annot_undefined(obj, pc->pc_pool.pr_size);
+	/* The constructor's: as it came from the pages (section 11). */
+	if (kmem_unlikely(pc->pc_annot))
+		kmemi_annot_defined(obj, pc->pc_pool.pr_size);
 	if (pc->pc_ctor != NULL && pc->pc_ctor(pc->pc_arg, obj, flags) != 0) {
 		if (kmem_unlikely(pc->pc_annot))
 			kmemi_annot_noaccess(obj, pc->pc_pool.pr_size);
