@@ -136,7 +136,8 @@
  *    their domain (chunks: where each was allocated and freed is in the
  *    reports): kmem_alloc hands out the size asked for, undefined, the
  *    rest of its class (or of its last page) no access, so a one-byte
- *    overrun is caught; kmem_zalloc's are defined; kmem_free makes the
+ *    overrun is caught; kmem_zalloc's are defined; a class's new
+ *    page is no access (kmem_page_alloc); kmem_free makes the
  *    whole class size no access before the object goes to its cache,
  *    where it stays no access until handed out again; a large block is
  *    forgotten by the tool but left accessible, as kva's other ranges
@@ -519,6 +520,12 @@ kmem_page_alloc(struct pool *pp, int flags)
 		vmem_xfree(vm, a, sz);
 		return NULL;
 	}
+	/*
+	 * Annotating: objects never handed out are no access too, so that an
+	 * overrun off the last one handed out is caught (section 5b).
+	 */
+	if (kmem_annot_in(pp->pr_dom))
+		kmemi_annot_noaccess((void *)a, sz);
 	return (void *)a;
 }
 

@@ -909,6 +909,12 @@ pool_cache_put_paddr(pool_cache_t pc, void *obj, paddr_t pa)
 void
 kmemi_cache_set_hooks(pool_cache_t pc, const struct kmemi_obj_hooks *h)
 {
+	/* The layer above writes into free objects: no annotation (11). */
+	if (h != NULL && pc->pc_annot) {
+		kmemi_annot_owner_destroy(pc);
+		kmemi_pool_annot_set(&pc->pc_pool, false);
+		pc->pc_annot = false;
+	}
 	pc->pc_hooks = h;
 }
 
