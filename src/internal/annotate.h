@@ -14,11 +14,18 @@
  *     no access (13 bytes in the 16-byte class: bytes 13..15);
  *   - an object given back (kmem_free, pool_cache_put, pool_put) is no
  *     access at once, and stays so while it sits in a CPU's group, the
- *     depot or the pool's free items (user pools and caches: from the
- *     moment their page comes in), until it is handed out again;
+ *     depot or the pool's free items, until it is handed out again;
+ *     objects never handed out are no access from the moment their page
+ *     comes in (kmem's classes, user pools and caches);
  *   - what kmem touches itself is made accessible around the touch: a
- *     destructor's object, a constructor's, a page going to a pool or back
- *     to its allocator (left as it was before kmem annotated anything).
+ *     destructor's object, a constructor's, an object a class hands to
+ *     the debug layer; and memory that leaves the owner's pages is left
+ *     accessible, as it was before kmem annotated anything: a page going
+ *     back to kva or to a pool's allocator, a large kmem block at
+ *     kmem_free (kva's ranges are handed to vmem_alloc callers as they
+ *     are, and ASan's shadow would outlive a span unmapped) -- so a use
+ *     after kmem_free of a large block (above KMEM_CACHE_MAX) is not
+ *     caught.
  * memcheck: each annotated owner -- a domain for kmem_alloc, a cache, a
  * user's pool -- is a memcheck mempool anchored at its structure
  * (VALGRIND_CREATE_MEMPOOL), each object a chunk of it
@@ -42,7 +49,9 @@
  * itself; its classes' objects carry malloc's free tag, which kmem writes
  * into free objects), so kmem_alloc is not annotated in a domain that
  * serves malloc; KMEM_DEBUG's layer (it has its own redzones and
- * patterns); pools over memory that is not memory (PR_NOTOUCH).
+ * patterns); pools over memory that is not memory (PR_NOTOUCH); a cache
+ * with object hooks (kmemi_cache_set_hooks: they write into free
+ * objects).
  */
 #ifndef KMEM_INTERNAL_ANNOTATE_H
 #define KMEM_INTERNAL_ANNOTATE_H
