@@ -270,17 +270,16 @@ static char kmem_cache_name[KMEM_NCLASS][16];
 #define GATE() KMEMI_GATE()
 
 /*
- * Annotating kmem_alloc's objects for memcheck or ASan (section 5b): set
- * by the set-up, before the gate opens.  Not in the default domain while
- * it serves malloc (kd_obj_hooks), nor for debug calls.
+ * Annotating domain d's kmem_alloc objects for memcheck or ASan (section
+ * 5b): under valgrind (a few instructions natively: the slow paths ask)
+ * or in an ASan build; not in the default domain while it serves malloc
+ * (kd_obj_hooks), nor for debug calls.
  */
-static bool kmem_annot;
-
 static inline bool
 kmem_annot_in(const struct kmem_domain *d)
 {
-	return KMEMI_ANNOT && kmem_unlikely(kmem_annot) &&
-	    (!d->kd_default || d->kd_obj_hooks == NULL);
+	return KMEMI_ANNOT && (!d->kd_default || d->kd_obj_hooks == NULL) &&
+	    kmem_unlikely(kmemi_annot_detect());
 }
 /* The debug items among the gate's bits (the default domain's only). */
 #define GATE_DEBUG() (GATE() & KMEM_GATE_DEBUG)
@@ -961,7 +960,6 @@ kmem_setup(void)
 
 			if (dbg == 0 && kmemi_dom0.kd_obj_hooks != NULL)
 				kmem_tags_set(kmem_prim_secret());
-			kmem_annot = kmemi_annot_detect();
 			if (kmem_annot_in(&kmemi_dom0))
 				kmemi_annot_owner_create(&kmemi_dom0);
 			kmemi_stats_init();
@@ -1244,7 +1242,7 @@ raw_alloc_once(struct kmem_domain *d, size_t size, size_t align, bool recorded)
 	 * Accessible, as kmem found it: kmem_free may have left it no
 	 * access, and debug.c and malloc.c do not annotate (section 5b).
 	 */
-	if (KMEMI_ANNOT && kmem_unlikely(kmem_annot) && p != NULL)
+	if (KMEMI_ANNOT && p != NULL && kmem_unlikely(kmemi_annot_detect()))
 		kmemi_annot_defined(p, kmem_class_table[c]);
 	return p;
 }
