@@ -136,22 +136,22 @@
  *    their domain (chunks: where each was allocated and freed is in the
  *    reports): kmem_alloc hands out the size asked for, undefined, the
  *    rest of its class (or of its last page) no access, so a one-byte
- *    overrun is caught; kmem_zalloc's are defined; a class's new
- *    page is no access (kmem_page_alloc); kmem_free makes the
- *    whole class size no access before the object goes to its cache,
- *    where it stays no access until handed out again; a large block is
- *    forgotten by the tool but left accessible, as kva's other ranges
- *    are (a use after kmem_free of a large block is not caught).  The set-up
- * leaves the domain's lock-free paths off then (kd_rseq: the gate's
- *    KMEM_GATE_NORSEQ), so every call takes kmem_alloc_slow and
+ *    overrun is caught; kmem_zalloc's are defined.  A class's new page
+ *    is no access (kmem_page_alloc); kmem_free makes the whole class size
+ *    no access before the object goes to its cache, where it stays so
+ *    until handed out again.  A large block is forgotten by the tool at
+ *    kmem_free but left accessible, as kva's other ranges are (a use
+ *    after kmem_free of a large block is not caught): kva holds nothing
+ *    no access -- a class's page goes back accessible (kmem_page_free)
+ *    -- since vmem_alloc callers of kmem_domain_arena take its ranges as
+ *    they are, and ASan's shadow would outlive a span unmapped.  The
+ *    set-up leaves the domain's lock-free paths off then (kd_rseq: the
+ *    gate's KMEM_GATE_NORSEQ), so every call takes kmem_alloc_slow and
  *    kmem_free_slow, where the annotations are.  Not for the debug
- *    layer's calls, and not in the default domain while it serves
- *    malloc (its classes carry malloc's free tag, written into free
- *    objects).  kva holds nothing no access: a class's pool page goes back
- *    accessible (pool.c section 2a), so its spans go back to the OS so
- *    (ASan's shadow would outlive the mapping).  An object a class hands
- *    to debug.c or malloc.c, which do not annotate, is made accessible
- *    (raw_alloc_once).
+ *    layer's calls, and not in the default domain while it serves malloc
+ *    (its classes carry malloc's free tag, written into free objects); an
+ *    object a class hands to debug.c or malloc.c, which do not annotate,
+ *    is made accessible (raw_alloc_once).
  *
  * 6. Locking.  The fast paths take no lock of ours (pool_cache's per-CPU
  *    layer); the large path takes kva's, inside vmem calls.  init_lock
