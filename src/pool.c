@@ -58,14 +58,14 @@
  *    with ASan, a user's pool (pool_init of memory: not PR_NOTOUCH, not
  *    kmem's own pools over the metadata arena) is a memcheck mempool:
  *    pool_get hands out a chunk, its contents undefined and the item's
- *    alignment padding no access; pool_put makes it no access once it has
- *    checked it, under the pool lock (before another get can have it).  Free
- * items of such pools (and of a user's pool_cache, kmemi_pool_annot_set) are no
- * access from the moment their page comes in; a page goes back to its allocator
- * accessible, as it came, and the default allocator's pages reach kva
- * accessible (kmem's classes leave their free objects no access), as kva must
- * hold them. The pool itself never touches a free item, so no access is lifted
- *    around its own work.
+ *    alignment padding no access; pool_put makes it no access once it
+ *    has checked it, under the pool lock (before another get can have
+ *    it).  The free items of such pools (and of a user's pool_cache,
+ *    kmemi_pool_annot_set) are no access from the moment their page
+ *    comes in; a page goes back to its allocator accessible, as it came
+ *    (kva, or a caller's allocator, hands it on as it is).  The pool
+ *    itself never touches a free item, so no access is lifted around its
+ *    own work.
  *
  * 3. Invariants.  nitems = free items over all pages; nout = items out;
  *    npages = pages held; a page is on exactly the list its nmissing says
@@ -244,8 +244,6 @@ pool_page_free(struct pool *pp, void *v)
 {
 	size_t sz = pp->pr_alloc->pa_pagesz;
 
-	/* A class's page of objects kmem_free left no access: not in kva. */
-	kmemi_annot_defined(v, sz);
 	if (sz <= kmem_prim_page_size() || (pp->pr_flags & PR_NOALIGN))
 		vmem_free(kmemi_page_arena(pp->pr_dom), (vmem_addr_t)v, sz);
 	else
