@@ -36,7 +36,11 @@
  * (KMEM_HAVE_VALGRIND, CMake).  ASan (the library built with
  * -fsanitize=address): __asan_poison_memory_region / unpoison, always on;
  * a use after free is reported as "use-after-poison".  ASan cannot see
- * uninitialised reads (that is memcheck's, or MSan's).
+ * uninitialised reads: MemorySanitizer can (the library built with
+ * -fsanitize=memory, always on): a handed-out object is uninitialised
+ * (__msan_allocated_memory) or initialised as above, a freed one and the
+ * redzones uninitialised again (__msan_poison: MSan has no "no access",
+ * so it sees a use after free only where the value decides something).
  *
  * Cost: while annotating, every call takes the locked slow paths, where
  * the annotations are: kmem_setup and the caches leave the lock-free fast
@@ -65,6 +69,10 @@
 
 #if defined(KMEM_FREESTANDING)
 #define KMEMI_ANNOT 0
+#elif __has_feature(memory_sanitizer)
+#define KMEMI_ANNOT	 1
+#define KMEMI_ANNOT_MSAN 1
+#include <sanitizer/msan_interface.h>
 #elif defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
 #define KMEMI_ANNOT	 1
 #define KMEMI_ANNOT_ASAN 1
@@ -88,7 +96,7 @@
 static inline bool
 kmemi_annot_detect(void)
 {
-#if defined(KMEMI_ANNOT_ASAN)
+#if defined(KMEMI_ANNOT_ASAN) || defined(KMEMI_ANNOT_MSAN)
 	return true;
 #elif defined(KMEMI_ANNOT_VG)
 	return RUNNING_ON_VALGRIND != 0;
@@ -124,6 +132,8 @@ kmemi_annot_noaccess(const void *p, size_t n)
 {
 #if defined(KMEMI_ANNOT_ASAN)
 	__asan_poison_memory_region(p, n);
+#elif defined(KMEMI_ANNOT_MSAN)
+	__msan_poison(p, n); /* MSan has no "no access": uninitialised */
 #elif defined(KMEMI_ANNOT_VG)
 	VALGRIND_MAKE_MEM_NOACCESS(p, n);
 #else
@@ -138,6 +148,8 @@ kmemi_annot_undefined(const void *p, size_t n)
 {
 #if defined(KMEMI_ANNOT_ASAN)
 	__asan_unpoison_memory_region(p, n);
+#elif defined(KMEMI_ANNOT_MSAN)
+	__msan_allocated_memory(p, n);
 #elif defined(KMEMI_ANNOT_VG)
 	VALGRIND_MAKE_MEM_UNDEFINED(p, n);
 #else
@@ -152,6 +164,8 @@ kmemi_annot_defined(const void *p, size_t n)
 {
 #if defined(KMEMI_ANNOT_ASAN)
 	__asan_unpoison_memory_region(p, n);
+#elif defined(KMEMI_ANNOT_MSAN)
+	__msan_unpoison(p, n);
 #elif defined(KMEMI_ANNOT_VG)
 	VALGRIND_MAKE_MEM_DEFINED(p, n);
 #else
@@ -174,6 +188,13 @@ kmemi_annot_alloc(
 	(void)state;
 	__asan_poison_memory_region(p, span);
 	__asan_unpoison_memory_region(p, size);
+#elif defined(KMEMI_ANNOT_MSAN)
+	(void)anchor;
+	(void)span;
+	if (state == KMEMI_AN_DEFINED)
+		__msan_unpoison(p, size);
+	else
+		__msan_allocated_memory(p, size);
 #elif defined(KMEMI_ANNOT_VG)
 	VALGRIND_MEMPOOL_ALLOC(anchor, p, size);
 	if (state == KMEMI_AN_DEFINED)
@@ -196,6 +217,9 @@ kmemi_annot_free(const void *anchor, void *p, size_t span)
 #if defined(KMEMI_ANNOT_ASAN)
 	(void)anchor;
 	__asan_poison_memory_region(p, span);
+#elif defined(KMEMI_ANNOT_MSAN)
+	(void)anchor;
+	__msan_poison(p, span);
 #elif defined(KMEMI_ANNOT_VG)
 	VALGRIND_MEMPOOL_FREE(anchor, p);
 	VALGRIND_MAKE_MEM_NOACCESS(p, span);
