@@ -751,6 +751,9 @@ pool_cache_get_paddr(pool_cache_t pc, int flags, paddr_t *pap)
 			if (!missed) /* one count per get: hit or miss */
 				cc->cc_hits++;
 			obj = o->po_va;
+			/* Out of the group: the caller's (section 11). */
+			if (kmem_unlikely(pc->pc_annot))
+				pc_annot_get(pc, obj);
 			if (pap != NULL)
 				*pap = o->po_pa;
 			pc_cpu_exit(cc, lk);
@@ -761,8 +764,6 @@ pool_cache_get_paddr(pool_cache_t pc, int flags, paddr_t *pap)
 			pc_tag_check(pc, obj, "pool_cache_get");
 			if (kmem_unlikely(reap != NULL))
 				pc_destruct_groups(pc, reap);
-			if (kmem_unlikely(pc->pc_annot))
-				pc_annot_get(pc, obj);
 			if (kmem_unlikely(flags & PR_ZERO))
 				memset(obj, 0, pc->pc_pool.pr_reqsize);
 			return obj;
