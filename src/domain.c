@@ -129,6 +129,7 @@
 #include <kmem/domain.h>
 #include <kmem/kmem.h>
 
+#include "internal/annotate.h"
 #include "internal/domain.h"
 #include "internal/internal.h"
 #include "internal/kmem_impl.h"
@@ -271,6 +272,8 @@ page_arena_import(
 static void
 page_arena_release(vmem_t *src, vmem_addr_t addr, vmem_size_t size)
 {
+	/* Not poisoned past its mapping (ASan's shadow: annotate.h). */
+	kmemi_annot_defined((void *)addr, size);
 	kmemi_dom_pages_free(SRC_DOM(src), (void *)addr, size);
 }
 

@@ -131,6 +131,28 @@
  *    kmemi_dom_teardown, at the end of this file.  The debug layer and
  *    malloc's free tag are the default domain's only.
  *
+ * 5b. Tools (annotate.h).  While valgrind runs, or in a library built
+ *    with ASan, kmem_alloc's objects are a memcheck mempool anchored at
+ *    their domain (chunks: where each was allocated and freed is in the
+ *    reports): kmem_alloc hands out the size asked for, undefined, the
+ *    rest of its class (or of its last page) no access, so a one-byte
+ *    overrun is caught; kmem_zalloc's are defined.  A class's new page
+ *    is no access (kmem_page_alloc); kmem_free makes the whole class size
+ *    no access before the object goes to its cache, where it stays so
+ *    until handed out again.  A large block is forgotten by the tool at
+ *    kmem_free but left accessible, as kva's other ranges are (a use
+ *    after kmem_free of a large block is not caught): kva holds nothing
+ *    no access -- a class's page goes back accessible (kmem_page_free)
+ *    -- since vmem_alloc callers of kmem_domain_arena take its ranges as
+ *    they are, and ASan's shadow would outlive a span unmapped.  The
+ *    set-up leaves the domain's lock-free paths off then (kd_rseq: the
+ *    gate's KMEM_GATE_NORSEQ), so every call takes kmem_alloc_slow and
+ *    kmem_free_slow, where the annotations are.  Not for the debug
+ *    layer's calls, and not in the default domain while it serves malloc
+ *    (its classes carry malloc's free tag, written into free objects); an
+ *    object a class hands to debug.c or malloc.c, which do not annotate,
+ *    is made accessible (raw_alloc_once).
+ *
  * 6. Locking.  The fast paths take no lock of ours (pool_cache's per-CPU
  *    layer); the large path takes kva's, inside vmem calls.  init_lock
  *    serialises kmem_init.  Page-map leaves are installed with
@@ -159,6 +181,7 @@
 #include <kmem/pool.h>
 #include <kmem/vmem.h>
 
+#include "internal/annotate.h"
 #include "internal/internal.h"
 #include "internal/kmem_impl.h"
 #include "internal/meta.h"
@@ -245,6 +268,19 @@ unsigned int kmemi_pgshift;
 static char kmem_cache_name[KMEM_NCLASS][16];
 
 #define GATE() KMEMI_GATE()
+
+/*
+ * Annotating domain d's kmem_alloc objects for memcheck or ASan (section
+ * 5b): under valgrind (a few instructions natively: the slow paths ask)
+ * or in an ASan build; not in the default domain while it serves malloc
+ * (kd_obj_hooks), nor for debug calls.
+ */
+static inline bool
+kmem_annot_in(const struct kmem_domain *d)
+{
+	return KMEMI_ANNOT && (!d->kd_default || d->kd_obj_hooks == NULL) &&
+	    kmem_unlikely(kmemi_annot_detect());
+}
 /* The debug items among the gate's bits (the default domain's only). */
 #define GATE_DEBUG() (GATE() & KMEM_GATE_DEBUG)
 
@@ -483,6 +519,12 @@ kmem_page_alloc(struct pool *pp, int flags)
 		vmem_xfree(vm, a, sz);
 		return NULL;
 	}
+	/*
+	 * Annotating: objects never handed out are no access too, so that an
+	 * overrun off the last one handed out is caught (section 5b).
+	 */
+	if (kmem_annot_in(pp->pr_dom))
+		kmemi_annot_noaccess((void *)a, sz);
 	return (void *)a;
 }
 
@@ -495,6 +537,8 @@ kmem_page_free(struct pool *pp, void *v)
 	if (kmem_unlikely(GATE_DEBUG() != 0) && pp->pr_dom->kd_default)
 		kmemi_debug_forget(v, sz);
 	pm_clear(pp->pr_dom, v, sz >> PM_SHIFT);
+	/* kmem_free left its free objects no access: not so in kva (5b). */
+	kmemi_annot_defined(v, sz);
 	vmem_xfree(kmemi_page_arena(pp->pr_dom), (vmem_addr_t)v, sz);
 }
 
@@ -604,7 +648,9 @@ kmem_classes_init(struct kmem_domain *d)
 			__atomic_store_n(&d->kd_fast[i].kf_cpus, d->kd_noslots,
 			    __ATOMIC_RELAXED);
 	}
-	d->kd_rseq = kmem_prim_rseq_cs_init() && kmem_opts.magazines;
+	/* Annotating: every call on the slow paths (KMEM_GATE_NORSEQ). */
+	d->kd_rseq = kmem_prim_rseq_cs_init() && kmem_opts.magazines &&
+	    !kmemi_annot_detect();
 	kmem_large_fast_init(d);
 	return true;
 }
@@ -879,6 +925,8 @@ kmemi_kmem_dom_setup(struct kmem_domain *d)
 
 	KMEM_ASSERT(!d->kd_default);
 	kmem_tables_ready();
+	if (kmem_annot_in(d)) /* kmemi_dom_teardown destroys it */
+		kmemi_annot_owner_create(d);
 	if (kmemi_meta_alloc(d, DPM_ROOT_BYTES, VM_NOSLEEP, &root) != 0)
 		return false;
 	d->kd_pm = root;
@@ -921,6 +969,8 @@ kmem_setup(void)
 
 			if (dbg == 0 && kmemi_dom0.kd_obj_hooks != NULL)
 				kmem_tags_set(kmem_prim_secret());
+			if (kmem_annot_in(&kmemi_dom0))
+				kmemi_annot_owner_create(&kmemi_dom0);
 			kmemi_stats_init();
 			atomic_store_explicit(
 			    &kmemi_dom0.kd_ready, true, memory_order_release);
@@ -1200,6 +1250,7 @@ static void *
 raw_alloc_once(struct kmem_domain *d, size_t size, size_t align, bool recorded)
 {
 	pool_cache_t pc;
+	void *p;
 	int c;
 
 	KMEM_ASSERT(size != 0 && (align == 0 || kmem_powerof2(align)));
@@ -1210,7 +1261,14 @@ raw_alloc_once(struct kmem_domain *d, size_t size, size_t align, bool recorded)
 		return large_alloc(d, size, align, recorded);
 	if ((pc = kmem_class_make(d, (unsigned int)c)) == NULL)
 		return NULL;
-	return pool_cache_get_paddr(pc, PR_NOWAIT, NULL);
+	p = pool_cache_get_paddr(pc, PR_NOWAIT, NULL);
+	/*
+	 * Accessible, as kmem found it: kmem_free may have left it no
+	 * access, and debug.c and malloc.c do not annotate (section 5b).
+	 */
+	if (KMEMI_ANNOT && p != NULL && kmem_unlikely(kmemi_annot_detect()))
+		kmemi_annot_defined(p, kmem_class_table[c]);
+	return p;
 }
 
 /*
@@ -1535,6 +1593,32 @@ kmem_check_alloc(const char *fn, size_t size, km_flag_t flags)
 static inline __attribute__((always_inline)) void *kmem_alloc_in(
     struct kmem_domain *d, size_t size, unsigned int mask);
 
+/* The bytes an object of "size" has: its class's, or whole pages. */
+static size_t
+kmem_span(size_t size)
+{
+	if (size <= KMEM_CACHE_MAX)
+		return kmem_class_table[kmem_class_of(size)];
+	return kmem_align_up(size, kmem_pagesz);
+}
+
+/*
+ * kmem_free(p, size) in domain d, annotated first (section 5b).  A large
+ * block goes back to kva accessible: others take kva's ranges as they
+ * are (a vmem_alloc on kmem_domain_arena, ASan's shadow of a span given
+ * back to the OS).
+ */
+static void
+annot_free(struct kmem_domain *d, const char *fn, void *p, size_t size)
+{
+	if (kmem_annot_in(d)) {
+		kmemi_annot_free(d, p, kmem_span(size));
+		if (size > KMEM_CACHE_MAX)
+			kmemi_annot_defined(p, kmem_span(size));
+	}
+	raw_free(d, fn, p, size);
+}
+
 static KMEM_NOINLINE void *
 kmem_alloc_slow(const char *fn, size_t size, km_flag_t flags)
 {
@@ -1560,11 +1644,12 @@ kmem_alloc_slow(const char *fn, size_t size, km_flag_t flags)
 			return NULL;
 		kmem_oom_wait(&kmemi_dom0, fn, size, &start);
 	}
-	if (!d->kd_default)
-		return raw_alloc(d, fn, size, flags);
-	if (kmem_unlikely(GATE_DEBUG() != 0))
+	if (d->kd_default && kmem_unlikely(GATE_DEBUG() != 0))
 		return kmemi_debug_alloc(fn, size, flags);
-	return raw_alloc(d, fn, size, flags);
+	p = raw_alloc(d, fn, size, flags);
+	if (kmem_annot_in(d) && p != NULL)
+		kmemi_annot_alloc(d, p, size, kmem_span(size), KMEMI_AN_UNDEF);
+	return p;
 }
 
 /*
@@ -1701,8 +1786,10 @@ kmem_zero(void *p, size_t size)
 {
 	if (kmem_unlikely(size >= KMEM_ZERO_PURGE) && GATE_DEBUG() == 0 &&
 	    kmemi_dom_tls == NULL && /* a source's purge promises no zeros */
-	    kmem_prim_purge(p, kmem_align_up(size, kmem_pagesz)) == 0)
+	    kmem_prim_purge(p, kmem_align_up(size, kmem_pagesz)) == 0) {
+		kmemi_annot_defined(p, size); /* the tools see no purge */
 		return;
+	}
 	memset(p, 0, size);
 }
 
@@ -1823,14 +1910,14 @@ kmem_free_slow(const char *fn, void *p, size_t size)
 		    kmem_free_in(d, p, size))
 			return;
 		if (d != NULL && !d->kd_default) {
-			raw_free(d, fn, p, size);
+			annot_free(d, fn, p, size);
 			return;
 		}
 	}
 	if (GATE_DEBUG() != 0)
 		kmemi_debug_free(fn, p, size);
 	else
-		raw_free(&kmemi_dom0, fn, p, size);
+		annot_free(&kmemi_dom0, fn, p, size);
 }
 
 static inline void
@@ -2061,6 +2148,8 @@ kmemi_dom_teardown(struct kmem_domain *d)
 	unsigned int i;
 
 	KMEM_ASSERT(!d->kd_default);
+	if (kmem_annot_in(d))
+		kmemi_annot_owner_destroy(d);
 	for (i = 0; i < KMEM_NCLASS; i++)
 		if ((pc = atomic_load_explicit(
 			 &d->kd_cache[i], memory_order_relaxed)) != NULL) {

@@ -54,6 +54,19 @@
  *      order of emptying (oldest at the tail), so idle pages are found at
  *      the tail in constant time.
  *
+ * 2a. Tools (annotate.h).  While valgrind runs, or in a library built
+ *    with ASan, a user's pool (pool_init of memory: not PR_NOTOUCH, not
+ *    kmem's own pools over the metadata arena) is a memcheck mempool:
+ *    pool_get hands out a chunk, its contents undefined and the item's
+ *    alignment padding no access; pool_put makes it no access once it
+ *    has checked it, under the pool lock (before another get can have
+ *    it).  The free items of such pools (and of a user's pool_cache,
+ *    kmemi_pool_annot_set) are no access from the moment their page
+ *    comes in; a page goes back to its allocator accessible, as it came
+ *    (kva, or a caller's allocator, hands it on as it is).  The pool
+ *    itself never touches a free item, so no access is lifted around its
+ *    own work.
+ *
  * 3. Invariants.  nitems = free items over all pages; nout = items out;
  *    npages = pages held; a page is on exactly the list its nmissing says
  *    (0: empty, its ph_nitems: full, else partial); nidle = empty pages;
@@ -109,6 +122,7 @@
 #include <kmem/pool.h>
 #include <kmem/vmem.h>
 
+#include "internal/annotate.h"
 #include "internal/domain.h"
 #include "internal/internal.h"
 #include "internal/meta.h"
@@ -129,6 +143,9 @@
 /* Derived flags (pr_roflags). */
 #define PR_ROF_OFFPAGE 0x1 /* headers outside the pages */
 #define PR_ROF_HASHED  0x2 /* pages found through the hash */
+/* Annotated for memcheck and ASan (annotate.h; section 2a). */
+#define PR_ROF_ANNOT	   0x4 /* pool_get/pool_put annotate (a user's pool) */
+#define PR_ROF_ANNOT_ITEMS 0x8 /* free items no access (user pools, caches) */
 
 static void pool_flush_cache(struct pool *pp);
 
@@ -678,6 +695,16 @@ pool_init(struct pool *pp, size_t size, unsigned int align,
 	pp->pr_maxitems = UINT32_MAX;
 	pp->pr_hardlimit = UINT32_MAX;
 	pp->pr_magic = POOL_MAGIC;
+	/*
+	 * A user's pool of memory (not PR_NOTOUCH, not one of kmem's own
+	 * pools over the metadata arena) is annotated while the tools run
+	 * (section 2a); pool_cache takes its pool's over.
+	 */
+	if (!(flags & PR_NOTOUCH) && palloc != &kmemi_pool_allocator_meta &&
+	    kmemi_annot_detect()) {
+		pp->pr_roflags |= PR_ROF_ANNOT | PR_ROF_ANNOT_ITEMS;
+		kmemi_annot_owner_create(pp);
+	}
 
 	kmem_mutex_enter(&d->kd_pool_list_lock);
 	if (!d->kd_pool_list_cv_ready) {
@@ -699,6 +726,21 @@ pool_init(struct pool *pp, size_t size, unsigned int align,
 	kmem_mutex_exit(&d->kd_pool_list_lock);
 }
 
+/*
+ * pool_cache.c: the pool pp of a cache is not annotated by pool_get and
+ * pool_put (the cache annotates its objects); its free items are no
+ * access if "items" (a user's cache) and the tools run.
+ */
+void
+kmemi_pool_annot_set(struct pool *pp, bool items)
+{
+	if (pp->pr_roflags & PR_ROF_ANNOT)
+		kmemi_annot_owner_destroy(pp);
+	pp->pr_roflags &= ~(unsigned int)(PR_ROF_ANNOT | PR_ROF_ANNOT_ITEMS);
+	if (items && !(pp->pr_flags & PR_NOTOUCH) && kmemi_annot_detect())
+		pp->pr_roflags |= PR_ROF_ANNOT_ITEMS;
+}
+
 /* Give a page back: to its allocator, and its header to its pool. */
 static void
 pool_page_release(struct pool *pp, struct kmem_pool_page *ph)
@@ -706,6 +748,9 @@ pool_page_release(struct pool *pp, struct kmem_pool_page *ph)
 	void *page = ph->ph_page;
 
 	KMEM_ASSERT(ph->ph_nmissing == 0 && ph->ph_pool == pp);
+	/* Back to its allocator as it came (section 2a). */
+	if (pp->pr_roflags & PR_ROF_ANNOT_ITEMS)
+		kmemi_annot_defined(page, pp->pr_alloc->pa_pagesz);
 	pp->pr_alloc->pa_free(pp, page);
 	if (pp->pr_roflags & PR_ROF_OFFPAGE)
 		pool_put(phpool_for(pp->pr_dom, pp->pr_bmwords), ph);
@@ -770,6 +815,8 @@ pool_destroy(struct pool *pp)
 		kmemi_meta_free(pp->pr_dom, pp->pr_phhash,
 		    (pp->pr_phhashmask + 1) * sizeof(*pp->pr_phhash));
 	pp->pr_magic = 0;
+	if (pp->pr_roflags & PR_ROF_ANNOT)
+		kmemi_annot_owner_destroy(pp);
 	kmem_pcond_destroy(&pp->pr_cv);
 	kmem_plock_destroy(&pp->pr_lock);
 	kmemi_dom_op(d, -1);
@@ -881,6 +928,9 @@ pool_grow(struct pool *pp, int flags)
 		ph->ph_bitmap[i] = ~(uint64_t)0;
 	if (ph->ph_nitems % 64)
 		ph->ph_bitmap[i] = ((uint64_t)1 << (ph->ph_nitems % 64)) - 1;
+	if (pp->pr_roflags & PR_ROF_ANNOT_ITEMS) /* free items: no access */
+		kmemi_annot_noaccess(
+		    ph->ph_items, (size_t)ph->ph_nitems * pp->pr_size);
 	ph->ph_time = kmem_prim_clock_ns();
 	if (pp->pr_roflags & PR_ROF_HASHED)
 		ph_hash_insert(pp, ph);
@@ -1096,6 +1146,9 @@ pool_get(struct pool *pp, int flags)
 
 	if (kmemi_pool_get_batch(pp, flags, &v, 1) == 0)
 		return NULL;
+	if (kmem_unlikely(pp->pr_roflags & PR_ROF_ANNOT))
+		kmemi_annot_alloc(
+		    pp, v, pp->pr_reqsize, pp->pr_size, KMEMI_AN_UNDEF);
 	if (flags & PR_ZERO)
 		memset(v, 0, pp->pr_reqsize);
 	return v;
@@ -1170,6 +1223,9 @@ pool_put(struct pool *pp, void *v)
 	pool_check_magic(pp, v);
 	kmem_plock_enter(&pp->pr_lock);
 	pool_put_locked(pp, v, &idle);
+	/* Checked; before a get can hand it out again (section 2a). */
+	if (kmem_unlikely(pp->pr_roflags & PR_ROF_ANNOT))
+		kmemi_annot_free(pp, v, pp->pr_size);
 	if (pp->pr_nwaiters != 0)
 		kmem_pcond_broadcast(&pp->pr_cv);
 	kmem_plock_exit(&pp->pr_lock);

@@ -135,6 +135,22 @@
  *    cached object is out of the pool (and tagged, where tags are on),
  *    and the pool.  KMEM_DEBUG=check checks the depot and the CPU's
  *    groups at each depot exchange, under the locks the exchange holds.
+ *
+ * 11. Tools (annotate.h).  While valgrind runs, or in a library built
+ *    with ASan, a user's cache (pool_cache_init, not PR_NOTOUCH; not
+ *    kmem's classes, which kmem.c annotates, nor kva's quantum caches) is
+ *    a memcheck mempool anchored at pc: pool_cache_get hands out a chunk
+ *    -- defined if the cache has a constructor (an object comes out
+ *    constructed, whether fresh or put back before), undefined if not --
+ *    with the item's padding no access; pool_cache_put makes it no access
+ *    at once, so it stays so in the CPU's groups and the depot, and in
+ *    the pool (kmemi_pool_annot_set: its free items too).  kmem's own
+ *    touches are bracketed: a fresh object is made accessible (and
+ *    defined: a constructor may look before it writes) for its
+ *    constructor, a cached one for its destructor (pc_destruct), then no
+ *    access again.  Every cache's lock-free path is off then (pc_rseq):
+ *    the locked paths, where the annotations are, serve every call.
+ *    Without the tools the locked paths test pc_annot, nothing more.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -147,6 +163,7 @@
 #include <kmem/kmem.h>
 #include <kmem/pool.h>
 
+#include "internal/annotate.h"
 #include "internal/domain.h"
 #include "internal/internal.h"
 #include "internal/meta.h"
@@ -188,7 +205,8 @@ struct pool_cache {
 	void (*pc_dtor)(void *, void *);
 	void *pc_arg;
 	unsigned int pc_ncpu;
-	bool pc_rseq; /* the lock-free fast path is usable (section 9) */
+	bool pc_rseq;  /* the lock-free fast path is usable (section 9) */
+	bool pc_annot; /* a user's cache, annotated for the tools (11) */
 	/* kmemi_cache_set_hooks: what the layer above does to free objects */
 	const struct kmemi_obj_hooks *pc_hooks;
 	size_t pc_mapsize;
@@ -346,13 +364,36 @@ pc_tag_check(pool_cache_t pc, void *obj, const char *fn)
 	pc_objs_check(pc, &obj, 1, fn);
 }
 
+/* An object out of the groups (or the caller's) destructed, to the pool. */
 static void
 pc_destruct(pool_cache_t pc, void *obj)
 {
 	pc_tag_check(pc, obj, "pool_cache_put");
+	if (kmem_unlikely(pc->pc_annot)) /* kmem's own touch (section 11) */
+		kmemi_annot_defined(obj, pc->pc_pool.pr_size);
 	if (pc->pc_dtor != NULL)
 		pc->pc_dtor(pc->pc_arg, obj);
+	if (kmem_unlikely(pc->pc_annot))
+		kmemi_annot_noaccess(obj, pc->pc_pool.pr_size);
 	pool_put(&pc->pc_pool, obj);
+}
+
+/*
+ * Object obj handed out to a caller / given back by one (section 11):
+ * constructed objects are defined, those of a cache without constructor
+ * undefined; the item's padding past the size asked is no access.
+ */
+static inline void
+pc_annot_get(pool_cache_t pc, void *obj)
+{
+	kmemi_annot_alloc(pc, obj, pc->pc_pool.pr_reqsize, pc->pc_pool.pr_size,
+	    pc->pc_ctor != NULL ? KMEMI_AN_DEFINED : KMEMI_AN_UNDEF);
+}
+
+static inline void
+pc_annot_put(pool_cache_t pc, void *obj)
+{
+	kmemi_annot_free(pc, obj, pc->pc_pool.pr_size);
 }
 
 /* Objects of group g straight back to the pool (no destructor); g empty. */
@@ -710,6 +751,9 @@ pool_cache_get_paddr(pool_cache_t pc, int flags, paddr_t *pap)
 			if (!missed) /* one count per get: hit or miss */
 				cc->cc_hits++;
 			obj = o->po_va;
+			/* Out of the group: the caller's (section 11). */
+			if (kmem_unlikely(pc->pc_annot))
+				pc_annot_get(pc, obj);
 			if (pap != NULL)
 				*pap = o->po_pa;
 			pc_cpu_exit(cc, lk);
@@ -755,10 +799,17 @@ miss_nolock:
 		obj = pool_get(&pc->pc_pool, flags & ~PR_ZERO);
 	if (obj == NULL)
 		return NULL;
+	/* The constructor's: as it came from the pages (section 11). */
+	if (kmem_unlikely(pc->pc_annot))
+		kmemi_annot_defined(obj, pc->pc_pool.pr_size);
 	if (pc->pc_ctor != NULL && pc->pc_ctor(pc->pc_arg, obj, flags) != 0) {
+		if (kmem_unlikely(pc->pc_annot))
+			kmemi_annot_noaccess(obj, pc->pc_pool.pr_size);
 		pool_put(&pc->pc_pool, obj);
 		return NULL;
 	}
+	if (kmem_unlikely(pc->pc_annot))
+		pc_annot_get(pc, obj);
 	if (pap != NULL)
 		*pap = POOL_PADDR_INVALID;
 	if (flags & PR_ZERO)
@@ -776,6 +827,8 @@ pool_cache_put_paddr(pool_cache_t pc, void *obj, paddr_t pa)
 	unsigned int i;
 
 	if (kmem_unlikely(!kmem_opts.magazines)) {
+		if (kmem_unlikely(pc->pc_annot))
+			pc_annot_put(pc, obj);
 		pc_destruct(pc, obj);
 		return;
 	}
@@ -784,6 +837,9 @@ pool_cache_put_paddr(pool_cache_t pc, void *obj, paddr_t pa)
 	    kmem_likely(pc_rseq_put(pc->pc_cpus, pc->pc_ncpu, obj, pa)))
 		return;
 #endif
+	/* Annotated caches have no lock-free path (section 11). */
+	if (kmem_unlikely(pc->pc_annot))
+		pc_annot_put(pc, obj);
 	cc = pc_cpu_enter(pc, lk);
 	for (;;) {
 		g = cc->cc_current;
@@ -859,6 +915,12 @@ pool_cache_put_paddr(pool_cache_t pc, void *obj, paddr_t pa)
 void
 kmemi_cache_set_hooks(pool_cache_t pc, const struct kmemi_obj_hooks *h)
 {
+	/* The layer above writes into free objects: no annotation (11). */
+	if (h != NULL && pc->pc_annot) {
+		kmemi_annot_owner_destroy(pc);
+		kmemi_pool_annot_set(&pc->pc_pool, false);
+		pc->pc_annot = false;
+	}
 	pc->pc_hooks = h;
 }
 
@@ -873,6 +935,8 @@ kmemi_cache_cpus(pool_cache_t pc, unsigned int *ncpup, bool *rseqp)
 void
 pool_cache_destruct_object(pool_cache_t pc, void *obj)
 {
+	if (kmem_unlikely(pc->pc_annot))
+		pc_annot_put(pc, obj);
 	pc_destruct(pc, obj);
 }
 
@@ -1102,11 +1166,13 @@ kmemi_cache_create(size_t size, unsigned int align, unsigned int align_offset,
 	pc->pc_mapsize = bytes;
 	pool_init(&pc->pc_pool, size, align, align_offset, (int)flags, wchan,
 	    palloc, ipl);
+	kmemi_pool_annot_set(&pc->pc_pool, false); /* pool_cache_init's */
 	pc->pc_ctor = ctor;
 	pc->pc_dtor = dtor;
 	pc->pc_arg = arg;
 	pc->pc_ncpu = ncpu;
-	pc->pc_rseq = kmem_prim_rseq_cs_init();
+	/* Annotating for the tools: every get and put locked (section 11). */
+	pc->pc_rseq = kmem_prim_rseq_cs_init() && !kmemi_annot_detect();
 	atomic_init(&pc->pc_sizeidx,
 	    (flags & PR_LARGECACHE) ? PCG_START_LARGE : PCG_START_NORMAL);
 	pc->pc_ws_time = kmem_prim_clock_coarse_ns();
@@ -1151,8 +1217,16 @@ pool_cache_init(size_t size, unsigned int align, unsigned int align_offset,
 	for (tries = 0; tries < 100; tries++) {
 		pc = kmemi_cache_create(size, align, align_offset, flags, wchan,
 		    palloc, ipl, ctor, dtor, arg);
-		if (pc != NULL)
+		if (pc != NULL) {
+			/* A user's cache: its objects annotated (section 11).
+			 */
+			if (!(flags & PR_NOTOUCH) && kmemi_annot_detect()) {
+				kmemi_pool_annot_set(&pc->pc_pool, true);
+				kmemi_annot_owner_create(pc);
+				pc->pc_annot = true;
+			}
 			return pc;
+		}
 		kmem_prim_sleep_ns(10000000u);
 	}
 	kmem_panic("pool_cache_init(cache '%s', size %zu): no memory for the "
@@ -1177,6 +1251,8 @@ pool_cache_destroy(pool_cache_t pc)
 	__atomic_store_n(&pc->pc_pool.pr_cache, NULL, __ATOMIC_RELAXED);
 	__atomic_store_n(&pc->pc_pool.pr_flush, NULL, __ATOMIC_RELEASE);
 	pool_destroy(&pc->pc_pool);
+	if (pc->pc_annot)
+		kmemi_annot_owner_destroy(pc);
 	kmem_mutex_destroy(&pc->pc_depot_lock);
 	kmemi_meta_free(d, pc, pc->pc_mapsize);
 	kmemi_dom_op(d, -1);

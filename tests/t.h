@@ -200,6 +200,23 @@ t_under_valgrind(void)
 }
 
 /*
+ * memcheck or ASan sees kmem's objects (src/internal/annotate.h): the
+ * bytes past a size asked for, and free objects, are not to be touched.
+ */
+static inline bool
+t_annotated(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	return true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+	return true;
+#endif
+#endif
+	return t_under_valgrind();
+}
+
+/*
  * Pin the calling thread to the CPU it is on (its old affinity saved), so
  * that consecutive calls meet the same per-CPU cache slot.  False if the
  * system refuses; t_unpin restores the saved affinity.

@@ -112,6 +112,11 @@ void kmemi_pool_reap_all(struct kmem_domain *d, bool everything);
 /* pool.c: pool_get of up to n items under one lock hold; how many. */
 unsigned int kmemi_pool_get_batch(
     struct pool *pp, int flags, void **objs, unsigned int n);
+/*
+ * pool.c: pool_get and pool_put of cache pool pp do not annotate it for
+ * the tools (annotate.h); its free items are no access if "items".
+ */
+void kmemi_pool_annot_set(struct pool *pp, bool items);
 /* pool.c: pool_put of n items under one lock hold. */
 void kmemi_pool_put_batch(struct pool *pp, void *const *objs, unsigned int n);
 /*

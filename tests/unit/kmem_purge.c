@@ -83,8 +83,12 @@ test_dirty_reuse_costs_no_faults(void)
 	printf("   realloc of a freed 1 MiB block: same address %s, %ld page "
 	       "faults touching it\n",
 	    p == q ? "yes" : "no", f1 - f0);
-	/* Not purged at once: touching it again costs (almost) no faults. */
-	T_ASSERT(f1 - f0 < 16);
+	/*
+	 * Not purged at once: touching it again costs (almost) no faults --
+	 * but for memcheck's own, making its shadow of a block kmem_alloc
+	 * told it is undefined (src/internal/annotate.h).
+	 */
+	T_ASSERT(f1 - f0 < 16 || t_under_valgrind());
 	kmem_free(q, BLK);
 }
 
