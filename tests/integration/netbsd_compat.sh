@@ -5,7 +5,7 @@
 # lines as NetBSD has them -- with nothing but `pkg-config --cflags
 # kmem-netbsd`, link it with `pkg-config --libs kmem-netbsd` (dynamic)
 # and the static archive, and run its self-test; with gcc and clang, with
-# and without -D_KERNEL.  Each header of the tree also compiles alone
+# and without -D_KERNEL, and with NetBSD's -std=gnu99.  Each header of the tree also compiles alone
 # (C and C++).
 # Usage: netbsd_compat.sh SOURCE_DIR BUILD_DIR
 set -eu
@@ -43,6 +43,9 @@ for c in $compilers; do
 			$c -std=gnu11 -Wall -Wextra -Werror -pedantic $k $cflags \
 			    -fsyntax-only "$prefix/h.c"
 		done
+		# NetBSD builds its kernel with -std=gnu99 (no max_align_t).
+		$c -std=gnu99 -Wall -Wextra -Werror $k $cflags -fsyntax-only \
+		    "$src/tests/integration/netbsd/ex.c"
 		$c -std=gnu11 -Wall -Wextra -Werror $k $cflags $cov \
 		    -c "$src/tests/integration/netbsd/ex.c" -o "$prefix/ex.o"
 		$c -std=gnu11 -Wall -Werror $cov -o "$prefix/ex-dyn" \

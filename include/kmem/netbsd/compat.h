@@ -38,16 +38,30 @@ typedef size_t psize_t;
 
 /*
  * ALIGN(p): p rounded up to the alignment every object needs, as an
- * integer (NetBSD's <machine/param.h>).  Here that is max_align_t's: 16
- * on amd64, where NetBSD's ALIGNBYTES is 7; a larger step is always safe.
+ * integer (NetBSD's <machine/param.h>): that of the strictest of the
+ * standard scalar types, 16 on amd64 (long double), where NetBSD's
+ * ALIGNBYTES is 7; a larger step is always safe.  Not max_align_t: it is
+ * C11's, and NetBSD builds its kernel with -std=gnu99, where <stddef.h>
+ * does not declare it.  offsetof of a member after a char is its
+ * alignment in every C and C++ dialect, and the same figure in each.
  */
 #if defined(__GNUC__)
 #define KMEM_NETBSD_ALIGNOF(t) __alignof__(t) /* C and C++ */
 #else
 #define KMEM_NETBSD_ALIGNOF(t) _Alignof(t)
 #endif
+struct kmem_netbsd_maxalign {
+	char c;
+	union {
+		long double ld;
+		double d;
+		long l;
+		void *p;
+		void (*fp)(void);
+	} u;
+};
 #ifndef ALIGNBYTES
-#define ALIGNBYTES (KMEM_NETBSD_ALIGNOF(max_align_t) - 1)
+#define ALIGNBYTES (offsetof(struct kmem_netbsd_maxalign, u) - 1)
 #endif
 #ifndef ALIGN
 #define ALIGN(p) (((uintptr_t)(p) + ALIGNBYTES) & ~(uintptr_t)ALIGNBYTES)
