@@ -95,7 +95,9 @@
  *    "dir=/path"), the options' set-up (kmemi_stats_live_init, once per
  *    process) makes DIR/kmem-stats.PID -- DIR $XDG_RUNTIME_DIR, else
  *    /dev/shm -- mode 0600, O_EXCL and O_NOFOLLOW after removing any
- *    file of that name (a stale page of the same pid), and maps it
+ *    file of that name (a stale page of the same pid), its blocks
+ *    allocated (posix_fallocate: a full /dev/shm is a warning and no
+ *    page, not a SIGBUS at a later write into a hole), and maps it
  *    shared.  Off by default: a file per process, and one left behind by
  *    every process that crashes, is not something a malloc should do
  *    unasked.

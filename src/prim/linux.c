@@ -958,8 +958,13 @@ kmem_prim_stats_map(const char *path, size_t size, void **out)
 		errno = saved;
 		return err;
 	}
-	if (ftruncate(fd, (off_t)size) != 0)
-		err = errno;
+	/*
+	 * The blocks now, not a sparse file: a write into a hole of the
+	 * mapping that the file system (a full /dev/shm) cannot back is a
+	 * SIGBUS in the program, on a slow path of its allocator.
+	 */
+	if ((err = posix_fallocate(fd, 0, (off_t)size)) != 0)
+		;
 	else if ((p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
 		      0)) == MAP_FAILED)
 		err = errno;

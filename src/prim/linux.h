@@ -387,7 +387,8 @@ int kmem_prim_atexit(void (*fn)(void));
  * The statistics page (stats.c section 5, KMEM_STATS_LIVE): "path" made
  * anew -- a file already there is unlinked first, then created with
  * O_EXCL and O_NOFOLLOW, mode 0600, so that only the owner can read it
- * and a planted link is refused -- "size" bytes long (zero), and mapped
+ * and a planted link is refused -- "size" bytes long (zero, its blocks
+ * allocated: ENOSPC now rather than SIGBUS at a write), and mapped
  * shared, readable and writable, at *out.  0, or an errno value (the
  * file is removed again).  Not counted for fault injection.
  */

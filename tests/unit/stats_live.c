@@ -8,6 +8,8 @@
  *            from a pool cache, a snapshot, "ready" on fd 3; then, on a
  *            byte from fd 4, gets every 20 ms until fd 4 closes; exit(0).
  *   quit     the same page; a few gets and _exit(0): its page stays.
+ *   nopage   KMEM_STATS_LIVE on a full file system: gets, and no page
+ *            to publish into; exit(0).
  *   execer   the same page; a few gets, then exec of sleep (not on kmem):
  *            its page stays, under its pid, which is still running.
  *   forker   malloc only (run under kmemstat, on libkmem-malloc.so): 500
@@ -29,7 +31,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -103,6 +107,17 @@ role_quit(void)
 {
 	role_quit_gets();
 	_exit(0);
+}
+
+/* Gets on a full file system: no page, so nothing to publish; exit(0). */
+static int
+role_nopage(void)
+{
+	pool_init(&pool, 100, 0, 0, 0, "t_live_pool", NULL, IPL_NONE);
+	cache = pool_cache_init(
+	    200, 0, 0, 0, "t_live_cache", NULL, IPL_NONE, NULL, NULL, NULL);
+	gets(NGET);
+	return kmemi_stats_live_publish() ? 5 : 0;
 }
 
 static int
@@ -523,6 +538,70 @@ test_run_fork_exit(void)
 	free(text);
 }
 
+/*
+ * A full file system (a 64 KiB tmpfs, filled, in a mount namespace of a
+ * child): the page's blocks must be allocated when it is made, or the
+ * program dies of SIGBUS at its first write into the mapping (the file
+ * is sparse).  The process runs on with a warning and no page.  Skipped
+ * where no mount namespace can be had (not root, no user namespaces).
+ */
+static int
+full_fs_child(const char *mnt, const char *out)
+{
+	char env[PATH_MAX + 64], filler[PATH_MAX + 16], block[4096];
+	char *argv[] = {self, "nopage", NULL};
+	int fd, status;
+
+	if (unshare(CLONE_NEWNS) != 0 ||
+	    mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0 ||
+	    mount("none", mnt, "tmpfs", 0, "size=64k,mode=0700") != 0)
+		return 77;
+	snprintf(filler, sizeof filler, "%s/filler", mnt);
+	if ((fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0600)) < 0)
+		return 3;
+	memset(block, 'f', sizeof block);
+	while (write(fd, block, sizeof block) == (ssize_t)sizeof block)
+		;
+	close(fd);
+	snprintf(env, sizeof env, "KMEM_STATS_LIVE=ms=0,dir=%s", mnt);
+	status = wait_for(start(argv, env, out, -1, -1));
+	/* The nopage role's end: its exit status, or 100 + its signal. */
+	if (WIFSIGNALED(status))
+		return 100 + WTERMSIG(status);
+	return WEXITSTATUS(status) == 77 ? 76 : WEXITSTATUS(status);
+}
+
+static void
+test_full_fs(void)
+{
+	char mnt[PATH_MAX + 8], out[PATH_MAX + 16], *text;
+	int status;
+	pid_t pid;
+
+	snprintf(mnt, sizeof mnt, "%s/full", dir);
+	snprintf(out, sizeof out, "%s/full.out", dir);
+	if (mkdir(mnt, 0700) != 0)
+		T_FAIL("mkdir %s: %s", mnt, strerror(errno));
+	fflush(NULL);
+	if ((pid = fork()) == 0)
+		_exit(full_fs_child(mnt, out));
+	status = wait_for(pid);
+	rmdir(mnt);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+		printf("  test_full_fs: no mount namespace here; skipped\n");
+		return;
+	}
+	text = slurp(out);
+	T_ASSERT(WIFEXITED(status));
+	if (WEXITSTATUS(status) != 0)
+		printf("  test_full_fs: the program ended with %d (100 + "
+		       "signal); its output:\n%s",
+		    WEXITSTATUS(status), text);
+	T_EQ(WEXITSTATUS(status), 0);
+	T_ASSERT(strstr(text, "KMEM_STATS_LIVE: cannot make") != NULL);
+	free(text);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -532,6 +611,8 @@ main(int argc, char **argv)
 		return role_worker();
 	if (argc == 2 && strcmp(argv[1], "quit") == 0)
 		return role_quit();
+	if (argc == 2 && strcmp(argv[1], "nopage") == 0)
+		return role_nopage();
 	if (argc == 2 && strcmp(argv[1], "execer") == 0)
 		return role_execer();
 	if (argc == 2 && strcmp(argv[1], "forker") == 0)
@@ -553,6 +634,7 @@ main(int argc, char **argv)
 	T_RUN_IF(test_errors);
 	T_RUN_IF(test_stale);
 	T_RUN_IF(test_run_fork_exit);
+	T_RUN_IF(test_full_fs);
 	{
 		char cmd[PATH_MAX + 16];
 
