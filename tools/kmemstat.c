@@ -332,7 +332,13 @@ page_open(const char *path, struct page *pg)
 	int fd, i;
 	void *p;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+	/*
+	 * O_NONBLOCK: a FIFO planted under the name (anyone can, in
+	 * /dev/shm) would make open wait for a writer; then refused, not a
+	 * regular file.  No effect on a regular file's reads.
+	 */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) <
+	    0)
 		return errno;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
 	    (size_t)st.st_size < sizeof *h) {

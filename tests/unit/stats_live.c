@@ -399,6 +399,38 @@ test_errors(void)
 	status = kmemstat_run(&text, "-p", pid, NULL, NULL, NULL, NULL);
 	one_line_error(text, status, "no statistics page");
 	free(text);
+	/*
+	 * A FIFO planted under the page's name (anyone can, in /dev/shm):
+	 * refused at once, not a read that waits for a writer for ever
+	 * (here 5 s, then SIGALRM).
+	 */
+	{
+		char fifo[PATH_MAX + 64], out[PATH_MAX + 16];
+		char *kargv[] = {
+		    kmemstat, (char *)"-d", dir, (char *)"-p", pid, NULL};
+		pid_t k;
+
+		snprintf(
+		    fifo, sizeof fifo, "%s/" KMEM_LIVE_PREFIX "%s", dir, pid);
+		snprintf(out, sizeof out, "%s/out", dir);
+		if (mkfifo(fifo, 0600) != 0)
+			T_FAIL("mkfifo: %s", strerror(errno));
+		fflush(NULL);
+		if ((k = fork()) == 0) {
+			int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+			if (fd < 0 || dup2(fd, 2) < 0)
+				_exit(126);
+			alarm(5);
+			execv(kargv[0], kargv);
+			_exit(127);
+		}
+		status = wait_for(k);
+		unlink(fifo);
+		text = slurp(out);
+		one_line_error(text, status, "not a kmem statistics page");
+		free(text);
+	}
 	kill(s, SIGKILL);
 	wait_for(s);
 	/* No such process. */
