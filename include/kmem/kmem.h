@@ -86,8 +86,10 @@ void kmem_init(void);
 
 /*
  * The bytes an allocation of "size" really gets: its size class, or the
- * size rounded to pages on the large path.  0 for size 0.  (The extra
- * bytes may be used; kmem_free still wants the size that was asked for.)
+ * size rounded to pages on the large path.  0 for size 0.  To use the
+ * extra bytes, allocate kmem_usable_size(size) in the first place (and
+ * free with that size): past "size" is a redzone to KMEM_DEBUG=redzone,
+ * memcheck and ASan (kmem(3)).
  */
 size_t kmem_usable_size(size_t size);
 
