@@ -950,14 +950,15 @@ static struct {
 		atomic_bool on; /* a page is mapped and published into */
 		struct kmem_live_hdr *hdr; /* the mapping */
 		size_t size;
-		long pid;		/* the page's process */
-		bool keep;		/* KMEM_LIVE_KEEP: no unlink at exit */
-		bool fork_took;		/* prepare took busy (forking thread) */
-		uint64_t interval_ns;	/* at most one snapshot per interval */
-		_Atomic uint64_t last;	/* when the last one was taken */
-		atomic_bool busy;	/* a snapshot is being taken */
-		atomic_bool registered; /* live_at_exit registered */
-		char dir[LIVE_DIR_MAX]; /* where pages are made */
+		long pid;	      /* the page's process */
+		bool keep;	      /* KMEM_LIVE_KEEP: no unlink at exit */
+		bool fork_took;	      /* prepare took busy (forking thread) */
+		bool forked;	      /* KMEM_LIVE_FORKED: region 2 is a base */
+		uint64_t interval_ns; /* at most one snapshot per interval */
+		_Atomic uint64_t last;	   /* when the last one was taken */
+		atomic_bool busy;	   /* a snapshot is being taken */
+		atomic_bool registered;	   /* live_at_exit registered */
+		char dir[LIVE_DIR_MAX];	   /* where pages are made */
 		char path[STATS_PATH_MAX]; /* this process's page */
 	} live;
 } stats_exit;
@@ -1126,6 +1127,35 @@ static const size_t live_vmem_sums[] = {
 };
 
 /* What one walk fills: a slot, less the baseline if there is one. */
+/*
+ * The page's geometry, as live_make laid it out: from these constants,
+ * never from the header or counts in the file, which its owner can
+ * rewrite under the mapping (a write past the page would be ours).
+ */
+#define LIVE_HDR ((sizeof(struct kmem_live_hdr) + 63) & ~(size_t)63)
+
+static struct kmem_live_slot *
+live_region(struct kmem_live_hdr *h, unsigned int r)
+{
+	return (struct kmem_live_slot *)(void *)((char *)h + LIVE_HDR +
+	    r *
+		(size_t)kmem_live_region_size(
+		    KMEM_LIVE_MAXPOOLS, KMEM_LIVE_MAXARENAS));
+}
+
+static struct kmem_vmem_stats *
+live_arenas(struct kmem_live_slot *s)
+{
+	return (struct kmem_vmem_stats *)(void *)(kmem_live_pools(s) +
+	    KMEM_LIVE_MAXPOOLS);
+}
+
+static uint32_t
+live_min(uint32_t n, uint32_t max)
+{
+	return n < max ? n : max;
+}
+
 struct live_fill {
 	struct kmem_live_hdr *h;
 	struct kmem_live_slot *s;
@@ -1166,7 +1196,7 @@ static const struct kmem_pool_stats *
 live_base_pool(struct live_fill *f, const char *name)
 {
 	struct kmem_pool_stats *b = kmem_live_pools(f->base);
-	uint32_t n = f->base->ls_npools, i, k;
+	uint32_t n = live_min(f->base->ls_npools, KMEM_LIVE_MAXPOOLS), i, k;
 
 	for (k = 0; k < n; k++) {
 		i = (f->hint + k) % n;
@@ -1195,7 +1225,7 @@ live_pool_fn(struct pool *pp, void *arg)
 	if (f->base != NULL && (b = live_base_pool(f, st.ps_name)) != NULL)
 		live_sub(&st, b, live_pool_sums,
 		    sizeof live_pool_sums / sizeof live_pool_sums[0], true);
-	if (f->s->ls_npools < f->h->lh_maxpools)
+	if (f->s->ls_npools < KMEM_LIVE_MAXPOOLS)
 		kmem_live_pools(f->s)[f->s->ls_npools++] = st;
 	else
 		f->s->ls_dropped++;
@@ -1214,8 +1244,10 @@ live_vmem_fn(vmem_t *vm, void *arg)
 	st.vs_name[sizeof st.vs_name - 1] = '\0';
 	stats_dom_name(kmemi_vmem_domain(vm), st.vs_name, sizeof st.vs_name);
 	if (f->base != NULL) {
-		b = kmem_live_arenas(f->h, f->base);
-		for (i = 0; i < f->base->ls_narenas; i++)
+		b = live_arenas(f->base);
+		for (i = 0;
+		     i < live_min(f->base->ls_narenas, KMEM_LIVE_MAXARENAS);
+		     i++)
 			if (strcmp(b[i].vs_name, st.vs_name) == 0) {
 				live_sub(&st, &b[i], live_vmem_sums,
 				    sizeof live_vmem_sums /
@@ -1224,8 +1256,8 @@ live_vmem_fn(vmem_t *vm, void *arg)
 				break;
 			}
 	}
-	if (f->s->ls_narenas < f->h->lh_maxarenas)
-		kmem_live_arenas(f->h, f->s)[f->s->ls_narenas++] = st;
+	if (f->s->ls_narenas < KMEM_LIVE_MAXARENAS)
+		live_arenas(f->s)[f->s->ls_narenas++] = st;
 	else
 		f->s->ls_dropped++;
 	return 0;
@@ -1236,7 +1268,7 @@ static void
 live_fill_region(
     struct kmem_live_hdr *h, unsigned int r, struct kmem_live_slot *base)
 {
-	struct live_fill f = {h, kmem_live_region(h, r), base, 0};
+	struct live_fill f = {h, live_region(h, r), base, 0};
 
 	f.s->ls_npools = 0;
 	f.s->ls_narenas = 0;
@@ -1255,10 +1287,10 @@ live_publish(void)
 {
 	struct kmem_live_hdr *h = stats_exit.live.hdr;
 	uint64_t gen = atomic_load_explicit(&h->lh_gen, memory_order_relaxed);
-	struct kmem_live_slot *s = kmem_live_region(h, (unsigned int)(gen & 1));
+	struct kmem_live_slot *s = live_region(h, (unsigned int)(gen & 1));
 	uint64_t seq = atomic_load_explicit(&s->ls_seq, memory_order_relaxed);
 	struct kmem_live_slot *base =
-	    (h->lh_flags & KMEM_LIVE_FORKED) ? kmem_live_region(h, 2) : NULL;
+	    stats_exit.live.forked ? live_region(h, 2) : NULL;
 
 	atomic_store_explicit(&s->ls_seq, seq | 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_release);
@@ -1331,7 +1363,7 @@ kmemi_stats_live_publish(void)
 static int
 live_make(long pid, long ppid, uint32_t flags)
 {
-	size_t hdr = (sizeof(struct kmem_live_hdr) + 63) & ~(size_t)63;
+	size_t hdr = LIVE_HDR;
 	uint64_t reg =
 	    kmem_live_region_size(KMEM_LIVE_MAXPOOLS, KMEM_LIVE_MAXARENAS);
 	size_t ps = kmem_prim_page_size();
@@ -1371,6 +1403,7 @@ live_make(long pid, long ppid, uint32_t flags)
 	stats_exit.live.hdr = h;
 	stats_exit.live.size = size;
 	stats_exit.live.pid = pid;
+	stats_exit.live.forked = (flags & KMEM_LIVE_FORKED) != 0;
 	return 0;
 }
 

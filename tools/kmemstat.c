@@ -312,10 +312,17 @@ merge_arena(const struct kmem_vmem_stats *st)
 
 /* ---- statistics pages (stats.c section 5, stats_live.h) ---- */
 
-/* One process's page, mapped read-only. */
+/*
+ * One process's page, mapped read-only, with the geometry page_open
+ * checked: the file's owner can rewrite the header at any time (kmemstat
+ * may run as root), so the rows are found by these copies, never by the
+ * header again.
+ */
 struct page {
 	struct kmem_live_hdr *h;
 	size_t size;
+	uint32_t maxpools, maxarenas;
+	uint64_t regoff[2];
 };
 
 /*
@@ -326,7 +333,7 @@ struct page {
 static int
 page_open(const char *path, struct page *pg)
 {
-	struct kmem_live_hdr *h;
+	struct kmem_live_hdr *h, hc;
 	struct stat st;
 	uint64_t reg;
 	int fd, i;
@@ -349,7 +356,9 @@ page_open(const char *path, struct page *pg)
 	close(fd);
 	if (p == MAP_FAILED)
 		return errno;
-	h = p;
+	/* Checked on a copy: the file may change under the mapping. */
+	memcpy(&hc, p, sizeof hc);
+	h = &hc;
 	reg = kmem_live_region_size(h->lh_maxpools, h->lh_maxarenas);
 	if (memcmp(h->lh_magic, KMEM_LIVE_MAGIC, sizeof h->lh_magic) != 0 ||
 	    h->lh_version != KMEM_LIVE_VERSION || h->lh_hdrsize != sizeof *h ||
@@ -363,8 +372,12 @@ page_open(const char *path, struct page *pg)
 		    h->lh_regoff[i] > h->lh_size ||
 		    h->lh_size - h->lh_regoff[i] < reg)
 			goto bad;
-	pg->h = h;
+	pg->h = p;
 	pg->size = (size_t)st.st_size;
+	pg->maxpools = h->lh_maxpools;
+	pg->maxarenas = h->lh_maxarenas;
+	pg->regoff[0] = h->lh_regoff[0];
+	pg->regoff[1] = h->lh_regoff[1];
 	return 0;
 bad:
 	munmap(p, (size_t)st.st_size);
@@ -401,8 +414,8 @@ page_snapshot(const struct page *pg, struct snap *sn)
 
 	free(sn->pools);
 	free(sn->arenas);
-	sn->pools = calloc(h->lh_maxpools + 1, sizeof *sn->pools);
-	sn->arenas = calloc(h->lh_maxarenas + 1, sizeof *sn->arenas);
+	sn->pools = calloc(pg->maxpools + 1, sizeof *sn->pools);
+	sn->arenas = calloc(pg->maxarenas + 1, sizeof *sn->arenas);
 	if (sn->pools == NULL || sn->arenas == NULL)
 		die("out of memory");
 	for (tries = 0; tries < 1000; tries++) {
@@ -416,20 +429,20 @@ page_snapshot(const struct page *pg, struct snap *sn)
 		sn->time_ns = 0;
 		if (gen == 0)
 			return true;
-		s = kmem_live_region(h, (unsigned int)((gen - 1) & 1));
+		s = (struct kmem_live_slot *)(void *)((char *)h +
+		    pg->regoff[(gen - 1) & 1]);
 		seq = atomic_load_explicit(&s->ls_seq, memory_order_acquire);
 		if ((seq & 1) == 0) {
-			sn->npools = s->ls_npools < h->lh_maxpools
-			    ? s->ls_npools
-			    : h->lh_maxpools;
-			sn->narenas = s->ls_narenas < h->lh_maxarenas
+			sn->npools = s->ls_npools < pg->maxpools ? s->ls_npools
+								 : pg->maxpools;
+			sn->narenas = s->ls_narenas < pg->maxarenas
 			    ? s->ls_narenas
-			    : h->lh_maxarenas;
+			    : pg->maxarenas;
 			sn->dropped = s->ls_dropped;
 			sn->time_ns = s->ls_time_ns;
 			memcpy(sn->pools, kmem_live_pools(s),
 			    sn->npools * sizeof *sn->pools);
-			memcpy(sn->arenas, kmem_live_arenas(h, s),
+			memcpy(sn->arenas, kmem_live_pools(s) + pg->maxpools,
 			    sn->narenas * sizeof *sn->arenas);
 			atomic_thread_fence(memory_order_acquire);
 			if (atomic_load_explicit(

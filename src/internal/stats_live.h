@@ -3,7 +3,10 @@
  * (KMEM_STATS_LIVE; stats.c section 5 is the writer, tools/kmemstat.c the
  * reader).  Both sides are built from the same tree; the reader checks
  * the magic, the version and the three structure sizes and refuses a
- * page that differs.
+ * page that differs.  Neither side trusts the geometry in the file after
+ * that (its owner can rewrite it under the mappings): the writer lays
+ * the regions out from the constants below, the reader from the copy it
+ * checked.
  *
  * The file, DIR/kmem-stats.PID (mode 0600), is one header and three
  * regions of the same shape (struct kmem_live_slot, then lh_maxpools pool
