@@ -47,10 +47,11 @@
  *    $XDG_RUNTIME_DIR, then /dev/shm) of a process started with
  *    KMEM_STATS_LIVE=1, printed to standard output (or -o FILE) with a
  *    header giving the snapshot's number and age; with -w, again every
- *    SECONDS until the process exits (its last snapshot, then status 0)
- *    or SIGINT/SIGTERM (status 0).  No ptrace, no signal, no thread in
- *    the process: it publishes, we read a file.  A page whose process is
- *    gone (not in /proc, or a zombie), whose pid now names another
+ *    SECONDS until the process exits (its last snapshot, then status 0),
+ *    no longer maps its page (it executed another program: a line, the
+ *    page removed, status 0) or SIGINT/SIGTERM (status 0).  No ptrace, no
+ * signal, no thread in the process: it publishes, we read a file.  A page whose
+ * process is gone (not in /proc, or a zombie), whose pid now names another
  *    process (its start time, /proc/PID/stat field 22, differs) or which
  *    the process no longer maps (it executed another program) is stale:
  *    reported and removed.
@@ -710,7 +711,7 @@ watch(long pid, double every, const char *dir, int fd, unsigned int what)
 	struct stat fst;
 	uint64_t start;
 	int nd = live_dirs(dir, dirs), i, err = ENOENT, alive;
-	bool first = true;
+	bool first = true, fst_ok;
 
 	for (i = 0; i < nd && err == ENOENT; i++) {
 		snprintf(path, sizeof path, "%s/" KMEM_LIVE_PREFIX "%ld",
@@ -755,6 +756,8 @@ watch(long pid, double every, const char *dir, int fd, unsigned int what)
 		     "removed the stale page",
 		    pid, path);
 	}
+	/* The page's identity, for the loop's "still maps it" check. */
+	fst_ok = lstat(path, &fst) == 0;
 	if (every > 0) {
 		struct sigaction sa;
 
@@ -786,6 +789,18 @@ watch(long pid, double every, const char *dir, int fd, unsigned int what)
 			;
 		if (interrupted)
 			break;
+		if (fst_ok && proc_alive(pid, &start) == 1 &&
+		    proc_maps(pid, &fst) == 0 &&
+		    atomic_load_explicit(&pg.h->lh_state,
+			memory_order_acquire) != KMEM_LIVE_EXITED) {
+			/* Not a page that will ever move again. */
+			unlink(path);
+			fprintf(stderr,
+			    "%s: pid %ld executed another program; its last "
+			    "snapshot is above (removed its page %s)\n",
+			    progname, pid, path);
+			break;
+		}
 		if (proc_alive(pid, &start) == 0 &&
 		    atomic_load_explicit(&pg.h->lh_state,
 			memory_order_acquire) != KMEM_LIVE_EXITED) {

@@ -10,6 +10,8 @@
  *   quit     the same page; a few gets and _exit(0): its page stays.
  *   nopage   KMEM_STATS_LIVE on a full file system: gets, and no page
  *            to publish into; exit(0).
+ *   lateexec as execer, the exec 0.5 s after the gets (kmemstat -w is
+ *            already watching).
  *   execer   the same page; a few gets, then exec of sleep (not on kmem):
  *            its page stays, under its pid, which is still running.
  *   forker   malloc only (run under kmemstat, on libkmem-malloc.so): 500
@@ -119,6 +121,16 @@ role_nopage(void)
 	    200, 0, 0, 0, "t_live_cache", NULL, IPL_NONE, NULL, NULL, NULL);
 	gets(NGET);
 	return kmemi_stats_live_publish() ? 5 : 0;
+}
+
+/* The same page; gets, then (0.5 s later) exec of sleep. */
+static int
+role_lateexec(void)
+{
+	role_quit_gets();
+	usleep(500000);
+	execl("/bin/sleep", "sleep", "30", (char *)NULL);
+	return 6;
 }
 
 static int
@@ -420,6 +432,53 @@ test_header_changed(void)
 	T_EQ(wait_for(w.pid), 0);
 }
 
+/*
+ * kmemstat -w on a process that executes a program not on kmem: its page
+ * will not move again, so -w ends (status 0, a line saying so) and
+ * removes it, rather than printing the same snapshot until the new
+ * program ends and then blaming a signal or _exit.
+ */
+static void
+test_watch_exec(void)
+{
+	char *argv[] = {self, (char *)"lateexec", NULL};
+	char *kargv[] = {kmemstat, (char *)"-m", (char *)"-d", dir,
+	    (char *)"-p", NULL, (char *)"-w", (char *)"0.1", NULL};
+	char pid[32], path[PATH_MAX + 64], out[PATH_MAX + 16], *text;
+	struct stat st;
+	int i, status;
+	pid_t p = start(argv, env_live, NULL, -1, -1), k;
+
+	snprintf(pid, sizeof pid, "%ld", (long)p);
+	snprintf(path, sizeof path, "%s/" KMEM_LIVE_PREFIX "%s", dir, pid);
+	snprintf(out, sizeof out, "%s/watch", dir);
+	for (i = 0; i < 200 && stat(path, &st) != 0; i++)
+		usleep(5000);
+	kargv[5] = pid;
+	fflush(NULL);
+	if ((k = fork()) == 0) {
+		int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+			_exit(126);
+		alarm(5); /* the sleep runs 30 s */
+		execv(kargv[0], kargv);
+		_exit(127);
+	}
+	status = wait_for(k);
+	text = slurp(out);
+	kill(p, SIGKILL);
+	wait_for(p);
+	if (!WIFEXITED(status))
+		printf("  kmemstat ended by signal %d\n", WTERMSIG(status));
+	T_ASSERT(WIFEXITED(status));
+	T_EQ(WEXITSTATUS(status), 0);
+	if (strstr(text, "executed another program") == NULL)
+		T_FAIL("no \"executed another program\" in: %s", text);
+	T_NE(stat(path, &st), 0);
+	free(text);
+}
+
 /* One line on stderr, "kmemstat: ...", and status 1. */
 static void
 one_line_error(const char *text, int status, const char *what)
@@ -694,6 +753,8 @@ main(int argc, char **argv)
 		return role_quit();
 	if (argc == 2 && strcmp(argv[1], "nopage") == 0)
 		return role_nopage();
+	if (argc == 2 && strcmp(argv[1], "lateexec") == 0)
+		return role_lateexec();
 	if (argc == 2 && strcmp(argv[1], "execer") == 0)
 		return role_execer();
 	if (argc == 2 && strcmp(argv[1], "forker") == 0)
@@ -717,6 +778,7 @@ main(int argc, char **argv)
 	T_RUN_IF(test_run_fork_exit);
 	T_RUN_IF(test_full_fs);
 	T_RUN_IF(test_header_changed);
+	T_RUN_IF(test_watch_exec);
 	{
 		char cmd[PATH_MAX + 16];
 
