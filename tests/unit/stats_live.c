@@ -403,10 +403,18 @@ test_header_changed(void)
 
 	snprintf(pid, sizeof pid, "%ld", (long)w.pid);
 	snprintf(path, sizeof path, "%s/" KMEM_LIVE_PREFIX "%s", dir, pid);
-	snprintf(out, sizeof out, "%s/watch", dir);
+	snprintf(out, sizeof out, "%s/watch-header", dir);
+	unlink(out);
 	argv[5] = pid;
 	k = start(argv, NULL, out, -1, -1);
-	usleep(300000);
+	/* kmemstat has checked the page once it has printed. */
+	for (i = 0; i < 1000; i++) {
+		struct stat ost;
+
+		if (stat(out, &ost) == 0 && ost.st_size > 0)
+			break;
+		usleep(5000);
+	}
 	T_ASSERT((fd = open(path, O_RDWR)) >= 0);
 	T_EQ(pread(fd, &h, sizeof h, 0), (ssize_t)sizeof h);
 	T_EQ(pwrite(fd, &big, sizeof big,
