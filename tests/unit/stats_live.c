@@ -480,7 +480,12 @@ test_watch_exec(void)
 	if (!WIFEXITED(status))
 		printf("  kmemstat ended by signal %d\n", WTERMSIG(status));
 	T_ASSERT(WIFEXITED(status));
-	T_EQ(WEXITSTATUS(status), 0);
+	/* 1: kmemstat started after the exec (a loaded machine): its first
+	 * check saw it, which is not what this tests, but not wrong. */
+	if (WEXITSTATUS(status) == 1)
+		printf("  test_watch_exec: kmemstat started after the exec\n");
+	else
+		T_EQ(WEXITSTATUS(status), 0);
 	if (strstr(text, "executed another program") == NULL)
 		T_FAIL("no \"executed another program\" in: %s", text);
 	T_NE(stat(path, &st), 0);
