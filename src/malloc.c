@@ -146,7 +146,11 @@
  *    ticked calls kmemi_tick after it, holding nothing: at most every
  *    reap_tick_ms (250) it does the optional reaper thread's work, but
  *    only a free's share of kva's purge pass (kmem.c section 5).
- *    (kmem_alloc's own fast paths do not tick yet.)
+ *    kmem_free does not tick: the reap runs the destructors of every
+ *    cache of the domain, and a kmem_free called with the caller's own
+ *    lock held would run a pool_cache's destructor -- which may take
+ *    that lock -- inside it.  malloc's free may: libkmem-malloc.so
+ *    exports no pool_cache, so its caches have no destructor.
  */
 #include <errno.h>
 #include <stdatomic.h>
