@@ -279,26 +279,6 @@ static struct {
 
 /* ---- small helpers ---- */
 
-static inline void
-cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#else
-	__asm__ volatile("" : : : "memory");
-#endif
-}
-
-/* Spin a little, then yield: waiters may share a CPU with the waited-on. */
-static inline void
-backoff(unsigned *n)
-{
-	if (++*n < 64)
-		cpu_relax();
-	else
-		sched_yield();
-}
-
 /* Sleep for us microseconds (the coordinating thread must not spin). */
 static void
 nap_us(long us)
@@ -309,31 +289,13 @@ nap_us(long us)
 		;
 }
 
-/* splitmix64: a fast, good-enough random stream. */
-static inline uint64_t
-rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15u);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-	return z ^ (z >> 31);
-}
-
 /* The i-th value of stream seed, without state (for sizes recomputed). */
 static inline uint64_t
 rng_at(uint64_t seed, uint64_t i)
 {
 	uint64_t s = seed + i * 0x632be59bd9b4e019u;
 
-	return rng_next(&s);
-}
-
-/* Uniform in [0, n) from 32 random bits. */
-static inline size_t
-rng_below(uint64_t r, size_t n)
-{
-	return (size_t)(((r & 0xffffffffu) * (uint64_t)n) >> 32);
+	return bench_rng_next(&s);
 }
 
 /*
@@ -350,7 +312,7 @@ skew_size(uint64_t r, size_t lo, size_t hi)
 	while (k > 0 && (lo << k) > hi / 2)
 		k--;
 	base = lo << k;
-	sz = base + rng_below(r, base);
+	sz = base + bench_rng_below(r, base);
 	return sz >= hi ? hi - 1 : sz;
 }
 
@@ -466,24 +428,6 @@ pin_self(int cpu)
 
 static const char *test_name;
 
-/* Print a JSON string (paths may hold anything). */
-static void
-put_str(const char *s)
-{
-	putchar('"');
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
-	putchar('"');
-}
-
 /* The opening of every line: test, clock, malloc_from, nproc. */
 static void
 put_head(const char *clock)
@@ -493,14 +437,14 @@ put_head(const char *clock)
 	int cpus[CPU_SETSIZE];
 
 	printf("{\"test\":");
-	put_str(test_name);
+	bench_put_str(test_name);
 	printf(",\"clock\":");
-	put_str(clock);
+	bench_put_str(clock);
 	printf(",\"malloc_from\":");
 	if (dladdr((void *)(uintptr_t)fp, &info) != 0 && info.dli_fname != NULL)
-		put_str(info.dli_fname);
+		bench_put_str(info.dli_fname);
 	else
-		put_str("?");
+		bench_put_str("?");
 	printf(",\"ncpu\":%d", allowed_cpus(cpus, CPU_SETSIZE));
 }
 
@@ -627,11 +571,11 @@ random_run(void *varg, size_t iters)
 	uint64_t rng = a->rng, t0 = bench_cpu_ns();
 
 	for (size_t i = 0; i < iters; i++) {
-		size_t j = rng_below(rng_next(&rng), live);
+		size_t j = bench_rng_below(bench_rng_next(&rng), live);
 		char *p;
 
 		free(slot[j]);
-		p = xmalloc(skew_size(rng_next(&rng), 16, 4096));
+		p = xmalloc(skew_size(bench_rng_next(&rng), 16, 4096));
 		*(volatile char *)p = (char)i;
 		slot[j] = p;
 	}
@@ -648,7 +592,7 @@ test_random(void)
 
 	a.slot = map_array(bytes);
 	for (size_t j = 0; j < a.live; j++) {
-		char *p = xmalloc(skew_size(rng_next(&a.rng), 16, 4096));
+		char *p = xmalloc(skew_size(bench_rng_next(&a.rng), 16, 4096));
 
 		*(volatile char *)p = 0;
 		a.slot[j] = p;
@@ -686,7 +630,7 @@ xt_start(int k)
 
 	atomic_fetch_add(&xt_ready, 1);
 	while (!atomic_load_explicit(&xt_go, memory_order_acquire))
-		backoff(&n);
+		bench_backoff(&n);
 }
 
 static void *
@@ -707,7 +651,7 @@ xt_producer(void *varg)
 			p = NULL; /* the end marker */
 			done = 1;
 		} else {
-			p = xmalloc(skew_size(rng_next(&rng), 16, 512));
+			p = xmalloc(skew_size(bench_rng_next(&rng), 16, 512));
 			*(volatile char *)p = 1;
 			if (++count % XT_TICK == 0)
 				atomic_store_explicit(
@@ -717,7 +661,7 @@ xt_producer(void *varg)
 			head = atomic_load_explicit(
 			    &r->head, memory_order_acquire);
 			if (tail - head >= RING)
-				backoff(&n);
+				bench_backoff(&n);
 		}
 		r->slot[tail % RING] = p;
 		tail++;
@@ -729,13 +673,12 @@ xt_producer(void *varg)
 	return NULL;
 }
 
-static void *
-xt_consumer(void *varg)
+/* Free what the ring brings until its end marker (NULL); the consumer's. */
+static void
+ring_drain(struct ring *r)
 {
-	struct ring *r = varg;
 	size_t head = 0, tail = 0;
 
-	xt_start(2 * r->id + 1);
 	for (;;) {
 		unsigned n = 0;
 		void *p;
@@ -744,7 +687,7 @@ xt_consumer(void *varg)
 			tail = atomic_load_explicit(
 			    &r->tail, memory_order_acquire);
 			if (head == tail)
-				backoff(&n);
+				bench_backoff(&n);
 		}
 		p = r->slot[head % RING];
 		head++;
@@ -755,6 +698,15 @@ xt_consumer(void *varg)
 			break;
 		free(p);
 	}
+}
+
+static void *
+xt_consumer(void *varg)
+{
+	struct ring *r = varg;
+
+	xt_start(2 * r->id + 1);
+	ring_drain(r);
 	return NULL;
 }
 
@@ -871,7 +823,7 @@ fs_worker(void *varg)
 
 		while (
 		    atomic_load_explicit(&fs.turn, memory_order_acquire) != my)
-			backoff(&n);
+			bench_backoff(&n);
 		fs.obj[t][k] = xmalloc(fs.size);
 		memset(fs.obj[t][k], 0, fs.size);
 		atomic_store_explicit(&fs.turn, my + 1, memory_order_release);
@@ -886,7 +838,7 @@ fs_worker(void *varg)
 
 		atomic_fetch_add(&fs.ready, 1);
 		while (atomic_load_explicit(&fs.go, memory_order_acquire) <= ph)
-			backoff(&n);
+			bench_backoff(&n);
 		fs.start[ph][t] = bench_now_ns();
 		fs_hammer(ph % 2 == 0 ? base : mine, fs.iters);
 		fs.end[ph][t] = bench_now_ns();
@@ -972,7 +924,7 @@ churn_thread(void *varg)
 	char *obj[CHURN_N];
 
 	for (int i = 0; i < CHURN_N; i++) {
-		obj[i] = xmalloc(skew_size(rng_next(&rng), 16, 1024));
+		obj[i] = xmalloc(skew_size(bench_rng_next(&rng), 16, 1024));
 		*(volatile char *)obj[i] = (char)i;
 	}
 	bench_escape(obj);
@@ -1054,7 +1006,7 @@ test_frag(void)
 		size_t j = (size_t)(((uint64_t)i * SCATTER) % n);
 		uint64_t r = rng_at(seed ^ 0x5555, j);
 
-		if (rng_below(r, 10) != 0) {
+		if (bench_rng_below(r, 10) != 0) {
 			free(ptr[j]);
 			ptr[j] = NULL;
 		} else {
@@ -1187,15 +1139,6 @@ test_idle(void)
 /* ---- the issue 12 shapes: shared by large .. cachescratch ---- */
 
 /* CPU time of the calling thread, ns. */
-static inline uint64_t
-thread_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * Timed workers (gthread, alloctest, mix): nthr threads set up untimed,
  * wait for the start, run until the main thread says stop (after --ms of
@@ -1216,7 +1159,7 @@ tw_start(void)
 
 	atomic_fetch_add(&tw.ready, 1);
 	while (!atomic_load_explicit(&tw.go, memory_order_acquire))
-		backoff(&n);
+		bench_backoff(&n);
 }
 
 static inline int
@@ -1234,7 +1177,7 @@ tw_finish(void)
 	atomic_fetch_add(&tw.stopped, 1);
 	while (atomic_load_explicit(&tw.stopped, memory_order_acquire) <
 	    (int)tw.nthr)
-		backoff(&n);
+		bench_backoff(&n);
 }
 
 /*
@@ -1339,7 +1282,8 @@ test_large(void)
 
 	/* The live set, untimed: every byte written. */
 	for (size_t j = 0; j < live; j++) {
-		size_t sz = lo + rng_below(rng_next(&rng), hi - lo + 1);
+		size_t sz =
+		    lo + bench_rng_below(bench_rng_next(&rng), hi - lo + 1);
 
 		blk[j] = xmalloc(sz);
 		memset(blk[j], 1, sz);
@@ -1348,9 +1292,9 @@ test_large(void)
 	getrusage(RUSAGE_SELF, &ru0);
 	w0 = bench_now_ns();
 	for (size_t s = 0; s < steps; s++) {
-		uint64_t r = rng_next(&rng);
-		size_t j = rng_below(r, live);
-		size_t sz = lo + rng_below(r >> 32, hi - lo + 1);
+		uint64_t r = bench_rng_next(&rng);
+		size_t j = bench_rng_below(r, live);
+		size_t sz = lo + bench_rng_below(r >> 32, hi - lo + 1);
 
 		free(blk[j]);
 		blk[j] = xmalloc(sz);
@@ -1405,7 +1349,7 @@ gt_sizes_init(void)
 
 	gt_size = map_array(GT_NSIZES * sizeof *gt_size);
 	for (size_t i = 0; i < GT_NSIZES; i++) {
-		double u = (double)(rng_next(&rng) >> 11) * 0x1p-53;
+		double u = (double)(bench_rng_next(&rng) >> 11) * 0x1p-53;
 		double s = 1.0 / (a - u * (a - b));
 
 		gt_size[i] = s < GT_LO ? GT_LO
@@ -1428,15 +1372,16 @@ gt_worker(void *varg)
 	uint64_t rng = opt.seed + w->id * 0x9e3779b97f4a7c15u, c0, ops = 0;
 
 	for (size_t j = 0; j < n; j++) {
-		slot[j] = xmalloc(gt_size[rng_next(&rng) & (GT_NSIZES - 1)]);
+		slot[j] =
+		    xmalloc(gt_size[bench_rng_next(&rng) & (GT_NSIZES - 1)]);
 		*(volatile char *)slot[j] = 0;
 	}
 	tw_start();
-	c0 = thread_cpu_ns();
+	c0 = bench_thread_cpu_ns();
 	do {
 		for (int k = 0; k < 64; k++) {
-			uint64_t r = rng_next(&rng);
-			size_t j = rng_below(r, n);
+			uint64_t r = bench_rng_next(&rng);
+			size_t j = bench_rng_below(r, n);
 			char *p;
 
 			free(slot[j]);
@@ -1446,7 +1391,7 @@ gt_worker(void *varg)
 		}
 		ops += 64;
 	} while (!tw_stopping());
-	w->res.cpu_ns = thread_cpu_ns() - c0;
+	w->res.cpu_ns = bench_thread_cpu_ns() - c0;
 	w->res.ops = ops;
 	tw_finish();
 	for (size_t j = 0; j < n; j++)
@@ -1506,11 +1451,11 @@ at_worker(void *varg)
 	ring = map_array(bytes);
 	phase = cap / 4;
 	for (; tail < cap / 2; tail++) {
-		ring[tail] = xmalloc(skew_size(rng_next(&rng), 8, 4096));
+		ring[tail] = xmalloc(skew_size(bench_rng_next(&rng), 8, 4096));
 		*(volatile char *)ring[tail] = 0;
 	}
 	tw_start();
-	c0 = thread_cpu_ns();
+	c0 = bench_thread_cpu_ns();
 	do {
 		/* Phase k: growing (3 in 4 calls malloc) on even k, shrinking
 		 * (1 in 4) on odd; frees oldest first, newest first or at
@@ -1518,12 +1463,13 @@ at_worker(void *varg)
 		unsigned grow = k % 2 == 0 ? 3 : 1, order = (unsigned)(k % 3);
 
 		for (size_t i = 0; i < phase; i++) {
-			uint64_t r = rng_next(&rng), count = tail - head;
+			uint64_t r = bench_rng_next(&rng), count = tail - head;
 			void *p;
 
 			if (count < cap / 8 ||
 			    (count < cap && (r & 3) < grow)) {
-				p = xmalloc(skew_size(rng_next(&rng), 8, 4096));
+				p = xmalloc(
+				    skew_size(bench_rng_next(&rng), 8, 4096));
 				*(volatile char *)p = (char)i;
 				ring[tail++ & (cap - 1)] = p;
 				nm++;
@@ -1534,7 +1480,8 @@ at_worker(void *varg)
 			} else if (order == 1) {
 				p = ring[--tail & (cap - 1)];
 			} else {
-				uint64_t j = head + rng_below(r >> 2, count);
+				uint64_t j =
+				    head + bench_rng_below(r >> 2, count);
 
 				p = ring[j & (cap - 1)];
 				ring[j & (cap - 1)] = ring[head++ & (cap - 1)];
@@ -1544,7 +1491,7 @@ at_worker(void *varg)
 		}
 		k++;
 	} while (!tw_stopping());
-	w->res.cpu_ns = thread_cpu_ns() - c0;
+	w->res.cpu_ns = bench_thread_cpu_ns() - c0;
 	w->res.ops = nm + nf;
 	w->mallocs = nm;
 	w->frees = nf;
@@ -1621,11 +1568,11 @@ mix_size(uint64_t r)
 	    {995, 4096, 32768},
 	    {1000, 65536, 262144},
 	};
-	size_t u = rng_below(r, 1000), i = 0;
+	size_t u = bench_rng_below(r, 1000), i = 0;
 
 	while (u >= band[i].cum)
 		i++;
-	return band[i].lo + rng_below(r >> 32, band[i].hi - band[i].lo);
+	return band[i].lo + bench_rng_below(r >> 32, band[i].hi - band[i].lo);
 }
 
 static size_t
@@ -1668,17 +1615,18 @@ mix_worker(void *varg)
 	uint64_t si = 0, mi = 0;
 
 	for (size_t j = 0; j < MIX_SHORT + MIX_MED + MIX_LONG; j++) {
-		size_t sz = mix_size(rng_next(&rng));
+		size_t sz = mix_size(bench_rng_next(&rng));
 
 		shrt[j] = xmalloc(sz);
 		memset(shrt[j], 1, sz < 64 ? sz : 64);
 	}
 	tw_start();
-	c0 = thread_cpu_ns();
+	c0 = bench_thread_cpu_ns();
 	do {
 		for (int k = 0; k < MIX_POLL; k++) {
-			uint64_t r = rng_next(&rng), d = rng_below(r, 100);
-			size_t sz = mix_size(rng_next(&rng));
+			uint64_t r = bench_rng_next(&rng),
+				 d = bench_rng_below(r, 100);
+			size_t sz = mix_size(bench_rng_next(&rng));
 			void **slot, *old;
 			char *p = xmalloc(sz);
 
@@ -1697,14 +1645,14 @@ mix_worker(void *varg)
 			else if (d < 85)
 				slot = &med[mi++ % MIX_MED];
 			else
-				slot = &lng[rng_below(r >> 32, MIX_LONG)];
+				slot = &lng[bench_rng_below(r >> 32, MIX_LONG)];
 			old = *slot;
 			*slot = p;
 			free(old);
 		}
 		w->received += mix_drain(w);
 	} while (!tw_stopping());
-	w->res.cpu_ns = thread_cpu_ns() - c0;
+	w->res.cpu_ns = bench_thread_cpu_ns() - c0;
 	w->res.ops = n;
 	tw_finish();
 	w->received += mix_drain(w);
@@ -1763,7 +1711,7 @@ pc_start(int slot)
 	pin_self(pc.cpus[slot % pc.ncpu]);
 	atomic_fetch_add(&xt_ready, 1);
 	while (!atomic_load_explicit(&xt_go, memory_order_acquire))
-		backoff(&n);
+		bench_backoff(&n);
 }
 
 /* Put p in ring k (waiting for room); publish when told to. */
@@ -1776,7 +1724,7 @@ pc_put(size_t k, size_t *tails, size_t *heads, void *p, int publish)
 	while (tails[k] - heads[k] >= RING) {
 		heads[k] = atomic_load_explicit(&r->head, memory_order_acquire);
 		if (tails[k] - heads[k] >= RING)
-			backoff(&n);
+			bench_backoff(&n);
 	}
 	r->slot[tails[k] % RING] = p;
 	tails[k]++;
@@ -1794,7 +1742,8 @@ pc_producer(void *varg)
 	pc_start(0);
 	while (!atomic_load_explicit(&xt_stop, memory_order_relaxed)) {
 		for (int i = 0; i < RING_PUB; i++) {
-			char *p = xmalloc(skew_size(rng_next(&rng), 16, 256));
+			char *p =
+			    xmalloc(skew_size(bench_rng_next(&rng), 16, 256));
 			struct ring *r = &pc.rings[k];
 
 			*(volatile char *)p = 1;
@@ -1829,30 +1778,11 @@ static void *
 pc_consumer(void *varg)
 {
 	struct ring *r = varg;
-	size_t head = 0, tail = 0;
 
 	/* CPU slots 1.. (round robin): the producer has slot 0 to itself
 	 * when there are at least 2 CPUs. */
 	pc_start(pc.ncpu > 1 ? 1 + r->id % (pc.ncpu - 1) : 0);
-	for (;;) {
-		unsigned n = 0;
-		void *p;
-
-		while (head == tail) {
-			tail = atomic_load_explicit(
-			    &r->tail, memory_order_acquire);
-			if (head == tail)
-				backoff(&n);
-		}
-		p = r->slot[head % RING];
-		head++;
-		if (head % RING_PUB == 0 || p == NULL)
-			atomic_store_explicit(
-			    &r->head, head, memory_order_release);
-		if (p == NULL)
-			break;
-		free(p);
-	}
+	ring_drain(r);
 	return NULL;
 }
 
@@ -1950,8 +1880,8 @@ cs_worker(void *varg)
 
 		atomic_fetch_add(&cs.ready, 1);
 		while (atomic_load_explicit(&cs.go, memory_order_acquire) <= ph)
-			backoff(&n);
-		c0 = thread_cpu_ns();
+			bench_backoff(&n);
+		c0 = bench_thread_cpu_ns();
 		cs.start[ph][t] = bench_now_ns();
 		if (ph % 2 == 0) {
 			cs_write(cs_apart[t], cs.size, cs.iters);
@@ -1973,7 +1903,7 @@ cs_worker(void *varg)
 			}
 		}
 		cs.end[ph][t] = bench_now_ns();
-		cs.cpu[ph][t] = thread_cpu_ns() - c0;
+		cs.cpu[ph][t] = bench_thread_cpu_ns() - c0;
 	}
 	return NULL;
 }

@@ -121,32 +121,6 @@ die(const char *what, int err)
 	abort();
 }
 
-uint64_t
-rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15u);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-	return z ^ (z >> 31);
-}
-
-// Uniform in [0, n) from the low 32 bits of r.
-inline size_t
-below(uint64_t r, size_t n)
-{
-	return (size_t)(((r & 0xffffffffu) * (uint64_t)n) >> 32);
-}
-
-uint64_t
-thread_cpu_ns()
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 void *
 map_array(size_t bytes)
 {
@@ -156,18 +130,6 @@ map_array(size_t bytes)
 	if (p == MAP_FAILED)
 		die("mmap", errno);
 	return p;
-}
-
-void
-backoff(unsigned *n)
-{
-	if (++*n < 64) {
-#if defined(__x86_64__) || defined(__i386__)
-		__builtin_ia32_pause();
-#endif
-	} else {
-		sched_yield();
-	}
 }
 
 inline char *
@@ -193,7 +155,7 @@ void
 fill(Slot *a, uint64_t *rng)
 {
 	for (size_t j = 0; j < opt.slots; j++) {
-		size_t sz = MINSZ + below(rng_next(rng), MAXSZ - MINSZ + 1);
+		size_t sz = MINSZ + bench_rng_below(bench_rng_next(rng), MAXSZ - MINSZ + 1);
 
 		a[j].p = make(sz);
 		a[j].size = sz;
@@ -225,15 +187,15 @@ worker(void *arg)
 	fill(arrays[cur], &rng);
 	ready.fetch_add(1);
 	while (!go.load(std::memory_order_acquire))
-		backoff(&n);
-	c0 = thread_cpu_ns();
+		bench_backoff(&n);
+	c0 = bench_thread_cpu_ns();
 	do {
 		Slot *a = arrays[cur];
 
 		for (int k = 0; k < TICK; k++) {
-			uint64_t r = rng_next(&rng);
-			Slot &s = a[below(r, opt.slots)];
-			size_t sz = MINSZ + below(r >> 32, MAXSZ - MINSZ + 1);
+			uint64_t r = bench_rng_next(&rng);
+			Slot &s = a[bench_rng_below(r, opt.slots)];
+			size_t sz = MINSZ + bench_rng_below(r >> 32, MAXSZ - MINSZ + 1);
 
 			drop(s);
 			s.p = make(sz);
@@ -246,7 +208,7 @@ worker(void *arg)
 			w->handovers++;
 		}
 	} while (!stop.load(std::memory_order_relaxed));
-	w->cpu_ns = thread_cpu_ns() - c0;
+	w->cpu_ns = bench_thread_cpu_ns() - c0;
 	return nullptr;
 }
 
@@ -271,32 +233,15 @@ allowed_cpus()
 }
 
 void
-put_str(const char *s)
-{
-	putchar('"');
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
-	putchar('"');
-}
-
-void
 put_from(const char *key, void *fn)
 {
 	Dl_info info;
 
 	printf(",\"%s\":", key);
 	if (dladdr(fn, &info) != 0 && info.dli_fname != nullptr)
-		put_str(info.dli_fname);
+		bench_put_str(info.dli_fname);
 	else
-		put_str("?");
+		bench_put_str("?");
 }
 
 void
@@ -306,9 +251,9 @@ put_head(const char *test, const char *clock)
 	void *(*volatile fn)(size_t) = ::operator new[];
 
 	printf("{\"test\":");
-	put_str(test);
+	bench_put_str(test);
 	printf(",\"clock\":");
-	put_str(clock);
+	bench_put_str(clock);
 	put_from("malloc_from", (void *)(uintptr_t)fm);
 	put_from("new_from", (void *)(uintptr_t)fn);
 	printf(",\"ncpu\":%d", allowed_cpus());
