@@ -146,6 +146,42 @@ _Static_assert(
 	"jz %l[slow]\n\t"
 
 /*
+ * The rest of a get, after PC_RSEQ_SLOT: load the group's word into %rdx,
+ * leave (slow path) if the group is empty, and form the top object's slot
+ * address in %r8; after the caller's loads from it, the commit: the count
+ * less one and one operation more, stored.  A put's: leave if the group is
+ * full, form the free slot's address in %r8; after the caller's stores to
+ * it, the commit -- the count and the operations one more -- and the tick
+ * test (PC_TICK_TEST) on the word just stored.
+ */
+#define PC_RSEQ_GET_TOP                                                        \
+	"movq %c[wordoff](%%rcx), %%rdx\n\t"                                   \
+	"movzbl %%dl, %%r8d\n\t"                                               \
+	"testl %%r8d, %%r8d\n\t"                                               \
+	"jz %l[slow]\n\t"                                                      \
+	"subl $1, %%r8d\n\t"                                                   \
+	"shlq $4, %%r8\n\t"                                                    \
+	"addq %%rcx, %%r8\n\t"
+#define PC_RSEQ_GET_COMMIT                                                     \
+	"addq $0xffff, %%rdx\n\t"                                              \
+	"movq %%rdx, %c[wordoff](%%rcx)\n\t"                                   \
+	"2:\n\t"
+#define PC_RSEQ_PUT_TOP                                                        \
+	"movq %c[wordoff](%%rcx), %%rdx\n\t"                                   \
+	"cmpb %%dh, %%dl\n\t"                                                  \
+	"jae %l[slow]\n\t"                                                     \
+	"movzbl %%dl, %%r8d\n\t"                                               \
+	"shlq $4, %%r8\n\t"                                                    \
+	"addq %%rcx, %%r8\n\t"
+#define PC_RSEQ_PUT_COMMIT                                                     \
+	"addq $0x10001, %%rdx\n\t"                                             \
+	"movq %%rdx, %c[wordoff](%%rcx)\n\t"                                   \
+	"2:\n\t"                                                               \
+	"andl " PC_TICK_TEST ", %%edx\n\t"                                     \
+	"cmpl " PC_TICK_TEST ", %%edx\n\t"                                     \
+	"je %l[tick]\n\t"
+
+/*
  * Pop an object from this CPU's current group without a lock.  Inside the
  * critical section: read the CPU, find its slot, give up (slow path) if
  * the slot is locked, has no current group or the group is empty; else
@@ -164,18 +200,9 @@ retry:
 	__asm__ goto(
 	    PC_RSEQ_CS("3") PC_RSEQ_SLOT
 
-	    "movq %c[wordoff](%%rcx), %%rdx\n\t"
-	    "movzbl %%dl, %%r8d\n\t"
-	    "testl %%r8d, %%r8d\n\t"
-	    "jz %l[slow]\n\t"
-	    "subl $1, %%r8d\n\t"
-	    "shlq $4, %%r8\n\t"
-	    "addq %%rcx, %%r8\n\t"
+		PC_RSEQ_GET_TOP
 	    "movq %c[objoff](%%r8), %[obj]\n\t"
-	    "movq %c[objoff]+8(%%r8), %[pa]\n\t"
-	    "addq $0xffff, %%rdx\n\t" /* count - 1, one operation more */
-	    "movq %%rdx, %c[wordoff](%%rcx)\n\t"
-	    "2:\n\t"
+	    "movq %c[objoff]+8(%%r8), %[pa]\n\t" PC_RSEQ_GET_COMMIT
 	    : [obj] "=&r"(obj), [pa] "=&r"(pa)
 	    : [off] "r"(kmem_prim_rseq_off), [ncpu] "r"(ncpu), [base] "r"(cpus),
 	    PC_RSEQ_OFFSETS
@@ -203,20 +230,9 @@ pc_rseq_put(struct pc_cpu *cpus, unsigned int ncpu, void *obj, paddr_t pa)
 retry:
 	__asm__ goto(PC_RSEQ_CS("3") PC_RSEQ_SLOT
 
-		     "movq %c[wordoff](%%rcx), %%rdx\n\t"
-		     "cmpb %%dh, %%dl\n\t" /* count, capacity */
-		     "jae %l[slow]\n\t"
-		     "movzbl %%dl, %%r8d\n\t"
-		     "shlq $4, %%r8\n\t"
-		     "addq %%rcx, %%r8\n\t"
+			 PC_RSEQ_PUT_TOP
 		     "movq %[obj], %c[objoff](%%r8)\n\t"
-		     "movq %[pa], %c[objoff]+8(%%r8)\n\t"
-		     "addq $0x10001, %%rdx\n\t" /* count + 1, one more op */
-		     "movq %%rdx, %c[wordoff](%%rcx)\n\t"
-		     "2:\n\t"
-		     "andl " PC_TICK_TEST ", %%edx\n\t"
-		     "cmpl " PC_TICK_TEST ", %%edx\n\t"
-		     "je %l[tick]\n\t"
+		     "movq %[pa], %c[objoff]+8(%%r8)\n\t" PC_RSEQ_PUT_COMMIT
 		     :
 		     : [off] "r"(kmem_prim_rseq_off), [ncpu] "r"(ncpu),
 		     [base] "r"(cpus), [obj] "r"(obj), [pa] "r"(pa),
@@ -253,17 +269,8 @@ retry:
 	__asm__ goto(
 	    PC_RSEQ_CS("3") PC_RSEQ_SLOT
 
-	    "movq %c[wordoff](%%rcx), %%rdx\n\t"
-	    "movzbl %%dl, %%r8d\n\t"
-	    "testl %%r8d, %%r8d\n\t"
-	    "jz %l[slow]\n\t"
-	    "subl $1, %%r8d\n\t"
-	    "shlq $4, %%r8\n\t"
-	    "addq %%rcx, %%r8\n\t"
-	    "movq %c[objoff](%%r8), %[obj]\n\t"
-	    "addq $0xffff, %%rdx\n\t" /* count - 1, one operation more */
-	    "movq %%rdx, %c[wordoff](%%rcx)\n\t"
-	    "2:\n\t"
+		PC_RSEQ_GET_TOP
+	    "movq %c[objoff](%%r8), %[obj]\n\t" PC_RSEQ_GET_COMMIT
 	    : [obj] "=&a"(obj) /* %rax: the slot's address until then */
 	    : [off] "r"(kmem_prim_rseq_off), [ncpu] "r"(ncpu), [base] "r"(cpus),
 	    PC_RSEQ_OFFSETS
@@ -283,19 +290,8 @@ pc_rseq_put_va(struct pc_cpu *cpus, unsigned int ncpu, void *obj)
 retry:
 	__asm__ goto(PC_RSEQ_CS("3") PC_RSEQ_SLOT
 
-		     "movq %c[wordoff](%%rcx), %%rdx\n\t"
-		     "cmpb %%dh, %%dl\n\t" /* count, capacity */
-		     "jae %l[slow]\n\t"
-		     "movzbl %%dl, %%r8d\n\t"
-		     "shlq $4, %%r8\n\t"
-		     "addq %%rcx, %%r8\n\t"
-		     "movq %[obj], %c[objoff](%%r8)\n\t"
-		     "addq $0x10001, %%rdx\n\t" /* count + 1, one more op */
-		     "movq %%rdx, %c[wordoff](%%rcx)\n\t"
-		     "2:\n\t"
-		     "andl " PC_TICK_TEST ", %%edx\n\t"
-		     "cmpl " PC_TICK_TEST ", %%edx\n\t"
-		     "je %l[tick]\n\t"
+			 PC_RSEQ_PUT_TOP
+		     "movq %[obj], %c[objoff](%%r8)\n\t" PC_RSEQ_PUT_COMMIT
 		     :
 		     : [off] "r"(kmem_prim_rseq_off), [ncpu] "r"(ncpu),
 		     [base] "r"(cpus), [obj] "r"(obj), PC_RSEQ_OFFSETS
