@@ -120,17 +120,24 @@ usage(void)
 	exit(2);
 }
 
-static void
+/* "kmemstat: MESSAGE" on stderr, then exit with status. */
+static _Noreturn void
+vquit(int status, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "%s: ", progname);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	exit(status);
+}
+
+/* Bad usage or an internal failure: exit 2. */
+static _Noreturn void
 die(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "%s: ", progname);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(2);
+	vquit(2, fmt, ap);
 }
 
 /* ---- merged rows ---- */
@@ -625,12 +632,8 @@ fail(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "%s: ", progname);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
+	vquit(1, fmt, ap);
 }
 
 static volatile sig_atomic_t interrupted;

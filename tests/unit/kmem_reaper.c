@@ -16,16 +16,14 @@
 #include "internal/domain.h"
 #include "internal/pool_impl.h"
 #include "t.h"
+#include "t_vmem.h"
 
 #define BIG (32u << 20)
 
 static size_t
 kva_imported(void)
 {
-	struct kmem_vmem_stats st;
-
-	T_EQ(kmem_vmem_stats(kmemi_page_arena(&kmemi_dom0), &st), 0);
-	return st.vs_imported;
+	return t_vmem_stats(kmemi_page_arena(&kmemi_dom0)).vs_imported;
 }
 
 static void

@@ -25,6 +25,7 @@
 #include "internal/kmem_impl.h"
 #include "internal/pool_impl.h"
 #include "t.h"
+#include "t_vmem.h"
 
 #define BLK   ((size_t)2 << 20)
 #define BATCH ((size_t)32 << 20) /* vmem.c's PURGE_BATCH_SPAN_BYTES */
@@ -32,10 +33,7 @@
 static size_t
 kva_imported(void)
 {
-	struct kmem_vmem_stats st;
-
-	T_EQ(kmem_vmem_stats(kmemi_page_arena(&kmemi_dom0), &st), 0);
-	return st.vs_imported;
+	return t_vmem_stats(kmemi_page_arena(&kmemi_dom0)).vs_imported;
 }
 
 static void
