@@ -43,7 +43,11 @@
  * pcg_normal_cache and pcg_large_cache).
  *    - Per CPU (struct pc_cpu, one cache line each, no false sharing): a
  *      spin lock (one atomic exchange to take, one store to release),
- *      current and previous groups, hit/miss counters.  Gets and puts
+ *      current and previous groups, the current group's word (section
+ *      9), hit/miss counters.  A cache's slots start a number of lines
+ *      past its structure that its page number chooses (PC_COLOURS):
+ *      the structures are page-aligned, and without it every cache's
+ *      slot of a CPU shared one set of the level-1 data cache.  Gets and puts
  *      that the current group can serve take no lock: a restartable
  *      sequence (section 9), or nothing at all while the process has
  *      never created a thread, as glibc's malloc does.  The CPU
@@ -108,7 +112,11 @@
  *    CPU's slot, and give up to the locked slow path if the slot's lock
  *    is held, it has no current group, or the group is empty (get) or
  *    full (put); otherwise they move one object and commit with a single
- *    store of the group's new count.  The kernel restarts a section that
+ *    store of the group's new count -- the slot's cc_word, which stands
+ *    for the current group's word while it is current, so that a fast
+ *    path reads no line of the group's but the entry it moves (a lock
+ *    holder has the word back in the group, pc_sync_in, and in the slot
+ *    when it lets go, pc_sync_out).  The kernel restarts a section that
  *    is preempted, migrated or signalled before the commit, so no two
  *    threads ever interleave inside one on the same CPU.  What remains is
  *    a thread on another CPU changing the slot: everything except the
@@ -120,7 +128,7 @@
  *    slot's CPU needs no fence: a section that was in flight there was
  *    preempted by it and will restart.  So the groups a lock holder sees
  *    cannot change under it.  The fast path counts its operations in
- *    the group's word, which its commit stores (pool_cache_impl.h), not
+ *    the word, which its commit stores (pool_cache_impl.h), not
  *    with an increment of the CPU's counter, whose read-modify-write
  *    chained one operation to the next (a tenth of a malloc/free pair);
  *    a group's count goes to the CPU's when it leaves the CPU (pc_fold).
@@ -222,8 +230,20 @@ struct pool_cache {
 	unsigned long pc_depothit, pc_depotmiss;
 	uint64_t pc_ws_time; /* last working-set update */
 
-	struct pc_cpu pc_cpus[];
+	/* In the cache's own pages, after the structure, coloured (below). */
+	struct pc_cpu *pc_cpus;
 };
+
+/*
+ * The CPU slots of each cache start a different number of cache lines
+ * past the structure (PC_COLOURS, in turn): the structure is page-aligned,
+ * so without colour CPU i's slot of every cache sat at the same offset in
+ * its page, in the same set of the level-1 data cache, and a program
+ * using more size classes than the cache has ways (8-12) missed on every
+ * slot it touched (the gthread cell, whose sizes span the classes).
+ */
+#define PC_COLOURS 32u
+/* (The colour is the cache's page number's: no counter to keep.) */
 
 /* ---- groups ---- */
 
@@ -582,6 +602,53 @@ pc_reap(pool_cache_t pc, bool everything)
 /* ---- get / put ---- */
 
 /*
+ * The current group's word into the group, for a lock holder (fenced, or
+ * on the slot's CPU: no fast path can commit meanwhile), and back into
+ * the slot when it lets go (pool_cache_impl.h, cc_word): 0 without a
+ * current group.
+ */
+static inline void
+pc_sync_in(struct pc_cpu *cc)
+{
+	KMEM_ASSERT(cc->cc_current != NULL || cc->cc_word == 0);
+	if (cc->cc_current != NULL)
+		cc->cc_current->pcg_word = cc->cc_word;
+}
+
+static inline void
+pc_sync_out(struct pc_cpu *cc)
+{
+	cc->cc_word = cc->cc_current != NULL ? cc->cc_current->pcg_word : 0;
+}
+
+/* The current group's word, for a reader that does not fence. */
+static inline uint64_t
+pc_cur_word(const struct pc_cpu *cc)
+{
+	return __atomic_load_n(&cc->cc_word, __ATOMIC_RELAXED);
+}
+
+/* Slot i of pc locked and fenced (section 9), its word in its group. */
+static struct pc_cpu *
+pc_slot_lock(pool_cache_t pc, unsigned int i)
+{
+	struct pc_cpu *cc = &pc->pc_cpus[i];
+
+	kmem_spin_enter(&cc->cc_lock);
+	if (pc->pc_rseq)
+		kmem_prim_rseq_fence(i);
+	pc_sync_in(cc);
+	return cc;
+}
+
+static void
+pc_slot_unlock(struct pc_cpu *cc)
+{
+	pc_sync_out(cc);
+	kmem_spin_exit(&cc->cc_lock);
+}
+
+/*
  * This CPU's slot, locked -- unless the process has never created a
  * thread, when no one else can touch it ("lk" false; the caller passes it
  * back to pc_cpu_exit).
@@ -605,12 +672,14 @@ pc_cpu_enter(pool_cache_t pc, bool lk)
 		if (pc->pc_rseq && kmem_prim_cpu_raw() != (int32_t)cpu)
 			kmem_prim_rseq_fence(cpu);
 	}
+	pc_sync_in(cc);
 	return cc;
 }
 
 static inline void
 pc_cpu_exit(struct pc_cpu *cc, bool lk)
 {
+	pc_sync_out(cc);
 	if (lk)
 		kmem_spin_exit(&cc->cc_lock);
 	kmem_prim_cpu_exit();
@@ -950,11 +1019,8 @@ pool_cache_invalidate(pool_cache_t pc)
 
 	/* Section 5 of the design comment: one CPU lock at a time. */
 	for (i = 0; i < pc->pc_ncpu; i++) {
-		struct pc_cpu *cc = &pc->pc_cpus[i];
+		struct pc_cpu *cc = pc_slot_lock(pc, i);
 
-		kmem_spin_enter(&cc->cc_lock);
-		if (pc->pc_rseq)
-			kmem_prim_rseq_fence(i);
 		if ((g = cc->cc_current) != NULL) {
 			pc_fold(cc, g);
 			g->pcg_next = chain;
@@ -966,7 +1032,7 @@ pool_cache_invalidate(pool_cache_t pc)
 			chain = g;
 		}
 		cc->cc_current = cc->cc_previous = NULL;
-		kmem_spin_exit(&cc->cc_lock);
+		pc_slot_unlock(cc);
 	}
 	pc_destruct_groups(pc, chain);
 	kmem_mutex_enter(&pc->pc_depot_lock);
@@ -997,14 +1063,11 @@ kmemi_cache_holds_free(pool_cache_t pc, const void *obj)
 
 	/* One CPU lock at a time, as invalidation (section 5). */
 	for (i = 0; i < pc->pc_ncpu && !found; i++) {
-		struct pc_cpu *cc = &pc->pc_cpus[i];
+		struct pc_cpu *cc = pc_slot_lock(pc, i);
 
-		kmem_spin_enter(&cc->cc_lock);
-		if (pc->pc_rseq)
-			kmem_prim_rseq_fence(i);
 		found = pcg_holds(cc->cc_current, obj, 1) ||
 		    pcg_holds(cc->cc_previous, obj, 1);
-		kmem_spin_exit(&cc->cc_lock);
+		pc_slot_unlock(cc);
 	}
 	if (!found) {
 		kmem_mutex_enter(&pc->pc_depot_lock);
@@ -1158,12 +1221,16 @@ kmemi_cache_create(size_t size, unsigned int align, unsigned int align_offset,
 
 	kmem_options_init();
 	pcg_init(d);
-	bytes = kmem_align_up(
-	    sizeof(*pc) + ncpu * sizeof(struct pc_cpu), kmem_prim_page_size());
+	bytes = kmem_align_up(kmem_align_up(sizeof(*pc), KMEM_CACHELINE) +
+		(PC_COLOURS - 1 + ncpu) * sizeof(struct pc_cpu),
+	    kmem_prim_page_size());
 	if (kmemi_meta_alloc(d, bytes, VM_NOSLEEP, &mem) != 0)
 		return NULL;
 	pc = mem;
 	pc->pc_mapsize = bytes;
+	pc->pc_cpus = (struct pc_cpu *)(void *)((char *)mem +
+	    kmem_align_up(sizeof(*pc), KMEM_CACHELINE) +
+	    ((uintptr_t)mem >> 12) % PC_COLOURS * sizeof(struct pc_cpu));
 	pool_init(&pc->pc_pool, size, align, align_offset, (int)flags, wchan,
 	    palloc, ipl);
 	kmemi_pool_annot_set(&pc->pc_pool, false); /* pool_cache_init's */
@@ -1380,8 +1447,10 @@ kmem_pool_cache_stats(pool_cache_t pc, struct kmem_pool_stats *st)
 		st->ps_cpuhit += cc->cc_hits;
 		st->ps_cpumiss += cc->cc_misses;
 		if (cc->cc_current != NULL) {
-			st->ps_cached_objects += cc->cc_current->pcg_avail;
-			st->ps_cpuhit += pcg_ops(cc->cc_current);
+			uint64_t w = pc_cur_word(cc);
+
+			st->ps_cached_objects += w & 0xff;
+			st->ps_cpuhit += (unsigned long)(w >> PCG_OPS_SHIFT);
 		}
 		if (cc->cc_previous != NULL) {
 			st->ps_cached_objects += cc->cc_previous->pcg_avail;
@@ -1422,10 +1491,10 @@ kmem_pool_cache_cpu_stats(pool_cache_t pc, unsigned int cpu,
 	cc = &pc->pc_cpus[cpu];
 	kmem_spin_enter(&cc->cc_lock);
 	*hits = cc->cc_hits +
-	    (cc->cc_current != NULL ? pcg_ops(cc->cc_current) : 0) +
+	    (unsigned long)(pc_cur_word(cc) >> PCG_OPS_SHIFT) +
 	    (cc->cc_previous != NULL ? pcg_ops(cc->cc_previous) : 0);
 	*misses = cc->cc_misses;
-	*held = (cc->cc_current != NULL ? cc->cc_current->pcg_avail : 0) +
+	*held = (unsigned int)(pc_cur_word(cc) & 0xff) +
 	    (cc->cc_previous != NULL ? cc->cc_previous->pcg_avail : 0);
 	kmem_spin_exit(&cc->cc_lock);
 	return 0;
@@ -1610,11 +1679,8 @@ kmem_pool_cache_check(pool_cache_t pc)
 	 * in index order, as fork's prepare takes them, each fenced as
 	 * invalidation does), so that no object is seen twice or missed.
 	 */
-	for (i = 0; i < pc->pc_ncpu; i++) {
-		kmem_spin_enter(&pc->pc_cpus[i].cc_lock);
-		if (pc->pc_rseq)
-			kmem_prim_rseq_fence(i);
-	}
+	for (i = 0; i < pc->pc_ncpu; i++)
+		(void)pc_slot_lock(pc, i);
 	kmem_mutex_enter(&pc->pc_depot_lock);
 	kmem_mutex_enter(&d->kd_pcg_lock);
 	kmem_plock_enter(&pp->pr_lock);
@@ -1637,7 +1703,7 @@ kmem_pool_cache_check(pool_cache_t pc)
 	kmem_mutex_exit(&d->kd_pcg_lock);
 	kmem_mutex_exit(&pc->pc_depot_lock);
 	for (i = pc->pc_ncpu; i-- > 0;)
-		kmem_spin_exit(&pc->pc_cpus[i].cc_lock);
+		pc_slot_unlock(&pc->pc_cpus[i]);
 }
 
 static int
@@ -1684,11 +1750,8 @@ kmemi_cache_outstanding(pool_cache_t pc)
 	const struct pcg *g;
 	unsigned int i, k;
 
-	for (i = 0; i < pc->pc_ncpu; i++) {
-		kmem_spin_enter(&pc->pc_cpus[i].cc_lock);
-		if (pc->pc_rseq)
-			kmem_prim_rseq_fence(i);
-	}
+	for (i = 0; i < pc->pc_ncpu; i++)
+		(void)pc_slot_lock(pc, i);
 	kmem_mutex_enter(&pc->pc_depot_lock);
 	kmem_plock_enter(&pp->pr_lock);
 	for (i = 0; i < pc->pc_ncpu; i++) {
@@ -1705,7 +1768,7 @@ kmemi_cache_outstanding(pool_cache_t pc)
 	kmem_plock_exit(&pp->pr_lock);
 	kmem_mutex_exit(&pc->pc_depot_lock);
 	for (i = pc->pc_ncpu; i-- > 0;)
-		kmem_spin_exit(&pc->pc_cpus[i].cc_lock);
+		pc_slot_unlock(&pc->pc_cpus[i]);
 	if (cached > nout) /* an object put twice, counted twice */
 		kmem_panic(
 		    "kmem_domain_destroy: cache %s holds %lu free objects "

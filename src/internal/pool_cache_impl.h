@@ -74,6 +74,16 @@ pcg_ops(const struct pcg *g)
 struct pc_cpu {
 	kmem_spin_t cc_lock;
 	struct pcg *cc_current;
+	/*
+	 * The current group's word while it is current: the one the fast
+	 * paths read and commit, in the slot's line, so that they load no
+	 * line of the group's but the object's entry.  The group's own
+	 * pcg_word is stale meanwhile; whoever holds the slot's lock has it
+	 * back in the group (pc_sync_in) and puts it back here when it lets
+	 * go (pc_sync_out).  0 while there is no current group: a get finds
+	 * no object, a put no room.
+	 */
+	uint64_t cc_word;
 	struct pcg *cc_previous;
 	unsigned long cc_hits;	 /* served by the CPU layer (and in groups) */
 	unsigned long cc_misses; /* went to the depot */
@@ -122,7 +132,7 @@ _Static_assert(
 #define PC_RSEQ_OFFSETS                                                        \
 	[lockoff] "i"(offsetof(struct pc_cpu, cc_lock)),                       \
 	    [curoff] "i"(offsetof(struct pc_cpu, cc_current)),                 \
-	    [wordoff] "i"(offsetof(struct pcg, pcg_word)),                     \
+	    [wordoff] "i"(offsetof(struct pc_cpu, cc_word)),                   \
 	    [objoff] "i"(offsetof(struct pcg, pcg_objects))
 
 /*
@@ -141,9 +151,7 @@ _Static_assert(
 	"addq %[base], %%rax\n\t"                                              \
 	"cmpl $0, %c[lockoff](%%rax)\n\t"                                      \
 	"jne %l[slow]\n\t"                                                     \
-	"movq %c[curoff](%%rax), %%rcx\n\t"                                    \
-	"testq %%rcx, %%rcx\n\t"                                               \
-	"jz %l[slow]\n\t"
+	"movq %c[curoff](%%rax), %%rcx\n\t"
 
 /*
  * The rest of a get, after PC_RSEQ_SLOT: load the group's word into %rdx,
@@ -155,7 +163,7 @@ _Static_assert(
  * test (PC_TICK_TEST) on the word just stored.
  */
 #define PC_RSEQ_GET_TOP                                                        \
-	"movq %c[wordoff](%%rcx), %%rdx\n\t"                                   \
+	"movq %c[wordoff](%%rax), %%rdx\n\t"                                   \
 	"movzbl %%dl, %%r8d\n\t"                                               \
 	"testl %%r8d, %%r8d\n\t"                                               \
 	"jz %l[slow]\n\t"                                                      \
@@ -164,10 +172,10 @@ _Static_assert(
 	"addq %%rcx, %%r8\n\t"
 #define PC_RSEQ_GET_COMMIT                                                     \
 	"addq $0xffff, %%rdx\n\t"                                              \
-	"movq %%rdx, %c[wordoff](%%rcx)\n\t"                                   \
+	"movq %%rdx, %c[wordoff](%%rax)\n\t"                                   \
 	"2:\n\t"
 #define PC_RSEQ_PUT_TOP                                                        \
-	"movq %c[wordoff](%%rcx), %%rdx\n\t"                                   \
+	"movq %c[wordoff](%%rax), %%rdx\n\t"                                   \
 	"cmpb %%dh, %%dl\n\t"                                                  \
 	"jae %l[slow]\n\t"                                                     \
 	"movzbl %%dl, %%r8d\n\t"                                               \
@@ -175,7 +183,7 @@ _Static_assert(
 	"addq %%rcx, %%r8\n\t"
 #define PC_RSEQ_PUT_COMMIT                                                     \
 	"addq $0x10001, %%rdx\n\t"                                             \
-	"movq %%rdx, %c[wordoff](%%rcx)\n\t"                                   \
+	"movq %%rdx, %c[wordoff](%%rax)\n\t"                                   \
 	"2:\n\t"                                                               \
 	"andl " PC_TICK_TEST ", %%edx\n\t"                                     \
 	"cmpl " PC_TICK_TEST ", %%edx\n\t"                                     \
@@ -271,10 +279,10 @@ retry:
 
 		PC_RSEQ_GET_TOP
 	    "movq %c[objoff](%%r8), %[obj]\n\t" PC_RSEQ_GET_COMMIT
-	    : [obj] "=&a"(obj) /* %rax: the slot's address until then */
+	    : [obj] "=&r"(obj)
 	    : [off] "r"(kmem_prim_rseq_off), [ncpu] "r"(ncpu), [base] "r"(cpus),
 	    PC_RSEQ_OFFSETS
-	    : "rcx", "rdx", "r8", "memory", "cc"
+	    : "rax", "rcx", "rdx", "r8", "memory", "cc"
 	    : slow, abort);
 	*objp = obj;
 	return 1;

@@ -43,10 +43,17 @@ mk(void)
 		pool_cache_put(pc, objs[i]);
 	cpu = (int)(kmem_prim_cpu_fast() % pc->pc_ncpu);
 	cc = &pc->pc_cpus[cpu];
+	kmem_pool_cache_check(pc);
+	/*
+	 * The current group's count and top objects are the slot's while
+	 * it is current (pool_cache_impl.h): into the group, for damage()
+	 * to change it there, and back (pc_sync_out) before the cache is
+	 * used or checked.
+	 */
+	pc_sync_in(cc);
 	if (pc->pc_nfull == 0 || cc->cc_current == NULL ||
 	    cc->cc_current->pcg_avail == 0)
 		_exit(5);
-	kmem_pool_cache_check(pc);
 }
 
 enum {
@@ -197,6 +204,7 @@ damage(void *arg)
 		break;
 	case HOOK_GET:
 		/* The gets that empty this CPU's groups reach the depot. */
+		pc_sync_out(cc);
 		kmemi_debug_configure("check");
 		pc->pc_nfull++;
 		t_ck_want(
@@ -208,6 +216,7 @@ damage(void *arg)
 		/* The puts that fill them, too. */
 		for (i = 0; i < 40; i++)
 			more[i] = pool_get(&pc->pc_pool, PR_WAITOK);
+		pc_sync_out(cc);
 		kmemi_debug_configure("check");
 		pc->pc_nfull++;
 		t_ck_want(
@@ -218,6 +227,7 @@ damage(void *arg)
 	default:
 		_exit(7);
 	}
+	pc_sync_out(cc);
 	kmem_pool_cache_check(pc);
 }
 
