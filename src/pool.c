@@ -47,6 +47,13 @@
  *      starts in any pagesz-sized block: an aligned page is found with one
  *      lookup, an unaligned (PR_NOALIGN) one in the block of the address or
  *      the block before.  The hash doubles when pages exceed 2 per bucket.
+ *      A batch of puts under one lock hold (pool_cache's flush) keeps the
+ *      page of the previous item: an item within that page's bytes skips
+ *      the lookup (a page that empties is forgotten: it may leave).
+ *    - An item's index in its page: its offset times a per-pool
+ *      multiplier, shifted (pr_idxmul, pr_idxshift; exact for every
+ *      offset in a page: kmemi_pool_idx_recip), not a 64-bit division;
+ *      put checks the boundary by multiplying back.
  *    - Colouring: the slack left after the items is spread as different
  *      starting offsets (multiples of the alignment) on successive pages
  *      (not with kmem's KMEMI_PR_NOCOLOR: first item at the page start).
@@ -423,6 +430,47 @@ ph_verify(struct pool *pp, const char *fn, const void *v,
 		ph_corrupt(pp, fn, v, ph, "counts out of range");
 }
 
+/* ---- item index ---- */
+
+/*
+ * An item's index from its offset in its page, by a multiply and a shift
+ * rather than a 64-bit division (the put path's costliest instruction:
+ * a sixth of pool_put's time under python's churn of malloc).  With
+ * 2^k >= pagesz * size and m = ceil(2^k / size) = (2^k + e) / size,
+ * 0 <= e < size: off * m / 2^k = off / size + off * e / (size * 2^k),
+ * whose second term is below 1 / size for every off < pagesz, too little
+ * to carry off / size (fractional part at most (size - 1) / size) past
+ * an integer -- the floor is the quotient, exactly.  k = log2(pagesz) +
+ * ceil(log2(size)), so m < 2 pagesz + 1 and off * m < 2^62 for pages up
+ * to 2^30 bytes; larger pages (a caller's allocator) keep the division
+ * (*mulp = 0).  The unit tests check every offset of a range of sizes.
+ */
+bool
+kmemi_pool_idx_recip(
+    size_t size, size_t pagesz, unsigned int *mulp, unsigned int *shiftp)
+{
+	unsigned int k;
+
+	*mulp = *shiftp = 0;
+	if (size == 0 || !kmem_powerof2(pagesz) || pagesz > ((size_t)1 << 30))
+		return false;
+	k = kmem_ilog2(pagesz) + kmem_ilog2(size) + !kmem_powerof2(size);
+	*mulp = (unsigned int)((((uint64_t)1 << k) + size - 1) / size);
+	*shiftp = k;
+	return true;
+}
+
+/* off / pp->pr_size, for off < the page size. */
+static inline size_t
+pool_item_index(const struct pool *pp, size_t off)
+{
+	KMEM_ASSERT(off <= pp->pr_alloc->pa_pagemask);
+	if (kmem_likely(pp->pr_idxmul != 0))
+		return (
+		    size_t)(((uint64_t)off * pp->pr_idxmul) >> pp->pr_idxshift);
+	return off / pp->pr_size;
+}
+
 /* ---- page lists ---- */
 
 static struct kmem_pool_page **
@@ -685,6 +733,8 @@ pool_init(struct pool *pp, size_t size, unsigned int align,
 	avail = pagesz - pp->pr_itemoffset;
 	slack = avail - (size_t)ipp * pp->pr_size;
 	pp->pr_maxcolor = nocolor ? 0 : kmem_align_down(slack, align);
+	(void)kmemi_pool_idx_recip(
+	    pp->pr_size, pagesz, &pp->pr_idxmul, &pp->pr_idxshift);
 	if (!onpage)
 		pp->pr_roflags |= PR_ROF_OFFPAGE;
 	if (!onpage || (flags & PR_NOALIGN))
@@ -1154,26 +1204,37 @@ pool_get(struct pool *pp, int flags)
 	return v;
 }
 
-/* Put v back; pool lock held.  Pages to free go on *idle. */
+/*
+ * Put v back; pool lock held.  Pages to free go on *idle.  *last is the
+ * page of the previous put under this lock hold (NULL: none), and
+ * becomes v's: a batch's items of one page, one after the other, find it
+ * without the lookup (pages never overlap: an address within a page's
+ * bytes is that page's); a page that empties may leave the pool, so it
+ * is never remembered.
+ */
 static void
-pool_put_locked(struct pool *pp, void *v, struct kmem_pool_page **idle)
+pool_put_locked(struct pool *pp, void *v, struct kmem_pool_page **idle,
+    struct kmem_pool_page **last)
 {
-	struct kmem_pool_page *ph;
+	struct kmem_pool_page *ph = *last;
 	size_t off;
 	unsigned int idx;
 	uint64_t bit;
 
 	KMEM_ASSERT(kmem_plock_held(&pp->pr_lock));
-	ph = pool_page_of(pp, "pool_put", v);
+	if (ph == NULL ||
+	    (uintptr_t)v - (uintptr_t)ph->ph_page > pp->pr_alloc->pa_pagemask)
+		ph = pool_page_of(pp, "pool_put", v);
 	ph_verify(pp, "pool_put", v, ph);
+	*last = ph;
 	off = (size_t)((char *)v - ph->ph_items);
-	if ((char *)v < ph->ph_items || off % pp->pr_size != 0 ||
-	    off / pp->pr_size >= ph->ph_nitems)
+	if ((char *)v < ph->ph_items ||
+	    (idx = (unsigned int)pool_item_index(pp, off)) >= ph->ph_nitems ||
+	    (size_t)idx * pp->pr_size != off)
 		kmem_panic("pool_put(pool '%s', %p): not an item boundary "
 			   "(items of %zu bytes start at %p in page %p)",
 		    pp->pr_wchan, v, pp->pr_size, (void *)ph->ph_items,
 		    (void *)ph->ph_page);
-	idx = (unsigned int)(off / pp->pr_size);
 	bit = (uint64_t)1 << (idx % 64);
 	if (ph->ph_bitmap[idx / 64] & bit)
 		kmem_panic("pool_put(pool '%s', %p): item is already free "
@@ -1191,6 +1252,7 @@ pool_put_locked(struct pool *pp, void *v, struct kmem_pool_page **idle)
 	if (ph->ph_nmissing-- == ph->ph_nitems)
 		ph_move(pp, ph, PH_PART); /* full -> partial: next to use */
 	if (ph->ph_nmissing == 0) {
+		*last = NULL;
 		ph_move(pp, ph, PH_EMPTY);
 		ph->ph_time = kmem_prim_clock_ns();
 		if (pp->pr_nitems - ph->ph_nitems >= pp->pr_minitems &&
@@ -1218,11 +1280,11 @@ pool_check_magic(struct pool *pp, void *v)
 void
 pool_put(struct pool *pp, void *v)
 {
-	struct kmem_pool_page *idle = NULL;
+	struct kmem_pool_page *idle = NULL, *last = NULL;
 
 	pool_check_magic(pp, v);
 	kmem_plock_enter(&pp->pr_lock);
-	pool_put_locked(pp, v, &idle);
+	pool_put_locked(pp, v, &idle, &last);
 	/* Checked; before a get can hand it out again (section 2a). */
 	if (kmem_unlikely(pp->pr_roflags & PR_ROF_ANNOT))
 		kmemi_annot_free(pp, v, pp->pr_size);
@@ -1236,7 +1298,7 @@ pool_put(struct pool *pp, void *v)
 void
 kmemi_pool_put_batch(struct pool *pp, void *const *objs, unsigned int n)
 {
-	struct kmem_pool_page *idle = NULL;
+	struct kmem_pool_page *idle = NULL, *last = NULL;
 	unsigned int i;
 
 	if (n == 0)
@@ -1244,7 +1306,7 @@ kmemi_pool_put_batch(struct pool *pp, void *const *objs, unsigned int n)
 	pool_check_magic(pp, objs[0]);
 	kmem_plock_enter(&pp->pr_lock);
 	for (i = 0; i < n; i++)
-		pool_put_locked(pp, objs[i], &idle);
+		pool_put_locked(pp, objs[i], &idle, &last);
 	if (pp->pr_nwaiters != 0)
 		kmem_pcond_broadcast(&pp->pr_cv);
 	kmem_plock_exit(&pp->pr_lock);
