@@ -996,26 +996,44 @@ pool_grow(struct pool *pp, int flags)
 
 /* ---- get / put ---- */
 
-static void *
-ph_take(struct pool *pp, struct kmem_pool_page *ph)
+/*
+ * Up to max free items of page ph into objs, lowest first (max >= 1; at
+ * most the page's free items): one header check, whole bitmap words at a
+ * time.  Returns how many.  Lock held; the caller counts them in the pool.
+ */
+static unsigned int
+ph_take(
+    struct pool *pp, struct kmem_pool_page *ph, void **objs, unsigned int max)
 {
-	unsigned int w = ph->ph_hint, bit;
+	unsigned int w = ph->ph_hint, got = 0, bit;
+	bool was_empty = ph->ph_nmissing == 0;
 	uint64_t word;
 
 	ph_verify(pp, "pool_get", NULL, ph);
 	KMEM_ASSERT(ph->ph_list != PH_FULL && ph->ph_nmissing < ph->ph_nitems);
-	while ((word = ph->ph_bitmap[w]) == 0)
-		if (kmem_unlikely(++w == pp->pr_bmwords))
-			ph_corrupt(pp, "pool_get", NULL, ph,
-			    "no free item in its bitmap");
-	bit = (unsigned int)__builtin_ctzll(word);
-	ph->ph_bitmap[w] = word & (word - 1);
+	KMEM_ASSERT(max >= 1);
+	if (max > ph->ph_nitems - ph->ph_nmissing)
+		max = ph->ph_nitems - ph->ph_nmissing;
+	do {
+		while ((word = ph->ph_bitmap[w]) == 0)
+			if (kmem_unlikely(++w == pp->pr_bmwords))
+				ph_corrupt(pp, "pool_get", NULL, ph,
+				    "no free item in its bitmap");
+		do {
+			bit = (unsigned int)__builtin_ctzll(word);
+			word &= word - 1;
+			objs[got++] =
+			    ph->ph_items + (size_t)(w * 64 + bit) * pp->pr_size;
+		} while (word != 0 && got < max);
+		ph->ph_bitmap[w] = word;
+	} while (got < max);
 	ph->ph_hint = w;
-	if (ph->ph_nmissing++ == 0)
+	ph->ph_nmissing += got;
+	if (was_empty)
 		ph_move(pp, ph, PH_PART);
 	if (ph->ph_nmissing == ph->ph_nitems)
 		ph_move(pp, ph, PH_FULL);
-	return ph->ph_items + (size_t)(w * 64 + bit) * pp->pr_size;
+	return got;
 }
 
 static void
@@ -1168,11 +1186,27 @@ kmemi_pool_get_batch(struct pool *pp, int flags, void **objs, unsigned int n)
 	}
 	KMEM_ASSERT(n >= 1);
 	do {
-		KMEM_ASSERT(pp->pr_nitems > 0);
-		objs[got++] = ph_take(pp, ph);
-		pp->pr_nitems--;
-		pp->pr_nout++;
-		pp->pr_nget++;
+		/*
+		 * From this page, as many as one at a time would have taken
+		 * (it stays the first partial page until full): the first
+		 * whatever the low watermark, then while free items exceed
+		 * it; below the hard limit.
+		 */
+		unsigned int k = n - got;
+
+		KMEM_ASSERT(
+		    pp->pr_nitems > 0 && pp->pr_nout < pp->pr_hardlimit);
+		if (k > pp->pr_hardlimit - pp->pr_nout)
+			k = pp->pr_hardlimit - pp->pr_nout;
+		if (pp->pr_nitems <= pp->pr_minitems)
+			k = 1; /* only the first (got == 0) */
+		else if (k > pp->pr_nitems - pp->pr_minitems)
+			k = pp->pr_nitems - pp->pr_minitems;
+		k = ph_take(pp, ph, objs + got, k);
+		got += k;
+		pp->pr_nitems -= k;
+		pp->pr_nout += k;
+		pp->pr_nget += k;
 	} while (got < n && pp->pr_nout < pp->pr_hardlimit &&
 	    pp->pr_nitems > pp->pr_minitems &&
 	    (ph = pp->pr_partpages != NULL ? pp->pr_partpages
