@@ -16,7 +16,8 @@
  *      list threaded through the items: the pool never writes into a free
  *      item (so PR_NOTOUCH costs nothing), and a double put is caught by
  *      the bit at no extra cost.  Get finds the first set bit from a hint
- *      word; put sets one bit.
+ *      word (a batch get, pool_cache's fill, takes a page's items a whole
+ *      word at a time); put sets one bit.
  *    - Header placement, NetBSD's rule: inside the page (at its start) when
  *      PR_PHINPAGE asks, never with PR_NOTOUCH or PR_NOALIGN, otherwise when
  *      items are small (below min(pagesz/16, 8 x header)) or when the
@@ -33,7 +34,8 @@
  *      the header's address and its page's keyed by a per-process secret
  *      (pool_secret), set when the page is added; the pool checks it, and
  *      that the counts are in range, whenever it takes from or puts to
- *      the page (the pool layer is pool_cache's slow path: the per-CPU
+ *      the page (once for the run of items a batch get takes from it;
+ *      the pool layer is pool_cache's slow path: the per-CPU
  *      layer never reads headers).  A mismatch -- an on-page header
  *      overwritten from the page below, a stray write -- is reported as
  *      "page header at H corrupted (page P)" instead of being followed.

@@ -848,6 +848,86 @@ test_item_index(void)
 }
 
 /*
+ * kmemi_pool_get_batch (pool_cache's fill) takes a page's items a bitmap
+ * word at a time: a batch is what one-at-a-time gets would have been --
+ * from a fresh pool, the one page it grew (ascending); from primed pages,
+ * page after page, ascending within each; with a low watermark, down to
+ * it (the first item whatever it); at the hard limit, up to it.
+ */
+static void
+test_get_batch(void)
+{
+	struct pool_allocator pa;
+	struct kmem_pool_stats st;
+	struct pool p;
+	unsigned int ipp, n, got, i, before;
+	void **v;
+	char *pg;
+
+	tpa_reset(&pa, 4096, 0);
+	pool_init(&p, 48, 0, 0, 0, "getbatch", &pa, IPL_NONE);
+	kmemi_pool_annot_set(&p, false);
+	ipp = st_of(&p).ps_itemsperpage;
+	T_ASSERT(ipp > 64); /* more than one bitmap word */
+	n = 4 * ipp;
+	v = malloc(n * sizeof *v);
+	T_ASSERT(v != NULL);
+
+	/* Empty pool: one page grown, all its items, ascending. */
+	got = kmemi_pool_get_batch(&p, PR_WAITOK, v, n);
+	T_EQ(got, ipp);
+	pg = (char *)((uintptr_t)v[0] & ~(uintptr_t)4095);
+	for (i = 0; i < got; i++) {
+		T_ASSERT(i == 0 || (char *)v[i] == (char *)v[i - 1] + 48);
+		T_EQ((uintptr_t)v[i] & ~(uintptr_t)4095, (uintptr_t)pg);
+	}
+	check_lists(&p, 0, 0, 1);
+	kmemi_pool_put_batch(&p, v, got);
+
+	/* Three pages: page after page; a batch ending inside a page. */
+	pool_prime(&p, (int)(3 * ipp));
+	T_EQ(st_of(&p).ps_npages, 3);
+	got = kmemi_pool_get_batch(&p, PR_WAITOK, v, 2 * ipp + 5);
+	T_EQ(got, 2 * ipp + 5);
+	for (i = 1; i < got; i++)
+		T_ASSERT(v[i] != v[i - 1]);
+	for (i = 0; i < got; i++)
+		if (i % ipp != 0) /* ascending within a page */
+			T_ASSERT((char *)v[i] > (char *)v[i - 1]);
+	check_lists(&p, 0, 1, 2);
+	T_EQ(st_of(&p).ps_nout, got);
+	kmemi_pool_put_batch(&p, v, got);
+	T_EQ(st_of(&p).ps_nout, 0);
+
+	/* Low watermark: down to it, then one. */
+	pool_setlowat(&p, (int)(ipp + 7));
+	st = st_of(&p);
+	before = st.ps_nitems;
+	T_LE(ipp + 7, before);
+	got = kmemi_pool_get_batch(&p, PR_WAITOK, v, n);
+	T_EQ(got, before - (ipp + 7));
+	T_EQ(st_of(&p).ps_nitems, ipp + 7);
+	T_EQ(kmemi_pool_get_batch(&p, PR_WAITOK, v + got, n - got), 1);
+	got++;
+	/* (Caught up: the pool grew back over the watermark.) */
+	T_LE(ipp + 7, st_of(&p).ps_nitems);
+	check_pool(&p);
+	kmemi_pool_put_batch(&p, v, got);
+	pool_setlowat(&p, 0);
+
+	/* Hard limit: up to it; at it, NOWAIT gets none. */
+	pool_sethardlimit(&p, 10, NULL, 0);
+	got = kmemi_pool_get_batch(&p, PR_WAITOK, v, n);
+	T_EQ(got, 10);
+	T_EQ(kmemi_pool_get_batch(&p, PR_NOWAIT, v + got, n - got), 0);
+	kmemi_pool_put_batch(&p, v, got);
+	check_pool(&p);
+	pool_destroy(&p);
+	T_EQ(tpa.nalloc, tpa.nfree);
+	free(v);
+}
+
+/*
  * kmemi_pool_put_batch (pool_cache's flush) remembers the page of the
  * previous item: batches in runs of one page, interleaved pages, and
  * pages that empty and leave the pool mid-batch (high watermark 0) leave
@@ -1982,6 +2062,7 @@ main(int argc, char **argv)
 	T_RUN(test_nowait_prim_fault_fresh);
 	T_RUN(test_noalign_item_alignment);
 	T_RUN(test_item_index);
+	T_RUN(test_get_batch);
 	T_RUN(test_put_batch_pages);
 	return t_done();
 }
