@@ -16,7 +16,8 @@
  *      list threaded through the items: the pool never writes into a free
  *      item (so PR_NOTOUCH costs nothing), and a double put is caught by
  *      the bit at no extra cost.  Get finds the first set bit from a hint
- *      word; put sets one bit.
+ *      word (a batch get, pool_cache's fill, takes a page's items a whole
+ *      word at a time); put sets one bit.
  *    - Header placement, NetBSD's rule: inside the page (at its start) when
  *      PR_PHINPAGE asks, never with PR_NOTOUCH or PR_NOALIGN, otherwise when
  *      items are small (below min(pagesz/16, 8 x header)) or when the
@@ -33,7 +34,8 @@
  *      the header's address and its page's keyed by a per-process secret
  *      (pool_secret), set when the page is added; the pool checks it, and
  *      that the counts are in range, whenever it takes from or puts to
- *      the page (the pool layer is pool_cache's slow path: the per-CPU
+ *      the page (once for the run of items a batch get takes from it;
+ *      the pool layer is pool_cache's slow path: the per-CPU
  *      layer never reads headers).  A mismatch -- an on-page header
  *      overwritten from the page below, a stray write -- is reported as
  *      "page header at H corrupted (page P)" instead of being followed.
@@ -47,6 +49,13 @@
  *      starts in any pagesz-sized block: an aligned page is found with one
  *      lookup, an unaligned (PR_NOALIGN) one in the block of the address or
  *      the block before.  The hash doubles when pages exceed 2 per bucket.
+ *      A batch of puts under one lock hold (pool_cache's flush) keeps the
+ *      page of the previous item: an item within that page's bytes skips
+ *      the lookup (a page that empties is forgotten: it may leave).
+ *    - An item's index in its page: its offset times a per-pool
+ *      multiplier, shifted (pr_idxmul, pr_idxshift; exact for every
+ *      offset in a page: kmemi_pool_idx_recip), not a 64-bit division;
+ *      put checks the boundary by multiplying back.
  *    - Colouring: the slack left after the items is spread as different
  *      starting offsets (multiples of the alignment) on successive pages
  *      (not with kmem's KMEMI_PR_NOCOLOR: first item at the page start).
@@ -423,6 +432,47 @@ ph_verify(struct pool *pp, const char *fn, const void *v,
 		ph_corrupt(pp, fn, v, ph, "counts out of range");
 }
 
+/* ---- item index ---- */
+
+/*
+ * An item's index from its offset in its page, by a multiply and a shift
+ * rather than a 64-bit division (the put path's costliest instruction:
+ * a sixth of pool_put's time under python's churn of malloc).  With
+ * 2^k >= pagesz * size and m = ceil(2^k / size) = (2^k + e) / size,
+ * 0 <= e < size: off * m / 2^k = off / size + off * e / (size * 2^k),
+ * whose second term is below 1 / size for every off < pagesz, too little
+ * to carry off / size (fractional part at most (size - 1) / size) past
+ * an integer -- the floor is the quotient, exactly.  k = log2(pagesz) +
+ * ceil(log2(size)), so m < 2 pagesz + 1 and off * m < 2^62 for pages up
+ * to 2^30 bytes; larger pages (a caller's allocator) keep the division
+ * (*mulp = 0).  The unit tests check every offset of a range of sizes.
+ */
+bool
+kmemi_pool_idx_recip(
+    size_t size, size_t pagesz, unsigned int *mulp, unsigned int *shiftp)
+{
+	unsigned int k;
+
+	*mulp = *shiftp = 0;
+	if (size == 0 || !kmem_powerof2(pagesz) || pagesz > ((size_t)1 << 30))
+		return false;
+	k = kmem_ilog2(pagesz) + kmem_ilog2(size) + !kmem_powerof2(size);
+	*mulp = (unsigned int)((((uint64_t)1 << k) + size - 1) / size);
+	*shiftp = k;
+	return true;
+}
+
+/* off / pp->pr_size, for off < the page size. */
+static inline size_t
+pool_item_index(const struct pool *pp, size_t off)
+{
+	KMEM_ASSERT(off <= pp->pr_alloc->pa_pagemask);
+	if (kmem_likely(pp->pr_idxmul != 0))
+		return (
+		    size_t)(((uint64_t)off * pp->pr_idxmul) >> pp->pr_idxshift);
+	return off / pp->pr_size;
+}
+
 /* ---- page lists ---- */
 
 static struct kmem_pool_page **
@@ -685,6 +735,8 @@ pool_init(struct pool *pp, size_t size, unsigned int align,
 	avail = pagesz - pp->pr_itemoffset;
 	slack = avail - (size_t)ipp * pp->pr_size;
 	pp->pr_maxcolor = nocolor ? 0 : kmem_align_down(slack, align);
+	(void)kmemi_pool_idx_recip(
+	    pp->pr_size, pagesz, &pp->pr_idxmul, &pp->pr_idxshift);
 	if (!onpage)
 		pp->pr_roflags |= PR_ROF_OFFPAGE;
 	if (!onpage || (flags & PR_NOALIGN))
@@ -946,26 +998,44 @@ pool_grow(struct pool *pp, int flags)
 
 /* ---- get / put ---- */
 
-static void *
-ph_take(struct pool *pp, struct kmem_pool_page *ph)
+/*
+ * Up to max free items of page ph into objs, lowest first (max >= 1; at
+ * most the page's free items): one header check, whole bitmap words at a
+ * time.  Returns how many.  Lock held; the caller counts them in the pool.
+ */
+static unsigned int
+ph_take(
+    struct pool *pp, struct kmem_pool_page *ph, void **objs, unsigned int max)
 {
-	unsigned int w = ph->ph_hint, bit;
+	unsigned int w = ph->ph_hint, got = 0, bit;
+	bool was_empty = ph->ph_nmissing == 0;
 	uint64_t word;
 
 	ph_verify(pp, "pool_get", NULL, ph);
 	KMEM_ASSERT(ph->ph_list != PH_FULL && ph->ph_nmissing < ph->ph_nitems);
-	while ((word = ph->ph_bitmap[w]) == 0)
-		if (kmem_unlikely(++w == pp->pr_bmwords))
-			ph_corrupt(pp, "pool_get", NULL, ph,
-			    "no free item in its bitmap");
-	bit = (unsigned int)__builtin_ctzll(word);
-	ph->ph_bitmap[w] = word & (word - 1);
+	KMEM_ASSERT(max >= 1);
+	if (max > ph->ph_nitems - ph->ph_nmissing)
+		max = ph->ph_nitems - ph->ph_nmissing;
+	do {
+		while ((word = ph->ph_bitmap[w]) == 0)
+			if (kmem_unlikely(++w == pp->pr_bmwords))
+				ph_corrupt(pp, "pool_get", NULL, ph,
+				    "no free item in its bitmap");
+		do {
+			bit = (unsigned int)__builtin_ctzll(word);
+			word &= word - 1;
+			objs[got++] =
+			    ph->ph_items + (size_t)(w * 64 + bit) * pp->pr_size;
+		} while (word != 0 && got < max);
+		ph->ph_bitmap[w] = word;
+	} while (got < max);
 	ph->ph_hint = w;
-	if (ph->ph_nmissing++ == 0)
+	ph->ph_nmissing += got;
+	if (was_empty)
 		ph_move(pp, ph, PH_PART);
 	if (ph->ph_nmissing == ph->ph_nitems)
 		ph_move(pp, ph, PH_FULL);
-	return ph->ph_items + (size_t)(w * 64 + bit) * pp->pr_size;
+	return got;
 }
 
 static void
@@ -1118,11 +1188,27 @@ kmemi_pool_get_batch(struct pool *pp, int flags, void **objs, unsigned int n)
 	}
 	KMEM_ASSERT(n >= 1);
 	do {
-		KMEM_ASSERT(pp->pr_nitems > 0);
-		objs[got++] = ph_take(pp, ph);
-		pp->pr_nitems--;
-		pp->pr_nout++;
-		pp->pr_nget++;
+		/*
+		 * From this page, as many as one at a time would have taken
+		 * (it stays the first partial page until full): the first
+		 * whatever the low watermark, then while free items exceed
+		 * it; below the hard limit.
+		 */
+		unsigned int k = n - got;
+
+		KMEM_ASSERT(
+		    pp->pr_nitems > 0 && pp->pr_nout < pp->pr_hardlimit);
+		if (k > pp->pr_hardlimit - pp->pr_nout)
+			k = pp->pr_hardlimit - pp->pr_nout;
+		if (pp->pr_nitems <= pp->pr_minitems)
+			k = 1; /* only the first (got == 0) */
+		else if (k > pp->pr_nitems - pp->pr_minitems)
+			k = pp->pr_nitems - pp->pr_minitems;
+		k = ph_take(pp, ph, objs + got, k);
+		got += k;
+		pp->pr_nitems -= k;
+		pp->pr_nout += k;
+		pp->pr_nget += k;
 	} while (got < n && pp->pr_nout < pp->pr_hardlimit &&
 	    pp->pr_nitems > pp->pr_minitems &&
 	    (ph = pp->pr_partpages != NULL ? pp->pr_partpages
@@ -1154,26 +1240,37 @@ pool_get(struct pool *pp, int flags)
 	return v;
 }
 
-/* Put v back; pool lock held.  Pages to free go on *idle. */
+/*
+ * Put v back; pool lock held.  Pages to free go on *idle.  *last is the
+ * page of the previous put under this lock hold (NULL: none), and
+ * becomes v's: a batch's items of one page, one after the other, find it
+ * without the lookup (pages never overlap: an address within a page's
+ * bytes is that page's); a page that empties may leave the pool, so it
+ * is never remembered.
+ */
 static void
-pool_put_locked(struct pool *pp, void *v, struct kmem_pool_page **idle)
+pool_put_locked(struct pool *pp, void *v, struct kmem_pool_page **idle,
+    struct kmem_pool_page **last)
 {
-	struct kmem_pool_page *ph;
+	struct kmem_pool_page *ph = *last;
 	size_t off;
 	unsigned int idx;
 	uint64_t bit;
 
 	KMEM_ASSERT(kmem_plock_held(&pp->pr_lock));
-	ph = pool_page_of(pp, "pool_put", v);
+	if (ph == NULL ||
+	    (uintptr_t)v - (uintptr_t)ph->ph_page > pp->pr_alloc->pa_pagemask)
+		ph = pool_page_of(pp, "pool_put", v);
 	ph_verify(pp, "pool_put", v, ph);
+	*last = ph;
 	off = (size_t)((char *)v - ph->ph_items);
-	if ((char *)v < ph->ph_items || off % pp->pr_size != 0 ||
-	    off / pp->pr_size >= ph->ph_nitems)
+	if ((char *)v < ph->ph_items ||
+	    (idx = (unsigned int)pool_item_index(pp, off)) >= ph->ph_nitems ||
+	    (size_t)idx * pp->pr_size != off)
 		kmem_panic("pool_put(pool '%s', %p): not an item boundary "
 			   "(items of %zu bytes start at %p in page %p)",
 		    pp->pr_wchan, v, pp->pr_size, (void *)ph->ph_items,
 		    (void *)ph->ph_page);
-	idx = (unsigned int)(off / pp->pr_size);
 	bit = (uint64_t)1 << (idx % 64);
 	if (ph->ph_bitmap[idx / 64] & bit)
 		kmem_panic("pool_put(pool '%s', %p): item is already free "
@@ -1191,6 +1288,7 @@ pool_put_locked(struct pool *pp, void *v, struct kmem_pool_page **idle)
 	if (ph->ph_nmissing-- == ph->ph_nitems)
 		ph_move(pp, ph, PH_PART); /* full -> partial: next to use */
 	if (ph->ph_nmissing == 0) {
+		*last = NULL;
 		ph_move(pp, ph, PH_EMPTY);
 		ph->ph_time = kmem_prim_clock_ns();
 		if (pp->pr_nitems - ph->ph_nitems >= pp->pr_minitems &&
@@ -1218,11 +1316,11 @@ pool_check_magic(struct pool *pp, void *v)
 void
 pool_put(struct pool *pp, void *v)
 {
-	struct kmem_pool_page *idle = NULL;
+	struct kmem_pool_page *idle = NULL, *last = NULL;
 
 	pool_check_magic(pp, v);
 	kmem_plock_enter(&pp->pr_lock);
-	pool_put_locked(pp, v, &idle);
+	pool_put_locked(pp, v, &idle, &last);
 	/* Checked; before a get can hand it out again (section 2a). */
 	if (kmem_unlikely(pp->pr_roflags & PR_ROF_ANNOT))
 		kmemi_annot_free(pp, v, pp->pr_size);
@@ -1236,7 +1334,7 @@ pool_put(struct pool *pp, void *v)
 void
 kmemi_pool_put_batch(struct pool *pp, void *const *objs, unsigned int n)
 {
-	struct kmem_pool_page *idle = NULL;
+	struct kmem_pool_page *idle = NULL, *last = NULL;
 	unsigned int i;
 
 	if (n == 0)
@@ -1244,7 +1342,7 @@ kmemi_pool_put_batch(struct pool *pp, void *const *objs, unsigned int n)
 	pool_check_magic(pp, objs[0]);
 	kmem_plock_enter(&pp->pr_lock);
 	for (i = 0; i < n; i++)
-		pool_put_locked(pp, objs[i], &idle);
+		pool_put_locked(pp, objs[i], &idle, &last);
 	if (pp->pr_nwaiters != 0)
 		kmem_pcond_broadcast(&pp->pr_cv);
 	kmem_plock_exit(&pp->pr_lock);

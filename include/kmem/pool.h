@@ -102,10 +102,11 @@ struct pool {
 #endif
 	char pr_wchan[32];
 	unsigned int pr_magic;
-	unsigned int pr_flags;	 /* PR_* given to pool_init */
-	unsigned int pr_roflags; /* derived flags, internal */
-	size_t pr_reqsize;	 /* size asked for */
-	size_t pr_size;		 /* item size: rounded to the alignment */
+	unsigned int pr_flags;	  /* PR_* given to pool_init */
+	unsigned int pr_roflags;  /* derived flags, internal */
+	unsigned int pr_idxshift; /* item index: off * pr_idxmul >> this */
+	size_t pr_reqsize;	  /* size asked for */
+	size_t pr_size;		  /* item size: rounded to the alignment */
 	unsigned int pr_align;
 	unsigned int pr_itemsperpage;
 	size_t pr_itemoffset; /* first item's offset (after header) */
@@ -115,6 +116,7 @@ struct pool {
 	struct kmem_pool_page *pr_emptypages; /* all items free */
 	struct kmem_pool_page *pr_fullpages;  /* no item free */
 	unsigned int pr_bmwords;	      /* bitmap words per page */
+	unsigned int pr_idxmul;		      /* 0: index by division */
 	size_t pr_phsize;		      /* page header bytes */
 	struct kmem_pool_page **pr_phhash;    /* off-page/unaligned lookup */
 	size_t pr_phhashmask;

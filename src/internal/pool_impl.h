@@ -109,6 +109,12 @@ int kmemi_pool_reclaim_idle(struct pool *pp, bool everything);
 /* pool.c: that, for every pool of domain d. */
 void kmemi_pool_reap_all(struct kmem_domain *d, bool everything);
 
+/*
+ * pool.c: the multiplier and shift that give off / size for every
+ * off < pagesz (pool_item_index); false (and 0, 0) where there are none.
+ */
+bool kmemi_pool_idx_recip(
+    size_t size, size_t pagesz, unsigned int *mulp, unsigned int *shiftp);
 /* pool.c: pool_get of up to n items under one lock hold; how many. */
 unsigned int kmemi_pool_get_batch(
     struct pool *pp, int flags, void **objs, unsigned int n);

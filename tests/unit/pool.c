@@ -771,6 +771,240 @@ test_alignment(void)
 /* ---- flags ---- */
 
 /*
+ * An item's index by multiply and shift (kmemi_pool_idx_recip, what
+ * pool_put uses instead of a division): off * mul >> shift == off / size
+ * for every offset of every size in pages of 4 and 8 KiB, and, in pages
+ * up to 2^30 bytes, at the offsets where a quotient changes (the last of
+ * one item, the first and second of the next) for sizes near powers of
+ * two, odd ones, and a random sample; no multiplier past 2^30.
+ */
+static void
+check_recip(size_t size, size_t pagesz, uint64_t off)
+{
+	unsigned int mul, shift;
+
+	T_ASSERT(kmemi_pool_idx_recip(size, pagesz, &mul, &shift));
+	T_ASSERT(off < pagesz);
+	if (((off * mul) >> shift) != off / size)
+		T_FAIL("size %zu page %zu off %" PRIu64 ": %" PRIu64
+		       " != %" PRIu64,
+		    size, pagesz, off, (off * mul) >> shift, off / size);
+}
+
+static void
+test_item_index(void)
+{
+	unsigned int mul, shift, k, j;
+	size_t pagesz, size, sizes[64], ns;
+	uint64_t off, q, nq, step;
+
+	for (pagesz = 4096; pagesz <= 8192; pagesz *= 2)
+		for (size = 1; size <= pagesz; size += size < 512 ? 1 : 7) {
+			T_ASSERT(
+			    kmemi_pool_idx_recip(size, pagesz, &mul, &shift));
+			T_LE(mul, (uint64_t)2 * pagesz + 1);
+			for (off = 0; off < pagesz; off++)
+				if (((off * mul) >> shift) != off / size)
+					T_FAIL("size %zu page %zu off %" PRIu64,
+					    size, pagesz, off);
+		}
+	for (k = 12; k <= 30; k++) {
+		pagesz = (size_t)1 << k;
+		ns = 0;
+		for (j = 3; j < k; j += 3) {
+			sizes[ns++] = ((size_t)1 << j) - 1;
+			sizes[ns++] = (size_t)1 << j;
+			sizes[ns++] = ((size_t)1 << j) + 1;
+		}
+		sizes[ns++] = pagesz / 3;
+		sizes[ns++] = pagesz - 1;
+		sizes[ns++] = pagesz;
+		sizes[ns++] = 48;
+		sizes[ns++] = 1000003 % pagesz + 1;
+		while (ns < KMEM_ARRAY_SIZE(sizes))
+			sizes[ns++] = 1 + t_rand_below(pagesz);
+		for (j = 0; j < ns; j++) {
+			size = sizes[j];
+			nq = pagesz / size;
+			/* Every item boundary up to 4096 of them, else a
+			 * stride through them with the last ones. */
+			step = nq <= 4096 ? 1 : nq / 4096;
+			for (q = 1; q <= nq; q += step) {
+				check_recip(size, pagesz, q * size - 1);
+				if (q * size < pagesz)
+					check_recip(size, pagesz, q * size);
+				if (q * size + 1 < pagesz)
+					check_recip(size, pagesz, q * size + 1);
+			}
+			check_recip(size, pagesz, nq * size - 1);
+			check_recip(size, pagesz, pagesz - 1);
+			check_recip(size, pagesz, 0);
+		}
+	}
+	T_ASSERT(!kmemi_pool_idx_recip(64, (size_t)1 << 31, &mul, &shift));
+	T_EQ(mul, 0);
+	T_ASSERT(!kmemi_pool_idx_recip(0, 4096, &mul, &shift));
+	T_ASSERT(!kmemi_pool_idx_recip(64, 3000, &mul, &shift));
+}
+
+/*
+ * kmemi_pool_get_batch (pool_cache's fill) takes a page's items a bitmap
+ * word at a time: a batch is what one-at-a-time gets would have been --
+ * from a fresh pool, the one page it grew (ascending); from primed pages,
+ * page after page, ascending within each; with a low watermark, down to
+ * it (the first item whatever it); at the hard limit, up to it.
+ */
+static void
+test_get_batch(void)
+{
+	struct pool_allocator pa;
+	struct kmem_pool_stats st;
+	struct pool p;
+	unsigned int ipp, n, got, i, before;
+	void **v;
+	char *pg;
+
+	tpa_reset(&pa, 4096, 0);
+	pool_init(&p, 48, 0, 0, 0, "getbatch", &pa, IPL_NONE);
+	kmemi_pool_annot_set(&p, false);
+	ipp = st_of(&p).ps_itemsperpage;
+	T_ASSERT(ipp > 64); /* more than one bitmap word */
+	n = 4 * ipp;
+	v = malloc(n * sizeof *v);
+	T_ASSERT(v != NULL);
+
+	/* Empty pool: one page grown, all its items, ascending. */
+	got = kmemi_pool_get_batch(&p, PR_WAITOK, v, n);
+	T_EQ(got, ipp);
+	pg = (char *)((uintptr_t)v[0] & ~(uintptr_t)4095);
+	for (i = 0; i < got; i++) {
+		T_ASSERT(i == 0 || (char *)v[i] == (char *)v[i - 1] + 48);
+		T_EQ((uintptr_t)v[i] & ~(uintptr_t)4095, (uintptr_t)pg);
+	}
+	check_lists(&p, 0, 0, 1);
+	kmemi_pool_put_batch(&p, v, got);
+
+	/* Three pages: page after page; a batch ending inside a page. */
+	pool_prime(&p, (int)(3 * ipp));
+	T_EQ(st_of(&p).ps_npages, 3);
+	got = kmemi_pool_get_batch(&p, PR_WAITOK, v, 2 * ipp + 5);
+	T_EQ(got, 2 * ipp + 5);
+	for (i = 1; i < got; i++)
+		T_ASSERT(v[i] != v[i - 1]);
+	for (i = 0; i < got; i++)
+		if (i % ipp != 0) /* ascending within a page */
+			T_ASSERT((char *)v[i] > (char *)v[i - 1]);
+	check_lists(&p, 0, 1, 2);
+	T_EQ(st_of(&p).ps_nout, got);
+	kmemi_pool_put_batch(&p, v, got);
+	T_EQ(st_of(&p).ps_nout, 0);
+
+	/* Low watermark: down to it, then one. */
+	pool_setlowat(&p, (int)(ipp + 7));
+	st = st_of(&p);
+	before = st.ps_nitems;
+	T_LE(ipp + 7, before);
+	got = kmemi_pool_get_batch(&p, PR_WAITOK, v, n);
+	T_EQ(got, before - (ipp + 7));
+	T_EQ(st_of(&p).ps_nitems, ipp + 7);
+	T_EQ(kmemi_pool_get_batch(&p, PR_WAITOK, v + got, n - got), 1);
+	got++;
+	/* (Caught up: the pool grew back over the watermark.) */
+	T_LE(ipp + 7, st_of(&p).ps_nitems);
+	check_pool(&p);
+	kmemi_pool_put_batch(&p, v, got);
+	pool_setlowat(&p, 0);
+
+	/* Hard limit: up to it; at it, NOWAIT gets none. */
+	pool_sethardlimit(&p, 10, NULL, 0);
+	got = kmemi_pool_get_batch(&p, PR_WAITOK, v, n);
+	T_EQ(got, 10);
+	T_EQ(kmemi_pool_get_batch(&p, PR_NOWAIT, v + got, n - got), 0);
+	kmemi_pool_put_batch(&p, v, got);
+	check_pool(&p);
+	pool_destroy(&p);
+	T_EQ(tpa.nalloc, tpa.nfree);
+	free(v);
+}
+
+/*
+ * kmemi_pool_put_batch (pool_cache's flush) remembers the page of the
+ * previous item: batches in runs of one page, interleaved pages, and
+ * pages that empty and leave the pool mid-batch (high watermark 0) leave
+ * the pool consistent, every page given back, and the items, taken again,
+ * distinct.
+ */
+static void
+test_put_batch_pages(void)
+{
+	struct pool_allocator pa;
+	struct pool p;
+	unsigned int ipp, n, i, j, npg, round;
+	void **v, **b;
+
+	tpa_reset(&pa, 4096, 0);
+	pool_init(&p, 48, 0, 0, 0, "putbatch", &pa, IPL_NONE);
+	/* As a cache's pool: the batch puts do not annotate (annotate.h). */
+	kmemi_pool_annot_set(&p, false);
+	ipp = st_of(&p).ps_itemsperpage;
+	npg = 6;
+	n = npg * ipp;
+	v = malloc(n * sizeof *v);
+	b = malloc(n * sizeof *b);
+	T_ASSERT(v != NULL && b != NULL);
+	for (round = 0; round < 3; round++) {
+		pool_sethiwat(&p, round == 2 ? 0 : (int)n);
+		/* One page after another: a page's items are consecutive. */
+		for (i = 0; i < n; i++)
+			v[i] = pool_get(&p, PR_WAITOK);
+		T_EQ(st_of(&p).ps_npages, npg);
+		check_pool(&p);
+		for (i = 0; i < n; i++) {
+			if (round == 0) { /* runs of a page, pages shuffled */
+				unsigned int pg = (i / ipp * 5 + 3) % npg;
+
+				b[i] = v[pg * ipp + i % ipp];
+			} else if (round == 1) { /* pages interleaved */
+				b[i] = v[i % npg * ipp + i / npg];
+			} else { /* random runs */
+				b[i] = v[i];
+			}
+		}
+		if (round == 2)
+			for (i = n - 1; i > 0; i--) {
+				void *t;
+
+				j = (unsigned int)t_rand_below(i + 1);
+				if (t_rand_below(4) != 0)
+					continue; /* keep most runs */
+				t = b[i];
+				b[i] = b[j];
+				b[j] = t;
+			}
+		for (i = 0; i < n; i += 63) {
+			kmemi_pool_put_batch(
+			    &p, b + i, n - i < 63 ? n - i : 63);
+			check_pool(&p);
+		}
+		T_EQ(st_of(&p).ps_nout, 0);
+		T_EQ(st_of(&p).ps_npages, round == 2 ? 0 : npg);
+	}
+	/* Taken again: n distinct items. */
+	for (i = 0; i < n; i++)
+		v[i] = pool_get(&p, PR_WAITOK);
+	qsort(v, n, sizeof *v, cmp_ptr);
+	for (i = 1; i < n; i++)
+		T_ASSERT(v[i - 1] != v[i]);
+	for (i = 0; i < n; i++)
+		pool_put(&p, v[i]);
+	check_pool(&p);
+	pool_destroy(&p);
+	T_EQ(tpa.nalloc, tpa.nfree);
+	free(v);
+	free(b);
+}
+
+/*
  * PR_NOALIGN pages aligned to less than the items' alignment: pool_init's
  * align is still a promise about every item.
  */
@@ -1827,5 +2061,8 @@ main(int argc, char **argv)
 	T_RUN(test_threads);
 	T_RUN(test_nowait_prim_fault_fresh);
 	T_RUN(test_noalign_item_alignment);
+	T_RUN(test_item_index);
+	T_RUN(test_get_batch);
+	T_RUN(test_put_batch_pages);
 	return t_done();
 }

@@ -13,6 +13,7 @@
 #include <kmem/pool.h>
 
 #include "internal/internal.h"
+#include "internal/pool_impl.h"
 #include "internal/prim.h"
 #include "t.h"
 
@@ -188,6 +189,37 @@ c_in_header(void *arg)
 	pool_put(&a,
 	    (void *)((v & ~(uintptr_t)(kmem_prim_page_size() - 1)) +
 		sizeof(void *)));
+}
+
+/*
+ * In a batch (pool_cache's flush), after an item of the same page: the
+ * page the previous put found is not taken on trust for the next.
+ */
+static void
+c_batch_interior(void *arg)
+{
+	struct pool a;
+	void *b[2];
+
+	(void)arg;
+	mk(&a, "A", 48, 0);
+	b[0] = get(&a);
+	b[1] = (char *)get(&a) + 16;
+	kmemi_pool_put_batch(&a, b, 2);
+}
+
+static void
+c_batch_double(void *arg)
+{
+	struct pool a;
+	void *b[3];
+
+	(void)arg;
+	mk(&a, "A", 48, 0);
+	b[0] = get(&a);
+	b[1] = get(&a);
+	b[2] = b[0];
+	kmemi_pool_put_batch(&a, b, 3);
 }
 
 /* In the slack after the last item of a page. */
@@ -398,6 +430,10 @@ test_bad_puts(void)
 	expect(
 	    c_in_header, NULL, "pool_put(pool 'A', ", "not an item boundary");
 	expect(c_in_slack, NULL, "pool_put(pool 'A', ", "not an item boundary");
+	expect(c_batch_interior, NULL, "pool_put(pool 'A', ",
+	    "not an item boundary");
+	expect(c_batch_double, NULL, "pool_put(pool 'A', ",
+	    "item is already free (double put)");
 	expect(c_double_onpage, NULL, "pool_put(pool 'A', ", "already free");
 	expect(c_double_offpage, NULL, "pool_put(pool 'A', ", "already free");
 	expect(c_never_got, NULL, "pool_put(pool 'A', ", "already free");
