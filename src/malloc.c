@@ -464,7 +464,18 @@ class_get_fast(const char *fn, unsigned int c)
 	return NULL;
 }
 
-/* A large block (kmem_impl.h's fast path, else the slow path). */
+/*
+ * A large block (kmem_impl.h's fast path, else the slow path).  Measured
+ * (issue 12, bench_malloc pair of 32 KiB, 5.8 ns): the page-map work
+ * after the get -- leaf, word, live test, store -- is 0.45 ns of it (an
+ * unchecked build without it was that much faster); its leaf tests cost
+ * nothing (without them: no faster), and the word's load and store are
+ * what finds two frees at once and a second free at the call.  What
+ * did not pay: every way out a tail call, so that it saves no register
+ * (the two pushes and pops are off the critical path: 0.1 ns slower),
+ * and the page count by one shift, (size - 1) >> shift + 1, or by the
+ * constant 4 KiB shift (no faster; one layout 0.3 ns slower).
+ */
 static KMEM_NOINLINE void *
 malloc_large(const char *fn, size_t size)
 {
