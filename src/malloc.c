@@ -603,9 +603,10 @@ free_large_unput(void *p, _Atomic uint32_t *wp)
  * wrong).  Out of line, so that free's class path saves no register, and
  * every way out of it a tail call, so that it saves none either: the
  * call to kmemi_fork_by_self it made before the put, and the three
- * registers saved around it, were 1.5 ns of the 7.3 ns 32 KiB pair
- * (bench_malloc pair).  A fork handler's put fails on its CPU slot's
- * lock (pool_cache_impl.h), so the fork test waits for free_large_unput.
+ * registers saved around it, were 0.6 ns of the 7.4 ns 32 KiB pair
+ * (bench_malloc pair; the checks before kmemi_large_free_cache, 0.8
+ * more).  A fork handler's put fails on its CPU slot's lock
+ * (pool_cache_impl.h), so the fork test waits for free_large_unput.
  */
 static KMEM_NOINLINE void
 free_large(void *p, _Atomic uint32_t *wp, uint32_t w, unsigned int gate)

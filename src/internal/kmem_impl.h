@@ -222,7 +222,9 @@ kmemi_large_alloc_fast(size_t size)
  * (kmem_large_fast_init), which is kd_large_fast_max's test without its
  * shift.  Only the first unit of a large block has its word, so a p past
  * the first 4 KiB finds 0 there, and the unit test is the page test.
- * The caller then stores the word freed -- a plain store, not a
+ * (The checks by the system page -- two variable shifts, with
+ * kd_large_fast_max and the shift loaded -- were 0.8 ns of a 7.4 ns
+ * 32 KiB pair.)  The caller then stores the word freed -- a plain store, not a
  * compare-and-swap (the lock's 4 ns were 40 % of a 32 KiB malloc/free
  * pair): a second free that comes after it finds the word freed and the
  * slow path reports it; two frees at the same instant can both pass, and
