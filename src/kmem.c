@@ -92,7 +92,9 @@
  *    straight from kva's quantum cache of its page count
  *    (kmemi_vmem_qcache: the same cache vmem_alloc would use), with the
  *    same inlined restartable sequence as the cached sizes, and mark the
- *    page map; free does the compare-and-swap and the put.  Larger freed
+ *    page map; free checks the word, stores it freed -- a plain store:
+ *    two frees at the same instant are found when the block is handed
+ *    out again (kmem_impl.h) -- and puts the block back.  Larger freed
  *    blocks go straight back to kva.  realloc of a block above 16 pages
  *    (kmemi_large_realloc) resizes it in place when kva has the space
  *    after it free, or shrinks it there; else, from 256 KiB, when the
@@ -737,10 +739,17 @@ kmem_class_make(struct kmem_domain *d, unsigned int i)
 	return pc;
 }
 
+/*
+ * The large sizes' fast-path data: kf_cpus is set for exactly the page
+ * counts up to kd_large_fast_max (NULL for the others), so that malloc's
+ * free tests one pointer, not the size (kmemi_large_free_cache).
+ */
 static void
 kmem_large_fast_init(struct kmem_domain *d)
 {
 	vmem_t *vm = kmemi_page_arena(d);
+	struct pc_cpu *cpus;
+	unsigned int ncpu;
 	size_t npg;
 	bool rseq;
 
@@ -750,10 +759,11 @@ kmem_large_fast_init(struct kmem_domain *d)
 
 		if (pc == NULL) /* not reached: kva caches up to 16 pages */
 			break;
-		d->kd_large_fast[npg].kf_cpus =
-		    kmemi_cache_cpus(pc, &d->kd_large_fast[npg].kf_ncpu, &rseq);
+		cpus = kmemi_cache_cpus(pc, &ncpu, &rseq);
 		if (!rseq)
 			break;
+		d->kd_large_fast[npg].kf_ncpu = ncpu;
+		d->kd_large_fast[npg].kf_cpus = cpus;
 		d->kd_large_fast_max = npg * kmem_pagesz;
 	}
 }
@@ -1856,7 +1866,7 @@ kmem_free_in(struct kmem_domain *d, void *p, size_t size)
 		    ? kmemi_pm_word_get((uintptr_t)p)
 		    : kmemi_dom_pm_get(d, (uintptr_t)p);
 
-		/* A plain store, as kmemi_large_free_fast's (kmem_impl.h). */
+		/* A plain store, as malloc's (kmemi_large_free_cache). */
 		if (kmem_likely(w != NULL) &&
 		    kmem_likely(atomic_load_explicit(w, memory_order_relaxed) ==
 			(PM_LIVE | (uint32_t)npg))) {

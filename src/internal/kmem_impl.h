@@ -213,42 +213,39 @@ kmemi_large_alloc_fast(size_t size)
 }
 
 /*
- * The free fast path of a large block of up to 16 pages whose first
- * page's word (at *wp) is w, without a size (free(3)): the word, read
- * live, is stored freed -- a plain store, not a compare-and-swap (the
- * lock's 4 ns were 40 % of a 32 KiB malloc/free pair): a second free
- * that comes after it finds the word freed and the slow path reports it;
- * two frees at the same instant can both pass, and the block is then in
- * the quantum cache twice -- the fast allocation finds it live when it
- * hands it out the second time and reports it (kmemi_large_reuse_report),
- * as the class path's tag finds its double frees at reuse.  Then put in
- * kva's quantum cache of its page count.  False: take the slow path,
- * which also reports what is wrong with p.
+ * The free fast path of a large block without a size (free(3)): the
+ * quantum cache to put p in, given its first 4 KiB unit's page-map word
+ * w, or NULL (the slow path, which also reports what is wrong with p).
+ * p must start its unit and w say "live, of npg pages" and nothing else
+ * (no PM_XALLOC); npg at most KMEM_QC_PAGES and its cache one the fast
+ * paths serve -- kf_cpus is set for exactly those page counts
+ * (kmem_large_fast_init), which is kd_large_fast_max's test without its
+ * shift.  Only the first unit of a large block has its word, so a p past
+ * the first 4 KiB finds 0 there, and the unit test is the page test.
+ * (The checks by the system page -- two variable shifts, with
+ * kd_large_fast_max and the shift loaded -- were 0.8 ns of a 7.4 ns
+ * 32 KiB pair.)  The caller then stores the word freed -- a plain store, not a
+ * compare-and-swap (the lock's 4 ns were 40 % of a 32 KiB malloc/free
+ * pair): a second free that comes after it finds the word freed and the
+ * slow path reports it; two frees at the same instant can both pass, and
+ * the block is then in the quantum cache twice -- the fast allocation
+ * finds it live when it hands it out the second time and reports it
+ * (kmemi_large_reuse_report), as the class path's tag finds its double
+ * frees at reuse -- and puts p in the cache (malloc.c, free_large).
  */
-static inline bool
-kmemi_large_free_fast(void *p, _Atomic uint32_t *wp, uint32_t w)
+static inline const struct kmem_fast *
+kmemi_large_free_cache(uintptr_t a, uint32_t w)
 {
-#ifdef PC_RSEQ
-	uint32_t npg = w & PM_NPAGES;
+	uint32_t npg = w - PM_LIVE;
 	const struct kmem_fast *kf;
 
-	if ((w & ~PM_NPAGES) != PM_LIVE || npg > KMEM_QC_PAGES ||
-	    ((size_t)npg << kmemi_pgshift) > kmemi_large_fast_max ||
-	    ((uintptr_t)p & (((uintptr_t)1 << kmemi_pgshift) - 1)) != 0)
-		return false;
+	if (kmem_unlikely(npg > KMEM_QC_PAGES) ||
+	    kmem_unlikely((a & ((1u << PM_SHIFT) - 1)) != 0))
+		return NULL;
 	kf = &kmemi_large_fast[npg];
-	if (kf->kf_cpus == NULL)
-		return false;
-	atomic_store_explicit(wp, PM_FREED | npg, memory_order_relaxed);
-	if (kmem_unlikely(!pc_rseq_put_va(kf->kf_cpus, kf->kf_ncpu, p)))
-		kmemi_large_fast_unput(p, npg); /* the default domain's */
-	return true;
-#else
-	(void)p;
-	(void)wp;
-	(void)w;
-#endif
-	return false;
+	if (kmem_unlikely(kf->kf_cpus == NULL))
+		return NULL;
+	return kf;
 }
 
 /*

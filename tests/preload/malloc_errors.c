@@ -6,9 +6,11 @@
  * Each case runs in a child process (t_expect_death): the child must die
  * of SIGABRT (SIGSEGV for guard pages) and its stderr must hold the
  * contract's words.  Debugging off: a foreign pointer, an interior one,
- * one into a large block, a double free of a class object (found when
+ * one into a large block (and 16 bytes and 4 KiB into a quantum-cached
+ * one), a double free of a class object (found when
  * the object comes out of the cache again, before it has two owners), a
- * write after free into a free object's tag, a large double free, and
+ * write after free into a free object's tag, a large double free (and a
+ * quantum-cached one of 32 and 64 KiB, at the call), and
  * realloc and malloc_usable_size of a foreign pointer, and of a freed
  * one (small, quantum-cached and large; grown, shrunk, same size).  With
  * KMEM_DEBUG (read once at start-up, so the child executes this program again
@@ -81,6 +83,19 @@ c_large_interior(void *arg)
 	f_free(p + 4096);
 }
 
+/*
+ * The same for a block of kva's quantum caches (32 KiB, 64 KiB): its fast
+ * free tests the page-map word of p's 4 KiB unit and that p starts it
+ * (kmemi_large_free_cache); an address past the first unit finds no word.
+ */
+static void
+c_qc_interior(void *arg)
+{
+	char *p = f_malloc(32768);
+
+	f_free(p + (size_t)arg);
+}
+
 /* A double free, then the object comes out of the cache twice. */
 static void
 c_double_small(void *arg)
@@ -138,6 +153,16 @@ c_double_large(void *arg)
 	char *p = f_malloc(100000);
 
 	(void)arg;
+	f_free(p);
+	f_free(p);
+}
+
+/* A quantum-cached block freed twice in a row: told at the second. */
+static void
+c_double_qc(void *arg)
+{
+	char *p = f_malloc((size_t)arg);
+
 	f_free(p);
 	f_free(p);
 }
@@ -305,6 +330,10 @@ test_foreign(void)
 	    t_expect_death(c_realloc_stack, NULL, SIGABRT, "kmem: realloc(0x"));
 	T_ASSERT(
 	    t_expect_death(c_large_interior, NULL, SIGABRT, "kmem: free("));
+	T_ASSERT(t_expect_death(
+	    c_qc_interior, (void *)(size_t)16, SIGABRT, "kmem: free("));
+	T_ASSERT(t_expect_death(
+	    c_qc_interior, (void *)(size_t)4096, SIGABRT, "kmem: free("));
 }
 
 static void
@@ -325,6 +354,10 @@ test_double_free(void)
 	    c_double_apart, NULL, SIGABRT, "of cache kmem-00224 "));
 	T_ASSERT(t_expect_death(c_double_large, NULL, SIGABRT,
 	    "): double free (large block of 102400 bytes, arena kva)"));
+	T_ASSERT(t_expect_death(c_double_qc, (void *)(size_t)32768, SIGABRT,
+	    "): double free (large block of 32768 bytes, arena kva)"));
+	T_ASSERT(t_expect_death(c_double_qc, (void *)(size_t)65536, SIGABRT,
+	    "): double free (large block of 65536 bytes, arena kva)"));
 	T_ASSERT(t_expect_death(c_double_large_racing, NULL, SIGABRT,
 	    ": double free (large block of 32768 bytes, arena kva"));
 }

@@ -6,7 +6,9 @@
  * On kmem, within 15 s its resident memory falls below a third of what it
  * held (measured: 2-4 s to a tenth); with KMEM_OPTIONS=reap_tick_ms=0
  * (this program run again so) it stays, which shows the tick is what
- * gives it back.  On glibc (the oracle) the loop just runs.
+ * gives it back.  test_tick_large: the same with a loop of 32 KiB blocks
+ * (kva's quantum cache, whose puts tick as a class's do).  On glibc (the
+ * oracle) the loop just runs.
  *
  * test_errno: free(3) leaves errno alone (POSIX 2024; glibc since 2.33)
  * even when the tick's purge fails: kva's freed blocks mlock'ed, so that
@@ -32,9 +34,12 @@
 static void *(*volatile f_malloc)(size_t) = malloc;
 static void (*volatile f_free)(void *) = free;
 
-/* Fill, free all, loop: the lowest RSS seen within "secs", in KiB. */
+/*
+ * Fill, free all, loop on blocks of "size": the lowest RSS seen within
+ * "secs", in KiB.
+ */
 static long
-run(double secs, long *held)
+run(double secs, long *held, size_t size)
 {
 	size_t n = (96u << 20) / 128, i;
 	char **p = f_malloc(n * sizeof *p);
@@ -61,7 +66,7 @@ run(double secs, long *held)
 	t0 = t_now_s();
 	while (t_now_s() - t0 < secs && low > *held / 3) {
 		for (i = 0; i < 100000; i++) {
-			void *q = f_malloc(48);
+			void *q = f_malloc(size);
 
 			*(volatile char *)q = 1;
 			f_free(q);
@@ -76,9 +81,29 @@ static void
 test_tick(void)
 {
 	bool kmem = getenv("KMEM_TEST_PRELOAD") != NULL;
-	long held, low = run(kmem ? 15.0 : 1.0, &held);
+	long held, low = run(kmem ? 15.0 : 1.0, &held, 48);
 
 	printf("   after the frees %ld KiB; lowest within %d s: %ld KiB\n",
+	    held, kmem ? 15 : 1, low);
+	if (kmem) {
+		T_GT(held, 32 * 1024);
+		T_LT(low, held / 3);
+	}
+}
+
+/*
+ * The same with a loop of 32 KiB blocks, kva's quantum cache: their frees
+ * tick too (malloc.c, free_large; before, their put's tick was ignored
+ * and nothing went back).
+ */
+static void
+test_tick_large(void)
+{
+	bool kmem = getenv("KMEM_TEST_PRELOAD") != NULL;
+	long held, low = run(kmem ? 15.0 : 1.0, &held, 32768);
+
+	printf("   after the frees %ld KiB; lowest within %d s of 32 KiB "
+	       "blocks: %ld KiB\n",
 	    held, kmem ? 15 : 1, low);
 	if (kmem) {
 		T_GT(held, 32 * 1024);
@@ -90,7 +115,7 @@ test_tick(void)
 static void
 tick_off_child(void)
 {
-	long held, low = run(3.0, &held);
+	long held, low = run(3.0, &held, 48);
 
 	printf("   tick off: after the frees %ld KiB; lowest within 3 s: %ld "
 	       "KiB\n",
@@ -164,6 +189,7 @@ main(int argc, char **argv)
 		tick_off_child();
 	t_args(argc, argv);
 	T_RUN_IF(test_tick);
+	T_RUN_IF(test_tick_large);
 	T_RUN_IF(test_no_tick);
 	T_RUN_IF(test_errno);
 	return t_done();
