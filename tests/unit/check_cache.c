@@ -7,9 +7,14 @@
  * says what report it expects (t_ck_want) and must die with it:
  *     kmem: kmem_pool_cache_check(cache 'chk'): <what is wrong>
  * Then through KMEM_DEBUG=check: the next depot exchange, of a get or of
- * a put, finds the damage.
+ * a put, finds the damage.  Last (t_word), sound use: the counts that the
+ * current group's word in its CPU slot carries (cc_word) add up after
+ * every path that moves groups, single-threaded and with lock-free paths.
  */
 #include "../../src/pool_cache.c"
+
+#include <pthread.h>
+#include <unistd.h>
 
 #include "internal/kmem_impl.h"
 #include "t_check.h"
@@ -264,11 +269,140 @@ t_sound(void)
 	kmemi_debug_configure("");
 }
 
+/*
+ * The current group's word lives in its CPU slot while it is current
+ * (pool_cache_impl.h, cc_word): every path that changes a slot's groups
+ * leaves the word there (pc_sync_out), and every reader takes it from
+ * there or has it back in the group first (pc_sync_in).  Driven through
+ * each path -- the fill on a miss, depot exchanges both ways, the capped
+ * depot (a put's full group to the pool), invalidation, the statistics,
+ * holds_free -- with the objects held known, the counts must add up: the
+ * objects cached (statistics, and under every lock) are those out of
+ * the pool less those held, every get and put is one hit or one miss,
+ * and a slot without a current group has word 0.  Single-threaded, the
+ * gets and puts take the locked path (no lock-free one) and each slot's
+ * word must equal its current group's exactly; threaded, the lock-free
+ * paths commit to the slot's word alone.
+ */
+#define WORD_N 2000 /* more than PC_DEPOT_MAX groups of 15 */
+
+static void
+word_check(pool_cache_t c, unsigned int held, unsigned long ops)
+{
+	struct kmem_pool_stats st;
+	unsigned long hits = 0, misses = 0, cached = 0, h, m, k;
+	bool exact = kmem_prim_single_threaded();
+	const struct pcg *g;
+	unsigned int i;
+
+	/*
+	 * The readers that do not sync first, before any that does
+	 * (kmemi_cache_outstanding, the check): after a lock-free get or
+	 * put, only the slot's word is right.
+	 */
+	memset(&st, 0, sizeof st);
+	st.ps_size = sizeof st;
+	T_EQ(kmem_pool_cache_stats(c, &st), 0);
+	for (i = 0; i < c->pc_ncpu; i++) {
+		struct pc_cpu *s = &c->pc_cpus[i];
+
+		if (s->cc_current == NULL)
+			T_EQ(s->cc_word, 0);
+		else if (exact)
+			T_EQ(s->cc_word, s->cc_current->pcg_word);
+		T_EQ(kmem_pool_cache_cpu_stats(c, i, &h, &m, &k), 0);
+		hits += h;
+		misses += m;
+		cached += k;
+	}
+	T_EQ(st.ps_cached_objects, st.ps_nout - held);
+	T_EQ(st.ps_cpuhit + st.ps_cpumiss, ops);
+	T_EQ(hits + misses, ops);
+	kmem_mutex_enter(&c->pc_depot_lock);
+	for (g = c->pc_full; g != NULL; g = g->pcg_next)
+		cached += g->pcg_avail;
+	kmem_mutex_exit(&c->pc_depot_lock);
+	T_EQ(cached, st.ps_nout - held);
+	T_EQ(kmemi_cache_outstanding(c), held);
+	kmem_pool_cache_check(c);
+}
+
+static void
+word_round(void)
+{
+	static void *v[WORD_N];
+	unsigned long ops = 0;
+	pool_cache_t c;
+	unsigned int i;
+
+	c = pool_cache_init(
+	    64, 0, 0, PR_NOTOUCH, "word", NULL, IPL_NONE, NULL, NULL, NULL);
+	for (i = 0; i < WORD_N; i++, ops++)
+		T_ASSERT((v[i] = pool_cache_get(c, PR_WAITOK)) != NULL);
+	word_check(c, WORD_N, ops);
+	/* Depot exchanges, then the depot full: groups to the pool. */
+	for (i = 0; i < WORD_N; i++, ops++)
+		pool_cache_put(c, v[i]);
+	word_check(c, 0, ops);
+	/* Out of the depot, and the previous group swapped in. */
+	for (i = 0; i < WORD_N / 2; i++, ops++)
+		T_ASSERT((v[i] = pool_cache_get(c, PR_WAITOK)) != NULL);
+	word_check(c, WORD_N / 2, ops);
+	/* Where the last put lies: in this CPU's current group. */
+	pool_cache_put(c, v[WORD_N / 2 - 1]);
+	ops++;
+	T_ASSERT(kmemi_cache_holds_free(c, v[WORD_N / 2 - 1]));
+	T_ASSERT(!kmemi_cache_holds_free(c, v[0]));
+	word_check(c, WORD_N / 2 - 1, ops);
+	pool_cache_invalidate(c);
+	word_check(c, WORD_N / 2 - 1, ops);
+	for (i = 0; i < c->pc_ncpu; i++)
+		T_ASSERT(c->pc_cpus[i].cc_current == NULL);
+	/* The fill again, after the invalidation. */
+	for (i = WORD_N / 2 - 1; i < WORD_N; i++, ops++)
+		T_ASSERT((v[i] = pool_cache_get(c, PR_WAITOK)) != NULL);
+	word_check(c, WORD_N, ops);
+	for (i = 0; i < WORD_N; i++, ops++)
+		pool_cache_put(c, v[i]);
+	word_check(c, 0, ops);
+	kmem_reap_all();
+	word_check(c, 0, ops);
+	pool_cache_destroy(c);
+}
+
+static void *
+word_idle(void *arg)
+{
+	int fd = *(int *)arg;
+	char b;
+
+	(void)!read(fd, &b, 1); /* until main closes the pipe */
+	return NULL;
+}
+
+static void
+t_word(void)
+{
+	pthread_t t;
+	int fds[2];
+
+	T_ASSERT(kmem_prim_single_threaded()); /* no thread made yet */
+	word_round();
+	/* A second thread: the gets and puts take the lock-free paths. */
+	T_EQ(pipe(fds), 0);
+	T_EQ(pthread_create(&t, NULL, word_idle, &fds[0]), 0);
+	word_round();
+	close(fds[1]);
+	T_EQ(pthread_join(t, NULL), 0);
+	close(fds[0]);
+}
+
 int
 main(void)
 {
 	t_ck_init();
 	T_RUN(t_damage);
 	T_RUN(t_sound);
+	T_RUN(t_word); /* last: it starts a thread */
 	return t_done();
 }
