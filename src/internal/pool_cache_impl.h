@@ -137,8 +137,10 @@ _Static_assert(
 
 /*
  * The start of both critical sections: publish the descriptor, read the
- * CPU, and leave for the slow path unless that CPU's slot is unlocked and
- * has a current group.  Leaves the slot in %rax and the group in %rcx.
+ * CPU, and leave for the slow path unless that CPU's slot is unlocked.
+ * Leaves the slot in %rax and the group in %rcx -- not tested for NULL:
+ * a slot without a current group has word 0 (cc_word), on which the get
+ * and put tops below leave for the slow path before they use %rcx.
  */
 #define PC_RSEQ_SLOT                                                           \
 	"leaq 3b(%%rip), %%rax\n\t"                                            \
