@@ -243,7 +243,12 @@ struct pool_cache {
  * slot it touched (the gthread cell, whose sizes span the classes).
  */
 #define PC_COLOURS 32u
-/* (The colour is the cache's page number's: no counter to keep.) */
+/*
+ * The colour is the cache's page number's (no counter to keep), modulo
+ * the lines its pages have to spare: colouring never costs a page.  With
+ * 4 KiB pages and 2 CPUs that is all 32; past 51 CPUs, the spare lines
+ * of the last page.
+ */
 
 /* ---- groups ---- */
 
@@ -1215,22 +1220,26 @@ kmemi_cache_create(size_t size, unsigned int align, unsigned int align_offset,
 {
 	struct kmem_domain *d = kmemi_dom_cur();
 	unsigned int ncpu = kmem_prim_ncpu(), i;
-	size_t bytes;
+	size_t bytes, head, colours;
 	pool_cache_t pc;
 	void *mem;
 
 	kmem_options_init();
 	pcg_init(d);
-	bytes = kmem_align_up(kmem_align_up(sizeof(*pc), KMEM_CACHELINE) +
-		(PC_COLOURS - 1 + ncpu) * sizeof(struct pc_cpu),
-	    kmem_prim_page_size());
+	head = kmem_align_up(sizeof(*pc), KMEM_CACHELINE);
+	bytes = kmem_align_up(
+	    head + ncpu * sizeof(struct pc_cpu), kmem_prim_page_size());
+	colours = (bytes - head - ncpu * sizeof(struct pc_cpu)) /
+		sizeof(struct pc_cpu) +
+	    1;
 	if (kmemi_meta_alloc(d, bytes, VM_NOSLEEP, &mem) != 0)
 		return NULL;
 	pc = mem;
 	pc->pc_mapsize = bytes;
-	pc->pc_cpus = (struct pc_cpu *)(void *)((char *)mem +
-	    kmem_align_up(sizeof(*pc), KMEM_CACHELINE) +
-	    ((uintptr_t)mem >> 12) % PC_COLOURS * sizeof(struct pc_cpu));
+	pc->pc_cpus = (struct pc_cpu *)(void *)((char *)mem + head +
+	    ((uintptr_t)mem >> 12) %
+		(colours < PC_COLOURS ? colours : PC_COLOURS) *
+		sizeof(struct pc_cpu));
 	pool_init(&pc->pc_pool, size, align, align_offset, (int)flags, wchan,
 	    palloc, ipl);
 	kmemi_pool_annot_set(&pc->pc_pool, false); /* pool_cache_init's */
