@@ -273,18 +273,23 @@ slow:
 static inline int
 pc_rseq_get_va(struct pc_cpu *cpus, unsigned int ncpu, void **objp)
 {
-	void *obj;
+	/*
+	 * The object is loaded over the entry's address in %r8: %rax holds
+	 * the slot for the commit, and any other register made malloc save
+	 * and restore a callee-saved one on every call.
+	 */
+	register void *obj __asm__("r8");
 
 retry:
 	__asm__ goto(
 	    PC_RSEQ_CS("3") PC_RSEQ_SLOT
 
 		PC_RSEQ_GET_TOP
-	    "movq %c[objoff](%%r8), %[obj]\n\t" PC_RSEQ_GET_COMMIT
-	    : [obj] "=&r"(obj)
+	    "movq %c[objoff](%%r8), %%r8\n\t" PC_RSEQ_GET_COMMIT
+	    : "=&r"(obj)
 	    : [off] "r"(kmem_prim_rseq_off), [ncpu] "r"(ncpu), [base] "r"(cpus),
 	    PC_RSEQ_OFFSETS
-	    : "rax", "rcx", "rdx", "r8", "memory", "cc"
+	    : "rax", "rcx", "rdx", "memory", "cc"
 	    : slow, abort);
 	*objp = obj;
 	return 1;
