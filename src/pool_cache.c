@@ -1458,8 +1458,8 @@ kmem_pool_cache_stats(pool_cache_t pc, struct kmem_pool_stats *st)
 		if (cc->cc_current != NULL) {
 			uint64_t w = pc_cur_word(cc);
 
-			st->ps_cached_objects += w & 0xff;
-			st->ps_cpuhit += (unsigned long)(w >> PCG_OPS_SHIFT);
+			st->ps_cached_objects += PCG_WORD_AVAIL(w);
+			st->ps_cpuhit += PCG_WORD_OPS(w);
 		}
 		if (cc->cc_previous != NULL) {
 			st->ps_cached_objects += cc->cc_previous->pcg_avail;
@@ -1499,11 +1499,10 @@ kmem_pool_cache_cpu_stats(pool_cache_t pc, unsigned int cpu,
 		return EINVAL;
 	cc = &pc->pc_cpus[cpu];
 	kmem_spin_enter(&cc->cc_lock);
-	*hits = cc->cc_hits +
-	    (unsigned long)(pc_cur_word(cc) >> PCG_OPS_SHIFT) +
+	*hits = cc->cc_hits + PCG_WORD_OPS(pc_cur_word(cc)) +
 	    (cc->cc_previous != NULL ? pcg_ops(cc->cc_previous) : 0);
 	*misses = cc->cc_misses;
-	*held = (unsigned int)(pc_cur_word(cc) & 0xff) +
+	*held = PCG_WORD_AVAIL(pc_cur_word(cc)) +
 	    (cc->cc_previous != NULL ? cc->cc_previous->pcg_avail : 0);
 	kmem_spin_exit(&cc->cc_lock);
 	return 0;

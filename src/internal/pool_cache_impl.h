@@ -64,11 +64,15 @@ struct pcg {
 #define PC_TICK_TEST "$0x3ffe0000"
 _Static_assert(PC_TICK_MASK == 0x3ffe0000, "PC_TICK_TEST is PC_TICK_MASK");
 
+/* A group word's objects held and operations (a slot's cc_word too). */
+#define PCG_WORD_AVAIL(w) ((unsigned int)((w)&0xffu))
+#define PCG_WORD_OPS(w)	  ((unsigned long)((w) >> PCG_OPS_SHIFT))
+
 /* The CPU-layer operations counted in g's word since it was cleared. */
 static inline unsigned long
 pcg_ops(const struct pcg *g)
 {
-	return (unsigned long)(g->pcg_word >> PCG_OPS_SHIFT);
+	return PCG_WORD_OPS(g->pcg_word);
 }
 
 struct pc_cpu {
