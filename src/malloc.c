@@ -157,6 +157,7 @@
  *    exports no pool_cache, so its caches have no destructor.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -391,6 +392,81 @@ drain_deferred(void)
 	}
 }
 
+/* ---- the thread's bins (section 12) ---- */
+
+#define TB_NCLASS 25	 /* the classes that have bins: up to 1 KiB */
+#define TB_MAX	  64u	 /* objects a bin holds at most */
+#define TB_BYTES  8192u	 /* ... and bytes */
+#define TB_MIN	  16u	 /* ... but at least this many objects */
+#define TB_TICK	  16384u /* frees into bins between two ticks */
+_Static_assert(TB_MAX % 2 == 0 && TB_MAX <= 255, "a bin moves TB_MAX / 2");
+
+enum { TB_NONE, TB_LIVE, TB_DEAD };
+
+/*
+ * A thread's bins: for class c, a stack of free objects tb_stack[c],
+ * filled from the bottom; tb_top[c] the next free entry, tb_high[c] the
+ * end of the entries the class may use (its cap: TB_MAX objects, fewer
+ * for a class of more than TB_BYTES / TB_MAX bytes).  Zero until the
+ * thread's first miss sets them up (tb_setup), and again after its exit
+ * emptied them: a NULL top is below every stack (malloc finds the bin
+ * empty) and not below a NULL high (free finds it full).  The objects
+ * in a bin are free objects as in a CPU's group: tagged (section 3).
+ */
+struct tbins {
+	void **tb_top[TB_NCLASS];
+	void **tb_high[TB_NCLASS];
+	uint32_t tb_ticks; /* frees into bins until the next tick */
+	uint32_t tb_state; /* TB_NONE, TB_LIVE, TB_DEAD */
+	void *tb_stack[TB_NCLASS][TB_MAX];
+};
+
+static __thread struct tbins tbins __attribute__((tls_model("initial-exec")));
+
+static pthread_key_t tb_key;
+static pthread_once_t tb_key_once = PTHREAD_ONCE_INIT;
+static bool tb_key_made;
+
+static void tb_exit(void *arg);
+
+static void
+tb_key_make(void)
+{
+	tb_key_made = pthread_key_create(&tb_key, tb_exit) == 0;
+}
+
+/*
+ * This thread's first miss with the gate open: its bins get their caps,
+ * and a key whose destructor empties them at the thread's exit (tb_exit).
+ * pthread_setspecific may allocate (keys past the first 32): the state
+ * is set first, so that that malloc finds the bins shut and goes on.
+ * Without a key the thread has no bins (nothing would empty them).
+ */
+static KMEM_NOINLINE void
+tb_setup(void)
+{
+	unsigned int c;
+
+	tbins.tb_state = TB_DEAD; /* until the key is set */
+	if (pthread_once(&tb_key_once, tb_key_make) != 0 || !tb_key_made ||
+	    pthread_setspecific(tb_key, &tbins) != 0)
+		return;
+	for (c = 0; c < TB_NCLASS; c++) {
+		uint32_t size = kmemi_fast[c].kf_size, cap;
+
+		cap = size == 0 ? 0 : TB_BYTES / size;
+		if (cap > TB_MAX)
+			cap = TB_MAX;
+		if (size != 0 && cap < TB_MIN)
+			cap = TB_MIN;
+		cap &= ~1u; /* even: a spill moves half */
+		tbins.tb_top[c] = tbins.tb_stack[c];
+		tbins.tb_high[c] = tbins.tb_stack[c] + cap;
+	}
+	tbins.tb_ticks = TB_TICK;
+	tbins.tb_state = TB_LIVE;
+}
+
 /* ---- allocation ---- */
 
 /*
@@ -486,22 +562,107 @@ malloc_large(const char *fn, size_t size)
 	return malloc_slow(fn, size, MALLOC_ALIGN);
 }
 
+/* A class without a bin: the CPU layer's get, else the slow path. */
+static KMEM_NOINLINE void *
+malloc_cpu(const char *fn, size_t size, unsigned int c)
+{
+	void *p;
+
+	if (kmem_likely(KMEMI_GATE() == 0) &&
+	    kmem_likely((p = class_get_fast(fn, c)) != NULL))
+		return p;
+	return malloc_slow(fn, size, MALLOC_ALIGN);
+}
+
 /*
- * The fast path: a class object; every other way out a tail call, so
- * that the fast path saves no register (the large path inline made every
- * malloc push and pop three).
+ * The object p on top of class c's bin lacks its tag: reported.  Not
+ * _Noreturn, so that malloc reaches it by a tail call and saves no
+ * register for it.
+ */
+static KMEM_NOINLINE KMEM_COLD void *
+tb_bad(unsigned int c, void *p, const char *fn)
+{
+	tag_report_class(c, p, fn);
+}
+
+/*
+ * Class c's bin is empty: fill it from this CPU's group, half its cap at
+ * most, in one critical section, and hand out the group's top object;
+ * else the CPU layer's get (which misses too: its group is empty or its
+ * slot locked) and the slow path.  The first miss of a thread sets its
+ * bins up.
+ */
+static KMEM_NOINLINE void *
+malloc_fill(const char *fn, size_t size, unsigned int c)
+{
+	unsigned int gate = KMEMI_GATE();
+	void *p;
+
+	if (kmem_unlikely((gate & ~KMEM_GATE_NORSEQ) != 0))
+		return malloc_slow(fn, size, MALLOC_ALIGN);
+	if (kmem_unlikely(tbins.tb_state == TB_NONE))
+		tb_setup();
+#ifdef PC_RSEQ
+	if (kmem_likely(gate == 0)) {
+		unsigned int k,
+		    cap = tbins.tb_state != TB_LIVE
+		    ? 0
+		    : (unsigned int)(tbins.tb_high[c] - tbins.tb_stack[c]);
+
+		if (kmem_likely(cap != 0)) {
+			const struct kmem_fast *kf = &kmemi_fast[c];
+
+			KMEM_ASSERT(tbins.tb_top[c] == tbins.tb_stack[c]);
+			k = pc_rseq_get_many_va(kmemi_fast_cpus(kf),
+			    kf->kf_ncpu, tbins.tb_stack[c], cap / 2);
+			if (k != 0) {
+				tbins.tb_top[c] = tbins.tb_stack[c] + k - 1;
+				p = tbins.tb_stack[c][k - 1];
+				if (kmem_unlikely(tag_take((uintptr_t *)p + 1,
+					tag_of((uintptr_t)p))))
+					tag_report_class(c, p, fn);
+				return p;
+			}
+		}
+	}
+	if (kmem_likely(gate == 0) &&
+	    kmem_likely((p = class_get_fast(fn, c)) != NULL))
+		return p;
+#endif
+	return malloc_slow(fn, size, MALLOC_ALIGN);
+}
+
+/*
+ * The fast path: the top of this thread's bin of the class, else the
+ * bin filled (malloc_fill); every other way out a tail call, so that the
+ * fast path saves no register (the large path inline made every malloc
+ * push and pop three).  A bin holds objects only while the gate is open,
+ * bar its rseq bit (free fills it behind the gate), so it is read without
+ * the gate; objects leave it as they leave a group, their tag checked
+ * and cleared (class_get_fast).
  */
 static inline void *
 malloc_common(const char *fn, size_t size)
 {
+	unsigned int c;
+	void **t;
 	void *p;
 
 	if (kmem_unlikely(size - 1 >= KMEM_CACHE_MAX))
 		return malloc_large(fn, size);
-	if (kmem_likely(KMEMI_GATE() == 0) &&
-	    kmem_likely((p = class_get_fast(fn, class_of(size))) != NULL))
-		return p;
-	return malloc_slow(fn, size, MALLOC_ALIGN);
+	c = class_of(size);
+	if (kmem_likely(c < TB_NCLASS)) {
+		if (kmem_likely((t = tbins.tb_top[c]) > tbins.tb_stack[c])) {
+			p = *--t;
+			tbins.tb_top[c] = t;
+			if (kmem_unlikely(tag_take(
+				(uintptr_t *)p + 1, tag_of((uintptr_t)p))))
+				return tb_bad(c, p, fn);
+			return p;
+		}
+		return malloc_fill(fn, size, c);
+	}
+	return malloc_cpu(fn, size, c);
 }
 
 void *
@@ -575,6 +736,106 @@ free_put(void *p, unsigned int c)
 		pool_cache_put_paddr(
 		    kmemi_class_cache(c), p, POOL_PADDR_INVALID);
 	errno = saved;
+}
+
+/* ---- the thread's bins: spills and emptying (section 12) ---- */
+
+/* q, free and tagged, to its CPU's group, else the cache's put. */
+static void
+tb_put(void *q, unsigned int c)
+{
+#ifdef PC_RSEQ
+	const struct kmem_fast *kf = &kmemi_fast[c];
+
+	if (kmem_likely(KMEMI_GATE() == 0) &&
+	    pc_rseq_put_va(kmemi_fast_cpus(kf), kf->kf_ncpu, q) != 0)
+		return;
+#endif
+	free_put(q, c);
+}
+
+/* Section 11's tick, counted by the frees into bins. */
+static KMEM_NOINLINE void
+tb_tick(void)
+{
+	tbins.tb_ticks = TB_TICK;
+	kmemi_tick();
+}
+
+/*
+ * p (tagged) of class c, whose bin is full or shut: the bin's upper half
+ * goes to this CPU's group in one critical section, and p onto the bin;
+ * else p takes the CPU layer's put, or the cache's.
+ */
+static KMEM_NOINLINE void
+free_spill(void *p, unsigned int c, unsigned int gate)
+{
+#ifdef PC_RSEQ
+	if (kmem_likely(gate == 0) && kmem_likely(tbins.tb_state == TB_LIVE)) {
+		void **stack = tbins.tb_stack[c], **high = tbins.tb_high[c];
+		unsigned int cap = (unsigned int)(high - stack), k = 0;
+		const struct kmem_fast *kf = &kmemi_fast[c];
+
+		void **h = high - cap / 2;
+
+		KMEM_ASSERT(tbins.tb_top[c] == high);
+		if (cap != 0)
+			k = pc_rseq_put_many_va(
+			    kmemi_fast_cpus(kf), kf->kf_ncpu, h, cap / 2);
+		if (k != 0) {
+			if (k < cap / 2) /* the group had room for fewer */
+				memmove(h, h + k, (cap / 2 - k) * sizeof *h);
+			high[-(ptrdiff_t)k] = p;
+			tbins.tb_top[c] = high - k + 1;
+			return;
+		}
+	}
+#endif
+	(void)gate;
+	tb_put(p, c);
+}
+
+/* Every object of this thread's bins goes back to the caches. */
+void
+kmemi_malloc_bins_flush(void)
+{
+	unsigned int c;
+
+	for (c = 0; c < TB_NCLASS; c++) {
+		void **stack = tbins.tb_stack[c];
+
+		while (tbins.tb_top[c] > stack) {
+			unsigned int k = 0,
+				     n = (unsigned int)(tbins.tb_top[c] -
+					 stack);
+#ifdef PC_RSEQ
+			const struct kmem_fast *kf = &kmemi_fast[c];
+
+			if (KMEMI_GATE() == 0)
+				k = pc_rseq_put_many_va(kmemi_fast_cpus(kf),
+				    kf->kf_ncpu, stack, n < 255 ? n : 255);
+#endif
+			if (k == 0) {
+				tb_put(stack[0], c);
+				k = 1;
+			}
+			memmove(stack, stack + k, (n - k) * sizeof *stack);
+			tbins.tb_top[c] -= k;
+		}
+	}
+}
+
+/* The key's destructor: the thread exits; its bins are emptied, for good. */
+static void
+tb_exit(void *arg)
+{
+	unsigned int c;
+
+	(void)arg;
+	tbins.tb_state = TB_DEAD;
+	kmemi_malloc_bins_flush();
+	for (c = 0; c < TB_NCLASS; c++)
+		tbins.tb_top[c] = tbins.tb_high[c] = NULL;
 }
 
 /*
@@ -656,6 +917,22 @@ free(void *p)
 				return;
 			}
 			((uintptr_t *)p)[1] = tag_of(a); /* no load: a store */
+			unsigned int c = PM_CLASS(w);
+
+			if (kmem_likely(c < TB_NCLASS)) {
+				void **t = tbins.tb_top[c];
+
+				if (kmem_likely(t < tbins.tb_high[c])) {
+					*t = p;
+					tbins.tb_top[c] = t + 1;
+					if (kmem_unlikely(
+						--tbins.tb_ticks == 0))
+						tb_tick();
+					return;
+				}
+				free_spill(p, c, gate);
+				return;
+			}
 #ifdef PC_RSEQ
 			int r;
 
@@ -871,6 +1148,7 @@ malloc_trim(size_t pad)
 	(void)pad;
 	if (KMEMI_GATE() & KMEM_GATE_INIT)
 		return 0;
+	kmemi_malloc_bins_flush();
 	vm = kmemi_page_arena(&kmemi_dom0);
 	kmem_vmem_stats(vm, &before);
 	kmem_reap_all();

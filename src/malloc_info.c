@@ -283,6 +283,7 @@ mi_snapshot(struct mi_snap *s)
 	kva = kmemi_page_arena(&kmemi_dom0);
 	if (kva == NULL)
 		return false;
+	kmemi_malloc_bins_flush();
 	s->ready = true;
 	n = kmemi_nclasses();
 	for (i = 0; i < n; i++) {
@@ -367,6 +368,7 @@ malloc_stats(void)
 		return;
 	/* What the program has buffered for stderr goes first. */
 	fflush(stderr);
+	kmemi_malloc_bins_flush();
 	kmem_stats_print(NULL, KMEM_STATS_ALL);
 	errno = saved;
 }

@@ -275,6 +275,12 @@ void kmemi_tick(void);
  */
 void *kmemi_malloc_raw(size_t size, size_t align);
 /*
+ * malloc.c: the calling thread's bins (malloc.c section 12) emptied into
+ * the caches, so that the statistics it asks for count their objects
+ * free.
+ */
+void kmemi_malloc_bins_flush(void) KMEM_HIDDEN;
+/*
  * Zero size bytes of a new block at p; large blocks of 256 KiB and more
  * are purged instead (pages read as zero), unless debugging is on.
  */

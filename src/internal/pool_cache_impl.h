@@ -324,6 +324,115 @@ abort:
 slow:
 	return 0;
 }
+/*
+ * Several objects at once, for a thread's bins (malloc.c section 12), on
+ * caches without physical addresses.  The get copies min(want, held) of
+ * the current group's top objects' addresses to dst[0..k), the group's
+ * top last, and commits the count less k; the put copies min(n, room) of
+ * src[0..k) into the group's free slots and commits the count plus k.
+ * The copies are inside the critical section: an abort before the commit
+ * leaves the group as it was (the get wrote only dst, the put only slots
+ * past the count), and the retry copies again.  Both count k operations
+ * (so the CPU layer's tick comes at the same rate; a batched put does
+ * not report it: its caller ticks by its own count).  want and n are 1
+ * to 255.  k, or 0: the slot is locked, or the group empty (get) or full
+ * (put), or there is none -- take the single-object paths.
+ */
+static inline unsigned int
+pc_rseq_get_many_va(
+    struct pc_cpu *cpus, unsigned int ncpu, void **dst, unsigned int want)
+{
+	unsigned long k;
+
+retry:
+	__asm__ goto(
+	    PC_RSEQ_CS("3") PC_RSEQ_SLOT
+
+	    "movq %c[wordoff](%%rax), %%rdx\n\t"
+	    "movzbl %%dl, %%r8d\n\t"
+	    "testl %%r8d, %%r8d\n\t"
+	    "jz %l[slow]\n\t"
+	    "movl %[want], %k[k]\n\t"
+	    "cmpl %k[k], %%r8d\n\t"
+	    "cmovbl %%r8d, %k[k]\n\t"
+	    /* from the entry count - k: %r10 its address, %r11 dst's offset */
+	    "subl %k[k], %%r8d\n\t"
+	    "shlq $4, %%r8\n\t"
+	    "leaq %c[objoff](%%rcx,%%r8), %%r10\n\t"
+	    "xorl %%r11d, %%r11d\n\t"
+	    "5:\n\t"
+	    "movq (%%r10,%%r11,2), %%r8\n\t"
+	    "movq %%r8, (%[dst],%%r11)\n\t"
+	    "addq $8, %%r11\n\t"
+	    "leaq (,%[k],8), %%r8\n\t"
+	    "cmpq %%r8, %%r11\n\t"
+	    "jb 5b\n\t"
+	    /* the count less k, the operations k more */
+	    "movq %[k], %%r8\n\t"
+	    "shlq $16, %%r8\n\t"
+	    "subq %[k], %%r8\n\t"
+	    "addq %%r8, %%rdx\n\t"
+	    "movq %%rdx, %c[wordoff](%%rax)\n\t"
+	    "2:\n\t"
+	    : [k] "=&r"(k)
+	    : [off] "r"(kmem_prim_rseq_off), [ncpu] "r"(ncpu), [base] "r"(cpus),
+	    [dst] "r"(dst), [want] "r"(want), PC_RSEQ_OFFSETS
+	    : "rax", "rcx", "rdx", "r8", "r10", "r11", "memory", "cc"
+	    : slow, abort);
+	return (unsigned int)k;
+abort:
+	goto retry;
+slow:
+	return 0;
+}
+
+static inline unsigned int
+pc_rseq_put_many_va(
+    struct pc_cpu *cpus, unsigned int ncpu, void *const *src, unsigned int n)
+{
+	unsigned long k;
+
+retry:
+	__asm__ goto(
+	    PC_RSEQ_CS("3") PC_RSEQ_SLOT
+
+	    "movq %c[wordoff](%%rax), %%rdx\n\t"
+	    "movzbl %%dl, %%r8d\n\t"
+	    "movzwl %%dx, %k[k]\n\t"
+	    "shrl $8, %k[k]\n\t"
+	    "subl %%r8d, %k[k]\n\t"
+	    "jbe %l[slow]\n\t"
+	    "cmpl %[n], %k[k]\n\t"
+	    "cmoval %[n], %k[k]\n\t"
+	    /* to the entry count: %r10 its address, %r11 src's offset */
+	    "shlq $4, %%r8\n\t"
+	    "leaq %c[objoff](%%rcx,%%r8), %%r10\n\t"
+	    "xorl %%r11d, %%r11d\n\t"
+	    "5:\n\t"
+	    "movq (%[src],%%r11), %%r8\n\t"
+	    "movq %%r8, (%%r10,%%r11,2)\n\t"
+	    "addq $8, %%r11\n\t"
+	    "leaq (,%[k],8), %%r8\n\t"
+	    "cmpq %%r8, %%r11\n\t"
+	    "jb 5b\n\t"
+	    /* the count and the operations k more */
+	    "movq %[k], %%r8\n\t"
+	    "shlq $16, %%r8\n\t"
+	    "addq %[k], %%r8\n\t"
+	    "addq %%r8, %%rdx\n\t"
+	    "movq %%rdx, %c[wordoff](%%rax)\n\t"
+	    "2:\n\t"
+	    : [k] "=&r"(k)
+	    : [off] "r"(kmem_prim_rseq_off), [ncpu] "r"(ncpu), [base] "r"(cpus),
+	    [src] "r"(src), [n] "r"(n), PC_RSEQ_OFFSETS
+	    : "rax", "rcx", "rdx", "r8", "r10", "r11", "memory", "cc"
+	    : slow, abort);
+	return (unsigned int)k;
+abort:
+	goto retry;
+slow:
+	return 0;
+}
 #endif /* __x86_64__ && !KMEM_FREESTANDING */
 
 #endif /* KMEM_INTERNAL_POOL_CACHE_IMPL_H */
