@@ -65,12 +65,14 @@
  *    the objects and done by the next slow path; a realloc there copies
  *    (no resize or page move in kva).  Bootstrap blocks are never reused
  *    (free ignores them; realloc copies out).  No TLS is
- *    used here; the library is built with initial-exec TLS (prim's thread
- *    hash), so nothing calls __tls_get_addr, which may allocate.  The
+ *    used here but the thread's bins (section 12); the library is built
+ *    with initial-exec TLS (those, and prim's thread hash), so nothing
+ *    calls __tls_get_addr, which may allocate.  The
  *    environment is read without allocating (kmem_prim_getenv).
  *
- * 6. Threads and fork.  Per-CPU caches, not per-thread ones: a thread
- *    that exits leaves nothing behind to hand back.  Fork is fork.c's:
+ * 6. Threads and fork.  kmem's caches are per CPU; malloc puts a small
+ *    bin per thread in front of them for the classes up to 1 KiB (section
+ *    12), which a thread's exit empties.  Fork is fork.c's:
  *    handlers take every lock in the library's order; the child can
  *    allocate.  They are registered by this library's constructor, not
  *    by kmem's set-up inside a malloc (fork.c, fork_register).  Usable before
@@ -154,7 +156,58 @@
  *    cache of the domain, and a kmem_free called with the caller's own
  *    lock held would run a pool_cache's destructor -- which may take
  *    that lock -- inside it.  malloc's free may: libkmem-malloc.so
- *    exports no pool_cache, so its caches have no destructor.
+ *    exports no pool_cache, so its caches have no destructor.  A free
+ *    into a thread's bin does not reach a group: the bins count their own
+ *    frees and tick every TB_TICK (16384) of them.
+ *
+ * 12. A thread's bins (a departure from DESIGN.md's per-CPU-only front,
+ *    measured in docs/BENCHMARKS.md, "A thread's bins").  For each class
+ *    up to 1 KiB a thread has a stack of free objects in initial-exec TLS
+ *    (struct tbins): malloc pops, free pushes, with no atomic, no rseq
+ *    section and no slot -- the pair's critical chain (the pointer free
+ *    was given, its page-map word, the class, the store malloc loads
+ *    next) is shorter than through a CPU slot's word and group.
+ *    - Bounds: a bin holds at most TB_MAX (64) objects and TB_BYTES (8
+ *      KiB), but no fewer than TB_MIN (16): at most 170 KiB a thread,
+ *      if it uses every class up to 1 KiB and leaves each bin full.  The
+ *      stacks are 12.8 KiB of static TLS a thread (libkmem-malloc.so is
+ *      preloaded or linked, not dlopen'ed).  Bins for the classes above
+ *      1 KiB would hold too much per thread; those go to the CPU layer as
+ *      before.
+ *    - Misses move half a bin at once: an empty bin is filled from this
+ *      CPU's current group, a full one spills its upper half into it, in
+ *      one restartable section each (pc_rseq_get_many_va,
+ *      pc_rseq_put_many_va, pool_cache_impl.h); when the group cannot
+ *      (empty, full, locked) the single-object paths and the cache's slow
+ *      path run as before, and move groups to and from the depot.
+ *    - The objects in a bin are free objects as in a group: tagged
+ *      (section 3), checked and untagged when they leave; a double free
+ *      is reported when its second copy leaves, from a bin or a group.
+ *    - Set-up: at a thread's first malloc miss with the gate open (bar
+ *      its rseq bit: without rseq the bins still take frees, and misses
+ *      take the slow path), with a pthread key whose destructor empties
+ *      the bins at the thread's exit and shuts them (a later free takes
+ *      the CPU layer); a thread without the key has no bins.  Until then
+ *      and after, the bins' bounds are NULL: empty to malloc, full to
+ *      free.  Statistics (mallinfo2, malloc_info, malloc_stats) and
+ *      malloc_trim empty the calling thread's bins first, so that its
+ *      own frees count as free; other threads' binned objects count as
+ *      in use until they miss, exit or trim.
+ *    - Fork: the child keeps the forking thread's bins; the other
+ *      threads' are lost with those threads (at most their bins' bound
+ *      each).  A fork handler's free goes to its bin, which takes no
+ *      lock; its spill, if any, fails on the held slot lock and defers.
+ *    - Signals: a bin operation is not restartable.  A signal handler's
+ *      malloc or free that interrupts one on the same thread can hand an
+ *      object out twice.  malloc is not async-signal-safe (POSIX; glibc's
+ *      per-thread cache has the same window); the CPU layer's lock-free
+ *      paths, which restart, made kmem's window smaller before.
+ *    - Measured (2026-12-07, one run with the peers, 3 repetitions):
+ *      pairs of 64 B and 1 KiB 5.4 to 4.3-4.4 ns, gthread 25-30 % and
+ *      random sizes 15 % faster, server 21 % more steps a CPU-second,
+ *      python-malloc 4 % less CPU; the 1000-object batch cells of 64 B
+ *      to 1 KiB 11-29 % slower (the half-bin moves cost more than they
+ *      save when every object passes through the bin and the group).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -1042,14 +1095,24 @@ aligned_common(const char *fn, size_t align, size_t size)
 	 * that is a multiple of the alignment (section 4; the slow path
 	 * takes the same one).
 	 */
-	if (size - 1 < KMEM_CACHE_MAX && KMEMI_GATE() == 0 &&
+	if (size - 1 < KMEM_CACHE_MAX &&
+	    (KMEMI_GATE() & ~KMEM_GATE_NORSEQ) == 0 &&
 	    align <= ((size_t)1 << kmemi_pgshift)) {
 		unsigned int c;
 
 		for (c = class_of(size); c < KMEM_NCLASS; c++)
 			if ((kmemi_fast[c].kf_size & (align - 1)) == 0)
 				break;
-		if (c < KMEM_NCLASS && (p = class_get_fast(fn, c)) != NULL)
+		if (c < TB_NCLASS &&
+		    tbins.tb_top[c] > tbins.tb_stack[c]) { /* its bin */
+			p = *--tbins.tb_top[c];
+			if (kmem_unlikely(tag_take(
+				(uintptr_t *)p + 1, tag_of((uintptr_t)p))))
+				tag_report_class(c, p, fn);
+			return p;
+		}
+		if (c < KMEM_NCLASS && KMEMI_GATE() == 0 &&
+		    (p = class_get_fast(fn, c)) != NULL)
 			return p;
 	}
 	p = malloc_slow(fn, size, align);
