@@ -285,6 +285,39 @@ count(const char *text, const char *s)
 	return n;
 }
 
+/*
+ * Wait until the file "out" that a kmemstat -w writes holds at least n
+ * reports, ending with a complete one, or until 30 s have passed: a
+ * loaded machine (ctest -j beside the sanitizer builds) can start
+ * kmemstat late, so a fixed sleep saw too few reports (a test that
+ * failed once under -j2).  The number of reports seen.
+ */
+static int
+wait_reports(const char *out, int n)
+{
+	int i, got = 0;
+
+	for (i = 0; i < 3000; i++) {
+		FILE *f = fopen(out, "r");
+
+		if (f != NULL) {
+			char *text = calloc(1, 1 << 20);
+
+			T_ASSERT(text != NULL);
+			text[fread(text, 1, (1 << 20) - 1, f)] = '\0';
+			fclose(f);
+			/* the last report is whole once the next began */
+			got =
+			    count(text, "Memory resource pool statistics") - 1;
+			free(text);
+			if (got >= n)
+				return got;
+		}
+		usleep(10000);
+	}
+	return got;
+}
+
 static char env_live[PATH_MAX + 64];
 
 /* A worker and its two pipes (ready: read end; cmd: write end). */
@@ -349,8 +382,9 @@ test_p(void)
 		pid_t k;
 
 		snprintf(out, sizeof out, "%s/watch", dir);
+		unlink(out); /* wait_reports reads this run's reports only */
 		k = start(argv, NULL, out, -1, -1);
-		usleep(900000);
+		(void)wait_reports(out, 3);
 		kill(k, SIGINT);
 		T_EQ(wait_for(k), 0);
 		text = slurp(out);
@@ -371,8 +405,9 @@ test_p(void)
 		pid_t k;
 
 		snprintf(out, sizeof out, "%s/watch", dir);
+		unlink(out); /* wait_reports reads this run's reports only */
 		k = start(argv, NULL, out, -1, -1);
-		usleep(300000);
+		(void)wait_reports(out, 1); /* watching before the exit */
 		close(w.cmd);
 		T_EQ(wait_for(w.pid), 0);
 		T_EQ(wait_for(k), 0);
@@ -426,7 +461,10 @@ test_header_changed(void)
 			     offsetof(struct kmem_live_slot, ls_npools)),
 		    (ssize_t)sizeof big);
 	close(fd);
-	usleep(400000);
+	/* three more reports after the change */
+	(void)wait_reports(out,
+	    count(text = slurp(out), "Memory resource pool statistics") + 3);
+	free(text);
 	kill(k, SIGINT);
 	status = wait_for(k);
 	text = slurp(out);
