@@ -185,9 +185,10 @@
  *      is reported when its second copy leaves, from a bin or a group.
  *    - Set-up: at a thread's first malloc miss with the gate open (bar
  *      its rseq bit: without rseq the bins still take frees, and misses
- *      take the slow path), with a pthread key whose destructor empties
- *      the bins at the thread's exit and shuts them (a later free takes
- *      the CPU layer); a thread without the key has no bins.  Until then
+ *      take the slow path), with a thread-exit hook (a thread-specific
+ *      key, kmem_prim_thread_exit_hook) that empties the bins at the
+ *      thread's exit and shuts them (a later free takes the CPU layer);
+ *      a thread without the hook has no bins.  Until then
  *      and after, the bins' bounds are NULL: empty to malloc, full to
  *      free.  Statistics (mallinfo2, malloc_info, malloc_stats) and
  *      malloc_trim empty the calling thread's bins first, so that its
@@ -210,7 +211,6 @@
  *      save when every object passes through the bin and the group).
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -476,24 +476,15 @@ struct tbins {
 
 static __thread struct tbins tbins __attribute__((tls_model("initial-exec")));
 
-static pthread_key_t tb_key;
-static pthread_once_t tb_key_once = PTHREAD_ONCE_INIT;
-static bool tb_key_made;
-
 static void tb_exit(void *arg);
-
-static void
-tb_key_make(void)
-{
-	tb_key_made = pthread_key_create(&tb_key, tb_exit) == 0;
-}
 
 /*
  * This thread's first miss with the gate open: its bins get their caps,
- * and a key whose destructor empties them at the thread's exit (tb_exit).
- * pthread_setspecific may allocate (keys past the first 32): the state
- * is set first, so that that malloc finds the bins shut and goes on.
- * Without a key the thread has no bins (nothing would empty them).
+ * and a hook that empties them at the thread's exit (tb_exit, by a
+ * thread-specific key: kmem_prim_thread_exit_hook).  Setting the key may
+ * allocate (glibc's keys past the first 32): the state is set first, so
+ * that that malloc finds the bins shut and goes on.  Without the hook the
+ * thread has no bins (nothing would empty them).
  */
 static KMEM_NOINLINE void
 tb_setup(void)
@@ -501,8 +492,7 @@ tb_setup(void)
 	unsigned int c;
 
 	tbins.tb_state = TB_DEAD; /* until the key is set */
-	if (pthread_once(&tb_key_once, tb_key_make) != 0 || !tb_key_made ||
-	    pthread_setspecific(tb_key, &tbins) != 0)
+	if (kmem_prim_thread_exit_hook(tb_exit, &tbins) != 0)
 		return;
 	for (c = 0; c < TB_NCLASS; c++) {
 		uint32_t size = kmemi_fast[c].kf_size, cap;

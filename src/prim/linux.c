@@ -808,6 +808,31 @@ kmem_prim_atfork(
 	return pthread_atfork(prepare, parent, child) == 0 ? 0 : ENOMEM;
 }
 
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+static void (*_Atomic exit_fn)(void *);
+static int exit_err;
+
+static void
+exit_key_make(void)
+{
+	exit_err = pthread_key_create(
+	    &exit_key, atomic_load_explicit(&exit_fn, memory_order_relaxed));
+}
+
+int
+kmem_prim_thread_exit_hook(void (*fn)(void *), void *arg)
+{
+	int e;
+
+	atomic_store_explicit(&exit_fn, fn, memory_order_relaxed);
+	if ((e = pthread_once(&exit_once, exit_key_make)) != 0)
+		return e;
+	if (exit_err != 0)
+		return exit_err;
+	return pthread_setspecific(exit_key, arg);
+}
+
 #ifdef __GLIBC__
 /*
  * Exported by every glibc since 2.2.5 (not declared in its headers): the

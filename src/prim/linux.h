@@ -357,6 +357,14 @@ void kmem_prim_signals_restore(const kmem_prim_sigset_t *old);
  * must not take the process's signals).  0, or an errno value.
  */
 int kmem_prim_thread_start(void *(*fn)(void *), void *arg);
+/*
+ * Call fn(arg) when the calling thread exits by returning or by
+ * pthread_exit (a thread-specific key's destructor: one key for the
+ * process, made at the first call, whose fn every call must pass; arg
+ * not NULL).  Not for the main thread's exit(3).  0, or an errno value
+ * (no key, or no slot for it).
+ */
+int kmem_prim_thread_exit_hook(void (*fn)(void *), void *arg);
 
 /* ---- files (the KMEM_STATS output) ---- */
 
