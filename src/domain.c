@@ -89,8 +89,9 @@
  *    - kmem_prim_proc (prim/linux.c): prim's facts about the process (page
  *      size, CPU count, how the CPU is read, the rseq offset and whether
  *      rseq critical sections may be used), its fault injection (it counts
- *      the process's OS memory calls) and its exit-function table (one
- *      destructor runs it): the operating system's, the same for every
+ *      the process's OS memory calls), its exit-function table (one
+ *      destructor runs it) and its thread-exit key (malloc's bins): the
+ *      operating system's, the same for every
  *      domain, and below them (prim knows no domain).  Prim has no
  *      thread-local data: the CPU hash uses the thread pointer.
  *    - fork_st (fork.c): fork(2) is the process's.  Its handlers are

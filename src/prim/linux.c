@@ -79,7 +79,7 @@
 
 /* ---- host description ---- */
 
-struct kmem_prim_proc kmem_prim_proc;
+struct kmem_prim_proc kmem_prim_proc = {.texit_once = PTHREAD_ONCE_INIT};
 
 size_t
 kmem_prim_page_size(void)
@@ -808,29 +808,27 @@ kmem_prim_atfork(
 	return pthread_atfork(prepare, parent, child) == 0 ? 0 : ENOMEM;
 }
 
-static pthread_key_t exit_key;
-static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
-static void (*_Atomic exit_fn)(void *);
-static int exit_err;
-
 static void
-exit_key_make(void)
+texit_key_make(void)
 {
-	exit_err = pthread_key_create(
-	    &exit_key, atomic_load_explicit(&exit_fn, memory_order_relaxed));
+	struct kmem_prim_proc *pp = &kmem_prim_proc;
+
+	pp->texit_err = pthread_key_create(&pp->texit_key,
+	    atomic_load_explicit(&pp->texit_fn, memory_order_relaxed));
 }
 
 int
 kmem_prim_thread_exit_hook(void (*fn)(void *), void *arg)
 {
+	struct kmem_prim_proc *pp = &kmem_prim_proc;
 	int e;
 
-	atomic_store_explicit(&exit_fn, fn, memory_order_relaxed);
-	if ((e = pthread_once(&exit_once, exit_key_make)) != 0)
+	atomic_store_explicit(&pp->texit_fn, fn, memory_order_relaxed);
+	if ((e = pthread_once(&pp->texit_once, texit_key_make)) != 0)
 		return e;
-	if (exit_err != 0)
-		return exit_err;
-	return pthread_setspecific(exit_key, arg);
+	if (pp->texit_err != 0)
+		return pp->texit_err;
+	return pthread_setspecific(pp->texit_key, arg);
 }
 
 #ifdef __GLIBC__

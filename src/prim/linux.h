@@ -182,6 +182,11 @@ struct kmem_prim_proc {
 	/* kmem_prim_atexit's functions and how many slots are claimed. */
 	void (*_Atomic exitfn[KMEM_PRIM_ATEXIT_MAX])(void);
 	_Atomic unsigned nexitfn;
+	/* kmem_prim_thread_exit_hook's key, made once, and its function. */
+	pthread_once_t texit_once;
+	pthread_key_t texit_key;
+	int texit_err;
+	void (*_Atomic texit_fn)(void *);
 };
 extern struct kmem_prim_proc kmem_prim_proc
     __attribute__((visibility("hidden")));
