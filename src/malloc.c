@@ -193,7 +193,11 @@
  *      free.  Statistics (mallinfo2, malloc_info, malloc_stats) and
  *      malloc_trim empty the calling thread's bins first, so that its
  *      own frees count as free; other threads' binned objects count as
- *      in use until they miss, exit or trim.
+ *      in use until they miss, exit or trim.  The caches' counts of gets
+ *      and puts are of the objects that reach them: a bin's own pops and
+ *      pushes are not counted (a per-class count, folded into the
+ *      group's operations at each fill and spill, cost 0.35 ns of a
+ *      4.3 ns pair: measured, not kept).
  *    - Fork: the child keeps the forking thread's bins; the other
  *      threads' are lost with those threads (at most their bins' bound
  *      each).  A fork handler's free goes to its bin, which takes no
