@@ -13,7 +13,8 @@ cc=${KMEM_MSAN_CC:-clang}
 command -v "$cc" >/dev/null 2>&1 || { echo "msan: no $cc"; exit 77; }
 rt=$("$cc" -print-file-name=libclang_rt.msan-x86_64.a 2>/dev/null)
 [ -f "$rt" ] || { echo "msan: no MSan runtime"; exit 77; }
-srcs=$(ls "$src"/src/*.c "$src"/src/prim/linux.c | grep -v '/malloc\.c$')
+# the library's sources: not the malloc shim's (malloc.c, malloc_info.c)
+srcs=$(ls "$src"/src/*.c "$src"/src/prim/linux.c | grep -vE '/malloc(_info)?\.c$')
 # shellcheck disable=SC2086
 "$cc" -fsanitize=memory -fno-omit-frame-pointer -O1 -g -D_GNU_SOURCE \
     -I"$src/include" -I"$src/src" $srcs "$src/tests/annot/annot_bugs.c" \
