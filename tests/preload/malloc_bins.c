@@ -26,7 +26,8 @@
  *    is checked before its free (a block handed out twice, or written by
  *    the allocator while live, breaks the other's pattern); one free in
  *    16 is of a block that another thread allocated (a shared mailbox);
- *    malloc_usable_size >= the size asked; the seed printed;
+ *    malloc_usable_size >= the size asked; one block in 8 from calloc,
+ *    all zero (bins hold freed, written blocks); the seed printed;
  *  - fork while the forking thread's bins and a parked thread's hold
  *    objects: the child mallocs and frees (from its copy of the bins),
  *    starts and joins a thread, finds the parent's live blocks intact,
@@ -50,6 +51,7 @@
 #include "t.h"
 
 static void *(*volatile f_malloc)(size_t) = malloc;
+static void *(*volatile f_calloc)(size_t, size_t) = calloc;
 static void (*volatile f_free)(void *) = free;
 
 static bool on_kmem;
@@ -288,7 +290,17 @@ blk_new(struct blk *b, struct t_rng *r, uint64_t id)
 {
 	b->size = 1 + t_rng_below(r, t_rng_below(r, 8) == 0 ? MAXSIZE : 256);
 	b->id = id;
-	T_ASSERT((b->p = f_malloc(b->size)) != NULL);
+	if (t_rng_below(r, 8) == 0) { /* zeroed, though bins hold dirty ones */
+		size_t i;
+
+		T_ASSERT((b->p = f_calloc(1, b->size)) != NULL);
+		for (i = 0; i < b->size; i++)
+			if (b->p[i] != 0)
+				T_FAIL("calloc(1, %zu) = %p: byte %zu is %#x",
+				    b->size, (void *)b->p, i, b->p[i]);
+	} else {
+		T_ASSERT((b->p = f_malloc(b->size)) != NULL);
+	}
 	T_GE(malloc_usable_size(b->p), b->size);
 	fill(b);
 }
