@@ -19,8 +19,9 @@
  *    both ways, its word 0;
  *  - a random run of both against a model stack, with the cache's
  *    checker and its outstanding count after every step.
- * Skipped (77) where the sections cannot run: not x86-64, no rseq area
- * (valgrind, GLIBC_TUNABLES=glibc.pthread.rseq=0), magazines off.
+ * Skipped (77) where the cache's lock-free path is off: not x86-64, no
+ * rseq area (valgrind, TSan, GLIBC_TUNABLES=glibc.pthread.rseq=0), the
+ * tools' annotations on (ASan, valgrind), magazines off.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -102,7 +103,8 @@ setup(void)
 	cpus = kmemi_cache_cpus(pc, &ncpu, &rseq);
 	if (!rseq)
 		t_skip("the cache's lock-free path is off (no rseq area: "
-		       "valgrind, glibc.pthread.rseq=0; or magazines off)");
+		       "valgrind, TSan, glibc.pthread.rseq=0; ASan's or "
+		       "valgrind's annotations; or magazines off)");
 	cpu = sched_getcpu();
 	T_GE(cpu, 0);
 	if ((unsigned int)cpu >= ncpu)
