@@ -344,6 +344,7 @@ pc_rseq_get_many_va(
 {
 	unsigned long k;
 
+	KMEM_ASSERT(want >= 1 && want <= 255);
 retry:
 	__asm__ goto(
 	    PC_RSEQ_CS("3") PC_RSEQ_SLOT
@@ -392,6 +393,7 @@ pc_rseq_put_many_va(
 {
 	unsigned long k;
 
+	KMEM_ASSERT(n >= 1 && n <= 255);
 retry:
 	__asm__ goto(
 	    PC_RSEQ_CS("3") PC_RSEQ_SLOT
