@@ -325,6 +325,28 @@ slow:
 	return 0;
 }
 /*
+ * The batched operations' shared parts (below).  The copy: k pointers,
+ * %r10 the first group entry, %r11 the byte offset into the caller's
+ * array (8 a pointer; 16 an entry, so the entry is at %r10 + 2 * %r11),
+ * "load" and "store" the operands that move one; then the commit: the
+ * count k less ("subq") or more ("addq"), the operations k more, stored.
+ */
+#define PC_RSEQ_MANY_COPY(load, store)                                         \
+	"xorl %%r11d, %%r11d\n\t"                                              \
+	"5:\n\t"                                                               \
+	"movq " load ", %%r8\n\t"                                              \
+	"movq %%r8, " store "\n\t"                                             \
+	"addq $8, %%r11\n\t"                                                   \
+	"leaq (,%[k],8), %%r8\n\t"                                             \
+	"cmpq %%r8, %%r11\n\t"                                                 \
+	"jb 5b\n\t"
+#define PC_RSEQ_MANY_COMMIT(count)                                             \
+	"movq %[k], %%r8\n\t"                                                  \
+	"shlq $16, %%r8\n\t" count " %[k], %%r8\n\t"                           \
+	"addq %%r8, %%rdx\n\t"                                                 \
+	"movq %%rdx, %c[wordoff](%%rax)\n\t"                                   \
+	"2:\n\t"
+/*
  * Several objects at once, for a thread's bins (malloc.c section 12), on
  * caches without physical addresses.  The get copies min(want, held) of
  * the current group's top objects' addresses to dst[0..k), the group's
@@ -359,22 +381,10 @@ retry:
 	    /* from the entry count - k: %r10 its address, %r11 dst's offset */
 	    "subl %k[k], %%r8d\n\t"
 	    "shlq $4, %%r8\n\t"
-	    "leaq %c[objoff](%%rcx,%%r8), %%r10\n\t"
-	    "xorl %%r11d, %%r11d\n\t"
-	    "5:\n\t"
-	    "movq (%%r10,%%r11,2), %%r8\n\t"
-	    "movq %%r8, (%[dst],%%r11)\n\t"
-	    "addq $8, %%r11\n\t"
-	    "leaq (,%[k],8), %%r8\n\t"
-	    "cmpq %%r8, %%r11\n\t"
-	    "jb 5b\n\t"
+	    "leaq %c[objoff](%%rcx,%%r8), %%r10\n\t" PC_RSEQ_MANY_COPY(
+		"(%%r10,%%r11,2)", "(%[dst],%%r11)")
 	    /* the count less k, the operations k more */
-	    "movq %[k], %%r8\n\t"
-	    "shlq $16, %%r8\n\t"
-	    "subq %[k], %%r8\n\t"
-	    "addq %%r8, %%rdx\n\t"
-	    "movq %%rdx, %c[wordoff](%%rax)\n\t"
-	    "2:\n\t"
+	    PC_RSEQ_MANY_COMMIT("subq")
 	    : [k] "=&r"(k)
 	    : [off] "r"(kmem_prim_rseq_off), [ncpu] "r"(ncpu), [base] "r"(cpus),
 	    [dst] "r"(dst), [want] "r"(want), PC_RSEQ_OFFSETS
@@ -408,22 +418,10 @@ retry:
 	    "cmoval %[n], %k[k]\n\t"
 	    /* to the entry count: %r10 its address, %r11 src's offset */
 	    "shlq $4, %%r8\n\t"
-	    "leaq %c[objoff](%%rcx,%%r8), %%r10\n\t"
-	    "xorl %%r11d, %%r11d\n\t"
-	    "5:\n\t"
-	    "movq (%[src],%%r11), %%r8\n\t"
-	    "movq %%r8, (%%r10,%%r11,2)\n\t"
-	    "addq $8, %%r11\n\t"
-	    "leaq (,%[k],8), %%r8\n\t"
-	    "cmpq %%r8, %%r11\n\t"
-	    "jb 5b\n\t"
+	    "leaq %c[objoff](%%rcx,%%r8), %%r10\n\t" PC_RSEQ_MANY_COPY(
+		"(%[src],%%r11)", "(%%r10,%%r11,2)")
 	    /* the count and the operations k more */
-	    "movq %[k], %%r8\n\t"
-	    "shlq $16, %%r8\n\t"
-	    "addq %[k], %%r8\n\t"
-	    "addq %%r8, %%rdx\n\t"
-	    "movq %%rdx, %c[wordoff](%%rax)\n\t"
-	    "2:\n\t"
+	    PC_RSEQ_MANY_COMMIT("addq")
 	    : [k] "=&r"(k)
 	    : [off] "r"(kmem_prim_rseq_off), [ncpu] "r"(ncpu), [base] "r"(cpus),
 	    [src] "r"(src), [n] "r"(n), PC_RSEQ_OFFSETS
