@@ -633,6 +633,26 @@ tb_bad(unsigned int c, void *p, const char *fn)
 }
 
 /*
+ * The top of class c's bin (c < TB_NCLASS), its tag checked and cleared,
+ * or NULL if the bin is empty: the slower paths' pop (the fill's, the
+ * aligned allocation's).  malloc_common pops inline, reporting through
+ * tb_bad.
+ */
+static inline void *
+tb_pop(unsigned int c, const char *fn)
+{
+	void **t = tbins.tb_top[c], *p;
+
+	if (t <= tbins.tb_stack[c])
+		return NULL;
+	p = *--t;
+	tbins.tb_top[c] = t;
+	if (kmem_unlikely(tag_take((uintptr_t *)p + 1, tag_of((uintptr_t)p))))
+		tag_report_class(c, p, fn);
+	return p;
+}
+
+/*
  * Class c's bin is empty: fill it from this CPU's group, half its cap at
  * most, in one critical section, and hand out the group's top object;
  * else the CPU layer's get (which misses too: its group is empty or its
@@ -663,12 +683,8 @@ malloc_fill(const char *fn, size_t size, unsigned int c)
 			k = pc_rseq_get_many_va(kmemi_fast_cpus(kf),
 			    kf->kf_ncpu, tbins.tb_stack[c], cap / 2);
 			if (k != 0) {
-				tbins.tb_top[c] = tbins.tb_stack[c] + k - 1;
-				p = tbins.tb_stack[c][k - 1];
-				if (kmem_unlikely(tag_take((uintptr_t *)p + 1,
-					tag_of((uintptr_t)p))))
-					tag_report_class(c, p, fn);
-				return p;
+				tbins.tb_top[c] = tbins.tb_stack[c] + k;
+				return tb_pop(c, fn);
 			}
 		}
 	}
@@ -820,15 +836,14 @@ free_spill(void *p, unsigned int c, unsigned int gate)
 #ifdef PC_RSEQ
 	if (kmem_likely(gate == 0) && kmem_likely(tbins.tb_state == TB_LIVE)) {
 		void **stack = tbins.tb_stack[c], **high = tbins.tb_high[c];
-		unsigned int cap = (unsigned int)(high - stack), k = 0;
+		unsigned int cap = (unsigned int)(high - stack), k;
 		const struct kmem_fast *kf = &kmemi_fast[c];
-
 		void **h = high - cap / 2;
 
-		KMEM_ASSERT(tbins.tb_top[c] == high);
-		if (cap != 0)
-			k = pc_rseq_put_many_va(
-			    kmemi_fast_cpus(kf), kf->kf_ncpu, h, cap / 2);
+		/* live bins are full here, and their caps TB_MIN or more */
+		KMEM_ASSERT(tbins.tb_top[c] == high && cap >= TB_MIN);
+		k = pc_rseq_put_many_va(
+		    kmemi_fast_cpus(kf), kf->kf_ncpu, h, cap / 2);
 		if (k != 0) {
 			if (k < cap / 2) /* the group had room for fewer */
 				memmove(h, h + k, (cap / 2 - k) * sizeof *h);
@@ -1097,14 +1112,8 @@ aligned_common(const char *fn, size_t align, size_t size)
 		for (c = class_of(size); c < KMEM_NCLASS; c++)
 			if ((kmemi_fast[c].kf_size & (align - 1)) == 0)
 				break;
-		if (c < TB_NCLASS &&
-		    tbins.tb_top[c] > tbins.tb_stack[c]) { /* its bin */
-			p = *--tbins.tb_top[c];
-			if (kmem_unlikely(tag_take(
-				(uintptr_t *)p + 1, tag_of((uintptr_t)p))))
-				tag_report_class(c, p, fn);
+		if (c < TB_NCLASS && (p = tb_pop(c, fn)) != NULL) /* its bin */
 			return p;
-		}
 		if (c < KMEM_NCLASS && KMEMI_GATE() == 0 &&
 		    (p = class_get_fast(fn, c)) != NULL)
 			return p;
