@@ -196,8 +196,8 @@
  *      in use until they miss, exit or trim.  The caches' counts of gets
  *      and puts are of the objects that reach them: a bin's own pops and
  *      pushes are not counted (a per-class count, folded into the
- *      group's operations at each fill and spill, cost 0.35 ns of a
- *      4.3 ns pair: measured, not kept).
+ *      group's operations at each fill and spill, cost 0.3-0.4 ns of a
+ *      4.6-4.7 ns pair, docs/BENCHMARKS.md: measured, not kept).
  *    - Fork: the child keeps the forking thread's bins; the other
  *      threads' are lost with those threads (at most their bins' bound
  *      each).  A fork handler's free goes to its bin, which takes no
