@@ -71,8 +71,8 @@
  *    environment is read without allocating (kmem_prim_getenv).
  *
  * 6. Threads and fork.  kmem's caches are per CPU; malloc puts a small
- *    bin per thread in front of them for the classes up to 1 KiB (section
- *    12), which a thread's exit empties.  Fork is fork.c's:
+ *    bin per thread in front of them for every class (section 12), which
+ *    a thread's exit empties.  Fork is fork.c's:
  *    handlers take every lock in the library's order; the child can
  *    allocate.  They are registered by this library's constructor, not
  *    by kmem's set-up inside a malloc (fork.c, fork_register).  Usable before
@@ -162,18 +162,23 @@
  *
  * 12. A thread's bins (a departure from DESIGN.md's per-CPU-only front,
  *    measured in docs/BENCHMARKS.md, "A thread's bins").  For each class
- *    up to 1 KiB a thread has a stack of free objects in initial-exec TLS
+ *    (up to KMEM_CACHE_MAX, 16 KiB) a thread has a stack of free objects
+ *    in initial-exec TLS
  *    (struct tbins): malloc pops, free pushes, with no atomic, no rseq
  *    section and no slot -- the pair's critical chain (the pointer free
  *    was given, its page-map word, the class, the store malloc loads
  *    next) is shorter than through a CPU slot's word and group.
  *    - Bounds: a bin holds at most TB_MAX (64) objects and TB_BYTES (8
- *      KiB), but no fewer than TB_MIN (16): at most 170 KiB a thread,
- *      if it uses every class up to 1 KiB and leaves each bin full.  The
- *      stacks are 12.8 KiB of static TLS a thread (libkmem-malloc.so is
- *      preloaded or linked, not dlopen'ed).  Bins for the classes above
- *      1 KiB would hold too much per thread; those go to the CPU layer as
- *      before.
+ *      KiB), but no fewer than TB_MIN (16) up to 1280 B and TB_MIN_BIG
+ *      (2) above: at most 579 KiB a thread (203 KiB of it in the classes
+ *      up to 1280 B), if it uses every class and leaves each bin full.
+ *      The stacks are packed in 9.7 KiB of static TLS a thread
+ *      (libkmem-malloc.so is preloaded or linked, not dlopen'ed).  The
+ *      classes above 1280 B had no bins at first (their pair paid the CPU
+ *      layer: 6.1-6.3 ns against 4.5-4.7 with bins of 2-4, 2026-12-08);
+ *      a bin of 2 moves one object at a miss, so a run of frees of one
+ *      large class pays a spill for each (the 1000-object batch of 2 KiB,
+ *      17.3 to 20.6 ns: docs/BENCHMARKS.md).
  *    - Misses move half a bin at once: an empty bin is filled from this
  *      CPU's current group, a full one spills its upper half into it, in
  *      one restartable section each (pc_rseq_get_many_va,
@@ -451,36 +456,69 @@ drain_deferred(void)
 
 /* ---- the thread's bins (section 12) ---- */
 
-#define TB_NCLASS 25	 /* the classes that have bins: up to 1 KiB */
-#define TB_MAX	  64u	 /* objects a bin holds at most */
-#define TB_BYTES  8192u	 /* ... and bytes */
-#define TB_MIN	  16u	 /* ... but at least this many objects */
-#define TB_TICK	  16384u /* frees into bins between two ticks */
+#define TB_SLOTS   1088u  /* tb_store's entries: every class's cap */
+#define TB_MAX	   64u	  /* objects a bin holds at most */
+#define TB_BYTES   8192u  /* ... and bytes */
+#define TB_MIN	   16u	  /* ... but at least this many objects */
+#define TB_MIN_TO  1280u  /* ... for the classes up to this size, */
+#define TB_MIN_BIG 2u	  /* ... and this many above */
+#define TB_TICK	   16384u /* frees into bins between two ticks */
 _Static_assert(TB_MAX % 2 == 0 && TB_MAX <= 255, "a bin moves TB_MAX / 2");
 
 enum { TB_NONE, TB_LIVE, TB_DEAD };
 
 /*
- * A thread's bins: for class c, a stack of free objects tb_stack[c],
- * filled from the bottom; tb_top[c] the next free entry, tb_high[c] the
- * end of the entries the class may use (its cap: TB_MAX objects, fewer
- * for a class of more than TB_BYTES / TB_MAX bytes).  Zero until the
- * thread's first miss sets them up (tb_setup), and again after its exit
- * emptied them: a NULL top is below every stack (malloc finds the bin
- * empty) and not below a NULL high (free finds it full).  The objects
- * in a bin are free objects as in a CPU's group: tagged (section 3).
+ * A thread's bins: for class c, a stack of free objects in tb_store from
+ * tb_low[c] up, filled from the bottom; tb_top[c] the next free entry,
+ * tb_high[c] the end of the entries the class may use (its cap: TB_MAX
+ * objects, fewer for a class of more than TB_BYTES / TB_MAX bytes, but
+ * TB_MIN or TB_MIN_BIG at least).  The stacks are packed in one array,
+ * each as long as its cap (a fixed stride of TB_MAX would waste half the
+ * TLS).  Zero until the thread's first miss sets them up (tb_setup), and
+ * again after its exit emptied them: a NULL top is not above a NULL low
+ * (malloc finds the bin empty) and not below a NULL high (free finds it
+ * full).  The objects in a bin are free objects as in a CPU's group:
+ * tagged (section 3).
+ *
+ * The bounds are pointers, not indices into tb_store: with 32- or 16-bit
+ * indices (tb_store[top], an %fs-relative access with an index
+ * register; a NULL sentinel under each stack instead of tb_low) the
+ * one-object pair took 11.5 ns instead of 4.6, at every size, while a
+ * batch of two took as long as with pointers (bench_malloc, 2026-12-08).
+ * The slot the pair frees into is the one its next malloc loads; why
+ * that chain is slower through an indexed TLS access we could not find
+ * out without hardware counters (forcing flat addresses did not help).
  */
 struct tbins {
-	void **tb_top[TB_NCLASS];
-	void **tb_high[TB_NCLASS];
+	void **tb_top[KMEM_NCLASS];
+	void **tb_low[KMEM_NCLASS];
+	void **tb_high[KMEM_NCLASS];
 	uint32_t tb_ticks; /* frees into bins until the next tick */
 	uint32_t tb_state; /* TB_NONE, TB_LIVE, TB_DEAD */
-	void *tb_stack[TB_NCLASS][TB_MAX];
+	void *tb_store[TB_SLOTS];
 };
 
 static __thread struct tbins tbins __attribute__((tls_model("initial-exec")));
 
 static void tb_exit(void *arg);
+
+/* Class c's cap in a thread's bins (section 12's bounds): even. */
+static unsigned int
+tb_cap(unsigned int c)
+{
+	uint32_t size = kmemi_fast[c].kf_size, cap;
+
+	if (size == 0)
+		return 0;
+	cap = TB_BYTES / size;
+	if (cap > TB_MAX)
+		cap = TB_MAX;
+	if (size <= TB_MIN_TO && cap < TB_MIN)
+		cap = TB_MIN;
+	if (cap < TB_MIN_BIG)
+		cap = TB_MIN_BIG;
+	return cap & ~1u; /* even: a spill moves half */
+}
 
 /*
  * This thread's first miss with the gate open: its bins get their caps,
@@ -488,27 +526,27 @@ static void tb_exit(void *arg);
  * thread-specific key: kmem_prim_thread_exit_hook).  Setting the key may
  * allocate (glibc's keys past the first 32): the state is set first, so
  * that that malloc finds the bins shut and goes on.  Without the hook the
- * thread has no bins (nothing would empty them).
+ * thread has no bins (nothing would empty them).  A class whose cap does
+ * not fit in tb_store has no bin (not reached: the caps of kmem.c's table
+ * add up to 1,014 entries).
  */
 static KMEM_NOINLINE void
 tb_setup(void)
 {
-	unsigned int c;
+	unsigned int c, next = 0;
 
 	tbins.tb_state = TB_DEAD; /* until the key is set */
 	if (kmem_prim_thread_exit_hook(tb_exit, &tbins) != 0)
 		return;
-	for (c = 0; c < TB_NCLASS; c++) {
-		uint32_t size = kmemi_fast[c].kf_size, cap;
+	for (c = 0; c < KMEM_NCLASS; c++) {
+		unsigned int cap = tb_cap(c);
 
-		cap = size == 0 ? 0 : TB_BYTES / size;
-		if (cap > TB_MAX)
-			cap = TB_MAX;
-		if (size != 0 && cap < TB_MIN)
-			cap = TB_MIN;
-		cap &= ~1u; /* even: a spill moves half */
-		tbins.tb_top[c] = tbins.tb_stack[c];
-		tbins.tb_high[c] = tbins.tb_stack[c] + cap;
+		KMEM_ASSERT(next + cap <= TB_SLOTS);
+		if (cap == 0 || next + cap > TB_SLOTS)
+			continue;
+		tbins.tb_low[c] = tbins.tb_top[c] = &tbins.tb_store[next];
+		tbins.tb_high[c] = &tbins.tb_store[next + cap];
+		next += cap;
 	}
 	tbins.tb_ticks = TB_TICK;
 	tbins.tb_state = TB_LIVE;
@@ -609,18 +647,6 @@ malloc_large(const char *fn, size_t size)
 	return malloc_slow(fn, size, MALLOC_ALIGN);
 }
 
-/* A class without a bin: the CPU layer's get, else the slow path. */
-static KMEM_NOINLINE void *
-malloc_cpu(const char *fn, size_t size, unsigned int c)
-{
-	void *p;
-
-	if (kmem_likely(KMEMI_GATE() == 0) &&
-	    kmem_likely((p = class_get_fast(fn, c)) != NULL))
-		return p;
-	return malloc_slow(fn, size, MALLOC_ALIGN);
-}
-
 /*
  * The object p on top of class c's bin lacks its tag: reported.  Not
  * _Noreturn, so that malloc reaches it by a tail call and saves no
@@ -633,7 +659,7 @@ tb_bad(unsigned int c, void *p, const char *fn)
 }
 
 /*
- * The top of class c's bin (c < TB_NCLASS), its tag checked and cleared,
+ * The top of class c's bin, its tag checked and cleared,
  * or NULL if the bin is empty: the slower paths' pop (the fill's, the
  * aligned allocation's).  malloc_common pops inline, reporting through
  * tb_bad.
@@ -643,7 +669,7 @@ tb_pop(unsigned int c, const char *fn)
 {
 	void **t = tbins.tb_top[c], *p;
 
-	if (t <= tbins.tb_stack[c])
+	if (t <= tbins.tb_low[c])
 		return NULL;
 	p = *--t;
 	tbins.tb_top[c] = t;
@@ -674,16 +700,16 @@ malloc_fill(const char *fn, size_t size, unsigned int c)
 		unsigned int k,
 		    cap = tbins.tb_state != TB_LIVE
 		    ? 0
-		    : (unsigned int)(tbins.tb_high[c] - tbins.tb_stack[c]);
+		    : (unsigned int)(tbins.tb_high[c] - tbins.tb_low[c]);
 
 		if (kmem_likely(cap != 0)) {
 			const struct kmem_fast *kf = &kmemi_fast[c];
 
-			KMEM_ASSERT(tbins.tb_top[c] == tbins.tb_stack[c]);
+			KMEM_ASSERT(tbins.tb_top[c] == tbins.tb_low[c]);
 			k = pc_rseq_get_many_va(kmemi_fast_cpus(kf),
-			    kf->kf_ncpu, tbins.tb_stack[c], cap / 2);
+			    kf->kf_ncpu, tbins.tb_low[c], cap / 2);
 			if (k != 0) {
-				tbins.tb_top[c] = tbins.tb_stack[c] + k;
+				tbins.tb_top[c] = tbins.tb_low[c] + k;
 				return tb_pop(c, fn);
 			}
 		}
@@ -714,18 +740,15 @@ malloc_common(const char *fn, size_t size)
 	if (kmem_unlikely(size - 1 >= KMEM_CACHE_MAX))
 		return malloc_large(fn, size);
 	c = class_of(size);
-	if (kmem_likely(c < TB_NCLASS)) {
-		if (kmem_likely((t = tbins.tb_top[c]) > tbins.tb_stack[c])) {
-			p = *--t;
-			tbins.tb_top[c] = t;
-			if (kmem_unlikely(tag_take(
-				(uintptr_t *)p + 1, tag_of((uintptr_t)p))))
-				return tb_bad(c, p, fn);
-			return p;
-		}
-		return malloc_fill(fn, size, c);
+	if (kmem_likely((t = tbins.tb_top[c]) > tbins.tb_low[c])) {
+		p = *--t;
+		tbins.tb_top[c] = t;
+		if (kmem_unlikely(
+			tag_take((uintptr_t *)p + 1, tag_of((uintptr_t)p))))
+			return tb_bad(c, p, fn);
+		return p;
 	}
-	return malloc_cpu(fn, size, c);
+	return malloc_fill(fn, size, c);
 }
 
 void *
@@ -834,14 +857,15 @@ static KMEM_NOINLINE void
 free_spill(void *p, unsigned int c, unsigned int gate)
 {
 #ifdef PC_RSEQ
-	if (kmem_likely(gate == 0) && kmem_likely(tbins.tb_state == TB_LIVE)) {
-		void **stack = tbins.tb_stack[c], **high = tbins.tb_high[c];
+	if (kmem_likely(gate == 0) && kmem_likely(tbins.tb_state == TB_LIVE) &&
+	    kmem_likely(tbins.tb_high[c] != NULL)) {
+		void **stack = tbins.tb_low[c], **high = tbins.tb_high[c];
 		unsigned int cap = (unsigned int)(high - stack), k;
 		const struct kmem_fast *kf = &kmemi_fast[c];
 		void **h = high - cap / 2;
 
-		/* live bins are full here, and their caps TB_MIN or more */
-		KMEM_ASSERT(tbins.tb_top[c] == high && cap >= TB_MIN);
+		/* live bins are full here, and their caps 2 or more */
+		KMEM_ASSERT(tbins.tb_top[c] == high && cap >= TB_MIN_BIG);
 		k = pc_rseq_put_many_va(
 		    kmemi_fast_cpus(kf), kf->kf_ncpu, h, cap / 2);
 		if (k != 0) {
@@ -863,8 +887,8 @@ kmemi_malloc_bins_flush(void)
 {
 	unsigned int c;
 
-	for (c = 0; c < TB_NCLASS; c++) {
-		void **stack = tbins.tb_stack[c];
+	for (c = 0; c < KMEM_NCLASS; c++) {
+		void **stack = tbins.tb_low[c];
 
 		while (tbins.tb_top[c] > stack) {
 			unsigned int k = 0,
@@ -896,8 +920,8 @@ tb_exit(void *arg)
 	(void)arg;
 	tbins.tb_state = TB_DEAD;
 	kmemi_malloc_bins_flush();
-	for (c = 0; c < TB_NCLASS; c++)
-		tbins.tb_top[c] = tbins.tb_high[c] = NULL;
+	for (c = 0; c < KMEM_NCLASS; c++)
+		tbins.tb_low[c] = tbins.tb_top[c] = tbins.tb_high[c] = NULL;
 }
 
 /*
@@ -980,33 +1004,16 @@ free(void *p)
 			}
 			((uintptr_t *)p)[1] = tag_of(a); /* no load: a store */
 			unsigned int c = PM_CLASS(w);
+			void **t = tbins.tb_top[c];
 
-			if (kmem_likely(c < TB_NCLASS)) {
-				void **t = tbins.tb_top[c];
-
-				if (kmem_likely(t < tbins.tb_high[c])) {
-					*t = p;
-					tbins.tb_top[c] = t + 1;
-					if (kmem_unlikely(
-						--tbins.tb_ticks == 0))
-						tb_tick();
-					return;
-				}
-				free_spill(p, c, gate);
+			if (kmem_likely(t < tbins.tb_high[c])) {
+				*t = p;
+				tbins.tb_top[c] = t + 1;
+				if (kmem_unlikely(--tbins.tb_ticks == 0))
+					tb_tick();
 				return;
 			}
-#ifdef PC_RSEQ
-			int r;
-
-			if (kmem_likely(gate == 0) &&
-			    kmem_likely((r = pc_rseq_put_va(kmemi_fast_cpus(kf),
-					     kf->kf_ncpu, p)) != 0)) {
-				if (kmem_unlikely(r == 2))
-					kmemi_tick(); /* section 11 */
-				return;
-			}
-#endif
-			free_put(p, PM_CLASS(w));
+			free_spill(p, c, gate);
 			return;
 		}
 		free_large(p, wp, w, gate);
@@ -1112,7 +1119,8 @@ aligned_common(const char *fn, size_t align, size_t size)
 		for (c = class_of(size); c < KMEM_NCLASS; c++)
 			if ((kmemi_fast[c].kf_size & (align - 1)) == 0)
 				break;
-		if (c < TB_NCLASS && (p = tb_pop(c, fn)) != NULL) /* its bin */
+		if (c < KMEM_NCLASS &&
+		    (p = tb_pop(c, fn)) != NULL) /* its bin */
 			return p;
 		if (c < KMEM_NCLASS && KMEMI_GATE() == 0 &&
 		    (p = class_get_fast(fn, c)) != NULL)

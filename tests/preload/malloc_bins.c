@@ -1,6 +1,6 @@
 /*
- * malloc_bins.c -- a thread's bins (malloc.c section 12: for the classes
- * up to 1 KiB, a stack of free objects per class in each thread, filled
+ * malloc_bins.c -- a thread's bins (malloc.c section 12: for every class
+ * up to 16 KiB, a stack of free objects per class in each thread, filled
  * from and emptied into the CPU's group half a bin at a time).  The C
  * library's API only: the same binary runs on glibc ("glibc.malloc_bins",
  * the oracle) and on libkmem-malloc.so ("preload.malloc_bins",
@@ -8,10 +8,11 @@
  *
  *  - thread exit empties the bins: after a warm-up thread, mallinfo2's
  *    uordblks in the main thread is the baseline; 20 threads in a row
- *    each malloc and free 64 blocks of 16, 64, 256, 512 and 1024 bytes
- *    (left in its bins) and exit; after each join uordblks is within
- *    8 KiB of the baseline (what one thread's bins hold is ~28 KiB, a
- *    leak of every thread's ~560 KiB).  The same with the mallocs and
+ *    each malloc and free 64 blocks of 16, 64, 256, 512, 1024, 2000, 5000
+ *    and 16000 bytes (left in its bins: 16 to 64 of the small ones, 2 to
+ *    4 of the large) and exit; after each join uordblks is within 8 KiB
+ *    of the baseline (what one thread's bins hold is ~78 KiB, a leak of
+ *    every thread's ~1.5 MiB).  The same with the mallocs and
  *    frees done in a key's destructor that runs after the bins' own
  *    (tb_exit), and in one that is the thread's first call to malloc
  *    (its bins set up by a destructor, emptied by the next round);
@@ -21,7 +22,8 @@
  *    them in use (kmem: the first thread's bins hold them) until the
  *    first calls malloc_trim(0), and then is back at the baseline;
  *  - the blocks stay usable and distinct: 4 threads, each with ~2000
- *    live blocks of random sizes 1..1100, malloc and free at random; a
+ *    live blocks of random sizes (1..256, one in 8 up to 17000: every
+ *    class and the large blocks past them), malloc and free at random; a
  *    block gets a pattern from its id (and the id in its first word) and
  *    is checked before its free (a block handed out twice, or written by
  *    the allocator while live, breaks the other's pattern); one free in
@@ -58,9 +60,9 @@ static bool on_kmem;
 
 #define SLACK	 ((size_t)8192)
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-#define NSIZES	 5
+#define NSIZES	 8
 #define PER_SIZE 64
-static const size_t sizes[NSIZES] = {16, 64, 256, 512, 1024};
+static const size_t sizes[NSIZES] = {16, 64, 256, 512, 1024, 2000, 5000, 16000};
 
 static size_t
 inuse(void)
@@ -233,7 +235,7 @@ t_introspect(void)
 
 #define NTHREADS 4
 #define NLIVE	 2000
-#define MAXSIZE	 1100
+#define MAXSIZE	 17000
 
 struct blk {
 	unsigned char *p;
