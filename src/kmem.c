@@ -218,6 +218,7 @@ _Static_assert(KMEM_ARRAY_SIZE(kmem_class_table) == KMEM_NCLASS,
     "KMEM_NCLASS (kmem_impl.h) counts the classes");
 
 #define KMEM_LARGECACHE_MAX 1024u /* 63-object groups up to here */
+#define KMEM_HUGECACHE_MAX  256u  /* 255-object groups up to here */
 
 /*
  * The size-to-class table, entry i for the sizes up to 8 i: the first
@@ -683,12 +684,19 @@ kmem_class_create(struct kmem_domain *d, unsigned int i)
 	 * Groups of 63 up to 1 KiB (PR_LARGECACHE, as NetBSD's busiest
 	 * caches): a run of allocations or frees goes to the depot once per
 	 * 63 objects instead of 15; at most 126 objects (126 KiB) a CPU
-	 * stay in the CPU layer.
+	 * stay in the CPU layer.  Up to KMEM_HUGECACHE_MAX (256 B), 255
+	 * (kmem's KMEMI_PR_HUGECACHE): a group of 64 KiB at most, as the 1
+	 * KiB class's 63, and 705 KiB a CPU for the 13 classes together
+	 * (174 with 63).  The 1000-object batches of 64 and 256 B, whose
+	 * every object goes through a bin, a group and the depot, took 10 %
+	 * less time (bench_malloc, 2026-12-08: docs/BENCHMARKS.md).
 	 */
 	prev = kmemi_dom_push(d);
 	pc = kmemi_cache_create(c, align, 0,
 	    PR_NOALIGN | KMEMI_PR_NOCOLOR |
-		(c <= KMEM_LARGECACHE_MAX ? PR_LARGECACHE : 0),
+		(c <= KMEM_HUGECACHE_MAX	   ? KMEMI_PR_HUGECACHE
+			: c <= KMEM_LARGECACHE_MAX ? PR_LARGECACHE
+						   : 0),
 	    kmem_cache_name[i], &kmem_page_allocator[kmem_page_choice(c)],
 	    IPL_VM, NULL, NULL, NULL);
 	kmemi_dom_pop(prev);

@@ -78,10 +78,10 @@
  *    NetBSD, is that everything cached when the call started is destroyed.
  *
  * 6. Magazine resizing.  A cache starts with groups of 15 objects (63 with
- *    PR_LARGECACHE).  Every contended depot lock (a failed trylock) is
- *    counted; when more than PC_CONTENTION_MAX are seen within one reap
- *    interval, the group size moves one step up the ladder (15, 31, 63,
- *    127, 255); groups of the old size stay valid until they empty.
+ *    PR_LARGECACHE, 255 with kmem's KMEMI_PR_HUGECACHE).  Every contended depot
+ * lock (a failed trylock) is counted; when more than PC_CONTENTION_MAX are seen
+ * within one reap interval, the group size moves one step up the ladder (15,
+ * 31, 63, 127, 255); groups of the old size stay valid until they empty.
  *
  *    The depots of caches without constructor and destructor share a
  *    budget of 16 MiB of objects (PC_DEPOT_BUDGET; one group each at
@@ -184,6 +184,7 @@ static const unsigned int pcg_ladder[] = {15, 31, 63, 127, 255};
 #define PCG_NSIZES	 KMEM_ARRAY_SIZE(pcg_ladder)
 #define PCG_START_NORMAL 0
 #define PCG_START_LARGE	 2
+#define PCG_START_HUGE	 4 /* KMEMI_PR_HUGECACHE */
 /* illumos's kmem_depot_contention: grow past 3 contended locks/interval. */
 #define PC_CONTENTION_MAX 3
 /* A miss fills at most this many objects into the CPU's group. */
@@ -1240,8 +1241,8 @@ kmemi_cache_create(size_t size, unsigned int align, unsigned int align_offset,
 	    ((uintptr_t)mem >> 12) %
 		(colours < PC_COLOURS ? colours : PC_COLOURS) *
 		sizeof(struct pc_cpu));
-	pool_init(&pc->pc_pool, size, align, align_offset, (int)flags, wchan,
-	    palloc, ipl);
+	pool_init(&pc->pc_pool, size, align, align_offset,
+	    (int)(flags & ~KMEMI_PR_HUGECACHE), wchan, palloc, ipl);
 	kmemi_pool_annot_set(&pc->pc_pool, false); /* pool_cache_init's */
 	pc->pc_ctor = ctor;
 	pc->pc_dtor = dtor;
@@ -1250,7 +1251,9 @@ kmemi_cache_create(size_t size, unsigned int align, unsigned int align_offset,
 	/* Annotating for the tools: every get and put locked (section 11). */
 	pc->pc_rseq = kmem_prim_rseq_cs_init() && !kmemi_annot_detect();
 	atomic_init(&pc->pc_sizeidx,
-	    (flags & PR_LARGECACHE) ? PCG_START_LARGE : PCG_START_NORMAL);
+	    (flags & KMEMI_PR_HUGECACHE)  ? PCG_START_HUGE
+		: (flags & PR_LARGECACHE) ? PCG_START_LARGE
+					  : PCG_START_NORMAL);
 	pc->pc_ws_time = kmem_prim_clock_coarse_ns();
 	kmem_mutex_init(&pc->pc_depot_lock);
 	for (i = 0; i < ncpu; i++)

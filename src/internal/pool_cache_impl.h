@@ -327,18 +327,19 @@ slow:
 /*
  * The batched operations' shared parts (below).  The copy: k pointers,
  * %r10 the first group entry, %r11 the byte offset into the caller's
- * array (8 a pointer; 16 an entry, so the entry is at %r10 + 2 * %r11),
- * "load" and "store" the operands that move one; then the commit: the
+ * array (8 a pointer; 16 an entry, so the entry is at %r10 + 2 * %r11)
+ * up to %rcx = 8k (the group's address is not needed past %r10), "load"
+ * and "store" the operands that move one; then the commit: the
  * count k less ("subq") or more ("addq"), the operations k more, stored.
  */
 #define PC_RSEQ_MANY_COPY(load, store)                                         \
+	"leaq (,%[k],8), %%rcx\n\t"                                            \
 	"xorl %%r11d, %%r11d\n\t"                                              \
 	"5:\n\t"                                                               \
 	"movq " load ", %%r8\n\t"                                              \
 	"movq %%r8, " store "\n\t"                                             \
 	"addq $8, %%r11\n\t"                                                   \
-	"leaq (,%[k],8), %%r8\n\t"                                             \
-	"cmpq %%r8, %%r11\n\t"                                                 \
+	"cmpq %%rcx, %%r11\n\t"                                                \
 	"jb 5b\n\t"
 #define PC_RSEQ_MANY_COMMIT(count)                                             \
 	"movq %[k], %%r8\n\t"                                                  \

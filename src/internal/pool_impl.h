@@ -45,6 +45,11 @@ struct kmem_pool_page {
  * size (memalign).
  */
 #define KMEMI_PR_NOCOLOR 0x40000000
+/*
+ * kmemi_cache_create flag of kmem's own: groups of 255 objects from the
+ * start (PR_LARGECACHE's are 63).  Not passed on to the pool.
+ */
+#define KMEMI_PR_HUGECACHE 0x20000000
 
 /*
  * The page arena of domain d: quantum = page, imports from prim (the
