@@ -85,7 +85,8 @@
  *
  *    The depots of caches without constructor and destructor share a
  *    budget of 16 MiB of objects (PC_DEPOT_BUDGET; one group each at
- *    least, 64 at most): a full group
+ *    least, 64 at most; an object under 1 KiB counts as 1 KiB, for the
+ *    page it pins: PC_PIN_WEIGHT): a full group
  *    that would go beyond goes back to the pool instead, its objects in
  *    one pool lock hold, and becomes the CPU's empty group.
  *
@@ -204,6 +205,21 @@ static const unsigned int pcg_ladder[] = {15, 31, 63, 127, 255};
  */
 #define PC_DEPOT_BUDGET (16u << 20)
 #define PC_DEPOT_MAX	64
+/*
+ * An object smaller than this counts this many bytes against the budget:
+ * what stands for the page it pins.  A freed object in a depot keeps its
+ * page from going back, and a burst of frees in a scattered order leaves
+ * the depot's objects on as many different pages: counted by their own
+ * sizes, 16 MiB of objects of 16-512 B held most of the pages of bench_
+ * malloc's frag cell (377 MB right after everything was freed, 619 MB in
+ * the idle cell: jemalloc 288 and 588).  At 1 KiB, 16,384 small objects
+ * at most (64 MiB of 4 KiB pages): frag 187 MB, idle 150 MB.  At 4 KiB
+ * (a page each) frag 125 MB, but alloc-test's shrink-and-grow phases,
+ * which the depot serves, took 15-20 % longer; at 1 KiB 0-5 %
+ * (2026-12-08, docs/BENCHMARKS.md).  A freed page goes back to the OS
+ * at once only when the arena is mostly free (vmem.c section 7's burst).
+ */
+#define PC_PIN_WEIGHT 1024
 /* In budgeted depots, bytes: the domain's kd_pc_depot_bytes. */
 
 /* struct pcg_obj, pcg, pc_cpu: internal/pool_cache_impl.h. */
@@ -450,7 +466,12 @@ pc_budgeted(pool_cache_t pc)
 static inline size_t
 pc_group_bytes(pool_cache_t pc, const struct pcg *g)
 {
-	return (size_t)g->pcg_size * pc->pc_pool.pr_size;
+	/* PC_PIN_WEIGHT at least an object (above). */
+	size_t w = pc->pc_pool.pr_size;
+
+	if (w < PC_PIN_WEIGHT)
+		w = PC_PIN_WEIGHT;
+	return (size_t)g->pcg_size * w;
 }
 
 /* A full group leaves the depot (lock held): the budget has it back. */

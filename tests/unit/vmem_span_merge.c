@@ -11,6 +11,7 @@
  * nothing, a span not touching stays apart, a wholly free merged span is
  * released whole, kmem_vmem_check passes after every step -- and without
  * the merge (the arena as before), the same request imports.
+ * test_burst (below): a burst of frees makes the pass due early.
  *
  * test_release_steps: in deferred mode (kva's), a pass that a free runs
  * gives a wholly free merged span back in pieces of at most a batch's
@@ -64,6 +65,15 @@ no_purge(vmem_addr_t addr, vmem_size_t size)
 {
 	(void)addr;
 	(void)size;
+}
+
+static vmem_size_t g_purged;
+
+static void
+count_purge(vmem_addr_t addr, vmem_size_t size)
+{
+	(void)addr;
+	g_purged += size;
 }
 
 static uint64_t
@@ -150,8 +160,14 @@ test_apart(void)
 	vmem_destroy(vm);
 }
 
-#define NSPAN 80
-#define BATCH ((vmem_size_t)32 << 20) /* vmem.c's PURGE_BATCH_SPAN_BYTES */
+/*
+ * 60 MiB: below vmem.c's PURGE_BURST (64 MiB), past which a free makes
+ * the pass due before the delay (test_burst).
+ */
+#define NSPAN  60
+#define NBURST 80
+#define BATCH  ((vmem_size_t)32 << 20) /* vmem.c's PURGE_BATCH_SPAN_BYTES */
+#define BURST  ((vmem_size_t)64 << 20) /* vmem.c's PURGE_BURST */
 
 static void
 test_release_steps(void)
@@ -213,6 +229,56 @@ test_release_steps(void)
 	vmem_destroy(vm);
 }
 
+/*
+ * test_burst: with an hour's delay, frees of more than PURGE_BURST bytes
+ * that leave most of the arena free make the pass due at once (vmem.c
+ * section 7): nothing is purged or released before that many bytes are
+ * freed, and at least that many are within a few frees, one batch a
+ * free (the frees since the last pass too: the epoch advances) --
+ * before, nothing went back until the delay was up.
+ */
+static void
+test_burst(void)
+{
+	vmem_t *vm = arena(true);
+	vmem_addr_t r[NBURST], keep, drive;
+	vmem_size_t before;
+	unsigned i, steps = 0;
+
+	g_next = BASE;
+	g_released = g_largest = g_purged = 0;
+	g_nreleased = 0;
+	kmemi_vmem_set_purge(vm, count_purge, 3600 * (uint64_t)1000000000);
+	for (i = 0; i < NBURST; i++)
+		T_EQ(vmem_alloc(vm, MB, VM_SLEEP, &r[i]), 0);
+	g_next -= PG;
+	T_EQ(vmem_alloc(vm, PG, VM_SLEEP, &keep), 0);
+	T_EQ(vmem_alloc(vm, PG, VM_SLEEP, &drive), 0);
+	for (i = 0; i < NBURST; i++) {
+		if ((vmem_size_t)i * MB < BURST)
+			T_EQ(g_released + g_purged, 0);
+		vmem_free(vm, r[i], MB);
+		kmem_vmem_check(vm);
+	}
+	/* The pass a burst started ends within a few more frees. */
+	while (steps < 8) {
+		before = g_released + g_purged;
+		vmem_free(vm, drive, PG);
+		T_EQ(vmem_alloc(vm, PG, VM_SLEEP, &drive), 0);
+		T_LE(g_released + g_purged - before, BATCH);
+		kmem_vmem_check(vm);
+		steps++;
+	}
+	/* At least what was freed when it became due: 64 MiB. */
+	T_GE(g_released + g_purged, BURST);
+	printf("   %u MiB purged, %u MiB released, of %u MiB freed\n",
+	    (unsigned)(g_purged / MB), (unsigned)(g_released / MB),
+	    (unsigned)NBURST);
+	vmem_free(vm, drive, PG);
+	vmem_free(vm, keep, PG);
+	vmem_destroy(vm);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -220,5 +286,6 @@ main(int argc, char **argv)
 	T_RUN_IF(test_merge);
 	T_RUN_IF(test_apart);
 	T_RUN_IF(test_release_steps);
+	T_RUN_IF(test_burst);
 	return t_done();
 }
