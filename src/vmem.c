@@ -986,6 +986,7 @@ vmem_span_add(vmem_t *vm, vmem_addr_t addr, vmem_size_t size, int type)
 	seg_insert_after(next->bt_sprev, span);
 	seg_insert_after(span, seg);
 	freelist_insert(vm, seg);
+	KMEM_ASSERT(size <= VMEM_ADDR_MAX - vm->vm_total); /* callers' test */
 	vm->vm_total += size;
 	if (type == BT_TYPE_SPAN)
 		vm->vm_imported += size;
@@ -1370,6 +1371,13 @@ vmem_import_relock(
 		    "vmem_import(arena '%s', size %#zx): import returned "
 		    "bad span [%#zx, +%#zx)",
 		    vm->vm_name, size, (size_t)addr, actual);
+	if (actual > VMEM_ADDR_MAX - vm->vm_total) {
+		/* Every address would be the arena's: vmem_add. */
+		kmem_mutex_exit(&vm->vm_lock);
+		vmem_release_fn(vm, addr, actual, direct);
+		kmem_mutex_enter(&vm->vm_lock);
+		return ENOMEM;
+	}
 	if (bt_refill(vm, BT_NEED_SPAN + BT_NEED_ALLOC) != 0) {
 		/* Others took the tags refilled before the import. */
 		kmem_mutex_exit(&vm->vm_lock);
@@ -2617,6 +2625,17 @@ vmem_add(vmem_t *vm, vmem_addr_t addr, vmem_size_t size, vm_flag_t flags)
 				   "span [%#zx, %#zx]",
 			    vm->vm_name, (size_t)addr, size,
 			    (size_t)span->bt_start, (size_t)bt_end(span));
+	}
+	/*
+	 * The arena's byte counts are vmem_size_t: spans that would cover
+	 * every one of the 2^64 addresses (the only way the total
+	 * overflows, as spans never overlap) are refused.  Before, the
+	 * total and, once all was allocated, the bytes in use wrapped to 0,
+	 * and the next free failed an assertion (vmem_fuzz found it).
+	 */
+	if (size > VMEM_ADDR_MAX - vm->vm_total) {
+		kmem_mutex_exit(&vm->vm_lock);
+		return ENOMEM;
 	}
 	vmem_span_add(vm, addr, size, BT_TYPE_STATIC);
 	if (vm->vm_nwaiters != 0)

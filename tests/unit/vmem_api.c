@@ -323,6 +323,22 @@ test_add(void)
 	T_EQ(vmem_size(vm, VMEM_ALLOC | VMEM_FREE), 0x320);
 	T_EQ(vmem_size(vm, VMEM_ALLOC), 0);
 	vmem_destroy(vm);
+	/*
+	 * Spans covering all 2^64 addresses: the last one is refused
+	 * (ENOMEM), since the arena's byte counts would wrap to 0 (vmem_fuzz:
+	 * the whole space allocated, then a free failed an assertion).
+	 */
+	vm = mk("all", VMEM_ADDR_MAX, 1, 1, 0);
+	T_EQ(vmem_add(vm, 0, VMEM_ADDR_MAX, VM_NOSLEEP), ENOMEM);
+	T_EQ(vmem_add(vm, 1, VMEM_ADDR_MAX - 1, VM_NOSLEEP), 0);
+	T_EQ(vmem_size(vm, VMEM_ALLOC | VMEM_FREE), VMEM_ADDR_MAX);
+	T_EQ(al(vm, VMEM_ADDR_MAX - 1, NOSLEEP), 1);
+	T_EQ(al(vm, 1, NOSLEEP), VMEM_ADDR_MAX);
+	T_EQ(vmem_size(vm, VMEM_ALLOC), VMEM_ADDR_MAX);
+	vmem_free(vm, VMEM_ADDR_MAX, 1);
+	vmem_free(vm, 1, VMEM_ADDR_MAX - 1);
+	T_EQ(vmem_size(vm, VMEM_ALLOC), 0);
+	vmem_destroy(vm);
 }
 
 /* ---- fit policies ---- */
