@@ -169,16 +169,19 @@
  *    was given, its page-map word, the class, the store malloc loads
  *    next) is shorter than through a CPU slot's word and group.
  *    - Bounds: a bin holds at most TB_MAX (128) objects and TB_BYTES (8
- *      KiB), but no fewer than TB_MIN (16) up to 1280 B and TB_MIN_BIG
- *      (2) above: at most 595 KiB a thread (220 KiB of it in the classes
- *      up to 1280 B), if it uses every class and leaves each bin full.
- *      The stacks are packed in 12.2 KiB of static TLS a thread
+ *      KiB; TB_BYTES_BIG, 16 KiB, above 1280 B), but no fewer than
+ *      TB_MIN (16) up to 1280 B and TB_MIN_BIG (2) above: at most 658
+ *      KiB a thread (220 KiB of it in the classes up to 1280 B), if it
+ *      uses every class and leaves each bin full.
+ *      The stacks are packed in 12.5 KiB of static TLS a thread
  *      (libkmem-malloc.so is preloaded or linked, not dlopen'ed).  The
  *      classes above 1280 B had no bins at first (their pair paid the CPU
  *      layer: 6.1-6.3 ns against 4.5-4.7 with bins of 2-4, 2026-12-08);
  *      a bin of 2 moves one object at a miss, so a run of frees of one
  *      large class pays a spill for each (the 1000-object batch of 2 KiB,
- *      17.3 to 20.6 ns: docs/BENCHMARKS.md).  TB_MAX was 64: at 128
+ *      17.3 to 20.6 ns: docs/BENCHMARKS.md; 16 KiB instead of 8 for
+ *      those classes took it to 21.3 ns, and 4 KiB 10 % less time).
+ *      TB_MAX was 64: at 128
  *      the classes up to 64 B move 64 objects a miss, and the batch of
  *      64 B took 8 % less time, gthread 5 % (2026-12-08).
  *    - Misses move half a bin at once: an empty bin is filled from this
@@ -458,13 +461,14 @@ drain_deferred(void)
 
 /* ---- the thread's bins (section 12) ---- */
 
-#define TB_SLOTS   1408u  /* tb_store's entries: every class's cap */
-#define TB_MAX	   128u	  /* objects a bin holds at most */
-#define TB_BYTES   8192u  /* ... and bytes */
-#define TB_MIN	   16u	  /* ... but at least this many objects */
-#define TB_MIN_TO  1280u  /* ... for the classes up to this size, */
-#define TB_MIN_BIG 2u	  /* ... and this many above */
-#define TB_TICK	   16384u /* frees into bins between two ticks */
+#define TB_SLOTS     1440u  /* tb_store's entries: every class's cap */
+#define TB_MAX	     128u   /* objects a bin holds at most */
+#define TB_BYTES     8192u  /* ... and bytes */
+#define TB_BYTES_BIG 16384u /* ... above TB_MIN_TO */
+#define TB_MIN	     16u    /* ... but at least this many objects */
+#define TB_MIN_TO    1280u  /* ... for the classes up to this size, */
+#define TB_MIN_BIG   2u	    /* ... and this many above */
+#define TB_TICK	     16384u /* frees into bins between two ticks */
 _Static_assert(TB_MAX % 2 == 0 && TB_MAX / 2 <= 255, "a bin moves TB_MAX / 2");
 
 enum { TB_NONE, TB_LIVE, TB_DEAD };
@@ -512,7 +516,7 @@ tb_cap(unsigned int c)
 
 	if (size == 0)
 		return 0;
-	cap = TB_BYTES / size;
+	cap = (size <= TB_MIN_TO ? TB_BYTES : TB_BYTES_BIG) / size;
 	if (cap > TB_MAX)
 		cap = TB_MAX;
 	if (size <= TB_MIN_TO && cap < TB_MIN)
@@ -530,7 +534,7 @@ tb_cap(unsigned int c)
  * that that malloc finds the bins shut and goes on.  Without the hook the
  * thread has no bins (nothing would empty them).  A class whose cap does
  * not fit in tb_store has no bin (not reached: the caps of kmem.c's table
- * add up to 1,400 entries).
+ * add up to 1,428 entries).
  */
 static KMEM_NOINLINE void
 tb_setup(void)
