@@ -26,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 
@@ -34,18 +36,13 @@
 static void *(*volatile f_malloc)(size_t) = malloc;
 static void (*volatile f_free)(void *) = free;
 
-/*
- * Fill, free all, loop on blocks of "size": the lowest RSS seen within
- * "secs", in KiB.
- */
-static long
-run(double secs, long *held, size_t size)
+/* 96 MiB of small objects made and freed, scattered: RSS then, KiB. */
+static void
+fill_and_free(long *held)
 {
 	size_t n = (96u << 20) / 128, i;
 	char **p = f_malloc(n * sizeof *p);
 	uint64_t x = 88172645463325252ull;
-	long low;
-	double t0;
 
 	T_ASSERT(p != NULL);
 	for (i = 0; i < n; i++) {
@@ -62,7 +59,22 @@ run(double secs, long *held, size_t size)
 	for (i = 0; i < n; i++)
 		f_free(p[(i * 7919) % n]);
 	f_free(p);
-	*held = low = t_rss_kib();
+	*held = t_rss_kib();
+}
+
+/*
+ * Fill, free all, loop on blocks of "size": the lowest RSS seen within
+ * "secs", in KiB.
+ */
+static long
+run(double secs, long *held, size_t size)
+{
+	size_t i;
+	long low;
+	double t0;
+
+	fill_and_free(held);
+	low = *held;
 	t0 = t_now_s();
 	while (t_now_s() - t0 < secs && low > *held / 3) {
 		for (i = 0; i < 100000; i++) {
@@ -105,6 +117,70 @@ test_tick_large(void)
 	printf("   after the frees %ld KiB; lowest within %d s of 32 KiB "
 	       "blocks: %ld KiB\n",
 	    held, kmem ? 15 : 1, low);
+	if (kmem) {
+		T_GT(held, 32 * 1024);
+		T_LT(low, held / 3);
+	}
+}
+
+/*
+ * test_tick_free_only: the frees that drive the tick come from a thread
+ * that never calls malloc -- a consumer handed every block by the main
+ * thread -- so it has no bins, and each free is a put into its CPU's
+ * group (malloc.c's tb_put).  Before, those puts dropped the CPU layer's
+ * tick (their return value 2), the producer's mallocs never tick, and
+ * nothing went back: RSS stayed at what the frees left.
+ */
+static _Atomic(void *) mailbox;
+static _Atomic int consumer_stop;
+
+static void *
+consumer(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&consumer_stop)) {
+		void *q = atomic_exchange(&mailbox, NULL);
+
+		if (q != NULL)
+			f_free(q);
+	}
+	return NULL;
+}
+
+static void
+test_tick_free_only(void)
+{
+	bool kmem = getenv("KMEM_TEST_PRELOAD") != NULL;
+	double secs = kmem ? 15.0 : 1.0, t0;
+	long held, low;
+	pthread_t thr;
+	size_t i;
+
+	fill_and_free(&held);
+	low = held;
+	atomic_store(&consumer_stop, 0);
+	T_EQ(pthread_create(&thr, NULL, consumer, NULL), 0);
+	t0 = t_now_s();
+	while (t_now_s() - t0 < secs && low > held / 3) {
+		for (i = 0; i < 20000; i++) {
+			void *q = f_malloc(48);
+
+			T_ASSERT(q != NULL);
+			*(volatile char *)q = 1;
+			while (atomic_load_explicit(
+				   &mailbox, memory_order_relaxed) != NULL)
+				;
+			atomic_store(&mailbox, q);
+		}
+		if (t_rss_kib() < low)
+			low = t_rss_kib();
+	}
+	atomic_store(&consumer_stop, 1);
+	T_EQ(pthread_join(thr, NULL), 0);
+	f_free(atomic_exchange(&mailbox, NULL));
+	printf("   after the frees %ld KiB; lowest within %d s of frees by "
+	       "a thread that never mallocs: %ld KiB\n",
+	    held, (int)secs, low);
 	if (kmem) {
 		T_GT(held, 32 * 1024);
 		T_LT(low, held / 3);
@@ -190,6 +266,7 @@ main(int argc, char **argv)
 	t_args(argc, argv);
 	T_RUN_IF(test_tick);
 	T_RUN_IF(test_tick_large);
+	T_RUN_IF(test_tick_free_only);
 	T_RUN_IF(test_no_tick);
 	T_RUN_IF(test_errno);
 	return t_done();
