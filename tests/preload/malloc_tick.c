@@ -7,8 +7,10 @@
  * held (measured: 2-4 s to a tenth); with KMEM_OPTIONS=reap_tick_ms=0
  * (this program run again so) it stays, which shows the tick is what
  * gives it back.  test_tick_large: the same with a loop of 32 KiB blocks
- * (kva's quantum cache, whose puts tick as a class's do).  On glibc (the
- * oracle) the loop just runs.
+ * (kva's quantum cache, whose puts tick as a class's do).
+ * test_tick_free_only: the frees come from a thread that never mallocs
+ * (handed 1024 blocks at a time; it yields while it waits, so the test
+ * holds on one CPU too).  On glibc (the oracle) the loops just run.
  *
  * test_errno: free(3) leaves errno alone (POSIX 2024; glibc since 2.33)
  * even when the tick's purge fails: kva's freed blocks mlock'ed, so that
@@ -27,6 +29,7 @@
 #include <string.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -131,20 +134,24 @@ test_tick_large(void)
  * tick (their return value 2), the producer's mallocs never tick, and
  * nothing went back: RSS stayed at what the frees left.
  */
-static _Atomic(void *) mailbox;
-static _Atomic int consumer_stop;
+#define NBOX 1024
+static void *box[NBOX];
+static _Atomic int box_full, consumer_stop;
 
+/* Waits yield: on a loaded machine both threads may share one CPU. */
 static void *
 consumer(void *arg)
 {
 	(void)arg;
-	while (!atomic_load(&consumer_stop)) {
-		void *q = atomic_exchange(&mailbox, NULL);
-
-		if (q != NULL)
-			f_free(q);
+	for (;;) {
+		while (!atomic_load(&box_full) && !atomic_load(&consumer_stop))
+			sched_yield();
+		if (!atomic_load(&box_full))
+			return NULL;
+		for (int i = 0; i < NBOX; i++)
+			f_free(box[i]);
+		atomic_store(&box_full, 0);
 	}
-	return NULL;
 }
 
 static void
@@ -154,30 +161,32 @@ test_tick_free_only(void)
 	double secs = kmem ? 15.0 : 1.0, t0;
 	long held, low;
 	pthread_t thr;
-	size_t i;
+	int i;
 
 	fill_and_free(&held);
 	low = held;
 	atomic_store(&consumer_stop, 0);
+	atomic_store(&box_full, 0);
 	T_EQ(pthread_create(&thr, NULL, consumer, NULL), 0);
 	t0 = t_now_s();
 	while (t_now_s() - t0 < secs && low > held / 3) {
-		for (i = 0; i < 20000; i++) {
-			void *q = f_malloc(48);
-
-			T_ASSERT(q != NULL);
-			*(volatile char *)q = 1;
-			while (atomic_load_explicit(
-				   &mailbox, memory_order_relaxed) != NULL)
-				;
-			atomic_store(&mailbox, q);
+		for (int round = 0; round < 20; round++) {
+			while (atomic_load(&box_full))
+				sched_yield();
+			for (i = 0; i < NBOX; i++) {
+				box[i] = f_malloc(48);
+				T_ASSERT(box[i] != NULL);
+				*(volatile char *)box[i] = 1;
+			}
+			atomic_store(&box_full, 1);
 		}
 		if (t_rss_kib() < low)
 			low = t_rss_kib();
 	}
+	while (atomic_load(&box_full))
+		sched_yield();
 	atomic_store(&consumer_stop, 1);
 	T_EQ(pthread_join(thr, NULL), 0);
-	f_free(atomic_exchange(&mailbox, NULL));
 	printf("   after the frees %ld KiB; lowest within %d s of frees by "
 	       "a thread that never mallocs: %ld KiB\n",
 	    held, (int)secs, low);
