@@ -9,7 +9,8 @@
  * one into a large block (and 16 bytes and 4 KiB into a quantum-cached
  * one), a double free of a class object (found when
  * the object comes out of the cache again, before it has two owners), a
- * write after free into a free object's tag, a large double free (and a
+ * write after free into a free object's tag (found as it leaves a
+ * thread's bin, and as a bin's fill hands it out), a large double free (and a
  * quantum-cached one of 32 and 64 KiB, at the call), and
  * realloc and malloc_usable_size of a foreign pointer, and of a freed
  * one (small, quantum-cached and large; grown, shrunk, same size).  With
@@ -143,6 +144,26 @@ c_write_after_free(void *arg)
 	(void)arg;
 	f_free(p);
 	p[12] = 'x'; /* the free tag lives in bytes 8..15 */
+	for (i = 0; i < 1000; i++)
+		sink(f_malloc(40));
+}
+
+/*
+ * The same where the object comes back through a bin's fill (malloc.c's
+ * malloc_fill, tb_pop): mallinfo2 empties this thread's bins into its
+ * CPU's group, p last, so p is the group's top; the next malloc of the
+ * class finds its bin empty and fills it, p the object it hands out.
+ */
+static void
+c_write_after_free_fill(void *arg)
+{
+	char *p = f_malloc(40);
+	int i;
+
+	(void)arg;
+	f_free(p);
+	(void)mallinfo2();
+	p[12] = 'x';
 	for (i = 0; i < 1000; i++)
 		sink(f_malloc(40));
 }
@@ -366,6 +387,8 @@ static void
 test_write_after_free(void)
 {
 	T_ASSERT(t_expect_death(c_write_after_free, NULL, SIGABRT,
+	    "was freed twice or written after free (its second word is"));
+	T_ASSERT(t_expect_death(c_write_after_free_fill, NULL, SIGABRT,
 	    "was freed twice or written after free (its second word is"));
 }
 

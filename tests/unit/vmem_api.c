@@ -280,6 +280,29 @@ test_create_bad(void)
 
 /* ---- spans ---- */
 
+/* An import of every address but the top one (test_add_all). */
+static vmem_size_t all_released;
+
+static int
+all_ximport(vmem_t *src, vmem_size_t size, vmem_size_t *actual, vm_flag_t flags,
+    vmem_addr_t *addrp)
+{
+	(void)src;
+	(void)size;
+	(void)flags;
+	*addrp = 0;
+	*actual = VMEM_ADDR_MAX;
+	return 0;
+}
+
+static void
+all_release(vmem_t *src, vmem_addr_t a, vmem_size_t size)
+{
+	(void)src;
+	T_EQ(a, 0);
+	all_released += size;
+}
+
 static void
 test_add(void)
 {
@@ -338,6 +361,15 @@ test_add(void)
 	vmem_free(vm, VMEM_ADDR_MAX, 1);
 	vmem_free(vm, 1, VMEM_ADDR_MAX - 1);
 	T_EQ(vmem_size(vm, VMEM_ALLOC), 0);
+	vmem_destroy(vm);
+	/* The same by an import: handed back to the source, ENOMEM. */
+	all_released = 0;
+	vm = vmem_xcreate("all-import", VMEM_ADDR_MAX, 1, 1, all_ximport,
+	    all_release, NULL, 0, VM_SLEEP, IPL_NONE);
+	T_ASSERT(vm != NULL);
+	T_EQ(vmem_alloc(vm, 2, NOSLEEP, &x), ENOMEM);
+	T_EQ(all_released, VMEM_ADDR_MAX);
+	T_EQ(vmem_size(vm, VMEM_ALLOC | VMEM_FREE), 1);
 	vmem_destroy(vm);
 }
 
