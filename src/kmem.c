@@ -107,8 +107,8 @@
  *    kva keeps free ranges dirty and reusable for purge_delay_ms to twice
  *    that, then purges them and unmaps spans wholly free, on its next
  *    free (vmem.c section 7) -- at once, one batch a free, after a burst
- *    of frees that left most of it free.  kmem_reap() trims the caches to their
- *    working sets and purges every free page of kva at once;
+ *    of frees that left most of it free.  kmem_reap() trims the caches to
+ *    their working sets and purges every free page of kva at once;
  *    kmem_reap_all() gives back everything unused.  With no allocator
  *    call at all nothing runs, unless reap_thread_ms starts a thread that
  *    trims the caches and runs kva's purge pass when due (kmem_reaper).

@@ -184,9 +184,9 @@
  *      large class pays a spill for each (the 1000-object batch of 2 KiB,
  *      17.3 to 20.6 ns: docs/BENCHMARKS.md; 16 KiB instead of 8 for
  *      those classes took it to 21.3 ns, and 4 KiB 10 % less time).
- *      TB_MAX was 64: at 128
- *      the classes up to 64 B move 64 objects a miss, and the batch of
- *      64 B took 8 % less time, gthread 5 % (2026-12-08).
+ *      TB_MAX was 64: at 128 the classes up to 64 B move 64 objects a
+ *      miss, and the batch of 64 B took 8 % less time, gthread 5 %
+ *      (2026-12-08).
  *    - Misses move half a bin at once: an empty bin is filled from this
  *      CPU's current group, a full one spills its upper half into it, in
  *      one restartable section each (pc_rseq_get_many_va,
@@ -479,9 +479,8 @@ enum { TB_NONE, TB_LIVE, TB_DEAD };
 /*
  * A thread's bins: for class c, a stack of free objects in tb_store from
  * tb_low[c] up, filled from the bottom; tb_top[c] the next free entry,
- * tb_high[c] the end of the entries the class may use (its cap: TB_MAX
- * objects, fewer for a class of more than TB_BYTES / TB_MAX bytes, but
- * TB_MIN or TB_MIN_BIG at least).  The stacks are packed in one array,
+ * tb_high[c] the end of the entries the class may use (its cap,
+ * tb_cap).  The stacks are packed in one array,
  * each as long as its cap (a fixed stride of TB_MAX would waste half the
  * TLS).  Zero until the thread's first miss sets them up (tb_setup), and
  * again after its exit emptied them: a NULL top is not above a NULL low
@@ -851,10 +850,10 @@ free_put(void *p, unsigned int c)
 
 /*
  * q, free and tagged, to its CPU's group, else the cache's put.  The
- * put's tick is kept (section 11): a thread that only frees has no bins
- * (they are set up at its first malloc miss), and every free of it comes
- * here -- the consumer of a producer whose mallocs never tick
- * (preload.malloc_tick's test_tick_free_only: nothing went back before).
+ * put's tick is kept (section 11), as free's own put kept it before the
+ * bins: every free of a thread without bins (never set up, or shut)
+ * comes here.  A thread that only frees fills groups that leave before
+ * they tick; free_put's count ticks for it.
  */
 static void
 tb_put(void *q, unsigned int c)

@@ -77,11 +77,12 @@
  *    put after their CPU was visited stay cached: the guarantee, as in
  *    NetBSD, is that everything cached when the call started is destroyed.
  *
- * 6. Magazine resizing.  A cache starts with groups of 15 objects (63 with
- *    PR_LARGECACHE, 255 with kmem's KMEMI_PR_HUGECACHE).  Every contended depot
- * lock (a failed trylock) is counted; when more than PC_CONTENTION_MAX are seen
- * within one reap interval, the group size moves one step up the ladder (15,
- * 31, 63, 127, 255); groups of the old size stay valid until they empty.
+ * 6. Magazine resizing.  A cache starts with groups of 15 objects (63
+ *    with PR_LARGECACHE, 255 with kmem's KMEMI_PR_HUGECACHE).  Every
+ *    contended depot lock (a failed trylock) is counted; when more than
+ *    PC_CONTENTION_MAX are seen within one reap interval, the group size
+ *    moves one step up the ladder (15, 31, 63, 127, 255); groups of the
+ *    old size stay valid until they empty.
  *
  *    The depots of caches without constructor and destructor share a
  *    budget of 16 MiB of objects (PC_DEPOT_BUDGET; one group each at
